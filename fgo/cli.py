@@ -1,0 +1,60 @@
+"""The `fgo` command line: one module per verb, loaded only when that verb runs.
+
+Loading lazily keeps `fgo --help` and the error paths fast: `fgo build` must
+answer bad input within a fraction of a second, and importing dask costs ~1 s.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# verb -> ("module:click command", one-line help); each verb lives in its own module.
+VERBS = {
+    "build": ("fgo.build_cmd:build", "Build a Go project, compiling its packages on a Dask cluster."),
+    "plan": ("fgo.plan_cmd:plan", "Show the action graph and what --split-large would split."),
+    "toolchain": ("fgo.split_compile:toolchain_cmd", "Build (if needed) and print the patched compiler."),
+    "split-compile": ("fgo.split_compile:split_compile_cmd",
+                      "Compile packages as shards + leader and compare with a stock compile."),
+    "diff": ("fgo.diff:diff_cmd", "Compare two archives or binaries down to the symbol."),
+    "verify": ("fgo.verify:verify_cmd", "Build several ways and explain any difference."),
+    "worker-setup": ("fgo.build_cmd:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, VERBS[name][1]) for name in self.list_commands(ctx)])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        module, attr = VERBS[name][0].split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise click.ClickException(f"'fgo {name}' is not available: {exc}") from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fgo")
+def cli() -> None:
+    """fgo: a distributed Go compiler (go build's compiles on a Dask cluster)."""
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("fgo: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
