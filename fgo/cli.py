@@ -49,11 +49,25 @@ def cli() -> None:
 
 
 def main() -> None:
+    """Entry point: every error is one line on stderr and a non-zero exit, never a traceback."""
+    from fgo.errors import FgoError
     try:
-        cli(standalone_mode=True)
+        code = cli(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("fgo: interrupted", err=True)
+        code = 130
     except KeyboardInterrupt:
         click.echo("fgo: interrupted", err=True)
-        sys.exit(130)
+        code = 130
+    except click.ClickException as exc:
+        click.echo(f"fgo: error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except FgoError as exc:
+        click.echo(f"fgo: error: {exc}", err=True)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""Content-addressed blobs: what the head node hashes and what a worker stores.
+
+Every input travels as a blob named by its sha256; a worker keeps them in a
+disk store and receives each at most once. A compile needs only the export
+data of its imports, so an archive named by an importcfg travels cut down to
+its `__.PKGDEF` member (typically tens of times smaller; rules_go ships `.x`
+files for the same reason). Only the final link, on the head node, needs the
+object code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCHIVE_MAGIC = b"!<arch>\n"
+HEADER_SIZE = 60
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export_data(archive: bytes) -> bytes:
+    """The archive cut down to its first member if that is __.PKGDEF (else unchanged)."""
+    if not archive.startswith(ARCHIVE_MAGIC) or len(archive) < 8 + HEADER_SIZE:
+        return archive
+    header = archive[8:8 + HEADER_SIZE]
+    if header[:16].rstrip() != b"__.PKGDEF":
+        return archive
+    size = int(header[48:58])
+    end = 8 + HEADER_SIZE + size + (size & 1)
+    return archive[:end]
+
+
+@dataclass(frozen=True)
+class Blob:
+    sha: str
+    size: int
+    path: str           # where the head node reads it
+    export_only: bool   # cut down to __.PKGDEF
+
+    def read(self) -> bytes:
+        data = Path(self.path).read_bytes()
+        return export_data(data) if self.export_only else data
+
+
+class BlobIndex:
+    """Head-node hashes, cached by file identity (dev, inode, size, mtime)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, bool], tuple[tuple[int, int, int, int], Blob]] = {}
+        self._lock = threading.Lock()
+
+    def blob(self, path: str, export_only: bool = False) -> Blob:
+        st = os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hit = self._cache.get((path, export_only))
+        if hit and hit[0] == key:
+            return hit[1]
+        data = Path(path).read_bytes()
+        if export_only:
+            data = export_data(data)
+        blob = Blob(sha256(data), len(data), path, export_only)
+        with self._lock:
+            self._cache[(path, export_only)] = (key, blob)
+        return blob
+
+
+class CorruptBlob(Exception):
+    """A received blob does not hash to its name."""
+
+
+class Store:
+    """A worker's disk store: ROOT/ab/abcdef... (one file per blob, written atomically)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha
+
+    def has(self, sha: str) -> bool:
+        return self.path(sha).exists()
+
+    def put(self, sha: str, data: bytes) -> None:
+        if sha256(data) != sha:
+            raise CorruptBlob(f"blob {sha[:12]} arrived with a different hash")
+        dest = self.path(sha)
+        if dest.exists():
+            return
+        dest.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+
+    def inventory(self) -> list[str]:
+        return [p.name for d in self.root.iterdir() if d.is_dir() for p in d.iterdir()
+                if not p.name.startswith(".")]

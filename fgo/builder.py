@@ -1,0 +1,140 @@
+"""`fgo build`: go build as the driver, its compiles on a Dask cluster.
+
+go build keeps everything it is good at (the action graph, GOCACHE, build
+IDs, cgo, the link); fgo only replaces where a compile runs, through
+-toolexec. The same tool IDs (-V=full never leaves the shim) mean fgo and a
+plain go build share one cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgo import __version__, toolchain
+from fgo.errors import FgoError
+from fgo.report import Recorder, merge_actiongraph, summarize, write
+
+
+@dataclass
+class BuildOptions:
+    project: str
+    go_args: list[str] = field(default_factory=list)
+    scheduler: str | None = None      # tcp://host:port; None: embedded LocalCluster
+    workers: int | None = None        # embedded cluster size (default: one per core)
+    threads: int = 1                  # threads per embedded worker
+    report: str | None = None         # write the JSON report here
+    check: bool = False               # also build plainly and compare
+    quiet: bool = False
+    task_timeout: float = 600.0
+
+
+def project_dir(project: str) -> Path:
+    """PROJECT as a directory go can build in, or a one-line error."""
+    path = Path(project)
+    if not path.exists():
+        raise FgoError(f"project directory {project} does not exist")
+    if not path.is_dir():
+        raise FgoError(f"{project} is not a directory")
+    path = path.resolve()
+    in_module = any((d / "go.mod").is_file() for d in (path, *path.parents))
+    if not in_module and not any(path.glob("*.go")):
+        raise FgoError(f"{project} is not a Go project (no go.mod above it and no .go files in it)")
+    return path
+
+
+def _user_flags(go_args: list[str]) -> set[str]:
+    return {a.lstrip("-").split("=")[0] for a in go_args if a.startswith("-")}
+
+
+def go_build_command(go_args: list[str], shim: str | None, parallelism: int | None,
+                     actiongraph: str) -> list[str]:
+    cmd = [str(toolchain.go_binary()), "build"]
+    if shim:
+        cmd += ["-toolexec", shim]
+    if parallelism and "p" not in _user_flags(go_args):
+        cmd.append(f"-p={parallelism}")
+    return cmd + [f"-debug-actiongraph={actiongraph}", *go_args]
+
+
+def run(opts: BuildOptions) -> int:
+    started = time.monotonic()
+    project = project_dir(opts.project)
+    if "toolexec" in _user_flags(opts.go_args):
+        raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
+    from fgo.cluster import ClusterError, connect
+    from fgo.coordinator import Coordinator
+    from fgo.shim import shim_path
+
+    shim = str(shim_path())
+    try:
+        cluster = connect(opts.scheduler, opts.workers, opts.threads)
+    except ClusterError as exc:
+        raise FgoError(str(exc)) from None
+    recorder = Recorder()
+    try:
+        with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
+            coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
+                                      task_timeout=opts.task_timeout)
+            coordinator.learn_workers()
+            coordinator.start()
+            parallelism = cluster.threads()
+            if not opts.quiet:
+                print(f"fgo: {len(coordinator.placement.workers)} workers, {parallelism} threads"
+                      f" ({'embedded' if cluster.local else cluster.scheduler});"
+                      f" dashboard {cluster.dashboard}", file=sys.stderr)
+            actiongraph = os.path.join(tmp, "actiongraph.json")
+            cmd = go_build_command(opts.go_args, shim, parallelism, actiongraph)
+            env = toolchain.go_env(FGO_SOCKET=coordinator.socket_path)
+            try:
+                exit_code = subprocess.call(cmd, cwd=project, env=env)
+            finally:
+                coordinator.stop()
+            graph = _load_json(actiongraph)
+            actions = merge_actiongraph(recorder.actions, graph)
+            checks: list[dict[str, Any]] = []
+            if opts.check and exit_code == 0:
+                from fgo.check import check_build
+                checks = check_build(project, opts.go_args, graph)
+            report = summarize(recorder, actions, time.monotonic() - started,
+                               fgo_version=__version__, go_version=toolchain.go_version(),
+                               project=str(project), go_args=opts.go_args, exit_code=exit_code,
+                               cluster={"scheduler": cluster.scheduler,
+                                        "workers": len(coordinator.placement.workers),
+                                        "threads": parallelism},
+                               checks=checks)
+    finally:
+        cluster.close()
+    if opts.report:
+        write(opts.report, report)
+    if not opts.quiet:
+        print(summary_line(report), file=sys.stderr)
+    failed = [c for c in checks if not c["ok"]]
+    for c in failed:
+        print(f"fgo: check failed: {c['what']} {c['name']}: {c['detail']}", file=sys.stderr)
+    if exit_code == 0 and failed:
+        return 1
+    return exit_code
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items()))
+    local = f"{t['local']} local" + (f" ({reasons})" if reasons else "")
+    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {t['split']} split;"
+            f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
+
+
+def _load_json(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return []

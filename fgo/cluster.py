@@ -1,0 +1,65 @@
+"""Connecting to a Dask cluster: an existing scheduler, or an embedded LocalCluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+class ClusterError(Exception):
+    """The cluster cannot be reached or has no workers."""
+
+
+@dataclass
+class Cluster:
+    client: Any                  # distributed.Client
+    local: Any | None            # the embedded LocalCluster, if we started one
+    scheduler: str               # address, for the report
+    dashboard: str | None
+
+    def threads(self) -> int:
+        return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+
+    def close(self) -> None:
+        try:
+            self.client.close(timeout=5)
+        finally:
+            if self.local is not None:
+                self.local.close(timeout=5)
+
+
+def _quiet_dask() -> None:
+    # Our tasks carry their inputs; Dask's large-graph warnings are expected noise.
+    import dask
+    dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB",
+                     "distributed.worker.daemon": False})
+    for name in ("distributed", "distributed.worker", "distributed.scheduler",
+                 "distributed.nanny", "distributed.core", "distributed.client"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
+            timeout: float = 5.0, security: Any = None) -> Cluster:
+    """SCHEDULER (tcp://host:port) or, when None, an embedded cluster sized to this machine."""
+    _quiet_dask()
+    from distributed import Client, LocalCluster
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=timeout, security=security, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach scheduler {scheduler}: {exc}") from None
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            client.close()
+            raise ClusterError(f"scheduler {scheduler} has no workers") from None
+        return Cluster(client, None, scheduler, client.dashboard_link)
+    n = workers or os.cpu_count() or 1
+    # In-process workers: the compile is a subprocess either way, and nothing
+    # has to be pickled between the head and a worker on the same machine.
+    local = LocalCluster(n_workers=n, threads_per_worker=threads, processes=False,
+                         dashboard_address=":0", silence_logs=logging.ERROR)
+    client = Client(local, set_as_default=False)
+    return Cluster(client, local, local.scheduler_address, client.dashboard_link)

@@ -1,0 +1,212 @@
+"""The fgo process's side of the shim: decide, ship, run remotely, answer.
+
+One coordinator serves one `fgo build`. The shim connects over a unix
+socket once per compile; a thread per connection decides where the compile
+runs, sends the inputs the chosen worker's store lacks inside the task itself
+(no extra round trip), waits for the result, writes the outputs where go
+build expects them and answers with the exit status and output. Whatever
+goes wrong remotely, the answer is "run it locally": the build is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socketserver
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fgo import compileargs, executor, toolchain
+from fgo.blobs import Blob, BlobIndex, sha256
+from fgo.placement import Placement
+from fgo.report import ActionRecord, Recorder
+
+
+class RemoteFailure(Exception):
+    """The remote run cannot be trusted or did not finish; fall back."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Coordinator:
+    def __init__(self, client: Any, recorder: Recorder, socket_path: str,
+                 task_timeout: float = 600.0) -> None:
+        self.client = client                   # distributed.Client (thread-safe)
+        self.recorder = recorder
+        self.socket_path = socket_path
+        self.task_timeout = task_timeout       # a remote compile slower than this runs locally
+        self.blobs = BlobIndex()
+        self.placement = Placement()
+        self.lock = threading.Lock()           # guards placement
+        self.identity = toolchain.identity()
+        self.refused: set[str] = set()         # workers whose toolchain differs
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+
+    # --- cluster view ---
+
+    def learn_workers(self) -> None:
+        """Ask every worker for its store inventory and toolchain (once per build)."""
+        infos = self.client.run(executor.store_info)
+        threads = {a: w.get("nthreads", 1)
+                   for a, w in self.client.scheduler_info()["workers"].items()}
+        with self.lock:
+            for addr, info in infos.items():
+                if toolchain.Identity(**info["identity"]) != self.identity:
+                    self.refused.add(addr)
+                    continue
+                self.placement.add_worker(addr, threads.get(addr, 1), info["store_id"],
+                                          set(info["hashes"]))
+
+    def live_workers(self) -> set[str]:
+        return set(self.client.scheduler_info()["workers"])
+
+    # --- socket server ---
+
+    def start(self) -> None:
+        coordinator = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = json.loads(self.rfile.read())
+                reply = coordinator.handle(request)
+                self.wfile.write(json.dumps(reply).encode())
+
+        self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fgo-shim-server",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # --- one compile ---
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.time()
+        argv, cwd, env = request["argv"], request["cwd"], request["env"]
+        package = env.get("TOOLEXEC_IMPORTPATH", "?")
+        rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local")
+        try:
+            call = compileargs.parse(argv[1:], cwd)
+            inputs = self._input_blobs(call)
+            reply = self._run_remote(call, env, inputs, rec, t0)
+        except compileargs.NotRemoteSafe as exc:
+            rec.fallback = f"not remote-safe: {exc}"
+            reply = {"local": True}
+        except RemoteFailure as exc:
+            rec.fallback = exc.reason
+            reply = {"local": True}
+        except OSError as exc:
+            rec.fallback = f"input unreadable: {exc.strerror}"
+            reply = {"local": True}
+        self.recorder.add(rec)
+        return reply
+
+    def _input_blobs(self, call: compileargs.CompileCall) -> dict[str, Blob]:
+        blobs = {p: self.blobs.blob(p) for p in call.inputs}
+        for archive in call.archives:
+            blobs[archive] = self.blobs.blob(archive, export_only=True)
+        return blobs
+
+    def _run_remote(self, call: compileargs.CompileCall, env: dict[str, str],
+                    inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any]:
+        needs = {b.sha: b.size for b in inputs.values()}
+        with self.lock:
+            address = self.placement.choose(needs)
+        if address is None:
+            raise RemoteFailure("no usable worker")
+        sent: list[str] = []
+        confirmed: list[str] = []
+        try:
+            by_sha = {b.sha: b for b in inputs.values()}
+            with self.lock:
+                sent, wait_for = self.placement.transfer(address, needs)
+            task = {
+                "identity": asdict(self.identity),
+                "call": asdict(call),
+                "inputs": {p: b.sha for p, b in inputs.items()},
+                "blobs": {sha: by_sha[sha].read() for sha in sent},
+                "wait_for": wait_for,
+                "env": env,
+                "head_goroot": env.get("GOROOT") or str(toolchain.goroot()),
+            }
+            rec.bytes_in = sum(len(d) for d in task["blobs"].values())
+            result = self._submit(task, address)
+            if result["status"] == "missing":  # the store lost blobs: resend them once
+                with self.lock:
+                    self.placement.lacks(address, result["missing"])
+                task["blobs"] = {sha: by_sha[sha].read() for sha in result["missing"]}
+                task["wait_for"] = []
+                sent += result["missing"]
+                rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+                result = self._submit(task, address)
+            if result["status"] == "refused":
+                self.refused.add(address)
+                with self.lock:
+                    self.placement.remove_worker(address)
+            if result["status"] != "ok":
+                raise RemoteFailure(f"{result['status']}: {result.get('reason', '')}".rstrip(": "))
+            confirmed = list(needs)
+            rec.mode, rec.worker = "remote", result["worker"]
+            rec.bytes_out = self._write_outputs(call, result, rec)
+            now = time.time()
+            rec.duration_s = round(now - t0, 4)
+            rec.dispatch_s = round((result["tool_start"] - t0) + (now - result["tool_done"]), 4)
+            return {"local": False, "exit": result["exit"], "output": _b64(result["output"])}
+        finally:
+            with self.lock:
+                self.placement.finished(address, sent, confirmed)
+
+    def _submit(self, task: dict[str, Any], address: str) -> dict[str, Any]:
+        future = self.client.submit(executor.execute, task, workers=[address],
+                                    allow_other_workers=False, pure=False,
+                                    key=f"compile-{uuid.uuid4().hex[:12]}")
+        deadline = time.monotonic() + self.task_timeout
+        try:
+            while True:
+                try:
+                    return future.result(timeout=0.5)
+                except TimeoutError:
+                    if address not in self.live_workers():
+                        raise RemoteFailure("worker lost") from None
+                    if time.monotonic() > deadline:
+                        raise RemoteFailure("remote timeout") from None
+                except RemoteFailure:
+                    raise
+                except Exception as exc:  # the task raised, or the worker died under it
+                    raise RemoteFailure(f"remote error: {type(exc).__name__}: {exc}") from None
+        finally:
+            if not future.done():
+                future.cancel()
+
+    def _write_outputs(self, call: compileargs.CompileCall, result: dict[str, Any],
+                       rec: ActionRecord) -> int:
+        total = 0
+        for path, data in result["outputs"].items():
+            if path not in call.outputs:
+                raise RemoteFailure(f"unexpected output {path}")
+            tmp = f"{path}.fgo-{uuid.uuid4().hex[:8]}"
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, path)
+            total += len(data)
+            if path == call.outputs[0]:
+                rec.output_sha256 = sha256(data)
+        return total
+
+
+def _b64(data: bytes) -> str:
+    import base64
+    return base64.b64encode(data).decode()
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None

@@ -1,0 +1,133 @@
+"""Runs one compile on a worker: store, sandbox, the pinned tool, outputs back.
+
+This is the code a Dask task executes. It is a plain function of a task dict
+so that it can be tested without a cluster. A task carries the blobs the head
+node believes this worker's store lacks; if the store lacks more (wiped,
+another disk), the task answers "missing" and the head resends: one extra
+round trip in a rare case instead of one on every action.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fgo import compileargs, toolchain
+from fgo.blobs import CorruptBlob, Store
+from fgo.paths import cache_dir
+
+WAIT_FOR_INFLIGHT_S = 10.0  # a blob sent with a concurrent task lands within ms
+
+
+class BadTask(Exception):
+    """A task that would write outside its sandbox or is otherwise malformed."""
+
+
+@functools.cache
+def worker_store() -> Store:
+    root = os.environ.get("FGO_STORE")
+    return Store(Path(root) if root else cache_dir() / "store")
+
+
+def store_info() -> dict[str, Any]:
+    """What the head node asks each worker once per build."""
+    store = worker_store()
+    return {"store_id": f"{os.uname().nodename}:{store.root.resolve()}",
+            "identity": toolchain.identity().__dict__,
+            "hashes": store.inventory()}
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "local"
+
+
+def _check_path(path: str) -> None:
+    if not os.path.isabs(path) or os.path.normpath(path) != path or "/../" in path + "/":
+        raise BadTask(f"path {path!r} is not a clean absolute path")
+
+
+def _place(store: Store, sha: str, dest: str) -> None:
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    try:
+        os.link(store.path(sha), dest)
+    except OSError:  # another filesystem: copy
+        shutil.copyfile(store.path(sha), dest)
+
+
+def execute(task: dict[str, Any]) -> dict[str, Any]:
+    """Run TASK's compile; see coordinator.build_task for its fields."""
+    started = time.time()
+    mine = toolchain.identity()
+    theirs = toolchain.Identity(**task["identity"])
+    worker = _worker_address()
+    if mine != theirs:
+        return {"status": "refused", "worker": worker,
+                "reason": f"toolchain mismatch: head has {theirs.describe()}, "
+                          f"worker has {mine.describe()}"}
+    store = worker_store()
+    try:
+        for sha, data in task["blobs"].items():
+            store.put(sha, data)
+    except CorruptBlob as exc:
+        return {"status": "corrupt", "worker": worker, "reason": str(exc)}
+    deadline = time.monotonic() + WAIT_FOR_INFLIGHT_S
+    pending = [s for s in task["wait_for"] if not store.has(s)]
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+        pending = [s for s in pending if not store.has(s)]
+    missing = sorted({s for s in task["inputs"].values() if not store.has(s)})
+    if missing:
+        return {"status": "missing", "worker": worker, "missing": missing}
+
+    call = compileargs.CompileCall(**task["call"])
+    for path in [*task["inputs"], *call.outputs, call.cwd]:
+        _check_path(path)
+    sandbox_root = cache_dir() / "sandbox"
+    sandbox_root.mkdir(parents=True, exist_ok=True)
+    sandbox = tempfile.mkdtemp(dir=sandbox_root, prefix="t")
+    try:
+        for path, sha in task["inputs"].items():
+            _place(store, sha, sandbox + path)
+        # configs name absolute paths: rewrite them to point into the sandbox
+        if call.importcfg:
+            text = store.path(task["inputs"][call.importcfg]).read_text()
+            _rewrite(sandbox + call.importcfg, compileargs.sandbox_importcfg(text, sandbox).encode())
+        if call.embedcfg:
+            data = store.path(task["inputs"][call.embedcfg]).read_bytes()
+            _rewrite(sandbox + call.embedcfg, compileargs.sandbox_embedcfg(data, sandbox))
+        for out in call.outputs:
+            os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
+        os.makedirs(sandbox + call.cwd, exist_ok=True)
+        args = compileargs.sandbox_args(call, sandbox, task["head_goroot"])
+        env = {k: v for k, v in task["env"].items() if k.startswith("GO")}
+        env.update(GOROOT=str(toolchain.goroot()), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
+        tool_start = time.time()
+        proc = subprocess.run([str(toolchain.tool_path("compile")), *args], cwd=sandbox + call.cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        tool_done = time.time()
+        outputs = {}
+        if proc.returncode == 0:
+            outputs = {out: Path(sandbox + out).read_bytes() for out in call.outputs
+                       if os.path.exists(sandbox + out)}
+        return {"status": "ok", "worker": worker, "exit": proc.returncode,
+                "output": proc.stdout.replace(sandbox.encode(), b""), "outputs": outputs,
+                "started": started, "tool_start": tool_start, "tool_done": tool_done}
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def _rewrite(path: str, data: bytes) -> None:
+    """Replace a placed (hard-linked) file without touching the store's copy."""
+    os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(data)

@@ -1,0 +1,75 @@
+"""Where an action runs and which blobs it must carry: a pure state machine.
+
+The head node keeps, per worker store, the set of blobs it knows the store
+holds (asked once per build, then learned from each task's result) and the
+blobs already on their way there. Placement prefers a worker with a free
+thread, then the one whose store already holds most of the action's bytes.
+Several workers on one host share one store, so a blob crosses to a host once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WorkerState:
+    address: str
+    threads: int
+    store_id: str
+    running: int = 0
+
+
+@dataclass
+class Placement:
+    workers: dict[str, WorkerState] = field(default_factory=dict)
+    stored: dict[str, set[str]] = field(default_factory=dict)     # store_id -> blobs held
+    inflight: dict[str, set[str]] = field(default_factory=dict)   # store_id -> blobs on the way
+
+    def add_worker(self, address: str, threads: int, store_id: str, hashes: set[str]) -> None:
+        self.workers[address] = WorkerState(address, threads, store_id)
+        self.stored.setdefault(store_id, set()).update(hashes)
+        self.inflight.setdefault(store_id, set())
+
+    def remove_worker(self, address: str) -> None:
+        self.workers.pop(address, None)
+
+    def total_threads(self) -> int:
+        return sum(w.threads for w in self.workers.values())
+
+    def choose(self, needs: dict[str, int]) -> str | None:
+        """A worker for an action needing NEEDS (sha -> size); None if there is none."""
+        def score(w: WorkerState) -> tuple[bool, int, int]:
+            held = self.stored[w.store_id] | self.inflight[w.store_id]
+            local_bytes = sum(size for sha, size in needs.items() if sha in held)
+            return (w.running < w.threads, local_bytes, -w.running)
+        if not self.workers:
+            return None
+        best = max(self.workers.values(), key=score)
+        best.running += 1
+        return best.address
+
+    def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
+        """(blobs to send with the task, blobs another task is already carrying there)."""
+        store = self.workers[address].store_id
+        held, flying = self.stored[store], self.inflight[store]
+        send = sorted(sha for sha in needs if sha not in held and sha not in flying)
+        wait = sorted(sha for sha in needs if sha in flying)
+        flying.update(send)
+        return send, wait
+
+    def finished(self, address: str, sent: list[str], confirmed: list[str]) -> None:
+        """The task to ADDRESS ended: SENT are no longer in flight, CONFIRMED are stored."""
+        w = self.workers.get(address)
+        if w is None:
+            return
+        w.running = max(0, w.running - 1)
+        self.inflight[w.store_id].difference_update(sent)
+        self.stored[w.store_id].update(confirmed)
+
+    def lacks(self, address: str, missing: list[str]) -> None:
+        """The store said it lacks MISSING (wiped, or a concurrent task failed)."""
+        w = self.workers.get(address)
+        if w is not None:
+            self.stored[w.store_id].difference_update(missing)
+            self.inflight[w.store_id].difference_update(missing)

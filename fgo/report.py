@@ -1,0 +1,115 @@
+"""The build report: the contract between fgo, its tests and its benchmarks.
+
+Schema (version 1), documented in docs/report.md:
+  {"schema": 1, "fgo_version", "go_version", "project", "go_args", "exit_code",
+   "cluster": {"scheduler", "workers", "threads"},
+   "totals": {"actions", "remote", "local", "cached", "split", "fallbacks",
+              "fallback_reasons": {reason: count}, "bytes_sent", "bytes_received",
+              "unique_input_bytes", "wall_s", "dispatch_median_s"},
+   "actions": [{"package", "tool", "mode", "worker", "fallback", "duration_s",
+                "dispatch_s", "bytes_in", "bytes_out", "output_sha256", "build_id"}],
+   "checks": [{"what", "name", "ok", "detail"}]}
+mode is "remote" | "local" | "cached" (go's cache: these never reached fgo).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = 1
+
+
+@dataclass
+class ActionRecord:
+    package: str
+    tool: str
+    mode: str                      # remote | local | cached
+    worker: str | None = None
+    fallback: str | None = None    # why a compile fgo saw ran locally
+    duration_s: float | None = None
+    dispatch_s: float | None = None  # request to tool start, plus tool end to reply
+    bytes_in: int = 0              # blob bytes sent to the worker for this action
+    bytes_out: int = 0             # output bytes brought back
+    output_sha256: str | None = None
+    build_id: str | None = None
+
+
+@dataclass
+class Recorder:
+    """Thread-safe collector the coordinator appends to."""
+
+    actions: list[ActionRecord] = field(default_factory=list)
+    unique_inputs: dict[str, int] = field(default_factory=dict)   # sha -> size, all stores
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, rec: ActionRecord, needs: dict[str, int] | None = None) -> None:
+        with self.lock:
+            self.actions.append(rec)
+            if needs and rec.mode == "remote":
+                self.unique_inputs.update(needs)
+
+
+def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]]) -> list[ActionRecord]:
+    """Add go's own view: compiles that were cache hits, durations, build IDs."""
+    by_pkg: dict[str, list[ActionRecord]] = {}
+    for rec in actions:
+        by_pkg.setdefault(rec.package, []).append(rec)
+    out = list(actions)
+    for node in graph:
+        if node.get("Mode") != "build" or not node.get("Package"):
+            continue
+        pkg = node["Package"]
+        build_id = node.get("BuildID") or None
+        seen = by_pkg.get(pkg)
+        if seen:
+            for rec in seen:
+                rec.build_id = build_id
+                if rec.duration_s is None:
+                    rec.duration_s = _duration(node)
+        elif not node.get("NeedBuild", True) or node.get("Failed") is None and not node.get("Cmd"):
+            out.append(ActionRecord(package=pkg, tool="compile", mode="cached", build_id=build_id))
+    return out
+
+
+def _duration(node: dict[str, Any]) -> float | None:
+    from datetime import datetime
+    try:
+        start = datetime.fromisoformat(node["TimeStart"])
+        done = datetime.fromisoformat(node["TimeDone"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return (done - start).total_seconds()
+
+
+def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
+              **header: Any) -> dict[str, Any]:
+    modes = Counter(a.mode for a in actions)
+    reasons = Counter(a.fallback for a in actions if a.fallback)
+    dispatch = [a.dispatch_s for a in actions if a.dispatch_s is not None]
+    totals = {
+        "actions": len(actions),
+        "remote": modes["remote"],
+        "local": modes["local"],
+        "cached": modes["cached"],
+        "split": modes["split"],
+        "fallbacks": sum(reasons.values()),
+        "fallback_reasons": dict(reasons),
+        "bytes_sent": sum(a.bytes_in for a in actions),
+        "bytes_received": sum(a.bytes_out for a in actions),
+        "unique_input_bytes": sum(recorder.unique_inputs.values()),
+        "wall_s": round(wall_s, 3),
+        "dispatch_median_s": round(statistics.median(dispatch), 4) if dispatch else None,
+    }
+    return {"schema": SCHEMA, **header, "totals": totals,
+            "actions": [asdict(a) for a in actions]}
+
+
+def write(path: str, report: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1, sort_keys=False)
+        f.write("\n")

@@ -1,0 +1,335 @@
+"""Scheduling simulations on an action DAG with measured durations (pure functions).
+
+The input is any networkx DiGraph (edge dep -> dependent) plus a duration per
+node, normally `fgo.actiongraph.work_graph` of a real build. Every function
+here is deterministic and runs no process; numbers it produces are
+*simulated* and must be labelled so.
+
+Policies, for k identical workers and zero communication cost:
+
+(a) `level_schedule`: DistGo-style. Nodes are grouped by longest-path depth
+    (`actiongraph.levels`); each level is list-scheduled on k workers
+    (longest first onto the least-loaded worker, LPT) and the next level starts
+    only when the whole level is done (a barrier between levels).
+(b) `list_schedule` with `cp_priorities`: greedy DAG list scheduling; when a
+    worker is free it takes the ready node with the longest remaining path
+    to the end (bottom level incl. its own duration; HLFET).
+    go build itself is *not* this: cmd/go/internal/work/exec.go (`Builder.Do`)
+    numbers the actions in a depth-first post-order walk from the root
+    (`actionList`) and its ready queue (`actionQueue`, a heap on that index)
+    pops the lowest index first; `-p N` (default GOMAXPROCS, i.e. the CPU
+    count) is the number of goroutines taking actions from that queue. On top
+    of that each compile gets `-c` backend threads from a token pool
+    (gc.go:compilerConcurrency). `go_priorities` + `list_schedule` simulates
+    that order (without the -c threads).
+(c) `split_graph` then (b): chosen large packages are replaced by K shard
+    nodes (each frontend F + backend B/K, or measured shard times) with the
+    package's deps, plus a merge node (D) that its dependents wait for.
+
+`lower_bound`: max(work / k, span) — no schedule on k workers can beat it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+Durations = Mapping[Any, float]
+
+
+@dataclass
+class Schedule:
+    """Result of a simulation: when each node ran, on which worker."""
+
+    makespan: float
+    start: dict[Any, float] = field(default_factory=dict)
+    finish: dict[Any, float] = field(default_factory=dict)
+    worker: dict[Any, int] = field(default_factory=dict)
+
+    def busy(self) -> float:
+        return sum(self.finish[n] - self.start[n] for n in self.start)
+
+    def utilization(self, k: int) -> float:
+        return self.busy() / (k * self.makespan) if self.makespan > 0 else 0.0
+
+
+def node_durations(g: nx.DiGraph, attr: str = "duration") -> dict[Any, float]:
+    return {n: float(g.nodes[n].get(attr, 0.0) or 0.0) for n in g}
+
+
+def _dur(g: nx.DiGraph, dur: Durations | None) -> Durations:
+    return dur if dur is not None else node_durations(g)
+
+
+def work(g: nx.DiGraph, dur: Durations | None = None) -> float:
+    d = _dur(g, dur)
+    return float(sum(d[n] for n in g))
+
+
+def span(g: nx.DiGraph, dur: Durations | None = None) -> float:
+    """Longest path (sum of node durations)."""
+    d = _dur(g, dur)
+    fin: dict[Any, float] = {}
+    for n in nx.topological_sort(g):
+        fin[n] = d[n] + max((fin[p] for p in g.predecessors(n)), default=0.0)
+    return max(fin.values(), default=0.0)
+
+
+def lower_bound(g: nx.DiGraph, k: int, dur: Durations | None = None) -> float:
+    """max(work/k, span): the work/span bound on the makespan with k workers."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    return max(work(g, dur) / k, span(g, dur))
+
+
+def cp_priorities(g: nx.DiGraph, dur: Durations | None = None) -> dict[Any, float]:
+    """Bottom level: own duration + longest path to a sink (higher runs first)."""
+    d = _dur(g, dur)
+    bl: dict[Any, float] = {}
+    for n in reversed(list(nx.topological_sort(g))):
+        bl[n] = d[n] + max((bl[s] for s in g.successors(n)), default=0.0)
+    return bl
+
+
+def go_priorities(g: nx.DiGraph, attr: str = "priority") -> dict[Any, float]:
+    """go build's order: the post-order index recorded in the action graph, lowest first.
+
+    Returned negated so that, as for every priority here, higher runs first.
+    Shards made by `split_graph` carry the index of the node they came from.
+    """
+    return {n: -float(g.nodes[n].get(attr, 0) or 0) for n in g}
+
+
+def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
+                  priority: Mapping[Any, float] | None = None) -> Schedule:
+    """Greedy (non-delay) list scheduling of the DAG on k identical workers.
+
+    Whenever a worker is idle and a node is ready (all deps finished), the
+    ready node with the highest priority starts (ties: insertion order of g).
+    Default priority: `cp_priorities` (critical path first).
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    d = _dur(g, dur)
+    prio = priority if priority is not None else cp_priorities(g, d)
+    order = {n: i for i, n in enumerate(g)}
+    pending = {n: g.in_degree(n) for n in g}
+    ready: list[tuple[float, int, Any]] = [(-prio[n], order[n], n) for n in g if pending[n] == 0]
+    heapq.heapify(ready)
+    free = list(range(k))  # idle worker ids, lowest first
+    heapq.heapify(free)
+    running: list[tuple[float, int, int, Any]] = []  # (finish, order, worker, node)
+    sched = Schedule(0.0)
+    now = 0.0
+    done = 0
+    while done < len(pending):
+        while ready and free:
+            _, _, n = heapq.heappop(ready)
+            w = heapq.heappop(free)
+            sched.start[n], sched.worker[n] = now, w
+            sched.finish[n] = now + max(0.0, float(d[n]))
+            heapq.heappush(running, (sched.finish[n], order[n], w, n))
+        if not running:
+            raise ValueError("graph has a cycle or unreachable nodes")
+        now = running[0][0]
+        while running and running[0][0] <= now:
+            _, _, w, n = heapq.heappop(running)
+            heapq.heappush(free, w)
+            done += 1
+            for s in g.successors(n):
+                pending[s] -= 1
+                if pending[s] == 0:
+                    heapq.heappush(ready, (-prio[s], order[s], s))
+    sched.makespan = max(sched.finish.values(), default=0.0)
+    return sched
+
+
+def lpt(tasks: Sequence[tuple[Any, float]], k: int, t0: float = 0.0) -> Schedule:
+    """Independent tasks on k workers, longest first onto the least-loaded worker."""
+    loads = [(t0, w) for w in range(k)]
+    heapq.heapify(loads)
+    sched = Schedule(t0)
+    for n, t in sorted(tasks, key=lambda x: -x[1]):
+        at, w = heapq.heappop(loads)
+        sched.start[n], sched.finish[n], sched.worker[n] = at, at + t, w
+        heapq.heappush(loads, (at + t, w))
+    sched.makespan = max([t0, *sched.finish.values()])
+    return sched
+
+
+def levels(g: nx.DiGraph) -> dict[Any, int]:
+    """Longest-path depth from the sources (0 = no deps)."""
+    lv: dict[Any, int] = {}
+    for n in nx.topological_sort(g):
+        lv[n] = 1 + max((lv[p] for p in g.predecessors(n)), default=-1)
+    return lv
+
+
+def level_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None) -> Schedule:
+    """(a) DistGo-style: levels in sequence with a barrier; LPT inside each level."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    d = _dur(g, dur)
+    lv = levels(g)
+    groups: dict[int, list[Any]] = {}
+    for n in g:
+        groups.setdefault(lv[n], []).append(n)
+    out = Schedule(0.0)
+    t = 0.0
+    for i in sorted(groups):
+        s = lpt([(n, float(d[n])) for n in groups[i]], k, t)
+        out.start.update(s.start)
+        out.finish.update(s.finish)
+        out.worker.update(s.worker)
+        t = s.makespan
+    out.makespan = t
+    return out
+
+
+# ---------------------------------------------------------------- splitting
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How one package's compile splits; seconds, from `compile -bench` or shard runs.
+
+    frontend_s (F): parse, typecheck, inline, escape... repeated by every shard.
+    backend_s (B): SSA + codegen of all functions, divided among the shards.
+    merge_s (D): what the leader adds after the shards (dumpobj + injection).
+    shard_s: optional measured wall times per shard count K: {K: [t_1..t_K]};
+      when present for the K asked for, they replace F + B/K for the shards
+      (merge_s is still added by the merge node).
+    scale_to_action: scale everything by d / (F+B+D), d being the action's
+      duration in the graph, so an unsplit (K=1) package costs exactly what
+      the graph says (the phase times and the graph come from different runs).
+    """
+
+    frontend_s: float
+    backend_s: float
+    merge_s: float
+    shard_s: Mapping[int, Sequence[float]] | None = None
+    scale_to_action: bool = True
+
+    @property
+    def total_s(self) -> float:
+        return self.frontend_s + self.backend_s + self.merge_s
+
+    def shard_times(self, k: int, scale: float = 1.0) -> list[float]:
+        if self.shard_s and k in self.shard_s:
+            return [scale * t for t in self.shard_s[k]]
+        return [scale * (self.frontend_s + self.backend_s / k)] * k
+
+    def split_span(self, k: int, scale: float = 1.0) -> float:
+        """The package's own span when split K ways: max shard + merge."""
+        return max(self.shard_times(k, scale)) + scale * self.merge_s
+
+
+def split_graph(g: nx.DiGraph, specs: Mapping[str, SplitSpec],
+                shards: int | Callable[[str], int], dur: Durations | None = None,
+                mode: str = "build") -> tuple[nx.DiGraph, dict[Any, float]]:
+    """(c) Replace each `mode` node whose package is in SPECS by K shards + a merge.
+
+    The merge node keeps the original node id (so dependents and reports still
+    find the package); shard i is (id, "shard", i). Shards inherit the node's
+    deps and attributes (mode "split shard"); the merge (mode "split merge")
+    depends on all shards. K = shards or shards(package); K <= 1 leaves the
+    node alone. Returns the new graph and its durations.
+    """
+    d = dict(_dur(g, dur))
+    h = g.copy()
+    for n in list(g):
+        attrs = g.nodes[n]
+        pkg = attrs.get("package")
+        if attrs.get("mode") != mode or pkg not in specs:
+            continue
+        k = shards(pkg) if callable(shards) else int(shards)
+        if k <= 1:
+            continue
+        spec = specs[pkg]
+        scale = d[n] / spec.total_s if spec.scale_to_action and spec.total_s > 0 else 1.0
+        preds = list(h.predecessors(n))
+        for i, t in enumerate(spec.shard_times(k, scale)):
+            s = (n, "shard", i)
+            h.add_node(s, **{**attrs, "mode": "split shard", "duration": t})
+            h.add_edges_from((p, s) for p in preds)
+            h.add_edge(s, n)
+            d[s] = t
+        h.remove_edges_from([(p, n) for p in preds])
+        d[n] = scale * spec.merge_s
+        h.nodes[n].update(mode="split merge", duration=d[n])
+    return h, d
+
+
+def select_large(g: nx.DiGraph, dur: Durations | None = None, n: int = 5,
+                 min_s: float = 0.0, on_critical_path: bool = True,
+                 mode: str = "build") -> list[str]:
+    """Packages worth splitting: the N longest `mode` actions, optionally only those on
+    the critical path, each at least MIN_S seconds long."""
+    d = _dur(g, dur)
+    cand = [x for x in g if g.nodes[x].get("mode") == mode and d[x] >= min_s]
+    if on_critical_path:
+        on = set(critical_path_nodes(g, d))
+        cand = [x for x in cand if x in on]
+    cand.sort(key=lambda x: -d[x])
+    return [str(g.nodes[x].get("package")) for x in cand[:n]]
+
+
+def critical_path_nodes(g: nx.DiGraph, dur: Durations | None = None) -> list[Any]:
+    d = _dur(g, dur)
+    fin: dict[Any, float] = {}
+    via: dict[Any, Any] = {}
+    for n in nx.topological_sort(g):
+        p = max(g.predecessors(n), key=lambda q: fin[q], default=None)
+        fin[n] = d[n] + (fin[p] if p is not None else 0.0)
+        via[n] = p
+    if not fin:
+        return []
+    path = [max(fin, key=lambda x: fin[x])]
+    while via[path[-1]] is not None:
+        path.append(via[path[-1]])
+    return path[::-1]
+
+
+# ---------------------------------------------------------------- sweeps
+
+POLICIES = ("levels", "cp_list", "go_list", "split_cp_list")
+
+
+def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
+          specs: Mapping[str, SplitSpec] | None = None,
+          shards_for_k: Callable[[int], int] = lambda k: min(k, 16)) -> list[dict[str, Any]]:
+    """Makespans of every policy for each k, with the bounds; one dict per k.
+
+    Keys: k, levels (a), cp_list (b), go_list (go's own order), split_cp_list (c),
+    shards (K used for (c)), lower_bound, lower_bound_split, span, span_split, work,
+    work_split. Without SPECS, (c) equals (b).
+    """
+    d = dict(_dur(g, dur))
+    w, sp = work(g, d), span(g, d)
+    gop = go_priorities(g)
+    rows = []
+    for k in ks:
+        kk = shards_for_k(k)
+        if specs:
+            h, hd = split_graph(g, specs, kk, d)
+        else:
+            h, hd = g, d
+        row = {
+            "k": k,
+            "levels": level_schedule(g, k, d).makespan,
+            "cp_list": list_schedule(g, k, d).makespan,
+            "go_list": list_schedule(g, k, d, gop).makespan,
+            "split_cp_list": list_schedule(h, k, hd).makespan,
+            "shards": kk if specs else 1,
+            "lower_bound": max(w / k, sp),
+            "lower_bound_split": lower_bound(h, k, hd),
+            "span": sp,
+            "span_split": span(h, hd),
+            "work": w,
+            "work_split": work(h, hd),
+        }
+        rows.append(row)
+    return rows
