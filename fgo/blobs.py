@@ -45,8 +45,17 @@ class Blob:
     export_only: bool   # cut down to __.PKGDEF
 
     def read(self) -> bytes:
-        data = Path(self.path).read_bytes()
-        return export_data(data) if self.export_only else data
+        return read_export_data(self.path) if self.export_only else Path(self.path).read_bytes()
+
+
+def read_export_data(path: str) -> bytes:
+    """export_data(file contents), reading only the first member of a large archive."""
+    with open(path, "rb") as f:
+        head = f.read(8 + HEADER_SIZE)
+        if not head.startswith(ARCHIVE_MAGIC) or head[8:8 + 16].rstrip() != b"__.PKGDEF":
+            return head + f.read()
+        size = int(head[8 + 48:8 + 58])
+        return head + f.read(size + (size & 1))
 
 
 class BlobIndex:
@@ -63,9 +72,7 @@ class BlobIndex:
             hit = self._cache.get((path, export_only))
         if hit and hit[0] == key:
             return hit[1]
-        data = Path(path).read_bytes()
-        if export_only:
-            data = export_data(data)
+        data = read_export_data(path) if export_only else Path(path).read_bytes()
         blob = Blob(sha256(data), len(data), path, export_only)
         with self._lock:
             self._cache[(path, export_only)] = (key, blob)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socketserver
-import statistics
 import threading
 import time
 import uuid
@@ -95,6 +94,7 @@ class Coordinator:
         argv, cwd, env = request["argv"], request["cwd"], request["env"]
         package = env.get("TOOLEXEC_IMPORTPATH", "?")
         rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local")
+        inputs: dict[str, Blob] = {}
         try:
             call = compileargs.parse(argv[1:], cwd)
             inputs = self._input_blobs(call)
@@ -108,7 +108,7 @@ class Coordinator:
         except OSError as exc:
             rec.fallback = f"input unreadable: {exc.strerror}"
             reply = {"local": True}
-        self.recorder.add(rec)
+        self.recorder.add(rec, {b.sha: b.size for b in inputs.values()})
         return reply
 
     def _input_blobs(self, call: compileargs.CompileCall) -> dict[str, Blob]:
@@ -207,6 +207,3 @@ def _b64(data: bytes) -> str:
     import base64
     return base64.b64encode(data).decode()
 
-
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -121,9 +123,30 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                        if os.path.exists(sandbox + out)}
         return {"status": "ok", "worker": worker, "exit": proc.returncode,
                 "output": proc.stdout.replace(sandbox.encode(), b""), "outputs": outputs,
-                "started": started, "tool_start": tool_start, "tool_done": tool_done}
+                "started": started, "tool_start": tool_start, "tool_done": tool_done,
+                "returned": time.time()}
     finally:
-        shutil.rmtree(sandbox, ignore_errors=True)
+        _remove_later(sandbox)
+
+
+_cleanup: queue.SimpleQueue[str] | None = None
+_cleanup_lock = threading.Lock()
+
+
+def _remove_later(sandbox: str) -> None:
+    """Delete a finished sandbox off the task's critical path (one cleaner thread)."""
+    global _cleanup
+    with _cleanup_lock:
+        if _cleanup is None:
+            _cleanup = queue.SimpleQueue()
+            threading.Thread(target=_cleaner, args=(_cleanup,), name="fgo-sandbox-cleaner",
+                             daemon=True).start()
+    _cleanup.put(sandbox)
+
+
+def _cleaner(q: queue.SimpleQueue[str]) -> None:
+    while True:
+        shutil.rmtree(q.get(), ignore_errors=True)
 
 
 def _rewrite(path: str, data: bytes) -> None:

@@ -22,6 +22,7 @@ files; numeric fallbacks are used if a table is missing.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import struct
@@ -616,7 +617,7 @@ class ElfSymbol:
     type: int  # STT_*
 
 
-@dataclass
+@dataclass(eq=False)
 class ElfFile:
     path: str
     elfclass: int  # 32 or 64
@@ -637,26 +638,28 @@ class ElfFile:
 
     @property
     def host_linked(self) -> bool:
-        """Linked by an external (host) linker: gcc/clang/ld leave a .comment or GNU build ID."""
-        return bool(self.comment) or bool(self.gnu_build_id) or any(
-            s.name in (".gnu.version", ".gnu.hash", ".init_array") for s in self.sections)
+        """Linked by an external (host) linker: gcc/clang/ld leave .comment, crt files, .eh_frame.
 
-    def symbols_in(self, section: ElfSection) -> list[ElfSymbol]:
-        out = [s for s in self.symbols if s.shndx == section.index and s.name]
-        out.sort(key=lambda s: (s.value, -s.size))
-        return out
+        (Go's internal linker writes a .note.gnu.build-id too, derived from the Go build
+        ID, so that note alone says nothing.)"""
+        return bool(self.comment) or any(
+            s.name in (".note.ABI-tag", ".eh_frame", ".init_array", ".init") for s in self.sections)
 
     def symbol_at(self, section: ElfSection, addr: int) -> ElfSymbol | None:
-        """The symbol covering ADDR (or the nearest one before it, for size-0 symbols)."""
-        best = None
-        for s in self._sorted(section.index):
-            if s.value > addr:
-                break
-            if s.value <= addr < s.value + max(s.size, 1):
-                best = s
-            elif best is None or (best.value + best.size <= addr and s.value >= best.value):
-                best = s if s.size == 0 else best
-        return best
+        """The symbol covering ADDR, else the closest one starting before it."""
+        syms = self._sorted(section.index)
+        values = self._values(section.index)
+        i = bisect.bisect_right(values, addr) - 1
+        if i < 0:
+            return None
+        for j in range(i, max(i - 16, -1), -1):  # prefer a symbol that covers addr
+            if syms[j].value <= addr < syms[j].value + syms[j].size:
+                return syms[j]
+        return syms[i]
+
+    @functools.cache
+    def _values(self, shndx: int) -> list[int]:
+        return [s.value for s in self._sorted(shndx)]
 
     @functools.cached_property
     def _by_section(self) -> dict[int, list[ElfSymbol]]:

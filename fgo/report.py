@@ -71,7 +71,7 @@ def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]]) 
                 rec.build_id = build_id
                 if rec.duration_s is None:
                     rec.duration_s = _duration(node)
-        elif not node.get("NeedBuild", True) or node.get("Failed") is None and not node.get("Cmd"):
+        elif not node.get("Cmd"):  # go ran no tool for it: a GOCACHE hit
             out.append(ActionRecord(package=pkg, tool="compile", mode="cached", build_id=build_id))
     return out
 

@@ -333,3 +333,48 @@ def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
         }
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------- compile -bench
+
+def parse_compile_bench(text: str) -> dict[str, dict[str, float]]:
+    """Phase times (seconds) from `compile -bench=FILE` output, per package.
+
+    Lines look like `BenchmarkCompile:PKG:fe:init  1  123456 ns/op  1.23 %`
+    (cmd/compile/internal/base/timings.go); subtotal lines are skipped. A later
+    run of the same package replaces an earlier one (the file is appended to).
+    Returns {pkg: {"fe:init": s, ..., "frontend": F, "backend": B, "dumpobj": D, "total": T}}.
+    """
+    import re
+
+    line_re = re.compile(r"^BenchmarkCompile:(?P<pkg>.+?):(?P<label>(?:fe|be):\S+|total|unaccounted)"
+                         r"\s+\d+\s+(?P<ns>\d+) ns/op")
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        m = line_re.match(line.strip())
+        if not m:
+            continue
+        pkg, label, s = m["pkg"], m["label"], int(m["ns"]) / 1e9
+        if label.endswith("subtotal"):
+            continue
+        if label == "fe:init" or pkg not in out:
+            out[pkg] = {}  # fe:init opens a new run
+        out[pkg][label] = s
+    for ph in out.values():
+        ph["frontend"] = sum(v for k, v in ph.items() if k.startswith("fe:"))
+        ph["backend"] = sum(v for k, v in ph.items() if k.startswith("be:") and k != "be:dumpobj")
+        ph["dumpobj"] = ph.get("be:dumpobj", 0.0)
+        ph.setdefault("total", ph["frontend"] + ph["backend"] + ph["dumpobj"])
+    return out
+
+
+def spec_from_phases(ph: Mapping[str, float], merge_extra_s: float = 0.0,
+                     scale_to_action: bool = True) -> SplitSpec:
+    """SplitSpec (F, B, D) from `parse_compile_bench` phases; D = dumpobj + MERGE_EXTRA_S.
+
+    Unaccounted time (process start, flag parsing, exit) is added to F: every
+    shard pays it.
+    """
+    f = ph.get("frontend", 0.0) + ph.get("unaccounted", 0.0)
+    return SplitSpec(f, ph.get("backend", 0.0), ph.get("dumpobj", 0.0) + merge_extra_s,
+                     scale_to_action=scale_to_action)

@@ -1,0 +1,167 @@
+"""Shared fixtures: real Go projects, a real dask-scheduler + dask-worker cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fgo import toolchain
+
+VENV_BIN = Path(sys.executable).parent
+FGO = str(VENV_BIN / "fgo")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep go's cache and fgo's stores of the test session to themselves."""
+    root = tmp_path_factory.mktemp("caches")
+    os.environ["GOCACHE"] = str(root / "gocache")
+    os.environ["FGO_STORE"] = str(root / "store")
+    os.environ.setdefault("GOFLAGS", "-buildvcs=false")
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+HELLO = {
+    "go.mod": "module example.com/hello\n\ngo 1.22\n",
+    "main.go": 'package main\n\nimport (\n\t"fmt"\n\t"example.com/hello/greet"\n)\n\n'
+               'func main() { fmt.Println(greet.Hello("fgo")) }\n',
+    "greet/greet.go": 'package greet\n\nimport (\n\t"strings"\n\t"example.com/hello/words"\n)\n\n'
+                      'func Hello(name string) string { return words.Hi + ", " + strings.ToUpper(name) }\n',
+    "words/words.go": 'package words\n\nimport _ "embed"\n\n//go:embed hi.txt\nvar Hi string\n',
+    "words/hi.txt": "hello",
+}
+
+
+@pytest.fixture
+def hello(tmp_path: Path) -> Path:
+    """A small module: three packages, an embedded file, std imports."""
+    return write_tree(tmp_path / "hello", HELLO)
+
+
+def run_fgo(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FGO, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def go_build(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(toolchain.go_binary()), "build", *args], cwd=project,
+                          capture_output=True, text=True, env=toolchain.go_env(env))
+
+
+def sha(path: Path) -> str:
+    return toolchain.file_sha256(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dask_command() -> list[str]:
+    """`dask scheduler` / `dask worker` in current releases; the hyphenated scripts before."""
+    if (VENV_BIN / "dask").exists():
+        return [str(VENV_BIN / "dask")]
+    return []
+
+
+class RealCluster:
+    """`dask scheduler` and N `dask worker` processes on 127.0.0.1, each worker its own store."""
+
+    def __init__(self, root: Path, workers: int = 2) -> None:
+        self.root = root
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
+                                                   "--dashboard-address", ":0"], {})
+        self.workers: list[subprocess.Popen[bytes]] = []
+        for i in range(workers):
+            self.add_worker(i)
+        self.wait_for_workers(workers)
+
+    def _spawn(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        base = dask_command()
+        cmd = [*base, role, *args] if base else [str(VENV_BIN / f"dask-{role}"), *args]
+        log = open(self.root / f"{role}-{len(getattr(self, 'workers', []))}.log", "wb")
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env})
+
+    def add_worker(self, i: int) -> subprocess.Popen[bytes]:
+        store = self.root / f"store-{i}"
+        w = self._spawn("worker", [self.address, "--nthreads", "1", "--no-nanny",
+                                   "--host", "127.0.0.1", "--dashboard-address", ":0"],
+                        {"FGO_STORE": str(store)})
+        self.workers.append(w)
+        return w
+
+    def wait_for_workers(self, n: int, timeout: float = 60) -> None:
+        from distributed import Client
+        with Client(self.address, timeout=timeout) as c:
+            c.wait_for_workers(n, timeout=timeout)
+
+    def close(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.workers, self.scheduler]:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def real_cluster(tmp_path: Path):
+    cluster = RealCluster(tmp_path, workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def gopath_project(import_path: str) -> Path | None:
+    """A Debian golang-*-dev project in /usr/share/gocode, or None."""
+    path = Path("/usr/share/gocode/src") / import_path
+    return path if path.is_dir() else None
+
+
+GOPATH_ENV = {"GO111MODULE": "off", "GOPATH": "/usr/share/gocode"}
+
+
+def require_gopath(import_path: str, package: str) -> Path:
+    path = gopath_project(import_path)
+    if path is None:
+        pytest.skip(f"{import_path} not installed (apt-get install {package}); .ci/run installs it")
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def wait_until(pred, timeout: float, step: float = 0.1) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False

@@ -1,0 +1,152 @@
+"""fgo build end to end: real go, real Dask (embedded and dask-scheduler/dask-worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FGO, GOPATH_ENV, go_build, require_gopath, run_fgo, sha, write_tree
+
+
+def report_of(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def fgo_build(project: Path, *go_args: str, opts: tuple[str, ...] = (), report: Path | None = None,
+              env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:
+    report = report or project.parent / f"report-{time.monotonic_ns()}.json"
+    proc = run_fgo("build", "--report", str(report), *opts, str(project), "--", *go_args,
+                   env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return proc, report_of(report)
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm", "cold-a"])
+def test_embedded_cluster_binary_identical(hello: Path, cold: bool) -> None:
+    extra = ("-a",) if cold else ()
+    _, rep = fgo_build(hello, *extra, "-o", str(hello / "fgo.bin"))
+    plain = go_build(hello, *extra, "-o", str(hello / "go.bin"))
+    assert plain.returncode == 0, plain.stderr
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    t = rep["totals"]
+    assert t["remote"] >= 3 if cold else t["remote"] + t["cached"] >= 3
+    if cold:  # -a: every package compiled by fgo, nearly all remotely
+        assert t["remote"] > 20 and t["cached"] == 0
+        assert t["bytes_sent"] <= 1.1 * t["unique_input_bytes"]
+    for a in rep["actions"]:
+        if a["mode"] == "remote":
+            assert a["worker"] and a["output_sha256"] and a["bytes_out"] > 0
+
+
+def test_real_cluster_binary_identical(hello: Path, real_cluster) -> None:
+    _, rep = fgo_build(hello, "-a", "-o", str(hello / "fgo.bin"),
+                       opts=("--scheduler", real_cluster.address))
+    assert go_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    t = rep["totals"]
+    assert rep["cluster"]["workers"] == 2 and rep["cluster"]["threads"] == 2
+    assert t["remote"] > 20 and t["fallbacks"] == 0, t
+    workers = {a["worker"] for a in rep["actions"] if a["mode"] == "remote"}
+    assert len(workers) == 2  # both workers took compiles
+    # each worker has its own store: every blob crossed at most once to each
+    assert t["bytes_sent"] <= 2 * t["unique_input_bytes"]
+    # the second build finds the stores warm: only new outputs' export data travels
+    _, rep2 = fgo_build(hello, "-a", "-o", str(hello / "fgo2.bin"),
+                        opts=("--scheduler", real_cluster.address))
+    assert rep2["totals"]["bytes_sent"] < 0.2 * t["bytes_sent"]
+    assert sha(hello / "fgo2.bin") == sha(hello / "go.bin")
+
+
+def test_noop_rebuild_and_one_file_edit(hello: Path) -> None:
+    fgo_build(hello, "-o", str(hello / "a.bin"))
+    _, noop = fgo_build(hello, "-o", str(hello / "a.bin"))
+    assert noop["totals"]["remote"] == 0 and noop["totals"]["local"] == 0
+    assert noop["totals"]["cached"] > 0
+    greet = hello / "greet" / "greet.go"
+    greet.write_text(greet.read_text().replace('", "', '"; "'))
+    _, edit = fgo_build(hello, "-o", str(hello / "a.bin"))
+    compiled = sorted(a["package"] for a in edit["actions"] if a["mode"] != "cached")
+    assert compiled == ["example.com/hello", "example.com/hello/greet"]
+    assert go_build(hello, "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "a.bin") == sha(hello / "go.bin")
+
+
+def test_compile_error_shown_exactly_as_go_build(hello: Path) -> None:
+    (hello / "greet" / "bad.go").write_text("package greet\n\nfunc Bad() int { return \"x\" }\n")
+    plain = go_build(hello, "-o", str(hello / "x.bin"))
+    mine = run_fgo("build", "-q", str(hello), "--", "-o", str(hello / "x.bin"))
+    assert plain.returncode == 1
+    assert mine.returncode == plain.returncode
+    assert mine.stderr == plain.stderr
+    assert "cannot use \"x\"" in mine.stderr and "Traceback" not in mine.stderr
+
+
+def test_shim_answers_version_queries_like_the_tool() -> None:
+    from fgo import toolchain
+    from fgo.shim import shim_path
+    tool = str(toolchain.tool_path("compile"))
+    direct = subprocess.run([tool, "-V=full"], capture_output=True, text=True)
+    shimmed = subprocess.run([str(shim_path()), tool, "-V=full"], capture_output=True, text=True,
+                             env={**os.environ, "FGO_SOCKET": "/nonexistent/socket"})
+    assert shimmed.stdout == direct.stdout and shimmed.returncode == 0
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["build", "/nonexistent/project"], "does not exist"),
+    (["build", "/"], "not a Go project"),
+    (["build", "--scheduler", "tcp://127.0.0.1:9", "."], "cannot reach scheduler"),
+    (["build", "--workers", "0", "."], "--workers"),
+    (["build", "--no-such-flag", "."], "no-such-flag"),
+    (["build", ".", "--", "-toolexec", "x"], "toolexec"),
+])
+def test_bad_input_one_line_error(hello: Path, args: list[str], needle: str) -> None:
+    start = time.monotonic()
+    proc = run_fgo(*args, cwd=hello, timeout=30)
+    assert time.monotonic() - start < 10
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_check_compares_with_plain_build(hello: Path) -> None:
+    _, rep = fgo_build(hello, "-o", str(hello / "c.bin"), opts=("--check",))
+    kinds = {c["what"] for c in rep["checks"]}
+    assert kinds == {"archive", "binary"} and all(c["ok"] for c in rep["checks"])
+
+
+def test_worker_killed_mid_build(hello: Path, real_cluster) -> None:
+    report = hello.parent / "killed.json"
+    proc = subprocess.Popen([FGO, "build", "-q", "--report", str(report), "--scheduler",
+                             real_cluster.address, str(hello), "--", "-a", "-o", str(hello / "k.bin")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # a cold -a build of std runs for several seconds more
+    victim = real_cluster.workers[0]
+    victim.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert go_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "k.bin") == sha(hello / "go.bin")
+    rep = report_of(report)
+    assert rep["totals"]["remote"] > 0
+
+
+@pytest.mark.slow
+def test_gin_gopath_identical(tmp_path: Path) -> None:
+    gin = require_gopath("github.com/gin-gonic/gin", "golang-github-gin-gonic-gin-dev")
+    work = write_tree(tmp_path / "ginapp", {"main.go": (
+        'package main\n\nimport "github.com/gin-gonic/gin"\n\n'
+        'func main() { r := gin.Default(); _ = r }\n')})
+    env = {**GOPATH_ENV}
+    assert gin.is_dir()
+    _, rep = fgo_build(work, "-o", str(work / "fgo.bin"), env=env)
+    plain = go_build(work, "-o", str(work / "go.bin"), env={**os.environ, **env})
+    assert plain.returncode == 0, plain.stderr
+    assert sha(work / "fgo.bin") == sha(work / "go.bin")
+    assert rep["totals"]["remote"] + rep["totals"]["cached"] > 10
