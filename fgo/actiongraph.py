@@ -65,7 +65,7 @@ def parse_go_time(s: str | None) -> int | None:
     base, frac, zone = m.groups()
     if base.startswith("0001-01-01"):
         return None  # time.Time{}: the action never started (or no json yet)
-    tz = _dt.timezone.utc if zone == "Z" else _dt.datetime.strptime(zone.replace(":", ""), "%z").tzinfo
+    tz = _dt.UTC if zone == "Z" else _dt.datetime.strptime(zone.replace(":", ""), "%z").tzinfo
     whole = _dt.datetime.fromisoformat(base).replace(tzinfo=tz)
     ns_frac = int((frac or "0").ljust(9, "0"))
     return int(whole.timestamp()) * 1_000_000_000 + ns_frac
@@ -156,7 +156,7 @@ def durations(g: nx.DiGraph) -> dict[Any, float]:
 
 def num_actions(g: nx.DiGraph, modes: Iterable[str] | None = None) -> int:
     if modes is None:
-        return g.number_of_nodes()
+        return int(g.number_of_nodes())
     ms = set(modes)
     return sum(1 for n in g if g.nodes[n].get("mode") in ms)
 
@@ -278,6 +278,26 @@ def width_stats(intervals: Iterable[tuple[float, float]]) -> dict[str, float]:
     peak = max((w for _, w in width_profile(iv)), default=0)
     return {"avg_width": busy / elapsed if elapsed > 0 else 0.0, "peak_width": float(peak),
             "elapsed_s": elapsed}
+
+
+def binned_width(intervals: Iterable[tuple[float, float]], bins: int) -> list[tuple[float, float]]:
+    """Average width in BINS equal time bins over the intervals' extent: [(bin start, width)]."""
+    iv = [(s, e) for s, e in intervals if e > s]
+    if not iv or bins < 1:
+        return []
+    lo, hi = min(s for s, _ in iv), max(e for _, e in iv)
+    step = (hi - lo) / bins
+    busy = [0.0] * bins
+    for s, e in iv:
+        i = min(bins - 1, int((s - lo) / step))
+        while i < bins:
+            b0 = lo + i * step
+            b1 = b0 + step
+            if b0 >= e:
+                break
+            busy[i] += min(e, b1) - max(s, b0)
+            i += 1
+    return [(lo + i * step, busy[i] / step) for i in range(bins)]
 
 
 def recorded_intervals(g: nx.DiGraph) -> list[tuple[float, float]]:

@@ -20,7 +20,7 @@ class Cluster:
     dashboard: str | None
 
     def threads(self) -> int:
-        return sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values())
+        return sum(self.client.nthreads().values())
 
     def close(self) -> None:
         try:

@@ -47,14 +47,16 @@ class Coordinator:
         self.identity = toolchain.identity()
         self.refused: set[str] = set()         # workers whose toolchain differs
         self._server: socketserver.ThreadingUnixStreamServer | None = None
+        self._live: set[str] = set()
+        self._live_at = 0.0
+        self._live_lock = threading.Lock()
 
     # --- cluster view ---
 
     def learn_workers(self) -> None:
         """Ask every worker for its store inventory and toolchain (once per build)."""
         infos = self.client.run(executor.store_info)
-        threads = {a: w.get("nthreads", 1)
-                   for a, w in self.client.scheduler_info()["workers"].items()}
+        threads = self.client.nthreads()
         with self.lock:
             for addr, info in infos.items():
                 if toolchain.Identity(**info["identity"]) != self.identity:
@@ -64,7 +66,15 @@ class Coordinator:
                                           set(info["hashes"]))
 
     def live_workers(self) -> set[str]:
-        return set(self.client.scheduler_info()["workers"])
+        """The scheduler's current workers, asked at most once a second for all waiters."""
+        with self._live_lock:
+            if time.monotonic() - self._live_at > 1.0:
+                try:
+                    self._live = set(self.client.run_on_scheduler(_worker_addresses))
+                except Exception:  # the scheduler itself is gone: nobody is alive
+                    self._live = set()
+                self._live_at = time.monotonic()
+            return self._live
 
     # --- socket server ---
 
@@ -201,6 +211,10 @@ class Coordinator:
             if path == call.outputs[0]:
                 rec.output_sha256 = sha256(data)
         return total
+
+
+def _worker_addresses(dask_scheduler: Any) -> list[str]:
+    return list(dask_scheduler.workers)
 
 
 def _b64(data: bytes) -> str:

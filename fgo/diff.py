@@ -255,8 +255,13 @@ def _attribution(sym: Symbol, referrers: dict[str, str]) -> tuple[str, str]:
         return fn.removesuffix("$abstract"), sym.name.split(".", 1)[0].removeprefix("go:") + " (DWARF)"
     if sym.is_text:
         return sym.name, "code"
-    ref = referrers.get(sym.name, "")
-    return ref, "data" if not ref else "data referenced by it"
+    # Content-addressed helpers (gclocals, string literals, ...) exist for the function
+    # that references them; named package data stands on its own.
+    if sym.section in ("hashed", "hashed64") or sym.name.startswith("gclocals·"):
+        ref = referrers.get(sym.name, "")
+        if ref:
+            return ref, "data used by it"
+    return "", "data"
 
 
 def _referrers(obj: ObjFile) -> dict[str, str]:
@@ -496,23 +501,17 @@ def compare_archives(a: str, b: str, data_a: bytes | None = None, data_b: bytes 
                 d.objects.append(compare_objects(A.objects[name], B.objects[name], name,
                                                  m.data, n.data))
             elif name in A.errors or name in B.errors:
-                d.objects.append(ObjectDiff(name, False, first_difference(m.data, n.data),
-                                            error=A.errors.get(name) or B.errors.get(name, "")))
+                raise GoobjError(A.errors.get(name) or B.errors[name])
             else:
                 d.native.append(f"{name}: differs at byte {first_difference(m.data, n.data)}")
-    if not d.pkgpath:
-        d.pkgpath = _pkgpath_from_pkgdef(pa.data if pa else b"")
+    if not d.pkgpath and "_go_.o" in ma:
+        d.pkgpath = goobj.object_pkgpath(ma["_go_.o"].data)
     d.matched = (not d.members_only_a and not d.members_only_b and not d.member_order
                  and d.pkgdef in ("", "build-id-only") and not d.objects and not d.native
                  and (ignore_build_id or not d.build_id_differs)
                  and (ignore_build_id or d.pkgdef == ""))
     d.summary = _archive_summary(d)
     return d
-
-
-def _pkgpath_from_pkgdef(pkgdef: bytes) -> str:
-    """Export data does not spell out the package's own path simply; leave it to the caller."""
-    return ""
 
 
 def _archive_summary(d: ArchiveDiff) -> str:
@@ -887,8 +886,8 @@ def render_binary(d: BinaryDiff) -> str:
 
 
 @click.command("diff")
-@click.argument("a", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("b", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("a", type=str)
+@click.argument("b", type=str)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--ignore-buildid", is_flag=True,
               help="Treat differences confined to the build ID (and, for binaries, the build "

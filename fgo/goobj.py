@@ -234,6 +234,7 @@ class Symbol:
     owner: str = ""  # for aux symbols: name of the symbol that owns it
     owner_aux: str = ""  # ... and which aux slot (e.g. "pcline", "funcdata[1]")
     name: str = ""  # Go spelling; for nameless aux symbols "<owner> <aux>"
+    data_off: int = 0  # where the data starts, from the start of the object (text header included)
 
     @property
     def kind_name(self) -> str:
@@ -321,8 +322,8 @@ def split_object_header(data: bytes, what: str = "object") -> tuple[str, int]:
 def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFile:
     """Parse a Go object file (with or without its "go object" text header)."""
     text, start = split_object_header(data, what)
-    b = data[start:]
-    if not b.startswith(MAGIC):
+    b = memoryview(data)[start:]
+    if bytes(b[:8]) != MAGIC:
         magic = bytes(b[:8])
         if magic.startswith(b"\x00go1") and magic.endswith(b"ld"):
             raise GoobjError(f"{what}: Go object of another version ({magic[1:].decode()}), "
@@ -340,7 +341,7 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
         n, o = struct.unpack_from("<II", b, off)
         if o + n > len(b):
             raise GoobjError(f"{what}: corrupt Go object (string past the end)")
-        return b[o:o + n].decode("utf-8", "replace")
+        return str(b[o:o + n], "utf-8", "replace")
 
     def count(blk: int, size: int) -> int:
         return (offs[blk + 1] - offs[blk]) // size
@@ -401,8 +402,17 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
                 name = f"{pkg}.<sym {sx}>"
             return name, None
 
-        def idx(blk: int, i: int) -> int:
-            return _u32(b, offs[blk] + 4 * i)
+        def index_block(blk: int) -> tuple[int, ...]:
+            return struct.unpack_from(f"<{ndef + 1}I", b, offs[blk])
+
+        ridx, aidx, didx = index_block(BLK_RELOCIDX), index_block(BLK_AUXIDX), index_block(BLK_DATAIDX)
+        nrel = ridx[-1] if ndef else 0
+        nauxs = aidx[-1] if ndef else 0
+        if offs[BLK_RELOC] + nrel * RELOC_SIZE > len(b) or offs[BLK_AUX] + nauxs * AUX_SIZE > len(b):
+            raise GoobjError(f"{what}: corrupt Go object (relocations past the end)")
+        all_relocs = list(struct.iter_unpack("<iBHqII", b[offs[BLK_RELOC]:offs[BLK_RELOC] + nrel * RELOC_SIZE]))
+        all_auxs = list(struct.iter_unpack("<BII", b[offs[BLK_AUX]:offs[BLK_AUX] + nauxs * AUX_SIZE]))
+        dbase = offs[BLK_DATA]
 
         symbols: list[Symbol] = []
         for i in range(ndef):
@@ -411,29 +421,24 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
                 sect, hsh = "pkg", b""
             elif i < nsym + nh64:
                 sect = "hashed64"
-                hsh = bytes(b[offs[BLK_HASH64] + (i - nsym) * 8:][:8])
+                ho = offs[BLK_HASH64] + (i - nsym) * 8
+                hsh = bytes(b[ho:ho + 8])
             elif i < nsym + nh64 + nh:
                 sect = "hashed"
-                hsh = bytes(b[offs[BLK_HASH] + (i - nsym - nh64) * 16:][:16])
+                ho = offs[BLK_HASH] + (i - nsym - nh64) * 16
+                hsh = bytes(b[ho:ho + 16])
             else:
                 sect, hsh = "nonpkg", b""
-            d0, d1 = idx(BLK_DATAIDX, i), idx(BLK_DATAIDX, i + 1)
-            dbase = offs[BLK_DATA]
+            d0, d1 = didx[i], didx[i + 1]
             if d1 < d0 or dbase + d1 > len(b):
                 raise GoobjError(f"{what}: corrupt Go object (data of symbol {i} out of range)")
-            relocs = []
-            for j in range(idx(BLK_RELOCIDX, i), idx(BLK_RELOCIDX, i + 1)):
-                ro = offs[BLK_RELOC] + j * RELOC_SIZE
-                roff, rsiz, rtyp, radd, rpk, rsx = struct.unpack_from("<iBHqII", b, ro)
-                relocs.append(Reloc(roff, rsiz, rtyp, radd, *resolve(rpk, rsx)))
-            auxs = []
-            for j in range(idx(BLK_AUXIDX, i), idx(BLK_AUXIDX, i + 1)):
-                ao = offs[BLK_AUX] + j * AUX_SIZE
-                atyp, apk, asx = struct.unpack_from("<BII", b, ao)
-                tname, tlocal = resolve(apk, asx)
-                auxs.append(AuxRef(atyp, tname, tlocal))
-            symbols.append(Symbol(i, sect, name, abi, typ, flag, flag2, siz, align,
-                                  bytes(b[dbase + d0:dbase + d1]), relocs, auxs, hsh))
+            relocs = [Reloc(roff, rsiz, rtyp, radd, *resolve(rpk, rsx))
+                      for roff, rsiz, rtyp, radd, rpk, rsx in all_relocs[ridx[i]:ridx[i + 1]]]
+            auxs = [AuxRef(atyp, *resolve(apk, asx)) for atyp, apk, asx in all_auxs[aidx[i]:aidx[i + 1]]]
+            sym = Symbol(i, sect, name, abi, typ, flag, flag2, siz, align,
+                         bytes(b[dbase + d0:dbase + d1]), relocs, auxs, hsh)
+            sym.data_off = start + dbase + d0
+            symbols.append(sym)
         nonpkg_refs = [raws[i][0] for i in range(ndef, ndef + nref)]
     except struct.error:
         raise GoobjError(f"{what}: truncated or corrupt Go object") from None
@@ -499,6 +504,33 @@ def guess_pkgpath(obj: ObjFile) -> str:
         if p:
             votes[p] = votes.get(p, 0) + 1
     return max(votes, key=votes.get) if votes else ""
+
+
+def object_pkgpath(data: bytes) -> str:
+    """The package path of a Go object, reading only its symbol definitions (cheap)."""
+    try:
+        _, start = split_object_header(data)
+        b = memoryview(data)[start:]
+        if bytes(b[:8]) != MAGIC:
+            return ""
+        offs = struct.unpack_from(f"<{NBLK}I", b, 20)
+        votes: dict[str, int] = {}
+        text = {k for k, v in sym_kinds().items() if v in ("STEXT", "STEXTFIPS")} or {1, 2}
+        for o in range(offs[BLK_SYMDEF], offs[BLK_SYMDEF + 1], SYM_SIZE):
+            n, so, _abi, typ = struct.unpack_from("<IIHB", b, o)
+            if typ not in text:
+                continue
+            name = str(b[so:so + n], "utf-8", "replace")
+            if name.startswith(('"".', "go:", "type:")):
+                continue
+            p = symbol_package(name)
+            if p:
+                votes[p] = votes.get(p, 0) + 1
+                if votes[p] >= 8:
+                    break
+        return max(votes, key=votes.get) if votes else ""
+    except (struct.error, GoobjError):
+        return ""
 
 
 def symbol_package(name: str) -> str:

@@ -1,0 +1,403 @@
+"""Cost model: a package's compile time from its scan.
+
+The stock compiler reports its own phase times with `-bench=FILE` (base/timings.go): lines
+`BenchmarkCompile:<pkg>:<label> 1 <ns> ns/op <pct> %` with labels `fe:init`, `fe:parse`, ...,
+`fe:escapes`, `be:compilefuncs`, `be:dumpobj`, ..., `total`. We group them into
+  F = every `fe:*` phase (parse, typecheck, IR, inlining, escape analysis, walk prep),
+  B = `be:compilefuncs` (SSA + codegen of every function: the part a split divides by K),
+  D = every other `be:*` phase (dumpobj: writing the object; small rounds after compilefuncs),
+and predict each as a linear function (non-negative coefficients) of package-level sums of the
+scan's measures. Coefficients are fitted on real compiles (`collect_bench` + `fit`) and stored
+in costmodel_fit.json next to this file.
+
+Collection runs `go build -toolexec` with this module as the wrapper: each compile gets
+`-bench=` and `-c=1` (one backend worker, so B is the serial backend time that K shards split).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .gosource import PackageScan
+
+FIT_FILE = Path(__file__).with_name("costmodel_fit.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# -bench output
+
+def parse_bench(text: str) -> dict[str, float]:
+    """Phase label -> seconds, from the text the compiler appends to its -bench file.
+
+    Only the last benchmark block is used (the file is opened in append mode).
+    """
+    phases: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("commit:"):
+            phases = {}
+            continue
+        if not line.startswith("BenchmarkCompile:"):
+            continue
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != "ns/op":
+            continue
+        label = parts[0][len("BenchmarkCompile:"):]
+        # label is "<pkgpath>:<phase...>"; pkgpath has no ':' but phase labels do.
+        _pkg, _, phase = label.partition(":")
+        phases[phase] = int(parts[2]) / 1e9
+    return phases
+
+
+def split_phases(phases: dict[str, float]) -> tuple[float, float, float]:
+    """(F, B, D) seconds from -bench phases (subtotals and total excluded)."""
+    f = b = d = 0.0
+    for label, sec in phases.items():
+        if label.endswith("subtotal") or label in ("total", "unaccounted"):
+            continue
+        if label.startswith("fe:"):
+            f += sec
+        elif label == "be:compilefuncs":
+            b += sec
+        else:
+            d += sec
+    return f, b, d
+
+
+# ---------------------------------------------------------------------------------------------
+# collection (toolexec wrapper)
+
+def _wrap_compile(log: str, argv: list[str]) -> int:
+    """Run the compile ARGV with -bench and -c=1; append one JSON record to LOG.
+
+    The compile runs with GOMAXPROCS=1, so its CPU time (from wait4) is close to its wall
+    time on an idle core; on a busy machine the phases' wall times are scaled down by
+    cpu/wall (see `_phase_seconds`), which removes most of the waiting for a CPU.
+    """
+    if any(a.startswith("-V") for a in argv[1:]) or "-o" not in argv:
+        return subprocess.call(argv)
+    args = [argv[0]]
+    for a in argv[1:]:
+        if a.startswith("-c="):
+            continue
+        args.append(a)
+    fd, bench = tempfile.mkstemp(suffix=".bench")
+    os.close(fd)
+    args[1:1] = ["-c=1", f"-bench={bench}"]
+    env = dict(os.environ, GOMAXPROCS="1")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=env)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = rc = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    try:
+        text = Path(bench).read_text()
+    finally:
+        os.unlink(bench)
+    if rc == 0:
+        pkg = args[args.index("-p") + 1] if "-p" in args else ""
+        # compile's file arguments: the trailing .go files (after the last flag)
+        files = [os.path.abspath(a) for a in argv[1:] if a.endswith(".go") and not a.startswith("-")]
+        rec = {"pkg": pkg, "files": files, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+               "phases": parse_bench(text), "args": argv[1:]}
+        with open(log, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    return rc
+
+
+def _phase_seconds(rec: dict) -> tuple[float, float, float]:
+    """(F, B, D) of one record, scaled by cpu/wall if the compile waited for a CPU."""
+    f, b, d = split_phases(rec["phases"])
+    cpu = rec.get("cpu")
+    total = rec["phases"].get("total", 0.0)
+    if cpu and total > 0:
+        k = min(1.0, cpu / total)
+        return f * k, b * k, d * k
+    return f, b, d
+
+
+def collect_bench(packages: Sequence[str], log: Path | str, env: dict[str, str] | None = None,
+                  cwd: Path | str | None = None, gocache: Path | str | None = None) -> None:
+    """Compile PACKAGES and all their dependencies with the stock compiler, appending one JSON
+    record per compile (package, absolute .go files, -bench phases, wall) to LOG.
+
+    Runs `go build -p 1 -toolexec <this module>` in a separate GOCACHE (toolexec changes the
+    action IDs, so everything the packages need is compiled once, each a sample).
+    """
+    from fgo import toolchain
+
+    log = str(Path(log).resolve())
+    wrapper = Path(tempfile.mkdtemp(prefix="fgo-bench-")) / "wrap.sh"
+    wrapper.write_text("#!/bin/sh\n"
+                       "case \"$1\" in */compile) exec " + shlex.quote(sys.executable)
+                       + " -m fgo.planner.costmodel wrap " + shlex.quote(log) + " \"$@\";; esac\n"
+                       "exec \"$@\"\n")
+    wrapper.chmod(0o755)
+    e = toolchain.go_env(env)
+    if gocache is not None:
+        e["GOCACHE"] = str(gocache)
+    toolchain.run_go(["build", "-p", "1", "-toolexec", str(wrapper), *packages],
+                     cwd=cwd, env=e, timeout=7200)
+
+
+def load_samples(log: Path | str) -> list[dict]:
+    """Records of a collection log, the last one per package path."""
+    by_pkg: dict[str, dict] = {}
+    for line in Path(log).read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            by_pkg[rec["pkg"]] = rec
+    return list(by_pkg.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+@dataclass(frozen=True)
+class Cost:
+    """Predicted seconds of one package's stock compile (-c=1)."""
+
+    F: float  # frontend: parse, typecheck, IR, inline, escape analysis
+    B: float  # backend: compilefuncs (what K shards divide)
+    D: float  # the rest: object writing (dumpobj) and late small rounds
+
+    @property
+    def total(self) -> float:
+        return self.F + self.B + self.D
+
+
+# Features per target. Linear with non-negative coefficients (a constant + sums of measures),
+# fitted to minimise *relative* squared error so small and large packages both count.
+FEATURES: dict[str, list[str]] = {
+    "F": ["const", "chars", "code_chars", "other_chars", "funcs", "parens", "imports",
+          "generic_code_chars"],
+    "B": ["const", "code_chars", "parens", "blocks", "funcs", "closures", "generic_code_chars",
+          "other_chars"],
+    "D": ["const", "code_chars", "other_chars", "funcs", "parens"],
+}
+
+
+def _row(feat: dict[str, float], names: Sequence[str]) -> list[float]:
+    return [1.0 if n == "const" else feat[n] for n in names]
+
+
+def nnls(a: list[list[float]], b: list[float], iters: int = 500) -> list[float]:
+    """Non-negative least squares (Lawson-Hanson active set), numpy only."""
+    import numpy as np
+
+    A = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    scale = np.maximum(np.abs(A).max(axis=0), 1e-300)  # column scaling for conditioning
+    A = A / scale
+    n = A.shape[1]
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = A.T @ (y - A @ x)
+    tol = 1e-12 * max(1.0, float(np.abs(w).max()))
+    for _ in range(iters):
+        if passive.all() or (w[~passive] <= tol).all():
+            break
+        j = int(np.argmax(np.where(passive, -np.inf, w)))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], y, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            mask_ = passive & (z <= 0)
+            alpha = float(np.min(x[mask_] / (x[mask_] - z[mask_])))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-15
+            x[~passive] = 0.0
+        w = A.T @ (y - A @ x)
+    return [float(v) for v in x / scale]
+
+
+def fit(samples: Sequence[tuple[dict[str, float], tuple[float, float, float]]],
+        floor: float = 0.2) -> dict[str, dict[str, float]]:
+    """Coefficients {target: {feature: coef}} from (scan features, (F, B, D)) samples.
+
+    Minimises the squared error relative to max(measured, FLOOR): relative so that a
+    20-second package does not drown the rest, floored because phases of a few milliseconds
+    are mostly timer and scheduling noise and do not matter to a split decision.
+    """
+    model: dict[str, dict[str, float]] = {}
+    for ti, target in enumerate("FBD"):
+        names = FEATURES[target]
+        rows, ys = [], []
+        for feat, fbd in samples:
+            y = fbd[ti]
+            if y <= 0:
+                continue
+            w = 1.0 / max(y, floor)
+            rows.append([v * w for v in _row(feat, names)])
+            ys.append(y * w)
+        coef = nnls(rows, ys)
+        model[target] = {n: c for n, c in zip(names, coef)}
+    return model
+
+
+@cache
+def _default_model() -> dict[str, dict[str, float]]:
+    data = json.loads(FIT_FILE.read_text())
+    return data["model"]
+
+
+def predict_features(feat: dict[str, float],
+                     model: dict[str, dict[str, float]] | None = None) -> Cost:
+    m = model or _default_model()
+    vals = []
+    for t in "FBD":
+        vals.append(sum(c * (1.0 if n == "const" else feat.get(n, 0.0)) for n, c in m[t].items()))
+    return Cost(*vals)
+
+
+def predict(scan: PackageScan, model: dict[str, dict[str, float]] | None = None) -> Cost:
+    """Predicted (F, B, D) seconds of compiling the scanned package with the stock compiler."""
+    return predict_features(scan.features(), model)
+
+
+_UNIT_FEATURES = {
+    "code_chars": lambda u: u.code_chars,
+    "generic_code_chars": lambda u: u.code_chars if u.is_generic else 0,
+    "parens": lambda u: u.n_parens,
+    "blocks": lambda u: u.n_blocks,
+    "closures": lambda u: u.n_closures,
+    "funcs": lambda u: 1,
+    "generic_funcs": lambda u: 1 if u.is_generic else 0,
+    "code_sq": lambda u: u.code_chars * u.code_chars / 1e4,
+}
+
+
+def unit_backend_seconds(units: Sequence[Any], model: dict[str, dict[str, float]] | None = None
+                         ) -> list[float]:
+    """Each function unit's share of the backend B (the per-function terms of the B model):
+    the weights for partitioning units into shards. Units without a body weigh 0."""
+    m = (model or _default_model())["B"]
+    terms = [(c, _UNIT_FEATURES[n]) for n, c in m.items() if n in _UNIT_FEATURES and c > 0]
+    return [sum(c * f(u) for c, f in terms) if u.has_body else 0.0 for u in units]
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting from collected logs
+
+def samples_from_logs(logs: Iterable[Path | str]) -> list[dict]:
+    """One sample per package over LOGS: scan features + the per-phase minimum over repeats
+    (the least disturbed measurement on a shared machine). Packages whose files are gone
+    (cgo-generated) are skipped."""
+    from .gosource import ScanError, scan_files
+
+    runs: dict[str, list[dict]] = {}
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                runs.setdefault(rec["pkg"], []).append(rec)
+    out = []
+    for pkg, recs in sorted(runs.items()):
+        files = recs[-1]["files"]
+        if not files or not all(os.path.exists(f) for f in files):
+            continue
+        try:
+            scan = scan_files(files)
+        except ScanError:
+            continue
+        # prefer runs that recorded their CPU time (GOMAXPROCS=1, de-noised)
+        fbd = [_phase_seconds(r) for r in recs if r.get("cpu")] or [
+            split_phases(r["phases"]) for r in recs]
+        out.append({"pkg": pkg, "features": scan.features(), "n_runs": len(recs),
+                    "F": min(x[0] for x in fbd), "B": min(x[1] for x in fbd),
+                    "D": min(x[2] for x in fbd), "scan_seconds": scan.seconds})
+    return out
+
+
+def evaluate(samples: Sequence[dict], model: dict[str, dict[str, float]] | None = None,
+             min_total: float = 0.0, preds: Sequence[Cost] | None = None) -> dict[str, float]:
+    """Errors over SAMPLES whose measured total >= MIN_TOTAL: mean absolute % error (mape_*)
+    and weighted absolute % error (wape_* = sum |error| / sum measured) of F, B, D and total.
+    PREDS, if given, are the predictions (e.g. cross-validated) in sample order."""
+    errs: dict[str, list[tuple[float, float]]] = {"F": [], "B": [], "D": [], "total": []}
+    for i, s in enumerate(samples):
+        tot = s["F"] + s["B"] + s["D"]
+        if tot < min_total:
+            continue
+        c = preds[i] if preds is not None else predict_features(s["features"], model)
+        for k, p, y in (("F", c.F, s["F"]), ("B", c.B, s["B"]), ("D", c.D, s["D"]),
+                        ("total", c.total, tot)):
+            if y > 0:
+                errs[k].append((abs(p - y), y))
+    out: dict[str, float] = {"n": float(len(errs["total"]))}
+    for k, v in errs.items():
+        out[f"mape_{k}"] = round(100 * sum(e / y for e, y in v) / len(v), 1) if v else math.nan
+        out[f"wape_{k}"] = round(100 * sum(e for e, _ in v) / sum(y for _, y in v), 1) if v \
+            else math.nan
+    return out
+
+
+def cross_validate(samples: Sequence[dict], folds: int = 5, floor: float = 0.2) -> list[Cost]:
+    """Out-of-fold predictions: each package predicted by a model fitted without its fold
+    (folds by a hash of the package path, so the split is stable)."""
+    import hashlib
+
+    def fold(pkg: str) -> int:
+        return int(hashlib.sha256(pkg.encode()).hexdigest()[:8], 16) % folds
+
+    preds: list[Cost | None] = [None] * len(samples)
+    for f in range(folds):
+        train = [s for s in samples if fold(s["pkg"]) != f]
+        m = fit([(s["features"], (s["F"], s["B"], s["D"])) for s in train], floor)
+        for i, s in enumerate(samples):
+            if fold(s["pkg"]) == f:
+                preds[i] = predict_features(s["features"], m)
+    return [p for p in preds if p is not None]
+
+
+def fit_logs(logs: Sequence[Path | str], out: Path | str | None = FIT_FILE,
+             floor: float = 0.2) -> dict:
+    """Fit the model on the packages of LOGS and save it (with its error report) to OUT.
+
+    The error is measured on held-out data by 5-fold cross-validation over packages: every
+    package is predicted by a model that never saw it.
+    """
+    samples = samples_from_logs(logs)
+    preds = cross_validate(samples, 5, floor)
+    big = sorted(samples, key=lambda s: -(s["F"] + s["B"] + s["D"]))[:12]
+    by_pkg = {s["pkg"]: p for s, p in zip(samples, preds)}
+    report = {
+        "n_samples": len(samples),
+        "held_out_all": evaluate(samples, preds=preds),
+        "held_out_total_ge_0.3s": evaluate(samples, min_total=0.3, preds=preds),
+        "held_out_total_ge_1s": evaluate(samples, min_total=1.0, preds=preds),
+        "largest": {s["pkg"]: {"measured": [round(s[k], 3) for k in "FBD"],
+                               "held_out_pred": [round(x, 3) for x in (
+                                   by_pkg[s["pkg"]].F, by_pkg[s["pkg"]].B, by_pkg[s["pkg"]].D)]}
+                    for s in big},
+    }
+    model = fit([(s["features"], (s["F"], s["B"], s["D"])) for s in samples], floor)
+    data = {"model": model, "report": report, "floor": floor,
+            "note": "fgo.planner.costmodel.fit_logs: -bench phase times of stock go1.27.3 "
+                    "compiles (-c=1, min over repeated runs) of std, cmd/compile/internal/ssa "
+                    "and gin/etcd with their deps, on a shared 2-core machine; seconds"}
+    if out is not None:
+        Path(out).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        _default_model.cache_clear()
+    return data
+
+
+if __name__ == "__main__":  # pragma: no cover - used as a toolexec wrapper
+    if len(sys.argv) >= 3 and sys.argv[1] == "wrap":
+        sys.exit(_wrap_compile(sys.argv[2], sys.argv[3:]))
+    sys.exit("usage: python -m fgo.planner.costmodel wrap LOG TOOL ARGS...")

@@ -1,0 +1,195 @@
+"""Split decisions: pure functions over plain data (no processes, no I/O).
+
+The time model of a split compile with K shards (compiler-sharding.md): every process repeats
+the frontend F, then compiles its share of the backend B; the K-1 other shards ship their
+results (transfer) and the leader injects them (merge) before it writes the object (D):
+
+    split(K)  = F + B/K + D + fixed + (K-1) * (transfer_per_shard + merge_per_shard)
+    whole     = F + B/backend_speedup + D          (the stock compile, maybe with -c>1)
+
+K is chosen to minimise split(K) over 2 <= K <= min(free workers, functions, max_shards).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import networkx as nx  # type: ignore[import-untyped]
+
+
+class CostLike(Protocol):
+    F: float
+    B: float
+    D: float
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """What splitting costs on top of the compile itself (seconds)."""
+
+    transfer_per_shard: float = 0.35  # ship inputs to a shard's worker + its result back
+    merge_per_shard: float = 0.25     # leader: decode + inject one shard's result (ssa: ~0.24)
+    fixed: float = 0.2                # per split package: plan, dispatch, digest check
+    backend_speedup: float = 1.0      # stock compile's -c>1 backend speedup (baseline)
+    max_shards: int = 8
+
+
+@dataclass(frozen=True)
+class SplitPolicy:
+    """The user's flags: `--split-large[=SECONDS]` and `--shards K|auto`."""
+
+    threshold: float | None = None    # None: automatic (split iff the predicted gain > min_gain)
+    shards: int | None = None         # None: auto (argmin of split(K))
+    min_gain: float = 0.5             # automatic mode: seconds a split must save
+
+
+@dataclass
+class SplitPlan:
+    """The decision for one package."""
+
+    k: int                            # 1 = compile whole
+    reason: str                       # why (for the report)
+    predicted_whole: float            # seconds, unsplit
+    predicted_split: float            # seconds with k shards (== predicted_whole if k == 1)
+    shards: list[list[int]] = field(default_factory=list)   # unit indices per shard, leader 0
+    shard_loads: list[float] = field(default_factory=list)  # predicted backend s per shard
+
+    @property
+    def split(self) -> bool:
+        return self.k >= 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "reason": self.reason, "predicted_whole": self.predicted_whole,
+                "predicted_split": self.predicted_split, "shards": self.shards,
+                "shard_loads": self.shard_loads}
+
+
+def whole_time(cost: CostLike, o: Overheads = Overheads()) -> float:
+    return cost.F + cost.B / o.backend_speedup + cost.D
+
+
+def split_time(cost: CostLike, k: int, o: Overheads = Overheads()) -> float:
+    """Predicted wall time of the package compiled as K shards (K=1: whole)."""
+    if k <= 1:
+        return whole_time(cost, o)
+    return (cost.F + cost.B / k + cost.D + o.fixed
+            + (k - 1) * (o.transfer_per_shard + o.merge_per_shard))
+
+
+def choose_shards(cost: CostLike, n_funcs: int, free_workers: int,
+                  policy: SplitPolicy = SplitPolicy(),
+                  o: Overheads = Overheads()) -> tuple[int, str]:
+    """(K, reason): K = 1 means compile whole.
+
+    free_workers counts the worker the leader would run on. `threshold == 0` is the testing
+    mode: every package with >= 2 functions is split, into at least 2 shards even if fewer
+    workers are free (the shards then queue).
+    """
+    if n_funcs < 2:
+        return 1, "fewer than 2 functions"
+    whole = whole_time(cost, o)
+    forced = policy.threshold is not None and policy.threshold <= 0
+    cap = min(n_funcs, o.max_shards if policy.shards is None else max(policy.shards, 1))
+    cap = min(cap, max(free_workers, 2 if forced else 1))
+    if policy.threshold is not None and not forced and whole <= policy.threshold:
+        return 1, f"predicted {whole:.2f}s <= threshold {policy.threshold:g}s"
+    if cap < 2:
+        return 1, f"{free_workers} free worker(s)"
+    if policy.shards is not None:
+        k = cap
+    else:
+        k = min(range(2, cap + 1), key=lambda j: (split_time(cost, j, o), j))
+    gain = whole - split_time(cost, k, o)
+    if policy.threshold is None and gain <= policy.min_gain:
+        return 1, f"predicted gain {gain:.2f}s <= {policy.min_gain:g}s"
+    why = "forced (threshold 0)" if forced else (
+        f"predicted {whole:.2f}s > threshold {policy.threshold:g}s" if policy.threshold
+        else f"predicted gain {gain:.2f}s")
+    return k, why
+
+
+def partition(weights: Sequence[float], k: int) -> list[list[int]]:
+    """Balanced partition of items (by index) into K shards: longest first onto the least
+    loaded shard (LPT, within 4/3 of optimal). Deterministic: ties go to the lower index.
+    Shard 0 (the leader's) gets the smallest load when loads differ, since it also merges.
+    """
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+    heap = [(0.0, s) for s in range(k)]
+    shards: list[list[int]] = [[] for _ in range(k)]
+    for i in order:
+        load, s = heapq.heappop(heap)
+        shards[s].append(i)
+        heapq.heappush(heap, (load + weights[i], s))
+    loads = [sum(weights[i] for i in sh) for sh in shards]
+    # leader = lightest shard, then the rest by index of their first (heaviest) item
+    ranked = sorted(range(k), key=lambda s: (loads[s], s))
+    leader = ranked[0]
+    rest = [s for s in range(k) if s != leader]
+    return [sorted(shards[s]) for s in [leader, *rest]]
+
+
+def plan_split(cost: CostLike, unit_weights: Sequence[float], free_workers: int,
+               policy: SplitPolicy = SplitPolicy(), o: Overheads = Overheads()) -> SplitPlan:
+    """Decide K for one package and partition its function units (by their weights, e.g.
+    costmodel.unit_backend_seconds of a scan's units, in scan order; units of weight 0, e.g.
+    without a body, are not counted as functions) into K shards."""
+    whole = whole_time(cost, o)
+    n_funcs = sum(1 for w in unit_weights if w > 0)
+    k, why = choose_shards(cost, n_funcs, free_workers, policy, o)
+    if k < 2:
+        return SplitPlan(1, why, whole, whole)
+    shards = partition(unit_weights, k)
+    total = float(sum(unit_weights)) or 1.0
+    loads = [cost.B * sum(unit_weights[i] for i in sh) / total for sh in shards]
+    predicted = cost.F + max(loads) + cost.D + o.fixed + (k - 1) * (
+        o.transfer_per_shard + o.merge_per_shard)
+    return SplitPlan(k, why, whole, predicted, shards, loads)
+
+
+# ----------------------------------------------------------------------------- critical path
+
+def critical_path_priority(graph: nx.DiGraph, cost: Mapping[Hashable, float] | None = None,
+                           attr: str = "cost") -> dict[Hashable, float]:
+    """Priority of every package: the longest chain of predicted compile time from the start of
+    the package to the end of the build (the package's own cost plus the costliest path
+    through the packages that import it; HEFT's "upward rank").
+
+    Edges go from importer to imported (a -> b: a imports b, so b compiles first), as
+    `go list -deps -json` Imports give them. Costs come from COST or node attribute ATTR
+    (default 0). Highest priority first is the critical-path-first order.
+    """
+    c = (lambda n: float(cost.get(n, 0.0))) if cost is not None else (
+        lambda n: float(graph.nodes[n].get(attr, 0.0)))
+    prio: dict[Hashable, float] = {}
+    # importers of n are its predecessors; they come earlier in a topological order
+    for n in nx.topological_sort(graph):
+        users = [prio[u] for u in graph.predecessors(n)]
+        prio[n] = c(n) + (max(users) if users else 0.0)
+    return prio
+
+
+def critical_path(graph: nx.DiGraph, cost: Mapping[Hashable, float] | None = None,
+                  attr: str = "cost") -> list[Hashable]:
+    """The critical path, in build order (first package to compile first)."""
+    prio = critical_path_priority(graph, cost, attr)
+    if not prio:
+        return []
+    # start: the package with no imports on the longest chain = highest priority overall
+    n = max(prio, key=lambda x: (prio[x], str(x)))
+    path = [n]
+    while True:
+        users = list(graph.predecessors(n))
+        if not users:
+            return path
+        n = max(users, key=lambda u: (prio[u], str(u)))
+        path.append(n)
+
+
+def by_priority(ready: Sequence[Hashable], prio: Mapping[Hashable, float]) -> list[Hashable]:
+    """READY packages in dispatch order: critical path first, ties by name."""
+    return sorted(ready, key=lambda n: (-prio.get(n, 0.0), str(n)))

@@ -1,0 +1,497 @@
+"""`fgo verify PROJECT [-- GO_BUILD_FLAGS]`: build several ways, compare, explain differences.
+
+Each *build variant* builds the project into its own output directory with its own
+empty GOCACHE and returns the binaries and every package archive it produced.
+The first variant is the baseline; every other build is compared with it (package
+archives in dependency order, then binaries) using fgo.diff, and the first
+differing package is explained down to the symbol.
+
+Hook for other build modes (fgo distributed, --split-large ...)::
+
+    from fgo.verify import Variant, BuildRequest, BuildOutput, register_variant, list_archives
+
+    def build_distributed(req: BuildRequest) -> BuildOutput:
+        ...  # build req.packages in req.project with req.go_flags, env=req.env
+        ...  # (req.env has GOCACHE=req.gocache, an empty directory), binaries into req.out_dir
+        return BuildOutput(binaries={"app": req.out_dir / "app"},
+                           archives=list_archives(req))  # or your own {importpath: path}
+
+    register_variant(Variant("fgo", build_distributed, flags_key="",
+                             description="fgo build on the Dask cluster"))
+
+Variants with the same ``flags_key`` must produce byte-identical files, build IDs
+included; across different keys (e.g. ``-gcflags=all=-c=4``) build IDs and the
+build info recorded in binaries legitimately differ and are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from fgo import diff as fdiff
+from fgo import goobj
+from fgo.goobj import GoobjError
+from fgo.toolchain import ToolchainError, go_env, run_go
+
+
+class VerifyError(Exception):
+    """A build variant failed or produced nothing to compare."""
+
+
+# ------------------------------------------------------------------ the hook
+
+
+@dataclass
+class BuildRequest:
+    project: Path  # directory `go build` runs in
+    packages: list[str]  # package patterns (default ["."])
+    go_flags: list[str]  # the user's GO_BUILD_FLAGS (after --)
+    out_dir: Path  # empty directory for this build's binaries
+    gocache: Path  # empty directory: this build's GOCACHE
+    env: dict[str, str]  # pinned-go environment with GOCACHE=gocache (user's GOPATH etc. kept)
+    timeout: float | None = None
+
+
+@dataclass
+class BuildOutput:
+    binaries: dict[str, Path]  # name -> executable
+    archives: dict[str, Path]  # import path -> package archive, in dependency order
+    seconds: float = 0.0
+    log: str = ""
+
+
+BuildFn = Callable[[BuildRequest], BuildOutput]
+
+
+@dataclass
+class Variant:
+    name: str
+    build: BuildFn
+    flags_key: str = ""  # equal keys => outputs must be byte-identical (build IDs included)
+    description: str = ""
+
+
+VARIANTS: dict[str, Variant] = {}
+DEFAULT_VARIANTS = ["go", "go-c1", "go-c4"]
+
+
+def register_variant(v: Variant) -> None:
+    """Add (or replace) a named build variant; `fgo verify -v NAME` selects it."""
+    VARIANTS[v.name] = v
+
+
+def go_build(req: BuildRequest, extra_flags: list[str] | None = None) -> BuildOutput:
+    """`go build -o OUT/ [extra] [user flags] PACKAGES`, then its archives from GOCACHE."""
+    flags = [*(extra_flags or []), *req.go_flags]
+    t = time.monotonic()
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+    proc = run_go(["build", "-o", str(req.out_dir) + os.sep, *flags, *req.packages],
+                  cwd=req.project, env=req.env, check=False, timeout=req.timeout)
+    if proc.returncode != 0 and "no main packages to build" in proc.stderr:
+        # A library: compile it (and its deps) without writing anything.
+        proc = run_go(["build", *flags, *req.packages], cwd=req.project, env=req.env,
+                      check=False, timeout=req.timeout)
+    if proc.returncode != 0:
+        raise VerifyError(f"{' '.join(['go build', *flags])} failed: {_last_line(proc.stderr)}")
+    binaries = {p.name: p for p in sorted(req.out_dir.iterdir()) if p.is_file()}
+    archives = list_archives(req, extra_flags)
+    return BuildOutput(binaries, archives, time.monotonic() - t, proc.stderr)
+
+
+def list_archives(req: BuildRequest, extra_flags: list[str] | None = None) -> dict[str, Path]:
+    """Every package archive of PACKAGES and their deps, from req.gocache, in dependency order.
+
+    Runs `go list -export -deps` with the same flags and GOCACHE as the build, so it
+    finds what the build put in the cache (packages are compiled if they are not).
+    """
+    flags = [*(extra_flags or []), *req.go_flags]
+    proc = run_go(["list", "-export", "-deps", *_list_flags(flags), "-f",
+                   "{{if .Export}}{{.ImportPath}}\t{{.Export}}{{end}}", *req.packages],
+                  cwd=req.project, env=req.env, check=False, timeout=req.timeout)
+    if proc.returncode != 0:
+        raise VerifyError(f"go list -export failed: {_last_line(proc.stderr)}")
+    out: dict[str, Path] = {}
+    for line in proc.stdout.splitlines():
+        if "\t" in line:
+            path, export = line.split("\t", 1)
+            out[path] = Path(export)
+    return out
+
+
+def _list_flags(flags: list[str]) -> list[str]:
+    """Build flags `go list` accepts too (drop -o and the like)."""
+    out, skip = [], False
+    for f in flags:
+        if skip:
+            skip = False
+            continue
+        if f in ("-o",):
+            skip = True
+            continue
+        if f.startswith("-o="):
+            continue
+        out.append(f)
+    return out
+
+
+def _last_line(text: str) -> str:
+    lines = [l for l in (text or "").strip().splitlines() if l.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def _go_variant(name: str, extra: list[str], key: str, desc: str) -> Variant:
+    return Variant(name, lambda req: go_build(req, extra), key, desc)
+
+
+register_variant(_go_variant("go", [], "", "plain go build"))
+register_variant(_go_variant("go-c1", ["-gcflags=all=-c=1"], "-c=1",
+                             "go build -gcflags=all=-c=1 (sequential backend)"))
+register_variant(_go_variant("go-c4", ["-gcflags=all=-c=4"], "-c=4",
+                             "go build -gcflags=all=-c=4 (4 backend workers)"))
+
+
+# ------------------------------------------------------------------ comparison core
+
+
+@dataclass
+class BuildResult:
+    variant: str
+    flags_key: str
+    output: BuildOutput
+
+
+@dataclass
+class PackageResult:
+    importpath: str
+    status: str  # "identical", "equivalent", "differs", "only-a", "only-b"
+    summary: str = ""
+    functions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BinaryResult:
+    name: str
+    status: str  # "identical", "equivalent", "differs", "skipped", "only-a", "only-b"
+    against: str = ""  # variant it was compared with
+    note: str = ""
+    diff: fdiff.BinaryDiff | None = None
+
+
+@dataclass
+class BuildComparison:
+    a: str  # variant names
+    b: str
+    strict: bool  # same flags_key: build IDs must match too
+    matched: bool = True
+    packages_compared: int = 0
+    packages_identical: int = 0
+    packages_equivalent: int = 0
+    differing_packages: list[str] = field(default_factory=list)  # dependency order
+    packages: list[PackageResult] = field(default_factory=list)  # the non-identical ones
+    first_difference: fdiff.ArchiveDiff | None = None  # full diff of the first differing package
+    binaries: list[BinaryResult] = field(default_factory=list)
+    link: list[str] = field(default_factory=list)  # when binaries differ but no archive does
+    flags: list[str] = field(default_factory=list)  # flags that would make the build reproducible
+
+
+def compare_builds(a: BuildResult, b: BuildResult, strict: bool | None = None,
+                   binary_reference: BuildResult | None = None) -> BuildComparison:
+    """Compare two builds: every package archive (dependency order), then binaries.
+
+    STRICT (default: same flags_key) requires byte identity, build IDs included;
+    otherwise differences confined to build IDs (and build info in binaries) are
+    accepted. BINARY_REFERENCE, if given, is the build B's binaries are compared
+    with instead of A (one whose binaries are layout-compatible)."""
+    if strict is None:
+        strict = a.flags_key == b.flags_key
+    c = BuildComparison(a.variant, b.variant, strict)
+    pa, pb = a.output.archives, b.output.archives
+    for path in pa:
+        if path not in pb:
+            c.packages.append(PackageResult(path, "only-a", f"package only built by {a.variant}"))
+            c.differing_packages.append(path)
+            continue
+        c.packages_compared += 1
+        d = fdiff.compare_archives(str(pa[path]), str(pb[path]), ignore_build_id=not strict,
+                                   pkgpath=path)
+        if d.identical:
+            c.packages_identical += 1
+            continue
+        if d.matched:
+            c.packages_equivalent += 1
+            continue
+        c.packages.append(PackageResult(path, "differs", d.summary, d.functions))
+        c.differing_packages.append(path)
+        if c.first_difference is None:
+            c.first_difference = d
+    for path in pb:
+        if path not in pa:
+            c.packages.append(PackageResult(path, "only-b", f"package only built by {b.variant}"))
+            c.differing_packages.append(path)
+    ref = binary_reference or a
+    ref_strict = ref.flags_key == b.flags_key
+    for name, p in ref.output.binaries.items():
+        q = b.output.binaries.get(name)
+        if q is None:
+            c.binaries.append(BinaryResult(name, "only-a", ref.variant))
+            continue
+        c.binaries.append(_compare_binary(name, p, q, ref.variant, ref_strict))
+    for name in b.output.binaries:
+        if name not in ref.output.binaries:
+            c.binaries.append(BinaryResult(name, "only-b", ref.variant))
+    bad_bins = [r for r in c.binaries if r.status in ("differs", "only-a", "only-b")]
+    if bad_bins and not c.differing_packages:
+        for r in bad_bins:
+            if r.diff is not None:
+                c.link.extend(r.diff.findings)
+                c.flags.extend(r.diff.flags)
+        c.link = fdiff._uniq(["no package archive differs: the difference comes from the link"] + c.link)
+        c.flags = fdiff._uniq(c.flags)
+    c.matched = not c.differing_packages and not bad_bins
+    return c
+
+
+def _compare_binary(name: str, p: Path, q: Path, against: str, strict: bool) -> BinaryResult:
+    d = fdiff.compare_binaries(str(p), str(q), ignore_build_id=not strict, ignore_buildinfo=not strict)
+    if d.identical:
+        return BinaryResult(name, "identical", against)
+    if d.matched:
+        return BinaryResult(name, "equivalent", against,
+                            "only the build ID and the flags recorded in the build info differ", d)
+    if not strict and _buildinfo_sizes_differ(d):
+        return BinaryResult(name, "skipped", against,
+                            "not comparable byte for byte: the build info records different flags "
+                            "and its length shifts the data layout (archives compared instead)", None)
+    return BinaryResult(name, "differs", against, "", d)
+
+
+def _buildinfo_sizes_differ(d: fdiff.BinaryDiff) -> bool:
+    return any(s.name == ".go.buildinfo" and s.size_a != s.size_b for s in d.sections)
+
+
+def _binary_reference(results: list[BuildResult], i: int) -> BuildResult:
+    """For build I: the baseline if same flags, else an earlier build with the same flags,
+    else an earlier one whose binaries have build info of the same size, else the baseline."""
+    b = results[i]
+    if results[0].flags_key == b.flags_key:
+        return results[0]
+    for r in results[1:i]:
+        if r.flags_key == b.flags_key:
+            return r
+    for r in results[:i]:
+        if _same_buildinfo_size(r, b):
+            return r
+    return results[0]
+
+
+def _same_buildinfo_size(r: BuildResult, b: BuildResult) -> bool:
+    common = set(r.output.binaries) & set(b.output.binaries)
+    if not common:
+        return False
+    try:
+        for n in common:
+            x = goobj.read_elf(r.output.binaries[n]).section(".go.buildinfo")
+            y = goobj.read_elf(b.output.binaries[n]).section(".go.buildinfo")
+            if x is None or y is None or x.size != y.size:
+                return False
+    except GoobjError:
+        return False
+    return True
+
+
+@dataclass
+class VerifyReport:
+    project: str
+    packages: list[str]
+    go_flags: list[str]
+    builds: list[dict]  # variant, description, seconds, binaries, archives
+    comparisons: list[BuildComparison]
+    matched: bool
+    workdir: str = ""
+
+
+def run_verify(project: Path, variants: list[Variant], packages: list[str] | None = None,
+               go_flags: list[str] | None = None, workdir: Path | None = None,
+               base_env: dict[str, str] | None = None, timeout: float | None = None,
+               progress: Callable[[str], None] | None = None) -> VerifyReport:
+    """Build PROJECT with each variant (fresh GOCACHE each) and compare every build with the first."""
+    if len(variants) < 2:
+        raise VerifyError("need at least two build variants to compare")
+    packages = packages or ["."]
+    go_flags = go_flags or []
+    say = progress or (lambda s: None)
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fgo-verify-"))
+    results: list[BuildResult] = []
+    builds = []
+    for i, v in enumerate(variants):
+        vdir = root / f"{i}-{v.name}"
+        if vdir.exists():
+            shutil.rmtree(vdir)
+        (vdir / "out").mkdir(parents=True)
+        (vdir / "gocache").mkdir()
+        env = go_env(base_env, GOCACHE=str(vdir / "gocache"))
+        req = BuildRequest(project, list(packages), list(go_flags), vdir / "out", vdir / "gocache",
+                           env, timeout)
+        say(f"building {v.name} ({v.description or v.name}) ...")
+        t = time.monotonic()
+        try:
+            out = v.build(req)
+        except ToolchainError as exc:
+            raise VerifyError(f"variant {v.name}: {exc}") from None
+        except VerifyError as exc:
+            raise VerifyError(f"variant {v.name}: {exc}") from None
+        if not out.seconds:
+            out.seconds = time.monotonic() - t
+        if not out.archives:
+            raise VerifyError(f"variant {v.name} produced no package archives")
+        results.append(BuildResult(v.name, v.flags_key, out))
+        builds.append({"variant": v.name, "description": v.description, "flags_key": v.flags_key,
+                       "seconds": round(out.seconds, 1),
+                       "binaries": {k: str(p) for k, p in out.binaries.items()},
+                       "archives": len(out.archives)})
+        say(f"  {v.name}: {len(out.archives)} archives, {len(out.binaries)} binaries in {out.seconds:.1f} s")
+    comparisons = []
+    for i in range(1, len(results)):
+        say(f"comparing {results[i].variant} with {results[0].variant} ...")
+        comparisons.append(compare_builds(results[0], results[i],
+                                          binary_reference=_binary_reference(results, i)))
+    return VerifyReport(str(project), packages, go_flags, builds, comparisons,
+                        all(c.matched for c in comparisons), str(root))
+
+
+# ------------------------------------------------------------------ output
+
+
+def report_dict(r: VerifyReport) -> dict:
+    d = asdict(r)
+    for c, cd in zip(r.comparisons, d["comparisons"]):
+        if c.first_difference is not None:
+            cd["first_difference"] = fdiff.report_dict(c.first_difference)
+        for b, bd in zip(c.binaries, cd["binaries"]):
+            if b.diff is not None:
+                bd["diff"] = fdiff.report_dict(b.diff)
+    return d
+
+
+def render(r: VerifyReport) -> str:
+    lines = [f"fgo verify {r.project} (packages: {' '.join(r.packages)}"
+             + (f"; flags: {' '.join(r.go_flags)}" if r.go_flags else "") + ")"]
+    for b in r.builds:
+        lines.append(f"  build {b['variant']:<10} {b['seconds']:>6.1f} s  {b['archives']} archives, "
+                     f"{len(b['binaries'])} binaries  ({b['description']})")
+    for c in r.comparisons:
+        mode = "byte for byte" if c.strict else "ignoring build IDs (flags differ)"
+        head = "match" if c.matched else "DIFFER"
+        lines.append(f"{c.b} vs {c.a}: {head} ({mode})")
+        lines.append(f"  archives: {c.packages_compared} compared, {c.packages_identical} identical"
+                     + (f", {c.packages_equivalent} equal apart from build IDs" if c.packages_equivalent else "")
+                     + (f", {len(c.differing_packages)} differ" if c.differing_packages else ""))
+        for b in c.binaries:
+            vs = f" (vs {b.against})" if b.against != c.a else ""
+            lines.append(f"  binary {b.name}: {b.status}{vs}" + (f" - {b.note}" if b.note else ""))
+        if c.first_difference is not None:
+            lines.append(f"  first differing package (dependency order): {c.differing_packages[0]}")
+            lines.append(_indent(fdiff.render_archive(c.first_difference), "    "))
+            others = [p for p in c.packages if p.importpath != c.differing_packages[0]]
+            if others:
+                lines.append(f"  other differing packages ({len(others)}):")
+                for p in others[:20]:
+                    lines.append(f"    {p.importpath}: {p.summary}")
+                if len(others) > 20:
+                    lines.append(f"    ... {len(others) - 20} more (--json for all)")
+        elif c.packages:
+            for p in c.packages:
+                lines.append(f"    {p.importpath}: {p.summary}")
+        for b in c.binaries:
+            if b.status == "differs" and b.diff is not None:
+                lines.append(_indent(fdiff.render_binary(b.diff), "    "))
+        for l in c.link:
+            lines.append(f"  link: {l}")
+        if c.flags:
+            lines.append(f"  to make the build reproducible: {' '.join(c.flags)}")
+    lines.append("OK: all builds matched" if r.matched else "FAIL: the builds differ")
+    return "\n".join(lines)
+
+
+def _indent(text: str, ind: str) -> str:
+    return "\n".join(ind + l for l in text.splitlines())
+
+
+# ------------------------------------------------------------------ command
+
+
+@click.command("verify", context_settings={"ignore_unknown_options": False})
+@click.argument("project", type=click.Path(path_type=Path), default=".")
+@click.argument("go_build_flags", nargs=-1, type=click.UNPROCESSED)
+@click.option("-p", "--pkg", "packages", multiple=True, metavar="PATTERN",
+              help="Package pattern(s) to build (default: .).")
+@click.option("-v", "--variant", "variant_names", multiple=True, metavar="NAME",
+              help=f"Build variant (repeatable, in order; the first is the baseline). "
+                   f"Default: {' '.join(DEFAULT_VARIANTS)}.")
+@click.option("--list-variants", is_flag=True, help="List the known build variants and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--keep", is_flag=True, help="Keep the build directories and caches.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to build (default: a temporary directory).")
+@click.option("--timeout", type=float, default=None, help="Seconds allowed per go command.")
+def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[str, ...],
+               variant_names: tuple[str, ...], list_variants: bool, as_json: bool, keep: bool,
+               workdir: Path | None, timeout: float | None) -> None:
+    """Build PROJECT several ways and explain any difference, down to the symbol.
+
+    Each build uses a fresh, empty GOCACHE. Every package archive and binary is
+    compared with the first build; for the first differing package the report
+    names the archive member and the symbols that differ. Flags after `--` go to
+    every `go build`. Exit status: 0 all matched, 1 differences, 2 bad input or a
+    failed build.
+    """
+    if list_variants:
+        for v in VARIANTS.values():
+            click.echo(f"{v.name:<12} {v.description}")
+        return
+    if not project.is_dir():
+        click.echo(f"fgo verify: {project}: not a directory", err=True)
+        sys.exit(2)
+    names = list(variant_names) or DEFAULT_VARIANTS
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        click.echo(f"fgo verify: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})", err=True)
+        sys.exit(2)
+    if len(names) < 2:
+        click.echo("fgo verify: need at least two variants to compare", err=True)
+        sys.exit(2)
+    own_workdir = workdir is None
+    root = workdir or Path(tempfile.mkdtemp(prefix="fgo-verify-"))
+    say = (lambda s: click.echo(s, err=True)) if not as_json else (lambda s: None)
+    try:
+        try:
+            report = run_verify(project.resolve(), [VARIANTS[n] for n in names],
+                                list(packages) or None, list(go_build_flags), root,
+                                timeout=timeout, progress=say)
+        except (VerifyError, GoobjError, ToolchainError) as exc:
+            click.echo(f"fgo verify: {exc}", err=True)
+            sys.exit(2)
+        except (OSError, subprocess.SubprocessError) as exc:  # e.g. a timeout: one line
+            click.echo(f"fgo verify: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(2)
+        if as_json:
+            click.echo(json.dumps(report_dict(report), indent=1))
+        else:
+            click.echo(render(report))
+    finally:
+        if own_workdir and not keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif not as_json:
+            click.echo(f"(builds kept in {root})", err=True)
+    sys.exit(0 if report.matched else 1)
