@@ -20,6 +20,7 @@ from typing import Any
 
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
+from fgo.progress import Progress
 from fgo.report import Recorder, merge_actiongraph, summarize, write
 
 
@@ -31,6 +32,8 @@ class BuildOptions:
     workers: int | None = None        # embedded cluster size (default: one per core)
     threads: int = 1                  # threads per embedded worker
     report: str | None = None         # write the JSON report here
+    trace: str | None = None          # write a Chrome trace (Perfetto) here
+    progress: bool = False            # live progress line (on a terminal)
     check: bool = False               # also build plainly and compare
     quiet: bool = False
     task_timeout: float = 600.0
@@ -83,9 +86,11 @@ def run(opts: BuildOptions) -> int:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
                                       task_timeout=opts.task_timeout)
-            coordinator.learn_workers()
+            for warning in coordinator.learn_workers():
+                print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
             coordinator.start()
-            parallelism = cluster.threads()
+            # -p: the usable worker threads (all refused: this machine's cores, locally)
+            parallelism = coordinator.placement.total_threads() or os.cpu_count() or 1
             if not opts.quiet:
                 print(f"fgo: {len(coordinator.placement.workers)} workers, {parallelism} threads"
                       f" ({'embedded' if cluster.local else cluster.scheduler});"
@@ -93,9 +98,14 @@ def run(opts: BuildOptions) -> int:
             actiongraph = os.path.join(tmp, "actiongraph.json")
             cmd = go_build_command(opts.go_args, shim, parallelism, actiongraph)
             env = toolchain.go_env(FGO_SOCKET=coordinator.socket_path)
+            progress = Progress(coordinator) if opts.progress and not opts.quiet else None
+            if progress:
+                progress.start()
             try:
                 exit_code = subprocess.call(cmd, cwd=project, env=env)
             finally:
+                if progress:
+                    progress.stop()
                 coordinator.stop()
             graph = _load_json(actiongraph)
             actions = merge_actiongraph(recorder.actions, graph)
@@ -114,6 +124,9 @@ def run(opts: BuildOptions) -> int:
         cluster.close()
     if opts.report:
         write(opts.report, report)
+    if opts.trace:
+        from fgo.trace import write_trace
+        write_trace(opts.trace, report, graph)
     if not opts.quiet:
         print(summary_line(report), file=sys.stderr)
     failed = [c for c in checks if not c["ok"]]

@@ -46,6 +46,7 @@ class Coordinator:
         self.lock = threading.Lock()           # guards placement
         self.identity = toolchain.identity()
         self.refused: set[str] = set()         # workers whose toolchain differs
+        self.running: dict[int, ActionRecord] = {}  # compiles in flight (for progress)
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._live: set[str] = set()
         self._live_at = 0.0
@@ -53,17 +54,24 @@ class Coordinator:
 
     # --- cluster view ---
 
-    def learn_workers(self) -> None:
-        """Ask every worker for its store inventory and toolchain (once per build)."""
+    def learn_workers(self) -> list[str]:
+        """Ask every worker for its store inventory and toolchain (once per build).
+
+        Returns one warning per worker refused for a different toolchain."""
         infos = self.client.run(executor.store_info)
         threads = self.client.nthreads()
+        warnings = []
         with self.lock:
             for addr, info in infos.items():
-                if toolchain.Identity(**info["identity"]) != self.identity:
+                theirs = toolchain.Identity(**info["identity"])
+                if theirs != self.identity:
                     self.refused.add(addr)
+                    warnings.append(f"worker {addr} refused: toolchain mismatch: head has "
+                                    f"{self.identity.describe()}, worker has {theirs.describe()}")
                     continue
                 self.placement.add_worker(addr, threads.get(addr, 1), info["store_id"],
                                           set(info["hashes"]))
+        return warnings
 
     def live_workers(self) -> set[str]:
         """The scheduler's current workers, asked at most once a second for all waiters."""
@@ -103,7 +111,9 @@ class Coordinator:
         t0 = time.time()
         argv, cwd, env = request["argv"], request["cwd"], request["env"]
         package = env.get("TOOLEXEC_IMPORTPATH", "?")
-        rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local")
+        rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local", start=t0)
+        with self.lock:
+            self.running[id(rec)] = rec
         inputs: dict[str, Blob] = {}
         try:
             call = compileargs.parse(argv[1:], cwd)
@@ -118,6 +128,8 @@ class Coordinator:
         except OSError as exc:
             rec.fallback = f"input unreadable: {exc.strerror}"
             reply = {"local": True}
+        with self.lock:
+            self.running.pop(id(rec), None)
         self.recorder.add(rec, {b.sha: b.size for b in inputs.values()})
         return reply
 
@@ -169,7 +181,7 @@ class Coordinator:
             rec.mode, rec.worker = "remote", result["worker"]
             rec.bytes_out = self._write_outputs(call, result, rec)
             now = time.time()
-            rec.duration_s = round(now - t0, 4)
+            rec.duration_s, rec.end = round(now - t0, 4), now
             rec.dispatch_s = round((result["tool_start"] - t0) + (now - result["tool_done"]), 4)
             return {"local": False, "exit": result["exit"], "output": _b64(result["output"])}
         finally:

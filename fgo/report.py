@@ -37,6 +37,8 @@ class ActionRecord:
     bytes_out: int = 0             # output bytes brought back
     output_sha256: str | None = None
     build_id: str | None = None
+    start: float | None = None     # epoch seconds: request (fgo) or go's TimeStart
+    end: float | None = None       # epoch seconds: reply (fgo) or go's TimeDone
 
 
 @dataclass
@@ -65,25 +67,29 @@ def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]]) 
             continue
         pkg = node["Package"]
         build_id = node.get("BuildID") or None
+        start, end = node_times(node)
         seen = by_pkg.get(pkg)
         if seen:
             for rec in seen:
                 rec.build_id = build_id
-                if rec.duration_s is None:
-                    rec.duration_s = _duration(node)
+                if rec.mode == "local":  # it ran in go's process tree: go timed it
+                    rec.start, rec.end = start, end
+                    if start is not None and end is not None:
+                        rec.duration_s = round(end - start, 4)
         elif not node.get("Cmd"):  # go ran no tool for it: a GOCACHE hit
-            out.append(ActionRecord(package=pkg, tool="compile", mode="cached", build_id=build_id))
+            out.append(ActionRecord(package=pkg, tool="compile", mode="cached", build_id=build_id,
+                                    start=start, end=end))
     return out
 
 
-def _duration(node: dict[str, Any]) -> float | None:
+def node_times(node: dict[str, Any]) -> tuple[float | None, float | None]:
+    """An actiongraph node's (TimeStart, TimeDone) as epoch seconds."""
     from datetime import datetime
     try:
-        start = datetime.fromisoformat(node["TimeStart"])
-        done = datetime.fromisoformat(node["TimeDone"])
+        return (datetime.fromisoformat(node["TimeStart"]).timestamp(),
+                datetime.fromisoformat(node["TimeDone"]).timestamp())
     except (KeyError, ValueError, TypeError):
-        return None
-    return (done - start).total_seconds()
+        return None, None
 
 
 def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,

@@ -1,0 +1,91 @@
+"""`fgo build --trace FILE.json`: the build as a Chrome Trace Event file (opens in Perfetto).
+
+One process per worker with a lane per thread, one for the head node (local
+compiles, links, everything go ran itself), a span per action, and flow
+arrows from an action to the actions it unblocks (from go's action graph).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from fgo.report import node_times
+
+HEAD = "head node"
+
+
+def _lanes(spans: list[dict[str, Any]]) -> None:
+    """Give each span a tid: the lowest lane of its process free at its start."""
+    by_pid: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for s in spans:
+        by_pid[s["pid"]].append(s)
+    for group in by_pid.values():
+        free_at: list[float] = []
+        for s in sorted(group, key=lambda s: s["ts"]):
+            lane = next((i for i, t in enumerate(free_at) if t <= s["ts"]), len(free_at))
+            if lane == len(free_at):
+                free_at.append(0.0)
+            free_at[lane] = s["ts"] + s["dur"]
+            s["tid"] = lane + 1
+
+
+def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str, Any]:
+    remote = {a["package"]: a for a in report["actions"] if a["mode"] == "remote"}
+    pids = {HEAD: 1}
+    for a in remote.values():
+        pids.setdefault(a["worker"], len(pids) + 1)
+    t0 = min([t for n in graph for t in node_times(n) if t] +
+             [a["start"] for a in remote.values() if a.get("start")] or [0.0])
+
+    def us(t: float) -> float:
+        return round((t - t0) * 1e6, 1)
+
+    spans, span_of = [], {}
+    for node in graph:
+        start, end = node_times(node)
+        if start is None or end is None or not node.get("Cmd"):
+            continue  # cache hits and no-op actions ran nothing
+        pkg, mode = node.get("Package", ""), node.get("Mode", "")
+        a = remote.get(pkg) if mode == "build" else None
+        if a and a.get("start") and a.get("end"):
+            start, end = a["start"], a["end"]
+            where = a["worker"]
+            args = {"mode": "remote", "bytes_in": a["bytes_in"], "bytes_out": a["bytes_out"],
+                    "dispatch_ms": round((a["dispatch_s"] or 0) * 1e3, 2)}
+        else:
+            where = HEAD
+            fallback = next((r["fallback"] for r in report["actions"]
+                             if r["package"] == pkg and r.get("fallback")), None)
+            args = {"mode": "local", **({"fallback": fallback} if fallback else {})}
+        span = {"name": f"{mode} {pkg}", "cat": mode, "ph": "X", "pid": pids[where],
+                "ts": us(start), "dur": max(1.0, us(end) - us(start)), "args": args}
+        spans.append(span)
+        span_of[node["ID"]] = span
+    _lanes(spans)
+    events: list[dict[str, Any]] = []
+    for name, pid in pids.items():
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
+                       "args": {"name": name if name == HEAD else f"worker {name}"}})
+    events += spans
+    flow = 0
+    for node in graph:
+        dst = span_of.get(node["ID"])
+        for dep in node.get("Deps") or []:
+            src = span_of.get(dep)
+            if dst is None or src is None:
+                continue
+            flow += 1
+            events.append({"ph": "s", "id": flow, "name": "unblocks", "cat": "dep",
+                           "pid": src["pid"], "tid": src["tid"], "ts": src["ts"] + src["dur"] - 0.5})
+            events.append({"ph": "f", "bp": "e", "id": flow, "name": "unblocks", "cat": "dep",
+                           "pid": dst["pid"], "tid": dst["tid"], "ts": max(dst["ts"], src["ts"] + src["dur"])})
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"fgo_version": report.get("fgo_version"),
+                          "go_version": report.get("go_version")}}
+
+
+def write_trace(path: str, report: dict[str, Any], graph: list[dict[str, Any]]) -> None:
+    with open(path, "w") as f:
+        json.dump(build_trace(report, graph), f)
