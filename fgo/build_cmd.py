@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from fgo import builder
+from fgo import builder, config
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("project")
 @click.argument("go_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--scheduler", envvar="FGO_SCHEDULER", metavar="tcp://HOST:PORT",
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="An existing Dask scheduler (default: an embedded LocalCluster).")
 @click.option("--workers", type=click.IntRange(1), help="Embedded cluster: number of workers.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
-              help="Embedded cluster: threads per worker.")
-@click.option("--report", "report", metavar="FILE.json", help="Write the JSON build report.")
+@click.option("--threads", type=click.IntRange(1), help="Embedded cluster: threads per worker [1].")
+@click.option("--report", metavar="FILE.json", help="Write the JSON build report.")
 @click.option("--trace", metavar="FILE.json", help="Write a Chrome trace of the build (Perfetto).")
 @click.option("--check", is_flag=True, help="Also build with plain go build and compare hashes.")
-@click.option("--timeout", "task_timeout", type=click.FloatRange(1), default=600.0,
-              show_default=True, help="Seconds before a remote compile is run locally instead.")
+@click.option("--timeout", type=click.FloatRange(1),
+              help="Seconds before a remote compile is run locally instead [600].")
+@click.option("--fallback-local", is_flag=True, default=None,
+              help="If the scheduler cannot be reached, build locally instead of failing.")
+@click.option("--tls-ca-file", metavar="PEM", help="TLS: CA certificate of the cluster.")
+@click.option("--tls-cert", metavar="PEM", help="TLS: this client's certificate.")
+@click.option("--tls-key", metavar="PEM", help="TLS: this client's private key.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
-def build(project: str, go_args: tuple[str, ...], scheduler: str | None, workers: int | None,
-          threads: int, report: str | None, trace: str | None, check: bool, task_timeout: float, quiet: bool) -> None:
-    """Build the Go project in PROJECT; arguments after -- go to go build as they are."""
-    opts = builder.BuildOptions(project=project, go_args=list(go_args), scheduler=scheduler,
-                                workers=workers, threads=threads, report=report, trace=trace,
-                                check=check, quiet=quiet, progress=sys.stdout.isatty(), task_timeout=task_timeout)
+@click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
+def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
+          check: bool, quiet: bool, verbose: bool, **flags: object) -> None:
+    """Build the Go project in PROJECT; arguments after -- go to go build as they are.
+
+    Settings come from flags, else FGO_<NAME> environment variables (e.g.
+    FGO_SCHEDULER), else [tool.fgo] in a pyproject.toml at or above PROJECT.
+    """
+    settings = config.resolve(Path(project).resolve(), flags)
+    opts = builder.BuildOptions(
+        project=project, go_args=list(go_args), scheduler=settings["scheduler"],
+        workers=settings["workers"], threads=settings["threads"], report=report, trace=trace,
+        check=check, quiet=quiet, verbose=verbose and not quiet,
+        progress=sys.stdout.isatty(), task_timeout=settings["timeout"],
+        fallback_local=settings["fallback_local"],
+        tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]))
     sys.exit(builder.run(opts))

@@ -34,6 +34,9 @@ class BuildOptions:
     report: str | None = None         # write the JSON report here
     trace: str | None = None          # write a Chrome trace (Perfetto) here
     progress: bool = False            # live progress line (on a terminal)
+    verbose: bool = False             # a line per compile
+    fallback_local: bool = False      # unreachable scheduler: build locally, not fail
+    tls: tuple[str | None, str | None, str | None] = (None, None, None)  # ca, cert, key
     check: bool = False               # also build plainly and compare
     quiet: bool = False
     task_timeout: float = 600.0
@@ -67,38 +70,67 @@ def go_build_command(go_args: list[str], shim: str | None, parallelism: int | No
     return cmd + [f"-debug-actiongraph={actiongraph}", *go_args]
 
 
+def _connect(opts: BuildOptions) -> Any:
+    """The cluster, or None when it is unreachable and --fallback-local allows a local build."""
+    from fgo.cluster import ClusterError, connect
+    try:
+        return connect(opts.scheduler, opts.workers, opts.threads, security=_security(opts.tls))
+    except ClusterError as exc:
+        if not opts.fallback_local:
+            raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None
+        print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
+        return None
+
+
+def _security(tls: tuple[str | None, str | None, str | None]) -> Any:
+    ca, cert, key = tls
+    if not any(tls):
+        return None
+    if not all(tls):
+        raise FgoError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
+    for path in tls:
+        if not os.path.isfile(path):
+            raise FgoError(f"TLS file {path} does not exist")
+    from distributed.security import Security
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                    require_encryption=True)
+
+
 def run(opts: BuildOptions) -> int:
     started = time.monotonic()
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
-    from fgo.cluster import ClusterError, connect
     from fgo.coordinator import Coordinator
     from fgo.shim import shim_path
 
     shim = str(shim_path())
-    try:
-        cluster = connect(opts.scheduler, opts.workers, opts.threads)
-    except ClusterError as exc:
-        raise FgoError(str(exc)) from None
-    recorder = Recorder()
+    cluster = _connect(opts)
+    recorder = Recorder(on_add=_print_action if opts.verbose else None)
+    coordinator = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
-            coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
-                                      task_timeout=opts.task_timeout)
-            for warning in coordinator.learn_workers():
-                print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
-            coordinator.start()
-            # -p: the usable worker threads (all refused: this machine's cores, locally)
-            parallelism = coordinator.placement.total_threads() or os.cpu_count() or 1
-            if not opts.quiet:
-                print(f"fgo: {len(coordinator.placement.workers)} workers, {parallelism} threads"
-                      f" ({'embedded' if cluster.local else cluster.scheduler});"
-                      f" dashboard {cluster.dashboard}", file=sys.stderr)
+            env = toolchain.go_env()
+            parallelism = None  # go's default: this machine's cores
+            if cluster is not None:
+                coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
+                                          task_timeout=opts.task_timeout)
+                for warning in coordinator.learn_workers():
+                    print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+                coordinator.start()
+                env["FGO_SOCKET"] = coordinator.socket_path
+                # -p: the usable worker threads (all refused: go's default, all local)
+                parallelism = coordinator.placement.total_threads() or None
+                if not opts.quiet:
+                    print(f"fgo: {len(coordinator.placement.workers)} workers, "
+                          f"{parallelism or 0} threads"
+                          f" ({'embedded' if cluster.local else cluster.scheduler});"
+                          f" dashboard {cluster.dashboard}", file=sys.stderr)
             actiongraph = os.path.join(tmp, "actiongraph.json")
-            cmd = go_build_command(opts.go_args, shim, parallelism, actiongraph)
-            env = toolchain.go_env(FGO_SOCKET=coordinator.socket_path)
-            progress = Progress(coordinator) if opts.progress and not opts.quiet else None
+            cmd = go_build_command(opts.go_args, shim if coordinator else None, parallelism,
+                                   actiongraph)
+            progress = Progress(coordinator) if coordinator and opts.progress and not opts.quiet \
+                else None
             if progress:
                 progress.start()
             try:
@@ -106,9 +138,11 @@ def run(opts: BuildOptions) -> int:
             finally:
                 if progress:
                     progress.stop()
-                coordinator.stop()
+                if coordinator:
+                    coordinator.stop()
             graph = _load_json(actiongraph)
-            actions = merge_actiongraph(recorder.actions, graph)
+            unseen = "scheduler unreachable" if cluster is None else "did not reach fgo"
+            actions = merge_actiongraph(recorder.actions, graph, unseen_reason=unseen)
             checks: list[dict[str, Any]] = []
             if opts.check and exit_code == 0:
                 from fgo.check import check_build
@@ -116,12 +150,14 @@ def run(opts: BuildOptions) -> int:
             report = summarize(recorder, actions, time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
-                               cluster={"scheduler": cluster.scheduler,
-                                        "workers": len(coordinator.placement.workers),
-                                        "threads": parallelism},
+                               cluster={"scheduler": cluster.scheduler if cluster else opts.scheduler,
+                                        "workers": len(coordinator.placement.workers)
+                                        if coordinator else 0,
+                                        "threads": parallelism or 0},
                                checks=checks)
     finally:
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
     if opts.report:
         write(opts.report, report)
     if opts.trace:
@@ -135,6 +171,12 @@ def run(opts: BuildOptions) -> int:
     if exit_code == 0 and failed:
         return 1
     return exit_code
+
+
+def _print_action(rec: Any) -> None:
+    where = rec.worker if rec.mode == "remote" else f"local ({rec.fallback})"
+    took = f"{rec.duration_s:.2f}s" if rec.duration_s is not None else ""
+    print(f"fgo: {rec.tool} {rec.package}: {where} {took}", file=sys.stderr)
 
 
 def summary_line(report: dict[str, Any]) -> str:

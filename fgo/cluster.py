@@ -48,7 +48,7 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
     if scheduler:
         try:
             client = Client(scheduler, timeout=timeout, security=security, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise ClusterError(f"cannot reach scheduler {scheduler}: {exc}") from None
         try:
             client.wait_for_workers(1, timeout=timeout)

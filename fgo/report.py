@@ -19,7 +19,7 @@ import statistics
 import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 SCHEMA = 1
 
@@ -48,16 +48,20 @@ class Recorder:
     actions: list[ActionRecord] = field(default_factory=list)
     unique_inputs: dict[str, int] = field(default_factory=dict)   # sha -> size, all stores
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_add: Callable[[ActionRecord], None] | None = None           # e.g. -v's printer
 
     def add(self, rec: ActionRecord, needs: dict[str, int] | None = None) -> None:
         with self.lock:
             self.actions.append(rec)
             if needs and rec.mode == "remote":
                 self.unique_inputs.update(needs)
+        if self.on_add:
+            self.on_add(rec)
 
 
-def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]]) -> list[ActionRecord]:
-    """Add go's own view: compiles that were cache hits, durations, build IDs."""
+def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]],
+                      unseen_reason: str = "did not reach fgo") -> list[ActionRecord]:
+    """Add go's own view: cache hits, compiles fgo never saw, go's timings, build IDs."""
     by_pkg: dict[str, list[ActionRecord]] = {}
     for rec in actions:
         by_pkg.setdefault(rec.package, []).append(rec)
@@ -76,9 +80,13 @@ def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]]) 
                     rec.start, rec.end = start, end
                     if start is not None and end is not None:
                         rec.duration_s = round(end - start, 4)
-        elif not node.get("Cmd"):  # go ran no tool for it: a GOCACHE hit
-            out.append(ActionRecord(package=pkg, tool="compile", mode="cached", build_id=build_id,
-                                    start=start, end=end))
+        else:  # no tool ran: a GOCACHE hit; else go (or the shim) ran it on its own
+            ran = bool(node.get("Cmd"))
+            out.append(ActionRecord(package=pkg, tool="compile", mode="local" if ran else "cached",
+                                    fallback=unseen_reason if ran else None, build_id=build_id,
+                                    start=start, end=end,
+                                    duration_s=round(end - start, 4) if ran and start and end
+                                    else None))
     return out
 
 

@@ -150,3 +150,15 @@ def test_gin_gopath_identical(tmp_path: Path) -> None:
     assert plain.returncode == 0, plain.stderr
     assert sha(work / "fgo.bin") == sha(work / "go.bin")
     assert rep["totals"]["remote"] + rep["totals"]["cached"] > 10
+
+
+def test_unreachable_scheduler_with_fallback_local(hello: Path) -> None:
+    report = hello.parent / "fallback.json"
+    proc = run_fgo("build", "--fallback-local", "--report", str(report), "--scheduler",
+                   "tcp://127.0.0.1:9", str(hello), "--", "-o", str(hello / "f.bin"))
+    assert proc.returncode == 0, proc.stderr
+    assert "building locally" in proc.stderr
+    assert go_build(hello, "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "f.bin") == sha(hello / "go.bin")
+    t = report_of(report)["totals"]
+    assert t["remote"] == 0 and set(t["fallback_reasons"]) <= {"scheduler unreachable"}

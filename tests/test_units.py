@@ -146,3 +146,24 @@ def test_executor_never_writes_outside_its_sandbox(path: str) -> None:
     call = compileargs.CompileCall(args=[path], cwd="/", outputs=["/o.a"], inputs=[path])
     with pytest.raises(executor.BadTask):
         executor.execute(_task(call, {path: sha256(data)}, {sha256(data): data}))
+
+
+def test_settings_precedence(tmp_path: Path) -> None:
+    from fgo import config
+    from fgo.errors import FgoError
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.fgo]\nscheduler = "tcp://from-file:8786"\nthreads = 3\ntimeout = 30\n')
+    project = tmp_path / "sub"
+    project.mkdir()
+    s = config.resolve(project, {}, environ={})
+    assert (s["scheduler"], s["threads"], s["timeout"]) == ("tcp://from-file:8786", 3, 30.0)
+    s = config.resolve(project, {}, environ={"FGO_SCHEDULER": "tcp://from-env:1", "FGO_THREADS": "2"})
+    assert (s["scheduler"], s["threads"]) == ("tcp://from-env:1", 2)
+    s = config.resolve(project, {"scheduler": "tcp://from-flag:2", "threads": None},
+                       environ={"FGO_SCHEDULER": "tcp://from-env:1"})
+    assert (s["scheduler"], s["threads"]) == ("tcp://from-flag:2", 3)
+    with pytest.raises(FgoError, match="FGO_THREADS"):
+        config.resolve(project, {}, environ={"FGO_THREADS": "many"})
+    (tmp_path / "pyproject.toml").write_text('[tool.fgo]\nsheduler = "typo"\n')
+    with pytest.raises(FgoError, match="sheduler"):
+        config.resolve(project, {}, environ={})
