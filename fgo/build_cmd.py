@@ -27,10 +27,16 @@ from fgo import builder, config
 @click.option("--tls-ca-file", metavar="PEM", help="TLS: CA certificate of the cluster.")
 @click.option("--tls-cert", metavar="PEM", help="TLS: this client's certificate.")
 @click.option("--tls-key", metavar="PEM", help="TLS: this client's private key.")
+@click.option("--split-large", is_flag=False, flag_value="auto", metavar="[=SECONDS]",
+              help="Split large packages' compiles into shards on several workers; SECONDS: "
+                   "predicted compile time above which to split (0: every package).")
+@click.option("--shards", default="auto", show_default=True, metavar="K|auto",
+              help="Shards per split package.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
-          check: bool, quiet: bool, verbose: bool, **flags: object) -> None:
+          check: bool, split_large: str | None, shards: str, quiet: bool, verbose: bool,
+          **flags: object) -> None:
     """Build the Go project in PROJECT; arguments after -- go to go build as they are.
 
     Settings come from flags, else FGO_<NAME> environment variables (e.g.
@@ -43,5 +49,6 @@ def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str
         check=check, quiet=quiet, verbose=verbose and not quiet,
         progress=sys.stdout.isatty(), task_timeout=settings["timeout"],
         fallback_local=settings["fallback_local"],
-        tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]))
+        tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]),
+        split_large=split_large, shards=shards)
     sys.exit(builder.run(opts))

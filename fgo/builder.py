@@ -37,6 +37,8 @@ class BuildOptions:
     verbose: bool = False             # a line per compile
     fallback_local: bool = False      # unreachable scheduler: build locally, not fail
     tls: tuple[str | None, str | None, str | None] = (None, None, None)  # ca, cert, key
+    split_large: str | None = None    # None: off; "auto"; or SECONDS (predicted compile time)
+    shards: str = "auto"              # K or "auto"
     check: bool = False               # also build plainly and compare
     quiet: bool = False
     task_timeout: float = 600.0
@@ -96,6 +98,23 @@ def _security(tls: tuple[str | None, str | None, str | None]) -> Any:
                     require_encryption=True)
 
 
+def _splitter(coordinator: Any, opts: BuildOptions) -> Any:
+    from fgo.compiler_patch import PatchError
+    from fgo.split import SplitOptions, Splitter
+    try:
+        threshold = None if opts.split_large == "auto" else float(opts.split_large or 0)
+        shards = None if opts.shards == "auto" else int(opts.shards)
+    except ValueError:
+        raise FgoError(f"--split-large takes SECONDS and --shards K or auto, "
+                       f"not {opts.split_large!r}/{opts.shards!r}") from None
+    if shards is not None and shards < 2 or threshold is not None and threshold < 0:
+        raise FgoError("--shards needs K >= 2 and --split-large SECONDS >= 0")
+    try:
+        return Splitter(coordinator, SplitOptions(threshold, shards, opts.check))
+    except PatchError as exc:
+        raise FgoError(f"--split-large needs the patched compiler: {exc}") from None
+
+
 def run(opts: BuildOptions) -> int:
     started = time.monotonic()
     project = project_dir(opts.project)
@@ -117,6 +136,8 @@ def run(opts: BuildOptions) -> int:
                                           task_timeout=opts.task_timeout)
                 for warning in coordinator.learn_workers():
                     print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+                if opts.split_large is not None:
+                    coordinator.splitter = _splitter(coordinator, opts)
                 coordinator.start()
                 env["FGO_SOCKET"] = coordinator.socket_path
                 # -p: the usable worker threads (all refused: go's default, all local)

@@ -47,6 +47,7 @@ class Coordinator:
         self.identity = toolchain.identity()
         self.refused: set[str] = set()         # workers whose toolchain differs
         self.running: dict[int, ActionRecord] = {}  # compiles in flight (for progress)
+        self.splitter: Any = None              # split.Splitter with --split-large
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._live: set[str] = set()
         self._live_at = 0.0
@@ -118,7 +119,11 @@ class Coordinator:
         try:
             call = compileargs.parse(argv[1:], cwd)
             inputs = self._input_blobs(call)
-            reply = self._run_remote(call, env, inputs, rec, t0)
+            reply = None
+            if self.splitter is not None:
+                reply = self.splitter.try_split(call, env, inputs, rec, t0)
+            if reply is None:
+                reply = self._run_remote(call, env, inputs, rec, t0)
         except compileargs.NotRemoteSafe as exc:
             rec.fallback = f"not remote-safe: {exc}"
             reply = {"local": True}
@@ -139,6 +144,26 @@ class Coordinator:
             blobs[archive] = self.blobs.blob(archive, export_only=True)
         return blobs
 
+    def _prepare(self, address: str, call: compileargs.CompileCall, env: dict[str, str],
+                 inputs: dict[str, Blob], split: dict[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], list[str]]:
+        """A task for ADDRESS carrying the blobs its store lacks; and the blobs it carries."""
+        needs = {b.sha: b.size for b in inputs.values()}
+        by_sha = {b.sha: b for b in inputs.values()}
+        with self.lock:
+            sent, wait_for = self.placement.transfer(address, needs)
+        task = {
+            "identity": asdict(self.identity),
+            "call": asdict(call),
+            "inputs": {p: b.sha for p, b in inputs.items()},
+            "blobs": {sha: by_sha[sha].read() for sha in sent},
+            "wait_for": wait_for,
+            "env": env,
+            "head_goroot": env.get("GOROOT") or str(toolchain.goroot()),
+            "split": split,
+        }
+        return task, sent
+
     def _run_remote(self, call: compileargs.CompileCall, env: dict[str, str],
                     inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any]:
         needs = {b.sha: b.size for b in inputs.values()}
@@ -149,56 +174,67 @@ class Coordinator:
         sent: list[str] = []
         confirmed: list[str] = []
         try:
-            by_sha = {b.sha: b for b in inputs.values()}
-            with self.lock:
-                sent, wait_for = self.placement.transfer(address, needs)
-            task = {
-                "identity": asdict(self.identity),
-                "call": asdict(call),
-                "inputs": {p: b.sha for p, b in inputs.items()},
-                "blobs": {sha: by_sha[sha].read() for sha in sent},
-                "wait_for": wait_for,
-                "env": env,
-                "head_goroot": env.get("GOROOT") or str(toolchain.goroot()),
-            }
-            rec.bytes_in = sum(len(d) for d in task["blobs"].values())
-            result = self._submit(task, address)
-            if result["status"] == "missing":  # the store lost blobs: resend them once
-                with self.lock:
-                    self.placement.lacks(address, result["missing"])
-                task["blobs"] = {sha: by_sha[sha].read() for sha in result["missing"]}
-                task["wait_for"] = []
-                sent += result["missing"]
-                rec.bytes_in += sum(len(d) for d in task["blobs"].values())
-                result = self._submit(task, address)
-            if result["status"] == "refused":
-                self.refused.add(address)
-                with self.lock:
-                    self.placement.remove_worker(address)
-            if result["status"] != "ok":
-                raise RemoteFailure(f"{result['status']}: {result.get('reason', '')}".rstrip(": "))
+            task, sent = self._prepare(address, call, env, inputs)
+            result = self.run_task(task, address, inputs, rec, sent)
             confirmed = list(needs)
             rec.mode, rec.worker = "remote", result["worker"]
-            rec.bytes_out = self._write_outputs(call, result, rec)
-            now = time.time()
-            rec.duration_s, rec.end = round(now - t0, 4), now
-            rec.dispatch_s = round((result["tool_start"] - t0) + (now - result["tool_done"]), 4)
-            return {"local": False, "exit": result["exit"], "output": _b64(result["output"])}
+            return self.reply(call, result, rec, t0)
         finally:
             with self.lock:
                 self.placement.finished(address, sent, confirmed)
 
-    def _submit(self, task: dict[str, Any], address: str) -> dict[str, Any]:
-        future = self.client.submit(executor.execute, task, workers=[address],
-                                    allow_other_workers=False, pure=False,
-                                    key=f"compile-{uuid.uuid4().hex[:12]}")
+    def run_task(self, task: dict[str, Any], address: str, inputs: dict[str, Blob],
+                 rec: ActionRecord, sent: list[str], watch: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Run TASK on ADDRESS; resend once what its store turns out to lack (wiped, or a
+        blob still riding with a queued task). Returns an "ok" result or raises RemoteFailure."""
+        rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+        result = self._submit(task, address, watch)
+        if result["status"] == "missing":
+            by_sha = {b.sha: b for b in inputs.values()}
+            with self.lock:
+                self.placement.lacks(address, result["missing"])
+            task = {**task, "blobs": {sha: by_sha[sha].read() for sha in result["missing"]},
+                    "wait_for": []}
+            sent += result["missing"]
+            rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+            result = self._submit(task, address, watch)
+        self.check_result(address, result)
+        return result
+
+    def check_result(self, address: str, result: dict[str, Any]) -> None:
+        """Raise RemoteFailure unless RESULT is usable; stop using a refusing worker."""
+        if result["status"] == "refused":
+            self.refused.add(address)
+            with self.lock:
+                self.placement.remove_worker(address)
+        if result["status"] != "ok":
+            raise RemoteFailure(f"{result['status']}: {result.get('reason', '')}".rstrip(": "))
+
+    def reply(self, call: compileargs.CompileCall, result: dict[str, Any], rec: ActionRecord,
+              t0: float) -> dict[str, Any]:
+        """Write RESULT's outputs where go build expects them; the shim's answer."""
+        rec.bytes_out = self._write_outputs(call, result, rec)
+        now = time.time()
+        rec.duration_s, rec.end = round(now - t0, 4), now
+        rec.dispatch_s = round((result["tool_start"] - t0) + (now - result["tool_done"]), 4)
+        return {"local": False, "exit": result["exit"], "output": _b64(result["output"])}
+
+    def submit_async(self, task: dict[str, Any], address: str, key: str) -> Any:
+        return self.client.submit(executor.execute, task, workers=[address],
+                                  allow_other_workers=False, pure=False, key=key)
+
+    def _submit(self, task: dict[str, Any], address: str, watch: tuple[str, ...] = ()
+                ) -> dict[str, Any]:
+        """Run TASK on ADDRESS and wait; RemoteFailure if it or a WATCHed worker is lost."""
+        future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
         deadline = time.monotonic() + self.task_timeout
         try:
             while True:
                 try:
                     return future.result(timeout=0.5)
                 except TimeoutError:
-                    if address not in self.live_workers():
+                    live = self.live_workers()
+                    if address not in live or not live.issuperset(watch):
                         raise RemoteFailure("worker lost") from None
                     if time.monotonic() > deadline:
                         raise RemoteFailure("remote timeout") from None

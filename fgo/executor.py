@@ -66,12 +66,9 @@ def _place(store: Store, sha: str, dest: str) -> None:
         shutil.copyfile(store.path(sha), dest)
 
 
-def execute(task: dict[str, Any]) -> dict[str, Any]:
-    """Run TASK's compile; see coordinator.build_task for its fields."""
-    started = time.time()
-    mine = toolchain.identity()
-    theirs = toolchain.Identity(**task["identity"])
-    worker = _worker_address()
+def _admit(task: dict[str, Any], worker: str) -> dict[str, Any] | None:
+    """Refuse a task this worker cannot run faithfully; store its blobs. None: go ahead."""
+    mine, theirs = toolchain.identity(), toolchain.Identity(**task["identity"])
     if mine != theirs:
         return {"status": "refused", "worker": worker,
                 "reason": f"toolchain mismatch: head has {theirs.describe()}, "
@@ -90,7 +87,36 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
     missing = sorted({s for s in task["inputs"].values() if not store.has(s)})
     if missing:
         return {"status": "missing", "worker": worker, "missing": missing}
+    return None
 
+
+def _materialize(task: dict[str, Any], call: compileargs.CompileCall, sandbox: str) -> list[str]:
+    """Lay the inputs out under SANDBOX; the compile's arguments for running there."""
+    store = worker_store()
+    for path, sha in task["inputs"].items():
+        _place(store, sha, sandbox + path)
+    # configs name absolute paths: rewrite them to point into the sandbox
+    if call.importcfg:
+        text = store.path(task["inputs"][call.importcfg]).read_text()
+        _rewrite(sandbox + call.importcfg, compileargs.sandbox_importcfg(text, sandbox).encode())
+    if call.embedcfg:
+        data = store.path(task["inputs"][call.embedcfg]).read_bytes()
+        _rewrite(sandbox + call.embedcfg, compileargs.sandbox_embedcfg(data, sandbox))
+    for out in call.outputs:
+        os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
+    os.makedirs(sandbox + call.cwd, exist_ok=True)
+    return compileargs.sandbox_args(call, sandbox, task["head_goroot"])
+
+
+def execute(task: dict[str, Any]) -> dict[str, Any]:
+    """Run TASK: a compile, or with task["split"] one shard or the leader of a split compile.
+
+    See coordinator.Coordinator._run_remote and split.Splitter for the fields."""
+    started = time.time()
+    worker = _worker_address()
+    problem = _admit(task, worker)
+    if problem:
+        return problem
     call = compileargs.CompileCall(**task["call"])
     for path in [*task["inputs"], *call.outputs, call.cwd]:
         _check_path(path)
@@ -98,35 +124,31 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
     sandbox_root.mkdir(parents=True, exist_ok=True)
     sandbox = tempfile.mkdtemp(dir=sandbox_root, prefix="t")
     try:
-        for path, sha in task["inputs"].items():
-            _place(store, sha, sandbox + path)
-        # configs name absolute paths: rewrite them to point into the sandbox
-        if call.importcfg:
-            text = store.path(task["inputs"][call.importcfg]).read_text()
-            _rewrite(sandbox + call.importcfg, compileargs.sandbox_importcfg(text, sandbox).encode())
-        if call.embedcfg:
-            data = store.path(task["inputs"][call.embedcfg]).read_bytes()
-            _rewrite(sandbox + call.embedcfg, compileargs.sandbox_embedcfg(data, sandbox))
-        for out in call.outputs:
-            os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
-        os.makedirs(sandbox + call.cwd, exist_ok=True)
-        args = compileargs.sandbox_args(call, sandbox, task["head_goroot"])
+        args = _materialize(task, call, sandbox)
         env = {k: v for k, v in task["env"].items() if k.startswith("GO")}
         env.update(GOROOT=str(toolchain.goroot()), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
+        tool = str(toolchain.tool_path("compile"))
+        if task.get("split"):
+            from fgo import split_executor
+            return split_executor.run(task, call, args, env, sandbox, worker, started)
         tool_start = time.time()
-        proc = subprocess.run([str(toolchain.tool_path("compile")), *args], cwd=sandbox + call.cwd,
+        proc = subprocess.run([tool, *args], cwd=sandbox + call.cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         tool_done = time.time()
         outputs = {}
         if proc.returncode == 0:
-            outputs = {out: Path(sandbox + out).read_bytes() for out in call.outputs
-                       if os.path.exists(sandbox + out)}
+            outputs = read_outputs(call, sandbox)
         return {"status": "ok", "worker": worker, "exit": proc.returncode,
                 "output": proc.stdout.replace(sandbox.encode(), b""), "outputs": outputs,
                 "started": started, "tool_start": tool_start, "tool_done": tool_done,
                 "returned": time.time()}
     finally:
         _remove_later(sandbox)
+
+
+def read_outputs(call: compileargs.CompileCall, sandbox: str) -> dict[str, bytes]:
+    return {out: Path(sandbox + out).read_bytes() for out in call.outputs
+            if os.path.exists(sandbox + out)}
 
 
 _cleanup: queue.SimpleQueue[str] | None = None

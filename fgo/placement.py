@@ -49,6 +49,25 @@ class Placement:
         best.running += 1
         return best.address
 
+    def free_threads(self) -> int:
+        return sum(max(0, w.threads - w.running) for w in self.workers.values())
+
+    def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
+        """K workers for the shards of one package: distinct ones while there are enough."""
+        chosen: list[str] = []
+        for _ in range(k):
+            others = {a: w for a, w in self.workers.items() if a not in chosen}
+            pool = others or self.workers
+            saved, self.workers = self.workers, pool
+            try:
+                address = self.choose(needs)
+            finally:
+                self.workers = saved
+            if address is None:
+                break
+            chosen.append(address)
+        return chosen
+
     def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
         """(blobs to send with the task, blobs another task is already carrying there)."""
         store = self.workers[address].store_id

@@ -39,6 +39,7 @@ class ActionRecord:
     build_id: str | None = None
     start: float | None = None     # epoch seconds: request (fgo) or go's TimeStart
     end: float | None = None       # epoch seconds: reply (fgo) or go's TimeDone
+    split: dict[str, Any] | None = None  # --split-large: decision, plan, shards, merge, check
 
 
 @dataclass

@@ -1,0 +1,137 @@
+"""`--split-large` on the head node: plan a package's shards and run them on Dask.
+
+For a compile the planner finds worth splitting, K-1 shard tasks and one
+leader task go to K different workers with the same inputs (each store gets
+each blob at most once). The leader starts at once and merges the shard
+results as they arrive, fetching them worker to worker. Anything short of a
+verified merge (a refused or late shard, a lost worker, a digest or --check
+mismatch) falls back to the package's normal compile: a wrong archive is
+never used.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fgo import compileargs
+from fgo.blobs import Blob
+from fgo.coordinator import Coordinator, RemoteFailure
+from fgo.report import ActionRecord
+
+
+@dataclass
+class SplitOptions:
+    threshold: float | None = None   # --split-large=SECONDS; None: automatic; 0: every package
+    shards: int | None = None        # --shards K; None: auto
+    check: bool = False              # also compile stock and compare (--check)
+
+
+class Splitter:
+    def __init__(self, coordinator: Coordinator, options: SplitOptions) -> None:
+        from fgo import compiler_patch
+        from fgo.planner.decide import SplitPolicy
+        self.coordinator = coordinator
+        self.options = options
+        self.policy = SplitPolicy(threshold=options.threshold, shards=options.shards)
+        self.series = compiler_patch.ensure_compiler().series  # built once, up front
+
+    def try_split(self, call: compileargs.CompileCall, env: dict[str, str],
+                  inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any] | None:
+        """The shim's reply for a split compile, or None to compile normally."""
+        from fgo import planner
+        plan_started = time.perf_counter()
+        _, first_file = compileargs.split_flags(call.args)
+        go_files = [compileargs._abs(call.cwd, f) for f in call.args[first_file:]]
+        try:
+            scan = planner.scan_files(go_files)
+        except Exception as exc:  # the planner must never break a build
+            rec.split = {"decision": f"not split: planner failed: {exc}"}
+            return None
+        c = self.coordinator
+        with c.lock:
+            free = c.placement.free_threads() + 1  # the slot go build gave this compile
+        plan = planner.plan(scan, free, self.policy)
+        plan_s = time.perf_counter() - plan_started
+        rec.split = {"decision": plan.reason, "k": plan.k, "plan_s": round(plan_s, 4),
+                     "predicted_whole_s": round(plan.predicted_whole, 3),
+                     "predicted_split_s": round(plan.predicted_split, 3),
+                     "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
+        if not plan.split:
+            return None
+        try:
+            return self._run(call, env, inputs, rec, t0, scan, plan)
+        except RemoteFailure as exc:
+            rec.split["fallback"] = exc.reason
+            return None
+
+    def _run(self, call: compileargs.CompileCall, env: dict[str, str], inputs: dict[str, Blob],
+             rec: ActionRecord, t0: float, scan: Any, plan: Any) -> dict[str, Any]:
+        c = self.coordinator
+        needs = {b.sha: b.size for b in inputs.values()}
+        with c.lock:
+            addresses = c.placement.choose_distinct(needs, plan.k)
+        if len(addresses) < plan.k:
+            with c.lock:
+                for a in addresses:
+                    c.placement.finished(a, [], [])
+            raise RemoteFailure("no usable worker for a shard")
+        plan_text = "".join(f"{shard}\t{scan.units[i].file}:{scan.units[i].line}\t\n"
+                            for shard, units in enumerate(plan.shards) for i in units)
+        common = {"n": plan.k, "series": self.series, "plan": plan_text,
+                  "timeout": c.task_timeout}
+        sent: dict[str, list[str]] = {a: [] for a in addresses}
+        ok = False
+        futures = []
+        from distributed import Queue
+        queue = Queue(f"fgo-shards-{uuid.uuid4().hex[:12]}", client=c.client)
+        try:
+            for k in range(1, plan.k):
+                task, sent[addresses[k]] = c._prepare(addresses[k], call, env, inputs,
+                                                      split={**common, "k": k})
+                rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+                futures.append(c.submit_async(task, addresses[k], f"shard-{k}-{uuid.uuid4().hex[:12]}"))
+                queue.put(futures[-1])  # the leader takes them from here, in shard order
+            task, leader_sent = c._prepare(addresses[0], call, env, inputs,
+                                           split={**common, "k": 0, "queue": queue.name})
+            sent[addresses[0]] += leader_sent
+            result = c.run_task(task, addresses[0], inputs, rec, sent[addresses[0]],
+                                watch=tuple(addresses[1:]))
+            ok = True
+        finally:
+            for f in futures:
+                f.release()
+            queue.close()
+            with c.lock:
+                for a in addresses:
+                    c.placement.finished(a, sent[a], list(needs) if ok else [])
+        stats = result.get("stats", {})
+        rec.split.update({
+            "workers": addresses,
+            "leader": {"tool_s": round(result["tool_done"] - result["tool_start"], 3),
+                       "frontend_s": stats.get("frontend_s"), "backend_s": stats.get("backend_s"),
+                       "wait_s": stats.get("wait_s"), "merge_s": stats.get("inject_s")},
+            "shards": result.get("shards", {}),
+            "shard_bytes": result.get("shard_bytes", 0),
+        })
+        rec.mode, rec.worker = "split", result["worker"]
+        if self.options.check:
+            return self._checked(call, env, inputs, rec, t0, result)
+        return c.reply(call, result, rec, t0)
+
+    def _checked(self, call: compileargs.CompileCall, env: dict[str, str], inputs: dict[str, Blob],
+                 rec: ActionRecord, t0: float, result: dict[str, Any]) -> dict[str, Any]:
+        """--check: compile stock as well; ship the stock archive, record whether they agree."""
+        from fgo.blobs import sha256
+        split_mode, split_info = rec.mode, rec.split
+        reply = self.coordinator._run_remote(call, env, inputs, rec, t0)
+        merged = result["outputs"].get(call.outputs[0], b"")
+        same = sha256(merged) == rec.output_sha256
+        rec.mode, rec.split = split_mode, split_info
+        rec.split["check"] = {"ok": same, "split_sha256": sha256(merged),
+                              "stock_sha256": rec.output_sha256}
+        if not same:
+            rec.mode, rec.fallback = "remote", "split archive differs from stock (--check)"
+        return reply
