@@ -29,6 +29,17 @@ def _stats(path: str) -> dict[str, Any]:
         return {}
 
 
+def _inject_fault(result: bytes) -> bytes:
+    """Fault injection for the reliability tests: FGO_FAULT on a worker damages its shards."""
+    fault = os.environ.get("FGO_FAULT", "")
+    if fault == "corrupt-shard":
+        middle = len(result) // 2
+        return result[:middle] + bytes([result[middle] ^ 0xFF]) + result[middle + 1:]
+    if fault == "truncate-shard":
+        return result[: len(result) // 2]
+    return result
+
+
 def _refusal(output: bytes) -> str:
     """The patched compiler's one-line 'fgo: ...' reason, if it gave one."""
     for line in output.decode(errors="replace").splitlines():
@@ -61,7 +72,7 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
         tool_done = time.time()
         if proc.returncode != 0 or not os.path.exists(out):
             return {"status": "shard-failed", "worker": worker, "reason": _refusal(proc.stdout)}
-        return {"status": "ok", "worker": worker, "result": Path(out).read_bytes(),
+        return {"status": "ok", "worker": worker, "result": _inject_fault(Path(out).read_bytes()),
                 "stats": _stats(stats), "tool_start": tool_start, "tool_done": tool_done}
 
     # the leader

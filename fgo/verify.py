@@ -33,9 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -93,7 +93,7 @@ def register_variant(v: Variant) -> None:
 
 def go_build(req: BuildRequest, extra_flags: list[str] | None = None) -> BuildOutput:
     """`go build -o OUT/ [extra] [user flags] PACKAGES`, then its archives from GOCACHE."""
-    flags = [*(extra_flags or []), *req.go_flags]
+    flags = merge_flags(extra_flags or [], req.go_flags)
     t = time.monotonic()
     req.out_dir.mkdir(parents=True, exist_ok=True)
     proc = run_go(["build", "-o", str(req.out_dir) + os.sep, *flags, *req.packages],
@@ -109,13 +109,17 @@ def go_build(req: BuildRequest, extra_flags: list[str] | None = None) -> BuildOu
     return BuildOutput(binaries, archives, time.monotonic() - t, proc.stderr)
 
 
-def list_archives(req: BuildRequest, extra_flags: list[str] | None = None) -> dict[str, Path]:
+def list_archives(req: BuildRequest, extra_flags: list[str] | None = None,
+                  require_cached: bool = True) -> dict[str, Path]:
     """Every package archive of PACKAGES and their deps, from req.gocache, in dependency order.
 
     Runs `go list -export -deps` with the same flags and GOCACHE as the build, so it
-    finds what the build put in the cache (packages are compiled if they are not).
+    finds what the build put in the cache. `go list` would compile whatever is
+    missing, which would silently replace the build's output with a local compile:
+    with REQUIRE_CACHED (default) that is an error instead.
     """
-    flags = [*(extra_flags or []), *req.go_flags]
+    flags = merge_flags(extra_flags or [], req.go_flags)
+    before = _cache_outputs(req.gocache) if require_cached else set()
     proc = run_go(["list", "-export", "-deps", *_list_flags(flags), "-f",
                    "{{if .Export}}{{.ImportPath}}\t{{.Export}}{{end}}", *req.packages],
                   cwd=req.project, env=req.env, check=False, timeout=req.timeout)
@@ -126,7 +130,32 @@ def list_archives(req: BuildRequest, extra_flags: list[str] | None = None) -> di
         if "\t" in line:
             path, export = line.split("\t", 1)
             out[path] = Path(export)
+    if require_cached:
+        fresh = {p for p, e in out.items() if e.name.endswith("-d") and e.name not in before}
+        if fresh:
+            raise VerifyError(f"{len(fresh)} package(s) were not in the build's GOCACHE "
+                              f"(e.g. {min(fresh)}): the build and `go list` disagree "
+                              "on flags or the build did not fill its GOCACHE")
     return out
+
+
+def _cache_outputs(cache: Path) -> set[str]:
+    return {p.name for p in cache.glob("??/*-d")}
+
+
+def merge_flags(extra: list[str], user: list[str]) -> list[str]:
+    """EXTRA then USER flags; a variant's `-gcflags=all=X` is merged into the user's own
+    `-gcflags=all=Y` (go keeps only the last one per pattern)."""
+    user = list(user)
+    out = []
+    for f in extra:
+        if f.startswith("-gcflags=all="):
+            i = next((k for k, u in enumerate(user) if u.startswith("-gcflags=all=")), None)
+            if i is not None:
+                user[i] = f"{user[i]} {f.removeprefix('-gcflags=all=')}"
+                continue
+        out.append(f)
+    return out + user
 
 
 def _list_flags(flags: list[str]) -> list[str]:
@@ -154,11 +183,50 @@ def _go_variant(name: str, extra: list[str], key: str, desc: str) -> Variant:
     return Variant(name, lambda req: go_build(req, extra), key, desc)
 
 
+def variant_by_name(name: str) -> Variant | None:
+    """A registered variant, or an ad-hoc `go:FLAGS` one (plain go build plus FLAGS,
+    whitespace-separated, e.g. `go:-gcflags=all=-l`)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    if name.startswith("go:") and name[3:].strip():
+        extra = name[3:].split()
+        return _go_variant(name, extra, " ".join(extra), f"go build {' '.join(extra)}")
+    return None
+
+
 register_variant(_go_variant("go", [], "", "plain go build"))
 register_variant(_go_variant("go-c1", ["-gcflags=all=-c=1"], "-c=1",
                              "go build -gcflags=all=-c=1 (sequential backend)"))
 register_variant(_go_variant("go-c4", ["-gcflags=all=-c=4"], "-c=4",
                              "go build -gcflags=all=-c=4 (4 backend workers)"))
+
+
+def fgo_build(req: BuildRequest, fgo_options: list[str]) -> BuildOutput:
+    """`fgo build` (embedded cluster, or FGO_SCHEDULER's) into the request's GOCACHE."""
+    t = time.monotonic()
+    req.out_dir.mkdir(parents=True, exist_ok=True)
+    fgo = [sys.executable, "-m", "fgo.cli", "build", "-q", *fgo_options, str(req.project), "--"]
+    proc = subprocess.run([*fgo, "-o", str(req.out_dir) + os.sep, *req.go_flags, *req.packages],
+                          cwd=req.project, env=req.env, capture_output=True, text=True,
+                          timeout=req.timeout)
+    if proc.returncode != 0 and "no main packages to build" in proc.stderr:
+        proc = subprocess.run([*fgo, *req.go_flags, *req.packages], cwd=req.project, env=req.env,
+                              capture_output=True, text=True, timeout=req.timeout)
+    if proc.returncode != 0:
+        raise VerifyError(f"fgo build {' '.join(fgo_options)} failed: {_last_line(proc.stderr)}")
+    binaries = {p.name: p for p in sorted(req.out_dir.iterdir()) if p.is_file()}
+    return BuildOutput(binaries, list_archives(req), time.monotonic() - t, proc.stderr)
+
+
+def _fgo_variant(name: str, options: list[str], desc: str) -> Variant:
+    # same flags_key as plain go: fgo must be byte-identical to it, build IDs included
+    return Variant(name, lambda req: fgo_build(req, options), "", desc)
+
+
+register_variant(_fgo_variant("fgo", [], "fgo build on the Dask cluster"))
+for _k in (2, 3):
+    register_variant(_fgo_variant(f"fgo-split{_k}", ["--split-large=0", "--shards", str(_k)],
+                                  f"fgo build --split-large=0 --shards {_k} (every package split)"))
 
 
 # ------------------------------------------------------------------ comparison core
@@ -331,9 +399,10 @@ def run_verify(project: Path, variants: list[Variant], packages: list[str] | Non
     packages = packages or ["."]
     go_flags = go_flags or []
     say = progress or (lambda s: None)
-    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fgo-verify-"))
+    root = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="fgo-verify-"))
     results: list[BuildResult] = []
     builds = []
+    names = [v.name for v in variants]
     for i, v in enumerate(variants):
         vdir = root / f"{i}-{v.name}"
         if vdir.exists():
@@ -355,8 +424,9 @@ def run_verify(project: Path, variants: list[Variant], packages: list[str] | Non
             out.seconds = time.monotonic() - t
         if not out.archives:
             raise VerifyError(f"variant {v.name} produced no package archives")
-        results.append(BuildResult(v.name, v.flags_key, out))
-        builds.append({"variant": v.name, "description": v.description, "flags_key": v.flags_key,
+        label = v.name if names.count(v.name) == 1 else f"{v.name}#{names[:i + 1].count(v.name)}"
+        results.append(BuildResult(label, v.flags_key, out))
+        builds.append({"variant": label, "description": v.description, "flags_key": v.flags_key,
                        "seconds": round(out.seconds, 1),
                        "binaries": {k: str(p) for k, p in out.binaries.items()},
                        "archives": len(out.archives)})
@@ -387,9 +457,9 @@ def report_dict(r: VerifyReport) -> dict:
 def render(r: VerifyReport) -> str:
     lines = [f"fgo verify {r.project} (packages: {' '.join(r.packages)}"
              + (f"; flags: {' '.join(r.go_flags)}" if r.go_flags else "") + ")"]
-    for b in r.builds:
-        lines.append(f"  build {b['variant']:<10} {b['seconds']:>6.1f} s  {b['archives']} archives, "
-                     f"{len(b['binaries'])} binaries  ({b['description']})")
+    for bd in r.builds:
+        lines.append(f"  build {bd['variant']:<10} {bd['seconds']:>6.1f} s  {bd['archives']} archives, "
+                     f"{len(bd['binaries'])} binaries  ({bd['description']})")
     for c in r.comparisons:
         mode = "byte for byte" if c.strict else "ignoring build IDs (flags differ)"
         head = "match" if c.matched else "DIFFER"
@@ -414,7 +484,14 @@ def render(r: VerifyReport) -> str:
             for p in c.packages:
                 lines.append(f"    {p.importpath}: {p.summary}")
         for b in c.binaries:
-            if b.status == "differs" and b.diff is not None:
+            if b.status != "differs" or b.diff is None:
+                continue
+            if c.differing_packages:  # explained by the archives: just where it shows
+                for s in b.diff.sections:
+                    if s.status == "changed" and s.symbols:
+                        lines.append(f"  binary {b.name}: {s.name} differs in {', '.join(s.symbols[:6])}"
+                                     + (" ..." if len(s.symbols) > 6 else ""))
+            else:
                 lines.append(_indent(fdiff.render_binary(b.diff), "    "))
         for l in c.link:
             lines.append(f"  link: {l}")
@@ -437,7 +514,8 @@ def _indent(text: str, ind: str) -> str:
 @click.option("-p", "--pkg", "packages", multiple=True, metavar="PATTERN",
               help="Package pattern(s) to build (default: .).")
 @click.option("-v", "--variant", "variant_names", multiple=True, metavar="NAME",
-              help=f"Build variant (repeatable, in order; the first is the baseline). "
+              help=f"Build variant (repeatable, in order; the first is the baseline; "
+                   f"`-v go -v go` builds twice; `go:FLAGS` is go build with FLAGS). "
                    f"Default: {' '.join(DEFAULT_VARIANTS)}.")
 @click.option("--list-variants", is_flag=True, help="List the known build variants and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -464,9 +542,10 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
         click.echo(f"fgo verify: {project}: not a directory", err=True)
         sys.exit(2)
     names = list(variant_names) or DEFAULT_VARIANTS
-    unknown = [n for n in names if n not in VARIANTS]
+    unknown = [n for n in names if variant_by_name(n) is None]
     if unknown:
-        click.echo(f"fgo verify: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})", err=True)
+        click.echo(f"fgo verify: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)}, "
+                   "or go:FLAGS)", err=True)
         sys.exit(2)
     if len(names) < 2:
         click.echo("fgo verify: need at least two variants to compare", err=True)
@@ -476,7 +555,8 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
     say = (lambda s: click.echo(s, err=True)) if not as_json else (lambda s: None)
     try:
         try:
-            report = run_verify(project.resolve(), [VARIANTS[n] for n in names],
+            chosen = [v for v in map(variant_by_name, names) if v is not None]
+            report = run_verify(project.resolve(), chosen,
                                 list(packages) or None, list(go_build_flags), root,
                                 timeout=timeout, progress=say)
         except (VerifyError, GoobjError, ToolchainError) as exc:

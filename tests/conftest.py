@@ -83,6 +83,7 @@ class RealCluster:
 
     def __init__(self, root: Path, workers: int = 2) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),

@@ -1,0 +1,150 @@
+"""--split-large end to end: real clusters, the patched compiler, byte-identical binaries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FGO, GOPATH_ENV, RealCluster, go_build, require_gopath, run_fgo, sha, write_tree
+from test_build import fgo_build, report_of
+
+
+def large_package(n: int = 1500) -> dict[str, str]:
+    """A module whose package `big` has thousands of functions of every kind the merge must
+    handle: methods, generics and their instantiations, closures, init, initialized vars,
+    //go:embed, a switch that becomes a jump table, defer."""
+    parts = ['package big\n\nimport (\n\t_ "embed"\n\t"fmt"\n\t"sort"\n\t"strings"\n)\n\n',
+             "//go:embed data.txt\nvar data string\n\n",
+             "var table = map[string]int{" + ", ".join(f'"k{i}": {i}' for i in range(50)) + "}\n\n",
+             "type Num interface{ ~int | ~int64 | ~float64 }\n\n",
+             "func Sum[T Num](xs []T) (s T) {\n\tfor _, x := range xs {\n\t\ts += x\n\t}\n\treturn\n}\n\n",
+             "type Box[T any] struct{ v T }\n\nfunc (b *Box[T]) Get() T { return b.v }\n\n",
+             "var inits []string\n\nfunc init() { inits = append(inits, strings.TrimSpace(data)) }\n\n"]
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:
+            parts.append(f"type T{i} struct{{ a, b int; s string }}\n\n"
+                         f"func (t *T{i}) M(x int) int {{\n\tdefer func() {{ t.a++ }}()\n"
+                         f"\tswitch x {{\n" + "".join(f"\tcase {c}:\n\t\treturn t.a + {c * i}\n"
+                                                      for c in range(8)) +
+                         f"\t}}\n\treturn t.b\n}}\n\n")
+        elif kind == 1:
+            parts.append(f"func F{i}(xs []int) int {{\n\tf := func(y int) int {{ return y * {i} }}\n"
+                         f"\ts := 0\n\tfor _, x := range xs {{\n\t\ts += f(x)\n\t}}\n"
+                         f"\treturn s + Sum(xs)\n}}\n\n")
+        elif kind == 2:
+            parts.append(f"func G{i}(m map[string]int) []string {{\n\tkeys := make([]string, 0, len(m))\n"
+                         f"\tfor k := range m {{\n\t\tkeys = append(keys, k+\"{i}\")\n\t}}\n"
+                         f"\tsort.Strings(keys)\n\treturn keys\n}}\n\n")
+        elif kind == 3:
+            parts.append(f"func H{i}(v float64) string {{\n\tb := &Box[float64]{{v: v}}\n"
+                         f"\treturn fmt.Sprintf(\"%v-{i}\", Sum([]float64{{b.Get(), {i}}}))\n}}\n\n")
+        else:
+            parts.append(f"var V{i} = K{i}()\n\nfunc K{i}() int {{ return table[\"k{i % 50}\"] + {i} }}\n\n")
+    parts.append("func Use() int {\n\ts := len(inits) + V4\n"
+                 + "".join(f"\ts += F{i}([]int{{1, 2}})\n" for i in range(1, n, 50))
+                 + "\treturn s\n}\n")
+    main = ('package main\n\nimport (\n\t"fmt"\n\t"example.com/large/big"\n)\n\n'
+            'func main() { fmt.Println(big.Use()) }\n')
+    return {"go.mod": "module example.com/large\n\ngo 1.22\n", "big/big.go": "".join(parts),
+            "big/data.txt": "embedded\n", "main.go": main}
+
+
+@pytest.fixture
+def large(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "large", large_package())
+
+
+def split_actions(rep: dict) -> list[dict]:
+    return [a for a in rep["actions"] if a.get("split") and a["split"].get("k", 1) >= 2]
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_large_generated_package_split_identical(large: Path, real_cluster, shards: int) -> None:
+    _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                       opts=("--scheduler", real_cluster.address, "--split-large=0",
+                             "--shards", str(shards)))
+    assert go_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "fgo.bin") == sha(large / "go.bin")
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert big["mode"] == "split", big
+    assert big["split"]["k"] == shards and len(big["split"]["shards"]) == shards - 1
+    assert big["split"]["leader"]["merge_s"] is not None
+    assert len(set(big["split"]["workers"])) == 2  # shards on both workers
+    assert rep["totals"]["split"] >= 1
+
+
+def test_split_check_against_stock(large: Path) -> None:
+    _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                       opts=("--split-large=0", "--shards", "2", "--check"))
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert big["mode"] == "split" and big["split"]["check"]["ok"], big["split"]
+    assert all(c["ok"] for c in rep["checks"])
+
+
+@pytest.mark.parametrize("fault", ["corrupt-shard", "truncate-shard"])
+def test_damaged_shard_result_falls_back(large: Path, tmp_path: Path, fault: str) -> None:
+    os.environ["FGO_FAULT"] = fault  # read by the workers this fixture starts
+    try:
+        cluster = RealCluster(tmp_path / "c", workers=2)
+    finally:
+        del os.environ["FGO_FAULT"]
+    try:
+        _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2"))
+    finally:
+        cluster.close()
+    assert go_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "fgo.bin") == sha(large / "go.bin")
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert big["mode"] == "remote"  # the package's normal compile was used
+    assert "merge-refused" in big["split"]["fallback"], big["split"]
+
+
+def test_shard_worker_killed(large: Path, real_cluster) -> None:
+    report = large.parent / "killed.json"
+    proc = subprocess.Popen([FGO, "build", "-q", "--report", str(report), "--scheduler",
+                             real_cluster.address, "--split-large=0", "--shards", "2",
+                             str(large), "--", "-o", str(large / "k.bin")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = False
+    deadline = time.monotonic() + 300
+    while not killed and time.monotonic() < deadline and proc.poll() is None:
+        shards = subprocess.run(["pgrep", "-f", "--", "-fgoshard=1/2"], capture_output=True, text=True)
+        for pid in shards.stdout.split():
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])
+            for w in real_cluster.workers:
+                if w.pid == ppid:
+                    w.send_signal(signal.SIGKILL)
+                    killed = True
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=600)
+    assert killed, "no shard ran"
+    assert proc.returncode == 0, err
+    assert go_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "k.bin") == sha(large / "go.bin")
+    big = [a for a in report_of(report)["actions"] if a["package"] == "example.com/large/big"][0]
+    assert big["mode"] in ("remote", "local") and big["split"]["fallback"], big
+
+
+@pytest.mark.slow
+def test_gin_split_every_package_identical(tmp_path: Path) -> None:
+    require_gopath("github.com/gin-gonic/gin", "golang-github-gin-gonic-gin-dev")
+    app = write_tree(tmp_path / "ginapp", {"main.go": (
+        'package main\n\nimport "github.com/gin-gonic/gin"\n\n'
+        'func main() { r := gin.Default(); _ = r }\n')})
+    _, rep = fgo_build(app, "-a", "-o", str(app / "fgo.bin"), env=GOPATH_ENV,
+                       opts=("--split-large=0", "--shards", "2", "--check"))
+    plain = go_build(app, "-a", "-o", str(app / "go.bin"), env={**os.environ, **GOPATH_ENV})
+    assert plain.returncode == 0
+    assert sha(app / "fgo.bin") == sha(app / "go.bin")
+    splits = split_actions(rep)
+    assert len(splits) > 20
+    not_split = [a["package"] for a in splits if a["mode"] != "split"]
+    assert not not_split, [a["split"].get("fallback") for a in splits if a["mode"] != "split"]
+    assert all(c["ok"] for c in rep["checks"])

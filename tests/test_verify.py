@@ -1,0 +1,229 @@
+"""fgo verify: the comparison core on controlled differences, the variants hook, and a
+real run of `fgo verify` (plain go build vs -c=1 vs -c=4, empty caches) on a small module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FGO, GOPATH_ENV, clean_env, require_gopath
+
+from fgo import toolchain
+from fgo import verify as fv
+
+LIB_SRC = """package lib
+
+// Double returns 2*x.
+//go:noinline
+func Double(x int) int { return x * 2 }
+
+//go:noinline
+func Triple(x int) int { return x * 3 }
+"""
+
+MAIN_SRC = """package main
+
+import "example.com/tiny/lib"
+
+func main() { println(lib.Double(21), lib.Triple(2)) }
+"""
+
+
+def write_module(root: Path, lib_src: str = LIB_SRC) -> Path:
+    (root / "lib").mkdir(parents=True, exist_ok=True)
+    (root / "go.mod").write_text("module example.com/tiny\n\ngo 1.27\n")
+    (root / "main.go").write_text(MAIN_SRC)
+    (root / "lib" / "lib.go").write_text(lib_src)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's GOCACHE (conftest): shared with test_diff's builds, so the runtime
+    is compiled once per session. (`fgo verify` itself always uses empty caches.)"""
+    cache = os.environ.get("GOCACHE")
+    return Path(cache) if cache else tmp_path_factory.mktemp("vcache")
+
+
+def build_into(project: Path, out: Path, cache: Path, *flags: str) -> fv.BuildResult:
+    """A real build through the hook's helpers, with a cache shared by the tests
+    (so only the first one compiles the runtime)."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = toolchain.go_env(GOCACHE=str(cache))
+    req = fv.BuildRequest(project, ["."], ["-trimpath", *flags], out, cache, env)
+    return fv.BuildResult(out.name, "", fv.go_build(req))
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> dict[str, fv.BuildResult]:
+    root = tmp_path_factory.mktemp("vbuilds")
+    good = write_module(root / "good")
+    bad = write_module(root / "bad", LIB_SRC.replace("x * 3", "x * 5"))
+    out = {
+        "a": build_into(good, root / "a", shared_cache),
+        "b": build_into(good, root / "b", shared_cache),
+        "changed": build_into(bad, root / "changed", shared_cache),
+    }
+    if shutil.which("gcc"):
+        flags = ["-ldflags=-linkmode=external -extldflags=-Wl,--build-id=uuid"]
+        out["uuid1"] = build_into(good, root / "uuid1", shared_cache, *flags)
+        out["uuid2"] = build_into(good, root / "uuid2", shared_cache, *flags)
+    return out
+
+
+def test_go_build_variant_collects_binaries_and_archives(builds):
+    a = builds["a"].output
+    assert list(a.binaries) == ["tiny"]
+    assert "example.com/tiny/lib" in a.archives and "runtime" in a.archives
+    order = list(a.archives)  # dependency order: main last, its deps before it
+    assert order[-1] == "example.com/tiny"
+    assert order.index("internal/abi") < order.index("runtime")
+    assert all(p.is_file() for p in a.archives.values())
+
+
+def test_same_build_matches(builds):
+    c = fv.compare_builds(builds["a"], builds["b"])
+    assert c.matched and c.strict and not c.differing_packages
+    assert c.packages_identical == c.packages_compared > 20
+    assert [b.status for b in c.binaries] == ["identical"]
+
+
+def test_changed_function_is_the_first_difference(builds):
+    """Injected difference: lib.Triple's body; the report pins it, in dependency order."""
+    c = fv.compare_builds(builds["a"], builds["changed"])
+    assert not c.matched
+    assert c.differing_packages[0] == "example.com/tiny/lib"
+    assert c.first_difference is not None
+    assert c.first_difference.functions == ["example.com/tiny/lib.Triple"]
+    assert "example.com/tiny/lib.Triple" in fv.render(fv.VerifyReport(
+        "p", ["."], [], [], [c], False))
+    assert [b.status for b in c.binaries] == ["differs"]
+    assert not c.link  # an archive differs: not a link problem
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="no host C linker")
+def test_link_only_difference_names_the_link_and_the_flag(builds):
+    c = fv.compare_builds(builds["uuid1"], builds["uuid2"])
+    assert not c.matched and not c.differing_packages
+    assert c.packages_identical == c.packages_compared
+    assert [b.status for b in c.binaries] == ["differs"]
+    assert c.link[0].startswith("no package archive differs")
+    assert any("host linker" in l for l in c.link)
+    assert "-ldflags=-linkmode=internal" in c.flags
+
+
+def test_variants_hook_runs_registered_builders(builds, tmp_path):
+    """The hook: named variants are functions from BuildRequest to BuildOutput."""
+    seen: list[fv.BuildRequest] = []
+
+    def canned(result: fv.BuildResult):
+        def build(req: fv.BuildRequest) -> fv.BuildOutput:
+            seen.append(req)
+            assert req.out_dir.is_dir() and req.gocache.is_dir() and not any(req.gocache.iterdir())
+            assert req.env["GOCACHE"] == str(req.gocache)
+            return result.output
+        return build
+
+    base = fv.Variant("base", canned(builds["a"]), "", "canned baseline")
+    same = fv.Variant("same", canned(builds["b"]), "", "canned rebuild")
+    changed = fv.Variant("changed", canned(builds["changed"]), "", "canned changed")
+    r = fv.run_verify(tmp_path, [base, same, changed], go_flags=["-trimpath"], workdir=tmp_path / "w")
+    assert len(seen) == 3 and seen[0].go_flags == ["-trimpath"] and seen[0].packages == ["."]
+    assert len({str(q.gocache) for q in seen}) == 3
+    assert not r.matched
+    assert r.comparisons[0].matched and not r.comparisons[1].matched
+    j = fv.report_dict(r)
+    json.dumps(j)
+    assert j["comparisons"][1]["first_difference"]["functions"] == ["example.com/tiny/lib.Triple"]
+    fv.register_variant(fv.Variant("test-extra", canned(builds["a"])))
+    assert "test-extra" in fv.VARIANTS
+    del fv.VARIANTS["test-extra"]
+
+
+def test_verify_command_on_a_small_module(tmp_path):
+    """The real thing: plain go build, -c=1, -c=4, each with an empty GOCACHE."""
+    project = write_module(tmp_path / "tiny")
+    r = subprocess.run([FGO, "verify", "--json", str(project), "--", "-trimpath"],
+                       check=False, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = json.loads(r.stdout)
+    assert j["matched"] is True
+    assert [b["variant"] for b in j["builds"]] == fv.DEFAULT_VARIANTS
+    for c in j["comparisons"]:
+        assert c["matched"] and c["packages_compared"] > 20 and not c["differing_packages"]
+    # -c=1 vs -c=4 binaries have build info of the same size: compared (equivalent)
+    assert j["comparisons"][1]["binaries"][0]["status"] == "equivalent"
+    assert not list(tmp_path.glob("fgo-verify-*"))
+
+
+def test_verify_bad_input(tmp_path):
+    for args in (["verify", str(tmp_path / "nope")],
+                 ["verify", "-v", "go", str(tmp_path)],
+                 ["verify", "-v", "nosuch", "-v", "go", str(tmp_path)]):
+        r = subprocess.run([FGO, *args], check=False, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    # a project that does not build: one line, exit 2
+    (tmp_path / "go.mod").write_text("module example.com/broken\n\ngo 1.27\n")
+    (tmp_path / "lib.go").write_text("package broken\n\nfunc F() { undefined() }\n")
+    r = subprocess.run([FGO, "verify", "-v", "go", "-v", "go", str(tmp_path)],
+                       check=False, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("fgo verify: variant go:")
+
+
+def test_variant_flags_merge_with_the_users():
+    assert fv.merge_flags(["-gcflags=all=-c=1"], ["-trimpath"]) == ["-gcflags=all=-c=1", "-trimpath"]
+    assert fv.merge_flags(["-gcflags=all=-c=4"], ["-gcflags=all=-N -l", "-v"]) == \
+        ["-gcflags=all=-N -l -c=4", "-v"]
+    assert list(fv.VARIANTS)[:3] == fv.DEFAULT_VARIANTS
+
+
+def test_list_archives_refuses_to_compile_what_the_build_did_not(tmp_path):
+    """A variant that did not fill its GOCACHE must not be 'verified' by go list's own compile."""
+    write_module(tmp_path / "m")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    req = fv.BuildRequest(tmp_path / "m", ["./lib"], [], tmp_path / "out", cache,
+                          toolchain.go_env(GOCACHE=str(cache)))
+    with pytest.raises(fv.VerifyError, match="not in the build's GOCACHE"):
+        fv.list_archives(req)
+    assert list(fv.list_archives(req)) == ["example.com/tiny/lib"]  # now it is cached
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FGO_VERIFY_CORPUS"),
+                    reason="3 full builds of gin take minutes on 2 cores; set FGO_VERIFY_CORPUS=1")
+def test_verify_gin_gopath_mode():
+    """Corpus project: gin in GOPATH mode (Debian's golang-github-gin-gonic-gin-dev)."""
+    gin = require_gopath("github.com/gin-gonic/gin", "golang-github-gin-gonic-gin-dev")
+    r = subprocess.run([FGO, "verify", "--json", str(gin)], check=False, capture_output=True,
+                       text=True, timeout=3600, env=clean_env(**GOPATH_ENV))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = json.loads(r.stdout)
+    assert j["matched"] and all(c["packages_compared"] > 200 for c in j["comparisons"])
+
+
+def test_adhoc_go_flags_variant():
+    v = fv.variant_by_name("go:-gcflags=all=-l -trimpath")
+    assert v is not None and v.flags_key == "-gcflags=all=-l -trimpath"
+    assert fv.variant_by_name("go-c4") is fv.VARIANTS["go-c4"]
+    assert fv.variant_by_name("go:") is None and fv.variant_by_name("nosuch") is None
+
+
+def test_verify_distributed_and_split_variants(tmp_path):
+    """fgo itself under verify: embedded cluster and every package split in 2, each with an
+    empty GOCACHE, byte-identical to plain go build (archives, build IDs, binary)."""
+    project = write_module(tmp_path / "tiny")
+    r = subprocess.run([FGO, "verify", "--json", "-v", "go", "-v", "fgo", "-v", "fgo-split2",
+                        str(project)], check=False, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = json.loads(r.stdout)
+    assert j["matched"] is True
+    assert [b["variant"] for b in j["builds"]] == ["go", "fgo", "fgo-split2"]
+    for c in j["comparisons"]:
+        assert c["matched"] and c["packages_compared"] > 20 and not c["differing_packages"]
