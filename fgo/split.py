@@ -101,6 +101,10 @@ class Splitter:
                                 watch=tuple(addresses[1:]))
             ok = True
         finally:
+            if not ok and futures:
+                # Forced, so the leader's copies are cancelled too: its fetcher then stops
+                # its compile at once instead of holding a worker thread until the timeout.
+                c.client.cancel(futures, force=True)
             for f in futures:
                 f.release()
             queue.close()
