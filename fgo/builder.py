@@ -181,6 +181,7 @@ def run(opts: BuildOptions) -> int:
             cluster.close()
     if opts.report:
         write(opts.report, report)
+    _remember(project, opts.go_args, report)
     if opts.trace:
         from fgo.trace import write_trace
         write_trace(opts.trace, report, graph)
@@ -198,6 +199,33 @@ def _print_action(rec: Any) -> None:
     where = rec.worker if rec.mode == "remote" else f"local ({rec.fallback})"
     took = f"{rec.duration_s:.2f}s" if rec.duration_s is not None else ""
     print(f"fgo: {rec.tool} {rec.package}: {where} {took}", file=sys.stderr)
+
+
+def _report_path(project: Path, go_args: list[str]) -> Path:
+    import hashlib
+    from fgo.paths import cache_dir
+    key = hashlib.sha256(json.dumps([str(project), go_args]).encode()).hexdigest()[:16]
+    return cache_dir() / "reports" / f"{key}.json"
+
+
+def _remember(project: Path, go_args: list[str], report: dict[str, Any]) -> None:
+    """Keep the last report of this target: `fgo plan` uses its measured durations."""
+    try:
+        path = _report_path(project, go_args)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(str(path), report)
+    except OSError:
+        pass  # a cache we cannot write is no reason to fail a build
+
+
+def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
+    """Compile seconds per package measured by the last fgo build of this target."""
+    try:
+        report = json.loads(_report_path(project, go_args).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {a["package"]: a["duration_s"] for a in report.get("actions", [])
+            if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
 
 
 def summary_line(report: dict[str, Any]) -> str:

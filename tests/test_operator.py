@@ -75,3 +75,36 @@ def test_no_progress_when_not_a_terminal(hello: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "\r" not in proc.stderr and "\x1b[K" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("fgo: ")
+
+
+def test_plan_json_matches_the_real_actiongraph(hello: Path, tmp_path: Path) -> None:
+    from fgo import toolchain
+    ag = tmp_path / "ag.json"
+    built = subprocess.run([str(toolchain.go_binary()), "build", "-a", f"-debug-actiongraph={ag}",
+                            "-o", str(tmp_path / "bin"), "."], cwd=hello, env=toolchain.go_env(),
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    graph = json.loads(ag.read_text())
+    compiled = {n["Package"] for n in graph if n["Mode"] in ("build", "built-in package")}
+    links = [n for n in graph if n["Mode"] == "link"]
+    proc = run_fgo("plan", "--json", "--dot", str(tmp_path / "g.dot"), str(hello), "--",
+                   "-o", str(tmp_path / "bin"))
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert {p["package"] for p in plan["packages"]} == compiled
+    assert plan["actions"] == {"compile": len(compiled), "link": len(links)}
+    # the critical path is a chain of imports, from a leaf to the main package
+    imports = {n["Package"]: {graph[d]["Package"] for d in n["Deps"]}
+               for n in graph if n["Mode"] == "build"}
+    path = plan["critical_path"]["packages"]
+    assert path[-1] == "example.com/hello" and len(path) > 3
+    for earlier, later in zip(path, path[1:]):
+        assert earlier in imports[later]
+    assert sum(plan["width_by_level"]) == len(compiled) and plan["depth"] == len(plan["width_by_level"])
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    # after an fgo build of the same target, its measured durations replace the model's
+    assert run_fgo("build", "-q", str(hello), "--", "-a", "-o", str(tmp_path / "bin")).returncode == 0
+    again = json.loads(run_fgo("plan", "--json", str(hello), "--", "-a", "-o",
+                               str(tmp_path / "bin")).stdout)
+    assert again["costs_from"] == "last build"
+    assert any("measured_s" in p for p in again["packages"])
