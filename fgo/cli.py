@@ -7,6 +7,7 @@ answer bad input within a fraction of a second, and importing dask costs ~1 s.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -20,7 +21,7 @@ VERBS = {
                       "Compile packages as shards + leader and compare with a stock compile."),
     "diff": ("fgo.diff:diff_cmd", "Compare two archives or binaries down to the symbol."),
     "verify": ("fgo.verify:verify_cmd", "Build several ways and explain any difference."),
-    "worker-setup": ("fgo.build_cmd:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
+    "worker-setup": ("fgo.worker_setup:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
 }
 
 
@@ -67,6 +68,12 @@ def main() -> None:
     except FgoError as exc:
         click.echo(f"fgo: error: {exc}", err=True)
         code = 2
+    except Exception as exc:  # a bug of ours: still one line (FGO_DEBUG=1 for the traceback)
+        if os.environ.get("FGO_DEBUG"):
+            raise
+        click.echo(f"fgo: internal error: {type(exc).__name__}: {exc} (FGO_DEBUG=1 shows where)",
+                   err=True)
+        code = 3
     sys.exit(code if isinstance(code, int) else 0)
 
 

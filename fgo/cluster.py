@@ -46,9 +46,12 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
     _quiet_dask()
     from distributed import Client, LocalCluster
     if scheduler:
+        if scheduler.startswith("tls://") and security is None:
+            raise ClusterError(f"scheduler {scheduler} speaks TLS: give --tls-ca-file, "
+                               "--tls-cert and --tls-key")
         try:
             client = Client(scheduler, timeout=timeout, security=security, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise ClusterError(f"cannot reach scheduler {scheduler}: {exc}") from None
         try:
             client.wait_for_workers(1, timeout=timeout)

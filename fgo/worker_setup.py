@@ -1,0 +1,60 @@
+"""`fgo worker-setup`: prepare workers so a first build does not pay for it.
+
+Checks the pinned toolchain, builds the patched compiler (--split-large) and
+creates the blob store, on this machine or on every worker of a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from fgo.errors import FgoError
+
+
+def prepare() -> dict[str, Any]:
+    """Run on one worker (or here): what it has, what it built."""
+    from fgo import compiler_patch, executor, toolchain
+    t0 = time.monotonic()
+    patched = compiler_patch.ensure_compiler()
+    info = executor.store_info()
+    return {"identity": info["identity"], "store": info["store_id"], "blobs": len(info["hashes"]),
+            "patched_compiler": str(patched.path), "patch_series": patched.series[:12],
+            "built": patched.built, "seconds": round(time.monotonic() - t0, 2),
+            "go": toolchain.go_version()}
+
+
+@click.command("worker-setup", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--scheduler", envvar="FGO_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="Prepare every worker of this cluster (default: this machine).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def worker_setup(scheduler: str | None, as_json: bool) -> None:
+    """Prepare this machine, or every worker of a cluster, for fgo builds."""
+    from fgo.compiler_patch import PatchError
+    if scheduler:
+        from fgo.cluster import ClusterError, connect
+        try:
+            cluster = connect(scheduler)
+        except ClusterError as exc:
+            raise FgoError(str(exc)) from None
+        try:
+            results = cluster.client.run(prepare)
+        finally:
+            cluster.close()
+    else:
+        try:
+            results = {"local": prepare()}
+        except PatchError as exc:
+            raise FgoError(str(exc)) from None
+    if as_json:
+        json.dump(results, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    for where, r in results.items():
+        click.echo(f"{where}: {r['go']}, patched compiler {r['patch_series']} "
+                   f"({'built' if r['built'] else 'ready'} in {r['seconds']}s), "
+                   f"store {r['store']} ({r['blobs']} blobs)")
