@@ -102,7 +102,7 @@ class Store:
         dest = self.path(sha)
         if dest.exists():
             return
-        dest.parent.mkdir(exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)  # the store may have been wiped
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -110,5 +110,7 @@ class Store:
         os.replace(tmp, dest)
 
     def inventory(self) -> list[str]:
+        if not self.root.is_dir():  # wiped: an empty store
+            return []
         return [p.name for d in self.root.iterdir() if d.is_dir() for p in d.iterdir()
                 if not p.name.startswith(".")]

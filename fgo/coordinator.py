@@ -10,9 +10,11 @@ goes wrong remotely, the answer is "run it locally": the build is never lost.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import socketserver
+import statistics
 import threading
 import time
 import uuid
@@ -24,6 +26,10 @@ from fgo import compileargs, executor, toolchain
 from fgo.blobs import Blob, BlobIndex, sha256
 from fgo.placement import Placement
 from fgo.report import ActionRecord, Recorder
+
+
+STRAGGLER_MIN_S = 10.0   # never race a compile that has run for less than this
+STRAGGLER_FACTOR = 5.0   # ... or for less than this many times its expected duration
 
 
 class RemoteFailure(Exception):
@@ -48,6 +54,7 @@ class Coordinator:
         self.refused: set[str] = set()         # workers whose toolchain differs
         self.running: dict[int, ActionRecord] = {}  # compiles in flight (for progress)
         self.splitter: Any = None              # split.Splitter with --split-large
+        self._backups = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="fgo-backup")
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._live: set[str] = set()
         self._live_at = 0.0
@@ -59,11 +66,14 @@ class Coordinator:
         """Ask every worker for its store inventory and toolchain (once per build).
 
         Returns one warning per worker refused for a different toolchain."""
-        infos = self.client.run(executor.store_info)
+        infos = self.client.run(executor.store_info, on_error="return")
         threads = self.client.nthreads()
         warnings = []
         with self.lock:
             for addr, info in infos.items():
+                if isinstance(info, BaseException):
+                    warnings.append(f"worker {addr} cannot be used: {type(info).__name__}: {info}")
+                    continue
                 theirs = toolchain.Identity(**info["identity"])
                 if theirs != self.identity:
                     self.refused.add(addr)
@@ -119,6 +129,7 @@ class Coordinator:
         try:
             call = compileargs.parse(argv[1:], cwd)
             inputs = self._input_blobs(call)
+            rec.source_bytes = sum(b.size for p, b in inputs.items() if p.endswith(".go"))
             reply = None
             if self.splitter is not None:
                 reply = self.splitter.try_split(call, env, inputs, rec, t0)
@@ -177,7 +188,8 @@ class Coordinator:
             task, sent = self._prepare(address, call, env, inputs)
             result = self.run_task(task, address, inputs, rec, sent)
             confirmed = list(needs)
-            rec.mode, rec.worker = "remote", result["worker"]
+            rec.mode = "local" if result["worker"] == "local" else "remote"
+            rec.worker = result["worker"]
             return self.reply(call, result, rec, t0)
         finally:
             with self.lock:
@@ -188,7 +200,10 @@ class Coordinator:
         """Run TASK on ADDRESS; resend once what its store turns out to lack (wiped, or a
         blob still riding with a queued task). Returns an "ok" result or raises RemoteFailure."""
         rec.bytes_in += sum(len(d) for d in task["blobs"].values())
-        result = self._submit(task, address, watch)
+        backup = None if task.get("split") else (lambda: self._local_task(task, inputs))
+        result = self._submit(task, address, watch, backup, self._straggler_deadline(inputs))
+        if result.get("worker") == "local":
+            rec.fallback = "straggler: the local run finished first"
         if result["status"] == "missing":
             by_sha = {b.sha: b for b in inputs.values()}
             with self.lock:
@@ -223,16 +238,44 @@ class Coordinator:
         return self.client.submit(executor.execute, task, workers=[address],
                                   allow_other_workers=False, pure=False, key=key)
 
-    def _submit(self, task: dict[str, Any], address: str, watch: tuple[str, ...] = ()
-                ) -> dict[str, Any]:
-        """Run TASK on ADDRESS and wait; RemoteFailure if it or a WATCHed worker is lost."""
+    def _straggler_deadline(self, inputs: dict[str, Blob]) -> float:
+        """Seconds after which a remote compile also starts locally: 5x its expected time
+        (source bytes at the median rate of this build's remote compiles), at least 10 s."""
+        source = sum(b.size for p, b in inputs.items() if p.endswith(".go")) or 1
+        with self.recorder.lock:
+            rates = [a.duration_s / a.source_bytes for a in self.recorder.actions[-200:]
+                     if a.mode == "remote" and a.duration_s and a.source_bytes]
+        rate = statistics.median(rates) if len(rates) >= 5 else 1e-5  # ~1 s per 100 kB
+        return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * rate * source)
+
+    def _local_task(self, task: dict[str, Any], inputs: dict[str, Blob]) -> dict[str, Any]:
+        """TASK run by this process, in a sandbox of its own store (first result wins)."""
+        store = executor.worker_store()
+        blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
+        return executor.execute({**task, "blobs": blobs, "wait_for": []})
+
+    def _submit(self, task: dict[str, Any], address: str, watch: tuple[str, ...] = (),
+                backup: Any = None, straggle_after: float = float("inf")) -> dict[str, Any]:
+        """Run TASK on ADDRESS and wait; RemoteFailure if it or a WATCHed worker is lost.
+
+        After STRAGGLE_AFTER seconds BACKUP (a local run of the same task) starts too,
+        and whichever finishes first with a usable result is taken."""
         future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
-        deadline = time.monotonic() + self.task_timeout
+        started = time.monotonic()
+        deadline = started + self.task_timeout
+        local: concurrent.futures.Future[dict[str, Any]] | None = None
         try:
             while True:
                 try:
                     return future.result(timeout=0.5)
                 except TimeoutError:
+                    if local is None and backup and time.monotonic() - started > straggle_after:
+                        local = self._backups.submit(backup)
+                    if local is not None and local.done():
+                        result = local.result()
+                        if result["status"] == "ok":
+                            return result
+                        local = None  # the local try failed too: keep waiting remotely
                     live = self.live_workers()
                     if address not in live or not live.issuperset(watch):
                         raise RemoteFailure("worker lost") from None

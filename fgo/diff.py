@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from fgo import goobj
-from fgo.goobj import GoobjError, ObjFile, PackageArchive, Symbol
+from fgo.goobj import GoobjError, ObjFile, Symbol
 
 MAX_LIST = 12  # relocation/aux lines kept per symbol
 MAX_SYMS_JSON = 500
@@ -74,8 +74,9 @@ class ArchiveDiff:
     build_id_a: str = ""
     build_id_b: str = ""
     build_id_differs: bool = False
-    pkgdef: str = ""  # "", "build-id-only", "differs"
+    pkgdef: str = ""  # "" (same), "build-id-only", "differs", "absent" (no __.PKGDEF)
     pkgdef_first_diff: int | None = None
+    pkgdef_context: list[str] = field(default_factory=list)  # printable text there, A and B
     members_only_a: list[str] = field(default_factory=list)
     members_only_b: list[str] = field(default_factory=list)
     member_order: list[str] = field(default_factory=list)
@@ -333,8 +334,11 @@ def _compare_symbol(oa: ObjFile, sa: Symbol, ob: ObjFile, sb: Symbol,
         d.notes.append(f"flags {sa.flags} -> {sb.flags}")
     if "align" in differs:
         d.notes.append(f"align {sa.align} -> {sb.align}")
+    if "data" in differs and sa.name.startswith("go:cuinfo.producer."):
+        d.notes.append(f"compiler flags recorded in DWARF: {sa.data.decode('utf-8', 'replace')!r} "
+                       f"vs {sb.data.decode('utf-8', 'replace')!r}")
     if "data" in differs:
-        d.first_diff = first_difference(sa.data, sb.data)
+        d.first_diff = first_difference(sa.data, sb.data) or 0
         d.line_a = source_line(oa, sa, d.first_diff)
         d.line_b = source_line(ob, sb, d.first_diff)
     if "relocs" in differs:
@@ -460,15 +464,16 @@ def compare_archives(a: str, b: str, data_a: bytes | None = None, data_b: bytes 
     data_a = goobj._read(a) if data_a is None else data_a
     data_b = goobj._read(b) if data_b is None else data_b
     if data_a == data_b:
-        pa = goobj.read_ar(data_a, a)  # still validate it is an archive
-        bid = next((goobj.pkgdef_build_id(m.data) for m in pa if m.name == "__.PKGDEF"), "")
+        members = goobj.read_ar(data_a, a)  # still validate it is an archive
+        bid = next((goobj.pkgdef_build_id(m.data) for m in members if m.name == "__.PKGDEF"), "")
         return ArchiveDiff(a, b, pkgpath, True, True, bid, bid, summary="identical")
     mem_a, mem_b = goobj.read_ar(data_a, a), goobj.read_ar(data_b, b)
     ma = {m.name: m for m in mem_a}
     mb = {m.name: m for m in mem_b}
     pa, pb = ma.get("__.PKGDEF"), mb.get("__.PKGDEF")
-    bid_a = goobj.pkgdef_build_id(pa.data) if pa else ""
-    bid_b = goobj.pkgdef_build_id(pb.data) if pb else ""
+    oa, ob = pa or ma.get("_go_.o"), pb or mb.get("_go_.o")  # build id: export data, else object
+    bid_a = goobj.pkgdef_build_id(oa.data) if oa else ""
+    bid_b = goobj.pkgdef_build_id(ob.data) if ob else ""
     d = ArchiveDiff(a, b, pkgpath, False, False, bid_a, bid_b)
     d.build_id_differs = bid_a != bid_b
     d.members_only_a = [n for n in ma if n not in mb]
@@ -476,12 +481,17 @@ def compare_archives(a: str, b: str, data_a: bytes | None = None, data_b: bytes 
     if [n for n in ma if n in mb] != [n for n in mb if n in ma]:
         d.member_order = [m.name for m in mem_a]
     # Export data.
+    if pa is None and pb is None:
+        d.pkgdef = "absent"
     if pa is not None and pb is not None and pa.data != pb.data:
         if _mask_build_id(pa.data) == _mask_build_id(pb.data):
             d.pkgdef = "build-id-only"
         else:
             d.pkgdef = "differs"
-            d.pkgdef_first_diff = first_difference(_mask_build_id(pa.data), _mask_build_id(pb.data))
+            xa, xb = _mask_build_id(pa.data), _mask_build_id(pb.data)
+            d.pkgdef_first_diff = first_difference(xa, xb) or 0
+            d.pkgdef_context = [_printable_context(xa, d.pkgdef_first_diff, 24),
+                                _printable_context(xb, d.pkgdef_first_diff, 24)]
     # Objects and native members: parse only what differs beyond the build id.
     differing = []
     for name, m in ma.items():
@@ -503,15 +513,33 @@ def compare_archives(a: str, b: str, data_a: bytes | None = None, data_b: bytes 
             elif name in A.errors or name in B.errors:
                 raise GoobjError(A.errors.get(name) or B.errors[name])
             else:
-                d.native.append(f"{name}: differs at byte {first_difference(m.data, n.data)}")
+                d.native.append(_native_member_diff(name, m.data, n.data))
     if not d.pkgpath and "_go_.o" in ma:
         d.pkgpath = goobj.object_pkgpath(ma["_go_.o"].data)
     d.matched = (not d.members_only_a and not d.members_only_b and not d.member_order
-                 and d.pkgdef in ("", "build-id-only") and not d.objects and not d.native
-                 and (ignore_build_id or not d.build_id_differs)
-                 and (ignore_build_id or d.pkgdef == ""))
+                 and d.pkgdef in ("", "absent", "build-id-only") and not d.objects and not d.native
+                 and (ignore_build_id or not (d.build_id_differs or d.build_id_members
+                                              or d.pkgdef == "build-id-only")))
     d.summary = _archive_summary(d)
     return d
+
+
+def _native_member_diff(name: str, a: bytes, b: bytes) -> str:
+    """A non-Go member (cgo's gcc objects): which ELF sections and symbols differ."""
+    where = f"{name}: differs at byte {first_difference(a, b)}"
+    if not (goobj.is_elf(a) and goobj.is_elf(b)):
+        return where
+    try:
+        bd = compare_binaries(name, name, a, b)
+    except GoobjError:
+        return where
+    parts = []
+    for s in bd.sections:
+        if s.status != "changed":
+            parts.append(f"section {s.name} {s.status}")
+        else:
+            parts.append(f"{s.name}" + (f" in {', '.join(s.symbols[:4])}" if s.symbols else ""))
+    return f"{where} (ELF object; {'; '.join(parts[:6])})" if parts else where
 
 
 def _archive_summary(d: ArchiveDiff) -> str:
@@ -540,8 +568,8 @@ def _archive_summary(d: ArchiveDiff) -> str:
     if not parts and d.build_id_differs:
         ca, cb = d.build_id_a.rpartition("/")[2], d.build_id_b.rpartition("/")[2]
         same = " (content IDs equal)" if ca == cb else ""
-        parts.append(f"only the build ID differs{same}: the action ID hashes the inputs and "
-                     "flags, which differ; the compiled code is the same")
+        parts.append(f"only the build ID differs{same}: its action ID (a hash of the sources, "
+                     "flags and dependencies) differs; the compiled code is the same")
     return "; ".join(parts) or "differs"
 
 
@@ -639,7 +667,7 @@ def compare_binaries(a: str, b: str, data_a: bytes | None = None, data_b: bytes 
 
 def _only_buildinfo_in_rodata(d: BinaryDiff) -> bool:
     ro = next((s for s in d.sections if s.name == ".rodata"), None)
-    return ro is None or all(n.startswith("runtime.modinfo") or n.startswith("runtime.buildVersion")
+    return ro is None or all(n.startswith(("runtime.modinfo", "runtime.buildVersion"))
                              for n in ro.symbols)
 
 
@@ -758,6 +786,7 @@ def render(x, max_symbols: int = 20) -> str:
             return render_archive(x.archive, max_symbols)
         if x.object is not None:
             return render_object(x.object, max_symbols, "")
+        assert x.binary is not None
         return render_binary(x.binary)
     if isinstance(x, ArchiveDiff):
         return render_archive(x, max_symbols)
@@ -775,11 +804,19 @@ def render_archive(d: ArchiveDiff, max_symbols: int = 20) -> str:
     if d.build_id_differs:
         lines.append(f"  build id: {d.build_id_a or '-'} vs {d.build_id_b or '-'}")
     if d.pkgdef == "differs":
+        ctx = d.pkgdef_context or ["", ""]
+        why = ("source paths embedded in it differ (build with -trimpath)"
+               if ctx[0] != ctx[1] and any(".go" in c and "/" in c for c in ctx)
+               else "declarations, inlinable bodies, types or source positions differ")
         lines.append(f"  __.PKGDEF (export data): differs at byte {d.pkgdef_first_diff} "
-                     "(build id masked); the package's API, inlinable bodies or types changed")
+                     f"(build id masked): {why}")
+        if any(d.pkgdef_context):
+            lines.append(f"    text there: {d.pkgdef_context[0]!r} vs {d.pkgdef_context[1]!r}")
     elif d.pkgdef == "build-id-only":
         lines.append("  __.PKGDEF (export data): same apart from the build id line")
-    else:
+    elif d.pkgdef == "absent":
+        lines.append("  no __.PKGDEF member (a link object)")
+    elif "__.PKGDEF" not in d.members_only_a + d.members_only_b:
         lines.append("  __.PKGDEF (export data): identical")
     for m in d.build_id_members:
         lines.append(f"  {m}: same apart from the build id line")

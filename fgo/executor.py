@@ -76,6 +76,8 @@ def _admit(task: dict[str, Any], worker: str) -> dict[str, Any] | None:
     store = worker_store()
     try:
         for sha, data in task["blobs"].items():
+            if os.environ.get("FGO_FAULT") == "corrupt-transfer" and data:  # fault injection
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
             store.put(sha, data)
     except CorruptBlob as exc:
         return {"status": "corrupt", "worker": worker, "reason": str(exc)}

@@ -86,10 +86,10 @@ DWARF_PREFIXES = ("go:info.", "go:loc.", "go:range.", "go:debuglines.", "go:cuin
 # ---------------------------------------------------- tables from the GOROOT
 
 def _goroot_src() -> Path | None:
+    from fgo.toolchain import ToolchainError, goroot
     try:
-        from fgo.toolchain import goroot
         return goroot() / "src"
-    except Exception:  # pragma: no cover - no toolchain: numeric names only
+    except (ToolchainError, OSError):  # pragma: no cover - numeric names only
         return None
 
 
@@ -303,7 +303,7 @@ class ObjFile:
         return out
 
 
-def _u32(b: bytes, off: int) -> int:
+def _u32(b: bytes | memoryview, off: int) -> int:
     return struct.unpack_from("<I", b, off)[0]
 
 
@@ -326,7 +326,7 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
     if bytes(b[:8]) != MAGIC:
         magic = bytes(b[:8])
         if magic.startswith(b"\x00go1") and magic.endswith(b"ld"):
-            raise GoobjError(f"{what}: Go object of another version ({magic[1:].decode()}), "
+            raise GoobjError(f"{what}: Go object of another version ({magic[1:].decode('latin-1')}), "
                              f"this reader knows {MAGIC[1:].decode()}")
         raise GoobjError(f"{what}: bad Go object magic")
     if len(b) < HEADER_SIZE:
@@ -440,7 +440,7 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
             sym.data_off = start + dbase + d0
             symbols.append(sym)
         nonpkg_refs = [raws[i][0] for i in range(ndef, ndef + nref)]
-    except struct.error:
+    except (struct.error, IndexError, ValueError, OverflowError):
         raise GoobjError(f"{what}: truncated or corrupt Go object") from None
 
     obj = ObjFile(text, fingerprint, flags, autolib, pkglist, files, symbols, nonpkg_refs,
@@ -503,7 +503,7 @@ def guess_pkgpath(obj: ObjFile) -> str:
         p = symbol_package(s.raw_name)
         if p:
             votes[p] = votes.get(p, 0) + 1
-    return max(votes, key=votes.get) if votes else ""
+    return max(votes, key=lambda k: votes[k]) if votes else ""
 
 
 def object_pkgpath(data: bytes) -> str:
@@ -528,7 +528,7 @@ def object_pkgpath(data: bytes) -> str:
                 votes[p] = votes.get(p, 0) + 1
                 if votes[p] >= 8:
                     break
-        return max(votes, key=votes.get) if votes else ""
+        return max(votes, key=lambda k: votes[k]) if votes else ""
     except (struct.error, GoobjError):
         return ""
 
@@ -545,7 +545,7 @@ def symbol_package(name: str) -> str:
 def dwarf_function(name: str) -> str:
     """For a DWARF symbol name (go:info.F, go:loc.F, ...) the function F, else ""."""
     for p in DWARF_PREFIXES:
-        if name.startswith(p):
+        if name.startswith(p) and p != "go:cuinfo.":  # compile-unit info: no function
             return name[len(p):]
     return ""
 
@@ -662,7 +662,7 @@ class ElfFile:
     gnu_build_id: str
     interp: str
     comment: str
-    buildinfo: "BuildInfo | None"
+    buildinfo: BuildInfo | None
     data: bytes = field(repr=False)
 
     def section(self, name: str) -> ElfSection | None:
@@ -680,7 +680,7 @@ class ElfFile:
     def symbol_at(self, section: ElfSection, addr: int) -> ElfSymbol | None:
         """The symbol covering ADDR, else the closest one starting before it."""
         syms = self._sorted(section.index)
-        values = self._values(section.index)
+        values = self._values_by_section[section.index]
         i = bisect.bisect_right(values, addr) - 1
         if i < 0:
             return None
@@ -689,9 +689,10 @@ class ElfFile:
                 return syms[j]
         return syms[i]
 
-    @functools.cache
-    def _values(self, shndx: int) -> list[int]:
-        return [s.value for s in self._sorted(shndx)]
+    @functools.cached_property
+    def _values_by_section(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {k: [s.value for s in v] for k, v in self._by_section.items()}
+        return _DefaultEmpty(out)
 
     @functools.cached_property
     def _by_section(self) -> dict[int, list[ElfSymbol]]:
@@ -705,6 +706,11 @@ class ElfFile:
 
     def _sorted(self, shndx: int) -> list[ElfSymbol]:
         return self._by_section.get(shndx, [])
+
+
+class _DefaultEmpty(dict):
+    def __missing__(self, key):
+        return []
 
 
 @dataclass
@@ -744,7 +750,7 @@ def read_elf(path: str | Path, data: bytes | None = None) -> ElfFile:
         raise GoobjError(f"{path}: not an ELF file")
     try:
         return _read_elf(path, data)
-    except struct.error:
+    except (struct.error, IndexError, ValueError, OverflowError):
         raise GoobjError(f"{path}: truncated or corrupt ELF file") from None
 
 
@@ -883,7 +889,7 @@ def file_kind(path: str | Path, data: bytes | None = None) -> str:
         data = _read(path)
     if data.startswith(AR_MAGIC):
         return "archive"
-    if data.startswith(GOOBJ_TEXT_PREFIX) or data.startswith(MAGIC):
+    if data.startswith((GOOBJ_TEXT_PREFIX, MAGIC)):
         return "object"
     if is_elf(data):
         return "elf"

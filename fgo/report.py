@@ -40,6 +40,7 @@ class ActionRecord:
     start: float | None = None     # epoch seconds: request (fgo) or go's TimeStart
     end: float | None = None       # epoch seconds: reply (fgo) or go's TimeDone
     split: dict[str, Any] | None = None  # --split-large: decision, plan, shards, merge, check
+    source_bytes: int = 0          # the compile's .go input bytes (the straggler model's size)
 
 
 @dataclass

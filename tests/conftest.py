@@ -166,3 +166,28 @@ def wait_until(pred, timeout: float, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return False
+
+
+# --- fault injection accounting (tests/faults): one line at the end of the session ---
+
+FAULTS = {"injected": 0, "survived": 0, "wrong": 0}
+
+
+class FaultLog:
+    def injected(self, n: int = 1) -> None:
+        FAULTS["injected"] += n
+
+    def outcome(self, identical: bool, n: int = 1) -> None:
+        """After the build: was the result right (identical binary, or a clear error)?"""
+        FAULTS["survived" if identical else "wrong"] += n
+
+
+@pytest.fixture
+def faults() -> FaultLog:
+    return FaultLog()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if FAULTS["injected"]:
+        terminalreporter.write_line(f"faults injected {FAULTS['injected']}, survived "
+                                    f"{FAULTS['survived']}, wrong outputs {FAULTS['wrong']}")

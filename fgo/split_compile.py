@@ -1,0 +1,356 @@
+"""`fgo toolchain` and `fgo split-compile`: the patched compiler, and a harness that checks it.
+
+`fgo split-compile PROJECT -- PACKAGES...` builds the packages' dependencies with plain go,
+recovers each package's real compile command line, then compiles it twice with that same
+command line: once with the stock compiler, once as K processes of the patched compiler
+(K-1 shards and a leader that merges their results), and compares the archives' sha256.
+
+The command line comes from `go build -n -gcflags=PKG=-c=1 PKG`: the extra flag changes
+only PKG's action ID, so go prints the commands for PKG alone while its dependencies come
+from the build cache; the script's lines before the compile (importcfg, embedcfg, symabis)
+are run with WORK pointing at a private directory, and the compile line itself is expanded
+by the shell into an argv. `-c` is then set to --c for every process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from fgo import compiler_patch
+from fgo.toolchain import ToolchainError, go_binary, go_env, tool_path
+
+
+class SplitError(Exception):
+    """A user-facing failure of the harness (one line)."""
+
+
+# --- recovering compile command lines --------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _go(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(go_binary()), *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SplitError(f"go {' '.join(args[:3])}: {lines[-1] if lines else 'failed'}")
+    return proc
+
+
+def list_packages(project: Path, patterns: list[str]) -> list[str]:
+    """Import paths of PATTERNS as seen from PROJECT."""
+    out = _go(["list", "-e", "-f", "{{.ImportPath}}\t{{if .Error}}{{.Error}}{{end}}", *patterns], project).stdout
+    pkgs = []
+    for line in out.splitlines():
+        path, _, err = line.partition("\t")
+        if err:
+            raise SplitError(f"{path}: {err.strip().splitlines()[0]}")
+        pkgs.append(path)
+    if not pkgs:
+        raise SplitError("no packages match " + " ".join(patterns))
+    return pkgs
+
+
+def compile_command(project: Path, pkg: str, work: Path) -> tuple[list[str], Path]:
+    """The argv of go build's compile of PKG (run from PROJECT); its inputs are made in WORK.
+
+    PKG's dependencies must already be in the build cache.
+    """
+    script = _go(["build", "-n", f"-gcflags={pkg}=-c=1", pkg], project).stderr
+    lines = script.splitlines()
+    compile_tool = str(tool_path("compile"))
+    idx = [i for i, line in enumerate(lines) if line.startswith(compile_tool + " ")]
+    if len(idx) > 1:
+        idx = [i for i in idx if f" -p {pkg} " in lines[i] or " -p main " in lines[i]]
+    if len(idx) != 1:
+        raise SplitError(f"{pkg}: cannot find its compile command in `go build -n` output")
+    i = idx[0]
+    work.mkdir(parents=True, exist_ok=True)
+    env = go_env(WORK=str(work))
+    prefix = "\n".join(lines[:i])
+    proc = subprocess.run(["sh", "-e", "-c", prefix], cwd=project, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SplitError(f"{pkg}: preparing its compile failed: {proc.stderr.strip()[-300:]}")
+    # Let the shell expand the compile line ($WORK, quotes) into an argv.
+    cwd = project
+    for line in lines[:i]:
+        if line.startswith("cd "):
+            cwd = Path(line[3:].strip())
+    expand = subprocess.run(["sh", "-c", 'set -- ' + lines[i] + '; printf "%s\\0" "$@"'], cwd=cwd, env=env,
+                            capture_output=True, check=False)
+    if expand.returncode != 0:
+        raise SplitError(f"{pkg}: cannot parse its compile command")
+    argv = expand.stdout.decode().split("\0")[:-1]
+    return [a for a in argv if not a.startswith("-c=")], cwd
+
+
+# --- one package -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class PackageResult:
+    package: str
+    shards: int
+    identical: bool
+    functions: int | None = None
+    stock_s: float | None = None
+    leader_s: float | None = None
+    shard_s: list[float] = dataclasses.field(default_factory=list)  # shards 1..K-1
+    leader_backend_s: float | None = None  # leader's own backend
+    leader_wait_s: float | None = None  # waiting for shard results after its own backend
+    merge_s: float | None = None  # reading/injecting/replaying shard results
+    stock_sha256: str | None = None
+    leader_sha256: str | None = None
+    error: str | None = None
+    # With alone=True: each process again, one at a time (the leader with all results
+    # present), stock -c=2, and the stock compile's own phase times (-bench).
+    walk_s: float | None = None  # leader's per-function frontend work in the compile loop
+    stock_c2_s: float | None = None
+    alone_shard_s: list[float] = dataclasses.field(default_factory=list)
+    alone_leader_s: float | None = None
+    bench_frontend_s: float | None = None  # F (fe:subtotal)
+    bench_backend_s: float | None = None  # B (be:compilefuncs, walk included)
+    bench_dumpobj_s: float | None = None  # D (be:dumpobj)
+    bound_s: float | None = None  # F + B/K + D
+
+
+def _set_output(argv: list[str], out: Path) -> list[str]:
+    argv = list(argv)
+    if "-o" not in argv:
+        raise SplitError("compile command has no -o")
+    argv[argv.index("-o") + 1] = str(out)
+    return argv
+
+
+def _timed(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    return proc, time.monotonic() - t0
+
+
+def _bench(path: Path) -> dict[str, float]:
+    """Phase times (s) from a compile's -bench file: fe:subtotal, be:compilefuncs, ..."""
+    out = {}
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if line.startswith("BenchmarkCompile:") and len(f) >= 3:
+            out[":".join(f[0].split(":")[-2:])] = int(f[2]) / 1e9
+    return out
+
+
+def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c: int = 1,
+                  extra: list[str] | None = None, timeout: int = 600, stock: bool = True,
+                  alone: bool = False) -> PackageResult:
+    """Compile ARGV stock and as K shard processes; compare the archives.
+
+    With ALONE, also time stock -c=2 and every process of the split alone.
+    """
+    patched = compiler_patch.patched_compiler()
+    outdir.mkdir(parents=True, exist_ok=True)
+    base = [argv[0], f"-c={c}", *(extra or []), *argv[1:]]
+    res = PackageResult(package=pkg, shards=k, identical=False)
+    stock_out = outdir / "stock.a"
+    if stock:
+        bench = outdir / "stock.bench"
+        bench.unlink(missing_ok=True)
+        sargv = [base[0], f"-bench={bench}", *base[1:]] if alone else base
+        proc, res.stock_s = _timed(_set_output(sargv, stock_out), cwd)
+        if proc.returncode != 0:
+            res.error = "stock compile failed: " + proc.stderr.strip()[-500:]
+            return res
+        res.stock_sha256 = _sha256(stock_out)
+        if alone:
+            b = _bench(bench)
+            res.bench_frontend_s = b.get("fe:subtotal")
+            res.bench_backend_s = b.get("be:compilefuncs")
+            res.bench_dumpobj_s = b.get("be:dumpobj")
+            fe, be, do = b.get("fe:subtotal"), b.get("be:compilefuncs"), b.get("be:dumpobj")
+            if fe is not None and be is not None and do is not None:
+                res.bound_s = round(fe + be / k + do, 3)
+            c2 = [base[0], "-c=2", *(extra or []), *argv[1:]]
+            proc, t = _timed(_set_output(c2, outdir / "stock2.a"), cwd)
+            if proc.returncode != 0 or _sha256(outdir / "stock2.a") != res.stock_sha256:
+                res.error = "stock -c=2 failed or differs from -c=1"
+                return res
+            res.stock_c2_s = round(t, 3)
+
+    files = [outdir / f"shard{i}.res" for i in range(1, k)]
+    for f in files:
+        f.unlink(missing_ok=True)
+    leader_out = outdir / "leader.a"
+    leader_out.unlink(missing_ok=True)
+    procs = []
+    starts = []
+    for i in range(1, k):
+        a = compiler_patch.with_flags(_set_output(base, outdir / f"shard{i}.unused"),
+                                      compiler_patch.shard_flags(i, k, files[i - 1], stats=outdir / f"stats{i}.json"),
+                                      compiler=patched)
+        starts.append(time.monotonic())
+        procs.append(subprocess.Popen(a, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    lflags = compiler_patch.leader_flags(k, files, timeout=timeout, stats=outdir / "stats0.json")
+    la = compiler_patch.with_flags(_set_output(base, leader_out), lflags, compiler=patched)
+    t0 = time.monotonic()
+    lp = subprocess.Popen(la, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait for the shards; if one fails the leader would only time out, so stop it.
+    errors = []
+    for i, p in enumerate(procs):
+        _, err = p.communicate()
+        res.shard_s.append(round(time.monotonic() - starts[i], 3))
+        if p.returncode != 0:
+            errors.append(f"shard {i + 1}: " + (err.strip().splitlines() or ["failed"])[-1])
+    if errors:
+        lp.kill()
+        lp.communicate()
+        res.error = "; ".join(errors)
+        return res
+    _, lerr = lp.communicate()
+    res.leader_s = round(time.monotonic() - t0, 3)
+    if lp.returncode != 0:
+        res.error = "leader: " + (lerr.strip().splitlines() or ["failed"])[-1]
+        return res
+    try:
+        st = json.loads((outdir / "stats0.json").read_text())
+        res.functions = st.get("funcs")
+        res.leader_backend_s = st.get("backend_s")
+        res.leader_wait_s = st.get("wait_s")
+        res.merge_s = st.get("inject_s")
+        res.walk_s = st.get("walk_s")
+    except (OSError, ValueError):
+        pass
+    res.leader_sha256 = _sha256(leader_out)
+    res.identical = res.leader_sha256 == res.stock_sha256
+    if res.stock_s is not None:
+        res.stock_s = round(res.stock_s, 3)
+    if alone and res.identical:
+        for i in range(1, k):
+            a = compiler_patch.with_flags(_set_output(base, outdir / f"shard{i}.unused"),
+                                          compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched)
+            proc, t = _timed(a, cwd)
+            if proc.returncode != 0:
+                res.error = f"shard {i} alone failed"
+                return res
+            res.alone_shard_s.append(round(t, 3))
+        alone_out = outdir / "leader-alone.a"
+        proc, t = _timed(compiler_patch.with_flags(_set_output(base, alone_out), lflags, compiler=patched), cwd)
+        if proc.returncode != 0 or _sha256(alone_out) != res.stock_sha256:
+            res.identical = False
+            res.error = "leader alone failed or differs"
+            return res
+        res.alone_leader_s = round(t, 3)
+    return res
+
+
+def split_compile(project: Path, patterns: list[str], k: int, c: int = 1, extra: list[str] | None = None,
+                  timeout: int = 600, keep: Path | None = None, alone: bool = False,
+                  progress=None) -> list[PackageResult]:
+    """The harness: see the module docstring."""
+    if k < 2:
+        raise SplitError("--shards must be at least 2")
+    project = project.resolve()
+    if not project.is_dir():
+        raise SplitError(f"{project}: not a directory")
+    pkgs = list_packages(project, patterns)
+    _go(["build", *pkgs], project)  # dependencies (and the packages) with plain go
+    compiler_patch.ensure_compiler()
+    results = []
+    tmp = Path(tempfile.mkdtemp(prefix="fgo-split-", dir=keep)) if keep else Path(tempfile.mkdtemp(prefix="fgo-split-"))
+    try:
+        for n, pkg in enumerate(pkgs):
+            d = tmp / f"p{n}"
+            try:
+                argv, cwd = compile_command(project, pkg, d / "work")
+                r = split_package(argv, cwd, pkg, k, d / "out", c=c, extra=extra, timeout=timeout, alone=alone)
+            except SplitError as exc:
+                r = PackageResult(package=pkg, shards=k, identical=False, error=str(exc))
+            results.append(r)
+            if progress:
+                progress(r)
+    finally:
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def format_result(r: PackageResult) -> str:
+    if r.error:
+        return f"{r.package}: FAILED ({r.error})"
+    shards = " ".join(f"{s:.2f}" for s in r.shard_s)
+    line = (f"{r.package}: {'identical' if r.identical else 'DIFFERENT'}  funcs={r.functions}  K={r.shards}  "
+            f"stock={r.stock_s:.2f}s  leader={r.leader_s:.2f}s (own backend {r.leader_backend_s or 0:.2f}s, "
+            f"wait {r.leader_wait_s or 0:.2f}s, merge {r.merge_s or 0:.3f}s)  shards=[{shards}]s")
+    if r.alone_leader_s is not None:
+        alone = " ".join(f"{s:.2f}" for s in r.alone_shard_s)
+        line += (f"\n    alone: shards=[{alone}]s leader={r.alone_leader_s:.2f}s  bound F+B/K+D="
+                 f"{r.bound_s}s (F={r.bench_frontend_s:.2f} B={r.bench_backend_s:.2f} D={r.bench_dumpobj_s:.2f}, "
+                 f"walk {r.walk_s or 0:.2f}s)  stock -c=2={r.stock_c2_s:.2f}s")
+    return line
+
+
+# --- click commands --------------------------------------------------------------------------
+
+@click.command("toolchain")
+@click.option("--json", "as_json", is_flag=True, help="Print path, series hash and build time as JSON.")
+def toolchain_cmd(as_json: bool) -> None:
+    """Build the patched compiler if needed and print its path."""
+    try:
+        p = compiler_patch.ensure_compiler(log=lambda m: click.echo(m, err=True))
+    except (ToolchainError, OSError) as exc:
+        click.echo(f"fgo toolchain: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps({"compile": str(p.path), "series": p.series, "built": p.built,
+                               "seconds": round(p.seconds, 2)}))
+    else:
+        click.echo(str(p.path))
+
+
+@click.command("split-compile", context_settings={"ignore_unknown_options": False})
+@click.option("--shards", "-k", default=2, show_default=True, type=int, help="Processes per package (K).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document with every package's result.")
+@click.option("--c", "conc", default=1, show_default=True, type=int, help="-c (backend goroutines) of every compile.")
+@click.option("--gcflags", default="", help="Extra compile flags for every compile, e.g. '-dwarf=false'.")
+@click.option("--timeout", default=600, show_default=True, type=int, help="Leader's wait for shard results (s).")
+@click.option("--keep", type=click.Path(file_okay=False), default=None, help="Keep work files under this directory.")
+@click.option("--alone", is_flag=True, help="Also time stock -c=2 and each split process alone (bound F+B/K+D).")
+@click.argument("project", type=click.Path())
+@click.argument("packages", nargs=-1, required=True)
+def split_compile_cmd(shards: int, as_json: bool, conc: int, gcflags: str, timeout: int, keep: str | None,
+                      alone: bool, project: str, packages: tuple[str, ...]) -> None:
+    """Compile PACKAGES of PROJECT stock and as shards + leader; compare (PROJECT -- PACKAGES...)."""
+    def progress(r: PackageResult) -> None:
+        if not as_json:
+            click.echo(format_result(r))
+
+    try:
+        if conc < 1:
+            raise SplitError("--c must be at least 1")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+        results = split_compile(Path(project), list(packages), shards, c=conc, extra=gcflags.split(),
+                                timeout=timeout, keep=Path(keep) if keep else None, alone=alone,
+                                progress=progress)
+    except (SplitError, ToolchainError, ValueError, OSError) as exc:
+        click.echo(f"fgo split-compile: {exc}", err=True)
+        sys.exit(2)
+    ok = all(r.identical and not r.error for r in results)
+    if as_json:
+        click.echo(json.dumps({"shards": shards, "c": conc, "gcflags": gcflags, "all_identical": ok,
+                               "packages": [dataclasses.asdict(r) for r in results]}, indent=1))
+    else:
+        n_ok = sum(1 for r in results if r.identical and not r.error)
+        click.echo(f"{n_ok}/{len(results)} packages identical")
+    sys.exit(0 if ok else 1)

@@ -1,0 +1,183 @@
+"""Faults injected into real processes during real builds; every case must end with the
+binary of plain go build, or a clear one-line error. The session prints the counts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FGO, HELLO, RealCluster, go_build, run_fgo, sha, write_tree
+from test_build import fgo_build, report_of
+from test_split import large_package
+
+
+@pytest.fixture
+def large(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "large", large_package())
+
+
+def start_build(project: Path, report: Path, *opts: str, go_args: tuple[str, ...] = ("-a",),
+                out: str = "fgo.bin") -> subprocess.Popen[str]:
+    return subprocess.Popen([FGO, "build", "-q", "--report", str(report), *opts, str(project),
+                             "--", *go_args, "-o", str(project / out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def identical(project: Path, out: str = "fgo.bin", go_args: tuple[str, ...] = ()) -> bool:
+    plain = go_build(project, *go_args, "-o", str(project / "go.bin"))
+    assert plain.returncode == 0, plain.stderr
+    return sha(project / out) == sha(project / "go.bin")
+
+
+def wait_for_remote_compiles(seconds: float = 4.0) -> None:
+    time.sleep(seconds)  # a cold -a build keeps compiling std for longer than this
+
+
+def test_worker_sigkilled_mid_action(hello: Path, real_cluster, faults) -> None:
+    report = hello.parent / "r.json"
+    proc = start_build(hello, report, "--scheduler", real_cluster.address)
+    wait_for_remote_compiles()
+    real_cluster.workers[0].send_signal(signal.SIGKILL)
+    faults.injected()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    ok = identical(hello)
+    faults.outcome(ok)
+    assert ok and report_of(report)["totals"]["remote"] > 0
+
+
+def test_all_workers_lost(hello: Path, real_cluster, faults) -> None:
+    report = hello.parent / "r.json"
+    proc = start_build(hello, report, "--scheduler", real_cluster.address)
+    wait_for_remote_compiles()
+    for w in real_cluster.workers:
+        w.send_signal(signal.SIGKILL)
+    faults.injected(2)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    ok = identical(hello)
+    faults.outcome(ok, 2)
+    t = report_of(report)["totals"]
+    assert ok and t["local"] > 0 and "worker lost" in " ".join(t["fallback_reasons"])
+
+
+def test_scheduler_killed_mid_build(hello: Path, real_cluster, faults) -> None:
+    report = hello.parent / "r.json"
+    proc = start_build(hello, report, "--scheduler", real_cluster.address)
+    wait_for_remote_compiles()
+    real_cluster.scheduler.send_signal(signal.SIGKILL)
+    faults.injected()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    ok = identical(hello)
+    faults.outcome(ok)
+    assert ok and report_of(report)["totals"]["local"] > 0
+
+
+def test_straggler_is_raced_locally(hello: Path, real_cluster, faults) -> None:
+    """A worker frozen by SIGSTOP: its compile is run locally after the straggler deadline."""
+    report = hello.parent / "r.json"
+    proc = start_build(hello, report, "--scheduler", real_cluster.address)
+    wait_for_remote_compiles()
+    frozen = real_cluster.workers[0]
+    frozen.send_signal(signal.SIGSTOP)
+    faults.injected()
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert proc.returncode == 0, err
+    ok = identical(hello)
+    faults.outcome(ok)
+    reasons = report_of(report)["totals"]["fallback_reasons"]
+    assert ok and any(r.startswith("straggler") for r in reasons), reasons
+
+
+@pytest.mark.parametrize("fault", ["corrupt-transfer", "corrupt-shard", "truncate-shard"])
+def test_damaged_data_is_detected(large: Path, tmp_path: Path, faults, fault: str) -> None:
+    os.environ["FGO_FAULT"] = fault  # read by the workers of this cluster only
+    try:
+        cluster = RealCluster(tmp_path / "c", workers=2)
+    finally:
+        del os.environ["FGO_FAULT"]
+    try:
+        _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2"))
+    finally:
+        cluster.close()
+    faults.injected()
+    ok = identical(large)
+    faults.outcome(ok)
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert ok
+    if fault == "corrupt-transfer":  # every transfer is refused by the store: all local
+        assert rep["totals"]["remote"] == 0 and big["mode"] == "local"
+        assert any("corrupt" in r for r in rep["totals"]["fallback_reasons"])
+    else:  # the merge refused the damaged shard: the package's normal compile was used
+        assert big["mode"] == "remote" and "merge-refused" in big["split"]["fallback"]
+
+
+def test_shard_worker_killed(large: Path, real_cluster, faults) -> None:
+    report = large.parent / "killed.json"
+    proc = start_build(large, report, "--scheduler", real_cluster.address, "--split-large=0",
+                       "--shards", "2", go_args=())
+    killed = False
+    deadline = time.monotonic() + 300
+    while not killed and time.monotonic() < deadline and proc.poll() is None:
+        shards = subprocess.run(["pgrep", "-f", "--", "-fgoshard=1/2"], capture_output=True, text=True)
+        for pid in shards.stdout.split():
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])
+            for w in real_cluster.workers:
+                if w.pid == ppid:
+                    w.send_signal(signal.SIGKILL)
+                    killed = True
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=600)
+    assert killed, "no shard ran"
+    faults.injected()
+    assert proc.returncode == 0, err
+    ok = identical(large)
+    faults.outcome(ok)
+    big = [a for a in report_of(report)["actions"] if a["package"] == "example.com/large/big"][0]
+    assert ok and big["mode"] in ("remote", "local") and big["split"]["fallback"], big
+
+
+def test_worker_store_wiped_between_builds(hello: Path, real_cluster, faults) -> None:
+    fgo_build(hello, "-a", "-o", str(hello / "first.bin"), opts=("--scheduler", real_cluster.address))
+    for store in real_cluster.root.glob("store-*"):
+        shutil.rmtree(store)
+    faults.injected()
+    _, rep = fgo_build(hello, "-a", "-o", str(hello / "fgo.bin"),
+                       opts=("--scheduler", real_cluster.address))
+    ok = identical(hello)
+    faults.outcome(ok)
+    assert ok and rep["totals"]["remote"] > 20 and rep["totals"]["fallbacks"] == 0
+
+
+def test_two_builds_share_one_cluster(tmp_path: Path, real_cluster, faults) -> None:
+    a = write_tree(tmp_path / "a", HELLO)
+    b = write_tree(tmp_path / "b", {**HELLO, "words/hi.txt": "bonjour"})
+    procs = [start_build(p, tmp_path / f"{p.name}.json", "--scheduler", real_cluster.address)
+             for p in (a, b)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    faults.injected()
+    ok = identical(a) and identical(b) and sha(a / "fgo.bin") != sha(b / "fgo.bin")
+    faults.outcome(ok)
+    assert ok
+
+
+def test_unreachable_scheduler_is_one_line(hello: Path, faults) -> None:
+    proc = run_fgo("build", "--scheduler", "tcp://127.0.0.1:9", str(hello), timeout=30)
+    faults.injected()
+    ok = proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    faults.outcome(ok)
+    assert ok, proc.stderr

@@ -1,0 +1,178 @@
+"""fgo.simulate: scheduling policies on small DAGs (no processes)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fgo import simulate as sim
+
+
+def dag(edges: list[tuple[str, str]], dur: dict[str, float], **attrs: dict[str, object]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for n, d in dur.items():
+        g.add_node(n, duration=d, mode="build", package=n, priority=0)
+    g.add_edges_from(edges)
+    for n, a in attrs.items():
+        g.nodes[n].update(a)
+    return g
+
+
+def test_chain_is_sequential_for_every_k() -> None:
+    g = dag([("a", "b"), ("b", "c")], {"a": 1, "b": 2, "c": 3})
+    for k in (1, 2, 8):
+        assert sim.list_schedule(g, k).makespan == 6
+        assert sim.level_schedule(g, k).makespan == 6
+        assert sim.lower_bound(g, k) == 6
+
+
+def test_independent_tasks() -> None:
+    g = dag([], {"a": 3, "b": 3, "c": 2, "d": 2, "e": 2})
+    assert sim.list_schedule(g, 1).makespan == 12
+    assert sim.list_schedule(g, 2).makespan == 7  # 3+2+2 / 3+2 with longest first
+    assert sim.level_schedule(g, 2).makespan == 7
+    assert sim.lower_bound(g, 2) == 6
+    assert sim.list_schedule(g, 10).makespan == 3
+
+
+def test_barrier_costs_what_list_scheduling_overlaps() -> None:
+    # a(10) and b(1) have no deps; c(9) needs b. Levels: {a, b} then {c}.
+    g = dag([("b", "c")], {"a": 10, "b": 1, "c": 9})
+    assert sim.list_schedule(g, 2).makespan == 10
+    assert sim.level_schedule(g, 2).makespan == 19
+    s = sim.level_schedule(g, 2)
+    assert s.start["c"] == 10  # waits for the whole level
+
+
+def test_critical_path_priority_beats_a_bad_order() -> None:
+    # Two workers; x(1) -> y(10) is the long chain; p, q, r are 2 s fillers.
+    g = dag([("x", "y")], {"p": 2, "q": 2, "x": 1, "y": 10, "r": 2},
+            p={"priority": 0}, q={"priority": 1}, r={"priority": 2}, x={"priority": 3}, y={"priority": 4})
+    cp = sim.list_schedule(g, 2).makespan
+    go = sim.list_schedule(g, 2, priority=sim.go_priorities(g)).makespan
+    assert cp == 11
+    assert go > cp
+    assert sim.cp_priorities(g)["x"] == 11
+
+
+def test_schedule_respects_dependencies_and_worker_count() -> None:
+    g = nx.gnp_random_graph(60, 0.08, seed=1, directed=True)
+    g = nx.DiGraph([(u, v) for u, v in g.edges if u < v])
+    g.add_nodes_from(range(60))
+    d = {n: 1 + (n * 7) % 5 for n in g}
+    s = sim.list_schedule(g, 3, d)
+    for u, v in g.edges:
+        assert s.start[v] >= s.finish[u] - 1e-9
+    events = sorted([(s.start[n], 1) for n in g] + [(s.finish[n], -1) for n in g], key=lambda e: (e[0], e[1]))
+    running = 0
+    for _, x in events:
+        running += x
+        assert running <= 3
+    assert s.utilization(3) <= 1.0 + 1e-9
+
+
+@st.composite
+def random_dags(draw: st.DrawFn) -> tuple[nx.DiGraph, dict[int, float]]:
+    n = draw(st.integers(1, 25))
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    for v in range(1, n):
+        for u in draw(st.lists(st.integers(0, v - 1), max_size=3)):
+            g.add_edge(u, v)
+    d = {i: draw(st.floats(0.0, 10.0, allow_nan=False)) for i in range(n)}
+    return g, d
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_dags(), st.integers(1, 6))
+def test_bounds_hold_on_random_dags(gd: tuple[nx.DiGraph, dict[int, float]], k: int) -> None:
+    g, d = gd
+    lb = sim.lower_bound(g, k, d)
+    w, s = sim.work(g, d), sim.span(g, d)
+    for pol in (sim.list_schedule(g, k, d), sim.list_schedule(g, k, d, {n: -n for n in g}),
+                sim.level_schedule(g, k, d)):
+        assert pol.makespan >= lb - 1e-9
+        assert pol.makespan <= w + 1e-9
+    # Graham: any greedy list schedule is within work/k + span.
+    assert sim.list_schedule(g, k, d).makespan <= w / k + s + 1e-9
+
+
+def test_split_graph_shards_and_merge() -> None:
+    g = dag([("dep", "big"), ("big", "user")], {"dep": 1, "big": 10, "user": 1})
+    spec = sim.SplitSpec(frontend_s=1, backend_s=8, merge_s=1)
+    h, d = sim.split_graph(g, {"big": spec}, 4)
+    shards = [n for n in h if isinstance(n, tuple)]
+    assert len(shards) == 4 and all(d[s] == pytest.approx(3.0) for s in shards)
+    assert d["big"] == pytest.approx(1.0) and h.nodes["big"]["mode"] == "split merge"
+    assert all(h.has_edge("dep", s) and h.has_edge(s, "big") for s in shards)
+    assert h.has_edge("big", "user") and not h.has_edge("dep", "big")
+    assert sim.span(h, d) == pytest.approx(1 + 3 + 1 + 1)
+    assert sim.work(h, d) == pytest.approx(1 + 12 + 1 + 1)
+    assert sim.list_schedule(h, 4, d).makespan == pytest.approx(6)
+    # K = 1 leaves the graph as it was
+    h1, d1 = sim.split_graph(g, {"big": spec}, 1)
+    assert set(h1) == set(g) and d1["big"] == 10
+
+
+def test_split_scales_to_the_action_and_uses_measured_shards() -> None:
+    g = dag([], {"big": 20})
+    spec = sim.SplitSpec(1, 8, 1)  # 10 s in its own run, 20 s in the graph: x2
+    _, d = sim.split_graph(g, {"big": spec}, 2)
+    assert d[("big", "shard", 0)] == pytest.approx(2 * (1 + 4)) and d["big"] == pytest.approx(2)
+    measured = sim.SplitSpec(1, 8, 1, shard_s={2: [4.0, 6.0]}, scale_to_action=False)
+    _, d = sim.split_graph(g, {"big": measured}, 2)
+    assert [d[("big", "shard", i)] for i in range(2)] == [4.0, 6.0]
+    assert measured.split_span(2) == 7.0
+    assert sim.SplitSpec(1, 8, 1).split_span(4) == 4.0
+
+
+def test_sweep_rows() -> None:
+    g = dag([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")], {"a": 1, "b": 6, "c": 2, "d": 1})
+    rows = sim.sweep(g, [1, 2, 4], specs={"b": sim.SplitSpec(1, 4, 1)}, shards_for_k=lambda k: k)
+    assert [r["k"] for r in rows] == [1, 2, 4]
+    assert rows[0]["cp_list"] == rows[0]["work"] == 10
+    assert rows[0]["split_cp_list"] == 10 and rows[0]["shards"] == 1
+    r2 = rows[1]
+    assert r2["span"] == 8 and r2["span_split"] == pytest.approx(1 + (1 + 2) * 6 / 6 + 1 + 1)
+    assert r2["split_cp_list"] <= r2["cp_list"]
+    for r in rows:
+        assert r["levels"] >= r["lower_bound"] and r["split_cp_list"] >= r["lower_bound_split"] - 1e-9
+
+
+def test_select_large_on_the_critical_path() -> None:
+    g = dag([("a", "b")], {"a": 5, "b": 4, "c": 6})
+    assert sim.select_large(g, n=5) == ["a", "b"]  # a -> b (9 s) is the longest path
+    assert sim.select_large(dag([("a", "b")], {"a": 5, "b": 4, "c": 10}), n=5) == ["c"]
+    assert sim.select_large(g, n=5, on_critical_path=False) == ["c", "a", "b"]
+    assert sim.select_large(g, n=5, on_critical_path=False, min_s=4.5) == ["c", "a"]
+
+
+BENCH = """\
+BenchmarkCompile:example.com/p:fe:init              1        1000000 ns/op   1.00 %
+BenchmarkCompile:example.com/p:fe:loadsys           1        2000000 ns/op   2.00 %
+BenchmarkCompile:example.com/p:fe:subtotal          1        3000000 ns/op   3.00 %
+BenchmarkCompile:example.com/p:be:compilefuncs      1       80000000 ns/op  80.00 %    1200 funcs    15000 funcs/s
+BenchmarkCompile:example.com/p:be:dumpobj           1       10000000 ns/op  10.00 %
+BenchmarkCompile:example.com/p:unaccounted          1        7000000 ns/op   7.00 %
+BenchmarkCompile:example.com/p:total                1      100000000 ns/op 100.00 %
+"""
+
+
+def test_parse_compile_bench_and_spec() -> None:
+    ph = sim.parse_compile_bench("noise\n" + BENCH + BENCH.replace("80000000", "90000000"))
+    p = ph["example.com/p"]
+    assert p["frontend"] == pytest.approx(0.003)
+    assert p["backend"] == pytest.approx(0.09)  # the later run wins
+    assert p["dumpobj"] == pytest.approx(0.01) and p["total"] == pytest.approx(0.1)
+    spec = sim.spec_from_phases(p)
+    assert spec.frontend_s == pytest.approx(0.010)  # unaccounted start-up is paid by every shard
+    assert spec.backend_s == pytest.approx(0.09) and spec.merge_s == pytest.approx(0.01)
+
+
+def test_bad_k() -> None:
+    g = dag([], {"a": 1})
+    for f in (sim.list_schedule, sim.level_schedule, sim.lower_bound):
+        with pytest.raises(ValueError):
+            f(g, 0)
