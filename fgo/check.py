@@ -17,17 +17,22 @@ from typing import Any
 from fgo import toolchain
 
 
-def _retarget_output(go_args: list[str], outdir: str) -> list[str]:
+def _retarget_output(go_args: list[str], outdir: str, cwd: Path) -> list[str]:
     """GO_ARGS with -o pointed into OUTDIR (the user's own outputs stay untouched)."""
+    def target(value: str) -> str:
+        if value.endswith("/") or (cwd / value).is_dir():  # -o DIR/: binaries go in there
+            return outdir + "/"
+        return os.path.join(outdir, os.path.basename(value))
+
     args, i, found = [], 0, False
     while i < len(go_args):
         a = go_args[i]
         if a == "-o" and i + 1 < len(go_args):
-            args += ["-o", os.path.join(outdir, os.path.basename(go_args[i + 1].rstrip("/")) or "out")]
+            args += ["-o", target(go_args[i + 1])]
             i, found = i + 2, True
             continue
         if a.startswith("-o="):
-            args.append("-o=" + os.path.join(outdir, os.path.basename(a[3:].rstrip("/")) or "out"))
+            args.append("-o=" + target(a[3:]))
             found = True
         else:
             args.append(a)
@@ -57,7 +62,7 @@ def check_build(project: Path, go_args: list[str], graph: list[dict[str, Any]]) 
         os.makedirs(out)
         ag = os.path.join(tmp, "actiongraph.json")
         cmd = [str(toolchain.go_binary()), "build", f"-debug-actiongraph={ag}",
-               *_retarget_output(go_args, out)]
+               *_retarget_output(go_args, out, project)]
         proc = subprocess.run(cmd, cwd=project, env=toolchain.go_env(GOCACHE=cache),
                               capture_output=True, text=True)
         if proc.returncode != 0:

@@ -167,3 +167,13 @@ def test_settings_precedence(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.fgo]\nsheduler = "typo"\n')
     with pytest.raises(FgoError, match="sheduler"):
         config.resolve(project, {}, environ={})
+
+
+def test_check_build_retargets_outputs(tmp_path: Path) -> None:
+    from fgo.check import _retarget_output
+    (tmp_path / "bin").mkdir()
+    assert _retarget_output(["-o", "app", "."], "/T", tmp_path) == ["-o", "/T/app", "."]
+    assert _retarget_output(["-o=x/app"], "/T", tmp_path) == ["-o=/T/app"]
+    assert _retarget_output(["-o", "bin", "./..."], "/T", tmp_path) == ["-o", "/T/", "./..."]
+    assert _retarget_output(["-o", "out/", "./..."], "/T", tmp_path) == ["-o", "/T/", "./..."]
+    assert _retarget_output(["-a", "."], "/T", tmp_path) == ["-o", "/T/", "-a", "."]
