@@ -144,6 +144,9 @@ class Coordinator:
         except OSError as exc:
             rec.fallback = f"input unreadable: {exc.strerror}"
             reply = {"local": True}
+        except Exception as exc:  # a bug of ours must cost a local compile, not the build
+            rec.fallback = f"internal error: {type(exc).__name__}: {exc}"
+            reply = {"local": True}
         with self.lock:
             self.running.pop(id(rec), None)
         self.recorder.add(rec, {b.sha: b.size for b in inputs.values()})

@@ -51,8 +51,8 @@ class Splitter:
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
         c = self.coordinator
-        with c.lock:
-            free = c.placement.free_threads() + 1  # the slot go build gave this compile
+        with c.lock:  # this compile's own thread is among the free ones
+            free = max(1, c.placement.free_threads())
         plan = planner.plan(scan, free, self.policy)
         plan_s = time.perf_counter() - plan_started
         rec.split = {"decision": plan.reason, "k": plan.k, "plan_s": round(plan_s, 4),
