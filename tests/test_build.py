@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import FGO, GOPATH_ENV, go_build, require_gopath, run_fgo, sha, write_tree
+from conftest import GOPATH_ENV, go_build, require_gopath, run_fgo, sha, write_tree
 
 
 def report_of(path: Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RealCluster, dask_command, free_port, go_build, run_fgo, sha, VENV_BIN
+from conftest import dask_command, free_port, go_build, run_fgo, sha, VENV_BIN
 
 
 def test_worker_setup_prepares_every_worker(real_cluster) -> None:

@@ -83,12 +83,41 @@ func D(n int) (r int) {
 	return len(buf)
 }
 ''')
+    (d / "q").mkdir()
+    # Method expressions of methods declared in other packages, used as values in a function
+    # body: the backend creates their function-value symbols (p.(*T).String·f), which the
+    # leader must be able to replay when another shard compiled that function.
+    (d / "q" / "q.go").write_text('''package q
+
+import (
+	"strings"
+
+	"example.com/splittest/p"
+)
+
+type Hooks struct {
+	Str func(*p.T) string
+	Bld func(*strings.Builder) string
+	Val func() string
+}
+
+func New(t *p.T) *Hooks {
+	return &Hooks{Str: (*p.T).String, Bld: (*strings.Builder).String, Val: t.String}
+}
+
+func Use(h *Hooks, t *p.T) string {
+	var b strings.Builder
+	b.WriteString(h.Str(t))
+	return h.Bld(&b) + h.Val()
+}
+''')
     return d
 
 
 @pytest.fixture(scope="module")
 def commands(project, tmp_path_factory) -> dict[str, tuple[list[str], Path]]:
-    pkgs = ["container/list", "strconv", "unicode/utf8", "sort", "fmt", "example.com/splittest/p"]
+    pkgs = ["container/list", "strconv", "unicode/utf8", "sort", "fmt", "example.com/splittest/p",
+            "example.com/splittest/q"]
     sc._go(["build", *pkgs], project)
     work = tmp_path_factory.mktemp("work")
     return {p: sc.compile_command(project, p, work / p.replace("/", "_")) for p in pkgs}
@@ -165,6 +194,26 @@ def test_plan_file_is_honoured(patched, commands, tmp_path):
     import json
     st = json.loads((tmp_path / "s1.json").read_text())
     assert st["my_funcs"] >= 3  # F, Sw and String at least
+
+
+@pytest.mark.parametrize("k,n", [(1, 2), (2, 3), (0, 2)])
+def test_imported_method_expression_on_a_shard(patched, commands, tmp_path, k, n):
+    """The function taking method expressions of imported methods is compiled by shard K of N
+    (by plan); the leader replays their function-value symbols and matches stock."""
+    argv, cwd = commands["example.com/splittest/q"]
+    plan = tmp_path / "plan.txt"
+    cp.write_plan(plan, [(k, "q/q.go", 15, "New")])
+    base = sc._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "x.a")
+    files = [tmp_path / f"s{i}.res" for i in range(1, n)]
+    shards = [subprocess.Popen(cp.with_flags(base, cp.shard_flags(i, n, files[i - 1], plan=plan), compiler=patched),
+                               cwd=cwd) for i in range(1, n)]
+    leader = subprocess.run(cp.with_flags(sc._set_output(base, tmp_path / "l.a"),
+                                          cp.leader_flags(n, files, plan=plan, timeout=60), compiler=patched),
+                            cwd=cwd, capture_output=True, text=True, check=False)
+    assert all(s.wait() == 0 for s in shards)
+    assert leader.returncode == 0, leader.stderr
+    subprocess.run(sc._set_output(base, tmp_path / "stock.a"), cwd=cwd, check=True)
+    assert file_sha256(tmp_path / "l.a") == file_sha256(tmp_path / "stock.a")
 
 
 # --- refusals ---------------------------------------------------------------------------------

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import FGO, GOPATH_ENV, RealCluster, go_build, require_gopath, run_fgo, sha, write_tree
-from test_build import fgo_build, report_of
+from conftest import GOPATH_ENV, go_build, require_gopath, sha, write_tree
+from test_build import fgo_build
 
 
 def large_package(n: int = 1500) -> dict[str, str]:
@@ -32,7 +29,7 @@ def large_package(n: int = 1500) -> dict[str, str]:
                          f"func (t *T{i}) M(x int) int {{\n\tdefer func() {{ t.a++ }}()\n"
                          f"\tswitch x {{\n" + "".join(f"\tcase {c}:\n\t\treturn t.a + {c * i}\n"
                                                       for c in range(8)) +
-                         f"\t}}\n\treturn t.b\n}}\n\n")
+                         "\t}\n\treturn t.b\n}\n\n")
         elif kind == 1:
             parts.append(f"func F{i}(xs []int) int {{\n\tf := func(y int) int {{ return y * {i} }}\n"
                          f"\ts := 0\n\tfor _, x := range xs {{\n\t\ts += f(x)\n\t}}\n"

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -36,68 +35,54 @@ def identical(project: Path, out: str = "fgo.bin", go_args: tuple[str, ...] = ()
     return sha(project / out) == sha(project / "go.bin")
 
 
-def wait_for_remote_compiles(seconds: float = 4.0) -> None:
-    time.sleep(seconds)  # a cold -a build keeps compiling std for longer than this
+def build_under_fault(project: Path, cluster: RealCluster, inject, faults, n: int = 1,
+                      undo=None) -> dict:
+    """A cold -a build on CLUSTER; INJECT runs while it compiles std remotely (a cold build
+    keeps doing that for longer than the 4 s we wait). The binary must equal go build's."""
+    report = project.parent / "r.json"
+    proc = start_build(project, report, "--scheduler", cluster.address)
+    time.sleep(4)
+    inject()
+    faults.injected(n)
+    try:
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if undo:
+            undo()
+    assert proc.returncode == 0, err
+    ok = identical(project)
+    faults.outcome(ok, n)
+    assert ok
+    return report_of(report)
 
 
 def test_worker_sigkilled_mid_action(hello: Path, real_cluster, faults) -> None:
-    report = hello.parent / "r.json"
-    proc = start_build(hello, report, "--scheduler", real_cluster.address)
-    wait_for_remote_compiles()
-    real_cluster.workers[0].send_signal(signal.SIGKILL)
-    faults.injected()
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    ok = identical(hello)
-    faults.outcome(ok)
-    assert ok and report_of(report)["totals"]["remote"] > 0
+    rep = build_under_fault(hello, real_cluster,
+                            lambda: real_cluster.workers[0].send_signal(signal.SIGKILL), faults)
+    assert rep["totals"]["remote"] > 0
 
 
 def test_all_workers_lost(hello: Path, real_cluster, faults) -> None:
-    report = hello.parent / "r.json"
-    proc = start_build(hello, report, "--scheduler", real_cluster.address)
-    wait_for_remote_compiles()
-    for w in real_cluster.workers:
-        w.send_signal(signal.SIGKILL)
-    faults.injected(2)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    ok = identical(hello)
-    faults.outcome(ok, 2)
-    t = report_of(report)["totals"]
-    assert ok and t["local"] > 0 and "worker lost" in " ".join(t["fallback_reasons"])
+    def kill_all() -> None:
+        for w in real_cluster.workers:
+            w.send_signal(signal.SIGKILL)
+    t = build_under_fault(hello, real_cluster, kill_all, faults, n=2)["totals"]
+    assert t["local"] > 0 and "worker lost" in " ".join(t["fallback_reasons"])
 
 
 def test_scheduler_killed_mid_build(hello: Path, real_cluster, faults) -> None:
-    report = hello.parent / "r.json"
-    proc = start_build(hello, report, "--scheduler", real_cluster.address)
-    wait_for_remote_compiles()
-    real_cluster.scheduler.send_signal(signal.SIGKILL)
-    faults.injected()
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    ok = identical(hello)
-    faults.outcome(ok)
-    assert ok and report_of(report)["totals"]["local"] > 0
+    rep = build_under_fault(hello, real_cluster,
+                            lambda: real_cluster.scheduler.send_signal(signal.SIGKILL), faults)
+    assert rep["totals"]["local"] > 0
 
 
 def test_straggler_is_raced_locally(hello: Path, real_cluster, faults) -> None:
     """A worker frozen by SIGSTOP: its compile is run locally after the straggler deadline."""
-    report = hello.parent / "r.json"
-    proc = start_build(hello, report, "--scheduler", real_cluster.address)
-    wait_for_remote_compiles()
     frozen = real_cluster.workers[0]
-    frozen.send_signal(signal.SIGSTOP)
-    faults.injected()
-    try:
-        _, err = proc.communicate(timeout=600)
-    finally:
-        frozen.send_signal(signal.SIGCONT)
-    assert proc.returncode == 0, err
-    ok = identical(hello)
-    faults.outcome(ok)
-    reasons = report_of(report)["totals"]["fallback_reasons"]
-    assert ok and any(r.startswith("straggler") for r in reasons), reasons
+    rep = build_under_fault(hello, real_cluster, lambda: frozen.send_signal(signal.SIGSTOP),
+                            faults, undo=lambda: frozen.send_signal(signal.SIGCONT))
+    reasons = rep["totals"]["fallback_reasons"]
+    assert any(r.startswith("straggler") for r in reasons), reasons
 
 
 @pytest.mark.parametrize("fault", ["corrupt-transfer", "corrupt-shard", "truncate-shard"])
