@@ -104,10 +104,14 @@ class Store:
             return
         dest.parent.mkdir(parents=True, exist_ok=True)  # the store may have been wiped
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dest)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        except BaseException:  # e.g. a full disk: leave no half-written blob behind
+            os.unlink(tmp)
+            raise
 
     def inventory(self) -> list[str]:
         if not self.root.is_dir():  # wiped: an empty store

@@ -81,6 +81,9 @@ def _admit(task: dict[str, Any], worker: str) -> dict[str, Any] | None:
             store.put(sha, data)
     except CorruptBlob as exc:
         return {"status": "corrupt", "worker": worker, "reason": str(exc)}
+    except OSError as exc:  # a full or read-only store
+        return {"status": "store-error", "worker": worker,
+                "reason": f"{exc.strerror or exc} in {store.root}"}
     deadline = time.monotonic() + WAIT_FOR_INFLIGHT_S
     pending = [s for s in task["wait_for"] if not store.has(s)]
     while pending and time.monotonic() < deadline:

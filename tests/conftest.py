@@ -81,11 +81,12 @@ def dask_command() -> list[str]:
 class RealCluster:
     """`dask scheduler` and N `dask worker` processes on 127.0.0.1, each worker its own store."""
 
-    def __init__(self, root: Path, workers: int = 2) -> None:
+    def __init__(self, root: Path, workers: int = 2, stores: dict[int, Path] | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
+        self.stores = stores or {}
         self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
                                                    "--dashboard-address", ":0"], {})
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -101,7 +102,7 @@ class RealCluster:
                                 env={**os.environ, **env})
 
     def add_worker(self, i: int) -> subprocess.Popen[bytes]:
-        store = self.root / f"store-{i}"
+        store = self.stores.get(i, self.root / f"store-{i}")
         w = self._spawn("worker", [self.address, "--nthreads", "1", "--no-nanny",
                                    "--host", "127.0.0.1", "--dashboard-address", ":0"],
                         {"FGO_STORE": str(store)})

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import FGO, HELLO, RealCluster, go_build, run_fgo, sha, write_tree
 from test_build import fgo_build, report_of
@@ -166,3 +168,41 @@ def test_unreachable_scheduler_is_one_line(hello: Path, faults) -> None:
     ok = proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
     faults.outcome(ok)
     assert ok, proc.stderr
+
+
+def test_full_disk_in_a_worker_store(hello: Path, tmp_path: Path, faults) -> None:
+    """Worker 0's store is a 512 kB tmpfs: its compiles fail to store inputs and run
+    elsewhere or locally; the other worker carries on."""
+    small = tmp_path / "small-store"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        cluster = RealCluster(tmp_path / "c", workers=2, stores={0: small})
+        try:
+            _, rep = fgo_build(hello, "-a", "-o", str(hello / "fgo.bin"),
+                               opts=("--scheduler", cluster.address))
+        finally:
+            cluster.close()
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    faults.injected()
+    ok = identical(hello)
+    faults.outcome(ok)
+    reasons = rep["totals"]["fallback_reasons"]
+    assert ok and any("store-error" in r and "No space left" in r for r in reasons), reasons
+    assert rep["totals"]["remote"] > 0  # the healthy worker kept working
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("func (){}[]<>\"'`/*\n\t=;:.,_aAxT0 \\")),
+               max_size=300))
+def test_planner_never_crashes_on_fuzzed_source(text: str) -> None:
+    """Whatever the source, the planner answers with units or a ScanError, nothing else."""
+    from fgo.planner.gosource import ScanError, scan_source
+    try:
+        scan_source("package p\n" + text, "fuzz.go")
+    except ScanError:
+        pass
