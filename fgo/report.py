@@ -55,7 +55,7 @@ class Recorder:
     def add(self, rec: ActionRecord, needs: dict[str, int] | None = None) -> None:
         with self.lock:
             self.actions.append(rec)
-            if needs and rec.mode == "remote":
+            if needs and rec.mode in ("remote", "split"):
                 self.unique_inputs.update(needs)
         if self.on_add:
             self.on_add(rec)
