@@ -49,8 +49,10 @@ class Placement:
         best.running += 1
         return best.address
 
-    def free_threads(self) -> int:
-        return sum(max(0, w.threads - w.running) for w in self.workers.values())
+    def free_hosts(self) -> int:
+        """Hosts (stores) with a free thread: shards on one host share its cores, which a
+        compile's own -c backend goroutines already use, so only other hosts add capacity."""
+        return len({w.store_id for w in self.workers.values() if w.running < w.threads})
 
     def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
         """K workers for the shards of one package: distinct ones while there are enough."""

@@ -51,8 +51,10 @@ class Splitter:
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
         c = self.coordinator
-        with c.lock:  # this compile's own thread is among the free ones
-            free = max(1, c.placement.free_threads())
+        with c.lock:  # this compile's own host is among the free ones
+            free = max(1, c.placement.free_hosts())
+        if self.policy.shards:  # an explicit --shards K is honoured; extra shards queue
+            free = max(free, self.policy.shards)
         plan = planner.plan(scan, free, self.policy)
         plan_s = time.perf_counter() - plan_started
         rec.split = {"decision": plan.reason, "k": plan.k, "plan_s": round(plan_s, 4),

@@ -1,0 +1,428 @@
+"""The experiments' I/O: the corpus, running builds, re-running compiles, storing results.
+
+Analysis lives in fgo.actiongraph and fgo.simulate; this module only runs
+things and writes files. One `Lab` per pytest session (see conftest.py): it
+memoizes builds so that the simulation and the split benchmarks reuse the
+graphs of the corpus builds instead of building again, and it deletes its
+temporary GOCACHE/WORK directories at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgo import actiongraph as ag
+from fgo import simulate as sim
+from fgo import toolchain
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+GOCODE = Path("/usr/share/gocode")  # Debian's Go sources, GOPATH mode
+FGO = REPO / ".venv" / "bin" / "fgo"
+
+
+@dataclass(frozen=True)
+class Project:
+    """One corpus entry: what `go build` is asked to build, and in which mode."""
+
+    name: str
+    target: str            # import path given to go build
+    gopath: bool           # Debian sources: GO111MODULE=off GOPATH=/usr/share/gocode
+    binary: bool           # a main package: built with -o
+    note: str = ""
+
+    def source_dir(self) -> Path:
+        if self.gopath:
+            return GOCODE / "src" / self.target
+        return toolchain.goroot() / "src" / self.target
+
+    def env(self, **extra: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("GO", "CGO_"))}
+        env = toolchain.go_env(base, GOFLAGS="", **extra)
+        if self.gopath:
+            env.update(GO111MODULE="off", GOPATH=str(GOCODE))
+        else:
+            env.setdefault("GOPATH", str(Path(tempfile.gettempdir()) / "fgo-exp-gopath"))
+        return env
+
+    def build_args(self, out_dir: Path) -> list[str]:
+        if self.binary:
+            return ["-o", str(out_dir / self.name.replace("/", "_")), self.target]
+        return [self.target]
+
+
+CORPUS: dict[str, Project] = {p.name: p for p in [
+    Project("etcd", "go.etcd.io/etcd", gopath=True, binary=True, note="etcd server binary (main.go at the repo root)"),
+    Project("gin", "github.com/gin-gonic/gin", gopath=True, binary=False, note="library package"),
+    Project("cmd/go", "cmd/go", gopath=False, binary=True, note="the go command"),
+    Project("cmd/compile", "cmd/compile", gopath=False, binary=True, note="the Go compiler"),
+]}
+QUICK_CORPUS = ("gin",)
+PROCS = (1, 2)
+QUICK_PROCS = (2,)
+SIM_KS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def sh(cmd: Sequence[str]) -> str:
+    try:
+        return subprocess.run(list(cmd), check=False, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"uname_m": sh(["uname", "-m"]) or platform.machine(), "cores": os.cpu_count(),
+            "cpu": cpu, "kernel": platform.release()}
+
+
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def machine_meta(command: str, quick: bool, **extra: Any) -> dict[str, Any]:
+    """What labels every result: machine, Go version, date, the exact command, the load."""
+    return {"machine": machine(), "go_version": toolchain.go_version(),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "command": command, "quick": quick, "loadavg": loadavg(), **extra}
+
+
+@dataclass
+class BuildResult:
+    """A measured `go build` (cold or warm) and the summary of its action graph."""
+
+    project: str
+    kind: str              # "cold" | "warm"
+    procs: int             # GOMAXPROCS
+    args: list[str]
+    wall_s: float
+    graph_path: Path
+    trace_path: Path | None
+    summary: dict[str, Any]
+    load_before: list[float]
+    work_dir: Path | None = None   # kept go WORK dir (cold GOMAXPROCS=1 builds only)
+    cache_dir: Path | None = None
+
+    def graph(self) -> Any:
+        return ag.load(self.graph_path)
+
+    def row(self) -> dict[str, Any]:
+        s = self.summary
+        return {"project": self.project, "kind": self.kind, "gomaxprocs": self.procs,
+                "wall_s": round(self.wall_s, 3), "actions": s["actions"],
+                "work_actions": s["work_actions"], "compiles": s["compiles"], "cached": s["cached"],
+                "work_s": round(s["work_s"], 3), "span_s": round(s["span_s"], 3),
+                "avg_width": round(s["avg_width_recorded"], 3),
+                "peak_width": s["peak_width_recorded"],
+                "avg_width_unbounded": round(s["avg_width_unbounded"], 3),
+                "peak_width_unbounded": s["peak_width_unbounded"], "levels": s["levels"],
+                "load1_before": self.load_before[0] if self.load_before else None,
+                "command": "go build " + " ".join(self.args),
+                "graph": str(self.graph_path.relative_to(REPO)) if self.graph_path.is_relative_to(REPO) else str(self.graph_path),
+                "trace": (str(self.trace_path.relative_to(REPO)) if self.trace_path and self.trace_path.is_relative_to(REPO) else str(self.trace_path))}
+
+
+@dataclass
+class Lab:
+    """Session state: where results go, what was built, what to clean up."""
+
+    quick: bool
+    command: str
+    results: Path
+    builds: dict[tuple[str, str, int], BuildResult] = field(default_factory=dict)
+    phases_cache: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    temps: list[Path] = field(default_factory=list)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    started: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def raw(self) -> Path:
+        p = self.results / "raw"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def projects(self) -> tuple[str, ...]:
+        return QUICK_CORPUS if self.quick else tuple(CORPUS)
+
+    def procs(self) -> tuple[int, ...]:
+        return QUICK_PROCS if self.quick else PROCS
+
+    def sim_procs(self) -> int:
+        """GOMAXPROCS of the build whose durations feed the simulation (1 = uncontended)."""
+        return min(self.procs())
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        return machine_meta(self.command, self.quick, **extra)
+
+    def tmpdir(self, prefix: str) -> Path:
+        p = Path(tempfile.mkdtemp(prefix=f"fgo-exp-{prefix}-"))
+        self.temps.append(p)
+        return p
+
+    def drop(self, p: Path | None) -> None:
+        if p is not None:
+            shutil.rmtree(p, ignore_errors=True)
+            if p in self.temps:
+                self.temps.remove(p)
+
+    def table(self, name: str) -> list[dict[str, Any]]:
+        """Rows of results NAME collected so far in this session (saved one test at a time)."""
+        return self.tables.setdefault(name, [])
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def cleanup(self) -> None:
+        for p in list(self.temps):
+            self.drop(p)
+
+    # ------------------------------------------------------------ builds
+
+    def require(self, name: str) -> None:
+        """Skip the calling test when the project's sources are not installed."""
+        src = CORPUS[name].source_dir()
+        if not src.exists():
+            import pytest
+
+            pytest.skip(f"{name}: {src} is missing (Debian package not installed?)")
+
+    def cold(self, name: str, procs: int) -> BuildResult:
+        """`go build -a` with an empty GOCACHE (kept for the warm build)."""
+        key = (name, "cold", procs)
+        if key not in self.builds:
+            self.require(name)
+            keep_work = procs == self.sim_procs()
+            self.builds[key] = self._build(name, "cold", procs, self.tmpdir("gocache"), keep_work)
+        return self.builds[key]
+
+    def warm(self, name: str, procs: int) -> BuildResult:
+        """The same build again with the cold build's cache (no -a)."""
+        key = (name, "warm", procs)
+        if key not in self.builds:
+            c = self.cold(name, procs)
+            assert c.cache_dir is not None and c.cache_dir.exists(), "cold cache already dropped"
+            self.builds[key] = self._build(name, "warm", procs, c.cache_dir, False)
+            if c.work_dir is None:  # nothing else needs this cache
+                self.drop(c.cache_dir)
+        return self.builds[key]
+
+    def _build(self, name: str, kind: str, procs: int, cache: Path, keep_work: bool) -> BuildResult:
+        p = CORPUS[name]
+        out = self.tmpdir("out")
+        tag = f"{name.replace('/', '_')}-{kind}-p{procs}"
+        graph, trace = self.raw / f"{tag}.actiongraph.json", self.raw / f"{tag}.trace.json"
+        args = (["-a"] if kind == "cold" else []) + (["-work"] if keep_work else []) + p.build_args(out)
+        env = p.env(GOCACHE=str(cache), GOMAXPROCS=str(procs))
+        load = loadavg()
+        run = ag.run_build(args, graph, trace, cwd=out, env=env, timeout=1800)
+        work_dir = None
+        m = re.search(r"^WORK=(\S+)", run.stderr, re.MULTILINE)
+        if m:
+            work_dir = Path(m.group(1))
+            self.temps.append(work_dir)
+        self.drop(out)
+        shown = [a if not a.startswith(str(out)) else "OUT/" + Path(a).name for a in args]
+        return BuildResult(name, kind, procs, shown, run.wall_s, graph, trace,
+                           ag.summarize(run.graph()), load, work_dir, cache)
+
+    def release(self, name: str, procs: int) -> None:
+        """Drop the cold build's WORK and GOCACHE dirs (after phases were measured)."""
+        c = self.builds.get((name, "cold", procs))
+        if c is not None:
+            self.drop(c.work_dir)
+            self.drop(c.cache_dir)
+            c.work_dir = None
+
+    # ------------------------------------------------------------ compile phases
+
+    def compile_cmd(self, build: BuildResult, package: str, no_pgo: bool = False) -> list[str]:
+        """The compile command go build ran for PACKAGE (from the action graph).
+
+        NO_PGO drops -pgoprofile (cmd/ is built with its default.pgo; the patched
+        compiler refuses to split a PGO compile).
+        """
+        g = build.graph()
+        n = ag.find_action(g, package, "build")
+        for c in g.nodes[n]["action"].cmd:
+            argv = shlex.split(c)
+            if Path(argv[0]).name == "compile":
+                return [a for a in argv if not (no_pgo and a.startswith("-pgoprofile="))]
+        raise KeyError(f"no compile command for {package}")
+
+    def rerun_compile(self, build: BuildResult, package: str, c: int, bench: bool = True,
+                      gomaxprocs: int | None = None, no_pgo: bool = False) -> tuple[float, dict[str, float]]:
+        """Run PACKAGE's compile again (needs the kept WORK dir) with -c=C; (wall, phases)."""
+        if build.work_dir is None or not build.work_dir.exists():
+            raise RuntimeError(f"{build.project}: WORK dir not kept; cannot re-run compiles")
+        argv = self.compile_cmd(build, package, no_pgo)
+        tmp = self.tmpdir("compile")
+        out = []
+        skip = False
+        for i, a in enumerate(argv):
+            if skip:
+                skip = False
+                continue
+            if a == "-o":
+                out += ["-o", str(tmp / "_pkg_.a")]
+                skip = True
+            elif re.match(r"^-c=\d+$", a):
+                continue
+            else:
+                out.append(a)
+        benchf = tmp / "bench.txt"
+        out[1:1] = [f"-c={c}"] + ([f"-bench={benchf}"] if bench else [])
+        env = toolchain.go_env(GOMAXPROCS=str(gomaxprocs or max(c, 1)))
+        t = time.perf_counter()
+        proc = subprocess.run(out, check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"compile {package}: exit {proc.returncode}: {proc.stderr[-500:]}")
+        phases: dict[str, float] = {}
+        if bench:
+            parsed = sim.parse_compile_bench(benchf.read_text())
+            phases = next(iter(parsed.values()), {})
+        self.drop(tmp)
+        return wall, phases
+
+    def split_alone(self, build: BuildResult, package: str, k: int) -> dict[str, Any]:
+        """PACKAGE's compile split K ways with the patched compiler, each process run ALONE.
+
+        Shards 1..K-1 one after the other, then the leader (shard 0 + merge; its
+        shard files already exist, so it does not wait). -c=1, GOMAXPROCS=1.
+        The simulated K-machine wall time is max(slowest shard + merge, leader).
+        Without -pgoprofile (not splittable), like the no_pgo stock runs it is compared with.
+        """
+        from fgo import compiler_patch
+
+        if build.work_dir is None or not build.work_dir.exists():
+            raise RuntimeError(f"{build.project}: WORK dir not kept; cannot re-run compiles")
+        argv = [a for a in self.compile_cmd(build, package, no_pgo=True) if not re.match(r"^-c=\d+$", a)]
+        tmp = self.tmpdir("split")
+        i_o = argv.index("-o")
+        base = [argv[0], "-c=1", *argv[1:i_o], "-o", "OUT", *argv[i_o + 2:]]
+
+        def with_out(out: Path) -> list[str]:
+            a = list(base)
+            a[a.index("-o") + 1] = str(out)
+            return a
+
+        patched = compiler_patch.patched_compiler()
+        env = toolchain.go_env(GOMAXPROCS="1")
+        files = [tmp / f"shard{i}.res" for i in range(1, k)]
+
+        def run(a: list[str]) -> float:
+            t = time.perf_counter()
+            proc = subprocess.run(a, check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                raise RuntimeError(f"split {package} K={k}: exit {proc.returncode}: {proc.stderr[-500:]}")
+            return time.perf_counter() - t
+
+        shards = [run(compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
+                                                compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched))
+                  for i in range(1, k)]
+        stats = tmp / "stats0.json"
+        leader = run(compiler_patch.with_flags(with_out(tmp / "leader.a"),
+                                               compiler_patch.leader_flags(k, files, stats=stats), compiler=patched))
+        st = json.loads(stats.read_text()) if stats.exists() else {}
+        merge = float(st.get("inject_s") or 0.0)
+        self.drop(tmp)
+        return {"k": k, "shards_s": [round(x, 3) for x in shards], "leader_s": round(leader, 3),
+                "merge_s": round(merge, 3), "leader_stats": st,
+                "k_machine_s": round(max(max(shards) + merge, leader), 3)}
+
+    def phases(self, name: str, package: str) -> dict[str, float]:
+        """F/B/D of PACKAGE's compile, -c=1, as in the simulation's input build."""
+        key = (name, package)
+        if key not in self.phases_cache:
+            b = self.cold(name, self.sim_procs())
+            wall, ph = self.rerun_compile(b, package, c=1, gomaxprocs=1)
+            ph["wall_s"] = wall
+            self.phases_cache[key] = ph
+        return self.phases_cache[key]
+
+    # ------------------------------------------------------------ results
+
+    def save(self, name: str, rows: list[dict[str, Any]], **meta: Any) -> Path:
+        return save_results(self.results, name, rows, self.meta(**meta))
+
+
+def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
+    """results/NAME.json ({"meta", "rows"}) and results/NAME.csv (the rows)."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str) + "\n")
+    csv_path = results / f"{name}.csv"
+    if rows:
+        cols: list[str] = []
+        for r in rows:
+            cols += [k for k in r if k not in cols and not isinstance(r[k], (dict, list))]
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+    elif csv_path.exists():
+        csv_path.unlink()
+    return path
+
+
+# ------------------------------------------------------------ fgo availability
+
+def fgo_available(verb: str = "build", needs: Iterable[str] = ("--report",)) -> tuple[bool, str]:
+    """Whether `fgo VERB` exists and its --help mentions NEEDS; (ok, reason or help text)."""
+    if not FGO.exists():
+        return False, f"{FGO} does not exist (pip install -e . first)"
+    try:
+        proc = subprocess.run([str(FGO), verb, "--help"], check=False, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"fgo {verb} --help failed: {exc}"
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        return False, f"fgo {verb} is not available yet: {msg[-1] if msg else 'exit ' + str(proc.returncode)}"
+    missing = [n for n in needs if n not in proc.stdout]
+    if missing:
+        return False, f"fgo {verb} has no {', '.join(missing)} option yet"
+    return True, proc.stdout
+
+
+def run_fgo(args: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t = time.perf_counter()
+    proc = subprocess.run([str(FGO), *args], check=False, env=dict(env), cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    return time.perf_counter() - t, proc
+
+
+def python_cmdline() -> str:
+    """The exact command of this pytest run, as typed (argv[0] shortened to 'pytest')."""
+    argv = list(sys.argv)
+    if argv and (argv[0].endswith("pytest") or argv[0].endswith("py.test") or "pytest" in Path(argv[0]).name):
+        argv[0] = "pytest"
+    elif argv and argv[0].endswith("__main__.py"):
+        argv[0] = "python -m pytest"
+    return " ".join(shlex.quote(a) for a in argv)
+

@@ -1,0 +1,523 @@
+"""Render experiments/REPORT.md and its PNG plots from experiments/results/*.json.
+
+Run by conftest.py at the end of `pytest experiments/ --benchmark`; also
+runnable alone to re-render from stored results:
+
+    .venv/bin/python -m experiments.report [RESULTS_DIR [REPORT.md]]
+
+Every table and figure names its source: machine, Go version, date and the
+exact command. Measured and simulated numbers live in separate tables and are
+labelled; a simulated number is never derived from a measured one in the same
+cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def label(meta: dict[str, Any], kind: str) -> str:
+    m = meta.get("machine", {})
+    return (f"{kind}; {m.get('uname_m', '?')}, {m.get('cores', '?')} cores ({m.get('cpu', '?')}); "
+            f"{meta.get('go_version', '?')}; {meta.get('date', '?')}; "
+            f"load avg at save {', '.join(str(x) for x in meta.get('loadavg', []))}; "
+            f"command: `{meta.get('command', '?')}`")
+
+
+def table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]) -> str:
+    if not rows:
+        return "_(no rows)_\n"
+    out = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for key, _ in cols:
+            v = r.get(key)
+            if isinstance(v, float):
+                v = f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+            cells.append("" if v is None else str(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bottom(fig: Any, inches: float = 0.95) -> float:
+    """Bottom margin (figure fraction) leaving room for the x label and the footer."""
+    return inches / fig.get_figheight()
+
+
+def _footer(fig: Any, meta: dict[str, Any], kind: str) -> None:
+    import textwrap
+
+    fig.text(0.01, 0.005, "\n".join(textwrap.wrap(label(meta, kind).replace("`", ""), 150)),
+             fontsize=6, va="bottom", ha="left", color="0.3")
+
+
+# ---------------------------------------------------------------- figures
+
+def fig_corpus(doc: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    rows = doc["rows"]
+    projects = list(dict.fromkeys(r["project"] for r in rows))
+    series = sorted({(r["kind"], r["gomaxprocs"]) for r in rows})
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / max(1, len(series))
+    for i, (kind, p) in enumerate(series):
+        ys = [next((r["wall_s"] for r in rows if r["project"] == pr and r["kind"] == kind
+                    and r["gomaxprocs"] == p), 0) for pr in projects]
+        ax.bar([x + i * width for x in range(len(projects))], ys, width, label=f"{kind}, GOMAXPROCS={p}")
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(projects))], projects)
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("go build wall time, cold (-a, empty GOCACHE) and warm — MEASURED")
+    ax.legend(fontsize=8)
+    fig.subplots_adjust(bottom=_bottom(fig))
+    _footer(fig, doc["meta"], "measured")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def fig_width(doc: dict[str, Any], repo: Path, out: Path) -> Path | None:
+    from fgo import actiongraph as ag
+
+    plt = _plt()
+    rows = [r for r in doc["rows"] if r["kind"] == "cold"]
+    if not rows:
+        return None
+    projects = list(dict.fromkeys(r["project"] for r in rows))
+    fig, axes = plt.subplots(len(projects), 1, figsize=(8, 1.9 * len(projects) + 1.3), squeeze=False)
+    for ax, pr in zip(axes[:, 0], projects):
+        for r in rows:
+            if r["project"] != pr:
+                continue
+            gp = Path(r["graph"])
+            gp = gp if gp.is_absolute() else repo / gp
+            if not gp.exists():
+                continue
+            g = ag.load(gp)
+            wg = ag.work_graph(g)
+            iv = [(float(wg.nodes[n]["start"]), float(wg.nodes[n]["done"])) for n in wg
+                  if wg.nodes[n].get("start") is not None and wg.nodes[n].get("done") is not None]
+            bins = ag.binned_width(iv, 150)
+            if bins:
+                ax.step([t for t, _ in bins], [w for _, w in bins], where="post", lw=0.9,
+                        label=f"GOMAXPROCS={r['gomaxprocs']} (avg {r['avg_width']:.2f})")
+        ax.set_ylabel(pr, fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("seconds since the first action started")
+    fig.suptitle("Work actions running at once during a cold go build (recorded times, averaged "
+                 "over 150 bins) — MEASURED", fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylim(bottom=0)
+    fig.subplots_adjust(bottom=_bottom(fig), top=1 - 0.45 / fig.get_figheight(), hspace=0.45)
+    _footer(fig, doc["meta"], "measured")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+POLICY_LABELS = {
+    "levels": "(a) DistGo levels + barriers",
+    "cp_list": "(b) DAG list sched., critical-path priority",
+    "go_list": "go build's order (post-order priority)",
+    "split_cp_list": "(c) (b) + split large packages",
+}
+
+
+def fig_sim(doc: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    rows = doc["rows"]
+    ks = [r["k"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.3))
+    for pol, lab in POLICY_LABELS.items():
+        a1.plot(ks, [r[pol] for r in rows], marker="o", ms=3, label=lab)
+        a2.plot(ks, [rows[0]["work"] / r[pol] for r in rows], marker="o", ms=3, label=lab)
+    a1.plot(ks, [r["lower_bound"] for r in rows], "k--", lw=1, label="bound max(work/k, span)")
+    a1.plot(ks, [r["lower_bound_split"] for r in rows], "k:", lw=1, label="bound with splits")
+    a2.plot(ks, [rows[0]["work"] / r["lower_bound"] for r in rows], "k--", lw=1, label="bound")
+    a2.plot(ks, [rows[0]["work"] / r["lower_bound_split"] for r in rows], "k:", lw=1, label="bound with splits")
+    for a in (a1, a2):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("workers k")
+        a.grid(alpha=0.3)
+    a1.set_yscale("log")
+    a1.set_ylabel("makespan (s)")
+    a2.set_ylabel("speedup vs 1 worker (work / makespan)")
+    a1.legend(fontsize=6.5)
+    name = doc["meta"].get("project", "?")
+    src = SOURCE_LABELS.get(doc["meta"].get("durations", "wall"), "")
+    fig.suptitle(f"{name}: makespan and speedup vs workers — SIMULATED on measured {src}", fontsize=9)
+    fig.subplots_adjust(bottom=_bottom(fig), wspace=0.3)
+    _footer(fig, doc["meta"], "simulated")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def fig_split(doc: dict[str, Any], sim: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.3))
+    for r in doc["rows"]:
+        pkg = r["package"]
+        srows = [s for s in sim["rows"] if s["package"] == pkg]
+        line = ax.plot([s["k"] for s in srows], [s["bound_s"] for s in srows], marker="o", ms=3,
+                       label=f"{pkg}: F + D + B/k (simulated)")[0]
+        ms = [s for s in srows if s.get("shards_measured_s") is not None]
+        if ms:
+            ax.plot([s["k"] for s in ms], [s["shards_measured_s"] for s in ms], marker="s", ls="--",
+                    color=line.get_color(), label=f"{pkg}: from shards run alone (simulated k machines)")
+        ax.axhline(r["stock_c1_wall_s"], color=line.get_color(), lw=0.8, ls=":",
+                   label=f"{pkg}: stock -c=1 (measured)")
+        ax.axhline(r["stock_c2_wall_s"], color=line.get_color(), lw=0.8, ls="-.",
+                   label=f"{pkg}: stock -c=2 (measured)")
+        if r.get("split2_wall_s"):
+            ax.plot([2], [r["split2_wall_s"]], "*", ms=10, color=line.get_color(),
+                    label=f"{pkg}: split K=2, 2 processes on 2 cores (measured)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("shards / machines k")
+    ax.set_ylabel("compile wall time (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    ax.set_title("One package's compile split k ways — simulated lines, measured references", fontsize=10)
+    fig.subplots_adjust(bottom=_bottom(fig))
+    _footer(fig, doc["meta"], "simulated (lines) and measured (horizontal references, star)")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def fig_dispatch(results: Path, doc: dict[str, Any], out: Path) -> Path | None:
+    plt = _plt()
+    data = {}
+    for r in doc["rows"]:
+        f = results / "raw" / f"{r['project'].replace('/', '_')}-fgo-dispatch.json"
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if d:
+            data[r["project"]] = [1e3 * float(x) for x in d]
+    if not data:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.hist(list(data.values()), bins=40, label=list(data), histtype="step")
+    ax.set_xlabel("dispatch overhead per remote action (ms): shim request → tool start, and back")
+    ax.set_ylabel("actions")
+    ax.legend(fontsize=8)
+    ax.set_title("fgo build: per-action dispatch overhead — MEASURED", fontsize=10)
+    fig.subplots_adjust(bottom=_bottom(fig))
+    _footer(fig, doc["meta"], "measured")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+def _rel(p: Path, base: Path) -> str:
+    try:
+        return str(p.relative_to(base))
+    except ValueError:
+        return str(p)
+
+
+SOURCE_LABELS = {"wall": "recorded wall durations", "cpu": "CPU-time durations (user+sys of the commands)"}
+
+
+def summary_paragraph(corpus: dict[str, Any] | None, sims: dict[tuple[str, str], dict[str, Any]],
+                      fgo: dict[str, Any] | None, split: dict[str, Any] | None) -> str:
+    parts: list[str] = []
+    if corpus:
+        rows = corpus["rows"]
+
+        def wall(pr: str, kind: str, p: int) -> float | None:
+            return next((r["wall_s"] for r in rows if r["project"] == pr and r["kind"] == kind
+                         and r["gomaxprocs"] == p), None)
+        bits = []
+        for pr in dict.fromkeys(r["project"] for r in rows):
+            c1, c2, w2 = wall(pr, "cold", 1), wall(pr, "cold", 2), wall(pr, "warm", 2)
+            if c1 and c2:
+                bits.append(f"{pr} {c1:.0f} s → {c2:.0f} s ({c1 / c2:.2f}×)"
+                            + (f", warm {w2:.1f} s" if w2 else ""))
+            elif c2 and w2:
+                bits.append(f"{pr} cold {c2:.1f} s, warm {w2:.1f} s (GOMAXPROCS=2)")
+        if bits:
+            both = any(r["gomaxprocs"] == 1 for r in rows)
+            parts.append("Measured cold builds (`-a`, empty GOCACHE)" + (", GOMAXPROCS 1 → 2" if both else "")
+                         + ": " + "; ".join(bits) + ".")
+    for (pr, source), doc in sims.items():
+        rows = {r["k"]: r for r in doc["rows"]}
+        m = doc["meta"]
+        w, sp = m.get("work_s", 0.0), m.get("span_s", 0.0)
+        s = (f"{pr}, simulated on {SOURCE_LABELS.get(source, source)} of {m.get('actions')} work actions "
+             f"(work {w:.0f} s, span {sp:.1f} s, parallelism {w / sp if sp else 0:.1f}): ")
+        bits = []
+        for k in (8, 16):
+            if k in rows:
+                r = rows[k]
+                bits.append(f"k={k}: (a) levels {r['levels']:.1f} s, (b) list {r['cp_list']:.1f} s "
+                            f"({r['levels'] / r['cp_list']:.2f}× ahead of (a)), (c) split "
+                            f"{r['split_cp_list']:.1f} s ({r['levels'] / r['split_cp_list']:.2f}× ahead of (a); "
+                            f"span {r['span_split'] / r['span']:.2f}× the unsplit one, K={r['shards']})")
+        reach = next((k for k in sorted(rows) if rows[k]["cp_list"] <= 1.05 * sp), None)
+        if reach:
+            bits.append(f"(b) is within 5% of the span from k={reach} on")
+        parts.append(s + "; ".join(bits) + ".")
+    if fgo:
+        if fgo.get("meta", {}).get("skipped"):
+            parts.append(f"fgo build end to end: not measured ({fgo['meta']['skipped']}).")
+        else:
+            bits = [f"{r['project']} {r['fgo_cold_s']:.0f} s vs go -p 2 {r['go_p2_cold_s']:.0f} s"
+                    f" ({r['speedup_vs_p2']:.2f}×), dispatch p50 {r.get('dispatch_p50_ms')} ms"
+                    for r in fgo["rows"] if not r.get("error")]
+            bits += [f"{r['project']} failed" for r in fgo["rows"] if r.get("error")]
+            parts.append("Measured fgo build -a on 2 local workers: " + "; ".join(bits) + ".")
+    if split:
+        bits = []
+        for r in split["rows"]:
+            t = f"{r['package']}: F {r['F_s']:.2f} s, B {r['B_s']:.2f} s, D {r['D_s']:.2f} s " \
+                f"(stock -c=1 {r['stock_c1_wall_s']:.1f} s, -c=2 {r['stock_c2_wall_s']:.1f} s)"
+            if r.get("split2_wall_s"):
+                t += f", split k=2 {r['split2_wall_s']:.1f} s"
+            bits.append(t)
+        parts.append("Compile phases (measured, -c=1): " + "; ".join(bits) + ".")
+    parts.append("Where fgo cannot help: a warm build is all cache hits (nothing to distribute); "
+                 "past the span only splitting packages shortens a build, and a split repeats the "
+                 "frontend F in every shard, so a package's compile never drops below F + D; on this "
+                 "2-core machine remote workers compete with the head node for the same cores.")
+    return "\n".join("- " + x for x in parts)
+
+
+def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | None = None) -> Path:
+    results = Path(results)
+    repo = HERE.parent
+    figs: list[str] = []
+    md: list[str] = []
+    corpus = _load(results / "corpus_builds.json")
+    sims = {}
+    for p in sorted(results.glob("simulate_*.json")):
+        d = _load(p)
+        if d:
+            m = d["meta"]
+            sims[(m.get("project", p.stem), m.get("durations", "wall"))] = d
+    fgo = _load(results / "fgo_build.json")
+    split = _load(results / "split.json")
+    split_sim = _load(results / "split_sim.json")
+    metas = [d["meta"] for d in [corpus, fgo, split, *sims.values()] if d]
+    head = metas[0] if metas else {}
+    mach = head.get("machine", {})
+
+    md.append("# fgo experiments report" + (" (--quick subset)" if quick else ""))
+    md.append("")
+    md.append(f"Generated by `{head.get('command', 'pytest experiments/ --benchmark')}` "
+              f"on {mach.get('uname_m', '?')}, {mach.get('cores', '?')} cores ({mach.get('cpu', '?')}), "
+              f"{head.get('go_version', '?')}, {head.get('date', '?')}"
+              + (f"; the run took {wall_s / 60:.1f} min." if wall_s else ".")
+              + " Re-render from stored results: `.venv/bin/python -m experiments.report`.")
+    md.append("")
+    md.append("The machine is shared (other builds run at the same time): absolute times are noisy; "
+              "compare ratios taken within one run. The load average at the moment each result was "
+              "saved is in its caption. **Measured** numbers come from real runs; **simulated** ones from "
+              "`fgo.simulate` on measured action durations; the two are never combined into one number.")
+    md.append("")
+    md.append("## Summary")
+    md.append("")
+    md.append(summary_paragraph(corpus, sims, fgo, split))
+    md.append("")
+
+    # 1
+    md.append("## 1. Corpus builds and action-graph shape (measured)")
+    md.append("")
+    if corpus:
+        corp = corpus["meta"].get("corpus", {})
+        md.append("Corpus: " + "; ".join(f"**{n}** `{c['target']}` ({c['note']}"
+                                          f"{', GOPATH mode from /usr/share/gocode' if c['gopath_mode'] else ''})"
+                                          for n, c in corp.items()) + ".")
+        md.append("Cold = `go build -a` with an empty temporary GOCACHE; warm = the same build again. "
+                  "Shape from `-debug-actiongraph`: *work actions* exclude go's bookkeeping nodes "
+                  "(check-cache, nop, built-in, install); *work* = sum of action durations; *span* = "
+                  "critical path by recorded durations; *avg width* = busy time / elapsed, *peak* = most "
+                  "actions running at once (recorded). The -debug-trace files (Perfetto: ui.perfetto.dev) "
+                  "are next to the graphs.")
+        md.append("")
+        md.append(table(corpus["rows"], [
+            ("project", "project"), ("kind", "build"), ("gomaxprocs", "GOMAXPROCS"), ("wall_s", "wall s"),
+            ("actions", "actions"), ("work_actions", "work actions"), ("compiles", "compiles"),
+            ("cached", "cached"), ("work_s", "work s"), ("span_s", "span s"), ("avg_width", "avg width"),
+            ("peak_width", "peak width"), ("levels", "levels"), ("load1_before", "load1 before")]))
+        md.append(f"_{label(corpus['meta'], 'Measured')}_")
+        md.append("")
+        f1 = fig_corpus(corpus, results / "fig1_corpus_walls.png")
+        f2 = fig_width(corpus, repo, results / "fig2_width_over_time.png")
+        for f, cap in ((f1, "Wall time of cold and warm builds"),
+                       (f2, "Number of actions running at once during the cold builds")):
+            if f:
+                md.append(f"![{cap}]({_rel(f, out.parent)})")
+                md.append("")
+                md.append(f"*Figure: {cap} — {label(corpus['meta'], 'MEASURED')}*")
+                md.append("")
+                figs.append(str(f))
+        for (pr, source), doc in sims.items():
+            cpath = doc["meta"].get("critical_path") or []
+            if cpath and source == "wall":
+                md.append(f"Critical path of {pr} (cold, GOMAXPROCS={doc['meta'].get('input_build', {}).get('gomaxprocs')}, "
+                          f"{len(cpath)} actions): " + " → ".join(f"`{x}`" for x in cpath))
+                md.append("")
+    else:
+        md.append("_No results yet._")
+        md.append("")
+
+    # 2
+    md.append("## 2. Scheduling simulation on measured durations (simulated)")
+    md.append("")
+    md.append("Policies (`fgo/simulate.py`), k identical workers, no communication cost: "
+              "(a) DistGo-style: actions grouped by longest-path depth, each level list-scheduled "
+              "(longest first) with a barrier before the next level; (b) greedy DAG list scheduling, "
+              "critical-path (bottom-level) priority; *go order*: the same greedy scheduler with go "
+              "build's real priority — cmd/go (`exec.go`, `Builder.Do`) numbers actions in a depth-first "
+              "post-order walk from the root and its ready queue pops the lowest number first; `-p N` "
+              "(default GOMAXPROCS) is the number of actions run at once, and each compile also gets "
+              "`-c` backend threads from a token pool (not simulated); (c) (b) after splitting the "
+              "critical path's large compiles into K shards (each F + B/K) plus a merge (D), with F/B/D "
+              "measured by `compile -bench` (`-c=1`) and scaled to the action's duration; K is the best "
+              "of {1, 2, 4, 8, 16} not above k. Input: the cold build with the lowest GOMAXPROCS of the run, "
+              "with two duration sources, each in its own table: the recorded wall durations, and the "
+              "CPU time (user+sys) of each action's commands — on this shared machine the wall "
+              "durations stretch with other processes' load, CPU time of a -c=1 compile hardly does. "
+              "Numbers are seconds of simulated makespan.")
+    md.append("")
+    for (pr, source), doc in sims.items():
+        m = doc["meta"]
+        md.append(f"### {pr} — {SOURCE_LABELS.get(source, source)}")
+        md.append("")
+        md.append(f"Input: {m.get('actions')} work actions from `{m.get('input_build', {}).get('command')}` "
+                  f"(GOMAXPROCS={m.get('input_build', {}).get('gomaxprocs')}); work {m.get('work_s', 0):.1f} s, "
+                  f"span {m.get('span_s', 0):.1f} s."
+                  + (f" Re-simulated by `{m['command']}` from the results of `{m['resimulated_from'].get('command')}`"
+                     f" ({m['resimulated_from'].get('date')})." if m.get("resimulated_from") else ""))
+        md.append("")
+        md.append(table(doc["rows"], [
+            ("k", "k"), ("levels", "(a) levels s"), ("cp_list", "(b) CP list s"), ("go_list", "go order s"),
+            ("split_cp_list", "(c) split s"), ("shards", "K"), ("lower_bound", "bound s"),
+            ("lower_bound_split", "bound split s"), ("span_split", "span split s")]))
+        md.append(f"_{label(m, 'SIMULATED')}_")
+        md.append("")
+        if m.get("split_packages"):
+            md.append("Split packages (F/B/D measured with `compile -bench`, -c=1; `action s` from the "
+                      "input graph):")
+            md.append("")
+            md.append(table(m["split_packages"], [
+                ("package", "package"), ("action_s", "action s"), ("compile_c1_wall_s", "compile -c=1 s"),
+                ("frontend_s", "F s"), ("backend_s", "B s"), ("merge_s", "D s"), ("backend_frac", "B share")]))
+        f = fig_sim(doc, results / f"fig3_sim_{pr.replace('/', '_')}_{source}.png")
+        figs.append(str(f))
+        md.append(f"![{pr} simulation]({_rel(f, out.parent)})")
+        md.append("")
+        md.append(f"*Figure: {pr} ({source} durations): makespan and speedup vs k — {label(m, 'SIMULATED')}*")
+        md.append("")
+    if not sims:
+        md.append("_No results yet._")
+        md.append("")
+
+    # 3
+    md.append("## 3. fgo build end to end (measured)")
+    md.append("")
+    if fgo and fgo.get("meta", {}).get("skipped"):
+        md.append(f"Not measured in this run: {fgo['meta']['skipped']}.")
+        md.append("")
+    elif fgo:
+        md.append(table(fgo["rows"], [
+            ("project", "project"), ("fgo_cold_s", "fgo -a s"), ("go_p1_cold_s", "go -a -p 1 s"),
+            ("go_p2_cold_s", "go -a -p 2 s"), ("speedup_vs_p2", "vs -p 2"), ("fgo_noop_s", "fgo no-op s"),
+            ("totals_remote", "remote"), ("totals_local", "local"), ("totals_cached", "cached"),
+            ("totals_fallbacks", "fallbacks"), ("totals_bytes_sent", "bytes sent"),
+            ("totals_unique_input_bytes", "unique input bytes"), ("dispatch_p50_ms", "dispatch p50 ms"),
+            ("dispatch_p90_ms", "p90 ms"), ("dispatch_p99_ms", "p99 ms")]))
+        for r in fgo["rows"]:
+            if r.get("error"):
+                err = r["error"].strip().splitlines()
+                md.append(f"- **{r['project']}: fgo build failed**: `{err[0][:300]}` … `{err[-2][:300] if len(err) > 1 else ''}`")
+        md.append("")
+        md.append(f"_{label(fgo['meta'], 'MEASURED')}_")
+        md.append("")
+        f = fig_dispatch(results, fgo, results / "fig4_dispatch.png")
+        if f:
+            figs.append(str(f))
+            md.append(f"![dispatch]({_rel(f, out.parent)})")
+            md.append("")
+            md.append(f"*Figure: dispatch overhead per remote action — {label(fgo['meta'], 'MEASURED')}*")
+            md.append("")
+    else:
+        md.append("_No results yet._")
+        md.append("")
+
+    # 4
+    md.append("## 4. Intra-package split")
+    md.append("")
+    if split:
+        md.append("Measured: phase times from `compile -bench` (F = frontend incl. unaccounted start-up, "
+                  "B = backend `compilefuncs`, D = `dumpobj`), stock wall times of the package's real "
+                  "compile command re-run with `-c=1` (GOMAXPROCS=1) and `-c=2` (GOMAXPROCS=2).")
+        md.append("")
+        md.append(table(split["rows"], [
+            ("package", "package"), ("F_s", "F s"), ("B_s", "B s"), ("D_s", "D s"),
+            ("stock_c1_wall_s", "stock -c=1 s"), ("stock_c2_wall_s", "stock -c=2 s"),
+            ("split2_wall_s", "split K=2, shard + leader at once on 2 cores s"),
+            ("split2_identical", "split archive = stock"), ("split_skipped", "split: not measured because")]))
+        md.append(f"_{label(split['meta'], 'MEASURED')}_")
+        md.append("")
+        if split_sim:
+            md.append("Simulated k-machine wall time of the split compile: the bound F + D + B/k, and, from "
+                      "the patched compiler's processes each run alone (-c=1), max(slowest shard + merge, "
+                      "leader) — the leader compiles shard 0 and merges:")
+            md.append("")
+            md.append(table(split_sim["rows"], [("package", "package"), ("k", "k"), ("bound_s", "F+D+B/k s"),
+                                                ("shards_measured_s", "from alone runs s"),
+                                                ("slowest_shard_s", "slowest shard alone s"),
+                                                ("leader_alone_s", "leader alone s"), ("merge_s", "merge s")]))
+            md.append(f"_{label(split_sim['meta'], 'SIMULATED')}_")
+            md.append("")
+            f = fig_split(split, split_sim, results / "fig5_split.png")
+            figs.append(str(f))
+            md.append(f"![split]({_rel(f, out.parent)})")
+            md.append("")
+            md.append(f"*Figure: one package's compile split k ways — "
+                      f"{label(split_sim['meta'], 'SIMULATED lines; MEASURED horizontal references')}*")
+            md.append("")
+    else:
+        md.append("_No results yet._")
+        md.append("")
+
+    md.append("## Files")
+    md.append("")
+    md.append(f"Results (JSON with `meta` + `rows`, and CSV of the rows) in `{_rel(results, out.parent)}/`; "
+              "raw action graphs, traces and fgo reports in its `raw/` subdirectory.")
+    md.append("")
+    out.write_text("\n".join(md))
+    return out
+
+
+if __name__ == "__main__":
+    res = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results"
+    dst = Path(sys.argv[2]) if len(sys.argv) > 2 else (HERE / "REPORT.md" if res.name != "quick" else res / "REPORT.md")
+    print(write_report(res, dst, quick=res.name == "quick"))

@@ -1,0 +1,65 @@
+"""Re-run item 2's simulations from stored results, without building anything.
+
+    .venv/bin/python -m experiments.resim [--results DIR] [--shards SHARDS.json]
+
+Reads results/simulate_<project>.json (the input graph's path and the measured
+F/B/D of the split packages), loads the raw action graph, and writes the
+simulate_<project>[_cpu] files again, then re-renders the report. SHARDS.json
+plugs in real shard measurements: {"package": {"K": [shard seconds, ...]}};
+a package's shards then take those times (scaled to the action's duration
+like F/B/D) instead of F + B/K. The results say they were re-simulated, and
+from which run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from experiments import item2, lab, report
+from fgo import actiongraph as ag
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=lab.HERE / "results")
+    ap.add_argument("--shards", type=Path, help="measured shard times: {package: {K: [s, ...]}}")
+    args = ap.parse_args(argv)
+    shards = None
+    if args.shards:
+        shards = {p: {int(k): v for k, v in ks.items()} for p, ks in json.loads(args.shards.read_text()).items()}
+    for f in sorted(args.results.glob("simulate_*.json")):
+        doc = json.loads(f.read_text())
+        m = doc["meta"]
+        if m.get("durations", "wall") != "wall":
+            continue
+        gp = Path(m["input_build"]["graph"])
+        gp = gp if gp.is_absolute() else lab.REPO / gp
+        if not gp.exists():
+            print(f"{m['project']}: {gp} is gone; cannot re-simulate")
+            continue
+        g = ag.work_graph(ag.load(gp))
+        specs = item2.specs_from_rows(m.get("split_packages", []), shards)
+        walls = {r["package"]: r.get("compile_c1_wall_s", 0.0) for r in m.get("split_packages", [])}
+        tag = m["project"].replace("/", "_")
+        for source in item2.SOURCES:
+            dur = item2.durations(g, source)
+            rows = item2.best_k_sweep(g, lab.SIM_KS, specs, dur)
+            meta = item2.simulation_meta(m["project"], source, g, dur, m["input_build"],
+                                         item2.spec_rows(g, specs, dur, walls))
+            full = {**lab.machine_meta(command="python -m experiments.resim"
+                                       + (f" --shards {args.shards}" if args.shards else ""),
+                                       quick=m.get("quick", False)),
+                    "resimulated_from": {"command": m.get("command"), "date": m.get("date")},
+                    **meta}
+            out = lab.save_results(args.results, f"simulate_{tag}" + ("" if source == "wall" else f"_{source}"),
+                                   rows, full)
+            print(out)
+    quick = args.results.name == "quick"
+    print(report.write_report(args.results, args.results / "REPORT.md" if quick else lab.HERE / "REPORT.md",
+                              quick=quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Item 2: scheduling simulation on measured action durations (simulated).
+
+Input: the action graph of the cold build at the lowest GOMAXPROCS of the run
+(1 in the full run: no parallelism between actions; each compile with -c=1),
+reduced to its work actions (`actiongraph.work_graph`), with two duration
+sources (recorded wall time, and CPU time; see experiments/item2.py).
+Policies (fgo.simulate): (a) DistGo-style levels with barriers, (b) DAG list
+scheduling with critical-path priority, go build's own post-order priority for
+reference, and (c) = (b) with the large packages on the critical path split
+into K shards. The split packages' phase times F/B/D are *measured* with
+`compile -bench` (the package's own compile command re-run, -c=1); the shards
+are modelled as F + B/K each and the merge as D, scaled to the action's
+duration in the graph (`SplitSpec`). K = the best of {1, 2, 4, 8, 16} <= k.
+`python -m experiments.resim` re-runs this from the stored results (e.g. with
+measured shard times) without building.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import item2
+from experiments.lab import CORPUS, QUICK_CORPUS, SIM_KS
+from fgo import actiongraph as ag
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.quick] if n in QUICK_CORPUS else [])
+                                  for n in CORPUS])
+def test_simulation(benchmark, lab, name):
+    if name not in lab.projects():
+        pytest.skip("not in this run's corpus")
+    procs = lab.sim_procs()
+    build = lab.cold(name, procs)
+    g = ag.work_graph(build.graph())
+    wall = item2.durations(g, "wall")
+    specs = item2.choose_splits(g, lambda pkg: lab.phases(name, pkg), wall,
+                                max_n=item2.QUICK_MAX_SPLIT if lab.quick else item2.MAX_SPLIT)
+    walls = {pkg: lab.phases_cache[(name, pkg)]["wall_s"] for pkg in specs}
+    tag = name.replace("/", "_")
+    for source in item2.SOURCES:
+        dur = item2.durations(g, source)
+        if source == "wall":
+            rows = benchmark.pedantic(item2.best_k_sweep, args=(g, SIM_KS, specs, dur), rounds=1, iterations=1)
+        else:
+            rows = item2.best_k_sweep(g, SIM_KS, specs, dur)
+        meta = item2.simulation_meta(name, source, g, dur, build.row(), item2.spec_rows(g, specs, dur, walls))
+        lab.save(f"simulate_{tag}" + ("" if source == "wall" else f"_{source}"), rows, **meta)
+        one = rows[0]
+        assert one["k"] == 1 and abs(one["cp_list"] - one["work"]) < 1e-3 * max(1.0, one["work"])
+        for r in rows:
+            for pol in ("levels", "cp_list", "go_list"):
+                assert r[pol] >= r["lower_bound"] - 1e-3
+            assert r["split_cp_list"] >= r["lower_bound_split"] - 1e-3
+            assert r["split_cp_list"] <= r["cp_list"] + 1e-3  # K=1 is always a choice
+    benchmark.extra_info.update(project=name, splits=len(specs))
