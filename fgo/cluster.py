@@ -23,6 +23,7 @@ class Cluster:
         return sum(self.client.nthreads().values())
 
     def close(self) -> None:
+        _silence("distributed", logging.CRITICAL + 1)  # shutdown chatter is not the user's news
         try:
             self.client.close(timeout=5)
         finally:
@@ -35,9 +36,15 @@ def _quiet_dask() -> None:
     import dask
     dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB",
                      "distributed.worker.daemon": False})
-    for name in ("distributed", "distributed.worker", "distributed.scheduler",
-                 "distributed.nanny", "distributed.core", "distributed.client"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    _silence("distributed", logging.ERROR)
+
+
+def _silence(prefix: str, level: int) -> None:
+    """Set LEVEL on PREFIX's logger and every child distributed configured on its own."""
+    import distributed  # noqa: F401  (its import configures the loggers we override)
+    for name in [prefix, *logging.root.manager.loggerDict]:
+        if name == prefix or name.startswith(prefix + "."):
+            logging.getLogger(name).setLevel(level)
 
 
 def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
