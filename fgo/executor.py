@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo import compileargs, toolchain
-from fgo.blobs import CorruptBlob, Store
+from fgo.blobs import CorruptBlob, Store, sha256
 from fgo.paths import cache_dir
 
 WAIT_FOR_INFLIGHT_S = 10.0  # a blob sent with a concurrent task lands within ms
@@ -145,10 +145,17 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             outputs = read_outputs(call, sandbox)
         return {"status": "ok", "worker": worker, "exit": proc.returncode,
                 "output": proc.stdout.replace(sandbox.encode(), b""), "outputs": outputs,
+                "output_sha256": output_sha256(call, outputs),
                 "started": started, "tool_start": tool_start, "tool_done": tool_done,
                 "returned": time.time()}
     finally:
         _remove_later(sandbox)
+
+
+def output_sha256(call: compileargs.CompileCall, outputs: dict[str, bytes]) -> str | None:
+    """The -o output's hash, for the report (computed here, not on the busy head node)."""
+    data = outputs.get(call.outputs[0]) if call.outputs else None
+    return sha256(data) if data is not None else None
 
 
 def read_outputs(call: compileargs.CompileCall, sandbox: str) -> dict[str, bytes]:

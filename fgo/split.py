@@ -130,13 +130,11 @@ class Splitter:
     def _checked(self, call: compileargs.CompileCall, env: dict[str, str], inputs: dict[str, Blob],
                  rec: ActionRecord, t0: float, result: dict[str, Any]) -> dict[str, Any]:
         """--check: compile stock as well; ship the stock archive, record whether they agree."""
-        from fgo.blobs import sha256
         split_mode, split_info = rec.mode, rec.split
         reply = self.coordinator._run_remote(call, env, inputs, rec, t0)
-        merged = result["outputs"].get(call.outputs[0], b"")
-        same = sha256(merged) == rec.output_sha256
+        same = result["output_sha256"] == rec.output_sha256
         rec.mode, rec.split = split_mode, split_info
-        rec.split["check"] = {"ok": same, "split_sha256": sha256(merged),
+        rec.split["check"] = {"ok": same, "split_sha256": result["output_sha256"],
                               "stock_sha256": rec.output_sha256}
         if not same:
             rec.mode, rec.fallback = "remote", "split archive differs from stock (--check)"

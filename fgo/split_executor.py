@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo import compileargs, compiler_patch
-from fgo.executor import read_outputs
+from fgo.executor import output_sha256, read_outputs
 
 
 def _stats(path: str) -> dict[str, Any]:
@@ -99,8 +99,10 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
         # a refused merge (exit 2) or a genuine compile error: the caller compiles normally
         return {"status": "merge-refused", "worker": worker, "reason": _refusal(output),
                 "exit": proc.returncode}
+    outputs = read_outputs(call, sandbox)
     return {"status": "ok", "worker": worker, "exit": 0,
-            "output": output.replace(sandbox.encode(), b""), "outputs": read_outputs(call, sandbox),
+            "output": output.replace(sandbox.encode(), b""), "outputs": outputs,
+            "output_sha256": output_sha256(call, outputs),
             "stats": _stats(stats), "shards": fetched["shards"], "shard_bytes": fetched["bytes"],
             "started": started, "tool_start": tool_start, "tool_done": tool_done,
             "returned": time.time()}
