@@ -59,7 +59,7 @@ class CompileCall:
     archives: list[str] = field(default_factory=list)
 
 
-def _abs(cwd: str, path: str) -> str:
+def absolute(cwd: str, path: str) -> str:
     return os.path.normpath(path if os.path.isabs(path) else os.path.join(cwd, path))
 
 
@@ -102,19 +102,19 @@ def parse(args: list[str], cwd: str, read_file=lambda p: open(p, "rb").read()) -
         if value is None:
             continue
         if name in OUTPUT_FLAGS:
-            call.outputs.append(_abs(cwd, value))
+            call.outputs.append(absolute(cwd, value))
         elif name in INPUT_FLAGS:
-            call.inputs.append(_abs(cwd, value))
+            call.inputs.append(absolute(cwd, value))
         if name == "p":
             call.package = value
         elif name == "importcfg":
-            call.importcfg = _abs(cwd, value)
+            call.importcfg = absolute(cwd, value)
         elif name == "embedcfg":
-            call.embedcfg = _abs(cwd, value)
+            call.embedcfg = absolute(cwd, value)
     files = args[first_file:]
     if not files:
         raise NotRemoteSafe("no source files")
-    call.inputs += [_abs(cwd, f) for f in files]
+    call.inputs += [absolute(cwd, f) for f in files]
     if call.importcfg:
         call.archives = importcfg_archives(read_file(call.importcfg).decode())
     if call.embedcfg:

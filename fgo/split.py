@@ -44,7 +44,7 @@ class Splitter:
         from fgo import planner
         plan_started = time.perf_counter()
         _, first_file = compileargs.split_flags(call.args)
-        go_files = [compileargs._abs(call.cwd, f) for f in call.args[first_file:]]
+        go_files = [compileargs.absolute(call.cwd, f) for f in call.args[first_file:]]
         try:
             scan = planner.scan_files(go_files)
         except Exception as exc:  # the planner must never break a build
@@ -91,8 +91,9 @@ class Splitter:
         queue = Queue(f"fgo-shards-{uuid.uuid4().hex[:12]}", client=c.client)
         try:
             for k in range(1, plan.k):
-                task, sent[addresses[k]] = c._prepare(addresses[k], call, env, inputs,
-                                                      split={**common, "k": k})
+                task, shard_sent = c._prepare(addresses[k], call, env, inputs,
+                                              split={**common, "k": k})
+                sent[addresses[k]] += shard_sent  # K > workers: an address comes twice
                 rec.bytes_in += sum(len(d) for d in task["blobs"].values())
                 futures.append(c.submit_async(task, addresses[k], f"shard-{k}-{uuid.uuid4().hex[:12]}"))
                 queue.put(futures[-1])  # the leader takes them from here, in shard order
