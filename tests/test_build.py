@@ -146,3 +146,19 @@ def test_unreachable_scheduler_with_fallback_local(hello: Path) -> None:
     assert sha(hello / "f.bin") == sha(hello / "go.bin")
     t = report_of(report)["totals"]
     assert t["remote"] == 0 and set(t["fallback_reasons"]) <= {"scheduler unreachable"}
+
+
+def test_plain_go_build_reuses_fgos_cache(tmp_path: Path) -> None:
+    """fgo and go build share one cache: after fgo build, plain go build compiles nothing,
+    cgo packages included (go asks `gcc -###` through -toolexec for their cache keys)."""
+    app = write_tree(tmp_path / "netapp", {
+        "go.mod": "module example.com/netapp\n\ngo 1.22\n",
+        "main.go": 'package main\n\nimport (\n\t"fmt"\n\t"net"\n)\n\n'
+                   'func main() { fmt.Println(net.ParseIP("127.0.0.1")) }\n'})
+    env = {"GOCACHE": str(tmp_path / "gocache"), "CGO_ENABLED": "1"}
+    fgo_build(app, "-o", str(app / "fgo.bin"), env=env)
+    again = go_build(app, "-x", "-o", str(app / "go.bin"), env={**os.environ, **env})
+    assert again.returncode == 0, again.stderr
+    compiled = [line for line in again.stderr.splitlines() if "/compile " in line]
+    assert not compiled, compiled[:3]
+    assert sha(app / "fgo.bin") == sha(app / "go.bin")

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -92,7 +93,13 @@ func forward(sock string, argv []string) (reply, bool) {
 }
 
 func runLocally(argv []string) {
-	err := syscall.Exec(argv[0], argv, os.Environ())
+	// go build also runs "gcc -### ..." through -toolexec to compute the C
+	// compiler's ID for cgo packages: a bare name must be found on PATH,
+	// exactly as exec.Command would, or those packages get other cache keys.
+	path, err := exec.LookPath(argv[0])
+	if err == nil {
+		err = syscall.Exec(path, argv, os.Environ())
+	}
 	os.Stderr.WriteString("fgo-shim: exec " + argv[0] + ": " + err.Error() + "\n")
 	os.Exit(2)
 }
