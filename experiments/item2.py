@@ -9,10 +9,19 @@ Two duration sources per graph, each its own results file:
           them (`Action.cpu_s`): on a machine loaded by other work the wall
           durations stretch with that load, the CPU time of a -c=1 compile
           hardly does.
+
+Two versions of policy (c):
+  modelled: every shard of a split package takes F + B/K (F/B/D from -bench);
+  measured: the shards take what the patched compiler's shard processes took,
+            each run alone (lab.shard_times): shard 0 is the leader's run less
+            its dumpobj D, which stays with the merge node. Only the K that were
+            measured are chosen from, and a package whose split could not be
+            measured stays whole: the two are never mixed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +36,10 @@ MAX_SPLIT = 12
 QUICK_MAX_SPLIT = 4
 SHARD_CHOICES = (1, 2, 4, 8, 16)
 SOURCES = {"wall": "duration", "cpu": "cpu"}
+# Real shard runs for (c) measured: per project, the shard counts K (each K costs
+# about K*F + B per package); the projects not listed get only the modelled (c).
+MEASURED_SHARDS = {"etcd": (2, 4, 8)}
+QUICK_MEASURED_SHARDS = {"gin": (2,)}
 
 
 def durations(g: nx.DiGraph, source: str) -> dict[Any, float]:
@@ -55,12 +68,12 @@ def _const(kk: int) -> Callable[[int], int]:
 
 
 def best_k_sweep(g: nx.DiGraph, ks: Sequence[int], specs: Mapping[str, sim.SplitSpec],
-                 dur: Mapping[Any, float]) -> list[dict[str, Any]]:
-    """sim.sweep with (c) taken as the best K in SHARD_CHOICES (K <= k) for each k."""
+                 dur: Mapping[Any, float], choices: Sequence[int] = SHARD_CHOICES) -> list[dict[str, Any]]:
+    """sim.sweep with (c) taken as the best K in CHOICES (K <= k) for each k."""
     rows = []
     for k in ks:
         best = None
-        for kk in [x for x in SHARD_CHOICES if x <= k]:
+        for kk in [x for x in choices if x <= k]:
             r = sim.sweep(g, [k], dur, specs=specs, shards_for_k=_const(kk))[0]
             if best is None or r["split_cp_list"] < best["split_cp_list"]:
                 best = r
@@ -69,40 +82,86 @@ def best_k_sweep(g: nx.DiGraph, ks: Sequence[int], specs: Mapping[str, sim.Split
     return rows
 
 
+def measure_shards(specs: Mapping[str, sim.SplitSpec], ks: Sequence[int],
+                   run_alone: Callable[[str, int], Mapping[str, Any]]) -> dict[str, dict[int, list[float]] | str]:
+    """Real shard times {package: {K: [shard 0 .. K-1 seconds]}}, or the reason a package
+    could not be split. RUN_ALONE(package, K) is lab.shard_times."""
+    out: dict[str, dict[int, list[float]] | str] = {}
+    for pkg, spec in specs.items():
+        try:
+            runs = {k: run_alone(pkg, k) for k in ks}
+        except RuntimeError as exc:  # e.g. the patched compiler refuses this package
+            out[pkg] = str(exc).splitlines()[0][:200]
+            continue
+        out[pkg] = {k: [round(max(r["leader_s"] - spec.merge_s, 0.0), 3), *r["shards_s"]]
+                    for k, r in runs.items()}
+    return out
+
+
+def measured_specs(specs: Mapping[str, sim.SplitSpec],
+                   shards: Mapping[str, Mapping[int, Sequence[float]] | str]) -> dict[str, sim.SplitSpec]:
+    """The packages whose shards were measured, their shard times in place of F + B/K."""
+    return {pkg: dataclasses.replace(spec, shard_s=shards[pkg]) for pkg, spec in specs.items()
+            if isinstance(shards.get(pkg), Mapping)}
+
+
+def add_measured(rows: list[dict[str, Any]], g: nx.DiGraph, ks: Sequence[int],
+                 specs: Mapping[str, sim.SplitSpec], dur: Mapping[Any, float],
+                 shard_ks: Sequence[int]) -> None:
+    """Add (c) measured to the sweep's ROWS: measured_cp_list, measured_shards (K),
+    measured_span_split, measured_lower_bound_split."""
+    for r, m in zip(rows, best_k_sweep(g, ks, specs, dur, choices=(1, *shard_ks)), strict=True):
+        r.update(measured_cp_list=m["split_cp_list"], measured_shards=m["shards"],
+                 measured_span_split=m["span_split"], measured_lower_bound_split=m["lower_bound_split"])
+
+
 def spec_rows(g: nx.DiGraph, specs: Mapping[str, sim.SplitSpec], dur: Mapping[Any, float],
-              walls: Mapping[str, float]) -> list[dict[str, Any]]:
-    """The split table: one row per package (measured phases, the action's duration)."""
+              walls: Mapping[str, float],
+              shards: Mapping[str, Mapping[int, Sequence[float]] | str] | None = None) -> list[dict[str, Any]]:
+    """The split table: one row per package (measured phases, the action's duration, and
+    the measured shard times or why there are none)."""
     from fgo import actiongraph as ag
 
     rows = []
     for pkg, spec in specs.items():
         n = ag.find_action(g, pkg)
-        rows.append({"package": pkg, "action_s": round(dur[n], 3),
-                     "compile_c1_wall_s": round(walls.get(pkg, 0.0), 3),
-                     "frontend_s": round(spec.frontend_s, 3), "backend_s": round(spec.backend_s, 3),
-                     "merge_s": round(spec.merge_s, 3),
-                     "backend_frac": round(spec.backend_s / spec.total_s, 3) if spec.total_s else 0,
-                     **({"shard_s": {str(k): list(v) for k, v in spec.shard_s.items()}} if spec.shard_s else {})})
+        row = {"package": pkg, "action_s": round(dur[n], 3),
+               "compile_c1_wall_s": round(walls.get(pkg, 0.0), 3),
+               "frontend_s": round(spec.frontend_s, 3), "backend_s": round(spec.backend_s, 3),
+               "merge_s": round(spec.merge_s, 3),
+               "backend_frac": round(spec.backend_s / spec.total_s, 3) if spec.total_s else 0}
+        got = (shards or {}).get(pkg)
+        if isinstance(got, Mapping):
+            row["measured_shard_s"] = {str(k): list(v) for k, v in got.items()}
+        elif got is not None:
+            row["measured_error"] = got
+        rows.append(row)
     return rows
 
 
-def specs_from_rows(rows: Sequence[Mapping[str, Any]],
-                    shards: Mapping[str, Mapping[int, Sequence[float]]] | None = None) -> dict[str, sim.SplitSpec]:
-    """SplitSpecs back from a stored split table, optionally with measured shard times per package."""
-    out = {}
+def specs_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, sim.SplitSpec]:
+    """The modelled SplitSpecs back from a stored split table."""
+    return {r["package"]: sim.SplitSpec(r["frontend_s"], r["backend_s"], r["merge_s"]) for r in rows}
+
+
+def shards_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, list[float]] | str]:
+    """The measured shard times (or the reasons) back from a stored split table."""
+    out: dict[str, dict[int, list[float]] | str] = {}
     for r in rows:
-        sh = (shards or {}).get(r["package"])
-        if sh is None and r.get("shard_s"):
-            sh = {int(k): v for k, v in r["shard_s"].items()}
-        out[r["package"]] = sim.SplitSpec(r["frontend_s"], r["backend_s"], r["merge_s"], shard_s=sh)
+        if r.get("measured_shard_s"):
+            out[r["package"]] = {int(k): list(v) for k, v in r["measured_shard_s"].items()}
+        elif r.get("measured_error"):
+            out[r["package"]] = r["measured_error"]
     return out
 
 
 def simulation_meta(name: str, source: str, g: nx.DiGraph, dur: Mapping[Any, float],
-                    input_build: Mapping[str, Any], split_rows: list[dict[str, Any]]) -> dict[str, Any]:
+                    input_build: Mapping[str, Any], split_rows: list[dict[str, Any]],
+                    measured_ks: Sequence[int] = ()) -> dict[str, Any]:
     path = sim.critical_path_nodes(g, dur)
     return {"what": f"simulated makespans on measured action durations ({source})", "project": name,
             "durations": source, "input_build": dict(input_build), "split_packages": split_rows,
-            "shard_choices": list(SHARD_CHOICES), "actions": g.number_of_nodes(),
+            "shard_choices": list(SHARD_CHOICES), "measured_shard_choices": [1, *measured_ks] if measured_ks else [],
+            "actions": g.number_of_nodes(),
             "span_s": sim.span(g, dur), "work_s": sim.work(g, dur),
             "critical_path": [f"{g.nodes[x].get('mode')} {g.nodes[x].get('package')}" for x in path]}

@@ -156,6 +156,7 @@ class Lab:
     results: Path
     builds: dict[tuple[str, str, int], BuildResult] = field(default_factory=dict)
     phases_cache: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    shards_cache: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
     temps: list[Path] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     started: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
@@ -355,6 +356,14 @@ class Lab:
         return {"k": k, "shards_s": [round(x, 3) for x in shards], "leader_s": round(leader, 3),
                 "merge_s": round(merge, 3), "leader_stats": st,
                 "k_machine_s": round(max(max(shards) + merge, leader), 3)}
+
+    def shard_times(self, name: str, package: str, k: int) -> dict[str, Any]:
+        """`split_alone` of PACKAGE from the simulation's input build, once per session
+        (items 2 and 4 share it)."""
+        key = (name, package, k)
+        if key not in self.shards_cache:
+            self.shards_cache[key] = self.split_alone(self.cold(name, self.sim_procs()), package, k)
+        return self.shards_cache[key]
 
     def phases(self, name: str, package: str) -> dict[str, float]:
         """F/B/D of PACKAGE's compile, -c=1, as in the simulation's input build."""

@@ -3,12 +3,12 @@
     .venv/bin/python -m experiments.resim [--results DIR] [--shards SHARDS.json]
 
 Reads results/simulate_<project>.json (the input graph's path and the measured
-F/B/D of the split packages), loads the raw action graph, and writes the
-simulate_<project>[_cpu] files again, then re-renders the report. SHARDS.json
-plugs in real shard measurements: {"package": {"K": [shard seconds, ...]}};
-a package's shards then take those times (scaled to the action's duration
-like F/B/D) instead of F + B/K. The results say they were re-simulated, and
-from which run.
+F/B/D and measured shard times of the split packages), loads the raw action
+graph, and writes the simulate_<project>[_cpu] files again, then re-renders
+the report. SHARDS.json adds or replaces shard measurements for (c) measured:
+{"package": {"K": [shard 0 .. K-1 seconds]}} (shard 0 = the leader less its
+dumpobj; scaled to the action's duration like F/B/D). The results say they
+were re-simulated, and from which run.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=lab.HERE / "results")
     ap.add_argument("--shards", type=Path, help="measured shard times: {package: {K: [s, ...]}}")
     args = ap.parse_args(argv)
-    shards = None
+    extra = {}
     if args.shards:
-        shards = {p: {int(k): v for k, v in ks.items()} for p, ks in json.loads(args.shards.read_text()).items()}
+        extra = {p: {int(k): v for k, v in ks.items()} for p, ks in json.loads(args.shards.read_text()).items()}
     for f in sorted(args.results.glob("simulate_*.json")):
         doc = json.loads(f.read_text())
         m = doc["meta"]
@@ -40,14 +40,22 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{m['project']}: {gp} is gone; cannot re-simulate")
             continue
         g = ag.work_graph(ag.load(gp))
-        specs = item2.specs_from_rows(m.get("split_packages", []), shards)
+        specs = item2.specs_from_rows(m.get("split_packages", []))
+        shards = {**item2.shards_from_rows(m.get("split_packages", [])),
+                  **{p: t for p, t in extra.items() if p in specs}}
+        measured = item2.measured_specs(specs, shards)
+        # the shard counts measured for every measured package
+        shard_ks = sorted(set.intersection(*(set(sp.shard_s or ()) for sp in measured.values()))) if measured else []
         walls = {r["package"]: r.get("compile_c1_wall_s", 0.0) for r in m.get("split_packages", [])}
         tag = m["project"].replace("/", "_")
         for source in item2.SOURCES:
             dur = item2.durations(g, source)
             rows = item2.best_k_sweep(g, lab.SIM_KS, specs, dur)
+            if shard_ks:
+                item2.add_measured(rows, g, lab.SIM_KS, measured, dur, shard_ks)
             meta = item2.simulation_meta(m["project"], source, g, dur, m["input_build"],
-                                         item2.spec_rows(g, specs, dur, walls))
+                                         item2.spec_rows(g, specs, dur, walls, shards),
+                                         shard_ks)
             full = {**lab.machine_meta(command="python -m experiments.resim"
                                        + (f" --shards {args.shards}" if args.shards else ""),
                                        quick=m.get("quick", False)),

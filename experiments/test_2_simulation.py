@@ -8,11 +8,14 @@ Policies (fgo.simulate): (a) DistGo-style levels with barriers, (b) DAG list
 scheduling with critical-path priority, go build's own post-order priority for
 reference, and (c) = (b) with the large packages on the critical path split
 into K shards. The split packages' phase times F/B/D are *measured* with
-`compile -bench` (the package's own compile command re-run, -c=1); the shards
-are modelled as F + B/K each and the merge as D, scaled to the action's
-duration in the graph (`SplitSpec`). K = the best of {1, 2, 4, 8, 16} <= k.
-`python -m experiments.resim` re-runs this from the stored results (e.g. with
-measured shard times) without building.
+`compile -bench` (the package's own compile command re-run, -c=1); in the
+modelled (c) the shards take F + B/K each and the merge D, scaled to the
+action's duration in the graph (`SplitSpec`), K = the best of {1, 2, 4, 8, 16}
+<= k. For the projects of item2.MEASURED_SHARDS (etcd; gin in --quick), (c)
+measured uses the times of the patched compiler's real shard processes, each
+run alone, K from the measured counts only.
+`python -m experiments.resim` re-runs this from the stored results without
+building.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ def test_simulation(benchmark, lab, name):
     specs = item2.choose_splits(g, lambda pkg: lab.phases(name, pkg), wall,
                                 max_n=item2.QUICK_MAX_SPLIT if lab.quick else item2.MAX_SPLIT)
     walls = {pkg: lab.phases_cache[(name, pkg)]["wall_s"] for pkg in specs}
+    shard_ks = (item2.QUICK_MEASURED_SHARDS if lab.quick else item2.MEASURED_SHARDS).get(name, ())
+    shards = item2.measure_shards(specs, shard_ks, lambda pkg, k: lab.shard_times(name, pkg, k)) if shard_ks else {}
+    measured = item2.measured_specs(specs, shards)
     tag = name.replace("/", "_")
     for source in item2.SOURCES:
         dur = item2.durations(g, source)
@@ -43,7 +49,10 @@ def test_simulation(benchmark, lab, name):
             rows = benchmark.pedantic(item2.best_k_sweep, args=(g, SIM_KS, specs, dur), rounds=1, iterations=1)
         else:
             rows = item2.best_k_sweep(g, SIM_KS, specs, dur)
-        meta = item2.simulation_meta(name, source, g, dur, build.row(), item2.spec_rows(g, specs, dur, walls))
+        if measured:
+            item2.add_measured(rows, g, SIM_KS, measured, dur, shard_ks)
+        meta = item2.simulation_meta(name, source, g, dur, build.row(),
+                                     item2.spec_rows(g, specs, dur, walls, shards), shard_ks if measured else ())
         lab.save(f"simulate_{tag}" + ("" if source == "wall" else f"_{source}"), rows, **meta)
         one = rows[0]
         assert one["k"] == 1 and abs(one["cp_list"] - one["work"]) < 1e-3 * max(1.0, one["work"])
@@ -52,4 +61,9 @@ def test_simulation(benchmark, lab, name):
                 assert r[pol] >= r["lower_bound"] - 1e-3
             assert r["split_cp_list"] >= r["lower_bound_split"] - 1e-3
             assert r["split_cp_list"] <= r["cp_list"] + 1e-3  # K=1 is always a choice
-    benchmark.extra_info.update(project=name, splits=len(specs))
+            if measured:
+                assert r["measured_lower_bound_split"] - 1e-3 <= r["measured_cp_list"] <= r["cp_list"] + 1e-3
+    if shard_ks:  # every measured split package has a time for each shard at each K
+        assert measured, f"no split package could be measured: {shards}"
+        assert all(len(t) == k for sh in shards.values() if isinstance(sh, dict) for k, t in sh.items())
+    benchmark.extra_info.update(project=name, splits=len(specs), measured_splits=len(measured))

@@ -96,7 +96,7 @@ def test_split(benchmark, lab, name, target, capsys):
         if pgo and row.get("split2_error"):
             row["split2_error"] = "(built with PGO) " + str(row["split2_error"])
         for k in (QUICK_MEASURED_SHARDS if lab.quick else MEASURED_SHARDS):
-            alone = lab.split_alone(build, pkg, k)
+            alone = lab.shard_times(name, pkg, k)
             for s in sims:
                 if s["k"] == k:
                     s.update(shards_measured_s=alone["k_machine_s"], slowest_shard_s=max(alone["shards_s"]),

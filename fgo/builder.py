@@ -232,7 +232,11 @@ def summary_line(report: dict[str, Any]) -> str:
     t = report["totals"]
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items()))
     local = f"{t['local']} local" + (f" ({reasons})" if reasons else "")
-    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {t['split']} split;"
+    split = f"{t['split']} split"
+    if t.get("split_fallbacks"):  # compiled whole after all: remote or local, counted there
+        why = ", ".join(f"{n} {r}" for r, n in sorted(t["split_fallback_reasons"].items()))
+        split += f", {t['split_fallbacks']} split fell back ({why})"
+    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};"
             f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
 
 

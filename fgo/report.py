@@ -106,6 +106,7 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
               **header: Any) -> dict[str, Any]:
     modes = Counter(a.mode for a in actions)
     reasons = Counter(a.fallback for a in actions if a.fallback)
+    split_reasons = Counter(a.split["fallback"] for a in actions if a.split and a.split.get("fallback"))
     dispatch = [a.dispatch_s for a in actions if a.dispatch_s is not None]
     totals = {
         "actions": len(actions),
@@ -115,6 +116,8 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
         "split": modes["split"],
         "fallbacks": sum(reasons.values()),
         "fallback_reasons": dict(reasons),
+        "split_fallbacks": sum(split_reasons.values()),
+        "split_fallback_reasons": dict(split_reasons),
         "bytes_sent": sum(a.bytes_in for a in actions),
         "bytes_received": sum(a.bytes_out for a in actions),
         "unique_input_bytes": sum(recorder.unique_inputs.values()),

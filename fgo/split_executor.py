@@ -40,8 +40,10 @@ def _inject_fault(result: bytes) -> bytes:
     return result
 
 
-def _refusal(output: bytes) -> str:
-    """The patched compiler's one-line 'fgo: ...' reason, if it gave one."""
+def _refusal(output: bytes, sandbox: str) -> str:
+    """The patched compiler's one-line 'fgo: ...' reason, if it gave one (sandbox-relative,
+    so that the same reason reads the same in every build's summary)."""
+    output = output.replace(sandbox.encode() + b"/", b"")
     for line in output.decode(errors="replace").splitlines():
         if line.startswith("fgo: "):
             return line[5:]
@@ -71,7 +73,7 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
                               stderr=subprocess.STDOUT)
         tool_done = time.time()
         if proc.returncode != 0 or not os.path.exists(out):
-            return {"status": "shard-failed", "worker": worker, "reason": _refusal(proc.stdout)}
+            return {"status": "shard-failed", "worker": worker, "reason": _refusal(proc.stdout, sandbox)}
         return {"status": "ok", "worker": worker, "result": _inject_fault(Path(out).read_bytes()),
                 "stats": _stats(stats), "tool_start": tool_start, "tool_done": tool_done}
 
@@ -97,7 +99,7 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
         return {"status": "shard-failed", "worker": worker, "reason": fetched["error"]}
     if proc.returncode != 0:
         # a refused merge (exit 2) or a genuine compile error: the caller compiles normally
-        return {"status": "merge-refused", "worker": worker, "reason": _refusal(output),
+        return {"status": "merge-refused", "worker": worker, "reason": _refusal(output, sandbox),
                 "exit": proc.returncode}
     outputs = read_outputs(call, sandbox)
     return {"status": "ok", "worker": worker, "exit": 0,

@@ -32,7 +32,7 @@ def _lanes(spans: list[dict[str, Any]]) -> None:
 
 
 def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str, Any]:
-    remote = {a["package"]: a for a in report["actions"] if a["mode"] == "remote"}
+    remote = {a["package"]: a for a in report["actions"] if a["mode"] in ("remote", "split")}
     pids = {HEAD: 1}
     for a in remote.values():
         pids.setdefault(a["worker"], len(pids) + 1)
@@ -52,8 +52,13 @@ def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str
         if a and a.get("start") and a.get("end"):
             start, end = a["start"], a["end"]
             where = a["worker"]
-            args = {"mode": "remote", "bytes_in": a["bytes_in"], "bytes_out": a["bytes_out"],
+            args = {"mode": a["mode"], "bytes_in": a["bytes_in"], "bytes_out": a["bytes_out"],
                     "dispatch_ms": round((a["dispatch_s"] or 0) * 1e3, 2)}
+            split = a.get("split") or {}
+            if a["mode"] == "split":  # the leader's lane; its shards ran on the other workers
+                args.update(shards=split.get("k"), shard_workers=split.get("workers"))
+            elif split.get("fallback"):
+                args["split_fallback"] = split["fallback"]
         else:
             where = HEAD
             fallback = next((r["fallback"] for r in report["actions"]

@@ -81,12 +81,17 @@ def dask_command() -> list[str]:
 class RealCluster:
     """`dask scheduler` and N `dask worker` processes on 127.0.0.1, each worker its own store."""
 
-    def __init__(self, root: Path, workers: int = 2, stores: dict[int, Path] | None = None) -> None:
+    def __init__(self, root: Path, workers: int = 2, stores: dict[int, Path] | None = None,
+                 envs: dict[int, dict[str, str]] | None = None, wrap: list[str] | None = None) -> None:
+        """STORES/ENVS: a worker's own store directory / extra environment, by index;
+        WRAP: a command prefix every worker is started under (e.g. a mount namespace)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.stores = stores or {}
+        self.envs = envs or {}
+        self.wrap = wrap or []
         self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
                                                    "--dashboard-address", ":0"], {})
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -94,9 +99,11 @@ class RealCluster:
             self.add_worker(i)
         self.wait_for_workers(workers)
 
-    def _spawn(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, role: str, args: list[str], env: dict[str, str],
+               wrap: list[str] | None = None) -> subprocess.Popen[bytes]:
         base = dask_command()
         cmd = [*base, role, *args] if base else [str(VENV_BIN / f"dask-{role}"), *args]
+        cmd = [*(wrap or []), *cmd]
         log = open(self.root / f"{role}-{len(getattr(self, 'workers', []))}.log", "wb")
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, **env})
@@ -105,7 +112,7 @@ class RealCluster:
         store = self.stores.get(i, self.root / f"store-{i}")
         w = self._spawn("worker", [self.address, "--nthreads", "1", "--no-nanny",
                                    "--host", "127.0.0.1", "--dashboard-address", ":0"],
-                        {"FGO_STORE": str(store)})
+                        {"FGO_STORE": str(store), **self.envs.get(i, {})}, self.wrap)
         self.workers.append(w)
         return w
 

@@ -3,10 +3,13 @@ binary of plain go build, or a clear one-line error. The session prints the coun
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FGO, HELLO, RealCluster, go_build, run_fgo, sha, write_tree
+from fgo import compiler_patch, paths, toolchain
 from test_build import fgo_build, report_of
 from test_split import large_package
 
@@ -194,6 +198,114 @@ def test_full_disk_in_a_worker_store(hello: Path, tmp_path: Path, faults) -> Non
     reasons = rep["totals"]["fallback_reasons"]
     assert ok and any("store-error" in r and "No space left" in r for r in reasons), reasons
     assert rep["totals"]["remote"] > 0  # the healthy worker kept working
+
+
+def foreign_compiler(root: Path) -> Path:
+    """A cache dir (FGO_CACHE_DIR) holding the patched compiler under another build ID:
+    same patch series, same code, but to the compiler a different build, as when a
+    worker's toolchain was rebuilt from other sources."""
+    mine = compiler_patch.ensure_compiler().path
+    theirs = root / mine.parent.name
+    shutil.copytree(mine.parent, theirs, ignore=shutil.ignore_patterns("build-*", "*.lock"))
+    build_id = subprocess.run([str(toolchain.go_binary()), "tool", "buildid", str(mine)],
+                              capture_output=True, text=True, check=True).stdout.strip().encode()
+    other = build_id[:-1] + (b"A" if build_id[-1:] != b"A" else b"B")
+    exe = theirs / "compile"
+    data = exe.read_bytes()
+    assert data.count(build_id) >= 1
+    exe.write_bytes(data.replace(build_id, other))
+    return root
+
+
+def test_shard_result_from_another_compiler_build(large: Path, tmp_path: Path, faults) -> None:
+    """Worker 1's patched compiler is another build: whichever of the two workers leads
+    the merge, it refuses the other's shard result and the package compiles normally."""
+    cache = foreign_compiler(tmp_path / "foreign")
+    cluster = RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_CACHE_DIR": str(cache)}})
+    trace = tmp_path / "trace.json"
+    try:
+        proc, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                              opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
+                                    "--trace", str(trace)))
+    finally:
+        cluster.close()
+    faults.injected()
+    ok = identical(large)
+    faults.outcome(ok)
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert ok
+    why = "merge-refused: shard result fgo-shard-1.res was made by another compiler"
+    assert big["mode"] == "remote" and big["split"]["fallback"] == why, big["split"]
+    # visible in the summary line and in the trace
+    assert rep["totals"]["split_fallback_reasons"].get(why, 0) >= 1, rep["totals"]
+    assert "split fell back" in proc.stderr and why in proc.stderr, proc.stderr
+    spans = [e for e in json.loads(trace.read_text())["traceEvents"]
+             if e["ph"] == "X" and e["name"] == "build example.com/large/big"]
+    assert spans and spans[0]["args"].get("split_fallback") == why, spans
+
+
+@pytest.fixture(scope="session")
+def worker_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A worker's own installation, as `pip install fgo` + `fgo worker-setup` leave it on
+    another host: a copy of the pinned GOROOT (found first on PYTHONPATH) and the
+    patched compiler in its own cache; empty store, home and temp directories."""
+    root = tmp_path_factory.mktemp("worker-install")
+    (root / "site").mkdir()
+    subprocess.run(["cp", "-a", str(toolchain.goroot()), str(root / "site" / "go")], check=True)
+    patched = compiler_patch.ensure_compiler().path.parent
+    shutil.copytree(patched, root / "cache" / patched.name, ignore=shutil.ignore_patterns("build-*", "*.lock"))
+    for d in ("store", "home", "tmp", "gocache"):
+        (root / d).mkdir()
+    return root
+
+
+def test_workers_that_share_no_filesystem(large: Path, tmp_path: Path,
+                                          tmp_path_factory: pytest.TempPathFactory,
+                                          worker_install: Path, faults) -> None:
+    """Workers in their own mount namespace, with the head's project, GOROOT, caches and
+    temp directories hidden under empty tmpfs mounts, build the identical binary, split
+    package included: nothing reaches them except through fgo's own transfers."""
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespaces here: {probe.stderr.strip()}")
+    base = tmp_path_factory.getbasetemp()
+    hide = [base, toolchain.goroot(), paths.cache_dir(), Path.home() / ".cache" / "go-build"]
+    tmp = Path(tempfile.gettempdir())
+    if not any(p.is_relative_to(tmp) for p in (Path(sys.prefix), Path(__file__).resolve())):
+        hide.append(tmp)  # all of /tmp, unless fgo itself is installed there
+    hide = [p for p in dict.fromkeys(hide) if p.is_dir()]
+    w = "/mnt/fgo-worker"
+    env = {"PYTHONPATH": f"{w}/site", "HOME": f"{w}/home", "TMPDIR": f"{w}/tmp",
+           "FGO_STORE": f"{w}/store", "FGO_CACHE_DIR": f"{w}/cache", "GOCACHE": f"{w}/gocache"}
+    trace = tmp_path / "trace.json"
+    wrap = ["unshare", "-m", "sh", str(Path(__file__).with_name("isolate.sh")), str(worker_install),
+            *map(str, hide), "--"]
+    head_tmp = tmp_path / "head-tmp"  # go build's WORK directory: hidden with the rest of BASE
+    head_tmp.mkdir()
+    cluster = RealCluster(tmp_path / "c", workers=2, envs={0: env, 1: env}, wrap=wrap)
+    try:
+        from distributed import Client
+        with Client(cluster.address) as client:
+            seen = client.run(lambda: (str(toolchain.goroot()), os.path.exists(large / "big")))
+        assert all(root.startswith(w) and not project for root, project in seen.values()), seen
+        _, rep = fgo_build(large, "-a", "-o", str(large / "fgo.bin"), env={"TMPDIR": str(head_tmp)},
+                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
+                                 "--trace", str(trace)))
+    finally:
+        cluster.close()
+    faults.injected()
+    ok = identical(large)
+    faults.outcome(ok)
+    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
+    assert ok and big["mode"] == "split", big
+    # the trace draws every split compile in its leader's worker lane
+    events = json.loads(trace.read_text())["traceEvents"]
+    workers = {e["pid"] for e in events if e["ph"] == "M" and e["args"]["name"].startswith("worker ")}
+    split_spans = {e["name"].split(" ", 1)[1] for e in events
+                   if e["ph"] == "X" and e["args"].get("mode") == "split" and e["pid"] in workers}
+    assert split_spans == {a["package"] for a in rep["actions"] if a["mode"] == "split"}
+    t = rep["totals"]  # --split-large=0: std's packages are split too
+    assert t["local"] == 0 and t["remote"] + t["split"] > 20 and t["fallbacks"] == 0, t
 
 
 @settings(max_examples=300, deadline=None)
