@@ -12,9 +12,10 @@ Two duration sources per graph, each its own results file:
 
 Two versions of policy (c):
   modelled: every shard of a split package takes F + B/K (F/B/D from -bench);
-  measured: the shards take what the patched compiler's shard processes took,
-            each run alone (lab.shard_times): shard 0 is the leader's run less
-            its dumpobj D, which stays with the merge node. Only the K that were
+  measured: the shards take the CPU time of the patched compiler's real shard
+            processes (lab.shard_times; single-threaded, so their time alone):
+            shard 0 is the leader's less its dumpobj D, which stays with the
+            merge node. Only the K that were
             measured are chosen from, and a package whose split could not be
             measured stays whole: the two are never mixed.
 """
@@ -83,13 +84,13 @@ def best_k_sweep(g: nx.DiGraph, ks: Sequence[int], specs: Mapping[str, sim.Split
 
 
 def measure_shards(specs: Mapping[str, sim.SplitSpec], ks: Sequence[int],
-                   run_alone: Callable[[str, int], Mapping[str, Any]]) -> dict[str, dict[int, list[float]] | str]:
+                   run_split: Callable[[str, int], Mapping[str, Any]]) -> dict[str, dict[int, list[float]] | str]:
     """Real shard times {package: {K: [shard 0 .. K-1 seconds]}}, or the reason a package
-    could not be split. RUN_ALONE(package, K) is lab.shard_times."""
+    could not be split. RUN_SPLIT(package, K) is lab.shard_times."""
     out: dict[str, dict[int, list[float]] | str] = {}
     for pkg, spec in specs.items():
         try:
-            runs = {k: run_alone(pkg, k) for k in ks}
+            runs = {k: run_split(pkg, k) for k in ks}
         except RuntimeError as exc:  # e.g. the patched compiler refuses this package
             out[pkg] = str(exc).splitlines()[0][:200]
             continue

@@ -311,11 +311,13 @@ class Lab:
         self.drop(tmp)
         return wall, phases
 
-    def split_alone(self, build: BuildResult, package: str, k: int) -> dict[str, Any]:
-        """PACKAGE's compile split K ways with the patched compiler, each process run ALONE.
+    def split_processes(self, build: BuildResult, package: str, k: int) -> dict[str, Any]:
+        """PACKAGE's compile split K ways with the patched compiler: each process's CPU time.
 
-        Shards 1..K-1 one after the other, then the leader (shard 0 + merge; its
-        shard files already exist, so it does not wait). -c=1, GOMAXPROCS=1.
+        Shards 1..K-1, then the leader (shard 0 + merge), as many at once as this
+        machine has cores; each is single-threaded (-c=1, GOMAXPROCS=1), so its
+        CPU time (user+sys) is what it would take alone on a machine of its own,
+        and a leader waiting for the last shard's file spends no CPU on it.
         The simulated K-machine wall time is max(slowest shard + merge, leader).
         Without -pgoprofile (not splittable), like the no_pgo stock runs it is compared with.
         """
@@ -334,22 +336,17 @@ class Lab:
             return a
 
         patched = compiler_patch.patched_compiler()
-        env = toolchain.go_env(GOMAXPROCS="1")
         files = [tmp / f"shard{i}.res" for i in range(1, k)]
-
-        def run(a: list[str]) -> float:
-            t = time.perf_counter()
-            proc = subprocess.run(a, check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
-            if proc.returncode != 0:
-                raise RuntimeError(f"split {package} K={k}: exit {proc.returncode}: {proc.stderr[-500:]}")
-            return time.perf_counter() - t
-
-        shards = [run(compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
-                                                compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched))
-                  for i in range(1, k)]
         stats = tmp / "stats0.json"
-        leader = run(compiler_patch.with_flags(with_out(tmp / "leader.a"),
-                                               compiler_patch.leader_flags(k, files, stats=stats), compiler=patched))
+        cmds = [compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
+                                          compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched)
+                for i in range(1, k)]
+        cmds.append(compiler_patch.with_flags(with_out(tmp / "leader.a"),
+                                              compiler_patch.leader_flags(k, files, stats=stats), compiler=patched))
+        try:
+            *shards, leader = cpu_times(cmds, tmp, toolchain.go_env(GOMAXPROCS="1"), os.cpu_count() or 1)
+        except RuntimeError as exc:
+            raise RuntimeError(f"split {package} K={k}: {exc}") from None
         st = json.loads(stats.read_text()) if stats.exists() else {}
         merge = float(st.get("inject_s") or 0.0)
         self.drop(tmp)
@@ -358,19 +355,21 @@ class Lab:
                 "k_machine_s": round(max(max(shards) + merge, leader), 3)}
 
     def shard_times(self, name: str, package: str, k: int) -> dict[str, Any]:
-        """`split_alone` of PACKAGE from the simulation's input build, once per session
+        """`split_processes` of PACKAGE from the simulation's input build, once per session
         (items 2 and 4 share it)."""
         key = (name, package, k)
         if key not in self.shards_cache:
-            self.shards_cache[key] = self.split_alone(self.cold(name, self.sim_procs()), package, k)
+            self.shards_cache[key] = self.split_processes(self.cold(name, self.sim_procs()), package, k)
         return self.shards_cache[key]
 
     def phases(self, name: str, package: str) -> dict[str, float]:
-        """F/B/D of PACKAGE's compile, -c=1, as in the simulation's input build."""
+        """F/B/D of PACKAGE's compile, -c=1, as in the simulation's input build but without
+        -pgoprofile: a split compile cannot use PGO (cmd/ builds with it), so what a split
+        would cost is compared with the compile it would replace. Items 2 and 4 share it."""
         key = (name, package)
         if key not in self.phases_cache:
             b = self.cold(name, self.sim_procs())
-            wall, ph = self.rerun_compile(b, package, c=1, gomaxprocs=1)
+            wall, ph = self.rerun_compile(b, package, c=1, gomaxprocs=1, no_pgo=True)
             ph["wall_s"] = wall
             self.phases_cache[key] = ph
         return self.phases_cache[key]
@@ -379,6 +378,43 @@ class Lab:
 
     def save(self, name: str, rows: list[dict[str, Any]], **meta: Any) -> Path:
         return save_results(self.results, name, rows, self.meta(**meta))
+
+
+def cpu_times(cmds: Sequence[Sequence[str]], cwd: Path, env: Mapping[str, str], slots: int,
+              timeout: float = 900) -> list[float]:
+    """Run CMDS in order, at most SLOTS at once; the CPU time (user+sys, seconds) of each."""
+    pending = list(enumerate(cmds))
+    running: dict[int, tuple[int, subprocess.Popen[bytes], Any]] = {}
+    out = [0.0] * len(cmds)
+    deadline = time.monotonic() + timeout
+    try:
+        while pending or running:
+            while pending and len(running) < slots:
+                i, cmd = pending.pop(0)
+                err = tempfile.TemporaryFile()
+                p = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL, stderr=err)
+                running[p.pid] = (i, p, err)
+            for pid in list(running):
+                done, status, usage = os.wait4(pid, os.WNOHANG)
+                if done == 0:
+                    continue
+                i, p, err = running.pop(pid)
+                p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+                err.seek(0)
+                msg = err.read().decode(errors="replace")[-500:]
+                err.close()
+                if p.returncode != 0:
+                    raise RuntimeError(f"exit {p.returncode}: {msg}")
+                out[i] = usage.ru_utime + usage.ru_stime
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out after {timeout:.0f} s")
+            time.sleep(0.02)
+    finally:
+        for _, p, err in running.values():
+            p.kill()
+            p.wait()
+            err.close()
+    return out
 
 
 def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:

@@ -188,7 +188,7 @@ def fig_split(doc: dict[str, Any], sim: dict[str, Any], out: Path) -> Path:
         ms = [s for s in srows if s.get("shards_measured_s") is not None]
         if ms:
             ax.plot([s["k"] for s in ms], [s["shards_measured_s"] for s in ms], marker="s", ls="--",
-                    color=line.get_color(), label=f"{pkg}: from shards run alone (simulated k machines)")
+                    color=line.get_color(), label=f"{pkg}: from the shard processes' CPU times (simulated k machines)")
         ax.axhline(r["stock_c1_wall_s"], color=line.get_color(), lw=0.8, ls=":",
                    label=f"{pkg}: stock -c=1 (measured)")
         ax.axhline(r["stock_c2_wall_s"], color=line.get_color(), lw=0.8, ls="-.",
@@ -413,10 +413,12 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
               "(default GOMAXPROCS) is the number of actions run at once, and each compile also gets "
               "`-c` backend threads from a token pool (not simulated); (c) modelled: (b) after splitting "
               "the critical path's large compiles into K shards (each F + B/K) plus a merge (D), with F/B/D "
-              "measured by `compile -bench` (`-c=1`) and scaled to the action's duration; K is the best "
+              "measured by `compile -bench` (`-c=1`, without `-pgoprofile`, which a split cannot use) and "
+              "scaled to the action's duration; K is the best "
               "of {1, 2, 4, 8, 16} not above k; (c) measured (where the table has it): the same splits, "
-              "but each shard takes the time the patched compiler's real shard process took, run alone "
-              "(-c=1; shard 0 = the leader's run less D), scaled the same way; K only from the measured "
+              "but each shard takes the CPU time of the patched compiler's real shard process (-c=1, "
+              "GOMAXPROCS=1: single-threaded, so its time alone; shard 0 = the leader less D), scaled the "
+              "same way; K only from the measured "
               "counts, and a package whose split could not be measured stays whole. Input: the cold build with the lowest GOMAXPROCS of the run, "
               "with two duration sources, each in its own table: the recorded wall durations, and the "
               "CPU time (user+sys) of each action's commands — on this shared machine the wall "
@@ -443,7 +445,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
         md.append("")
         if m.get("split_packages"):
             md.append("Split packages (F/B/D measured with `compile -bench`, -c=1; `action s` from the "
-                      "input graph" + ("; measured shards: seconds of each shard process run alone, shard 0 = "
+                      "input graph" + ("; measured shards: CPU seconds of each shard process, shard 0 = "
                                        "the leader less D" if m.get("measured_shard_choices") else "") + "):")
             md.append("")
             md.append(table([{**r, "shards_k": _shard_cell(r)} for r in m["split_packages"]], [
@@ -468,9 +470,14 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
         md.append(f"Not measured in this run: {fgo['meta']['skipped']}.")
         md.append("")
     elif fgo:
+        md.append("`fgo build -a` on an embedded cluster of 2 workers, empty GOCACHE and blob store, against item 1's cold "
+                  "`go build -a` of the same session at GOMAXPROCS=2 (so -p 2, the fair comparison on 2 "
+                  "cores) and GOMAXPROCS=1 (-p 1 and -c=1: one core); then a no-op rebuild with fgo. "
+                  "Dispatch = shim request → tool start plus tool end → reply, per remote action.")
+        md.append("")
         md.append(table(fgo["rows"], [
-            ("project", "project"), ("fgo_cold_s", "fgo -a s"), ("go_p1_cold_s", "go -a -p 1 s"),
-            ("go_p2_cold_s", "go -a -p 2 s"), ("speedup_vs_p2", "vs -p 2"), ("fgo_noop_s", "fgo no-op s"),
+            ("project", "project"), ("fgo_cold_s", "fgo -a s"), ("go_p1_cold_s", "go -a, GOMAXPROCS=1 s"),
+            ("go_p2_cold_s", "go -a, GOMAXPROCS=2 s"), ("speedup_vs_p2", "vs -p 2"), ("fgo_noop_s", "fgo no-op s"),
             ("totals_remote", "remote"), ("totals_local", "local"), ("totals_cached", "cached"),
             ("totals_fallbacks", "fallbacks"), ("totals_bytes_sent", "bytes sent"),
             ("totals_unique_input_bytes", "unique input bytes"), ("dispatch_p50_ms", "dispatch p50 ms"),
@@ -510,13 +517,14 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
         md.append("")
         if split_sim:
             md.append("Simulated k-machine wall time of the split compile: the bound F + D + B/k, and, from "
-                      "the patched compiler's processes each run alone (-c=1), max(slowest shard + merge, "
-                      "leader) — the leader compiles shard 0 and merges:")
+                      "the CPU times of the patched compiler's processes (-c=1, GOMAXPROCS=1: each "
+                      "single-threaded, so its time alone on a machine of its own), max(slowest shard + "
+                      "merge, leader) — the leader compiles shard 0 and merges:")
             md.append("")
             md.append(table(split_sim["rows"], [("package", "package"), ("k", "k"), ("bound_s", "F+D+B/k s"),
-                                                ("shards_measured_s", "from alone runs s"),
-                                                ("slowest_shard_s", "slowest shard alone s"),
-                                                ("leader_alone_s", "leader alone s"), ("merge_s", "merge s")]))
+                                                ("shards_measured_s", "from the processes s"),
+                                                ("slowest_shard_s", "slowest shard s"),
+                                                ("leader_alone_s", "leader s"), ("merge_s", "merge s")]))
             md.append(f"_{label(split_sim['meta'], 'SIMULATED')}_")
             md.append("")
             f = fig_split(split, split_sim, results / "fig5_split.png")

@@ -12,8 +12,8 @@ into K shards. The split packages' phase times F/B/D are *measured* with
 modelled (c) the shards take F + B/K each and the merge D, scaled to the
 action's duration in the graph (`SplitSpec`), K = the best of {1, 2, 4, 8, 16}
 <= k. For the projects of item2.MEASURED_SHARDS (etcd; gin in --quick), (c)
-measured uses the times of the patched compiler's real shard processes, each
-run alone, K from the measured counts only.
+measured uses the CPU times of the patched compiler's real shard processes
+(single-threaded: their time alone), K from the measured counts only.
 `python -m experiments.resim` re-runs this from the stored results without
 building.
 """

@@ -121,6 +121,12 @@ class RealCluster:
         with Client(self.address, timeout=timeout) as c:
             c.wait_for_workers(n, timeout=timeout)
 
+    def __enter__(self) -> RealCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for p in [*self.workers, self.scheduler]:
             if p.poll() is None:

@@ -62,6 +62,23 @@ def build_under_fault(project: Path, cluster: RealCluster, inject, faults, n: in
     return report_of(report)
 
 
+def split_build(project: Path, cluster: RealCluster, faults, *go_args: str,
+                env: dict[str, str] | None = None) -> tuple[str, dict, dict, list[dict]]:
+    """PROJECT built on CLUSTER with every package split in two (--split-large=0 --shards 2),
+    as one injected fault: the binary must equal go build's. Returns the summary (stderr),
+    the report, the record of package `big` and the trace's events."""
+    trace = project.parent / "trace.json"
+    proc, rep = fgo_build(project, *go_args, "-o", str(project / "fgo.bin"), env=env,
+                          opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
+                                "--trace", str(trace)))
+    faults.injected()
+    ok = identical(project)
+    faults.outcome(ok)
+    assert ok
+    big = next(a for a in rep["actions"] if a["package"] == "example.com/large/big")
+    return proc.stderr, rep, big, json.loads(trace.read_text())["traceEvents"]
+
+
 def test_worker_sigkilled_mid_action(hello: Path, real_cluster, faults) -> None:
     rep = build_under_fault(hello, real_cluster,
                             lambda: real_cluster.workers[0].send_signal(signal.SIGKILL), faults)
@@ -98,16 +115,8 @@ def test_damaged_data_is_detected(large: Path, tmp_path: Path, faults, fault: st
         cluster = RealCluster(tmp_path / "c", workers=2)
     finally:
         del os.environ["FGO_FAULT"]
-    try:
-        _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
-                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2"))
-    finally:
-        cluster.close()
-    faults.injected()
-    ok = identical(large)
-    faults.outcome(ok)
-    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
-    assert ok
+    with cluster:
+        _, rep, big, _ = split_build(large, cluster, faults)
     if fault == "corrupt-transfer":  # every transfer is refused by the store: all local
         assert rep["totals"]["remote"] == 0 and big["mode"] == "local"
         assert any("corrupt" in r for r in rep["totals"]["fallback_reasons"])
@@ -221,26 +230,14 @@ def test_shard_result_from_another_compiler_build(large: Path, tmp_path: Path, f
     """Worker 1's patched compiler is another build: whichever of the two workers leads
     the merge, it refuses the other's shard result and the package compiles normally."""
     cache = foreign_compiler(tmp_path / "foreign")
-    cluster = RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_CACHE_DIR": str(cache)}})
-    trace = tmp_path / "trace.json"
-    try:
-        proc, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
-                              opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
-                                    "--trace", str(trace)))
-    finally:
-        cluster.close()
-    faults.injected()
-    ok = identical(large)
-    faults.outcome(ok)
-    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
-    assert ok
+    with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_CACHE_DIR": str(cache)}}) as cluster:
+        summary, rep, big, events = split_build(large, cluster, faults)
     why = "merge-refused: shard result fgo-shard-1.res was made by another compiler"
     assert big["mode"] == "remote" and big["split"]["fallback"] == why, big["split"]
     # visible in the summary line and in the trace
     assert rep["totals"]["split_fallback_reasons"].get(why, 0) >= 1, rep["totals"]
-    assert "split fell back" in proc.stderr and why in proc.stderr, proc.stderr
-    spans = [e for e in json.loads(trace.read_text())["traceEvents"]
-             if e["ph"] == "X" and e["name"] == "build example.com/large/big"]
+    assert "split fell back" in summary and why in summary, summary
+    spans = [e for e in events if e["ph"] == "X" and e["name"] == "build example.com/large/big"]
     assert spans and spans[0]["args"].get("split_fallback") == why, spans
 
 
@@ -277,29 +274,18 @@ def test_workers_that_share_no_filesystem(large: Path, tmp_path: Path,
     w = "/mnt/fgo-worker"
     env = {"PYTHONPATH": f"{w}/site", "HOME": f"{w}/home", "TMPDIR": f"{w}/tmp",
            "FGO_STORE": f"{w}/store", "FGO_CACHE_DIR": f"{w}/cache", "GOCACHE": f"{w}/gocache"}
-    trace = tmp_path / "trace.json"
     wrap = ["unshare", "-m", "sh", str(Path(__file__).with_name("isolate.sh")), str(worker_install),
             *map(str, hide), "--"]
     head_tmp = tmp_path / "head-tmp"  # go build's WORK directory: hidden with the rest of BASE
     head_tmp.mkdir()
-    cluster = RealCluster(tmp_path / "c", workers=2, envs={0: env, 1: env}, wrap=wrap)
-    try:
+    with RealCluster(tmp_path / "c", workers=2, envs={0: env, 1: env}, wrap=wrap) as cluster:
         from distributed import Client
         with Client(cluster.address) as client:
             seen = client.run(lambda: (str(toolchain.goroot()), os.path.exists(large / "big")))
         assert all(root.startswith(w) and not project for root, project in seen.values()), seen
-        _, rep = fgo_build(large, "-a", "-o", str(large / "fgo.bin"), env={"TMPDIR": str(head_tmp)},
-                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
-                                 "--trace", str(trace)))
-    finally:
-        cluster.close()
-    faults.injected()
-    ok = identical(large)
-    faults.outcome(ok)
-    big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
-    assert ok and big["mode"] == "split", big
+        _, rep, big, events = split_build(large, cluster, faults, "-a", env={"TMPDIR": str(head_tmp)})
+    assert big["mode"] == "split", big
     # the trace draws every split compile in its leader's worker lane
-    events = json.loads(trace.read_text())["traceEvents"]
     workers = {e["pid"] for e in events if e["ph"] == "M" and e["args"]["name"].startswith("worker ")}
     split_spans = {e["name"].split(" ", 1)[1] for e in events
                    if e["ph"] == "X" and e["args"].get("mode") == "split" and e["pid"] in workers}
