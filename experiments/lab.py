@@ -374,6 +374,15 @@ class Lab:
             self.phases_cache[key] = ph
         return self.phases_cache[key]
 
+    def phases_many(self, name: str, packages: Sequence[str]) -> dict[str, dict[str, float]]:
+        """`phases` of PACKAGES, the missing ones measured at once, one per core: each compile
+        is single-threaded (-c=1, GOMAXPROCS=1), and the simulation uses only the proportions
+        of F, B and D (scaled to the action's recorded duration)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return dict(zip(packages, pool.map(lambda pkg: self.phases(name, pkg), packages), strict=True))
+
     # ------------------------------------------------------------ results
 
     def save(self, name: str, rows: list[dict[str, Any]], **meta: Any) -> Path:

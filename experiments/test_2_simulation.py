@@ -36,7 +36,7 @@ def test_simulation(benchmark, lab, name):
     build = lab.cold(name, procs)
     g = ag.work_graph(build.graph())
     wall = item2.durations(g, "wall")
-    specs = item2.choose_splits(g, lambda pkg: lab.phases(name, pkg), wall,
+    specs = item2.choose_splits(g, lambda pkgs: lab.phases_many(name, pkgs), wall,
                                 max_n=item2.QUICK_MAX_SPLIT if lab.quick else item2.MAX_SPLIT)
     walls = {pkg: lab.phases_cache[(name, pkg)]["wall_s"] for pkg in specs}
     shard_ks = (item2.QUICK_MEASURED_SHARDS if lab.quick else item2.MEASURED_SHARDS).get(name, ())
