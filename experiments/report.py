@@ -419,7 +419,12 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
               "but each shard takes the CPU time of the patched compiler's real shard process (-c=1, "
               "GOMAXPROCS=1: single-threaded, so its time alone; shard 0 = the leader less D), scaled the "
               "same way; K only from the measured "
-              "counts, and a package whose split could not be measured stays whole. Input: the cold build with the lowest GOMAXPROCS of the run, "
+              "counts, and a package whose split could not be measured stays whole. To fit the run in 30 "
+              "minutes, the -bench compiles and the shard processes run two at a time, one per core; "
+              "sharing the memory system slows each (gin's `runtime`: 8.6 s alone, 10.8 s beside another "
+              "compile, in two --quick runs); both are scaled by the action's recorded duration over the "
+              "paired F + B + D, which cancels a slowdown they share. "
+              "Input: the cold build with the lowest GOMAXPROCS of the run, "
               "with two duration sources, each in its own table: the recorded wall durations, and the "
               "CPU time (user+sys) of each action's commands — on this shared machine the wall "
               "durations stretch with other processes' load, CPU time of a -c=1 compile hardly does. "
@@ -449,7 +454,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
                                        "the leader less D" if m.get("measured_shard_choices") else "") + "):")
             md.append("")
             md.append(table([{**r, "shards_k": _shard_cell(r)} for r in m["split_packages"]], [
-                ("package", "package"), ("action_s", "action s"), ("compile_c1_wall_s", "compile -c=1 s"),
+                ("package", "package"), ("action_s", "action s"), ("compile_c1_wall_s", "compile -c=1 s (two at once)"),
                 ("frontend_s", "F s"), ("backend_s", "B s"), ("merge_s", "D s"), ("backend_frac", "B share"),
                 *([("shards_k", "measured shards s (K: shard 0 … K-1)")]
                   if m.get("measured_shard_choices") else [])]))
