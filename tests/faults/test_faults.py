@@ -209,17 +209,22 @@ def test_full_disk_in_a_worker_store(hello: Path, tmp_path: Path, faults) -> Non
     assert rep["totals"]["remote"] > 0  # the healthy worker kept working
 
 
+def install_patched_compiler(cache: Path) -> Path:
+    """This host's patched compiler copied into the fgo cache dir CACHE (FGO_CACHE_DIR) of
+    another worker, as `fgo worker-setup` would build it there; its compile binary."""
+    mine = compiler_patch.ensure_compiler().path.parent
+    shutil.copytree(mine, cache / mine.name, ignore=shutil.ignore_patterns("build-*", "*.lock"))
+    return cache / mine.name / "compile"
+
+
 def foreign_compiler(root: Path) -> Path:
     """A cache dir (FGO_CACHE_DIR) holding the patched compiler under another build ID:
     same patch series, same code, but to the compiler a different build, as when a
     worker's toolchain was rebuilt from other sources."""
-    mine = compiler_patch.ensure_compiler().path
-    theirs = root / mine.parent.name
-    shutil.copytree(mine.parent, theirs, ignore=shutil.ignore_patterns("build-*", "*.lock"))
-    build_id = subprocess.run([str(toolchain.go_binary()), "tool", "buildid", str(mine)],
+    exe = install_patched_compiler(root)
+    build_id = subprocess.run([str(toolchain.go_binary()), "tool", "buildid", str(exe)],
                               capture_output=True, text=True, check=True).stdout.strip().encode()
     other = build_id[:-1] + (b"A" if build_id[-1:] != b"A" else b"B")
-    exe = theirs / "compile"
     data = exe.read_bytes()
     assert data.count(build_id) >= 1
     exe.write_bytes(data.replace(build_id, other))
@@ -249,8 +254,7 @@ def worker_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("worker-install")
     (root / "site").mkdir()
     subprocess.run(["cp", "-a", str(toolchain.goroot()), str(root / "site" / "go")], check=True)
-    patched = compiler_patch.ensure_compiler().path.parent
-    shutil.copytree(patched, root / "cache" / patched.name, ignore=shutil.ignore_patterns("build-*", "*.lock"))
+    install_patched_compiler(root / "cache")
     for d in ("store", "home", "tmp", "gocache"):
         (root / d).mkdir()
     return root
