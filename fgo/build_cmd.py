@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from fgo import builder, config
+from fgo.cliargs import go_args_command
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("project")
+@go_args_command()
+@click.argument("project", default=".")
 @click.argument("go_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="An existing Dask scheduler (default: an embedded LocalCluster).")
@@ -29,7 +30,9 @@ from fgo import builder, config
 @click.option("--tls-key", metavar="PEM", help="TLS: this client's private key.")
 @click.option("--split-large", is_flag=False, flag_value="auto", metavar="[=SECONDS]",
               help="Split large packages' compiles into shards on several workers; SECONDS: "
-                   "predicted compile time above which to split (0: every package).")
+                   "predicted compile time above which to split (0: every package; bare: "
+                   "when the cost model predicts a gain). The next word is read as SECONDS "
+                   "only when it is a number.")
 @click.option("--shards", default="auto", show_default=True, metavar="K|auto",
               help="Shards per split package.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
@@ -37,7 +40,8 @@ from fgo import builder, config
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
           check: bool, split_large: str | None, shards: str, quiet: bool, verbose: bool,
           **flags: object) -> None:
-    """Build the Go project in PROJECT; arguments after -- go to go build as they are.
+    """Build the Go project in PROJECT (default: the current directory); arguments
+    after -- go to go build as they are (package patterns, -o, -a, ...).
 
     Settings come from flags, else FGO_<NAME> environment variables (e.g.
     FGO_SCHEDULER), else [tool.fgo] in a pyproject.toml at or above PROJECT.

@@ -145,8 +145,9 @@ def run(opts: BuildOptions) -> int:
                 if not opts.quiet:
                     print(f"fgo: {len(coordinator.placement.workers)} workers, "
                           f"{parallelism or 0} threads"
-                          f" ({'embedded' if cluster.local else cluster.scheduler});"
-                          f" dashboard {cluster.dashboard}", file=sys.stderr)
+                          f" ({'embedded' if cluster.local else cluster.scheduler})"
+                          + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
+                          file=sys.stderr)
             actiongraph = os.path.join(tmp, "actiongraph.json")
             cmd = go_build_command(opts.go_args, shim if coordinator else None, parallelism,
                                    actiongraph)

@@ -62,6 +62,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("fgo: interrupted", err=True)
         code = 130
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `fgo`: the usage, as click shows it
+        exc.show()
+        code = exc.exit_code
     except click.ClickException as exc:
         click.echo(f"fgo: error: {exc.format_message()}", err=True)
         code = exc.exit_code

@@ -65,11 +65,33 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
         except TimeoutError:
             client.close()
             raise ClusterError(f"scheduler {scheduler} has no workers") from None
-        return Cluster(client, None, scheduler, client.dashboard_link)
+        return Cluster(client, None, scheduler, _dashboard(client, remote=True))
     n = workers or os.cpu_count() or 1
     # In-process workers: the compile is a subprocess either way, and nothing
     # has to be pickled between the head and a worker on the same machine.
     local = LocalCluster(n_workers=n, threads_per_worker=threads, processes=False,
                          dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(local, set_as_default=False)
-    return Cluster(client, local, local.scheduler_address, client.dashboard_link)
+    return Cluster(client, local, local.scheduler_address, _dashboard(client, remote=False))
+
+
+def dashboard_link(services: dict[str, Any], link: str, has_bokeh: bool) -> str | None:
+    """LINK when the scheduler really serves a dashboard: it runs the "dashboard"
+    service (not `--no-dashboard`) and has bokeh (without it /status only says so)."""
+    return link if "dashboard" in services and has_bokeh else None
+
+
+def _bokeh_importable() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard(client: Any, remote: bool) -> str | None:
+    services = client.scheduler_info().get("services", {})
+    if "dashboard" not in services:
+        return None
+    try:
+        has_bokeh = client.run_on_scheduler(_bokeh_importable) if remote else _bokeh_importable()
+    except Exception:  # a scheduler that refuses run_on_scheduler: claim no dashboard
+        has_bokeh = False
+    return dashboard_link(services, client.dashboard_link, has_bokeh)

@@ -19,6 +19,7 @@ import click
 import networkx as nx
 
 from fgo import builder, toolchain
+from fgo.cliargs import go_args_command
 from fgo.errors import FgoError
 
 
@@ -134,8 +135,8 @@ def write_dot(path: str, plan: dict[str, Any]) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("project")
+@go_args_command()
+@click.argument("project", default=".")
 @click.argument("go_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--dot", metavar="FILE", help="Write the package graph for Graphviz.")
@@ -145,7 +146,8 @@ def write_dot(path: str, plan: dict[str, Any]) -> None:
               metavar="[=SECONDS]", help="The threshold fgo build --split-large would use.")
 def plan(project: str, go_args: tuple[str, ...], as_json: bool, dot: str | None,
          workers: int | None, split_large: str) -> None:
-    """Show the action graph of building PROJECT and what --split-large would split."""
+    """Show the action graph of building PROJECT (default: the current directory) and
+    what --split-large would split; arguments after -- go to go build."""
     proj = builder.project_dir(project)
     try:
         result = make_plan(proj, list(go_args), workers or os.cpu_count() or 1, split_large)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import click
 
+from fgo.cliargs import go_args_command, split_go_args
 from fgo import diff as fdiff
 from fgo import goobj
 from fgo.goobj import GoobjError
@@ -508,7 +509,7 @@ def _indent(text: str, ind: str) -> str:
 # ------------------------------------------------------------------ command
 
 
-@click.command("verify", context_settings={"ignore_unknown_options": False})
+@go_args_command(name="verify")
 @click.argument("project", type=click.Path(path_type=Path), default=".")
 @click.argument("go_build_flags", nargs=-1, type=click.UNPROCESSED)
 @click.option("-p", "--pkg", "packages", multiple=True, metavar="PATTERN",
@@ -530,8 +531,8 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
 
     Each build uses a fresh, empty GOCACHE. Every package archive and binary is
     compared with the first build; for the first differing package the report
-    names the archive member and the symbols that differ. Flags after `--` go to
-    every `go build`. Exit status: 0 all matched, 1 differences, 2 bad input or a
+    names the archive member and the symbols that differ. Arguments after `--` go
+    to every `go build`: flags, then package patterns (as with -p). Exit status: 0 all matched, 1 differences, 2 bad input or a
     failed build.
     """
     if list_variants:
@@ -556,8 +557,10 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
     try:
         try:
             chosen = [v for v in map(variant_by_name, names) if v is not None]
+            flags, patterns = split_go_args(list(go_build_flags))
+            flags = _list_flags(flags)  # each variant writes into its own directory
             report = run_verify(project.resolve(), chosen,
-                                list(packages) or None, list(go_build_flags), root,
+                                [*packages, *patterns] or None, flags, root,
                                 timeout=timeout, progress=say)
         except (VerifyError, GoobjError, ToolchainError) as exc:
             click.echo(f"fgo verify: {exc}", err=True)

@@ -160,6 +160,21 @@ def test_verify_command_on_a_small_module(tmp_path):
     assert not list(tmp_path.glob("fgo-verify-*"))
 
 
+def test_verify_takes_go_build_args_after_the_separator(tmp_path):
+    """`fgo verify PROJECT -- FLAGS PATTERNS`: flags go to every build, patterns select the
+    packages, and a user's -o is dropped (each variant builds into its own directory)."""
+    project = write_module(tmp_path / "tiny")
+    r = subprocess.run([FGO, "verify", "--json", "-v", "go", "-v", "go", str(project), "--",
+                        "-trimpath", "-o", str(tmp_path / "h"), "./lib", "."],
+                       check=False, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = json.loads(r.stdout)
+    assert j["matched"] is True
+    assert j["packages"] == ["./lib", "."] and j["go_flags"] == ["-trimpath"]
+    assert j["comparisons"][0]["packages_compared"] > 20
+    assert not (tmp_path / "h").exists()
+
+
 def test_verify_bad_input(tmp_path):
     for args in (["verify", str(tmp_path / "nope")],
                  ["verify", "-v", "go", str(tmp_path)],
