@@ -1,4 +1,4 @@
-"""Item 2's recipe on top of fgo.simulate: which packages to split, and the sweep over k.
+"""Item 2's recipe on top of fgo.analysis.simulate: which packages to split, and the sweep over k.
 
 Shared by test_2_simulation.py (which measures F/B/D) and resim.py (which
 re-runs the simulations from stored results, e.g. with real shard times).
@@ -28,8 +28,7 @@ from typing import Any
 
 import networkx as nx
 
-from fgo import simulate as sim
-
+from fgo.analysis import simulate as sim
 # Splitting candidates: critical-path compiles of at least MIN_SPLIT_S seconds,
 # two per round (measured at once), found again after each round (the path moves), at most MAX_SPLIT.
 MIN_SPLIT_S = 0.5
@@ -124,8 +123,7 @@ def spec_rows(g: nx.DiGraph, specs: Mapping[str, sim.SplitSpec], dur: Mapping[An
               shards: Mapping[str, Mapping[int, Sequence[float]] | str] | None = None) -> list[dict[str, Any]]:
     """The split table: one row per package (measured phases, the action's duration, and
     the measured shard times or why there are none)."""
-    from fgo import actiongraph as ag
-
+    from fgo.analysis import actiongraph as ag
     rows = []
     for pkg, spec in specs.items():
         n = ag.find_action(g, pkg)

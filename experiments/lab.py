@@ -1,6 +1,6 @@
 """The experiments' I/O: the corpus, running builds, re-running compiles, storing results.
 
-Analysis lives in fgo.actiongraph and fgo.simulate; this module only runs
+Analysis lives in fgo.analysis.actiongraph and fgo.analysis.simulate; this module only runs
 things and writes files. One `Lab` per pytest session (see conftest.py): it
 memoizes builds so that the simulation and the split benchmarks reuse the
 graphs of the corpus builds instead of building again, and it deletes its
@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fgo import actiongraph as ag
-from fgo import simulate as sim
+from fgo.analysis import actiongraph as ag
+from fgo.analysis import simulate as sim
 from fgo import toolchain
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 GOCODE = Path("/usr/share/gocode")  # Debian's Go sources, GOPATH mode
@@ -321,8 +320,7 @@ class Lab:
         The simulated K-machine wall time is max(slowest shard + merge, leader).
         Without -pgoprofile (not splittable), like the no_pgo stock runs it is compared with.
         """
-        from fgo import compiler_patch
-
+        from fgo.split import compiler as compiler_patch
         if build.work_dir is None or not build.work_dir.exists():
             raise RuntimeError(f"{build.project}: WORK dir not kept; cannot re-run compiles")
         argv = [a for a in self.compile_cmd(build, package, no_pgo=True) if not re.match(r"^-c=\d+$", a)]

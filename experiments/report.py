@@ -98,8 +98,7 @@ def fig_corpus(doc: dict[str, Any], out: Path) -> Path:
 
 
 def fig_width(doc: dict[str, Any], repo: Path, out: Path) -> Path | None:
-    from fgo import actiongraph as ag
-
+    from fgo.analysis import actiongraph as ag
     plt = _plt()
     rows = [r for r in doc["rows"] if r["kind"] == "cold"]
     if not rows:
@@ -352,7 +351,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md.append("The machine is shared (other builds run at the same time): absolute times are noisy; "
               "compare ratios taken within one run. The load average at the moment each result was "
               "saved is in its caption. **Measured** numbers come from real runs; **simulated** ones from "
-              "`fgo.simulate` on measured action durations; the two are never combined into one number.")
+              "`fgo.analysis.simulate` on measured action durations; the two are never combined into one number.")
     md.append("")
     md.append("## Summary")
     md.append("")
@@ -404,7 +403,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     # 2
     md.append("## 2. Scheduling simulation on measured durations (simulated)")
     md.append("")
-    md.append("Policies (`fgo/simulate.py`), k identical workers, no communication cost: "
+    md.append("Policies (`fgo/analysis/simulate.py`), k identical workers, no communication cost: "
               "(a) DistGo-style: actions grouped by longest-path depth, each level list-scheduled "
               "(longest first) with a barrier before the next level; (b) greedy DAG list scheduling, "
               "critical-path (bottom-level) priority; *go order*: the same greedy scheduler with go "

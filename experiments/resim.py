@@ -18,9 +18,7 @@ import json
 from pathlib import Path
 
 from experiments import item2, lab, report
-from fgo import actiongraph as ag
-
-
+from fgo.analysis import actiongraph as ag
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=lab.HERE / "results")

@@ -4,7 +4,7 @@ Input: the action graph of the cold build at the lowest GOMAXPROCS of the run
 (1 in the full run: no parallelism between actions; each compile with -c=1),
 reduced to its work actions (`actiongraph.work_graph`), with two duration
 sources (recorded wall time, and CPU time; see experiments/item2.py).
-Policies (fgo.simulate): (a) DistGo-style levels with barriers, (b) DAG list
+Policies (fgo.analysis.simulate): (a) DistGo-style levels with barriers, (b) DAG list
 scheduling with critical-path priority, go build's own post-order priority for
 reference, and (c) = (b) with the large packages on the critical path split
 into K shards. The split packages' phase times F/B/D are *measured* with
@@ -24,9 +24,7 @@ import pytest
 
 from experiments import item2
 from experiments.lab import CORPUS, QUICK_CORPUS, SIM_KS
-from fgo import actiongraph as ag
-
-
+from fgo.analysis import actiongraph as ag
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.quick] if n in QUICK_CORPUS else [])
                                   for n in CORPUS])
 def test_simulation(benchmark, lab, name):

@@ -14,14 +14,14 @@ import click
 
 # verb -> ("module:click command", one-line help); each verb lives in its own module.
 VERBS = {
-    "build": ("fgo.build_cmd:build", "Build a Go project, compiling its packages on a Dask cluster."),
-    "plan": ("fgo.plan_cmd:plan", "Show the action graph and what --split-large would split."),
-    "toolchain": ("fgo.split_compile:toolchain_cmd", "Build (if needed) and print the patched compiler."),
-    "split-compile": ("fgo.split_compile:split_compile_cmd",
+    "build": ("fgo.verbs.build:build", "Build a Go project, compiling its packages on a Dask cluster."),
+    "plan": ("fgo.verbs.plan:plan", "Show the action graph and what --split-large would split."),
+    "toolchain": ("fgo.verbs.toolchain:toolchain_cmd", "Build (if needed) and print the patched compiler."),
+    "split-compile": ("fgo.verbs.split_compile:split_compile_cmd",
                       "Compile packages as shards + leader and compare with a stock compile."),
-    "diff": ("fgo.diff:diff_cmd", "Compare two archives or binaries down to the symbol."),
-    "verify": ("fgo.verify:verify_cmd", "Build several ways and explain any difference."),
-    "worker-setup": ("fgo.worker_setup:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
+    "diff": ("fgo.verbs.diff:diff_cmd", "Compare two archives or binaries down to the symbol."),
+    "verify": ("fgo.verbs.verify:verify_cmd", "Build several ways and explain any difference."),
+    "worker-setup": ("fgo.verbs.worker_setup:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
 }
 
 

@@ -15,15 +15,6 @@ from typing import Any
 
 import click
 
-# go build's flags that take a value as the next word (go help build, go1.27).
-GO_VALUE_FLAGS = frozenset({
-    "o", "p", "C", "asmflags", "buildmode", "compiler", "gccgoflags", "gcflags",
-    "installsuffix", "ldflags", "mod", "modfile", "overlay", "pgo", "pkgdir", "tags",
-    "toolexec", "covermode", "coverpkg", "debug-actiongraph", "debug-trace",
-    "debug-runtime-trace",
-})
-
-
 def is_number(word: str) -> bool:
     try:
         float(word)
@@ -45,26 +36,6 @@ def bind_optional_values(args: list[str], options: frozenset[str]) -> list[str]:
         else:
             out.append(word)
     return out
-
-
-def split_go_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """go build's ARGS as (flags, package patterns), the way go's flag package reads them:
-    flags end at the first word that is not one (or at `--`)."""
-    flags: list[str] = []
-    i = 0
-    while i < len(args):
-        word = args[i]
-        if word == "--":
-            return flags, args[i + 1:]
-        if not word.startswith("-") or word == "-":
-            break
-        flags.append(word)
-        name = word.lstrip("-")
-        if "=" not in name and name in GO_VALUE_FLAGS and i + 1 < len(args):
-            flags.append(args[i + 1])
-            i += 1
-        i += 1
-    return flags, args[i:]
 
 
 class GoArgsCommand(click.Command):

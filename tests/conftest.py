@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from fgo import toolchain
-
 VENV_BIN = Path(sys.executable).parent
 FGO = str(VENV_BIN / "fgo")
 

@@ -1,4 +1,4 @@
-"""fgo.actiongraph: parsing go's -debug-actiongraph output and the graph's shape."""
+"""fgo.analysis.actiongraph: parsing go's -debug-actiongraph output and the graph's shape."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from fgo import actiongraph as ag
+from fgo.analysis import actiongraph as ag
 from fgo import toolchain
-
 T0 = "2026-11-24T10:00:00"
 
 

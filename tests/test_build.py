@@ -90,7 +90,7 @@ def test_compile_error_shown_exactly_as_go_build(hello: Path) -> None:
 
 def test_shim_answers_version_queries_like_the_tool() -> None:
     from fgo import toolchain
-    from fgo.shim import shim_path
+    from fgo.build.shim import shim_path
     tool = str(toolchain.tool_path("compile"))
     direct = subprocess.run([tool, "-V=full"], capture_output=True, text=True)
     shimmed = subprocess.run([str(shim_path()), tool, "-V=full"], capture_output=True, text=True,

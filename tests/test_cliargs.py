@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fgo.cliargs import bind_optional_values, split_go_args
-from fgo.cluster import dashboard_link
+from fgo.cliargs import bind_optional_values
+from fgo.goflags import split_go_args, without_output_flag
+from fgo.build.cluster import dashboard_link
 
 
 def parse(verb: str, *args: str) -> dict:
@@ -65,3 +66,7 @@ def test_a_dashboard_link_only_where_there_is_a_dashboard() -> None:
     assert dashboard_link({"dashboard": 8787}, link, has_bokeh=True) == link
     assert dashboard_link({}, link, has_bokeh=True) is None          # --no-dashboard
     assert dashboard_link({"dashboard": 8787}, link, has_bokeh=False) is None
+
+
+def test_without_output_flag() -> None:
+    assert without_output_flag(["-a", "-o", "x", "-o=y", "-tags", "t"]) == ["-a", "-tags", "t"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fgo import compiler_patch as cp
-from fgo import split_compile as sc
+from fgo.split import compiler as cp
+from fgo.split import harness as sc
 from fgo.toolchain import file_sha256, go_version
 
 pytestmark = pytest.mark.slow

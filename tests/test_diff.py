@@ -1,4 +1,4 @@
-"""fgo.goobj (the object-file reader) and fgo diff: the diagnosis must be real.
+"""fgo.verify.goobj (the object-file reader) and fgo diff: the diagnosis must be real.
 
 Real archives built with the pinned toolchain; injected differences (one function
 body changed, one byte flipped in a symbol's data) must be pinned to the right
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import FGO
 
-from fgo import diff as fdiff
-from fgo import goobj, toolchain
-
+from fgo.verify import diff as fdiff
+from fgo import toolchain
+from fgo.verify import goobj
 PKG_SRC = """package p
 
 // Options is configured by init.

@@ -1,4 +1,4 @@
-"""fgo.simulate: scheduling policies on small DAGs (no processes)."""
+"""fgo.analysis.simulate: scheduling policies on small DAGs (no processes)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fgo import simulate as sim
-
-
+from fgo.analysis import simulate as sim
 def dag(edges: list[tuple[str, str]], dur: dict[str, float], **attrs: dict[str, object]) -> nx.DiGraph:
     g = nx.DiGraph()
     for n, d in dur.items():

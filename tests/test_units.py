@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from fgo import compileargs, executor, toolchain
-from fgo.blobs import BlobIndex, CorruptBlob, Store, export_data, read_export_data, sha256
-from fgo.placement import Placement
+from fgo import toolchain
+
+from fgo.worker import compileargs
+
+from fgo.worker import executor
+from fgo.worker.blobs import BlobIndex, CorruptBlob, Store, export_data, read_export_data, sha256
+from fgo.build.placement import Placement
 
 ARGS = ["-o", "/w/b001/_pkg_.a", "-trimpath", "/w/b001=>", "-p", "main", "-lang=go1.22",
         "-complete", "-buildid", "x/x", "-goversion", "go1.27.3", "-c=2", "-nolocalimports",
@@ -170,7 +174,7 @@ def test_settings_precedence(tmp_path: Path) -> None:
 
 
 def test_check_build_retargets_outputs(tmp_path: Path) -> None:
-    from fgo.check import _retarget_output
+    from fgo.verify.check import _retarget_output
     (tmp_path / "bin").mkdir()
     assert _retarget_output(["-o", "app", "."], "/T", tmp_path) == ["-o", "/T/app", "."]
     assert _retarget_output(["-o=x/app"], "/T", tmp_path) == ["-o=/T/app"]

@@ -13,8 +13,7 @@ import pytest
 from conftest import FGO, GOPATH_ENV, clean_env, require_gopath
 
 from fgo import toolchain
-from fgo import verify as fv
-
+from fgo.verify import builds as fv
 LIB_SRC = """package lib
 
 // Double returns 2*x.

@@ -143,7 +143,6 @@ def collect_bench(packages: Sequence[str], log: Path | str, env: dict[str, str] 
     action IDs, so everything the packages need is compiled once, each a sample).
     """
     from fgo import toolchain
-
     log = str(Path(log).resolve())
     wrapper = Path(tempfile.mkdtemp(prefix="fgo-bench-")) / "wrap.sh"
     wrapper.write_text("#!/bin/sh\n"

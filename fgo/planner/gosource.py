@@ -594,7 +594,6 @@ def scan_package_dir(directory: str | os.PathLike[str], tags: Sequence[str] = ()
     import json
 
     from fgo import toolchain
-
     args = ["list", "-json"]
     if tags:
         args.append("-tags=" + ",".join(tags))

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FGO, HELLO, RealCluster, go_build, run_fgo, sha, write_tree
-from fgo import compiler_patch, paths, toolchain
+from fgo import paths, toolchain
+from fgo.split import compiler as compiler_patch
 from test_build import fgo_build, report_of
 from test_split import large_package
 
@@ -213,8 +214,9 @@ def install_patched_compiler(cache: Path) -> Path:
     """This host's patched compiler copied into the fgo cache dir CACHE (FGO_CACHE_DIR) of
     another worker, as `fgo worker-setup` would build it there; its compile binary."""
     mine = compiler_patch.ensure_compiler().path.parent
-    shutil.copytree(mine, cache / mine.name, ignore=shutil.ignore_patterns("build-*", "*.lock"))
-    return cache / mine.name / "compile"
+    theirs = cache / compiler_patch.cache_root().name / mine.name
+    shutil.copytree(mine, theirs, ignore=shutil.ignore_patterns("build-*", "*.lock"))
+    return theirs / "compile"
 
 
 def foreign_compiler(root: Path) -> Path:

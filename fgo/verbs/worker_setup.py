@@ -18,7 +18,9 @@ from fgo.errors import FgoError
 
 def prepare() -> dict[str, Any]:
     """Run on one worker (or here): what it has, what it built."""
-    from fgo import compiler_patch, executor, toolchain
+    from fgo import toolchain
+    from fgo.split import compiler as compiler_patch
+    from fgo.worker import executor
     t0 = time.monotonic()
     patched = compiler_patch.ensure_compiler()
     info = executor.store_info()
@@ -34,9 +36,9 @@ def prepare() -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def worker_setup(scheduler: str | None, as_json: bool) -> None:
     """Prepare this machine, or every worker of a cluster, for fgo builds."""
-    from fgo.compiler_patch import PatchError
+    from fgo.split.compiler import PatchError
     if scheduler:
-        from fgo.cluster import ClusterError, connect
+        from fgo.build.cluster import ClusterError, connect
         try:
             cluster = connect(scheduler)
         except ClusterError as exc:

@@ -22,10 +22,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fgo import compileargs, executor, toolchain
-from fgo.blobs import Blob, BlobIndex
-from fgo.placement import Placement
-from fgo.report import ActionRecord, Recorder
+from fgo import toolchain
+
+from fgo.worker import compileargs
+
+from fgo.worker import executor
+from fgo.worker.blobs import Blob, BlobIndex
+from fgo.build.placement import Placement
+from fgo.report.record import ActionRecord, Recorder
 
 
 STRAGGLER_MIN_S = 10.0   # never race a compile that has run for less than this

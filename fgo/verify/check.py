@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from fgo import toolchain
-
-
 def _retarget_output(go_args: list[str], outdir: str, cwd: Path) -> list[str]:
     """GO_ARGS with -o pointed into OUTDIR (the user's own outputs stay untouched)."""
     def target(value: str) -> str:

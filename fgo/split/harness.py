@@ -19,15 +19,13 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import click
 
-from fgo import compiler_patch
-from fgo.toolchain import ToolchainError, go_binary, go_env, tool_path
+from fgo.split import compiler as compiler_patch
+from fgo.toolchain import go_binary, go_env, tool_path
 
 
 class SplitError(Exception):
@@ -298,59 +296,3 @@ def format_result(r: PackageResult) -> str:
                  f"{r.bound_s}s (F={r.bench_frontend_s:.2f} B={r.bench_backend_s:.2f} D={r.bench_dumpobj_s:.2f}, "
                  f"walk {r.walk_s or 0:.2f}s)  stock -c=2={r.stock_c2_s:.2f}s")
     return line
-
-
-# --- click commands --------------------------------------------------------------------------
-
-@click.command("toolchain")
-@click.option("--json", "as_json", is_flag=True, help="Print path, series hash and build time as JSON.")
-def toolchain_cmd(as_json: bool) -> None:
-    """Build the patched compiler if needed and print its path."""
-    try:
-        p = compiler_patch.ensure_compiler(log=lambda m: click.echo(m, err=True))
-    except (ToolchainError, OSError) as exc:
-        click.echo(f"fgo toolchain: {exc}", err=True)
-        sys.exit(1)
-    if as_json:
-        click.echo(json.dumps({"compile": str(p.path), "series": p.series, "built": p.built,
-                               "seconds": round(p.seconds, 2)}))
-    else:
-        click.echo(str(p.path))
-
-
-@click.command("split-compile", context_settings={"ignore_unknown_options": False})
-@click.option("--shards", "-k", default=2, show_default=True, type=int, help="Processes per package (K).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document with every package's result.")
-@click.option("--c", "conc", default=1, show_default=True, type=int, help="-c (backend goroutines) of every compile.")
-@click.option("--gcflags", default="", help="Extra compile flags for every compile, e.g. '-dwarf=false'.")
-@click.option("--timeout", default=600, show_default=True, type=int, help="Leader's wait for shard results (s).")
-@click.option("--keep", type=click.Path(file_okay=False), default=None, help="Keep work files under this directory.")
-@click.option("--alone", is_flag=True, help="Also time stock -c=2 and each split process alone (bound F+B/K+D).")
-@click.argument("project", type=click.Path())
-@click.argument("packages", nargs=-1, required=True)
-def split_compile_cmd(shards: int, as_json: bool, conc: int, gcflags: str, timeout: int, keep: str | None,
-                      alone: bool, project: str, packages: tuple[str, ...]) -> None:
-    """Compile PACKAGES of PROJECT stock and as shards + leader; compare (PROJECT -- PACKAGES...)."""
-    def progress(r: PackageResult) -> None:
-        if not as_json:
-            click.echo(format_result(r))
-
-    try:
-        if conc < 1:
-            raise SplitError("--c must be at least 1")
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-        results = split_compile(Path(project), list(packages), shards, c=conc, extra=gcflags.split(),
-                                timeout=timeout, keep=Path(keep) if keep else None, alone=alone,
-                                progress=progress)
-    except (SplitError, ToolchainError, ValueError, OSError) as exc:
-        click.echo(f"fgo split-compile: {exc}", err=True)
-        sys.exit(2)
-    ok = all(r.identical and not r.error for r in results)
-    if as_json:
-        click.echo(json.dumps({"shards": shards, "c": conc, "gcflags": gcflags, "all_identical": ok,
-                               "packages": [dataclasses.asdict(r) for r in results]}, indent=1))
-    else:
-        n_ok = sum(1 for r in results if r.identical and not r.error)
-        click.echo(f"{n_ok}/{len(results)} packages identical")
-    sys.exit(0 if ok else 1)

@@ -16,10 +16,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fgo import compileargs
-from fgo.blobs import Blob
-from fgo.coordinator import Coordinator, RemoteFailure
-from fgo.report import ActionRecord
+from fgo.worker import compileargs
+from fgo.worker.blobs import Blob
+from fgo.build.coordinator import Coordinator, RemoteFailure
+from fgo.report.record import ActionRecord
 
 
 @dataclass
@@ -31,7 +31,7 @@ class SplitOptions:
 
 class Splitter:
     def __init__(self, coordinator: Coordinator, options: SplitOptions) -> None:
-        from fgo import compiler_patch
+        from fgo.split import compiler as compiler_patch
         from fgo.planner.decide import SplitPolicy
         self.coordinator = coordinator
         self.options = options

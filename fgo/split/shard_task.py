@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fgo import compileargs, compiler_patch
-from fgo.executor import output_sha256, read_outputs
+from fgo.worker import compileargs
+
+from fgo.split import compiler as compiler_patch
+from fgo.worker.executor import output_sha256, read_outputs
 
 
 def _stats(path: str) -> dict[str, Any]:

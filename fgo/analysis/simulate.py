@@ -1,7 +1,7 @@
 """Scheduling simulations on an action DAG with measured durations (pure functions).
 
 The input is any networkx DiGraph (edge dep -> dependent) plus a duration per
-node, normally `fgo.actiongraph.work_graph` of a real build. Every function
+node, normally `fgo.analysis.actiongraph.work_graph` of a real build. Every function
 here is deterministic and runs no process; numbers it produces are
 *simulated* and must be labelled so.
 

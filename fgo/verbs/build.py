@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from fgo import builder, config
+from fgo import config
+
+from fgo.build import driver as builder
 from fgo.cliargs import go_args_command
 
 

@@ -14,12 +14,16 @@ mode is "remote" | "local" | "cached" (go's cache: these never reached fgo).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+from fgo.paths import cache_dir
 
 SCHEMA = 1
 
@@ -132,3 +136,42 @@ def write(path: str, report: dict[str, Any]) -> None:
     with open(path, "w") as f:
         json.dump(report, f, indent=1, sort_keys=False)
         f.write("\n")
+
+
+# ------------------------------------------------ the last report of each target
+
+def _report_path(project: Path, go_args: list[str]) -> Path:
+    key = hashlib.sha256(json.dumps([str(project), go_args]).encode()).hexdigest()[:16]
+    return cache_dir() / "reports" / f"{key}.json"
+
+
+def remember(project: Path, go_args: list[str], report: dict[str, Any]) -> None:
+    """Keep the last report of this target: `fgo plan` uses its measured durations."""
+    try:
+        path = _report_path(project, go_args)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(str(path), report)
+    except OSError:
+        pass  # a cache we cannot write is no reason to fail a build
+
+
+def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
+    """Compile seconds per package measured by the last fgo build of this target."""
+    try:
+        report = json.loads(_report_path(project, go_args).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {a["package"]: a["duration_s"] for a in report.get("actions", [])
+            if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items()))
+    local = f"{t['local']} local" + (f" ({reasons})" if reasons else "")
+    split = f"{t['split']} split"
+    if t.get("split_fallbacks"):  # compiled whole after all: remote or local, counted there
+        why = ", ".join(f"{n} {r}" for r, n in sorted(t["split_fallback_reasons"].items()))
+        split += f", {t['split_fallbacks']} split fell back ({why})"
+    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};"
+            f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")

@@ -1,4 +1,4 @@
-"""`fgo plan PROJECT [-- GO_BUILD_ARGS]`: the build's shape and split plan, without building.
+"""The plan of a whole build, without building: the package graph, its shape, what to split.
 
 The package graph comes from `go list -deps -json` (networkx), costs from the
 lark-based cost model, or from the durations fgo measured in the last build of
@@ -9,27 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import click
 import networkx as nx
 
-from fgo import builder, toolchain
-from fgo.cliargs import go_args_command
+from fgo import toolchain
 from fgo.errors import FgoError
+from fgo.goflags import split_go_args, without_output_flag
+from fgo.report.record import last_durations
 
 
 def go_list(project: Path, go_args: list[str]) -> list[dict[str, Any]]:
-    from fgo.verify import _list_flags
-    flags = [a for a in go_args if a.startswith("-")]
-    patterns = [a for a in go_args if not a.startswith("-")] or ["."]
-    if "-o" in go_args:  # -o's value is not a pattern
-        patterns = [a for a in patterns if a != go_args[go_args.index("-o") + 1]] or ["."]
-    proc = toolchain.run_go(["list", "-deps", "-json", *_list_flags(flags), *patterns],
+    flags, patterns = split_go_args(go_args)
+    patterns = patterns or ["."]
+    proc = toolchain.run_go(["list", "-deps", "-json", *without_output_flag(flags), *patterns],
                             cwd=project, check=False)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
@@ -63,7 +59,7 @@ def make_plan(project: Path, go_args: list[str], workers: int, split_large: str 
     t0 = time.perf_counter()
     pkgs = go_list(project, go_args)
     graph = graph_from_go_list(pkgs)
-    measured = builder.last_durations(project, go_args)
+    measured = last_durations(project, go_args)
     threshold = None if split_large in (None, "auto") else float(split_large)
     policy = SplitPolicy(threshold=threshold)
     cost: dict[str, float] = {}
@@ -133,42 +129,3 @@ def write_dot(path: str, plan: dict[str, Any]) -> None:
         lines.append(f'  "{a}" -> "{b}";')
     lines.append("}")
     Path(path).write_text("\n".join(lines) + "\n")
-
-
-@go_args_command()
-@click.argument("project", default=".")
-@click.argument("go_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--dot", metavar="FILE", help="Write the package graph for Graphviz.")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Workers to plan for [this machine's cores].")
-@click.option("--split-large", is_flag=False, flag_value="auto", default="auto",
-              metavar="[=SECONDS]", help="The threshold fgo build --split-large would use.")
-def plan(project: str, go_args: tuple[str, ...], as_json: bool, dot: str | None,
-         workers: int | None, split_large: str) -> None:
-    """Show the action graph of building PROJECT (default: the current directory) and
-    what --split-large would split; arguments after -- go to go build."""
-    proj = builder.project_dir(project)
-    try:
-        result = make_plan(proj, list(go_args), workers or os.cpu_count() or 1, split_large)
-    except ValueError:
-        raise FgoError(f"--split-large takes SECONDS, not {split_large!r}") from None
-    if dot:
-        write_dot(dot, result)
-    result.pop("_graph")
-    if as_json:
-        json.dump(result, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-        return
-    out = [f"{result['actions']['compile']} compiles + {result['actions']['link']} link(s); "
-           f"depth {result['depth']}; work {result['work_s']:.1f}s; critical path "
-           f"{result['critical_path']['seconds']:.1f}s over {len(result['critical_path']['packages'])}"
-           f" packages (costs from the {result['costs_from']}); planned in {result['plan_s']:.2f}s",
-           "width by level: " + " ".join(map(str, result["width_by_level"])), "",
-           f"{'critical path':<60} {'cost s':>8}"]
-    cost = {r["package"]: r["cost_s"] for r in result["packages"]}
-    out += [f"  {p:<58} {cost.get(p, 0):8.2f}" for p in result["critical_path"]["packages"]]
-    out += ["", f"--split-large would split {len(result['split'])} package(s)"
-                + (":" if result["split"] else "")]
-    out += [f"  {s['package']:<50} K={s['k']}  gain {s['gain_s']:.2f}s" for s in result["split"]]
-    click.echo("\n".join(out))

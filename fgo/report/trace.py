@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from fgo.report import node_times
+from fgo.report.record import node_times
 
 HEAD = "head node"
 

@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fgo import compileargs, toolchain
-from fgo.blobs import CorruptBlob, Store, sha256
+from fgo import toolchain
+
+from fgo.worker import compileargs
+from fgo.worker.blobs import CorruptBlob, Store, sha256
 from fgo.paths import cache_dir
 
 WAIT_FOR_INFLIGHT_S = 10.0  # a blob sent with a concurrent task lands within ms
@@ -134,7 +136,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         env.update(GOROOT=str(toolchain.goroot()), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
         tool = str(toolchain.tool_path("compile"))
         if task.get("split"):
-            from fgo import split_executor
+            from fgo.split import shard_task as split_executor
             return split_executor.run(task, call, args, env, sandbox, worker, started)
         tool_start = time.time()
         proc = subprocess.run([tool, *args], cwd=sandbox + call.cwd,

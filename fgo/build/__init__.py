@@ -1,0 +1,1 @@
+"""The head node: go build driven with -toolexec, compiles dispatched to the cluster."""

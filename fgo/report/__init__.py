@@ -1,0 +1,1 @@
+"""The build report (record) and its Chrome trace (trace)."""

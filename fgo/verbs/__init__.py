@@ -1,0 +1,1 @@
+"""The command-line verbs, one module each; only fgo.cli imports them."""

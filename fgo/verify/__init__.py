@@ -1,0 +1,1 @@
+"""Determinism checks: Go object readers (goobj), symbol-level diff, verify builds, --check."""
