@@ -118,3 +118,4 @@ def test_split(benchmark, lab, name, target, capsys):
     assert b > 0 and f > 0
     if ok and not pgo:
         assert not row.get("split2_error"), row.get("split2_error")
+        assert row.get("split2_identical") is True, f"{name} {pkg}: split archive differs from stock"

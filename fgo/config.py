@@ -24,6 +24,19 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"not a boolean: {v!r}")
 
 
+def _rate(v: Any) -> float:
+    rate = float(v)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"not a share between 0 and 1: {v!r}")
+    return rate
+
+
+def _split_mode(v: Any) -> str:
+    if str(v) not in ("first", "always", "off"):
+        raise ValueError(f"not first, always or off: {v!r}")
+    return str(v)
+
+
 # name -> (parse, default). Flag --NAME-WITH-DASHES, env FGO_NAME, pyproject key name-with-dashes.
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "scheduler": (str, None),
@@ -34,6 +47,8 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "tls_ca_file": (str, None),
     "tls_cert": (str, None),
     "tls_key": (str, None),
+    "verify_rate": (_rate, 0.03),
+    "verify_splits": (_split_mode, "first"),
 }
 
 

@@ -17,13 +17,19 @@ VENV_BIN = Path(sys.executable).parent
 FGO = str(VENV_BIN / "fgo")
 
 
+ORACLE_GOCACHE = Path()  # set per session below
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep go's cache and fgo's stores of the test session to themselves."""
+    """Keep go's cache and fgo's stores of the test session to themselves; the identity
+    oracle gets a GOCACHE of its own that no fgo build ever writes to."""
+    global ORACLE_GOCACHE
     root = tmp_path_factory.mktemp("caches")
     os.environ["GOCACHE"] = str(root / "gocache")
     os.environ["FGO_STORE"] = str(root / "store")
     os.environ.setdefault("GOFLAGS", "-buildvcs=false")
+    ORACLE_GOCACHE = root / "oracle-gocache"
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -58,6 +64,14 @@ def run_fgo(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProce
 def go_build(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(toolchain.go_binary()), "build", *args], cwd=project,
                           capture_output=True, text=True, env=toolchain.go_env(env))
+
+
+def oracle_build(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The identity oracle: a plain `go build` into a GOCACHE only oracle builds use.
+
+    Never fgo's GOCACHE: there go would find (and relink) the archives fgo itself
+    produced, and a wrong archive from a worker would compare equal to itself."""
+    return go_build(project, *args, env={**(env or os.environ), "GOCACHE": str(ORACLE_GOCACHE)})
 
 
 def sha(path: Path) -> str:
@@ -156,9 +170,14 @@ GOPATH_ENV = {"GO111MODULE": "off", "GOPATH": "/usr/share/gocode"}
 
 
 def require_gopath(import_path: str, package: str) -> Path:
+    """The corpus project, or a skip with the reason; under FGO_REQUIRE_CORPORA=1 (CI, which
+    installs them) a missing corpus fails the test."""
     path = gopath_project(import_path)
     if path is None:
-        pytest.skip(f"{import_path} not installed (apt-get install {package}); .ci/run installs it")
+        why = f"{import_path} not installed (apt-get install {package}); .ci/run installs it"
+        if os.environ.get("FGO_REQUIRE_CORPORA") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
     return path
 
 

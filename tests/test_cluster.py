@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dask_command, free_port, go_build, run_fgo, sha, VENV_BIN
+from conftest import VENV_BIN, dask_command, free_port, oracle_build, run_fgo, sha
 
 
 def test_worker_setup_prepares_every_worker(real_cluster) -> None:
@@ -70,7 +70,7 @@ def test_tls_cluster_refuses_a_client_without_the_certificate(hello: Path, tmp_p
         ok = run_fgo("build", "--report", str(tmp_path / "r.json"), "--scheduler", address,
                      *tls, str(hello), "--", "-a", "-o", str(hello / "tls.bin"), timeout=600)
         assert ok.returncode == 0, ok.stderr
-        assert go_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+        assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
         assert sha(hello / "tls.bin") == sha(hello / "go.bin")
         assert json.loads((tmp_path / "r.json").read_text())["totals"]["remote"] > 20
     finally:

@@ -43,6 +43,8 @@ class BuildOptions:
     check: bool = False               # also build plainly and compare
     quiet: bool = False
     task_timeout: float = 600.0
+    verify_rate: float = 0.03         # share of remote compiles recompiled here and compared
+    verify_splits: str = "first"      # first | always | off: split packages compiled stock here
 
 
 def project_dir(project: str) -> Path:

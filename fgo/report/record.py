@@ -9,7 +9,7 @@ Schema (version 1), documented in docs/report.md:
    "actions": [{"package", "tool", "mode", "worker", "fallback", "duration_s",
                 "dispatch_s", "bytes_in", "bytes_out", "output_sha256", "build_id"}],
    "checks": [{"what", "name", "ok", "detail"}]}
-mode is "remote" | "local" | "cached" (go's cache: these never reached fgo).
+mode is "remote" | "split" (shards + leader on several workers) | "local" | "cached" (go's cache: these never reached fgo).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SCHEMA = 1
 class ActionRecord:
     package: str
     tool: str
-    mode: str                      # remote | local | cached
+    mode: str                      # remote | split | local | cached
     worker: str | None = None
     fallback: str | None = None    # why a compile fgo saw ran locally
     duration_s: float | None = None

@@ -37,6 +37,12 @@ from fgo.cliargs import go_args_command
                    "only when it is a number.")
 @click.option("--shards", default="auto", show_default=True, metavar="K|auto",
               help="Shards per split package.")
+@click.option("--verify-rate", type=float, default=None, metavar="R",
+              help="Share of remote compiles also compiled on the head node and compared "
+                   "(besides each worker's first) [0.03].")
+@click.option("--verify-splits", type=click.Choice(["first", "always", "off"]), default=None,
+              help="Compile a split package stock on the head node and compare: the first "
+                   "time its inputs are seen, always, or never [first].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
@@ -56,5 +62,6 @@ def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str
         progress=sys.stdout.isatty(), task_timeout=settings["timeout"],
         fallback_local=settings["fallback_local"],
         tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]),
-        split_large=split_large, shards=shards)
+        split_large=split_large, shards=shards, verify_rate=settings["verify_rate"],
+        verify_splits=settings["verify_splits"])
     sys.exit(builder.run(opts))

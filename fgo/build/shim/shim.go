@@ -7,7 +7,9 @@
 //
 // A compile call is forwarded over the fgo coordinator's unix socket
 // (FGO_SOCKET); everything else, and any compile the coordinator declines,
-// runs right here by exec, exactly as go build would have run it. Version
+// runs right here by exec, exactly as go build would have run it. A link
+// asks the coordinator first, which holds it until the verification of the
+// compiles it links is done and refuses it on a mismatch. Version
 // queries (-V=full) never leave this process, so go build computes the same
 // tool IDs, and shares one cache, with or without fgo.
 package main
@@ -52,10 +54,11 @@ func main() {
 	runLocally(argv)
 }
 
-// forwardable reports whether a tool call is worth asking the coordinator about.
+// forwardable reports whether a tool call is worth asking the coordinator
+// about: a compile (run remotely) or a link (held until verification is done).
 func forwardable(argv []string) bool {
 	tool := strings.TrimSuffix(filepath.Base(argv[0]), ".exe")
-	if tool != "compile" {
+	if tool != "compile" && tool != "link" {
 		return false
 	}
 	for _, a := range argv[1:] {

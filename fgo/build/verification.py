@@ -1,0 +1,325 @@
+"""Verification on every build: remote and split compiles checked against the head's own.
+
+fgo's promise is that what it produces is byte-identical to a local compile, and
+the head node checks that by hashes on every build, not only under --check (the
+idea of reclient's compare mode and icecream's repeat rate):
+
+- a split package whose (compiler series, package, input hash, K) has not been
+  verified before is also compiled stock on the head node, next to the split
+  (`--verify-splits=first`; `always` re-checks every split, `off` none); a small
+  ledger remembers what matched, so a warm build verifies nothing twice;
+- the first remote compile of every worker and a sampled share of the rest
+  (`--verify-rate`) are recompiled on the head node while it has a core free;
+- outputs are compared by sha256 of the bytes the head received (a worker's own
+  hash is never trusted).
+
+A mismatch fails the build: the link waits for pending verifications and is
+refused, the wrong archive's GOCACHE entry is evicted (so a later plain
+`go build` recompiles it), the worker is excluded, the package is never split
+again with that compiler series, and one line names package, worker and the
+first differing symbol (fgo diff's engine).
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SPLIT_MODES = ("first", "always", "off")
+DEFAULT_RATE = 0.03
+
+
+# ------------------------------------------------------------------ decisions (pure)
+
+def sampled(key: str, rate: float) -> bool:
+    """Whether the compile named KEY falls in the sampled share RATE (deterministic, so a
+    rerun of the same build samples the same compiles)."""
+    if rate <= 0:
+        return False
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) < rate * 2 ** 32
+
+
+def remote_reason(worker: str, verified_workers: set[str], key: str, rate: float,
+                  head_busy: bool) -> str | None:
+    """Why a remote compile on WORKER is verified, or None: a worker's first compile always
+    is; a sampled one only while the head node has a core free."""
+    if worker not in verified_workers:
+        return "first of worker"
+    if not head_busy and sampled(key, rate):
+        return "sampled"
+    return None
+
+
+def split_key(series: str, package: str, input_hash: str, k: int) -> str:
+    return f"{series[:12]} {package} {input_hash[:16]} K={k}"
+
+
+def split_needs_check(mode: str, verified: bool) -> bool:
+    """--verify-splits: first (only what the ledger has not seen), always, or off."""
+    return mode == "always" or (mode == "first" and not verified)
+
+
+def inputs_hash(input_shas: dict[str, str]) -> str:
+    """One hash over a compile's inputs (path -> sha256)."""
+    h = hashlib.sha256()
+    for path in sorted(input_shas):
+        h.update(f"{path}\0{input_shas[path]}\n".encode())
+    return h.hexdigest()
+
+
+def action_id_prefix(buildid_flag: str) -> str | None:
+    """The hex prefix of go's action ID from a compile's `-buildid ACTION/CONTENT` value
+    (cmd/internal/buildid.HashToString: base64 of the action hash's first 15 bytes)."""
+    action = buildid_flag.split("/")[0]
+    if len(action) != 20:
+        return None
+    try:
+        return base64.b64decode(action.replace("-", "+").replace("_", "/")).hex()
+    except ValueError:
+        return None
+
+
+def differing_outputs(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
+    """The output paths whose bytes differ (or that only one side has)."""
+    return sorted(p for p in set(a) | set(b)
+                  if p not in a or p not in b
+                  or hashlib.sha256(a[p]).digest() != hashlib.sha256(b[p]).digest())
+
+
+# ------------------------------------------------------------------ the ledger
+
+class Ledger:
+    """Verified split keys and the packages never to split again, per compiler series.
+
+    A JSON file in fgo's cache; read once, written when a build learns something."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        self.verified: set[str] = set(data.get("verified", []))
+        self.disabled: dict[str, str] = dict(data.get("disabled", {}))
+
+    def split_allowed(self, series: str, package: str) -> bool:
+        return f"{series[:12]} {package}" not in self.disabled
+
+    def is_verified(self, key: str) -> bool:
+        return key in self.verified
+
+    def record(self, key: str, matched: bool, series: str, package: str, why: str = "") -> None:
+        with self.lock:
+            if matched:
+                self.verified.add(key)
+            else:
+                self.verified.discard(key)
+                self.disabled[f"{series[:12]} {package}"] = why
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"verified": sorted(self.verified), "disabled": self.disabled}, f,
+                          indent=0)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a ledger we cannot write costs a re-verification next time, nothing more
+
+
+# ------------------------------------------------------------------ GOCACHE eviction
+
+def evict(gocache: Path, buildid_flag: str) -> list[str]:
+    """Remove the GOCACHE entry go stored for the compile with BUILDID_FLAG: its action
+    index (`-a`) and the output it names (`-d`). Returns the removed paths."""
+    prefix = action_id_prefix(buildid_flag)
+    if not prefix:
+        return []
+    removed = []
+    for index in (gocache / prefix[:2]).glob(f"{prefix}*-a"):
+        try:
+            fields = index.read_text().split()
+        except OSError:
+            continue
+        if len(fields) >= 3:
+            out = gocache / fields[2][:2] / f"{fields[2]}-d"
+            if out.exists():
+                out.unlink()
+                removed.append(str(out))
+        index.unlink(missing_ok=True)
+        removed.append(str(index))
+    return removed
+
+
+# ------------------------------------------------------------------ the verifier
+
+@dataclass
+class Mismatch:
+    package: str
+    worker: str
+    kind: str          # "remote" or "split"
+    symbol: str        # the first differing symbol, or what differs
+    outputs: list[str] = field(default_factory=list)
+    buildid: str = ""  # the compile's -buildid, to evict its GOCACHE entry
+
+    def line(self) -> str:
+        return (f"fgo: verification failed: {self.kind} compile of {self.package} on "
+                f"{self.worker} differs from the local compile at {self.symbol}")
+
+
+@dataclass
+class Check:
+    package: str
+    worker: str
+    kind: str
+    reason: str
+    matched: bool | None = None
+    seconds: float = 0.0
+
+
+def first_symbol(path: str, a: bytes, b: bytes) -> str:
+    """What differs first between two archives, named by fgo diff's engine."""
+    try:
+        from fgo.verify.diff import compare_archives
+        d = compare_archives(path, path, data_a=a, data_b=b)
+    except Exception as exc:  # an archive diff cannot read: still a mismatch
+        return f"{os.path.basename(path)} ({type(exc).__name__})"
+    if d.functions:
+        return d.functions[0]
+    for o in d.objects:
+        if o.symbols:
+            return o.symbols[0].name
+    if d.pkgdef == "differs":
+        return "export data (__.PKGDEF)"
+    return d.summary or os.path.basename(path)
+
+
+class Verifier:
+    """Runs the head's own compiles beside remote and split ones, one at a time."""
+
+    def __init__(self, local_run: Callable[[dict[str, Any], dict[str, bytes]], dict[str, Any]],
+                 rate: float = DEFAULT_RATE, split_mode: str = "first",
+                 ledger: Ledger | None = None) -> None:
+        self.local_run = local_run          # (task, blobs) -> executor result, on this host
+        self.rate = rate
+        self.split_mode = split_mode
+        self.ledger = ledger
+        self.lock = threading.Lock()
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fgo-verify")
+        self.pending: list[concurrent.futures.Future[None]] = []
+        self.verified_workers: set[str] = set()
+        self.excluded: set[str] = set()
+        self.checks: list[Check] = []
+        self.mismatches: list[Mismatch] = []
+        self.wait_s = 0.0
+
+    # --- what to verify ---
+
+    def busy(self) -> bool:
+        with self.lock:
+            return any(not f.done() for f in self.pending)
+
+    def after_remote(self, package: str, worker: str, task: dict[str, Any],
+                     blobs: Callable[[], dict[str, bytes]], outputs: dict[str, bytes],
+                     buildid: str) -> None:
+        """A remote compile came back with OUTPUTS: verify it if the policy says so."""
+        key = f"{package} {inputs_hash(task['inputs'])}"
+        with self.lock:
+            reason = remote_reason(worker, self.verified_workers, key, self.rate,
+                                   any(not f.done() for f in self.pending))
+            if reason is None:
+                return
+            self.verified_workers.add(worker)
+        self._submit(Check(package, worker, "remote", reason), task, blobs(), outputs, buildid,
+                     None)
+
+    def split_wanted(self, series: str, package: str) -> bool:
+        return self.ledger is None or self.ledger.split_allowed(series, package)
+
+    def after_split(self, series: str, package: str, k: int, workers: str,
+                    stock_task: dict[str, Any], blobs: Callable[[], dict[str, bytes]],
+                    outputs: dict[str, bytes], buildid: str) -> None:
+        """A split compile came back with OUTPUTS: compile STOCK_TASK here if unverified."""
+        key = split_key(series, package, inputs_hash(stock_task["inputs"]), k)
+        verified = self.ledger is not None and self.ledger.is_verified(key)
+        if not split_needs_check(self.split_mode, verified):
+            return
+        self._submit(Check(package, workers, "split", f"K={k}"), stock_task, blobs(), outputs,
+                     buildid, (series, key))
+
+    # --- running and comparing ---
+
+    def _submit(self, check: Check, task: dict[str, Any], blobs: dict[str, bytes],
+                outputs: dict[str, bytes], buildid: str, split: tuple[str, str] | None) -> None:
+        with self.lock:
+            self.checks.append(check)
+            self.pending.append(self.pool.submit(self._verify, check, task, blobs, outputs,
+                                                 buildid, split))
+
+    def _verify(self, check: Check, task: dict[str, Any], blobs: dict[str, bytes],
+                outputs: dict[str, bytes], buildid: str, split: tuple[str, str] | None) -> None:
+        t0 = time.monotonic()
+        try:
+            local = self.local_run({**task, "split": None}, blobs)
+        except Exception as exc:  # cannot verify: say so, do not pass it silently
+            local = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+        check.seconds = round(time.monotonic() - t0, 3)
+        if local.get("status") != "ok":
+            check.matched = None  # unverifiable here (e.g. the head lacks a tool): counted apart
+            return
+        differ = differing_outputs(outputs, local["outputs"])
+        check.matched = not differ
+        if differ:
+            path = next((p for p in differ if p.endswith(".a")), differ[0])
+            symbol = first_symbol(path, outputs.get(path, b""), local["outputs"].get(path, b""))
+            with self.lock:
+                self.mismatches.append(Mismatch(check.package, check.worker, check.kind, symbol,
+                                                differ, buildid))
+                if check.kind == "remote":
+                    self.excluded.add(check.worker)
+        if split and self.ledger is not None:
+            series, key = split
+            self.ledger.record(key, not differ, series, check.package,
+                               "" if not differ else f"mismatch at {self.mismatches[-1].symbol}")
+
+    def wait(self) -> list[Mismatch]:
+        """Block until every pending verification is done; the mismatches so far."""
+        t0 = time.monotonic()
+        while True:
+            with self.lock:
+                pending = [f for f in self.pending if not f.done()]
+            if not pending:
+                break
+            concurrent.futures.wait(pending)
+        self.wait_s += time.monotonic() - t0
+        with self.lock:
+            return list(self.mismatches)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=False)
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            checks = list(self.checks)
+            return {
+                "rate": self.rate, "splits": self.split_mode,
+                "checked": sum(1 for c in checks if c.matched is not None),
+                "matched": sum(1 for c in checks if c.matched),
+                "unverifiable": sum(1 for c in checks if c.matched is None),
+                "mismatched": [asdict(m) for m in self.mismatches],
+                "seconds": round(sum(c.seconds for c in checks), 3),
+                "wait_s": round(self.wait_s, 3),
+                "checks": [asdict(c) for c in checks],
+            }
