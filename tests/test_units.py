@@ -181,3 +181,32 @@ def test_check_build_retargets_outputs(tmp_path: Path) -> None:
     assert _retarget_output(["-o", "bin", "./..."], "/T", tmp_path) == ["-o", "/T/", "./..."]
     assert _retarget_output(["-o", "out/", "./..."], "/T", tmp_path) == ["-o", "/T/", "./..."]
     assert _retarget_output(["-a", "."], "/T", tmp_path) == ["-o", "/T/", "-a", "."]
+
+
+def test_the_runner_echoes_and_dry_runs(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv(toolchain.ECHO_ENV, raising=False)
+    marker = tmp_path / "ran"
+    proc = toolchain.run(["sh", "-c", f"echo out; touch {marker}"], cwd=tmp_path, echo=True)
+    assert proc.returncode == 0 and proc.stdout == "out\n" and marker.exists()
+    assert capsys.readouterr().err == f"cd {tmp_path}\nsh -c 'echo out; touch {marker}'\n"
+    marker.unlink()
+    proc = toolchain.run(["sh", "-c", f"touch {marker}"], dry_run=True)
+    assert proc.returncode == 0 and not marker.exists()
+    assert capsys.readouterr().err == f"sh -c 'touch {marker}'\n"
+    monkeypatch.setenv(toolchain.ECHO_ENV, "1")
+    toolchain.run(["true"])
+    assert capsys.readouterr().err == "true\n"
+    monkeypatch.setenv(toolchain.ECHO_ENV, "0")
+    toolchain.run(["true"])
+    assert capsys.readouterr().err == ""
+
+
+def test_run_build_retries_a_library_without_o(tmp_path: Path) -> None:
+    (tmp_path / "go.mod").write_text("module example.com/lib\n\ngo 1.27\n")
+    (tmp_path / "lib.go").write_text("package lib\n\nfunc F() int { return 1 }\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = toolchain.run_build([str(toolchain.go_binary()), "build"], ["-o", f"{out}/", "."],
+                               cwd=tmp_path, env=toolchain.go_env(GOCACHE=str(tmp_path / "cache")))
+    assert proc.returncode == 0, proc.stderr
+    assert list(out.iterdir()) == [] and proc.args[-1] == "." and "-o" not in proc.args

@@ -19,9 +19,6 @@ class Cluster:
     scheduler: str               # address, for the report
     dashboard: str | None
 
-    def threads(self) -> int:
-        return sum(self.client.nthreads().values())
-
     def close(self) -> None:
         _silence("distributed", logging.CRITICAL + 1)  # shutdown chatter is not the user's news
         try:

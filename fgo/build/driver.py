@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -159,7 +158,7 @@ def run(opts: BuildOptions) -> int:
             if progress:
                 progress.start()
             try:
-                exit_code = subprocess.call(cmd, cwd=project, env=env)
+                exit_code = toolchain.run(cmd, cwd=project, env=env, capture=False).returncode
             finally:
                 if progress:
                     progress.stop()

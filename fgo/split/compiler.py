@@ -20,10 +20,9 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,8 @@ from fgo.toolchain import (
     go_env,
     go_version,
     goroot,
-    tool_path,
+    last_line,
+    run,
 )
 
 
@@ -111,11 +111,11 @@ def apply_series(dest: Path, pdir: Path | None = None) -> list[str]:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(root / rel, target)
                     target.chmod(0o644)
-        proc = subprocess.run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
-                               "-d", str(dest), "-i", str(p)], capture_output=True, text=True, check=False)
+        proc = run(["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch",
+                    "-d", str(dest), "-i", str(p)])
         if proc.returncode != 0:
-            msg = (proc.stdout + proc.stderr).strip().splitlines()
-            raise PatchError(f"{p.name} does not apply to {go_version()}: {msg[-1] if msg else 'patch failed'}")
+            raise PatchError(f"{p.name} does not apply to {go_version()}: "
+                             f"{last_line(proc.stdout + proc.stderr, 'patch failed')}")
     return files
 
 
@@ -162,12 +162,12 @@ def ensure_compiler(pdir: Path | None = None, log=None) -> Patched:
             out = Path(tmp) / "compile"
             if log:
                 log(f"building patched compiler ({len(files)} files patched) ...")
-            proc = subprocess.run([str(go_binary()), "build", "-overlay", str(ov), "-o", str(out), "cmd/compile"],
-                                  cwd=tmp, env=go_env(), capture_output=True, text=True, check=False)
+            proc = run([go_binary(), "build", "-overlay", ov, "-o", out, "cmd/compile"],
+                       cwd=tmp, env=go_env())
             if proc.returncode != 0:
                 msg = proc.stderr.strip().splitlines()
                 raise PatchError("building the patched compiler failed: " + (" | ".join(msg[-5:]) or "go build failed"))
-            check = subprocess.run([str(out), "-V=full"], capture_output=True, text=True, check=False)
+            check = run([out, "-V=full"])
             if check.returncode != 0 or go_version() not in check.stdout:
                 raise PatchError(f"the patched compiler does not run: {check.stdout.strip()} {check.stderr.strip()}")
             os.replace(out, exe)
@@ -179,10 +179,6 @@ def ensure_compiler(pdir: Path | None = None, log=None) -> Patched:
 
 def patched_compiler() -> Path:
     return ensure_compiler().path
-
-
-def stock_compiler() -> Path:
-    return tool_path("compile")
 
 
 # --- flags ------------------------------------------------------------------------------------
@@ -229,12 +225,18 @@ def with_flags(argv: list[str], flags: list[str], compiler: str | os.PathLike[st
     return [os.fspath(compiler) if compiler is not None else argv[0], *flags, *argv[1:]]
 
 
-def write_plan(path: str | os.PathLike[str], entries: list[tuple[int, str, int, str]]) -> None:
-    """Write a plan file: (shard, file, line, name) per function. FILE may be a path suffix;
-    NAME ("" for any) is the Go name (e.g. "(*T).M") or the linker symbol name."""
+def format_plan(entries: Iterable[tuple[int, str, int, str]]) -> str:
+    """A plan file's text (-fgoplan): (shard, file, line, name) per function. FILE may be
+    a path suffix; NAME ("" for any) is the Go name (e.g. "(*T).M") or the linker symbol
+    name."""
     lines = ["# fgo shard plan: shard<TAB>file:line<TAB>name"]
     for shard, file, line, name in entries:
         if "\t" in file or "\t" in name or "\n" in file + name:
             raise ValueError("plan fields must not contain tabs or newlines")
         lines.append(f"{shard}\t{file}:{line}\t{name}")
-    Path(path).write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_plan(path: str | os.PathLike[str], entries: Iterable[tuple[int, str, int, str]]) -> None:
+    """Write format_plan(ENTRIES) to PATH."""
+    Path(path).write_text(format_plan(entries))

@@ -15,7 +15,6 @@ by the shell into an argv. `-c` is then set to --c for every process.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 
 from fgo.split import compiler as compiler_patch
-from fgo.toolchain import go_binary, go_env, tool_path
+from fgo.toolchain import file_sha256, go_env, last_line, run, run_go, start, tool_path
 
 
 class SplitError(Exception):
@@ -34,19 +33,10 @@ class SplitError(Exception):
 
 # --- recovering compile command lines --------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _go(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(go_binary()), *args], cwd=cwd, env=go_env(), capture_output=True, text=True, check=False)
+    proc = run_go(args, cwd=cwd, check=False)
     if check and proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise SplitError(f"go {' '.join(args[:3])}: {lines[-1] if lines else 'failed'}")
+        raise SplitError(f"go {' '.join(args[:3])}: {last_line(proc.stderr or proc.stdout)}")
     return proc
 
 
@@ -81,7 +71,7 @@ def compile_command(project: Path, pkg: str, work: Path) -> tuple[list[str], Pat
     work.mkdir(parents=True, exist_ok=True)
     env = go_env(WORK=str(work))
     prefix = "\n".join(lines[:i])
-    proc = subprocess.run(["sh", "-e", "-c", prefix], cwd=project, env=env, capture_output=True, text=True, check=False)
+    proc = run(["sh", "-e", "-c", prefix], cwd=project, env=env)
     if proc.returncode != 0:
         raise SplitError(f"{pkg}: preparing its compile failed: {proc.stderr.strip()[-300:]}")
     # Let the shell expand the compile line ($WORK, quotes) into an argv.
@@ -89,8 +79,8 @@ def compile_command(project: Path, pkg: str, work: Path) -> tuple[list[str], Pat
     for line in lines[:i]:
         if line.startswith("cd "):
             cwd = Path(line[3:].strip())
-    expand = subprocess.run(["sh", "-c", 'set -- ' + lines[i] + '; printf "%s\\0" "$@"'], cwd=cwd, env=env,
-                            capture_output=True, check=False)
+    expand = run(["sh", "-c", 'set -- ' + lines[i] + '; printf "%s\\0" "$@"'], cwd=cwd, env=env,
+                 text=False)
     if expand.returncode != 0:
         raise SplitError(f"{pkg}: cannot parse its compile command")
     argv = expand.stdout.decode().split("\0")[:-1]
@@ -136,7 +126,7 @@ def _set_output(argv: list[str], out: Path) -> list[str]:
 
 def _timed(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = run(argv, cwd=cwd)
     return proc, time.monotonic() - t0
 
 
@@ -170,7 +160,7 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
         if proc.returncode != 0:
             res.error = "stock compile failed: " + proc.stderr.strip()[-500:]
             return res
-        res.stock_sha256 = _sha256(stock_out)
+        res.stock_sha256 = file_sha256(stock_out)
         if alone:
             b = _bench(bench)
             res.bench_frontend_s = b.get("fe:subtotal")
@@ -181,7 +171,7 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
                 res.bound_s = round(fe + be / k + do, 3)
             c2 = [base[0], "-c=2", *(extra or []), *argv[1:]]
             proc, t = _timed(_set_output(c2, outdir / "stock2.a"), cwd)
-            if proc.returncode != 0 or _sha256(outdir / "stock2.a") != res.stock_sha256:
+            if proc.returncode != 0 or file_sha256(outdir / "stock2.a") != res.stock_sha256:
                 res.error = "stock -c=2 failed or differs from -c=1"
                 return res
             res.stock_c2_s = round(t, 3)
@@ -198,11 +188,11 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
                                       compiler_patch.shard_flags(i, k, files[i - 1], stats=outdir / f"stats{i}.json"),
                                       compiler=patched)
         starts.append(time.monotonic())
-        procs.append(subprocess.Popen(a, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(start(a, cwd=cwd))
     lflags = compiler_patch.leader_flags(k, files, timeout=timeout, stats=outdir / "stats0.json")
     la = compiler_patch.with_flags(_set_output(base, leader_out), lflags, compiler=patched)
     t0 = time.monotonic()
-    lp = subprocess.Popen(la, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lp = start(la, cwd=cwd)
     # Wait for the shards; if one fails the leader would only time out, so stop it.
     errors = []
     for i, p in enumerate(procs):
@@ -229,7 +219,7 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
         res.walk_s = st.get("walk_s")
     except (OSError, ValueError):
         pass
-    res.leader_sha256 = _sha256(leader_out)
+    res.leader_sha256 = file_sha256(leader_out)
     res.identical = res.leader_sha256 == res.stock_sha256
     if res.stock_s is not None:
         res.stock_s = round(res.stock_s, 3)
@@ -244,7 +234,7 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
             res.alone_shard_s.append(round(t, 3))
         alone_out = outdir / "leader-alone.a"
         proc, t = _timed(compiler_patch.with_flags(_set_output(base, alone_out), lflags, compiler=patched), cwd)
-        if proc.returncode != 0 or _sha256(alone_out) != res.stock_sha256:
+        if proc.returncode != 0 or file_sha256(alone_out) != res.stock_sha256:
             res.identical = False
             res.error = "leader alone failed or differs"
             return res

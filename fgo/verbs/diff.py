@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from fgo.errors import FgoError
 from fgo.verify.diff import compare_files, render, report_dict
 from fgo.verify.goobj import GoobjError
 
@@ -31,8 +32,7 @@ def diff_cmd(a: str, b: str, as_json: bool, ignore_buildid: bool, show_all: bool
     try:
         res = compare_files(a, b, ignore_build_id=ignore_buildid, ignore_buildinfo=ignore_buildid)
     except GoobjError as exc:
-        click.echo(f"fgo diff: {exc}", err=True)
-        sys.exit(2)
+        raise FgoError(str(exc), prefix="fgo diff") from None
     if as_json:
         click.echo(json.dumps(report_dict(res), indent=1))
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from fgo.errors import FgoError
 from fgo.split.harness import PackageResult, SplitError, format_result, split_compile
 from fgo.toolchain import ToolchainError
 
@@ -39,8 +40,7 @@ def split_compile_cmd(shards: int, as_json: bool, conc: int, gcflags: str, timeo
                                 timeout=timeout, keep=Path(keep) if keep else None, alone=alone,
                                 progress=progress)
     except (SplitError, ToolchainError, ValueError, OSError) as exc:
-        click.echo(f"fgo split-compile: {exc}", err=True)
-        sys.exit(2)
+        raise FgoError(str(exc), prefix="fgo split-compile") from None
     ok = all(r.identical and not r.error for r in results)
     if as_json:
         click.echo(json.dumps({"shards": shards, "c": conc, "gcflags": gcflags, "all_identical": ok,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
+from fgo.errors import FgoError
 from fgo.split import compiler as compiler_patch
 from fgo.toolchain import ToolchainError
 
@@ -18,8 +18,7 @@ def toolchain_cmd(as_json: bool) -> None:
     try:
         p = compiler_patch.ensure_compiler(log=lambda m: click.echo(m, err=True))
     except (ToolchainError, OSError) as exc:
-        click.echo(f"fgo toolchain: {exc}", err=True)
-        sys.exit(1)
+        raise FgoError(str(exc), code=1, prefix="fgo toolchain") from None
     if as_json:
         click.echo(json.dumps({"compile": str(p.path), "series": p.series, "built": p.built,
                                "seconds": round(p.seconds, 2)}))

@@ -12,11 +12,15 @@ from pathlib import Path
 import click
 
 from fgo.cliargs import go_args_command
+from fgo.errors import FgoError
 from fgo.goflags import split_go_args, without_output_flag
 from fgo.toolchain import ToolchainError
 from fgo.verify.builds import (DEFAULT_VARIANTS, VARIANTS, VerifyError, render, report_dict,
                                run_verify, variant_by_name)
 from fgo.verify.goobj import GoobjError
+
+
+PREFIX = "fgo verify"  # its errors' lines start so (exit status 2)
 
 
 @go_args_command(name="verify")
@@ -50,17 +54,14 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
             click.echo(f"{v.name:<12} {v.description}")
         return
     if not project.is_dir():
-        click.echo(f"fgo verify: {project}: not a directory", err=True)
-        sys.exit(2)
+        raise FgoError(f"{project}: not a directory", prefix=PREFIX)
     names = list(variant_names) or DEFAULT_VARIANTS
     unknown = [n for n in names if variant_by_name(n) is None]
     if unknown:
-        click.echo(f"fgo verify: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)}, "
-                   "or go:FLAGS)", err=True)
-        sys.exit(2)
+        raise FgoError(f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)}, "
+                       "or go:FLAGS)", prefix=PREFIX)
     if len(names) < 2:
-        click.echo("fgo verify: need at least two variants to compare", err=True)
-        sys.exit(2)
+        raise FgoError("need at least two variants to compare", prefix=PREFIX)
     own_workdir = workdir is None
     root = workdir or Path(tempfile.mkdtemp(prefix="fgo-verify-"))
     say = (lambda s: click.echo(s, err=True)) if not as_json else (lambda s: None)
@@ -73,11 +74,9 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
                                 [*packages, *patterns] or None, flags, root,
                                 timeout=timeout, progress=say)
         except (VerifyError, GoobjError, ToolchainError) as exc:
-            click.echo(f"fgo verify: {exc}", err=True)
-            sys.exit(2)
+            raise FgoError(str(exc), prefix=PREFIX) from None
         except (OSError, subprocess.SubprocessError) as exc:  # e.g. a timeout: one line
-            click.echo(f"fgo verify: {type(exc).__name__}: {exc}", err=True)
-            sys.exit(2)
+            raise FgoError(f"{type(exc).__name__}: {exc}", prefix=PREFIX) from None
         if as_json:
             click.echo(json.dumps(report_dict(report), indent=1))
         else:

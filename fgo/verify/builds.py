@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from fgo.verify import diff as fdiff
 from fgo.verify import goobj
 from fgo.verify.goobj import GoobjError
 from fgo.goflags import without_output_flag
-from fgo.toolchain import ToolchainError, go_env, run_go
+from fgo.toolchain import ToolchainError, go_binary, go_env, last_line, run_build, run_go
 
 
 class VerifyError(Exception):
@@ -95,14 +94,10 @@ def go_build(req: BuildRequest, extra_flags: list[str] | None = None) -> BuildOu
     flags = merge_flags(extra_flags or [], req.go_flags)
     t = time.monotonic()
     req.out_dir.mkdir(parents=True, exist_ok=True)
-    proc = run_go(["build", "-o", str(req.out_dir) + os.sep, *flags, *req.packages],
-                  cwd=req.project, env=req.env, check=False, timeout=req.timeout)
-    if proc.returncode != 0 and "no main packages to build" in proc.stderr:
-        # A library: compile it (and its deps) without writing anything.
-        proc = run_go(["build", *flags, *req.packages], cwd=req.project, env=req.env,
-                      check=False, timeout=req.timeout)
+    proc = run_build([str(go_binary()), "build"], ["-o", str(req.out_dir) + os.sep, *flags, *req.packages],
+                     cwd=req.project, env=req.env, timeout=req.timeout)
     if proc.returncode != 0:
-        raise VerifyError(f"{' '.join(['go build', *flags])} failed: {_last_line(proc.stderr)}")
+        raise VerifyError(f"{' '.join(['go build', *flags])} failed: {last_line(proc.stderr)}")
     binaries = {p.name: p for p in sorted(req.out_dir.iterdir()) if p.is_file()}
     archives = list_archives(req, extra_flags)
     return BuildOutput(binaries, archives, time.monotonic() - t, proc.stderr)
@@ -123,7 +118,7 @@ def list_archives(req: BuildRequest, extra_flags: list[str] | None = None,
                    "{{if .Export}}{{.ImportPath}}\t{{.Export}}{{end}}", *req.packages],
                   cwd=req.project, env=req.env, check=False, timeout=req.timeout)
     if proc.returncode != 0:
-        raise VerifyError(f"go list -export failed: {_last_line(proc.stderr)}")
+        raise VerifyError(f"go list -export failed: {last_line(proc.stderr)}")
     out: dict[str, Path] = {}
     for line in proc.stdout.splitlines():
         if "\t" in line:
@@ -157,11 +152,6 @@ def merge_flags(extra: list[str], user: list[str]) -> list[str]:
     return out + user
 
 
-def _last_line(text: str) -> str:
-    lines = [l for l in (text or "").strip().splitlines() if l.strip()]
-    return lines[-1] if lines else "failed"
-
-
 def _go_variant(name: str, extra: list[str], key: str, desc: str) -> Variant:
     return Variant(name, lambda req: go_build(req, extra), key, desc)
 
@@ -189,14 +179,10 @@ def fgo_build(req: BuildRequest, fgo_options: list[str]) -> BuildOutput:
     t = time.monotonic()
     req.out_dir.mkdir(parents=True, exist_ok=True)
     fgo = [sys.executable, "-m", "fgo.cli", "build", "-q", *fgo_options, str(req.project), "--"]
-    proc = subprocess.run([*fgo, "-o", str(req.out_dir) + os.sep, *req.go_flags, *req.packages],
-                          cwd=req.project, env=req.env, capture_output=True, text=True,
-                          timeout=req.timeout)
-    if proc.returncode != 0 and "no main packages to build" in proc.stderr:
-        proc = subprocess.run([*fgo, *req.go_flags, *req.packages], cwd=req.project, env=req.env,
-                              capture_output=True, text=True, timeout=req.timeout)
+    proc = run_build(fgo, ["-o", str(req.out_dir) + os.sep, *req.go_flags, *req.packages],
+                     cwd=req.project, env=req.env, timeout=req.timeout)
     if proc.returncode != 0:
-        raise VerifyError(f"fgo build {' '.join(fgo_options)} failed: {_last_line(proc.stderr)}")
+        raise VerifyError(f"fgo build {' '.join(fgo_options)} failed: {last_line(proc.stderr)}")
     binaries = {p.name: p for p in sorted(req.out_dir.iterdir()) if p.is_file()}
     return BuildOutput(binaries, list_archives(req), time.monotonic() - t, proc.stderr)
 

@@ -9,7 +9,6 @@ archive's content).
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,22 +37,6 @@ def _retarget_output(go_args: list[str], outdir: str, cwd: Path) -> list[str]:
     return args if found else ["-o", outdir + "/", *args]
 
 
-def _without_output(args: list[str]) -> list[str]:
-    out = [a for a in args if not a.startswith("-o=")]
-    while "-o" in out:
-        i = out.index("-o")
-        del out[i:i + 2]
-    return out
-
-
-def _plain_build(project: Path, cache: str, actiongraph: str,
-                 args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(toolchain.go_binary()), "build",
-                           f"-debug-actiongraph={actiongraph}", *args],
-                          cwd=project, env=toolchain.go_env(GOCACHE=cache),
-                          capture_output=True, text=True)
-
-
 def _content_ids(graph: list[dict[str, Any]]) -> dict[str, str]:
     return {n["Package"]: n["BuildID"].split("/")[-1] for n in graph
             if n.get("Mode") == "build" and n.get("BuildID") and n.get("Package")}
@@ -76,12 +59,11 @@ def check_build(project: Path, go_args: list[str], graph: list[dict[str, Any]]) 
         os.makedirs(out)
         ag = os.path.join(tmp, "actiongraph.json")
         args = _retarget_output(go_args, out, project)
-        proc = _plain_build(project, cache, ag, args)
-        if proc.returncode != 0 and "no main packages to build" in proc.stderr:
-            proc = _plain_build(project, cache, ag, _without_output(args))  # libraries only
+        proc = toolchain.run_build([str(toolchain.go_binary()), "build", f"-debug-actiongraph={ag}"],
+                                   args, cwd=project, env=toolchain.go_env(GOCACHE=cache))
         if proc.returncode != 0:
             return [{"what": "build", "name": "plain go build", "ok": False,
-                     "detail": (proc.stderr.strip().splitlines() or ["failed"])[-1]}]
+                     "detail": toolchain.last_line(proc.stderr)}]
         with open(ag) as f:
             plain = json.load(f)
         checks = []

@@ -196,30 +196,21 @@ def differing_ranges(a: bytes, b: bytes, block: int = 256, limit: int = 100000):
 def _pc_value(tab: bytes, target: int, min_lc: int) -> int:
     """cmd/internal/objfile pcValue: value of a pc-value table at TARGET."""
     val, pc, i, first = -1, 0, 0, True
-    while i < len(tab):
-        uv, i = _varint(tab, i)
-        if uv == 0 and not first:
-            break
-        first = False
-        delta = ~(uv >> 1) if uv & 1 else uv >> 1
-        pcd, i = _varint(tab, i)
-        pc += pcd * min_lc
-        val += delta
-        if target < pc:
-            return val
+    try:
+        while i < len(tab):
+            uv, i = goobj.uvarint(tab, i)
+            if uv == 0 and not first:
+                break
+            first = False
+            delta = ~(uv >> 1) if uv & 1 else uv >> 1
+            pcd, i = goobj.uvarint(tab, i)
+            pc += pcd * min_lc
+            val += delta
+            if target < pc:
+                return val
+    except GoobjError:  # a truncated table: no line
+        pass
     return -1
-
-
-def _varint(b: bytes, i: int) -> tuple[int, int]:
-    v = shift = 0
-    while i < len(b):
-        c = b[i]
-        i += 1
-        v |= (c & 0x7F) << shift
-        if c < 0x80:
-            break
-        shift += 7
-    return v, i
 
 
 MIN_LC = {"amd64": 1, "386": 1, "wasm": 1, "s390x": 2, "riscv64": 2}

@@ -29,6 +29,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fgo import goarchive
+
 
 class GoobjError(Exception):
     """The file is not what it claims to be, or is corrupt/truncated."""
@@ -37,7 +39,6 @@ class GoobjError(Exception):
 # ---------------------------------------------------------------- constants
 
 MAGIC = b"\x00go120ld"
-AR_MAGIC = b"!<arch>\n"
 GOOBJ_TEXT_PREFIX = b"go object "
 
 # Package index (goobj.PkgIdx*).
@@ -160,28 +161,22 @@ class ArMember:
 
 def read_ar(data: bytes, what: str = "archive") -> list[ArMember]:
     """Members of a Go `!<arch>` archive (GNU long names are not used by Go)."""
-    if not data.startswith(AR_MAGIC):
+    if not data.startswith(goarchive.MAGIC):
         raise GoobjError(f"{what}: not an archive (no !<arch> header)")
-    off = len(AR_MAGIC)
+    off = len(goarchive.MAGIC)
     out: list[ArMember] = []
     while off < len(data):
         if data[off:off + 1] == b"\n" and off + 1 == len(data):  # stray pad
             break
-        hdr = data[off:off + 60]
-        if len(hdr) < 60:
-            raise GoobjError(f"{what}: truncated archive member header at offset {off}")
-        if hdr[58:60] != b"`\n":
-            raise GoobjError(f"{what}: corrupt archive member header at offset {off}")
-        name = hdr[0:16].decode("latin-1").rstrip(" ")
         try:
-            size = int(hdr[48:58].decode("ascii").strip())
-        except ValueError:
-            raise GoobjError(f"{what}: corrupt size in archive member header at offset {off}") from None
-        start = off + 60
+            name, size = goarchive.member_header(data, off)
+        except goarchive.ArchiveError as exc:
+            raise GoobjError(f"{what}: {exc}") from None
+        start = off + goarchive.HEADER_SIZE
         if size < 0 or start + size > len(data):
             raise GoobjError(f"{what}: member {name!r} is truncated")
         out.append(ArMember(name.rstrip("/"), start, size, data[start:start + size]))
-        off = start + size + (size & 1)
+        off = start + goarchive.padded(size)
     return out
 
 
@@ -247,12 +242,6 @@ class Symbol:
     @property
     def is_dwarf(self) -> bool:
         return self.kind_name.startswith("SDWARF") or self.raw_name.startswith(DWARF_PREFIXES)
-
-    @property
-    def abi_name(self) -> str:
-        if self.abi == SYM_ABI_STATIC:
-            return "static"
-        return {0: "ABI0", 1: "ABIInternal"}.get(self.abi, f"ABI{self.abi}")
 
     @property
     def display(self) -> str:
@@ -842,7 +831,8 @@ def _notes(b: bytes):
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
 
-def _uvarint(b: bytes, off: int) -> tuple[int, int]:
+def uvarint(b: bytes, off: int) -> tuple[int, int]:
+    """encoding/binary.Uvarint at OFF of B: (value, offset after it)."""
     x = shift = 0
     while off < len(b):
         c = b[off]
@@ -851,7 +841,7 @@ def _uvarint(b: bytes, off: int) -> tuple[int, int]:
         if c < 0x80:
             return x, off
         shift += 7
-    raise GoobjError("truncated varint in build info")
+    raise GoobjError(f"truncated varint at offset {off}")
 
 
 def _buildinfo(elf: ElfFile) -> BuildInfo | None:
@@ -868,10 +858,10 @@ def _buildinfo(elf: ElfFile) -> BuildInfo | None:
     if not blob[15] & 2:
         return None  # pointer form (pre-1.18): not needed for the pinned toolchain
     try:
-        n, off = _uvarint(blob, 32)
+        n, off = uvarint(blob, 32)
         vers = blob[off:off + n].decode("utf-8", "replace")
         off += n
-        n, off = _uvarint(blob, off)
+        n, off = uvarint(blob, off)
         mod = blob[off:off + n]
     except GoobjError:
         return None
@@ -887,7 +877,7 @@ def file_kind(path: str | Path, data: bytes | None = None) -> str:
     path = str(path)
     if data is None:
         data = _read(path)
-    if data.startswith(AR_MAGIC):
+    if data.startswith(goarchive.MAGIC):
         return "archive"
     if data.startswith((GOOBJ_TEXT_PREFIX, MAGIC)):
         return "object"

@@ -17,8 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-ARCHIVE_MAGIC = b"!<arch>\n"
-HEADER_SIZE = 60
+from fgo.goarchive import HEADER_SIZE, MAGIC, export_data_end
 
 
 def sha256(data: bytes) -> str:
@@ -27,14 +26,8 @@ def sha256(data: bytes) -> str:
 
 def export_data(archive: bytes) -> bytes:
     """The archive cut down to its first member if that is __.PKGDEF (else unchanged)."""
-    if not archive.startswith(ARCHIVE_MAGIC) or len(archive) < 8 + HEADER_SIZE:
-        return archive
-    header = archive[8:8 + HEADER_SIZE]
-    if header[:16].rstrip() != b"__.PKGDEF":
-        return archive
-    size = int(header[48:58])
-    end = 8 + HEADER_SIZE + size + (size & 1)
-    return archive[:end]
+    end = export_data_end(archive[:len(MAGIC) + HEADER_SIZE])
+    return archive if end is None else archive[:end]
 
 
 @dataclass(frozen=True)
@@ -51,11 +44,9 @@ class Blob:
 def read_export_data(path: str) -> bytes:
     """export_data(file contents), reading only the first member of a large archive."""
     with open(path, "rb") as f:
-        head = f.read(8 + HEADER_SIZE)
-        if not head.startswith(ARCHIVE_MAGIC) or head[8:8 + 16].rstrip() != b"__.PKGDEF":
-            return head + f.read()
-        size = int(head[8 + 48:8 + 58])
-        return head + f.read(size + (size & 1))
+        head = f.read(len(MAGIC) + HEADER_SIZE)
+        end = export_data_end(head)
+        return head + (f.read() if end is None else f.read(end - len(head)))
 
 
 class BlobIndex:
