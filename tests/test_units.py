@@ -12,7 +12,8 @@ from fgo import toolchain
 
 from fgo.worker import compileargs
 
-from fgo.worker import executor
+from fgo.worker import executor, protocol
+from fgo.worker.protocol import CompileResult, CompileTask, Status
 from fgo.worker.blobs import BlobIndex, CorruptBlob, Store, export_data, read_export_data, sha256
 from fgo.build.placement import Placement
 
@@ -122,26 +123,100 @@ def test_store_rejects_corrupt_blobs(tmp_path: Path) -> None:
         store.put(sha256(b"ok2"), b"tampered")
 
 
-def _task(call: compileargs.CompileCall, inputs: dict[str, str], blobs: dict[str, bytes]) -> dict:
-    return {"identity": asdict(toolchain.identity()), "call": asdict(call), "inputs": inputs,
-            "blobs": blobs, "wait_for": [], "env": {}, "head_goroot": str(toolchain.goroot())}
+def _task(call: compileargs.CompileCall, inputs: dict[str, str], blobs: dict[str, bytes]
+          ) -> CompileTask:
+    return CompileTask(identity=asdict(toolchain.identity()), call=asdict(call), inputs=inputs,
+                       blobs=blobs, wait_for=[], env={}, head_goroot=str(toolchain.goroot()))
 
 
 def test_executor_refuses_another_toolchain() -> None:
+    from dataclasses import replace
     call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
-    task = _task(call, {}, {})
-    task["identity"] = {"go_version": "go1.26.0", "compiler_sha256": "0" * 64}
+    task = replace(_task(call, {}, {}),
+                   identity={"go_version": "go1.26.0", "compiler_sha256": "0" * 64})
     result = executor.execute(task)
-    assert result["status"] == "refused"
-    assert "go1.26.0" in result["reason"] and toolchain.go_version() in result["reason"]
+    assert result.status == "refused" and result.status is Status.REFUSED
+    assert "go1.26.0" in result.reason and toolchain.go_version() in result.reason
 
 
 def test_executor_reports_missing_and_corrupt_blobs() -> None:
     call = compileargs.CompileCall(args=["/a.go"], cwd="/", outputs=["/o.a"], inputs=["/a.go"])
     missing = executor.execute(_task(call, {"/a.go": sha256(b"never sent")}, {}))
-    assert missing["status"] == "missing" and missing["missing"] == [sha256(b"never sent")]
+    assert missing.status == "missing" and missing.missing == [sha256(b"never sent")]
     corrupt = executor.execute(_task(call, {"/a.go": "f" * 64}, {"f" * 64: b"junk"}))
-    assert corrupt["status"] == "corrupt"
+    assert corrupt.status == "corrupt"
+
+
+def test_executor_refuses_a_task_of_another_protocol_version() -> None:
+    from dataclasses import replace
+    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
+    old = replace(_task(call, {}, {}), version=protocol.PROTOCOL_VERSION + 1)
+    result = executor.execute(old)
+    assert isinstance(result, CompileResult) and result.status is Status.PROTOCOL
+    assert f"protocol version {protocol.PROTOCOL_VERSION + 1}" in result.reason
+    assert f"protocol version {protocol.PROTOCOL_VERSION}" in result.reason
+    assert result.version == protocol.PROTOCOL_VERSION
+
+
+def test_executor_refuses_an_old_dict_task() -> None:
+    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
+    as_dict = asdict(_task(call, {}, {}))
+    del as_dict["version"]  # what a head of before the typed protocol sends
+    result = executor.execute(as_dict)
+    assert result.status is Status.PROTOCOL
+    assert result.reason == (f"expected a CompileTask of protocol version "
+                             f"{protocol.PROTOCOL_VERSION}, got a dict of protocol version none")
+
+
+def test_protocol_mismatch_names_both_versions() -> None:
+    ok = CompileResult(Status.OK, "w")
+    assert protocol.mismatch(ok, CompileResult) is None
+    newer = CompileResult(Status.OK, "w", version=protocol.PROTOCOL_VERSION + 1)
+    assert protocol.mismatch(newer, CompileResult) == (
+        f"got a CompileResult of protocol version {protocol.PROTOCOL_VERSION + 1}, "
+        f"this side speaks protocol version {protocol.PROTOCOL_VERSION}")
+    shard = protocol.ShardResult(Status.OK, "w")
+    assert "expected a CompileResult" in protocol.mismatch(shard, CompileResult)
+    assert "got a ShardResult" in protocol.mismatch(shard, CompileResult)
+    assert protocol.mismatch({"status": "ok", "version": 0}, protocol.ShardResult) == (
+        f"expected a ShardResult of protocol version {protocol.PROTOCOL_VERSION}, "
+        f"got a dict of protocol version 0")
+
+
+def test_messages_survive_pickling_with_their_version() -> None:
+    import pickle
+    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
+    task = _task(call, {"/a.go": "0" * 64}, {"0" * 64: b"x"})
+    task = protocol.CompileTask(**{**task.__dict__, "split": protocol.SplitRole(
+        k=0, n=2, series="s", plan="p", timeout=1.0, queue="q")})
+    back = pickle.loads(pickle.dumps(task))
+    assert back == task and back.split.leader and back.version == protocol.PROTOCOL_VERSION
+    other = pickle.loads(pickle.dumps(CompileResult(Status.OK, "w", version=0)))
+    assert other.version == 0 and protocol.mismatch(other, CompileResult)
+
+
+def test_coordinator_refuses_results_of_another_protocol() -> None:
+    from fgo.build.coordinator import Coordinator, RemoteFailure
+    from fgo.report.record import Recorder
+    c = Coordinator(client=None, recorder=Recorder(), socket_path="/nonexistent")
+    c.placement.add_worker("w1", 1, "s1", set())
+    for message in ({"status": "ok", "worker": "w1"},
+                    CompileResult(Status.OK, "w1", version=protocol.PROTOCOL_VERSION + 1)):
+        with pytest.raises(RemoteFailure, match="protocol-mismatch: .*protocol version"):
+            c.check_result("w1", message)
+    assert "w1" in c.refused and "w1" not in c.placement.workers
+
+
+def test_faults_are_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fgo.worker import faults
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+    assert faults.damage("transfer", b"abc") == b"abc" and faults.damage("shard", b"abc") == b"abc"
+    monkeypatch.setenv(faults.FAULT_ENV, "corrupt-transfer")
+    assert faults.damage("transfer", b"abc") == b"\x9ebc" and faults.damage("shard", b"abc") == b"abc"
+    monkeypatch.setenv(faults.FAULT_ENV, "corrupt-shard")
+    assert faults.damage("shard", b"abc") == b"a\x9dc" and faults.damage("transfer", b"abc") == b"abc"
+    monkeypatch.setenv(faults.FAULT_ENV, "truncate-shard")
+    assert faults.damage("shard", b"abcd") == b"ab"
 
 
 @pytest.mark.parametrize("path", ["/../etc/passwd", "relative/x.go", "/a/../../b"])

@@ -14,13 +14,12 @@ import concurrent.futures
 import json
 import os
 import socketserver
-import statistics
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from fgo import toolchain
 
@@ -28,41 +27,82 @@ from fgo.worker import compileargs
 
 from fgo.worker import executor
 from fgo.worker.blobs import Blob, BlobIndex
+from fgo.worker.protocol import CompileResult, CompileTask, SplitRole, Status, mismatch
+from fgo.build import policy
 from fgo.build.placement import Placement
+from fgo.build.policy import RemoteFailure
 from fgo.report.record import ActionRecord, Recorder
 
-
-STRAGGLER_MIN_S = 10.0   # never race a compile that has run for less than this
-STRAGGLER_FACTOR = 5.0   # ... or for less than this many times its expected duration
+__all__ = ["Coordinator", "RemoteFailure", "ShimServer", "SplitterLike"]
 
 
-class RemoteFailure(Exception):
-    """The remote run cannot be trusted or did not finish; fall back."""
+class SplitterLike(Protocol):
+    """What the coordinator asks of `--split-large` (fgo.split.dispatch.Splitter)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def try_split(self, call: compileargs.CompileCall, env: dict[str, str],
+                  inputs: dict[str, Blob], rec: ActionRecord, t0: float
+                  ) -> dict[str, Any] | None:
+        """The shim's reply for a split compile, or None to compile normally."""
+
+
+class ShimServer:
+    """The unix socket the shim connects to, once per compile: a thread per connection
+    reads one JSON request, asks HANDLE for the JSON reply and writes it."""
+
+    def __init__(self, socket_path: str, handle: Callable[[dict[str, Any]], dict[str, Any]]
+                 ) -> None:
+        self.socket_path = socket_path
+        self._handle = handle
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+
+    def start(self) -> None:
+        handle = self._handle
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = json.loads(self.rfile.read())
+                reply = handle(request)
+                self.wfile.write(json.dumps(reply).encode())
+
+        self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="fgo-shim-server",
+                         daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
 
 
 class Coordinator:
+    """Decides where each compile runs, ships it, waits and writes its outputs.
+
+    The split (fgo.split.dispatch) uses the public methods below (`prepare`, `run_task`,
+    `run_remote`, `reply`, `submit_async`, `choose_distinct`, `finished`, `free_hosts`,
+    `open_queue`, `cancel`) and is attached with `set_splitter` (or the constructor)."""
+
     def __init__(self, client: Any, recorder: Recorder, socket_path: str,
-                 task_timeout: float = 600.0) -> None:
+                 task_timeout: float = 600.0, splitter: SplitterLike | None = None) -> None:
         self.client = client                   # distributed.Client (thread-safe)
         self.recorder = recorder
-        self.socket_path = socket_path
         self.task_timeout = task_timeout       # a remote compile slower than this runs locally
         self.blobs = BlobIndex()
         self.placement = Placement()
-        self.lock = threading.Lock()           # guards placement
+        self.lock = threading.Lock()           # guards placement and running
         self.identity = toolchain.identity()
         self.refused: set[str] = set()         # workers whose toolchain differs
         self.running: dict[int, ActionRecord] = {}  # compiles in flight (for progress)
-        self.splitter: Any = None              # split.Splitter with --split-large
+        self.splitter: SplitterLike | None = splitter  # with --split-large
+        self.server = ShimServer(socket_path, self.handle)
         self._backups = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="fgo-backup")
-        self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._live: set[str] = set()
         self._live_at = 0.0
         self._live_lock = threading.Lock()
+
+    def set_splitter(self, splitter: SplitterLike | None) -> None:
+        """Split large compiles with SPLITTER (built with this coordinator) from now on."""
+        self.splitter = splitter
 
     # --- cluster view ---
 
@@ -99,26 +139,33 @@ class Coordinator:
                 self._live_at = time.monotonic()
             return self._live
 
-    # --- socket server ---
+    # --- placement, for the split ---
+
+    def free_hosts(self) -> int:
+        with self.lock:
+            return self.placement.free_hosts()
+
+    def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
+        """Up to K different workers for a compile needing NEEDS (sha -> size), now busy."""
+        with self.lock:
+            return self.placement.choose_distinct(needs, k)
+
+    def finished(self, address: str, sent: list[str], confirmed: list[str]) -> None:
+        """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store."""
+        with self.lock:
+            self.placement.finished(address, sent, confirmed)
+
+    # --- the socket server ---
+
+    @property
+    def socket_path(self) -> str:
+        return self.server.socket_path
 
     def start(self) -> None:
-        coordinator = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                request = json.loads(self.rfile.read())
-                reply = coordinator.handle(request)
-                self.wfile.write(json.dumps(reply).encode())
-
-        self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fgo-shim-server",
-                         daemon=True).start()
+        self.server.start()
 
     def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+        self.server.stop()
 
     # --- one compile ---
 
@@ -133,23 +180,14 @@ class Coordinator:
         try:
             call = compileargs.parse(argv[1:], cwd)
             inputs = self._input_blobs(call)
-            rec.source_bytes = sum(b.size for p, b in inputs.items() if p.endswith(".go"))
+            rec.source_bytes = policy.source_bytes((p, b.size) for p, b in inputs.items())
             reply = None
             if self.splitter is not None:
                 reply = self.splitter.try_split(call, env, inputs, rec, t0)
             if reply is None:
-                reply = self._run_remote(call, env, inputs, rec, t0)
-        except compileargs.NotRemoteSafe as exc:
-            rec.fallback = f"not remote-safe: {exc}"
-            reply = {"local": True}
-        except RemoteFailure as exc:
-            rec.fallback = exc.reason
-            reply = {"local": True}
-        except OSError as exc:
-            rec.fallback = f"input unreadable: {exc.strerror}"
-            reply = {"local": True}
-        except Exception as exc:  # a bug of ours must cost a local compile, not the build
-            rec.fallback = f"internal error: {type(exc).__name__}: {exc}"
+                reply = self.run_remote(call, env, inputs, rec, t0)
+        except Exception as exc:  # whatever it was, it costs a local compile, not the build
+            rec.fallback = policy.fallback_reason(exc)
             reply = {"local": True}
         with self.lock:
             self.running.pop(id(rec), None)
@@ -162,151 +200,168 @@ class Coordinator:
             blobs[archive] = self.blobs.blob(archive, export_only=True)
         return blobs
 
-    def _prepare(self, address: str, call: compileargs.CompileCall, env: dict[str, str],
-                 inputs: dict[str, Blob], split: dict[str, Any] | None = None
-                 ) -> tuple[dict[str, Any], list[str]]:
+    def prepare(self, address: str, call: compileargs.CompileCall, env: dict[str, str],
+                inputs: dict[str, Blob], split: SplitRole | None = None
+                ) -> tuple[CompileTask, list[str]]:
         """A task for ADDRESS carrying the blobs its store lacks; and the blobs it carries."""
         needs = {b.sha: b.size for b in inputs.values()}
         by_sha = {b.sha: b for b in inputs.values()}
         with self.lock:
             sent, wait_for = self.placement.transfer(address, needs)
-        task = {
-            "identity": asdict(self.identity),
-            "call": asdict(call),
-            "inputs": {p: b.sha for p, b in inputs.items()},
-            "blobs": {sha: by_sha[sha].read() for sha in sent},
-            "wait_for": wait_for,
-            "env": env,
-            "head_goroot": env.get("GOROOT") or str(toolchain.goroot()),
-            "split": split,
-        }
+        task = CompileTask(
+            identity=asdict(self.identity),
+            call=asdict(call),
+            inputs={p: b.sha for p, b in inputs.items()},
+            blobs={sha: by_sha[sha].read() for sha in sent},
+            wait_for=wait_for,
+            env=env,
+            head_goroot=env.get("GOROOT") or str(toolchain.goroot()),
+            split=split,
+        )
         return task, sent
 
-    def _run_remote(self, call: compileargs.CompileCall, env: dict[str, str],
-                    inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any]:
+    def run_remote(self, call: compileargs.CompileCall, env: dict[str, str],
+                   inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any]:
+        """Compile CALL on the best worker; the shim's reply. RemoteFailure: run it locally."""
         needs = {b.sha: b.size for b in inputs.values()}
         with self.lock:
             address = self.placement.choose(needs)
         if address is None:
-            raise RemoteFailure("no usable worker")
+            raise RemoteFailure(policy.NO_WORKER)
         sent: list[str] = []
         confirmed: list[str] = []
         try:
-            task, sent = self._prepare(address, call, env, inputs)
+            task, sent = self.prepare(address, call, env, inputs)
             result = self.run_task(task, address, inputs, rec, sent)
             confirmed = list(needs)
-            rec.mode = "local" if result["worker"] == "local" else "remote"
-            rec.worker = result["worker"]
+            rec.mode = "local" if result.worker == "local" else "remote"
+            rec.worker = result.worker
             return self.reply(call, result, rec, t0)
         finally:
-            with self.lock:
-                self.placement.finished(address, sent, confirmed)
+            self.finished(address, sent, confirmed)
 
-    def run_task(self, task: dict[str, Any], address: str, inputs: dict[str, Blob],
-                 rec: ActionRecord, sent: list[str], watch: tuple[str, ...] = ()) -> dict[str, Any]:
+    def run_task(self, task: CompileTask, address: str, inputs: dict[str, Blob],
+                 rec: ActionRecord, sent: list[str], watch: tuple[str, ...] = ()
+                 ) -> CompileResult:
         """Run TASK on ADDRESS; resend once what its store turns out to lack (wiped, or a
-        blob still riding with a queued task). Returns an "ok" result or raises RemoteFailure."""
-        rec.bytes_in += sum(len(d) for d in task["blobs"].values())
-        backup = None if task.get("split") else (lambda: self._local_task(task, inputs))
+        blob still riding with a queued task). Returns an OK result or raises RemoteFailure."""
+        rec.bytes_in += sum(len(d) for d in task.blobs.values())
+        backup = None if task.split else (lambda: self._local_task(task, inputs))
         result = self._submit(task, address, watch, backup, self._straggler_deadline(inputs))
-        if result.get("worker") == "local":
-            rec.fallback = "straggler: the local run finished first"
-        if result["status"] == "missing":
+        if getattr(result, "worker", None) == "local":  # (checked below: any message type)
+            rec.fallback = policy.STRAGGLER_WON
+        resends = 0
+        while True:
+            verdict = self.check_result(address, result, resends)
+            if verdict.action is policy.Action.USE:
+                return result
             by_sha = {b.sha: b for b in inputs.values()}
             with self.lock:
-                self.placement.lacks(address, result["missing"])
-            task = {**task, "blobs": {sha: by_sha[sha].read() for sha in result["missing"]},
-                    "wait_for": []}
-            sent += result["missing"]
-            rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+                self.placement.lacks(address, list(verdict.resend))
+            task = replace(task, blobs={sha: by_sha[sha].read() for sha in verdict.resend},
+                           wait_for=[])
+            sent += verdict.resend
+            rec.bytes_in += sum(len(d) for d in task.blobs.values())
+            resends += 1
             result = self._submit(task, address, watch)
-        self.check_result(address, result)
-        return result
 
-    def check_result(self, address: str, result: dict[str, Any]) -> None:
-        """Raise RemoteFailure unless RESULT is usable; stop using a refusing worker."""
-        if result["status"] == "refused":
+    def check_result(self, address: str, result: Any, resends: int = 0) -> policy.Verdict:
+        """What to do with ADDRESS's RESULT: use it or resend (the verdict), or fall back
+        (RemoteFailure). A refusing worker, or one of another protocol, is not used again."""
+        wrong = mismatch(result, CompileResult)
+        if wrong:
+            verdict = policy.judge(Status.PROTOCOL, wrong)
+        else:
+            verdict = policy.judge(result.status, result.reason, result.missing, resends)
+        if verdict.drop_worker:
             self.refused.add(address)
             with self.lock:
                 self.placement.remove_worker(address)
-        if result["status"] != "ok":
-            raise RemoteFailure(f"{result['status']}: {result.get('reason', '')}".rstrip(": "))
+        if verdict.action is policy.Action.FALL_BACK:
+            raise RemoteFailure(verdict.reason)
+        return verdict
 
-    def reply(self, call: compileargs.CompileCall, result: dict[str, Any], rec: ActionRecord,
+    def reply(self, call: compileargs.CompileCall, result: CompileResult, rec: ActionRecord,
               t0: float) -> dict[str, Any]:
         """Write RESULT's outputs where go build expects them; the shim's answer."""
         rec.bytes_out = self._write_outputs(call, result, rec)
         now = time.time()
         rec.duration_s, rec.end = round(now - t0, 4), now
-        rec.dispatch_s = round((result["tool_start"] - t0) + (now - result["tool_done"]), 4)
-        return {"local": False, "exit": result["exit"], "output": _b64(result["output"])}
+        rec.dispatch_s = round((result.tool_start - t0) + (now - result.tool_done), 4)
+        return {"local": False, "exit": result.exit, "output": _b64(result.output)}
 
-    def submit_async(self, task: dict[str, Any], address: str, key: str) -> Any:
+    def submit_async(self, task: CompileTask, address: str, key: str) -> Any:
         return self.client.submit(executor.execute, task, workers=[address],
                                   allow_other_workers=False, pure=False, key=key)
 
-    def _straggler_deadline(self, inputs: dict[str, Blob]) -> float:
-        """Seconds after which a remote compile also starts locally: 5x its expected time
-        (source bytes at the median rate of this build's remote compiles), at least 10 s."""
-        source = sum(b.size for p, b in inputs.items() if p.endswith(".go")) or 1
-        with self.recorder.lock:
-            rates = [a.duration_s / a.source_bytes for a in self.recorder.actions[-200:]
-                     if a.mode == "remote" and a.duration_s and a.source_bytes]
-        rate = statistics.median(rates) if len(rates) >= 5 else 1e-5  # ~1 s per 100 kB
-        return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * rate * source)
+    def open_queue(self, prefix: str) -> Any:
+        """A new distributed.Queue on this build's client (for handing a leader its shards)."""
+        from distributed import Queue
+        return Queue(f"{prefix}-{uuid.uuid4().hex[:12]}", client=self.client)
 
-    def _local_task(self, task: dict[str, Any], inputs: dict[str, Blob]) -> dict[str, Any]:
+    def cancel(self, futures: list[Any]) -> None:
+        """Cancel FUTURES, forced: copies other workers fetched are cancelled too."""
+        self.client.cancel(futures, force=True)
+
+    def _straggler_deadline(self, inputs: dict[str, Blob]) -> float:
+        source = policy.source_bytes((p, b.size) for p, b in inputs.items())
+        with self.recorder.lock:
+            rates = policy.remote_rates(self.recorder.actions)
+        return policy.straggler_deadline(source, rates)
+
+    def _local_task(self, task: CompileTask, inputs: dict[str, Blob]) -> CompileResult:
         """TASK run by this process, in a sandbox of its own store (first result wins)."""
         store = executor.worker_store()
         blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
-        return executor.execute({**task, "blobs": blobs, "wait_for": []})
+        return executor.execute(replace(task, blobs=blobs, wait_for=[]))
 
-    def _submit(self, task: dict[str, Any], address: str, watch: tuple[str, ...] = (),
-                backup: Any = None, straggle_after: float = float("inf")) -> dict[str, Any]:
+    def _submit(self, task: CompileTask, address: str, watch: tuple[str, ...] = (),
+                backup: Callable[[], CompileResult] | None = None,
+                straggle_after: float = float("inf")) -> Any:
         """Run TASK on ADDRESS and wait; RemoteFailure if it or a WATCHed worker is lost.
 
         After STRAGGLE_AFTER seconds BACKUP (a local run of the same task) starts too,
         and whichever finishes first with a usable result is taken."""
         future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
         started = time.monotonic()
-        deadline = started + self.task_timeout
-        local: concurrent.futures.Future[dict[str, Any]] | None = None
+        local: concurrent.futures.Future[CompileResult] | None = None
         try:
             while True:
                 try:
                     return future.result(timeout=0.5)
                 except TimeoutError:
-                    if local is None and backup and time.monotonic() - started > straggle_after:
-                        local = self._backups.submit(backup)
+                    elapsed = time.monotonic() - started
+                    if policy.start_backup(elapsed, straggle_after, backup is not None,
+                                           local is not None):
+                        local = self._backups.submit(backup)  # type: ignore[arg-type]
                     if local is not None and local.done():
                         result = local.result()
-                        if result["status"] == "ok":
+                        if isinstance(result, CompileResult) and result.ok:
                             return result
                         local = None  # the local try failed too: keep waiting remotely
-                    live = self.live_workers()
-                    if address not in live or not live.issuperset(watch):
-                        raise RemoteFailure("worker lost") from None
-                    if time.monotonic() > deadline:
-                        raise RemoteFailure("remote timeout") from None
+                    why = policy.wait_verdict(time.monotonic() - started, self.task_timeout,
+                                              address, watch, self.live_workers())
+                    if why:
+                        raise RemoteFailure(why) from None
                 except RemoteFailure:
                     raise
                 except Exception as exc:  # the task raised, or the worker died under it
-                    raise RemoteFailure(f"remote error: {type(exc).__name__}: {exc}") from None
+                    raise policy.remote_error(exc) from None
         finally:
             if not future.done():
                 future.cancel()
 
-    def _write_outputs(self, call: compileargs.CompileCall, result: dict[str, Any],
+    def _write_outputs(self, call: compileargs.CompileCall, result: CompileResult,
                        rec: ActionRecord) -> int:
         total = 0
-        for path, data in result["outputs"].items():
+        for path, data in result.outputs.items():
             if path not in call.outputs:
                 raise RemoteFailure(f"unexpected output {path}")
             tmp = f"{path}.fgo-{uuid.uuid4().hex[:8]}"
             Path(tmp).write_bytes(data)
             os.replace(tmp, path)
             total += len(data)
-        rec.output_sha256 = result.get("output_sha256")  # hashed by the worker, off our CPU
+        rec.output_sha256 = result.output_sha256  # hashed by the worker, off our CPU
         return total
 
 

@@ -139,7 +139,7 @@ def run(opts: BuildOptions) -> int:
                 for warning in coordinator.learn_workers():
                     print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
                 if opts.split_large is not None:
-                    coordinator.splitter = _splitter(coordinator, opts)
+                    coordinator.set_splitter(_splitter(coordinator, opts))
                 coordinator.start()
                 env["FGO_SOCKET"] = coordinator.socket_path
                 # -p: the usable worker threads (all refused: go's default, all local)

@@ -18,6 +18,8 @@ from typing import Any
 
 from fgo.worker import compileargs
 from fgo.worker.blobs import Blob
+from fgo.worker.protocol import CompileResult, SplitRole
+from fgo.build import policy
 from fgo.build.coordinator import Coordinator, RemoteFailure
 from fgo.report.record import ActionRecord
 
@@ -50,11 +52,7 @@ class Splitter:
         except Exception as exc:  # the planner must never break a build
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
-        c = self.coordinator
-        with c.lock:  # this compile's own host is among the free ones
-            free = max(1, c.placement.free_hosts())
-        if self.policy.shards:  # an explicit --shards K is honoured; extra shards queue
-            free = max(free, self.policy.shards)
+        free = policy.split_hosts(self.coordinator.free_hosts(), self.policy.shards)
         plan = planner.plan(scan, free, self.policy)
         plan_s = time.perf_counter() - plan_started
         rec.split = {"decision": plan.reason, "k": plan.k, "plan_s": round(plan_s, 4),
@@ -73,32 +71,31 @@ class Splitter:
              rec: ActionRecord, t0: float, scan: Any, plan: Any) -> dict[str, Any]:
         c = self.coordinator
         needs = {b.sha: b.size for b in inputs.values()}
-        with c.lock:
-            addresses = c.placement.choose_distinct(needs, plan.k)
+        addresses = c.choose_distinct(needs, plan.k)
         if len(addresses) < plan.k:
-            with c.lock:
-                for a in addresses:
-                    c.placement.finished(a, [], [])
-            raise RemoteFailure("no usable worker for a shard")
+            for a in addresses:
+                c.finished(a, [], [])
+            raise RemoteFailure(policy.NO_SHARD_WORKER)
         plan_text = "".join(f"{shard}\t{scan.units[i].file}:{scan.units[i].line}\t\n"
                             for shard, units in enumerate(plan.shards) for i in units)
-        common = {"n": plan.k, "series": self.series, "plan": plan_text,
-                  "timeout": c.task_timeout}
+
+        def role(k: int, queue: str | None = None) -> SplitRole:
+            return SplitRole(k=k, n=plan.k, series=self.series, plan=plan_text,
+                             timeout=c.task_timeout, queue=queue)
+
         sent: dict[str, list[str]] = {a: [] for a in addresses}
         ok = False
         futures = []
-        from distributed import Queue
-        queue = Queue(f"fgo-shards-{uuid.uuid4().hex[:12]}", client=c.client)
+        queue = c.open_queue("fgo-shards")
         try:
             for k in range(1, plan.k):
-                task, shard_sent = c._prepare(addresses[k], call, env, inputs,
-                                              split={**common, "k": k})
+                task, shard_sent = c.prepare(addresses[k], call, env, inputs, split=role(k))
                 sent[addresses[k]] += shard_sent  # K > workers: an address comes twice
-                rec.bytes_in += sum(len(d) for d in task["blobs"].values())
+                rec.bytes_in += sum(len(d) for d in task.blobs.values())
                 futures.append(c.submit_async(task, addresses[k], f"shard-{k}-{uuid.uuid4().hex[:12]}"))
                 queue.put(futures[-1])  # the leader takes them from here, in shard order
-            task, leader_sent = c._prepare(addresses[0], call, env, inputs,
-                                           split={**common, "k": 0, "queue": queue.name})
+            task, leader_sent = c.prepare(addresses[0], call, env, inputs,
+                                          split=role(0, queue.name))
             sent[addresses[0]] += leader_sent
             result = c.run_task(task, addresses[0], inputs, rec, sent[addresses[0]],
                                 watch=tuple(addresses[1:]))
@@ -107,35 +104,34 @@ class Splitter:
             if not ok and futures:
                 # Forced, so the leader's copies are cancelled too: its fetcher then stops
                 # its compile at once instead of holding a worker thread until the timeout.
-                c.client.cancel(futures, force=True)
+                c.cancel(futures)
             for f in futures:
                 f.release()
             queue.close()
-            with c.lock:
-                for a in addresses:
-                    c.placement.finished(a, sent[a], list(needs) if ok else [])
-        stats = result.get("stats", {})
+            for a in addresses:
+                c.finished(a, sent[a], list(needs) if ok else [])
+        stats = result.stats
         rec.split.update({
             "workers": addresses,
-            "leader": {"tool_s": round(result["tool_done"] - result["tool_start"], 3),
+            "leader": {"tool_s": round(result.tool_done - result.tool_start, 3),
                        "frontend_s": stats.get("frontend_s"), "backend_s": stats.get("backend_s"),
                        "wait_s": stats.get("wait_s"), "merge_s": stats.get("inject_s")},
-            "shards": result.get("shards", {}),
-            "shard_bytes": result.get("shard_bytes", 0),
+            "shards": result.shards,
+            "shard_bytes": result.shard_bytes,
         })
-        rec.mode, rec.worker = "split", result["worker"]
+        rec.mode, rec.worker = "split", result.worker
         if self.options.check:
             return self._checked(call, env, inputs, rec, t0, result)
         return c.reply(call, result, rec, t0)
 
     def _checked(self, call: compileargs.CompileCall, env: dict[str, str], inputs: dict[str, Blob],
-                 rec: ActionRecord, t0: float, result: dict[str, Any]) -> dict[str, Any]:
+                 rec: ActionRecord, t0: float, result: CompileResult) -> dict[str, Any]:
         """--check: compile stock as well; ship the stock archive, record whether they agree."""
         split_mode, split_info = rec.mode, rec.split
-        reply = self.coordinator._run_remote(call, env, inputs, rec, t0)
-        same = result["output_sha256"] == rec.output_sha256
+        reply = self.coordinator.run_remote(call, env, inputs, rec, t0)
+        same = result.output_sha256 == rec.output_sha256
         rec.mode, rec.split = split_mode, split_info
-        rec.split["check"] = {"ok": same, "split_sha256": result["output_sha256"],
+        rec.split["check"] = {"ok": same, "split_sha256": result.output_sha256,
                               "stock_sha256": rec.output_sha256}
         if not same:
             rec.mode, rec.fallback = "remote", "split archive differs from stock (--check)"

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fgo.worker import compileargs
+from fgo.worker import compileargs, faults
 
 from fgo.split import compiler as compiler_patch
-from fgo.worker.executor import output_sha256, read_outputs
+from fgo.worker.outputs import output_sha256, read_outputs
+from fgo.worker.protocol import CompileResult, CompileTask, ShardResult, SplitRole, Status, mismatch
 
 
 def _stats(path: str) -> dict[str, Any]:
@@ -29,17 +30,6 @@ def _stats(path: str) -> dict[str, Any]:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _inject_fault(result: bytes) -> bytes:
-    """Fault injection for the reliability tests: FGO_FAULT on a worker damages its shards."""
-    fault = os.environ.get("FGO_FAULT", "")
-    if fault == "corrupt-shard":
-        middle = len(result) // 2
-        return result[:middle] + bytes([result[middle] ^ 0xFF]) + result[middle + 1:]
-    if fault == "truncate-shard":
-        return result[: len(result) // 2]
-    return result
 
 
 def _refusal(output: bytes, sandbox: str) -> str:
@@ -53,18 +43,22 @@ def _refusal(output: bytes, sandbox: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
-        env: dict[str, str], sandbox: str, worker: str, started: float) -> dict[str, Any]:
-    split = task["split"]
+def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args: list[str],
+        env: dict[str, str], sandbox: str, worker: str, started: float
+        ) -> CompileResult | ShardResult:
+    """TASK's shard (a ShardResult) or, for the leader, the merged compile (a CompileResult),
+    run in SANDBOX (laid out by the executor) with the compile's sandboxed ARGS."""
     patched = compiler_patch.ensure_compiler()
-    if patched.series != split["series"]:
-        return {"status": "refused", "worker": worker,
-                "reason": f"patch series mismatch: head {split['series'][:12]}, "
-                          f"worker {patched.series[:12]}"}
+    if patched.series != split.series:
+        reason = (f"patch series mismatch: head {split.series[:12]}, "
+                  f"worker {patched.series[:12]}")
+        if split.leader:
+            return CompileResult(Status.REFUSED, worker, reason=reason)
+        return ShardResult(Status.REFUSED, worker, reason=reason)
     plan = os.path.join(sandbox, "fgo-plan.txt")
-    Path(plan).write_text(split["plan"])
+    Path(plan).write_text(split.plan)
     stats = os.path.join(sandbox, "fgo-stats.json")
-    k, n = split["k"], split["n"]
+    k, n = split.k, split.n
     cwd = sandbox + call.cwd
     if k > 0:  # a shard
         out = os.path.join(sandbox, f"fgo-shard-{k}.res")
@@ -75,15 +69,15 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
                               stderr=subprocess.STDOUT)
         tool_done = time.time()
         if proc.returncode != 0 or not os.path.exists(out):
-            return {"status": "shard-failed", "worker": worker, "reason": _refusal(proc.stdout, sandbox)}
-        return {"status": "ok", "worker": worker, "result": _inject_fault(Path(out).read_bytes()),
-                "stats": _stats(stats), "tool_start": tool_start, "tool_done": tool_done}
+            return ShardResult(Status.SHARD_FAILED, worker, reason=_refusal(proc.stdout, sandbox))
+        return ShardResult(Status.OK, worker, result=faults.damage("shard", Path(out).read_bytes()),
+                           stats=_stats(stats), tool_start=tool_start, tool_done=tool_done)
 
     # the leader
     files = [os.path.join(sandbox, f"fgo-shard-{i}.res") for i in range(1, n)]
     argv = compiler_patch.with_flags(
         [str(patched.path), *args],
-        compiler_patch.leader_flags(n, files, plan, timeout=int(split["timeout"]), stats=stats))
+        compiler_patch.leader_flags(n, files, plan, timeout=int(split.timeout), stats=stats))
     tool_start = time.time()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -91,25 +85,25 @@ def run(task: dict[str, Any], call: compileargs.CompileCall, args: list[str],
     from distributed import get_client
     client = get_client()  # here: a thread of our own would not find the worker
     fetcher = threading.Thread(target=_fetch_shards,
-                               args=(client, split["queue"], files, proc, fetched),
+                               args=(client, split.queue, files, proc, fetched),
                                name="fgo-shard-fetch", daemon=True)
     fetcher.start()
     output, _ = proc.communicate()
     tool_done = time.time()
     fetcher.join(timeout=5)
     if fetched["error"]:
-        return {"status": "shard-failed", "worker": worker, "reason": fetched["error"]}
+        return CompileResult(Status.SHARD_FAILED, worker, reason=fetched["error"])
     if proc.returncode != 0:
         # a refused merge (exit 2) or a genuine compile error: the caller compiles normally
-        return {"status": "merge-refused", "worker": worker, "reason": _refusal(output, sandbox),
-                "exit": proc.returncode}
+        return CompileResult(Status.MERGE_REFUSED, worker, reason=_refusal(output, sandbox),
+                             exit=proc.returncode)
     outputs = read_outputs(call, sandbox)
-    return {"status": "ok", "worker": worker, "exit": 0,
-            "output": output.replace(sandbox.encode(), b""), "outputs": outputs,
-            "output_sha256": output_sha256(call, outputs),
-            "stats": _stats(stats), "shards": fetched["shards"], "shard_bytes": fetched["bytes"],
-            "started": started, "tool_start": tool_start, "tool_done": tool_done,
-            "returned": time.time()}
+    return CompileResult(Status.OK, worker, exit=0,
+                         output=output.replace(sandbox.encode(), b""), outputs=outputs,
+                         output_sha256=output_sha256(call, outputs),
+                         stats=_stats(stats), shards=fetched["shards"],
+                         shard_bytes=fetched["bytes"], started=started,
+                         tool_start=tool_start, tool_done=tool_done, returned=time.time())
 
 
 def _fetch_shards(client: Any, queue: str, files: list[str],
@@ -128,18 +122,20 @@ def _fetch_shards(client: Any, queue: str, files: list[str],
             if proc.poll() is not None:
                 return
             result = future.result()
-            if result["status"] != "ok":
-                raise RuntimeError(f"shard on {result['worker']}: {result['status']}: "
-                                   f"{result.get('reason', '')}")
+            wrong = mismatch(result, ShardResult)
+            if wrong:
+                raise RuntimeError(f"shard: {Status.PROTOCOL}: {wrong}")
+            if result.status is not Status.OK:
+                raise RuntimeError(f"shard on {result.worker}: {result.status}: {result.reason}")
             path = futures[future]
             tmp = path + ".part"
-            Path(tmp).write_bytes(result["result"])
+            Path(tmp).write_bytes(result.result)
             os.replace(tmp, path)  # the compiler sees a whole file or none
-            fetched["bytes"] += len(result["result"])
+            fetched["bytes"] += len(result.result)
             fetched["shards"][os.path.basename(path)] = {
-                "worker": result["worker"], "stats": result["stats"],
-                "bytes": len(result["result"]),
-                "tool_s": round(result["tool_done"] - result["tool_start"], 3)}
+                "worker": result.worker, "stats": result.stats,
+                "bytes": len(result.result),
+                "tool_s": round(result.tool_done - result.tool_start, 3)}
     except Exception as exc:  # a lost or failed shard: stop the leader, fall back
         fetched["error"] = f"{type(exc).__name__}: {exc}"
         if proc.poll() is None:

@@ -1,10 +1,11 @@
 """Runs one compile on a worker: store, sandbox, the pinned tool, outputs back.
 
-This is the code a Dask task executes. It is a plain function of a task dict
-so that it can be tested without a cluster. A task carries the blobs the head
-node believes this worker's store lacks; if the store lacks more (wiped,
-another disk), the task answers "missing" and the head resends: one extra
-round trip in a rare case instead of one on every action.
+This is the code a Dask task executes. It is a plain function of a
+protocol.CompileTask so that it can be tested without a cluster. A task carries the
+blobs the head node believes this worker's store lacks; if the store lacks more (wiped,
+another disk), the task answers Status.MISSING and the head resends: one extra round
+trip in a rare case instead of one on every action. The fields are documented in
+fgo/worker/protocol.py.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ from typing import Any
 
 from fgo import toolchain
 
-from fgo.worker import compileargs
-from fgo.worker.blobs import CorruptBlob, Store, sha256
+from fgo.worker import compileargs, faults
+from fgo.worker.blobs import CorruptBlob, Store
+from fgo.worker.outputs import output_sha256, read_outputs
+from fgo.worker.protocol import CompileResult, CompileTask, ShardResult, Status, refuse_task
 from fgo.paths import cache_dir
+from fgo.split import shard_task  # one way only: the shard task imports nothing of ours
+
+__all__ = ["BadTask", "execute", "output_sha256", "read_outputs", "store_info", "worker_store"]
 
 WAIT_FOR_INFLIGHT_S = 10.0  # a blob sent with a concurrent task lands within ms
 
@@ -68,76 +74,73 @@ def _place(store: Store, sha: str, dest: str) -> None:
         shutil.copyfile(store.path(sha), dest)
 
 
-def _admit(task: dict[str, Any], worker: str) -> dict[str, Any] | None:
+def _admit(task: CompileTask, worker: str) -> CompileResult | None:
     """Refuse a task this worker cannot run faithfully; store its blobs. None: go ahead."""
-    mine, theirs = toolchain.identity(), toolchain.Identity(**task["identity"])
+    mine, theirs = toolchain.identity(), toolchain.Identity(**task.identity)
     if mine != theirs:
-        return {"status": "refused", "worker": worker,
-                "reason": f"toolchain mismatch: head has {theirs.describe()}, "
-                          f"worker has {mine.describe()}"}
+        return CompileResult(Status.REFUSED, worker,
+                             reason=f"toolchain mismatch: head has {theirs.describe()}, "
+                                    f"worker has {mine.describe()}")
     store = worker_store()
     try:
-        for sha, data in task["blobs"].items():
-            if os.environ.get("FGO_FAULT") == "corrupt-transfer" and data:  # fault injection
-                data = bytes([data[0] ^ 0xFF]) + data[1:]
-            store.put(sha, data)
+        for sha, data in task.blobs.items():
+            store.put(sha, faults.damage("transfer", data))
     except CorruptBlob as exc:
-        return {"status": "corrupt", "worker": worker, "reason": str(exc)}
+        return CompileResult(Status.CORRUPT, worker, reason=str(exc))
     except OSError as exc:  # a full or read-only store
-        return {"status": "store-error", "worker": worker,
-                "reason": f"{exc.strerror or exc} in {store.root}"}
+        return CompileResult(Status.STORE_ERROR, worker,
+                             reason=f"{exc.strerror or exc} in {store.root}")
     deadline = time.monotonic() + WAIT_FOR_INFLIGHT_S
-    pending = [s for s in task["wait_for"] if not store.has(s)]
+    pending = [s for s in task.wait_for if not store.has(s)]
     while pending and time.monotonic() < deadline:
         time.sleep(0.005)
         pending = [s for s in pending if not store.has(s)]
-    missing = sorted({s for s in task["inputs"].values() if not store.has(s)})
+    missing = sorted({s for s in task.inputs.values() if not store.has(s)})
     if missing:
-        return {"status": "missing", "worker": worker, "missing": missing}
+        return CompileResult(Status.MISSING, worker, missing=missing)
     return None
 
 
-def _materialize(task: dict[str, Any], call: compileargs.CompileCall, sandbox: str) -> list[str]:
+def _materialize(task: CompileTask, call: compileargs.CompileCall, sandbox: str) -> list[str]:
     """Lay the inputs out under SANDBOX; the compile's arguments for running there."""
     store = worker_store()
-    for path, sha in task["inputs"].items():
+    for path, sha in task.inputs.items():
         _place(store, sha, sandbox + path)
     # configs name absolute paths: rewrite them to point into the sandbox
     if call.importcfg:
-        text = store.path(task["inputs"][call.importcfg]).read_text()
+        text = store.path(task.inputs[call.importcfg]).read_text()
         _rewrite(sandbox + call.importcfg, compileargs.sandbox_importcfg(text, sandbox).encode())
     if call.embedcfg:
-        data = store.path(task["inputs"][call.embedcfg]).read_bytes()
+        data = store.path(task.inputs[call.embedcfg]).read_bytes()
         _rewrite(sandbox + call.embedcfg, compileargs.sandbox_embedcfg(data, sandbox))
     for out in call.outputs:
         os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
     os.makedirs(sandbox + call.cwd, exist_ok=True)
-    return compileargs.sandbox_args(call, sandbox, task["head_goroot"])
+    return compileargs.sandbox_args(call, sandbox, task.head_goroot)
 
 
-def execute(task: dict[str, Any]) -> dict[str, Any]:
-    """Run TASK: a compile, or with task["split"] one shard or the leader of a split compile.
-
-    See coordinator.Coordinator._run_remote and split.Splitter for the fields."""
+def execute(task: CompileTask) -> CompileResult | ShardResult:
+    """Run TASK: a compile, or with task.split one shard (a ShardResult) or the leader of
+    a split compile. A message that is not a CompileTask of this protocol version is
+    answered with Status.PROTOCOL (see fgo/worker/protocol.py for the fields)."""
     started = time.time()
     worker = _worker_address()
-    problem = _admit(task, worker)
+    problem = refuse_task(task, worker) or _admit(task, worker)
     if problem:
         return problem
-    call = compileargs.CompileCall(**task["call"])
-    for path in [*task["inputs"], *call.outputs, call.cwd]:
+    call = compileargs.CompileCall(**task.call)
+    for path in [*task.inputs, *call.outputs, call.cwd]:
         _check_path(path)
     sandbox_root = cache_dir() / "sandbox"
     sandbox_root.mkdir(parents=True, exist_ok=True)
     sandbox = tempfile.mkdtemp(dir=sandbox_root, prefix="t")
     try:
         args = _materialize(task, call, sandbox)
-        env = {k: v for k, v in task["env"].items() if k.startswith("GO")}
+        env = {k: v for k, v in task.env.items() if k.startswith("GO")}
         env.update(GOROOT=str(toolchain.goroot()), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
         tool = str(toolchain.tool_path("compile"))
-        if task.get("split"):
-            from fgo.split import shard_task as split_executor
-            return split_executor.run(task, call, args, env, sandbox, worker, started)
+        if task.split is not None:
+            return shard_task.run(task, task.split, call, args, env, sandbox, worker, started)
         tool_start = time.time()
         proc = subprocess.run([tool, *args], cwd=sandbox + call.cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -145,24 +148,13 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         outputs = {}
         if proc.returncode == 0:
             outputs = read_outputs(call, sandbox)
-        return {"status": "ok", "worker": worker, "exit": proc.returncode,
-                "output": proc.stdout.replace(sandbox.encode(), b""), "outputs": outputs,
-                "output_sha256": output_sha256(call, outputs),
-                "started": started, "tool_start": tool_start, "tool_done": tool_done,
-                "returned": time.time()}
+        return CompileResult(Status.OK, worker, exit=proc.returncode,
+                             output=proc.stdout.replace(sandbox.encode(), b""), outputs=outputs,
+                             output_sha256=output_sha256(call, outputs),
+                             started=started, tool_start=tool_start, tool_done=tool_done,
+                             returned=time.time())
     finally:
         _remove_later(sandbox)
-
-
-def output_sha256(call: compileargs.CompileCall, outputs: dict[str, bytes]) -> str | None:
-    """The -o output's hash, for the report (computed here, not on the busy head node)."""
-    data = outputs.get(call.outputs[0]) if call.outputs else None
-    return sha256(data) if data is not None else None
-
-
-def read_outputs(call: compileargs.CompileCall, sandbox: str) -> dict[str, bytes]:
-    return {out: Path(sandbox + out).read_bytes() for out in call.outputs
-            if os.path.exists(sandbox + out)}
 
 
 _cleanup: queue.SimpleQueue[str] | None = None

@@ -1,0 +1,197 @@
+"""The head node's decisions (fgo/build/policy.py): every branch, no processes, no cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from fgo.build import policy
+from fgo.build.policy import Action, RemoteFailure, Verdict
+from fgo.planner.decide import SplitPolicy, choose_shards
+from fgo.report.record import ActionRecord
+from fgo.worker.compileargs import NotRemoteSafe
+from fgo.worker.protocol import Status
+
+
+# --- the straggler race ---
+
+def test_source_bytes_counts_go_files_only() -> None:
+    assert policy.source_bytes([("/a.go", 100), ("/b.go", 20), ("/w/importcfg", 999),
+                                ("/cache/fmt.a", 5000)]) == 120
+    assert policy.source_bytes([]) == 0
+
+
+def _rec(mode: str, duration: float | None, source: int) -> ActionRecord:
+    return ActionRecord(package="p", tool="compile", mode=mode, duration_s=duration,
+                        source_bytes=source)
+
+
+def test_remote_rates_take_measured_remote_compiles_only() -> None:
+    actions = [_rec("remote", 2.0, 1000), _rec("local", 2.0, 1000), _rec("cached", 1.0, 10),
+               _rec("split", 3.0, 1000), _rec("remote", None, 1000), _rec("remote", 0.0, 1000),
+               _rec("remote", 1.0, 0), _rec("remote", 1.0, 4000)]
+    assert policy.remote_rates(actions) == [2.0 / 1000, 1.0 / 4000]
+
+
+def test_remote_rates_look_at_the_most_recent_window() -> None:
+    old = [_rec("remote", 100.0, 1)] * 50
+    recent = [_rec("remote", 1.0, 1000)] * policy.RATE_WINDOW
+    assert policy.remote_rates(old + recent) == [1.0 / 1000] * policy.RATE_WINDOW
+
+
+def test_straggler_deadline_is_at_least_the_minimum() -> None:
+    # default rate 1e-5 s/byte: 100 kB of source is 1 s expected, 5 s x5: below the 10 s floor
+    assert policy.straggler_deadline(100_000, []) == policy.STRAGGLER_MIN_S == 10.0
+
+
+def test_straggler_deadline_is_five_times_the_expected_time_at_the_default_rate() -> None:
+    # 1 MB at 1e-5 s/byte: 10 s expected, raced after 50 s
+    assert policy.straggler_deadline(1_000_000, []) == pytest.approx(50.0)
+    # fewer than MIN_RATE_SAMPLES measured compiles: still the default rate
+    assert policy.straggler_deadline(1_000_000, [1.0] * (policy.MIN_RATE_SAMPLES - 1)) \
+        == pytest.approx(50.0)
+
+
+def test_straggler_deadline_uses_the_median_measured_rate() -> None:
+    rates = [1e-4, 2e-4, 3e-4, 4e-4, 1.0]  # one outlier: the median ignores it
+    assert len(rates) == policy.MIN_RATE_SAMPLES
+    assert policy.straggler_deadline(100_000, rates) == pytest.approx(5 * 3e-4 * 100_000)
+    assert policy.straggler_deadline(100, rates) == policy.STRAGGLER_MIN_S
+
+
+def test_straggler_deadline_of_a_compile_without_go_source() -> None:
+    assert policy.straggler_deadline(0, [1.0] * 5) == policy.STRAGGLER_MIN_S
+    assert policy.straggler_deadline(0, [100.0] * 5) == pytest.approx(500.0)  # counted as 1 byte
+
+
+@pytest.mark.parametrize("elapsed, can_race, racing, start", [
+    (11.0, True, False, True),     # past the deadline, nothing racing yet: start
+    (9.0, True, False, False),     # not yet
+    (10.0, True, False, False),    # exactly at it: not yet (strictly after)
+    (11.0, False, False, False),   # a split's task is never raced
+    (11.0, True, True, False),     # already racing
+])
+def test_start_backup(elapsed: float, can_race: bool, racing: bool, start: bool) -> None:
+    assert policy.start_backup(elapsed, 10.0, can_race, racing) is start
+
+
+def test_start_backup_never_with_an_infinite_deadline() -> None:
+    assert not policy.start_backup(1e9, float("inf"), True, False)
+
+
+@pytest.mark.parametrize("elapsed, address, watch, live, why", [
+    (1.0, "w1", (), {"w1", "w2"}, None),
+    (1.0, "w1", ("w2",), {"w1", "w2"}, None),
+    (1.0, "w1", (), {"w2"}, policy.WORKER_LOST),             # its worker is gone
+    (1.0, "w1", ("w2", "w3"), {"w1", "w2"}, policy.WORKER_LOST),  # a watched shard's worker
+    (1.0, "w1", (), set(), policy.WORKER_LOST),              # the scheduler is gone
+    (61.0, "w1", (), {"w1"}, policy.REMOTE_TIMEOUT),
+    (60.0, "w1", (), {"w1"}, None),                          # exactly the timeout: wait on
+    (61.0, "w1", (), set(), policy.WORKER_LOST),             # lost is said before late
+])
+def test_wait_verdict(elapsed: float, address: str, watch: tuple[str, ...], live: set[str],
+                      why: str | None) -> None:
+    assert policy.wait_verdict(elapsed, 60.0, address, watch, live) == why
+
+
+# --- a worker's answer ---
+
+def test_an_ok_result_is_used() -> None:
+    assert policy.judge(Status.OK) == Verdict(Action.USE)
+    assert policy.judge("ok") == Verdict(Action.USE)  # the wire value reads the same
+
+
+def test_missing_blobs_are_resent_once() -> None:
+    first = policy.judge(Status.MISSING, missing=["a", "b"])
+    assert first == Verdict(Action.RESEND, resend=("a", "b"))
+    again = policy.judge(Status.MISSING, missing=["a"], resends=policy.MAX_RESENDS)
+    assert again == Verdict(Action.FALL_BACK, "missing")
+    assert not again.drop_worker  # a wiped store is no reason to stop using the worker
+
+
+def test_missing_without_a_list_falls_back() -> None:
+    assert policy.judge(Status.MISSING) == Verdict(Action.FALL_BACK, "missing")
+
+
+@pytest.mark.parametrize("status", [Status.REFUSED, Status.PROTOCOL])
+def test_a_refusing_worker_is_dropped(status: Status) -> None:
+    v = policy.judge(status, "toolchain mismatch: head has go1.27, worker has go1.26")
+    assert v.action is Action.FALL_BACK and v.drop_worker
+    assert v.reason == f"{status.value}: toolchain mismatch: head has go1.27, worker has go1.26"
+
+
+@pytest.mark.parametrize("status, reason, fallback", [
+    (Status.CORRUPT, "blob abc: sha256 mismatch", "corrupt: blob abc: sha256 mismatch"),
+    (Status.STORE_ERROR, "No space left on device in /s", "store-error: No space left on device in /s"),
+    (Status.SHARD_FAILED, "RuntimeError: shard on w2: shard-failed: x",
+     "shard-failed: RuntimeError: shard on w2: shard-failed: x"),
+    (Status.MERGE_REFUSED, "digest mismatch", "merge-refused: digest mismatch"),
+    (Status.MERGE_REFUSED, "", "merge-refused"),              # no reason: no trailing ": "
+])
+def test_other_failures_fall_back_for_this_compile_only(status: Status, reason: str,
+                                                        fallback: str) -> None:
+    v = policy.judge(status, reason, missing=["x"])
+    assert v == Verdict(Action.FALL_BACK, fallback) and not v.drop_worker
+
+
+def test_an_unknown_status_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        policy.judge("exploded")
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (NotRemoteSafe("flag -cpuprofile"), "not remote-safe: flag -cpuprofile"),
+    (RemoteFailure("worker lost"), "worker lost"),
+    (FileNotFoundError(2, "No such file or directory"), "input unreadable: No such file or directory"),
+    (PermissionError(13, "Permission denied"), "input unreadable: Permission denied"),
+    (KeyError("x"), "internal error: KeyError: 'x'"),
+    (ValueError("bad"), "internal error: ValueError: bad"),
+])
+def test_fallback_reason(exc: BaseException, reason: str) -> None:
+    assert policy.fallback_reason(exc) == reason
+
+
+def test_remote_error() -> None:
+    failure = policy.remote_error(OSError("connection reset"))
+    assert isinstance(failure, RemoteFailure)
+    assert failure.reason == "remote error: OSError: connection reset"
+
+
+# --- the split's K ---
+
+@pytest.mark.parametrize("free, shards, hosts", [
+    (0, None, 1),    # nobody free: still this compile's own host
+    (1, None, 1),
+    (5, None, 5),
+    (0, 4, 4),       # an explicit --shards K beyond the free hosts: extra shards queue
+    (2, 4, 4),
+    (6, 4, 6),       # more free than asked: the planner caps K at --shards itself
+])
+def test_split_hosts(free: int, shards: int | None, hosts: int) -> None:
+    assert policy.split_hosts(free, shards) == hosts
+
+
+@dataclass(frozen=True)
+class Cost:
+    F: float
+    B: float
+    D: float
+
+
+# split(K) = F + B/K + D + 0.2 + (K-1) * 0.6: with B = 20 its argmin is K = 6
+BIG = Cost(F=1.0, B=20.0, D=0.5)
+
+
+@pytest.mark.parametrize("free, policy_, k", [
+    (10, SplitPolicy(), 6),                      # auto: the cost model's argmin
+    (3, SplitPolicy(), 3),                       # ... capped by the free hosts
+    (0, SplitPolicy(), 1),                       # no other host free: whole
+    (1, SplitPolicy(shards=4), 4),               # --shards 4 beyond the free hosts
+    (0, SplitPolicy(threshold=0), 2),            # forced mode splits even on one host
+])
+def test_k_from_the_free_hosts(free: int, policy_: SplitPolicy, k: int) -> None:
+    got, why = choose_shards(BIG, 100, policy.split_hosts(free, policy_.shards), policy_)
+    assert got == k, why
+    if k == 1:
+        assert why == "1 free worker(s)"
