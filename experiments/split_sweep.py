@@ -1,7 +1,15 @@
-"""Item 2's recipe on top of fgo.analysis.simulate: which packages to split, and the sweep over k.
+"""The simulation experiment's steps: which packages to split, and the sweep of makespans over k.
 
-Shared by test_2_simulation.py (which measures F/B/D) and resim.py (which
-re-runs the simulations from stored results, e.g. with real shard times).
+Experiment 2 (test_2_simulation.py) simulates schedules of a real build's
+action graph on k workers (fgo.analysis.simulate). This module holds its steps:
+the duration source of the graph (`durations`), the choice of the packages to
+split (`choose_splits`: critical-path compiles, F/B/D measured), the sweep with
+the best shard count K per k (`best_k_sweep`), real shard times for policy (c)
+measured (`measure_shards`, `measured_specs`, `add_measured`), and the tables
+and metadata stored with the results (`spec_rows`, `simulation_meta`, and back:
+`specs_from_rows`, `shards_from_rows`). Shared by test_2_simulation.py (which
+measures F/B/D) and resim.py (which re-runs the simulations from stored
+results, e.g. with real shard times).
 
 Two duration sources per graph, each its own results file:
   "wall": the recorded action durations (TimeDone - TimeStart), what go saw;
