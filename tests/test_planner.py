@@ -13,6 +13,7 @@ import networkx as nx  # type: ignore[import-untyped]
 import pytest
 
 from fgo import toolchain
+from fgo.analysis import bench
 from fgo.planner import costmodel, decide
 from fgo.planner.gosource import (
     ScanError,
@@ -353,7 +354,7 @@ def test_bench_collection_real(tmp_path: Path) -> None:
     recs = costmodel.load_samples(log)
     assert {r["pkg"] for r in recs} == {"container/list", "unicode/utf8"}
     for r in recs:
-        f, b, d = costmodel.split_phases(r["phases"])
+        f, b, d = bench.fbd(r["phases"])
         assert f > 0 and b > 0 and d > 0
         assert abs(f + b + d - r["phases"]["total"]) < 0.01
     samples = costmodel.samples_from_logs([log])

@@ -1,11 +1,10 @@
 """Cost model: a package's compile time from its scan.
 
-The stock compiler reports its own phase times with `-bench=FILE` (base/timings.go): lines
-`BenchmarkCompile:<pkg>:<label> 1 <ns> ns/op <pct> %` with labels `fe:init`, `fe:parse`, ...,
-`fe:escapes`, `be:compilefuncs`, `be:dumpobj`, ..., `total`. We group them into
+The stock compiler reports its own phase times with `-bench=FILE`; `fgo.analysis.bench`
+parses them and groups them into
   F = every `fe:*` phase (parse, typecheck, IR, inlining, escape analysis, walk prep),
   B = `be:compilefuncs` (SSA + codegen of every function: the part a split divides by K),
-  D = every other `be:*` phase (dumpobj: writing the object; small rounds after compilefuncs),
+  D = the other phases (dumpobj: writing the object),
 and predict each from package-level sums of the scan's measures (PackageScan.features()):
 linear with non-negative coefficients, or log-linear, per target — whichever cross-validates
 better. Coefficients are fitted on real compiles (`collect_bench` + `fit_logs`) and stored,
@@ -36,50 +35,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fgo.analysis import bench
+
 if TYPE_CHECKING:  # pragma: no cover
     from .gosource import PackageScan
 
 FIT_FILE = Path(__file__).with_name("costmodel_fit.json")
-
-
-# ---------------------------------------------------------------------------------------------
-# -bench output
-
-def parse_bench(text: str) -> dict[str, float]:
-    """Phase label -> seconds, from the text the compiler appends to its -bench file.
-
-    Only the last benchmark block is used (the file is opened in append mode).
-    """
-    phases: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("commit:"):
-            phases = {}
-            continue
-        if not line.startswith("BenchmarkCompile:"):
-            continue
-        parts = line.split()
-        if len(parts) < 4 or parts[3] != "ns/op":
-            continue
-        label = parts[0][len("BenchmarkCompile:"):]
-        # label is "<pkgpath>:<phase...>"; pkgpath has no ':' but phase labels do.
-        _pkg, _, phase = label.partition(":")
-        phases[phase] = int(parts[2]) / 1e9
-    return phases
-
-
-def split_phases(phases: dict[str, float]) -> tuple[float, float, float]:
-    """(F, B, D) seconds from -bench phases (subtotals and total excluded)."""
-    f = b = d = 0.0
-    for label, sec in phases.items():
-        if label.endswith("subtotal") or label in ("total", "unaccounted"):
-            continue
-        if label.startswith("fe:"):
-            f += sec
-        elif label == "be:compilefuncs":
-            b += sec
-        else:
-            d += sec
-    return f, b, d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,9 +60,9 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
         if a.startswith("-c="):
             continue
         args.append(a)
-    fd, bench = tempfile.mkstemp(suffix=".bench")
+    fd, bench_file = tempfile.mkstemp(suffix=".bench")
     os.close(fd)
-    args[1:1] = ["-c=1", f"-bench={bench}"]
+    args[1:1] = ["-c=1", f"-bench={bench_file}"]
     env = dict(os.environ, GOMAXPROCS="1")
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, env=env)
@@ -109,15 +70,15 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
     proc.returncode = rc = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     try:
-        text = Path(bench).read_text()
+        text = Path(bench_file).read_text()
     finally:
-        os.unlink(bench)
+        os.unlink(bench_file)
     if rc == 0:
         pkg = args[args.index("-p") + 1] if "-p" in args else ""
         # compile's file arguments: the trailing .go files (after the last flag)
         files = [os.path.abspath(a) for a in argv[1:] if a.endswith(".go") and not a.startswith("-")]
         rec = {"pkg": pkg, "files": files, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
-               "phases": parse_bench(text), "args": argv[1:]}
+               "phases": bench.last_run(text), "args": argv[1:]}
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")
     return rc
@@ -125,7 +86,7 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
 
 def _phase_seconds(rec: dict) -> tuple[float, float, float]:
     """(F, B, D) of one record, scaled by cpu/wall if the compile waited for a CPU."""
-    f, b, d = split_phases(rec["phases"])
+    f, b, d = bench.fbd(rec["phases"])
     cpu = rec.get("cpu")
     total = rec["phases"].get("total", 0.0)
     if cpu and total > 0:
@@ -359,7 +320,7 @@ def samples_from_logs(logs: Iterable[Path | str]) -> list[dict]:
             continue
         # prefer runs that recorded their CPU time (GOMAXPROCS=1, de-noised)
         fbd = [_phase_seconds(r) for r in recs if r.get("cpu")] or [
-            split_phases(r["phases"]) for r in recs]
+            bench.fbd(r["phases"]) for r in recs]
         out.append({"pkg": pkg, "features": scan.features(), "n_runs": len(recs),
                     "F": min(x[0] for x in fbd), "B": min(x[1] for x in fbd),
                     "D": min(x[2] for x in fbd), "scan_seconds": scan.seconds})
