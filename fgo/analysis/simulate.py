@@ -227,24 +227,7 @@ def split_graph(g: nx.DiGraph, specs: Mapping[str, SplitSpec],
     return h, d
 
 
-def select_large(g: nx.DiGraph, dur: Durations | None = None, n: int = 5,
-                 min_s: float = 0.0, on_critical_path: bool = True,
-                 mode: str = "build") -> list[str]:
-    """Packages worth splitting: the N longest `mode` actions, optionally only those on
-    the critical path, each at least MIN_S seconds long."""
-    d = _dur(g, dur)
-    cand = [x for x in g if g.nodes[x].get("mode") == mode and d[x] >= min_s]
-    if on_critical_path:
-        on = set(graph.critical_path(g, d)[1])
-        cand = [x for x in cand if x in on]
-    cand.sort(key=lambda x: -d[x])
-    return [str(g.nodes[x].get("package")) for x in cand[:n]]
-
-
 # ---------------------------------------------------------------- sweeps
-
-POLICIES = ("levels", "cp_list", "go_list", "split_cp_list")
-
 
 def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
           specs: Mapping[str, SplitSpec] | None = None,

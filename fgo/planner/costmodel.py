@@ -118,16 +118,6 @@ def collect_bench(packages: Sequence[str], log: Path | str, env: dict[str, str] 
                      cwd=cwd, env=e, timeout=7200)
 
 
-def load_samples(log: Path | str) -> list[dict]:
-    """Records of a collection log, the last one per package path."""
-    by_pkg: dict[str, dict] = {}
-    for line in Path(log).read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            by_pkg[rec["pkg"]] = rec
-    return list(by_pkg.values())
-
-
 # ---------------------------------------------------------------------------------------------
 # the model
 

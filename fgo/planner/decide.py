@@ -202,11 +202,6 @@ def critical_path(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
     return shape.critical_path(graph.reverse(copy=False), _costs(graph, cost, attr))[1]
 
 
-def by_priority(ready: Sequence[N], prio: Mapping[N, float]) -> list[N]:
-    """READY packages in dispatch order: critical path first, ties by name."""
-    return sorted(ready, key=lambda n: (-prio.get(n, 0.0), str(n)))
-
-
 def _costs(graph: nx.DiGraph, cost: Mapping[N, float] | None, attr: str) -> dict[N, float]:
     if cost is not None:
         return {n: float(cost.get(n, 0.0)) for n in graph}
