@@ -16,6 +16,12 @@ and GOMAXPROCS=1; its phase times are scaled by cpu/wall so that waiting for a b
 CPUs does not count. A per-target `scale` then maps the fit onto uncontended wall times of a
 reference compile (REFERENCE).
 
+Predicting (`predict`, `unit_backend_seconds`, what `fgo build --split-large` and `fgo plan`
+run) is pure Python over costmodel_fit.json. Fitting (`nnls`, `fit`, `cross_validate`,
+`fit_logs`: the `fit` command and the tests) needs numpy, which is not a runtime dependency
+of fgo (it comes with the `test` extra, through matplotlib): it is imported inside those
+functions only.
+
 CLI: `python -m fgo.planner.costmodel collect|fit|report` (see _USAGE).
 """
 
@@ -161,7 +167,7 @@ def _row(feat: dict[str, float], names: Sequence[str]) -> list[float]:
 
 
 def nnls(a: list[list[float]], b: list[float], iters: int = 500) -> list[float]:
-    """Non-negative least squares (Lawson-Hanson active set), numpy only."""
+    """Non-negative least squares (Lawson-Hanson active set). Needs numpy (fitting only)."""
     import numpy as np
 
     A = np.asarray(a, dtype=float)
@@ -202,6 +208,7 @@ def fit(samples: Sequence[tuple[dict[str, float], tuple[float, float, float]]],
     20-second package does not drown the rest, floored because phases of a few milliseconds
     are mostly timer noise and do not matter to a split decision) or "g" log-linear
     (least squares on log seconds, packages below FLOOR total down-weighted).
+    Needs numpy (fitting only).
     """
     import numpy as np
 
@@ -359,8 +366,9 @@ def cross_validate(samples: Sequence[dict], folds: int = 5, floor: float = 0.2,
     return [p for p in preds if p is not None]
 
 
-# Uncontended wall times of whole compiles (stock -c=1, alone on this 2-core machine type;
-# compiler-sharding.md "Timings seen"). The collected CPU times come from a busy machine and
+# Uncontended (F, B, D) seconds of whole compiles: the -bench phases of a stock -c=1 compile
+# run alone on an idle machine of this 2-core type (kept with the fit in costmodel_fit.json,
+# "reference"). The collected CPU times come from a busy machine and
 # GOMAXPROCS=1 (GC inline, caches shared), so they overstate an idle compile; the fit is
 # rescaled per target to match these.
 REFERENCE = {"cmd/compile/internal/ssa": (4.39, 10.96, 0.53)}

@@ -1,8 +1,9 @@
 """Split decisions: pure functions over plain data (no processes, no I/O).
 
-The time model of a split compile with K shards (compiler-sharding.md): every process repeats
-the frontend F, then compiles its share of the backend B; the K-1 other shards ship their
-results (transfer) and the leader injects them (merge) before it writes the object (D):
+The time model of a split compile with K shards (README.md, "Splitting a large package"): every
+process repeats the frontend F, then compiles its share of the backend B; the K-1 other shards
+ship their results (transfer) and the leader injects them (merge) before it writes the
+object (D):
 
     split(K)  = F + B/K + D + fixed + (K-1) * (transfer_per_shard + merge_per_shard)
     whole     = F + B/backend_speedup + D          (the stock compile, maybe with -c>1)
