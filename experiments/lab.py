@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo.analysis import actiongraph as ag
-from fgo.analysis import simulate as sim
+from fgo.analysis import bench as bench_phases
 from fgo import toolchain
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -309,7 +309,7 @@ class Lab:
             raise RuntimeError(f"compile {package}: exit {proc.returncode}: {proc.stderr[-500:]}")
         phases: dict[str, float] = {}
         if bench:
-            parsed = sim.parse_compile_bench(benchf.read_text())
+            parsed = bench_phases.summaries(benchf.read_text())
             phases = next(iter(parsed.values()), {})
         self.drop(tmp)
         return wall, phases

@@ -73,6 +73,15 @@ def _footer(fig: Any, meta: dict[str, Any], kind: str) -> None:
              fontsize=6, va="bottom", ha="left", color="0.3")
 
 
+def _save(fig: Any, out: Path, meta: dict[str, Any], kind: str, **adjust: float) -> Path:
+    """Margins (room at the bottom for the x label and the footer), the footer, OUT written."""
+    fig.subplots_adjust(bottom=_bottom(fig), **adjust)
+    _footer(fig, meta, kind)
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+    return out
+
+
 # ---------------------------------------------------------------- figures
 
 def fig_corpus(doc: dict[str, Any], out: Path) -> Path:
@@ -90,11 +99,7 @@ def fig_corpus(doc: dict[str, Any], out: Path) -> Path:
     ax.set_ylabel("wall time (s)")
     ax.set_title("go build wall time, cold (-a, empty GOCACHE) and warm — MEASURED")
     ax.legend(fontsize=8)
-    fig.subplots_adjust(bottom=_bottom(fig))
-    _footer(fig, doc["meta"], "measured")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, doc["meta"], "measured")
 
 
 def fig_width(doc: dict[str, Any], repo: Path, out: Path) -> Path | None:
@@ -128,11 +133,7 @@ def fig_width(doc: dict[str, Any], repo: Path, out: Path) -> Path | None:
                  "over 150 bins) — MEASURED", fontsize=9)
     for ax in axes[:, 0]:
         ax.set_ylim(bottom=0)
-    fig.subplots_adjust(bottom=_bottom(fig), top=1 - 0.45 / fig.get_figheight(), hspace=0.45)
-    _footer(fig, doc["meta"], "measured")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, doc["meta"], "measured", top=1 - 0.45 / fig.get_figheight(), hspace=0.45)
 
 
 POLICY_LABELS = {
@@ -169,11 +170,7 @@ def fig_sim(doc: dict[str, Any], out: Path) -> Path:
     name = doc["meta"].get("project", "?")
     src = SOURCE_LABELS.get(doc["meta"].get("durations", "wall"), "")
     fig.suptitle(f"{name}: makespan and speedup vs workers — SIMULATED on measured {src}", fontsize=9)
-    fig.subplots_adjust(bottom=_bottom(fig), wspace=0.3)
-    _footer(fig, doc["meta"], "simulated")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, doc["meta"], "simulated", wspace=0.3)
 
 
 def fig_split(doc: dict[str, Any], sim: dict[str, Any], out: Path) -> Path:
@@ -201,11 +198,7 @@ def fig_split(doc: dict[str, Any], sim: dict[str, Any], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     ax.set_title("One package's compile split k ways — simulated lines, measured references", fontsize=10)
-    fig.subplots_adjust(bottom=_bottom(fig))
-    _footer(fig, doc["meta"], "simulated (lines) and measured (horizontal references, star)")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, doc["meta"], "simulated (lines) and measured (horizontal references, star)")
 
 
 def fig_dispatch(results: Path, doc: dict[str, Any], out: Path) -> Path | None:
@@ -227,11 +220,7 @@ def fig_dispatch(results: Path, doc: dict[str, Any], out: Path) -> Path | None:
     ax.set_ylabel("actions")
     ax.legend(fontsize=8)
     ax.set_title("fgo build: per-action dispatch overhead — MEASURED", fontsize=10)
-    fig.subplots_adjust(bottom=_bottom(fig))
-    _footer(fig, doc["meta"], "measured")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, doc["meta"], "measured")
 
 
 # ---------------------------------------------------------------- report

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments import item2, lab, report
+from experiments import lab, report, split_sweep
 from fgo.analysis import actiongraph as ag
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -38,22 +38,22 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{m['project']}: {gp} is gone; cannot re-simulate")
             continue
         g = ag.work_graph(ag.load(gp))
-        specs = item2.specs_from_rows(m.get("split_packages", []))
-        shards = {**item2.shards_from_rows(m.get("split_packages", [])),
+        specs = split_sweep.specs_from_rows(m.get("split_packages", []))
+        shards = {**split_sweep.shards_from_rows(m.get("split_packages", [])),
                   **{p: t for p, t in extra.items() if p in specs}}
-        measured = item2.measured_specs(specs, shards)
+        measured = split_sweep.measured_specs(specs, shards)
         # the shard counts measured for every measured package
         shard_ks = sorted(set.intersection(*(set(sp.shard_s or ()) for sp in measured.values()))) if measured else []
         walls = {r["package"]: r.get("compile_c1_wall_s", 0.0) for r in m.get("split_packages", [])}
         tag = m["project"].replace("/", "_")
-        for source in item2.SOURCES:
-            dur = item2.durations(g, source)
-            rows = item2.best_k_sweep(g, lab.SIM_KS, specs, dur)
+        for source in split_sweep.SOURCES:
+            dur = split_sweep.durations(g, source)
+            rows = split_sweep.best_k_sweep(g, lab.SIM_KS, specs, dur)
             if shard_ks:
-                item2.add_measured(rows, g, lab.SIM_KS, measured, dur, shard_ks)
-            meta = item2.simulation_meta(m["project"], source, g, dur, m["input_build"],
-                                         item2.spec_rows(g, specs, dur, walls, shards),
-                                         shard_ks)
+                split_sweep.add_measured(rows, g, lab.SIM_KS, measured, dur, shard_ks)
+            meta = split_sweep.simulation_meta(m["project"], source, g, dur, m["input_build"],
+                                               split_sweep.spec_rows(g, specs, dur, walls, shards),
+                                               shard_ks)
             full = {**lab.machine_meta(command="python -m experiments.resim"
                                        + (f" --shards {args.shards}" if args.shards else ""),
                                        quick=m.get("quick", False)),

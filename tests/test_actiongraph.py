@@ -9,6 +9,7 @@ import networkx as nx
 import pytest
 
 from fgo.analysis import actiongraph as ag
+from fgo.analysis import graph
 from fgo import toolchain
 T0 = "2026-11-24T10:00:00"
 
@@ -76,20 +77,20 @@ def test_cached_is_a_tool_action_without_a_command() -> None:
 
 def test_work_span_critical_path() -> None:
     g = ag.parse_records(RECORDS)
-    assert ag.work(g) == pytest.approx(2 + 1 + 6 + 3 + 3 + 0.5)
-    span, path = ag.critical_path(g)
+    assert graph.work(g) == pytest.approx(2 + 1 + 6 + 3 + 3 + 0.5)
+    span, path = graph.critical_path(g)
     assert span == pytest.approx(3 + 6 + 1 + 2)
     assert path == [4, 2, 1, 0]
 
 
 def test_levels_and_work_graph_contracts_bookkeeping() -> None:
     g = ag.parse_records(RECORDS)
-    assert ag.levels(g)[3] == 2  # c -> check cache -> b
+    assert graph.levels(g)[3] == 2  # c -> check cache -> b
     wg = ag.work_graph(g)
     assert 5 not in wg and wg.has_edge(4, 3)  # b keeps its dependency on c
-    lv = ag.levels(wg)
+    lv = graph.levels(wg)
     assert lv == {4: 0, 2: 1, 3: 1, 1: 2, 0: 3}
-    assert [sorted(x) for x in ag.level_groups(wg)] == [[4], [2, 3], [1], [0]]
+    assert [sorted(x) for x in graph.level_groups(wg)] == [[4], [2, 3], [1], [0]]
 
 
 def test_contract_preserves_reachability() -> None:
@@ -122,7 +123,7 @@ def test_binned_width_averages_busy_time() -> None:
 def test_asap_width_is_unbounded_parallelism() -> None:
     g = ag.work_graph(ag.parse_records(RECORDS))
     iv = ag.asap_intervals(g)
-    assert max(e for _, e in iv) == pytest.approx(ag.critical_path(g)[0])
+    assert max(e for _, e in iv) == pytest.approx(graph.critical_path(g)[0])
 
 
 def test_summarize_keys() -> None:

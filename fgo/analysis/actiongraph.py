@@ -19,7 +19,8 @@ The graph: one node per action (key = ID), an edge dep -> action, node
 attributes from `Action` below. Durations are TimeDone - TimeStart in
 seconds (the whole action, including go's cache bookkeeping, not only the
 tool's CmdReal). Everything below is a pure function of the graph; `run_build`
-is the one place that runs go (through fgo.toolchain.run_go).
+is the one place that runs go (through fgo.toolchain.run_go). Work, span,
+critical path and levels of such a graph are in `fgo.analysis.graph`.
 
 `-debug-trace=FILE` writes a Chrome trace-event JSON of the same build; it can
 be opened in Perfetto (ui.perfetto.dev) and is kept next to the graph.
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+
+from fgo.analysis import graph
 
 # Modes whose actions do (almost) no work: bookkeeping nodes that only order
 # other actions. `work_graph` contracts them away (their deps are joined to
@@ -162,10 +165,6 @@ def load(path: Path | str) -> nx.DiGraph:
 
 # ---------------------------------------------------------------- shape
 
-def durations(g: nx.DiGraph) -> dict[Any, float]:
-    return {n: float(g.nodes[n].get("duration", 0.0)) for n in g}
-
-
 def num_actions(g: nx.DiGraph, modes: Iterable[str] | None = None) -> int:
     if modes is None:
         return int(g.number_of_nodes())
@@ -188,60 +187,6 @@ def num_cached(g: nx.DiGraph) -> int:
 def num_commands(g: nx.DiGraph) -> int:
     """Actions that ran at least one external command (compile, link, cgo, gcc, asm...)."""
     return sum(1 for n in g if g.nodes[n].get("tool"))
-
-
-def work(g: nx.DiGraph, dur: Mapping[Any, float] | None = None) -> float:
-    """Sum of action durations (seconds)."""
-    d = dur if dur is not None else durations(g)
-    return float(sum(d[n] for n in g))
-
-
-def critical_path(g: nx.DiGraph, dur: Mapping[Any, float] | None = None) -> tuple[float, list[Any]]:
-    """Longest path by node duration: (seconds, [node, ...] from first to last)."""
-    d = dur if dur is not None else durations(g)
-    best: dict[Any, float] = {}
-    via: dict[Any, Any] = {}
-    for n in nx.lexicographical_topological_sort(g, key=str):
-        p = max(g.predecessors(n), key=lambda q: best[q], default=None)
-        best[n] = d[n] + (best[p] if p is not None else 0.0)
-        via[n] = p
-    if not best:
-        return 0.0, []
-    end = max(best, key=lambda n: best[n])
-    path = [end]
-    while via[path[-1]] is not None:
-        path.append(via[path[-1]])
-    return best[end], path[::-1]
-
-
-def span(g: nx.DiGraph, dur: Mapping[Any, float] | None = None) -> float:
-    return critical_path(g, dur)[0]
-
-
-def bottom_levels(g: nx.DiGraph, dur: Mapping[Any, float] | None = None) -> dict[Any, float]:
-    """For each node, its duration plus the longest path to any sink (HLFET priority)."""
-    d = dur if dur is not None else durations(g)
-    bl: dict[Any, float] = {}
-    for n in reversed(list(nx.topological_sort(g))):
-        bl[n] = d[n] + max((bl[s] for s in g.successors(n)), default=0.0)
-    return bl
-
-
-def levels(g: nx.DiGraph) -> dict[Any, int]:
-    """Longest-path depth: 0 for actions without deps, else 1 + the deepest dep."""
-    lv: dict[Any, int] = {}
-    for n in nx.topological_sort(g):
-        lv[n] = 1 + max((lv[p] for p in g.predecessors(n)), default=-1)
-    return lv
-
-
-def level_groups(g: nx.DiGraph) -> list[list[Any]]:
-    """Nodes grouped by `levels` (DistGo-style: a level only needs earlier levels)."""
-    lv = levels(g)
-    groups: list[list[Any]] = [[] for _ in range(max(lv.values(), default=-1) + 1)]
-    for n, i in lv.items():
-        groups[i].append(n)
-    return groups
 
 
 def contract(g: nx.DiGraph, keep: Callable[[Any], bool]) -> nx.DiGraph:
@@ -324,14 +269,8 @@ def recorded_intervals(g: nx.DiGraph) -> list[tuple[float, float]]:
 
 def asap_intervals(g: nx.DiGraph, dur: Mapping[Any, float] | None = None) -> list[tuple[float, float]]:
     """Each action started as soon as its deps are done (unbounded workers)."""
-    d = dur if dur is not None else durations(g)
-    fin: dict[Any, float] = {}
-    out = []
-    for n in nx.topological_sort(g):
-        s = max((fin[p] for p in g.predecessors(n)), default=0.0)
-        fin[n] = s + d[n]
-        out.append((s, fin[n]))
-    return out
+    fin = graph.earliest_finish(g, dur)
+    return [(max((fin[p] for p in g.predecessors(n)), default=0.0), f) for n, f in fin.items()]
 
 
 def top_actions(g: nx.DiGraph, n: int = 10, mode: str | None = "build") -> list[tuple[str, float]]:
@@ -351,10 +290,10 @@ def find_action(g: nx.DiGraph, package: str, mode: str = "build") -> Any:
 def summarize(g: nx.DiGraph) -> dict[str, Any]:
     """The numbers the experiments report for one build's graph."""
     wg = work_graph(g)
-    cp_s, cp = critical_path(wg)
+    cp_s, cp = graph.critical_path(wg)
     rec = width_stats(recorded_intervals(g))
     ideal = width_stats(asap_intervals(wg))
-    lv = level_groups(wg)
+    lv = graph.level_groups(wg)
     return {
         "actions": num_actions(g),
         "actions_by_mode": count_by(g, "mode"),
@@ -362,7 +301,7 @@ def summarize(g: nx.DiGraph) -> dict[str, Any]:
         "commands": num_commands(g),
         "compiles": sum(1 for x in g if g.nodes[x].get("tool") == "compile"),
         "cached": num_cached(g),
-        "work_s": work(wg),
+        "work_s": graph.work(wg),
         "span_s": cp_s,
         "critical_path": [f"{wg.nodes[x]['mode']} {wg.nodes[x]['package']}" for x in cp],
         "levels": len(lv),

@@ -8,10 +8,10 @@ here is deterministic and runs no process; numbers it produces are
 Policies, for k identical workers and zero communication cost:
 
 (a) `level_schedule`: DistGo-style. Nodes are grouped by longest-path depth
-    (`actiongraph.levels`); each level is list-scheduled on k workers
+    (`graph.level_groups`); each level is list-scheduled on k workers
     (longest first onto the least-loaded worker, LPT) and the next level starts
     only when the whole level is done (a barrier between levels).
-(b) `list_schedule` with `cp_priorities`: greedy DAG list scheduling; when a
+(b) `list_schedule` with `graph.bottom_levels`: greedy DAG list scheduling; when a
     worker is free it takes the ready node with the longest remaining path
     to the end (bottom level incl. its own duration; HLFET).
     go build itself is *not* this: cmd/go/internal/work/exec.go (`Builder.Do`)
@@ -27,6 +27,8 @@ Policies, for k identical workers and zero communication cost:
     package's deps, plus a merge node (D) that its dependents wait for.
 
 `lower_bound`: max(work / k, span) — no schedule on k workers can beat it.
+Work, span, critical path, bottom levels and levels are `fgo.analysis.graph`'s
+(same edge direction, durations on the nodes).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from typing import Any
 
 import networkx as nx
 
-Durations = Mapping[Any, float]
+from fgo.analysis import graph
+from fgo.analysis.graph import Durations
 
 
 @dataclass
@@ -57,42 +60,15 @@ class Schedule:
         return self.busy() / (k * self.makespan) if self.makespan > 0 else 0.0
 
 
-def node_durations(g: nx.DiGraph, attr: str = "duration") -> dict[Any, float]:
-    return {n: float(g.nodes[n].get(attr, 0.0) or 0.0) for n in g}
-
-
 def _dur(g: nx.DiGraph, dur: Durations | None) -> Durations:
-    return dur if dur is not None else node_durations(g)
-
-
-def work(g: nx.DiGraph, dur: Durations | None = None) -> float:
-    d = _dur(g, dur)
-    return float(sum(d[n] for n in g))
-
-
-def span(g: nx.DiGraph, dur: Durations | None = None) -> float:
-    """Longest path (sum of node durations)."""
-    d = _dur(g, dur)
-    fin: dict[Any, float] = {}
-    for n in nx.topological_sort(g):
-        fin[n] = d[n] + max((fin[p] for p in g.predecessors(n)), default=0.0)
-    return max(fin.values(), default=0.0)
+    return dur if dur is not None else graph.node_weights(g)
 
 
 def lower_bound(g: nx.DiGraph, k: int, dur: Durations | None = None) -> float:
     """max(work/k, span): the work/span bound on the makespan with k workers."""
     if k < 1:
         raise ValueError("k must be >= 1")
-    return max(work(g, dur) / k, span(g, dur))
-
-
-def cp_priorities(g: nx.DiGraph, dur: Durations | None = None) -> dict[Any, float]:
-    """Bottom level: own duration + longest path to a sink (higher runs first)."""
-    d = _dur(g, dur)
-    bl: dict[Any, float] = {}
-    for n in reversed(list(nx.topological_sort(g))):
-        bl[n] = d[n] + max((bl[s] for s in g.successors(n)), default=0.0)
-    return bl
+    return max(graph.work(g, dur) / k, graph.span(g, dur))
 
 
 def go_priorities(g: nx.DiGraph, attr: str = "priority") -> dict[Any, float]:
@@ -110,12 +86,12 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
 
     Whenever a worker is idle and a node is ready (all deps finished), the
     ready node with the highest priority starts (ties: insertion order of g).
-    Default priority: `cp_priorities` (critical path first).
+    Default priority: `graph.bottom_levels` (critical path first).
     """
     if k < 1:
         raise ValueError("k must be >= 1")
     d = _dur(g, dur)
-    prio = priority if priority is not None else cp_priorities(g, d)
+    prio = priority if priority is not None else graph.bottom_levels(g, d)
     order = {n: i for i, n in enumerate(g)}
     pending = {n: g.in_degree(n) for n in g}
     ready: list[tuple[float, int, Any]] = [(-prio[n], order[n], n) for n in g if pending[n] == 0]
@@ -161,27 +137,15 @@ def lpt(tasks: Sequence[tuple[Any, float]], k: int, t0: float = 0.0) -> Schedule
     return sched
 
 
-def levels(g: nx.DiGraph) -> dict[Any, int]:
-    """Longest-path depth from the sources (0 = no deps)."""
-    lv: dict[Any, int] = {}
-    for n in nx.topological_sort(g):
-        lv[n] = 1 + max((lv[p] for p in g.predecessors(n)), default=-1)
-    return lv
-
-
 def level_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None) -> Schedule:
     """(a) DistGo-style: levels in sequence with a barrier; LPT inside each level."""
     if k < 1:
         raise ValueError("k must be >= 1")
     d = _dur(g, dur)
-    lv = levels(g)
-    groups: dict[int, list[Any]] = {}
-    for n in g:
-        groups.setdefault(lv[n], []).append(n)
     out = Schedule(0.0)
     t = 0.0
-    for i in sorted(groups):
-        s = lpt([(n, float(d[n])) for n in groups[i]], k, t)
+    for group in graph.level_groups(g):
+        s = lpt([(n, float(d[n])) for n in group], k, t)
         out.start.update(s.start)
         out.finish.update(s.finish)
         out.worker.update(s.worker)
@@ -263,40 +227,7 @@ def split_graph(g: nx.DiGraph, specs: Mapping[str, SplitSpec],
     return h, d
 
 
-def select_large(g: nx.DiGraph, dur: Durations | None = None, n: int = 5,
-                 min_s: float = 0.0, on_critical_path: bool = True,
-                 mode: str = "build") -> list[str]:
-    """Packages worth splitting: the N longest `mode` actions, optionally only those on
-    the critical path, each at least MIN_S seconds long."""
-    d = _dur(g, dur)
-    cand = [x for x in g if g.nodes[x].get("mode") == mode and d[x] >= min_s]
-    if on_critical_path:
-        on = set(critical_path_nodes(g, d))
-        cand = [x for x in cand if x in on]
-    cand.sort(key=lambda x: -d[x])
-    return [str(g.nodes[x].get("package")) for x in cand[:n]]
-
-
-def critical_path_nodes(g: nx.DiGraph, dur: Durations | None = None) -> list[Any]:
-    d = _dur(g, dur)
-    fin: dict[Any, float] = {}
-    via: dict[Any, Any] = {}
-    for n in nx.topological_sort(g):
-        p = max(g.predecessors(n), key=lambda q: fin[q], default=None)
-        fin[n] = d[n] + (fin[p] if p is not None else 0.0)
-        via[n] = p
-    if not fin:
-        return []
-    path = [max(fin, key=lambda x: fin[x])]
-    while via[path[-1]] is not None:
-        path.append(via[path[-1]])
-    return path[::-1]
-
-
 # ---------------------------------------------------------------- sweeps
-
-POLICIES = ("levels", "cp_list", "go_list", "split_cp_list")
-
 
 def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
           specs: Mapping[str, SplitSpec] | None = None,
@@ -308,7 +239,7 @@ def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
     work_split. Without SPECS, (c) equals (b).
     """
     d = dict(_dur(g, dur))
-    w, sp = work(g, d), span(g, d)
+    w, sp = graph.work(g, d), graph.span(g, d)
     gop = go_priorities(g)
     rows = []
     for k in ks:
@@ -327,50 +258,19 @@ def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
             "lower_bound": max(w / k, sp),
             "lower_bound_split": lower_bound(h, k, hd),
             "span": sp,
-            "span_split": span(h, hd),
+            "span_split": graph.span(h, hd),
             "work": w,
-            "work_split": work(h, hd),
+            "work_split": graph.work(h, hd),
         }
         rows.append(row)
     return rows
 
 
-# ---------------------------------------------------------------- compile -bench
-
-def parse_compile_bench(text: str) -> dict[str, dict[str, float]]:
-    """Phase times (seconds) from `compile -bench=FILE` output, per package.
-
-    Lines look like `BenchmarkCompile:PKG:fe:init  1  123456 ns/op  1.23 %`
-    (cmd/compile/internal/base/timings.go); subtotal lines are skipped. A later
-    run of the same package replaces an earlier one (the file is appended to).
-    Returns {pkg: {"fe:init": s, ..., "frontend": F, "backend": B, "dumpobj": D, "total": T}}.
-    """
-    import re
-
-    line_re = re.compile(r"^BenchmarkCompile:(?P<pkg>.+?):(?P<label>(?:fe|be):\S+|total|unaccounted)"
-                         r"\s+\d+\s+(?P<ns>\d+) ns/op")
-    out: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        m = line_re.match(line.strip())
-        if not m:
-            continue
-        pkg, label, s = m["pkg"], m["label"], int(m["ns"]) / 1e9
-        if label.endswith("subtotal"):
-            continue
-        if label == "fe:init" or pkg not in out:
-            out[pkg] = {}  # fe:init opens a new run
-        out[pkg][label] = s
-    for ph in out.values():
-        ph["frontend"] = sum(v for k, v in ph.items() if k.startswith("fe:"))
-        ph["backend"] = sum(v for k, v in ph.items() if k.startswith("be:") and k != "be:dumpobj")
-        ph["dumpobj"] = ph.get("be:dumpobj", 0.0)
-        ph.setdefault("total", ph["frontend"] + ph["backend"] + ph["dumpobj"])
-    return out
-
+# ---------------------------------------------------------------- F, B, D from -bench
 
 def spec_from_phases(ph: Mapping[str, float], merge_extra_s: float = 0.0,
                      scale_to_action: bool = True) -> SplitSpec:
-    """SplitSpec (F, B, D) from `parse_compile_bench` phases; D = dumpobj + MERGE_EXTRA_S.
+    """SplitSpec (F, B, D) from `fgo.analysis.bench.summary` phases; D = dumpobj + MERGE_EXTRA_S.
 
     Unaccounted time (process start, flag parsing, exit) is added to F: every
     shard pays it.

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from fgo import toolchain
+from fgo.analysis.graph import level_groups
 from fgo.errors import FgoError
 from fgo.goflags import split_go_args, without_output_flag
 from fgo.report.record import last_durations
@@ -87,10 +85,7 @@ def make_plan(project: Path, go_args: list[str], workers: int, split_large: str 
         rows.append(row)
     path = critical_path(graph, cost)
     prio = critical_path_priority(graph, cost)
-    depth_of = {n: 0 for n in graph}
-    for n in reversed(list(nx.topological_sort(graph))):  # imported before importer
-        depth_of[n] = 1 + max((depth_of[m] for m in graph.successors(n)), default=0)
-    width = Counter(depth_of.values())
+    levels = level_groups(graph.reverse(copy=False))  # edges importer -> imported: reversed
     for row in rows:
         row["priority_s"] = round(prio.get(row["package"], 0.0), 3)
     mains = [p["ImportPath"] for p in pkgs if p.get("Name") == "main" and not p.get("DepOnly")]
@@ -98,8 +93,8 @@ def make_plan(project: Path, go_args: list[str], workers: int, split_large: str 
         "project": str(project), "go_args": go_args, "workers": workers,
         "costs_from": "last build" if measured else "cost model",
         "actions": {"compile": len(pkgs), "link": len(mains)},
-        "depth": max(depth_of.values(), default=0),
-        "width_by_level": [width[d] for d in sorted(width)],
+        "depth": len(levels),
+        "width_by_level": [len(level) for level in levels],
         "work_s": round(sum(cost.values()), 3),
         "critical_path": {"seconds": round(sum(cost.get(n, 0.0) for n in path), 3),
                           "packages": path},

@@ -1,11 +1,10 @@
 """Cost model: a package's compile time from its scan.
 
-The stock compiler reports its own phase times with `-bench=FILE` (base/timings.go): lines
-`BenchmarkCompile:<pkg>:<label> 1 <ns> ns/op <pct> %` with labels `fe:init`, `fe:parse`, ...,
-`fe:escapes`, `be:compilefuncs`, `be:dumpobj`, ..., `total`. We group them into
+The stock compiler reports its own phase times with `-bench=FILE`; `fgo.analysis.bench`
+parses them and groups them into
   F = every `fe:*` phase (parse, typecheck, IR, inlining, escape analysis, walk prep),
   B = `be:compilefuncs` (SSA + codegen of every function: the part a split divides by K),
-  D = every other `be:*` phase (dumpobj: writing the object; small rounds after compilefuncs),
+  D = the other phases (dumpobj: writing the object),
 and predict each from package-level sums of the scan's measures (PackageScan.features()):
 linear with non-negative coefficients, or log-linear, per target — whichever cross-validates
 better. Coefficients are fitted on real compiles (`collect_bench` + `fit_logs`) and stored,
@@ -16,6 +15,12 @@ Collection runs `go build -p 1 -toolexec` with this module as the wrapper: each 
 and GOMAXPROCS=1; its phase times are scaled by cpu/wall so that waiting for a busy machine's
 CPUs does not count. A per-target `scale` then maps the fit onto uncontended wall times of a
 reference compile (REFERENCE).
+
+Predicting (`predict`, `unit_backend_seconds`, what `fgo build --split-large` and `fgo plan`
+run) is pure Python over costmodel_fit.json. Fitting (`nnls`, `fit`, `cross_validate`,
+`fit_logs`: the `fit` command and the tests) needs numpy, which is not a runtime dependency
+of fgo (it comes with the `test` extra, through matplotlib): it is imported inside those
+functions only.
 
 CLI: `python -m fgo.planner.costmodel collect|fit|report` (see _USAGE).
 """
@@ -36,50 +41,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fgo.analysis import bench
+
 if TYPE_CHECKING:  # pragma: no cover
     from .gosource import PackageScan
 
 FIT_FILE = Path(__file__).with_name("costmodel_fit.json")
-
-
-# ---------------------------------------------------------------------------------------------
-# -bench output
-
-def parse_bench(text: str) -> dict[str, float]:
-    """Phase label -> seconds, from the text the compiler appends to its -bench file.
-
-    Only the last benchmark block is used (the file is opened in append mode).
-    """
-    phases: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("commit:"):
-            phases = {}
-            continue
-        if not line.startswith("BenchmarkCompile:"):
-            continue
-        parts = line.split()
-        if len(parts) < 4 or parts[3] != "ns/op":
-            continue
-        label = parts[0][len("BenchmarkCompile:"):]
-        # label is "<pkgpath>:<phase...>"; pkgpath has no ':' but phase labels do.
-        _pkg, _, phase = label.partition(":")
-        phases[phase] = int(parts[2]) / 1e9
-    return phases
-
-
-def split_phases(phases: dict[str, float]) -> tuple[float, float, float]:
-    """(F, B, D) seconds from -bench phases (subtotals and total excluded)."""
-    f = b = d = 0.0
-    for label, sec in phases.items():
-        if label.endswith("subtotal") or label in ("total", "unaccounted"):
-            continue
-        if label.startswith("fe:"):
-            f += sec
-        elif label == "be:compilefuncs":
-            b += sec
-        else:
-            d += sec
-    return f, b, d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,9 +66,9 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
         if a.startswith("-c="):
             continue
         args.append(a)
-    fd, bench = tempfile.mkstemp(suffix=".bench")
+    fd, bench_file = tempfile.mkstemp(suffix=".bench")
     os.close(fd)
-    args[1:1] = ["-c=1", f"-bench={bench}"]
+    args[1:1] = ["-c=1", f"-bench={bench_file}"]
     env = dict(os.environ, GOMAXPROCS="1")
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, env=env)
@@ -109,15 +76,15 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
     proc.returncode = rc = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     try:
-        text = Path(bench).read_text()
+        text = Path(bench_file).read_text()
     finally:
-        os.unlink(bench)
+        os.unlink(bench_file)
     if rc == 0:
         pkg = args[args.index("-p") + 1] if "-p" in args else ""
         # compile's file arguments: the trailing .go files (after the last flag)
         files = [os.path.abspath(a) for a in argv[1:] if a.endswith(".go") and not a.startswith("-")]
         rec = {"pkg": pkg, "files": files, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
-               "phases": parse_bench(text), "args": argv[1:]}
+               "phases": bench.last_run(text), "args": argv[1:]}
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")
     return rc
@@ -125,7 +92,7 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
 
 def _phase_seconds(rec: dict) -> tuple[float, float, float]:
     """(F, B, D) of one record, scaled by cpu/wall if the compile waited for a CPU."""
-    f, b, d = split_phases(rec["phases"])
+    f, b, d = bench.fbd(rec["phases"])
     cpu = rec.get("cpu")
     total = rec["phases"].get("total", 0.0)
     if cpu and total > 0:
@@ -155,16 +122,6 @@ def collect_bench(packages: Sequence[str], log: Path | str, env: dict[str, str] 
         e["GOCACHE"] = str(gocache)
     toolchain.run_go(["build", "-p", "1", "-toolexec", str(wrapper), *packages],
                      cwd=cwd, env=e, timeout=7200)
-
-
-def load_samples(log: Path | str) -> list[dict]:
-    """Records of a collection log, the last one per package path."""
-    by_pkg: dict[str, dict] = {}
-    for line in Path(log).read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            by_pkg[rec["pkg"]] = rec
-    return list(by_pkg.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +167,7 @@ def _row(feat: dict[str, float], names: Sequence[str]) -> list[float]:
 
 
 def nnls(a: list[list[float]], b: list[float], iters: int = 500) -> list[float]:
-    """Non-negative least squares (Lawson-Hanson active set), numpy only."""
+    """Non-negative least squares (Lawson-Hanson active set). Needs numpy (fitting only)."""
     import numpy as np
 
     A = np.asarray(a, dtype=float)
@@ -251,6 +208,7 @@ def fit(samples: Sequence[tuple[dict[str, float], tuple[float, float, float]]],
     20-second package does not drown the rest, floored because phases of a few milliseconds
     are mostly timer noise and do not matter to a split decision) or "g" log-linear
     (least squares on log seconds, packages below FLOOR total down-weighted).
+    Needs numpy (fitting only).
     """
     import numpy as np
 
@@ -359,7 +317,7 @@ def samples_from_logs(logs: Iterable[Path | str]) -> list[dict]:
             continue
         # prefer runs that recorded their CPU time (GOMAXPROCS=1, de-noised)
         fbd = [_phase_seconds(r) for r in recs if r.get("cpu")] or [
-            split_phases(r["phases"]) for r in recs]
+            bench.fbd(r["phases"]) for r in recs]
         out.append({"pkg": pkg, "features": scan.features(), "n_runs": len(recs),
                     "F": min(x[0] for x in fbd), "B": min(x[1] for x in fbd),
                     "D": min(x[2] for x in fbd), "scan_seconds": scan.seconds})
@@ -408,8 +366,9 @@ def cross_validate(samples: Sequence[dict], folds: int = 5, floor: float = 0.2,
     return [p for p in preds if p is not None]
 
 
-# Uncontended wall times of whole compiles (stock -c=1, alone on this 2-core machine type;
-# compiler-sharding.md "Timings seen"). The collected CPU times come from a busy machine and
+# Uncontended (F, B, D) seconds of whole compiles: the -bench phases of a stock -c=1 compile
+# run alone on an idle machine of this 2-core type (kept with the fit in costmodel_fit.json,
+# "reference"). The collected CPU times come from a busy machine and
 # GOMAXPROCS=1 (GC inline, caches shared), so they overstate an idle compile; the fit is
 # rescaled per target to match these.
 REFERENCE = {"cmd/compile/internal/ssa": (4.39, 10.96, 0.53)}

@@ -1,8 +1,9 @@
 """Split decisions: pure functions over plain data (no processes, no I/O).
 
-The time model of a split compile with K shards (compiler-sharding.md): every process repeats
-the frontend F, then compiles its share of the backend B; the K-1 other shards ship their
-results (transfer) and the leader injects them (merge) before it writes the object (D):
+The time model of a split compile with K shards (README.md, "Splitting a large package"): every
+process repeats the frontend F, then compiles its share of the backend B; the K-1 other shards
+ship their results (transfer) and the leader injects them (merge) before it writes the
+object (D):
 
     split(K)  = F + B/K + D + fixed + (K-1) * (transfer_per_shard + merge_per_shard)
     whole     = F + B/backend_speedup + D          (the stock compile, maybe with -c>1)
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import networkx as nx  # type: ignore[import-untyped]
+
+from fgo.analysis import graph as shape
 
 N = TypeVar("N", bound=Hashable)
 
@@ -188,34 +191,19 @@ def critical_path_priority(graph: nx.DiGraph, cost: Mapping[N, float] | None = N
     Edges go from importer to imported (a -> b: a imports b, so b compiles first), as
     `go list -deps -json` Imports give them. Costs come from COST or node attribute ATTR
     (default 0). Highest priority first is the critical-path-first order.
+    This is `fgo.analysis.graph.bottom_levels` of the graph in build order (reversed).
     """
-    c = (lambda n: float(cost.get(n, 0.0))) if cost is not None else (
-        lambda n: float(graph.nodes[n].get(attr, 0.0)))
-    prio: dict[N, float] = {}
-    # importers of n are its predecessors; they come earlier in a topological order
-    for n in nx.topological_sort(graph):
-        users = [prio[u] for u in graph.predecessors(n)]
-        prio[n] = c(n) + (max(users) if users else 0.0)
-    return prio
+    return shape.bottom_levels(graph.reverse(copy=False), _costs(graph, cost, attr))
 
 
 def critical_path(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
                   attr: str = "cost") -> list[N]:
-    """The critical path, in build order (first package to compile first)."""
-    prio = critical_path_priority(graph, cost, attr)
-    if not prio:
-        return []
-    # start: the package with no imports on the longest chain = highest priority overall
-    n = max(prio, key=lambda x: (prio[x], str(x)))
-    path = [n]
-    while True:
-        users = list(graph.predecessors(n))
-        if not users:
-            return path
-        n = max(users, key=lambda u: (prio[u], str(u)))
-        path.append(n)
+    """The critical path, in build order (first package to compile first); edges and costs
+    as for `critical_path_priority` (`fgo.analysis.graph.critical_path`)."""
+    return shape.critical_path(graph.reverse(copy=False), _costs(graph, cost, attr))[1]
 
 
-def by_priority(ready: Sequence[N], prio: Mapping[N, float]) -> list[N]:
-    """READY packages in dispatch order: critical path first, ties by name."""
-    return sorted(ready, key=lambda n: (-prio.get(n, 0.0), str(n)))
+def _costs(graph: nx.DiGraph, cost: Mapping[N, float] | None, attr: str) -> dict[N, float]:
+    if cost is not None:
+        return {n: float(cost.get(n, 0.0)) for n in graph}
+    return shape.node_weights(graph, attr)

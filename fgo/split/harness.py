@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
+from fgo.analysis import bench as compile_bench
 from fgo.split import compiler as compiler_patch
 from fgo.toolchain import file_sha256, go_env, last_line, run, run_go, start, tool_path
 
@@ -110,7 +110,7 @@ class PackageResult:
     stock_c2_s: float | None = None
     alone_shard_s: list[float] = dataclasses.field(default_factory=list)
     alone_leader_s: float | None = None
-    bench_frontend_s: float | None = None  # F (fe:subtotal)
+    bench_frontend_s: float | None = None  # F (fe:*), from fgo.analysis.bench
     bench_backend_s: float | None = None  # B (be:compilefuncs, walk included)
     bench_dumpobj_s: float | None = None  # D (be:dumpobj)
     bound_s: float | None = None  # F + B/K + D
@@ -128,16 +128,6 @@ def _timed(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str]
     t0 = time.monotonic()
     proc = run(argv, cwd=cwd)
     return proc, time.monotonic() - t0
-
-
-def _bench(path: Path) -> dict[str, float]:
-    """Phase times (s) from a compile's -bench file: fe:subtotal, be:compilefuncs, ..."""
-    out = {}
-    for line in path.read_text().splitlines():
-        f = line.split()
-        if line.startswith("BenchmarkCompile:") and len(f) >= 3:
-            out[":".join(f[0].split(":")[-2:])] = int(f[2]) / 1e9
-    return out
 
 
 def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c: int = 1,
@@ -162,12 +152,10 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
             return res
         res.stock_sha256 = file_sha256(stock_out)
         if alone:
-            b = _bench(bench)
-            res.bench_frontend_s = b.get("fe:subtotal")
-            res.bench_backend_s = b.get("be:compilefuncs")
-            res.bench_dumpobj_s = b.get("be:dumpobj")
-            fe, be, do = b.get("fe:subtotal"), b.get("be:compilefuncs"), b.get("be:dumpobj")
-            if fe is not None and be is not None and do is not None:
+            phases = compile_bench.last_run(bench.read_text())
+            if phases:
+                fe, be, do = compile_bench.fbd(phases)
+                res.bench_frontend_s, res.bench_backend_s, res.bench_dumpobj_s = fe, be, do
                 res.bound_s = round(fe + be / k + do, 3)
             c2 = [base[0], "-c=2", *(extra or []), *argv[1:]]
             proc, t = _timed(_set_output(c2, outdir / "stock2.a"), cwd)

@@ -1,7 +1,15 @@
-"""Item 2's recipe on top of fgo.analysis.simulate: which packages to split, and the sweep over k.
+"""The simulation experiment's steps: which packages to split, and the sweep of makespans over k.
 
-Shared by test_2_simulation.py (which measures F/B/D) and resim.py (which
-re-runs the simulations from stored results, e.g. with real shard times).
+Experiment 2 (test_2_simulation.py) simulates schedules of a real build's
+action graph on k workers (fgo.analysis.simulate). This module holds its steps:
+the duration source of the graph (`durations`), the choice of the packages to
+split (`choose_splits`: critical-path compiles, F/B/D measured), the sweep with
+the best shard count K per k (`best_k_sweep`), real shard times for policy (c)
+measured (`measure_shards`, `measured_specs`, `add_measured`), and the tables
+and metadata stored with the results (`spec_rows`, `simulation_meta`, and back:
+`specs_from_rows`, `shards_from_rows`). Shared by test_2_simulation.py (which
+measures F/B/D) and resim.py (which re-runs the simulations from stored
+results, e.g. with real shard times).
 
 Two duration sources per graph, each its own results file:
   "wall": the recorded action durations (TimeDone - TimeStart), what go saw;
@@ -28,7 +36,9 @@ from typing import Any
 
 import networkx as nx
 
+from fgo.analysis import graph
 from fgo.analysis import simulate as sim
+
 # Splitting candidates: critical-path compiles of at least MIN_SPLIT_S seconds,
 # two per round (measured at once), found again after each round (the path moves), at most MAX_SPLIT.
 MIN_SPLIT_S = 0.5
@@ -43,7 +53,7 @@ QUICK_MEASURED_SHARDS = {"gin": (2,)}
 
 
 def durations(g: nx.DiGraph, source: str) -> dict[Any, float]:
-    return sim.node_durations(g, SOURCES[source])
+    return graph.node_weights(g, SOURCES[source])
 
 
 def choose_splits(g: nx.DiGraph, phases_of: Callable[[list[str]], Mapping[str, Mapping[str, float]]],
@@ -54,7 +64,7 @@ def choose_splits(g: nx.DiGraph, phases_of: Callable[[list[str]], Mapping[str, M
     specs: dict[str, sim.SplitSpec] = {}
     while len(specs) < max_n:
         h, hd = sim.split_graph(g, specs, k_big, dur)
-        path = sim.critical_path_nodes(h, hd)
+        path = graph.critical_path(h, hd)[1]
         cand = sorted((n for n in path if h.nodes[n].get("mode") == "build" and hd[n] >= min_s
                        and h.nodes[n]["package"] not in specs), key=lambda n: -hd[n])
         if not cand:
@@ -160,10 +170,10 @@ def shards_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, l
 def simulation_meta(name: str, source: str, g: nx.DiGraph, dur: Mapping[Any, float],
                     input_build: Mapping[str, Any], split_rows: list[dict[str, Any]],
                     measured_ks: Sequence[int] = ()) -> dict[str, Any]:
-    path = sim.critical_path_nodes(g, dur)
+    span, path = graph.critical_path(g, dur)
     return {"what": f"simulated makespans on measured action durations ({source})", "project": name,
             "durations": source, "input_build": dict(input_build), "split_packages": split_rows,
             "shard_choices": list(SHARD_CHOICES), "measured_shard_choices": [1, *measured_ks] if measured_ks else [],
             "actions": g.number_of_nodes(),
-            "span_s": sim.span(g, dur), "work_s": sim.work(g, dur),
+            "span_s": span, "work_s": graph.work(g, dur),
             "critical_path": [f"{g.nodes[x].get('mode')} {g.nodes[x].get('package')}" for x in path]}
