@@ -308,10 +308,61 @@ def split_object_header(data: bytes, what: str = "object") -> tuple[str, int]:
     return data[:end].decode("utf-8", "replace"), end + 3
 
 
-def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFile:
-    """Parse a Go object file (with or without its "go object" text header)."""
-    text, start = split_object_header(data, what)
-    b = memoryview(data)[start:]
+@dataclass
+class _Blocks:
+    """The binary part of an object file and its block offsets, for reading one block at a time."""
+    b: memoryview
+    offs: list[int]
+    what: str  # the object's name, for errors
+
+    def string(self, off: int) -> str:
+        """The string whose (length, offset) pair is at OFF."""
+        n, o = struct.unpack_from("<II", self.b, off)
+        if o + n > len(self.b):
+            raise GoobjError(f"{self.what}: corrupt Go object (string past the end)")
+        return str(self.b[o:o + n], "utf-8", "replace")
+
+    def count(self, blk: int, size: int) -> int:
+        """How many entries of SIZE bytes block BLK holds."""
+        return (self.offs[blk + 1] - self.offs[blk]) // size
+
+    def strings(self, blk: int) -> list[str]:
+        """Block BLK read as a list of strings (package list, file list)."""
+        return [self.string(self.offs[blk] + 8 * i) for i in range(self.count(blk, 8))]
+
+
+@dataclass
+class _SymCounts:
+    """How many symbols each definition block holds, and how many non-package references follow."""
+    nsym: int
+    nh64: int
+    nh: int
+    nnp: int
+    nref: int
+
+    @property
+    def ndef(self) -> int:
+        """All definitions: pkg, hashed64, hashed and nonpkg."""
+        return self.nsym + self.nh64 + self.nh + self.nnp
+
+    def local_index(self, pk: int, sx: int) -> int | None:
+        """Index into the symbol blocks of reference (PK, SX) if it is to this object's symbols."""
+        if pk == PKGIDX_SELF:
+            return sx
+        if pk == PKGIDX_HASHED64:
+            return self.nsym + sx
+        if pk == PKGIDX_HASHED:
+            return self.nsym + self.nh64 + sx
+        if pk == PKGIDX_NONE:
+            return self.nsym + self.nh64 + self.nh + sx  # may run into the nonpkg refs
+        return None
+
+
+_RawSym = tuple[str, int, int, int, int, int, int]  # name, abi, kind, flag, flag2, size, align
+
+
+def _read_header(b: memoryview, what: str) -> tuple[bytes, int, list[int]]:
+    """Check the magic and read the header: fingerprint, flags and block offsets."""
     if bytes(b[:8]) != MAGIC:
         magic = bytes(b[:8])
         if magic.startswith(b"\x00go1") and magic.endswith(b"ld"):
@@ -325,110 +376,137 @@ def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFil
     offs = list(struct.unpack_from(f"<{NBLK}I", b, 20))
     if any(offs[i] > offs[i + 1] for i in range(NBLK - 1)) or offs[-1] > len(b):
         raise GoobjError(f"{what}: corrupt Go object (block offsets out of order or past the end)")
+    return fingerprint, flags, offs
 
-    def string(off: int) -> str:
-        n, o = struct.unpack_from("<II", b, off)
-        if o + n > len(b):
-            raise GoobjError(f"{what}: corrupt Go object (string past the end)")
-        return str(b[o:o + n], "utf-8", "replace")
 
-    def count(blk: int, size: int) -> int:
-        return (offs[blk + 1] - offs[blk]) // size
+def _read_autolib(blk: _Blocks) -> list[tuple[str, bytes]]:
+    """The imported packages and their fingerprints."""
+    autolib = []
+    for i in range(blk.count(BLK_AUTOLIB, IMPORTED_PKG_SIZE)):
+        o = blk.offs[BLK_AUTOLIB] + i * IMPORTED_PKG_SIZE
+        autolib.append((blk.string(o), bytes(blk.b[o + 8:o + 16])))
+    return autolib
 
+
+def _sym_counts(blk: _Blocks) -> _SymCounts:
+    """The sizes of the symbol definition and non-package reference blocks."""
+    return _SymCounts(*(blk.count(k, SYM_SIZE) for k in
+                        (BLK_SYMDEF, BLK_HASHED64DEF, BLK_HASHEDDEF, BLK_NONPKGDEF, BLK_NONPKGREF)))
+
+
+def _read_raw_symbols(blk: _Blocks, n: int) -> list[_RawSym]:
+    """The first N entries of the (contiguous) symbol definition and reference blocks."""
+    def rawsym(i: int) -> _RawSym:
+        o = blk.offs[BLK_SYMDEF] + i * SYM_SIZE  # the def blocks are contiguous
+        abi, typ, flag, flag2, siz, align = struct.unpack_from("<HBBBII", blk.b, o + 8)
+        return blk.string(o), abi, typ, flag, flag2, siz, align
+
+    return [rawsym(i) for i in range(n)]
+
+
+def _read_ref_names(blk: _Blocks) -> dict[tuple[int, int], str]:
+    """The names of symbols of other packages, by (package index, symbol index)."""
+    ref_names: dict[tuple[int, int], str] = {}
+    for i in range(blk.count(BLK_REFNAME, REFNAME_SIZE)):
+        o = blk.offs[BLK_REFNAME] + i * REFNAME_SIZE
+        pk, sx = struct.unpack_from("<II", blk.b, o)
+        ref_names[(pk, sx)] = blk.string(o + 8)
+    return ref_names
+
+
+@dataclass
+class _SymRefs:
+    """Resolves a symbol reference (package index, symbol index) to a name and local index."""
+    counts: _SymCounts
+    raws: list[_RawSym]
+    ref_names: dict[tuple[int, int], str]
+    pkglist: list[str]
+    bl: list[tuple[str, int]]  # builtins()
+
+    def resolve(self, pk: int, sx: int) -> tuple[str, int | None]:
+        """The target's name, and its index among the definitions if it is defined here."""
+        if pk == PKGIDX_INVALID:
+            return "", None
+        if pk == PKGIDX_BUILTIN:
+            return (self.bl[sx][0] if sx < len(self.bl) else f"<builtin {sx}>"), None
+        li = self.counts.local_index(pk, sx)
+        if li is not None:
+            if li >= len(self.raws):
+                return f"<bad ref {pk}:{sx}>", None
+            return self.raws[li][0], (li if li < self.counts.ndef else None)
+        name = self.ref_names.get((pk, sx))
+        if name is None:
+            pkg = self.pkglist[pk] if pk < len(self.pkglist) else f"pkg{pk}"
+            name = f"{pkg}.<sym {sx}>"
+        return name, None
+
+
+def _index_block(blk: _Blocks, k: int, ndef: int) -> tuple[int, ...]:
+    """Index block K: where each definition's entries start, plus the end."""
+    return struct.unpack_from(f"<{ndef + 1}I", blk.b, blk.offs[k])
+
+
+def _read_relocs_auxs(blk: _Blocks, nrel: int, nauxs: int) -> tuple[list[tuple], list[tuple]]:
+    """All relocations and all aux references, unresolved."""
+    b, offs = blk.b, blk.offs
+    if offs[BLK_RELOC] + nrel * RELOC_SIZE > len(b) or offs[BLK_AUX] + nauxs * AUX_SIZE > len(b):
+        raise GoobjError(f"{blk.what}: corrupt Go object (relocations past the end)")
+    all_relocs = list(struct.iter_unpack("<iBHqII", b[offs[BLK_RELOC]:offs[BLK_RELOC] + nrel * RELOC_SIZE]))
+    all_auxs = list(struct.iter_unpack("<BII", b[offs[BLK_AUX]:offs[BLK_AUX] + nauxs * AUX_SIZE]))
+    return all_relocs, all_auxs
+
+
+def _section_and_hash(blk: _Blocks, counts: _SymCounts, i: int) -> tuple[str, bytes]:
+    """Which definition block symbol I is in, and its content hash if it is hashed."""
+    nsym, nh64 = counts.nsym, counts.nh64
+    if i < nsym:
+        return "pkg", b""
+    if i < nsym + nh64:
+        ho = blk.offs[BLK_HASH64] + (i - nsym) * 8
+        return "hashed64", bytes(blk.b[ho:ho + 8])
+    if i < nsym + nh64 + counts.nh:
+        ho = blk.offs[BLK_HASH] + (i - nsym - nh64) * 16
+        return "hashed", bytes(blk.b[ho:ho + 16])
+    return "nonpkg", b""
+
+
+def _read_symbols(blk: _Blocks, counts: _SymCounts, refs: _SymRefs, start: int) -> list[Symbol]:
+    """The defined symbols with their data, relocations and aux symbols resolved."""
+    ndef, resolve = counts.ndef, refs.resolve
+    ridx, aidx, didx = (_index_block(blk, k, ndef) for k in (BLK_RELOCIDX, BLK_AUXIDX, BLK_DATAIDX))
+    all_relocs, all_auxs = _read_relocs_auxs(blk, ridx[-1] if ndef else 0, aidx[-1] if ndef else 0)
+    dbase = blk.offs[BLK_DATA]
+    symbols: list[Symbol] = []
+    for i in range(ndef):
+        sect, hsh = _section_and_hash(blk, counts, i)
+        d0, d1 = didx[i], didx[i + 1]
+        if d1 < d0 or dbase + d1 > len(blk.b):
+            raise GoobjError(f"{blk.what}: corrupt Go object (data of symbol {i} out of range)")
+        relocs = [Reloc(roff, rsiz, rtyp, radd, *resolve(rpk, rsx))
+                  for roff, rsiz, rtyp, radd, rpk, rsx in all_relocs[ridx[i]:ridx[i + 1]]]
+        auxs = [AuxRef(atyp, *resolve(apk, asx)) for atyp, apk, asx in all_auxs[aidx[i]:aidx[i + 1]]]
+        sym = Symbol(i, sect, *refs.raws[i], bytes(blk.b[dbase + d0:dbase + d1]), relocs, auxs, hsh)
+        sym.data_off = start + dbase + d0
+        symbols.append(sym)
+    return symbols
+
+
+def parse_object(data: bytes, what: str = "object", pkgpath: str = "") -> ObjFile:
+    """Parse a Go object file (with or without its "go object" text header)."""
+    text, start = split_object_header(data, what)
+    b = memoryview(data)[start:]
+    fingerprint, flags, offs = _read_header(b, what)
+    blk = _Blocks(b, offs, what)
     try:
-        autolib = []
-        for i in range(count(BLK_AUTOLIB, IMPORTED_PKG_SIZE)):
-            o = offs[BLK_AUTOLIB] + i * IMPORTED_PKG_SIZE
-            autolib.append((string(o), bytes(b[o + 8:o + 16])))
-        pkglist = [string(offs[BLK_PKGIDX] + 8 * i) for i in range(count(BLK_PKGIDX, 8))]
-        files = [string(offs[BLK_FILE] + 8 * i) for i in range(count(BLK_FILE, 8))]
-
-        nsym = count(BLK_SYMDEF, SYM_SIZE)
-        nh64 = count(BLK_HASHED64DEF, SYM_SIZE)
-        nh = count(BLK_HASHEDDEF, SYM_SIZE)
-        nnp = count(BLK_NONPKGDEF, SYM_SIZE)
-        nref = count(BLK_NONPKGREF, SYM_SIZE)
-        ndef = nsym + nh64 + nh + nnp
-
-        def rawsym(i: int) -> tuple[str, int, int, int, int, int, int]:
-            o = offs[BLK_SYMDEF] + i * SYM_SIZE  # the def blocks are contiguous
-            abi, typ, flag, flag2, siz, align = struct.unpack_from("<HBBBII", b, o + 8)
-            return string(o), abi, typ, flag, flag2, siz, align
-
-        raws = [rawsym(i) for i in range(ndef + nref)]
-        ref_names: dict[tuple[int, int], str] = {}
-        for i in range(count(BLK_REFNAME, REFNAME_SIZE)):
-            o = offs[BLK_REFNAME] + i * REFNAME_SIZE
-            pk, sx = struct.unpack_from("<II", b, o)
-            ref_names[(pk, sx)] = string(o + 8)
-
-        def local_index(pk: int, sx: int) -> int | None:
-            if pk == PKGIDX_SELF:
-                return sx
-            if pk == PKGIDX_HASHED64:
-                return nsym + sx
-            if pk == PKGIDX_HASHED:
-                return nsym + nh64 + sx
-            if pk == PKGIDX_NONE:
-                return nsym + nh64 + nh + sx  # may run into the nonpkg refs
-            return None
-
-        bl = builtins()
-
-        def resolve(pk: int, sx: int) -> tuple[str, int | None]:
-            if pk == PKGIDX_INVALID:
-                return "", None
-            if pk == PKGIDX_BUILTIN:
-                return (bl[sx][0] if sx < len(bl) else f"<builtin {sx}>"), None
-            li = local_index(pk, sx)
-            if li is not None:
-                if li >= len(raws):
-                    return f"<bad ref {pk}:{sx}>", None
-                return raws[li][0], (li if li < ndef else None)
-            name = ref_names.get((pk, sx))
-            if name is None:
-                pkg = pkglist[pk] if pk < len(pkglist) else f"pkg{pk}"
-                name = f"{pkg}.<sym {sx}>"
-            return name, None
-
-        def index_block(blk: int) -> tuple[int, ...]:
-            return struct.unpack_from(f"<{ndef + 1}I", b, offs[blk])
-
-        ridx, aidx, didx = index_block(BLK_RELOCIDX), index_block(BLK_AUXIDX), index_block(BLK_DATAIDX)
-        nrel = ridx[-1] if ndef else 0
-        nauxs = aidx[-1] if ndef else 0
-        if offs[BLK_RELOC] + nrel * RELOC_SIZE > len(b) or offs[BLK_AUX] + nauxs * AUX_SIZE > len(b):
-            raise GoobjError(f"{what}: corrupt Go object (relocations past the end)")
-        all_relocs = list(struct.iter_unpack("<iBHqII", b[offs[BLK_RELOC]:offs[BLK_RELOC] + nrel * RELOC_SIZE]))
-        all_auxs = list(struct.iter_unpack("<BII", b[offs[BLK_AUX]:offs[BLK_AUX] + nauxs * AUX_SIZE]))
-        dbase = offs[BLK_DATA]
-
-        symbols: list[Symbol] = []
-        for i in range(ndef):
-            name, abi, typ, flag, flag2, siz, align = raws[i]
-            if i < nsym:
-                sect, hsh = "pkg", b""
-            elif i < nsym + nh64:
-                sect = "hashed64"
-                ho = offs[BLK_HASH64] + (i - nsym) * 8
-                hsh = bytes(b[ho:ho + 8])
-            elif i < nsym + nh64 + nh:
-                sect = "hashed"
-                ho = offs[BLK_HASH] + (i - nsym - nh64) * 16
-                hsh = bytes(b[ho:ho + 16])
-            else:
-                sect, hsh = "nonpkg", b""
-            d0, d1 = didx[i], didx[i + 1]
-            if d1 < d0 or dbase + d1 > len(b):
-                raise GoobjError(f"{what}: corrupt Go object (data of symbol {i} out of range)")
-            relocs = [Reloc(roff, rsiz, rtyp, radd, *resolve(rpk, rsx))
-                      for roff, rsiz, rtyp, radd, rpk, rsx in all_relocs[ridx[i]:ridx[i + 1]]]
-            auxs = [AuxRef(atyp, *resolve(apk, asx)) for atyp, apk, asx in all_auxs[aidx[i]:aidx[i + 1]]]
-            sym = Symbol(i, sect, name, abi, typ, flag, flag2, siz, align,
-                         bytes(b[dbase + d0:dbase + d1]), relocs, auxs, hsh)
-            sym.data_off = start + dbase + d0
-            symbols.append(sym)
-        nonpkg_refs = [raws[i][0] for i in range(ndef, ndef + nref)]
+        autolib = _read_autolib(blk)
+        pkglist = blk.strings(BLK_PKGIDX)
+        files = blk.strings(BLK_FILE)
+        counts = _sym_counts(blk)
+        raws = _read_raw_symbols(blk, counts.ndef + counts.nref)
+        ref_names = _read_ref_names(blk)
+        refs = _SymRefs(counts, raws, ref_names, pkglist, builtins())
+        symbols = _read_symbols(blk, counts, refs, start)
+        nonpkg_refs = [raws[i][0] for i in range(counts.ndef, counts.ndef + counts.nref)]
     except (struct.error, IndexError, ValueError, OverflowError):
         raise GoobjError(f"{what}: truncated or corrupt Go object") from None
 
