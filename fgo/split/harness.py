@@ -130,76 +130,117 @@ def _timed(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str]
     return proc, time.monotonic() - t0
 
 
-def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c: int = 1,
-                  extra: list[str] | None = None, timeout: int = 600, stock: bool = True,
-                  alone: bool = False) -> PackageResult:
-    """Compile ARGV stock and as K shard processes; compare the archives.
+@dataclasses.dataclass
+class _SplitCommands:
+    """The command lines of one package's compiles: stock, and the K processes of the split."""
+    argv: list[str]  # go build's compile command, without -c
+    cwd: Path
+    k: int
+    c: int
+    extra: list[str]  # flags added after the tool path of every compile
+    outdir: Path
+    timeout: int
+    patched: Path
 
-    With ALONE, also time stock -c=2 and every process of the split alone.
-    """
-    patched = compiler_patch.patched_compiler()
-    outdir.mkdir(parents=True, exist_ok=True)
-    base = [argv[0], f"-c={c}", *(extra or []), *argv[1:]]
-    res = PackageResult(package=pkg, shards=k, identical=False)
-    stock_out = outdir / "stock.a"
-    if stock:
-        bench = outdir / "stock.bench"
-        bench.unlink(missing_ok=True)
-        sargv = [base[0], f"-bench={bench}", *base[1:]] if alone else base
-        proc, res.stock_s = _timed(_set_output(sargv, stock_out), cwd)
-        if proc.returncode != 0:
-            res.error = "stock compile failed: " + proc.stderr.strip()[-500:]
-            return res
-        res.stock_sha256 = file_sha256(stock_out)
-        if alone:
-            phases = compile_bench.last_run(bench.read_text())
-            if phases:
-                fe, be, do = compile_bench.fbd(phases)
-                res.bench_frontend_s, res.bench_backend_s, res.bench_dumpobj_s = fe, be, do
-                res.bound_s = round(fe + be / k + do, 3)
-            c2 = [base[0], "-c=2", *(extra or []), *argv[1:]]
-            proc, t = _timed(_set_output(c2, outdir / "stock2.a"), cwd)
-            if proc.returncode != 0 or file_sha256(outdir / "stock2.a") != res.stock_sha256:
-                res.error = "stock -c=2 failed or differs from -c=1"
-                return res
-            res.stock_c2_s = round(t, 3)
+    def stock(self, c: int | None = None, bench: Path | None = None) -> list[str]:
+        """The stock compile with -c=C (default --c), optionally writing -bench phase times."""
+        argv = [self.argv[0], f"-c={self.c if c is None else c}", *self.extra, *self.argv[1:]]
+        return [argv[0], f"-bench={bench}", *argv[1:]] if bench is not None else argv
 
-    files = [outdir / f"shard{i}.res" for i in range(1, k)]
-    for f in files:
+    @property
+    def shard_files(self) -> list[Path]:
+        """Shard i's result file is shard_files[i - 1]."""
+        return [self.outdir / f"shard{i}.res" for i in range(1, self.k)]
+
+    def shard(self, i: int, stats: bool = True) -> list[str]:
+        """Shard I (1 <= I < K) of the patched compiler, with its stats file if STATS."""
+        flags = compiler_patch.shard_flags(i, self.k, self.shard_files[i - 1],
+                                           stats=self.outdir / f"stats{i}.json" if stats else None)
+        return compiler_patch.with_flags(_set_output(self.stock(), self.outdir / f"shard{i}.unused"), flags,
+                                         compiler=self.patched)
+
+    def leader(self, out: Path) -> list[str]:
+        """The leader (it compiles shard 0 and merges), writing the archive OUT."""
+        flags = compiler_patch.leader_flags(self.k, self.shard_files, timeout=self.timeout,
+                                            stats=self.outdir / "stats0.json")
+        return compiler_patch.with_flags(_set_output(self.stock(), out), flags, compiler=self.patched)
+
+
+def _run_stock(res: PackageResult, cmds: _SplitCommands, alone: bool) -> bool:
+    """Compile with the stock compiler (with -bench if ALONE); False if it failed."""
+    stock_out = cmds.outdir / "stock.a"
+    bench = cmds.outdir / "stock.bench"
+    bench.unlink(missing_ok=True)
+    proc, res.stock_s = _timed(_set_output(cmds.stock(bench=bench if alone else None), stock_out), cmds.cwd)
+    if proc.returncode != 0:
+        res.error = "stock compile failed: " + proc.stderr.strip()[-500:]
+        return False
+    res.stock_sha256 = file_sha256(stock_out)
+    return True
+
+
+def _read_bench(res: PackageResult, bench: Path, k: int) -> None:
+    """The stock compile's F, B and D phase times, and the bound F + B/K + D."""
+    phases = compile_bench.last_run(bench.read_text())
+    if phases:
+        fe, be, do = compile_bench.fbd(phases)
+        res.bench_frontend_s, res.bench_backend_s, res.bench_dumpobj_s = fe, be, do
+        res.bound_s = round(fe + be / k + do, 3)
+
+
+def _run_stock_c2(res: PackageResult, cmds: _SplitCommands) -> bool:
+    """Time stock -c=2 and check its archive is the -c=1 one; False if not."""
+    proc, t = _timed(_set_output(cmds.stock(c=2), cmds.outdir / "stock2.a"), cmds.cwd)
+    if proc.returncode != 0 or file_sha256(cmds.outdir / "stock2.a") != res.stock_sha256:
+        res.error = "stock -c=2 failed or differs from -c=1"
+        return False
+    res.stock_c2_s = round(t, 3)
+    return True
+
+
+def _last_error(stderr: str) -> str:
+    """The last line of a failed process's stderr ("failed" if it printed nothing)."""
+    return (stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def _run_split(res: PackageResult, cmds: _SplitCommands, leader_out: Path) -> bool:
+    """Run the K-1 shards and the leader at once, timing each; False if one failed."""
+    for f in cmds.shard_files:
         f.unlink(missing_ok=True)
-    leader_out = outdir / "leader.a"
     leader_out.unlink(missing_ok=True)
     procs = []
     starts = []
-    for i in range(1, k):
-        a = compiler_patch.with_flags(_set_output(base, outdir / f"shard{i}.unused"),
-                                      compiler_patch.shard_flags(i, k, files[i - 1], stats=outdir / f"stats{i}.json"),
-                                      compiler=patched)
+    for i in range(1, cmds.k):
+        a = cmds.shard(i)
         starts.append(time.monotonic())
-        procs.append(start(a, cwd=cwd))
-    lflags = compiler_patch.leader_flags(k, files, timeout=timeout, stats=outdir / "stats0.json")
-    la = compiler_patch.with_flags(_set_output(base, leader_out), lflags, compiler=patched)
+        procs.append(start(a, cwd=cmds.cwd))
+    la = cmds.leader(leader_out)
     t0 = time.monotonic()
-    lp = start(la, cwd=cwd)
+    lp = start(la, cwd=cmds.cwd)
     # Wait for the shards; if one fails the leader would only time out, so stop it.
     errors = []
     for i, p in enumerate(procs):
         _, err = p.communicate()
         res.shard_s.append(round(time.monotonic() - starts[i], 3))
         if p.returncode != 0:
-            errors.append(f"shard {i + 1}: " + (err.strip().splitlines() or ["failed"])[-1])
+            errors.append(f"shard {i + 1}: " + _last_error(err))
     if errors:
         lp.kill()
         lp.communicate()
         res.error = "; ".join(errors)
-        return res
+        return False
     _, lerr = lp.communicate()
     res.leader_s = round(time.monotonic() - t0, 3)
     if lp.returncode != 0:
-        res.error = "leader: " + (lerr.strip().splitlines() or ["failed"])[-1]
-        return res
+        res.error = "leader: " + _last_error(lerr)
+        return False
+    return True
+
+
+def _read_leader_stats(res: PackageResult, path: Path) -> None:
+    """The leader's -fgostats: function count, backend, wait, merge and walk times."""
     try:
-        st = json.loads((outdir / "stats0.json").read_text())
+        st = json.loads(path.read_text())
         res.functions = st.get("funcs")
         res.leader_backend_s = st.get("backend_s")
         res.leader_wait_s = st.get("wait_s")
@@ -207,26 +248,52 @@ def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c:
         res.walk_s = st.get("walk_s")
     except (OSError, ValueError):
         pass
+
+
+def _run_alone(res: PackageResult, cmds: _SplitCommands) -> None:
+    """Time every shard, then the leader (all results present), one at a time."""
+    for i in range(1, cmds.k):
+        proc, t = _timed(cmds.shard(i, stats=False), cmds.cwd)
+        if proc.returncode != 0:
+            res.error = f"shard {i} alone failed"
+            return
+        res.alone_shard_s.append(round(t, 3))
+    alone_out = cmds.outdir / "leader-alone.a"
+    proc, t = _timed(cmds.leader(alone_out), cmds.cwd)
+    if proc.returncode != 0 or file_sha256(alone_out) != res.stock_sha256:
+        res.identical = False
+        res.error = "leader alone failed or differs"
+        return
+    res.alone_leader_s = round(t, 3)
+
+
+def split_package(argv: list[str], cwd: Path, pkg: str, k: int, outdir: Path, c: int = 1,
+                  extra: list[str] | None = None, timeout: int = 600, stock: bool = True,
+                  alone: bool = False) -> PackageResult:
+    """Compile ARGV stock and as K shard processes; compare the archives.
+
+    With ALONE, also time stock -c=2 and every process of the split alone.
+    """
+    cmds = _SplitCommands(argv, cwd, k, c, extra or [], outdir, timeout, compiler_patch.patched_compiler())
+    outdir.mkdir(parents=True, exist_ok=True)
+    res = PackageResult(package=pkg, shards=k, identical=False)
+    if stock:
+        if not _run_stock(res, cmds, alone):
+            return res
+        if alone:
+            _read_bench(res, outdir / "stock.bench", k)
+            if not _run_stock_c2(res, cmds):
+                return res
+    leader_out = outdir / "leader.a"
+    if not _run_split(res, cmds, leader_out):
+        return res
+    _read_leader_stats(res, outdir / "stats0.json")
     res.leader_sha256 = file_sha256(leader_out)
     res.identical = res.leader_sha256 == res.stock_sha256
     if res.stock_s is not None:
         res.stock_s = round(res.stock_s, 3)
     if alone and res.identical:
-        for i in range(1, k):
-            a = compiler_patch.with_flags(_set_output(base, outdir / f"shard{i}.unused"),
-                                          compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched)
-            proc, t = _timed(a, cwd)
-            if proc.returncode != 0:
-                res.error = f"shard {i} alone failed"
-                return res
-            res.alone_shard_s.append(round(t, 3))
-        alone_out = outdir / "leader-alone.a"
-        proc, t = _timed(compiler_patch.with_flags(_set_output(base, alone_out), lflags, compiler=patched), cwd)
-        if proc.returncode != 0 or file_sha256(alone_out) != res.stock_sha256:
-            res.identical = False
-            res.error = "leader alone failed or differs"
-            return res
-        res.alone_leader_s = round(t, 3)
+        _run_alone(res, cmds)
     return res
 
 
