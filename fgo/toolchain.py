@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,19 @@ def run(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None
         return subprocess.CompletedProcess(args, 0, empty, empty)
     return subprocess.run(args, cwd=cwd, env=env, text=text, capture_output=capture,
                           timeout=timeout, check=False)
+
+
+def run_timed(argv: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None = None,
+              echo: bool | None = None) -> tuple[int, float, float]:
+    """Run ARGV with its output streamed to ours; (exit status, wall seconds, CPU seconds of
+    the command, from wait4). For measuring tools (the cost model's -bench wrapper)."""
+    args = [os.fspath(a) for a in argv]
+    _echo(args, None, echo)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
 def start(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,

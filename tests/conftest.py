@@ -30,6 +30,7 @@ def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["FGO_STORE"] = str(root / "store")
     os.environ.setdefault("GOFLAGS", "-buildvcs=false")
     ORACLE_GOCACHE = root / "oracle-gocache"
+    os.environ["FGO_LEDGER"] = str(root / "verified-splits.json")  # not the developer's ledger
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

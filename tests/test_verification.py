@@ -78,26 +78,38 @@ def test_corrupt_ledger_is_empty(tmp_path: Path) -> None:
     assert not v.Ledger(path).verified
 
 
-def task(inputs: dict[str, str]) -> dict:
-    return {"inputs": inputs, "call": {}, "split": None}
+class Result:
+    def __init__(self, outputs: dict, ok: bool = True) -> None:
+        self.outputs, self.ok = outputs, ok
+
+
+def job(result: Result, runs: list | None = None, name: str = ""):
+    """A LocalJob: snapshot now (recorded), compile later (returns RESULT)."""
+    def local():
+        def run():
+            if runs is not None:
+                runs.append(name)
+            return result
+        return run
+    return local
 
 
 def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
-    answers = {"good": {"/o/_pkg_.a": b"same"}, "bad": {"/o/_pkg_.a": b"right"}}
     runs: list[str] = []
-
-    def local_run(t: dict, blobs: dict) -> dict:
-        runs.append(t["inputs"]["/src/x.go"])
-        return {"status": "ok", "outputs": answers[t["inputs"]["/src/x.go"]]}
-
-    ver = v.Verifier(local_run, rate=0.0, split_mode="first", ledger=v.Ledger(tmp_path / "l.json"))
-    ver.after_remote("p/good", "w1", task({"/src/x.go": "good"}), dict, {"/o/_pkg_.a": b"same"}, "")
-    ver.after_remote("p/other", "w1", task({"/src/x.go": "good"}), dict, {"/o/_pkg_.a": b"x"}, "")
-    ver.after_remote("p/bad", "w2", task({"/src/x.go": "bad"}), dict, {"/o/_pkg_.a": b"wrong"}, "B/B")
+    excluded: list[str] = []
+    ver = v.Verifier(rate=0.0, split_mode="first", ledger=v.Ledger(tmp_path / "l.json"),
+                     on_exclude=excluded.append)
+    same, right = Result({"/o/_pkg_.a": b"same"}), Result({"/o/_pkg_.a": b"right"})
+    ver.after_remote("p/good", "w1", {"/src/x.go": "1"}, {"/o/_pkg_.a": b"same"}, "",
+                     job(same, runs, "good"))
+    ver.after_remote("p/other", "w1", {"/src/y.go": "1"}, {"/o/_pkg_.a": b"x"}, "",
+                     job(same, runs, "other"))
+    ver.after_remote("p/bad", "w2", {"/src/z.go": "1"}, {"/o/_pkg_.a": b"wrong"}, "B/B",
+                     job(right, runs, "bad"))
     mismatches = ver.wait()
     assert runs == ["good", "bad"]  # w1's second compile is not sampled at rate 0
     assert [(m.package, m.worker, m.kind) for m in mismatches] == [("p/bad", "w2", "remote")]
-    assert mismatches[0].buildid == "B/B" and "w2" in ver.excluded
+    assert mismatches[0].buildid == "B/B" and excluded == ["w2"]
     assert "p/bad on w2" in mismatches[0].line()
     rep = ver.report()
     assert (rep["checked"], rep["matched"], len(rep["mismatched"])) == (2, 1, 1)
@@ -106,32 +118,45 @@ def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
 
 def test_verifier_splits_once_per_key_and_disables_after_a_mismatch(tmp_path: Path) -> None:
     ledger = v.Ledger(tmp_path / "l.json")
-    calls = []
-
-    def local_run(t: dict, blobs: dict) -> dict:
-        calls.append(1)
-        return {"status": "ok", "outputs": {"/o/_pkg_.a": b"stock"}}
-
+    runs: list[str] = []
+    stock = Result({"/o/_pkg_.a": b"stock"})
+    outcomes: list[tuple] = []
     series = "s" * 64
-    ver = v.Verifier(local_run, split_mode="first", ledger=ledger)
+    ver = v.Verifier(split_mode="first", ledger=ledger)
     for _ in range(2):
-        ver.after_split(series, "p", 2, "w1+w2", task({"/a.go": "1"}), dict, {"/o/_pkg_.a": b"stock"}, "")
+        ver.after_split(series, "p", 2, "w1+w2", {"/a.go": "1"}, {"/o/_pkg_.a": b"stock"}, "",
+                        job(stock, runs), lambda *o: outcomes.append(o))
         ver.wait()
-    assert len(calls) == 1 and ver.report()["matched"] == 1  # the warm ledger skips the second
-    ver.after_split(series, "q", 2, "w1+w2", task({"/b.go": "1"}), dict, {"/o/_pkg_.a": b"bad"}, "")
+    assert len(runs) == 1 and ver.report()["matched"] == 1  # the warm ledger skips the second
+    assert outcomes and outcomes[0][0] is True and outcomes[0][1] == outcomes[0][2]
+    ver.after_split(series, "q", 2, "w1+w2", {"/b.go": "1"}, {"/o/_pkg_.a": b"bad"}, "",
+                    job(stock, runs))
     assert ver.wait() and not ledger.split_allowed(series, "q") and ledger.split_allowed(series, "p")
-    always = v.Verifier(local_run, split_mode="always", ledger=ledger)
-    always.after_split(series, "p", 2, "w1+w2", task({"/a.go": "1"}), dict, {"/o/_pkg_.a": b"stock"}, "")
+    always = v.Verifier(split_mode="always", ledger=ledger)
+    always.after_split(series, "p", 2, "w1+w2", {"/a.go": "1"}, {"/o/_pkg_.a": b"stock"}, "",
+                       job(stock, runs))
     always.wait()
-    assert len(calls) == 3
+    assert len(runs) == 3
     for ver_ in (ver, always):
         ver_.close()
 
 
-def test_unverifiable_is_not_a_match(tmp_path: Path) -> None:
-    ver = v.Verifier(lambda t, b: {"status": "refused", "reason": "no tool"}, rate=1.0)
-    ver.after_remote("p", "w1", task({}), dict, {"/o/_pkg_.a": b"x"}, "")
+def test_unverifiable_is_not_a_match() -> None:
+    ver = v.Verifier(rate=1.0)
+    ver.after_remote("p", "w1", {}, {"/o/_pkg_.a": b"x"}, "", job(Result({}, ok=False)))
     assert ver.wait() == []
     rep = ver.report()
     assert (rep["checked"], rep["matched"], rep["unverifiable"]) == (0, 0, 1)
+    ver.close()
+
+
+def test_an_excluded_worker_taints_everything_it_produced() -> None:
+    ver = v.Verifier(rate=0.0)
+    ok, bad = Result({"/o/_pkg_.a": b"x"}), Result({"/o/_pkg_.a": b"y"})
+    ver.after_remote("p1", "w1", {"/1": "1"}, {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
+    ver.after_remote("p2", "w2", {"/2": "2"}, {"/o/_pkg_.a": b"x"}, "B1/B1", job(bad))
+    ver.after_remote("p3", "w2", {"/3": "3"}, {"/o/_pkg_.a": b"x"}, "B2/B2", job(ok))
+    assert ver.wait()
+    assert ver.suspects() == ["B1/B1", "B2/B2"]
+    assert ver.report()["excluded"] == ["w2"]
     ver.close()

@@ -30,6 +30,7 @@ from fgo.worker.blobs import Blob, BlobIndex
 from fgo.worker.protocol import CompileResult, CompileTask, SplitRole, Status, mismatch
 from fgo.build import policy
 from fgo.build.placement import Placement
+from fgo.build.verification import Verifier
 from fgo.build.policy import RemoteFailure
 from fgo.report.record import ActionRecord, Recorder
 
@@ -83,7 +84,8 @@ class Coordinator:
     `open_queue`, `cancel`) and is attached with `set_splitter` (or the constructor)."""
 
     def __init__(self, client: Any, recorder: Recorder, socket_path: str,
-                 task_timeout: float = 600.0, splitter: SplitterLike | None = None) -> None:
+                 task_timeout: float = 600.0, splitter: SplitterLike | None = None,
+                 verifier: Verifier | None = None) -> None:
         self.client = client                   # distributed.Client (thread-safe)
         self.recorder = recorder
         self.task_timeout = task_timeout       # a remote compile slower than this runs locally
@@ -94,11 +96,20 @@ class Coordinator:
         self.refused: set[str] = set()         # workers whose toolchain differs
         self.running: dict[int, ActionRecord] = {}  # compiles in flight (for progress)
         self.splitter: SplitterLike | None = splitter  # with --split-large
+        self.verifier = verifier               # checks remote/split outputs against local ones
+        if verifier is not None:
+            verifier.on_exclude = self.exclude
         self.server = ShimServer(socket_path, self.handle)
         self._backups = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="fgo-backup")
         self._live: set[str] = set()
         self._live_at = 0.0
         self._live_lock = threading.Lock()
+
+    def exclude(self, address: str) -> None:
+        """Use ADDRESS no more in this build (its output failed verification)."""
+        self.refused.add(address)
+        with self.lock:
+            self.placement.remove_worker(address)
 
     def set_splitter(self, splitter: SplitterLike | None) -> None:
         """Split large compiles with SPLITTER (built with this coordinator) from now on."""
@@ -172,6 +183,8 @@ class Coordinator:
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         t0 = time.time()
         argv, cwd, env = request["argv"], request["cwd"], request["env"]
+        if os.path.basename(argv[0]).removesuffix(".exe") == "link":
+            return self.link_gate()
         package = env.get("TOOLEXEC_IMPORTPATH", "?")
         rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local", start=t0)
         with self.lock:
@@ -193,6 +206,17 @@ class Coordinator:
             self.running.pop(id(rec), None)
         self.recorder.add(rec, {b.sha: b.size for b in inputs.values()})
         return reply
+
+    def link_gate(self) -> dict[str, Any]:
+        """The shim asks before every link: it may run once every pending verification is
+        done, and never when one found a mismatch (the wrong archive is never linked)."""
+        if self.verifier is None:
+            return {"local": True}
+        mismatches = self.verifier.wait()
+        if not mismatches:
+            return {"local": True}
+        text = "".join(m.line() + "\n" for m in mismatches)
+        return {"local": False, "exit": 1, "output": _b64(text.encode())}
 
     def _input_blobs(self, call: compileargs.CompileCall) -> dict[str, Blob]:
         blobs = {p: self.blobs.blob(p) for p in call.inputs}
@@ -236,7 +260,12 @@ class Coordinator:
             confirmed = list(needs)
             rec.mode = "local" if result.worker == "local" else "remote"
             rec.worker = result.worker
-            return self.reply(call, result, rec, t0)
+            reply = self.reply(call, result, rec, t0)
+            if self.verifier is not None and rec.mode == "remote":
+                self.verifier.after_remote(call.package or rec.package, address, task.inputs,
+                                           result.outputs, buildid_of(call),
+                                           self.local_job(task, inputs))
+            return reply
         finally:
             self.finished(address, sent, confirmed)
 
@@ -311,9 +340,18 @@ class Coordinator:
 
     def _local_task(self, task: CompileTask, inputs: dict[str, Blob]) -> CompileResult:
         """TASK run by this process, in a sandbox of its own store (first result wins)."""
-        store = executor.worker_store()
-        blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
-        return executor.execute(replace(task, blobs=blobs, wait_for=[]))
+        return self.local_job(task, inputs)()()
+
+    def local_job(self, task: CompileTask, inputs: dict[str, Blob]
+                  ) -> Callable[[], Callable[[], CompileResult]]:
+        """TASK (whole, never split) to compile on this host: calling the result reads the
+        inputs this host's store lacks, at once; calling what that returns compiles."""
+        def snapshot() -> Callable[[], CompileResult]:
+            store = executor.worker_store()
+            blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
+            whole = replace(task, blobs=blobs, wait_for=[], split=None)
+            return lambda: executor.execute(whole)
+        return snapshot
 
     def _submit(self, task: CompileTask, address: str, watch: tuple[str, ...] = (),
                 backup: Callable[[], CompileResult] | None = None,
@@ -363,6 +401,12 @@ class Coordinator:
             total += len(data)
         rec.output_sha256 = result.output_sha256  # hashed by the worker, off our CPU
         return total
+
+
+def buildid_of(call: compileargs.CompileCall) -> str:
+    """The compile's -buildid value (go's action ID / placeholder), or ""."""
+    flags, _ = compileargs.split_flags(call.args)
+    return next((value or "" for name, value, _, _ in flags if name == "buildid"), "")
 
 
 def _worker_addresses(dask_scheduler: Any) -> list[str]:

@@ -112,76 +112,121 @@ def _splitter(coordinator: Any, opts: BuildOptions) -> Any:
     if shards is not None and shards < 2 or threshold is not None and threshold < 0:
         raise FgoError("--shards needs K >= 2 and --split-large SECONDS >= 0")
     try:
-        return Splitter(coordinator, SplitOptions(threshold, shards, opts.check))
+        return Splitter(coordinator, SplitOptions(threshold, shards))
     except PatchError as exc:
         raise FgoError(f"--split-large needs the patched compiler: {exc}") from None
 
 
 def run(opts: BuildOptions) -> int:
+    """`fgo build`: go build with fgo's shim, then verification, the report and the exit
+    status (go build's own, or 1 when a verification or --check found a mismatch)."""
     started = time.monotonic()
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
-    from fgo.build.coordinator import Coordinator
-    from fgo.build.shim import shim_path
-
-    shim = str(shim_path())
     cluster = _connect(opts)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
-    coordinator = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
-            env = toolchain.go_env()
-            parallelism = None  # go's default: this machine's cores
-            if cluster is not None:
-                coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
-                                          task_timeout=opts.task_timeout)
-                for warning in coordinator.learn_workers():
-                    print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
-                if opts.split_large is not None:
-                    coordinator.set_splitter(_splitter(coordinator, opts))
-                coordinator.start()
-                env["FGO_SOCKET"] = coordinator.socket_path
-                # -p: the usable worker threads (all refused: go's default, all local)
-                parallelism = coordinator.placement.total_threads() or None
-                if not opts.quiet:
-                    print(f"fgo: {len(coordinator.placement.workers)} workers, "
-                          f"{parallelism or 0} threads"
-                          f" ({'embedded' if cluster.local else cluster.scheduler})"
-                          + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
-                          file=sys.stderr)
-            actiongraph = os.path.join(tmp, "actiongraph.json")
-            cmd = go_build_command(opts.go_args, shim if coordinator else None, parallelism,
-                                   actiongraph)
-            progress = Progress(coordinator) if coordinator and opts.progress and not opts.quiet \
-                else None
-            if progress:
-                progress.start()
-            try:
-                exit_code = toolchain.run(cmd, cwd=project, env=env, capture=False).returncode
-            finally:
-                if progress:
-                    progress.stop()
-                if coordinator:
-                    coordinator.stop()
-            graph = _load_json(actiongraph)
+            coordinator = _start_coordinator(cluster, recorder, opts, tmp) if cluster else None
+            exit_code, graph = _go_build(project, opts, coordinator, tmp)
+            verifier = coordinator.verifier if coordinator else None
+            mismatches = verifier.wait() if verifier else []
+            evicted = _evict(verifier.suspects() if mismatches else [])
+            checks = _check(project, opts, graph) if opts.check and exit_code == 0 \
+                and not mismatches else []
             unseen = "scheduler unreachable" if cluster is None else "did not reach fgo"
-            actions = merge_actiongraph(recorder.actions, graph, unseen_reason=unseen)
-            checks: list[dict[str, Any]] = []
-            if opts.check and exit_code == 0:
-                from fgo.verify.check import check_build
-                checks = check_build(project, opts.go_args, graph)
-            report = summarize(recorder, actions, time.monotonic() - started,
+            report = summarize(recorder, merge_actiongraph(recorder.actions, graph,
+                                                           unseen_reason=unseen),
+                               time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
-                               cluster={"scheduler": cluster.scheduler if cluster else opts.scheduler,
-                                        "workers": len(coordinator.placement.workers)
-                                        if coordinator else 0,
-                                        "threads": parallelism or 0},
-                               checks=checks)
+                               cluster=_cluster_info(cluster, coordinator, opts), checks=checks)
+            if verifier is not None:
+                report["verification"] = {**verifier.report(), "evicted": evicted}
+                verifier.close()
     finally:
         if cluster is not None:
             cluster.close()
+    _publish(project, opts, report, graph)
+    for m in mismatches:
+        print(m.line(), file=sys.stderr)
+    failed = [c for c in checks if not c["ok"]]
+    for c in failed:
+        print(f"fgo: check failed: {c['what']} {c['name']}: {c['detail']}", file=sys.stderr)
+    if exit_code == 0 and (failed or mismatches):
+        return 1
+    return exit_code
+
+
+def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str) -> Any:
+    """The coordinator of this build, serving the shim's socket, with its verifier and,
+    with --split-large, its splitter."""
+    from fgo.build.coordinator import Coordinator
+    coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
+                              task_timeout=opts.task_timeout, verifier=_verifier(opts))
+    for warning in coordinator.learn_workers():
+        print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+    if opts.split_large is not None:
+        coordinator.set_splitter(_splitter(coordinator, opts))
+    coordinator.start()
+    if not opts.quiet:
+        print(f"fgo: {len(coordinator.placement.workers)} workers, "
+              f"{coordinator.placement.total_threads()} threads"
+              f" ({'embedded' if cluster.local else cluster.scheduler})"
+              + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
+              file=sys.stderr)
+    return coordinator
+
+
+def _go_build(project: Path, opts: BuildOptions, coordinator: Any,
+              tmp: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run go build (through the shim when there is a coordinator): its exit status and
+    its action graph."""
+    from fgo.build.shim import shim_path
+    env = toolchain.go_env()
+    parallelism = None  # go's default: this machine's cores
+    if coordinator is not None:
+        env["FGO_SOCKET"] = coordinator.socket_path
+        # -p: the usable worker threads (all refused: go's default, all local)
+        parallelism = coordinator.placement.total_threads() or None
+    actiongraph = os.path.join(tmp, "actiongraph.json")
+    cmd = go_build_command(opts.go_args, str(shim_path()) if coordinator else None,
+                           parallelism, actiongraph)
+    progress = Progress(coordinator) if coordinator and opts.progress and not opts.quiet \
+        else None
+    if progress:
+        progress.start()
+    try:
+        exit_code = toolchain.run(cmd, cwd=project, env=env, capture=False).returncode
+    finally:
+        if progress:
+            progress.stop()
+        if coordinator:
+            coordinator.stop()
+    return exit_code, _load_json(actiongraph)
+
+
+def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--check: the plain build's comparison; nothing to compare is a failure, not a pass."""
+    from fgo.verify.check import check_build
+    checks = check_build(project, opts.go_args, graph)
+    if not checks:  # an unreadable action graph must not pass for a match
+        checks = [{"what": "build", "name": str(project), "ok": False,
+                   "detail": "nothing to compare: go build's action graph is missing or "
+                             "names no package"}]
+    return checks
+
+
+def _cluster_info(cluster: Any, coordinator: Any, opts: BuildOptions) -> dict[str, Any]:
+    return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
+            "workers": len(coordinator.placement.workers) if coordinator else 0,
+            "threads": coordinator.placement.total_threads() if coordinator else 0}
+
+
+def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],
+             graph: list[dict[str, Any]]) -> None:
+    """The report, the trace and the summary line, where they were asked for."""
     if opts.report:
         write(opts.report, report)
     remember(project, opts.go_args, report)
@@ -190,12 +235,29 @@ def run(opts: BuildOptions) -> int:
         write_trace(opts.trace, report, graph)
     if not opts.quiet:
         print(summary_line(report), file=sys.stderr)
-    failed = [c for c in checks if not c["ok"]]
-    for c in failed:
-        print(f"fgo: check failed: {c['what']} {c['name']}: {c['detail']}", file=sys.stderr)
-    if exit_code == 0 and failed:
-        return 1
-    return exit_code
+
+
+def _verifier(opts: BuildOptions) -> Any:
+    """The default verification; --check compiles every split stock here as well."""
+    from fgo.build.verification import Ledger, Verifier
+    from fgo.paths import cache_dir
+    return Verifier(rate=opts.verify_rate,
+                    split_mode="always" if opts.check else opts.verify_splits,
+                    ledger=Ledger(Path(os.environ.get("FGO_LEDGER")
+                                       or cache_dir() / "verified-splits.json")))
+
+
+def _evict(buildids: list[str]) -> list[str]:
+    """Remove the GOCACHE entries of the compiles with these -buildid values (outputs that
+    failed verification, or came from a worker that did), so that no later build, fgo's or
+    a plain go build, reuses them."""
+    if not buildids:
+        return []
+    from fgo.build.verification import evict
+    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    if not gocache:
+        return []
+    return [path for b in buildids for path in evict(Path(gocache), b)]
 
 
 def _print_action(rec: Any) -> None:

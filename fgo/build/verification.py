@@ -37,6 +37,9 @@ from typing import Any, Callable
 SPLIT_MODES = ("first", "always", "off")
 DEFAULT_RATE = 0.03
 
+# local() -> job(): snapshot a compile's inputs now, compile it here later.
+LocalJob = Callable[[], Callable[[], Any]]
+
 
 # ------------------------------------------------------------------ decisions (pure)
 
@@ -207,92 +210,105 @@ def first_symbol(path: str, a: bytes, b: bytes) -> str:
 
 
 class Verifier:
-    """Runs the head's own compiles beside remote and split ones, one at a time."""
+    """Runs the head's own compiles beside remote and split ones, one at a time.
 
-    def __init__(self, local_run: Callable[[dict[str, Any], dict[str, bytes]], dict[str, Any]],
-                 rate: float = DEFAULT_RATE, split_mode: str = "first",
-                 ledger: Ledger | None = None) -> None:
-        self.local_run = local_run          # (task, blobs) -> executor result, on this host
+    A caller hands over, for each compile it wants checked, the bytes it got back and
+    `local`: a function that snapshots what the compile needs (at once, while go
+    build's work directory still exists) and returns the job that compiles it here."""
+
+    def __init__(self, rate: float = DEFAULT_RATE, split_mode: str = "first",
+                 ledger: Ledger | None = None,
+                 on_exclude: Callable[[str], None] | None = None) -> None:
         self.rate = rate
         self.split_mode = split_mode
         self.ledger = ledger
+        self.on_exclude = on_exclude or (lambda worker: None)
         self.lock = threading.Lock()
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fgo-verify")
         self.pending: list[concurrent.futures.Future[None]] = []
         self.verified_workers: set[str] = set()
         self.excluded: set[str] = set()
+        self.produced: dict[str, list[str]] = {}   # worker -> -buildid of each remote compile
         self.checks: list[Check] = []
         self.mismatches: list[Mismatch] = []
         self.wait_s = 0.0
 
     # --- what to verify ---
 
-    def busy(self) -> bool:
-        with self.lock:
-            return any(not f.done() for f in self.pending)
-
-    def after_remote(self, package: str, worker: str, task: dict[str, Any],
-                     blobs: Callable[[], dict[str, bytes]], outputs: dict[str, bytes],
-                     buildid: str) -> None:
+    def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
+                     outputs: dict[str, bytes], buildid: str, local: LocalJob) -> None:
         """A remote compile came back with OUTPUTS: verify it if the policy says so."""
-        key = f"{package} {inputs_hash(task['inputs'])}"
+        key = f"{package} {inputs_hash(input_shas)}"
         with self.lock:
+            self.produced.setdefault(worker, []).append(buildid)
             reason = remote_reason(worker, self.verified_workers, key, self.rate,
                                    any(not f.done() for f in self.pending))
             if reason is None:
                 return
             self.verified_workers.add(worker)
-        self._submit(Check(package, worker, "remote", reason), task, blobs(), outputs, buildid,
+        self._submit(Check(package, worker, "remote", reason), local(), outputs, buildid, None,
                      None)
 
     def split_wanted(self, series: str, package: str) -> bool:
         return self.ledger is None or self.ledger.split_allowed(series, package)
 
     def after_split(self, series: str, package: str, k: int, workers: str,
-                    stock_task: dict[str, Any], blobs: Callable[[], dict[str, bytes]],
-                    outputs: dict[str, bytes], buildid: str) -> None:
-        """A split compile came back with OUTPUTS: compile STOCK_TASK here if unverified."""
-        key = split_key(series, package, inputs_hash(stock_task["inputs"]), k)
+                    input_shas: dict[str, str], outputs: dict[str, bytes], buildid: str,
+                    local: LocalJob, done: Callable[[bool, str, str], None] | None = None) -> None:
+        """A split compile came back with OUTPUTS: compile it stock here if unverified.
+        DONE(matched, split_sha256, stock_sha256) is told the outcome."""
+        key = split_key(series, package, inputs_hash(input_shas), k)
         verified = self.ledger is not None and self.ledger.is_verified(key)
         if not split_needs_check(self.split_mode, verified):
             return
-        self._submit(Check(package, workers, "split", f"K={k}"), stock_task, blobs(), outputs,
-                     buildid, (series, key))
+        self._submit(Check(package, workers, "split", f"K={k}"), local(), outputs, buildid,
+                     (series, key), done)
 
     # --- running and comparing ---
 
-    def _submit(self, check: Check, task: dict[str, Any], blobs: dict[str, bytes],
-                outputs: dict[str, bytes], buildid: str, split: tuple[str, str] | None) -> None:
+    def _submit(self, check: Check, job: Callable[[], Any], outputs: dict[str, bytes],
+                buildid: str, split: tuple[str, str] | None,
+                done: Callable[[bool, str, str], None] | None) -> None:
         with self.lock:
             self.checks.append(check)
-            self.pending.append(self.pool.submit(self._verify, check, task, blobs, outputs,
-                                                 buildid, split))
+            self.pending.append(self.pool.submit(self._verify, check, job, outputs, buildid,
+                                                 split, done))
 
-    def _verify(self, check: Check, task: dict[str, Any], blobs: dict[str, bytes],
-                outputs: dict[str, bytes], buildid: str, split: tuple[str, str] | None) -> None:
+    def _verify(self, check: Check, job: Callable[[], Any], outputs: dict[str, bytes],
+                buildid: str, split: tuple[str, str] | None,
+                done: Callable[[bool, str, str], None] | None) -> None:
         t0 = time.monotonic()
         try:
-            local = self.local_run({**task, "split": None}, blobs)
-        except Exception as exc:  # cannot verify: say so, do not pass it silently
-            local = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            local = job()
+        except Exception:  # cannot verify here: counted as unverifiable, never as a match
+            local = None
         check.seconds = round(time.monotonic() - t0, 3)
-        if local.get("status") != "ok":
-            check.matched = None  # unverifiable here (e.g. the head lacks a tool): counted apart
+        if local is None or not getattr(local, "ok", False):
             return
-        differ = differing_outputs(outputs, local["outputs"])
+        theirs = local.outputs
+        differ = differing_outputs(outputs, theirs)
         check.matched = not differ
+        mismatch = None
         if differ:
             path = next((p for p in differ if p.endswith(".a")), differ[0])
-            symbol = first_symbol(path, outputs.get(path, b""), local["outputs"].get(path, b""))
+            mismatch = Mismatch(check.package, check.worker, check.kind,
+                                first_symbol(path, outputs.get(path, b""), theirs.get(path, b"")),
+                                differ, buildid)
             with self.lock:
-                self.mismatches.append(Mismatch(check.package, check.worker, check.kind, symbol,
-                                                differ, buildid))
-                if check.kind == "remote":
-                    self.excluded.add(check.worker)
+                self.mismatches.append(mismatch)
+                exclude = check.kind == "remote" and check.worker not in self.excluded
+                self.excluded.add(check.worker)
+            if exclude:
+                self.on_exclude(check.worker)
         if split and self.ledger is not None:
             series, key = split
             self.ledger.record(key, not differ, series, check.package,
-                               "" if not differ else f"mismatch at {self.mismatches[-1].symbol}")
+                               f"mismatch at {mismatch.symbol}" if mismatch else "")
+        if done is not None:
+            archive = next((p for p in outputs if p.endswith(".a")), None)
+            sha = (lambda d: hashlib.sha256(d).hexdigest() if d is not None else "")
+            done(not differ, sha(outputs.get(archive)) if archive else "",
+                 sha(theirs.get(archive)) if archive else "")
 
     def wait(self) -> list[Mismatch]:
         """Block until every pending verification is done; the mismatches so far."""
@@ -307,6 +323,14 @@ class Verifier:
         with self.lock:
             return list(self.mismatches)
 
+    def suspects(self) -> list[str]:
+        """The -buildid of every output not to keep: each mismatch, and everything an
+        excluded worker produced in this build (one wrong archive taints its worker)."""
+        with self.lock:
+            ids = [m.buildid for m in self.mismatches]
+            ids += [b for w in sorted(self.excluded) for b in self.produced.get(w, [])]
+        return [b for b in dict.fromkeys(ids) if b]
+
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)
 
@@ -319,6 +343,7 @@ class Verifier:
                 "matched": sum(1 for c in checks if c.matched),
                 "unverifiable": sum(1 for c in checks if c.matched is None),
                 "mismatched": [asdict(m) for m in self.mismatches],
+                "excluded": sorted(self.excluded),
                 "seconds": round(sum(c.seconds for c in checks), 3),
                 "wait_s": round(self.wait_s, 3),
                 "checks": [asdict(c) for c in checks],

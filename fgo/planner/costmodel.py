@@ -31,16 +31,15 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fgo import toolchain
 from fgo.analysis import bench
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,7 +59,7 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
     cpu/wall (see `_phase_seconds`), which removes most of the waiting for a CPU.
     """
     if any(a.startswith("-V") for a in argv[1:]) or "-o" not in argv:
-        return subprocess.call(argv)
+        return toolchain.run(argv, capture=False).returncode
     args = [argv[0]]
     for a in argv[1:]:
         if a.startswith("-c="):
@@ -70,11 +69,7 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
     os.close(fd)
     args[1:1] = ["-c=1", f"-bench={bench_file}"]
     env = dict(os.environ, GOMAXPROCS="1")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, env=env)
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = rc = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
+    rc, wall, cpu = toolchain.run_timed(args, env=env)
     try:
         text = Path(bench_file).read_text()
     finally:
@@ -83,7 +78,7 @@ def _wrap_compile(log: str, argv: list[str]) -> int:
         pkg = args[args.index("-p") + 1] if "-p" in args else ""
         # compile's file arguments: the trailing .go files (after the last flag)
         files = [os.path.abspath(a) for a in argv[1:] if a.endswith(".go") and not a.startswith("-")]
-        rec = {"pkg": pkg, "files": files, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+        rec = {"pkg": pkg, "files": files, "wall": wall, "cpu": cpu,
                "phases": bench.last_run(text), "args": argv[1:]}
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")

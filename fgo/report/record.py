@@ -173,5 +173,11 @@ def summary_line(report: dict[str, Any]) -> str:
     if t.get("split_fallbacks"):  # compiled whole after all: remote or local, counted there
         why = ", ".join(f"{n} {r}" for r, n in sorted(t["split_fallback_reasons"].items()))
         split += f", {t['split_fallbacks']} split fell back ({why})"
-    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};"
+    verified = ""
+    if v := report.get("verification"):
+        verified = f" {v['checked']} verified"
+        if v["mismatched"]:
+            verified += f", {len(v['mismatched'])} MISMATCHED (build failed)"
+        verified += ";"
+    return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};{verified}"
             f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")

@@ -4,9 +4,11 @@ For a compile the planner finds worth splitting, K-1 shard tasks and one
 leader task go to K different workers with the same inputs (each store gets
 each blob at most once). The leader starts at once and merges the shard
 results as they arrive, fetching them worker to worker. Anything short of a
-verified merge (a refused or late shard, a lost worker, a digest or --check
-mismatch) falls back to the package's normal compile: a wrong archive is
-never used.
+verified merge (a refused or late shard, a lost worker, a digest mismatch)
+falls back to the package's normal compile. A merged archive is then checked
+against a stock compile on the head node (build/verification.py): the first
+time its inputs are seen, or always with --check; a mismatch fails the build
+and stops that package from being split again by this compiler series.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 
 from fgo.worker import compileargs
 from fgo.worker.blobs import Blob
-from fgo.worker.protocol import CompileResult, SplitRole
+from fgo.worker.protocol import SplitRole
 from fgo.build import policy
-from fgo.build.coordinator import Coordinator, RemoteFailure
+from fgo.build.coordinator import Coordinator, RemoteFailure, buildid_of
+from fgo.split import compiler as compiler_patch
 from fgo.report.record import ActionRecord
 
 
@@ -28,12 +31,10 @@ from fgo.report.record import ActionRecord
 class SplitOptions:
     threshold: float | None = None   # --split-large=SECONDS; None: automatic; 0: every package
     shards: int | None = None        # --shards K; None: auto
-    check: bool = False              # also compile stock and compare (--check)
 
 
 class Splitter:
     def __init__(self, coordinator: Coordinator, options: SplitOptions) -> None:
-        from fgo.split import compiler as compiler_patch
         from fgo.planner.decide import SplitPolicy
         self.coordinator = coordinator
         self.options = options
@@ -61,6 +62,10 @@ class Splitter:
                      "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
         if not plan.split:
             return None
+        verifier = self.coordinator.verifier
+        if verifier is not None and not verifier.split_wanted(self.series, call.package):
+            rec.split["decision"] = "not split: a split of it once differed from stock"
+            return None
         try:
             return self._run(call, env, inputs, rec, t0, scan, plan)
         except RemoteFailure as exc:
@@ -76,8 +81,9 @@ class Splitter:
             for a in addresses:
                 c.finished(a, [], [])
             raise RemoteFailure(policy.NO_SHARD_WORKER)
-        plan_text = "".join(f"{shard}\t{scan.units[i].file}:{scan.units[i].line}\t\n"
-                            for shard, units in enumerate(plan.shards) for i in units)
+        plan_text = compiler_patch.format_plan(
+            (shard, scan.units[i].file, scan.units[i].line, "")
+            for shard, units in enumerate(plan.shards) for i in units)
 
         def role(k: int, queue: str | None = None) -> SplitRole:
             return SplitRole(k=k, n=plan.k, series=self.series, plan=plan_text,
@@ -120,19 +126,15 @@ class Splitter:
             "shard_bytes": result.shard_bytes,
         })
         rec.mode, rec.worker = "split", result.worker
-        if self.options.check:
-            return self._checked(call, env, inputs, rec, t0, result)
-        return c.reply(call, result, rec, t0)
+        reply = c.reply(call, result, rec, t0)
+        if c.verifier is not None:
+            split_info = rec.split
 
-    def _checked(self, call: compileargs.CompileCall, env: dict[str, str], inputs: dict[str, Blob],
-                 rec: ActionRecord, t0: float, result: CompileResult) -> dict[str, Any]:
-        """--check: compile stock as well; ship the stock archive, record whether they agree."""
-        split_mode, split_info = rec.mode, rec.split
-        reply = self.coordinator.run_remote(call, env, inputs, rec, t0)
-        same = result.output_sha256 == rec.output_sha256
-        rec.mode, rec.split = split_mode, split_info
-        rec.split["check"] = {"ok": same, "split_sha256": result.output_sha256,
-                              "stock_sha256": rec.output_sha256}
-        if not same:
-            rec.mode, rec.fallback = "remote", "split archive differs from stock (--check)"
+            def record(ok: bool, split_sha: str, stock_sha: str) -> None:
+                split_info["check"] = {"ok": ok, "split_sha256": split_sha,
+                                       "stock_sha256": stock_sha}
+
+            c.verifier.after_split(self.series, call.package or rec.package, plan.k,
+                                   "+".join(addresses), task.inputs, result.outputs,
+                                   buildid_of(call), c.local_job(task, inputs), record)
         return reply

@@ -65,7 +65,7 @@ def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args
         argv = compiler_patch.with_flags([str(patched.path), *args],
                                          compiler_patch.shard_flags(k, n, out, plan, stats))
         tool_start = time.time()
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+        proc = subprocess.run(argv, cwd=cwd, env=faults.shard_env(env), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
         tool_done = time.time()
         if proc.returncode != 0 or not os.path.exists(out):

@@ -831,22 +831,17 @@ def render_object(o: ObjectDiff, max_symbols: int, ind: str) -> str:
         lines.append(f"{ind}  {h}")
     for l in o.layout:
         lines.append(f"{ind}  {l}")
-    if o.functions:
-        lines.append(f"{ind}  functions that differ: {', '.join(o.functions[:max_symbols])}"
-                     + (f" (+{len(o.functions) - max_symbols} more)" if len(o.functions) > max_symbols else ""))
-    if o.data_symbols:
-        lines.append(f"{ind}  data symbols that differ: {', '.join(o.data_symbols[:max_symbols])}"
-                     + (f" (+{len(o.data_symbols) - max_symbols} more)" if len(o.data_symbols) > max_symbols else ""))
+    for label, names in (("functions", o.functions), ("data symbols", o.data_symbols)):
+        if names:
+            more = f" (+{len(names) - max_symbols} more)" if len(names) > max_symbols else ""
+            lines.append(f"{ind}  {label} that differ: {', '.join(names[:max_symbols])}{more}")
     if o.symbols:
         lines.append(f"{ind}  {len(o.symbols)} symbol(s):")
     for s in o.symbols[:max_symbols]:
         lines.append(f"{ind}    {_symbol_line(s)}")
-        for n in s.notes:
-            lines.append(f"{ind}      {n}")
-        for r in s.relocs:
-            lines.append(f"{ind}      reloc {r}")
-        for a in s.aux:
-            lines.append(f"{ind}      aux {a}")
+        lines += [f"{ind}      {n}" for n in s.notes]
+        lines += [f"{ind}      reloc {r}" for r in s.relocs]
+        lines += [f"{ind}      aux {a}" for a in s.aux]
     if len(o.symbols) > max_symbols:
         lines.append(f"{ind}    ... {len(o.symbols) - max_symbols} more (--all or --json for all)")
     return "\n".join(lines)

@@ -142,7 +142,7 @@ def execute(task: CompileTask) -> CompileResult | ShardResult:
         if task.split is not None:
             return shard_task.run(task, task.split, call, args, env, sandbox, worker, started)
         tool_start = time.time()
-        proc = subprocess.run([tool, *args], cwd=sandbox + call.cwd,
+        proc = subprocess.run([tool, *faults.compile_args(args)], cwd=sandbox + call.cwd,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         tool_done = time.time()
         outputs = {}

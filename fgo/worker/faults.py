@@ -8,7 +8,15 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   byte flipped, so the store must refuse it (status corrupt: the compile runs locally);
 - ``corrupt-shard``: every shard result the worker produces (POINT "shard") has its
   middle byte flipped, so the leader's merge must refuse it;
-- ``truncate-shard``: every shard result is cut to half its length.
+- ``truncate-shard``: every shard result is cut to half its length;
+- ``wrong-archive``: every whole compile on the worker runs with ``-N -l`` (no
+  optimization, no inlining): a well-formed archive that is not the one a stock
+  compile produces, which only verification against a local compile can catch;
+- ``wrong-shard``: every shard process runs with ``GOCOMPILEDEBUG=ssa/dse/off`` (dead
+  store elimination off), which the split's fingerprint does not cover (the compiler
+  sets it past the flag package): its functions' instructions differ from a stock
+  compile's while every digest and the fingerprint still match, so the merge succeeds
+  with a wrong input that passes all integrity checks.
 """
 
 from __future__ import annotations
@@ -17,6 +25,20 @@ import os
 
 FAULT_ENV = "FGO_FAULT"
 POINTS = ("transfer", "shard")
+
+
+def _fault() -> str:
+    return os.environ.get(FAULT_ENV, "")
+
+
+def compile_args(args: list[str]) -> list[str]:
+    """A whole compile's ARGS as the fault leaves them (flags go before the files)."""
+    return ["-N", "-l", *args] if _fault() == "wrong-archive" else args
+
+
+def shard_env(env: dict[str, str]) -> dict[str, str]:
+    """A shard process's environment as the fault leaves it."""
+    return {**env, "GOCOMPILEDEBUG": "ssa/dse/off"} if _fault() == "wrong-shard" else env
 
 
 def damage(point: str, data: bytes) -> bytes:

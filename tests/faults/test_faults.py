@@ -308,3 +308,89 @@ def test_planner_never_crashes_on_fuzzed_source(text: str) -> None:
         scan_source("package p\n" + text, "fuzz.go")
     except ScanError:
         pass
+
+
+# --- wrong outputs: well-formed, pass every integrity check; only verification sees them ---
+
+def caught(proc: subprocess.CompletedProcess[str], report: Path, kind: str) -> dict:
+    """The build failed, named the package and a symbol, and left nothing wrong behind."""
+    assert proc.returncode != 0, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("fgo: verification failed:")]
+    assert lines and f"{kind} compile of " in lines[0], proc.stderr
+    rep = report_of(report)
+    bad = rep["verification"]["mismatched"]
+    assert bad and all(m["symbol"] for m in bad), bad
+    assert rep["verification"]["evicted"], rep["verification"]
+    return rep
+
+
+def plain_build_is_right(project: Path, env: dict[str, str] | None = None) -> bool:
+    """After the failed build, a plain go build in the same GOCACHE gives the oracle's
+    binary: no wrong archive was left for it to reuse."""
+    after = subprocess.run([str(toolchain.go_binary()), "build", "-o", str(project / "after.bin")],
+                           cwd=project, env=toolchain.go_env({**os.environ, **(env or {})}),
+                           capture_output=True, text=True)
+    assert after.returncode == 0, after.stderr
+    assert oracle_build(project, "-o", str(project / "go.bin")).returncode == 0
+    return sha(project / "after.bin") == sha(project / "go.bin")
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["default", "check"])
+def test_a_worker_returning_a_wrong_archive_is_caught(hello: Path, tmp_path: Path, faults,
+                                                      check: bool) -> None:
+    """Worker 1 compiles everything with -N -l (well-formed, wrong archives): the default
+    verification (each worker's first compile) catches it, as does --check."""
+    env = {"GOCACHE": str(tmp_path / "gocache"), "FGO_LEDGER": str(tmp_path / "ledger.json")}
+    report = tmp_path / "r.json"
+    with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_FAULT": "wrong-archive"}}) as cluster:
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       *(["--check"] if check else []), str(hello), "--", "-o",
+                       str(hello / "fgo.bin"), env={**os.environ, **env})
+    faults.injected()
+    rep = caught(proc, report, "remote")
+    assert not (hello / "fgo.bin").exists()  # the link was refused
+    bad_worker = rep["verification"]["mismatched"][0]["worker"]
+    assert rep["verification"]["excluded"] == [bad_worker]
+    ok = plain_build_is_right(hello, env)
+    faults.outcome(ok)
+    assert ok
+
+
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["default", "check"])
+def test_a_wrong_shard_with_valid_digests_is_caught(large: Path, tmp_path: Path, faults,
+                                                    check: bool) -> None:
+    """Shard processes run with dead store elimination off (GOCOMPILEDEBUG), which the
+    split's fingerprint does not cover: digests and fingerprint match, the merge succeeds,
+    the archive is wrong. The default
+    verification (first split of these inputs) compiles stock here and fails the build;
+    the package is then never split again with this compiler series."""
+    # a cache key of its own: the session's GOCACHE may hold `big` from other tests
+    (large / "big" / "salt.go").write_text(f'package big\n\nconst salt = "{time.time_ns()}"\n')
+    ledger = tmp_path / "ledger.json"
+    env = {"FGO_LEDGER": str(ledger)}
+    report = tmp_path / "r.json"
+    fault = {"FGO_FAULT": "wrong-shard"}
+    with RealCluster(tmp_path / "c", workers=2, envs={0: fault, 1: fault}) as cluster:
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       "--split-large=0", "--shards", "2", *(["--check"] if check else []),
+                       str(large), "--", "-o",
+                       str(large / "fgo.bin"), env={**os.environ, **env})
+        faults.injected()
+        rep = caught(proc, report, "split")
+        assert any(m["package"] == "example.com/large/big" and "big." in m["symbol"]
+                   for m in rep["verification"]["mismatched"]), rep["verification"]
+        disabled = json.loads(ledger.read_text())["disabled"]
+        assert any(k.endswith(" example.com/large/big") for k in disabled), disabled
+        ok = plain_build_is_right(large)
+        # the next build (of new inputs: `big` must compile again) does not split it, and is right
+        (large / "big" / "salt.go").write_text(f'package big\n\nconst salt = "{time.time_ns()}"\n')
+        _, again = fgo_build(large, "-o", str(large / "fgo2.bin"), env=env,
+                             opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2"))
+    big = next(a for a in again["actions"] if a["package"] == "example.com/large/big")
+    assert big["mode"] != "split" and "differed" in big["split"]["decision"], big
+    assert oracle_build(large, "-o", str(large / "go2.bin")).returncode == 0
+    ok = ok and sha(large / "fgo2.bin") == sha(large / "go2.bin")
+    faults.outcome(ok)
+    assert ok
