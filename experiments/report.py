@@ -540,6 +540,33 @@ def _split_section(split: dict[str, Any] | None, split_sim: dict[str, Any] | Non
     return md
 
 
+def _verification_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 5: the default verification's measured cost."""
+    if not doc:
+        return []
+    rows = [r for r in doc["rows"] if r.get("run") != "summary"]
+    summaries = [r for r in doc["rows"] if r.get("run") == "summary"]
+    md = ["## 5. What verification costs (measured)", "",
+          f"{label(doc['meta'], 'measured')}. Cold `fgo build -a` on the embedded 2-worker cluster, "
+          "empty GOCACHE and store each run (`pytest experiments/test_5_verification.py "
+          "--benchmark`). `default` verifies each worker's first remote compile and a 3% sample "
+          "on the head node; `rate 0` only each worker's first; the split runs split every "
+          "package in two and compile it stock on the head node when the ledger has not seen "
+          "its inputs.", ""]
+    md.append(table(rows, [("project", "project"), ("run", "run"), ("pair", "pair"),
+                           ("wall_s", "wall s"), ("checked", "verified"), ("split_checked", "splits verified"),
+                           ("verify_s", "head s verifying"), ("wait_s", "link wait s"),
+                           ("remote", "remote"), ("split", "split")]))
+    md.append("")
+    for s in summaries:
+        md.append(f"- {s['project']}: default / rate 0, median of {len(s['ratios'])} pair(s): "
+                  f"**{s['default_over_rate0_median']}×** (pairs {s['ratios']}); split with a cold "
+                  f"ledger / off: {s['split_cold_over_off']}×; warm ledger / off: "
+                  f"**{s['split_warm_over_off']}×**.")
+    md.append("")
+    return md
+
+
 def _files_section(results: Path, out: Path) -> list[str]:
     """The last section: where the results and raw files are."""
     return ["## Files", "",
@@ -561,6 +588,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _sim_section(sims, results, out)
     md += _fgo_section(fgo, results, out)
     md += _split_section(split, split_sim, results, out)
+    md += _verification_section(_load(results / "verification.json"))
     md += _files_section(results, out)
     out.write_text("\n".join(md))
     return out

@@ -106,3 +106,11 @@ def test_fgo_build(benchmark, lab, name, capsys):
     (lab.raw / f"{tag}-fgo-dispatch.json").write_text(json.dumps(disp))
     benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, list)})
     assert t.get("actions", 0) > 0
+    # Correctness: every package both builds compiled has the same content ID (go's hash of
+    # the archive) as in item 1's plain cold build of the same target.
+    plain = {n["Package"]: n["BuildID"].split("/")[-1] for n in json.loads(base[2].graph_path.read_text())
+             if n.get("Mode") == "build" and n.get("BuildID") and n.get("Package")}
+    ours = {a["package"]: a["build_id"].split("/")[-1] for a in acts
+            if a.get("tool") == "compile" and a.get("build_id")}
+    differ = sorted(p for p in ours if p in plain and ours[p] != plain[p])
+    assert len(set(ours) & set(plain)) > 0.9 * len(plain) and not differ, (len(ours), len(plain), differ[:5])

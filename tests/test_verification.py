@@ -72,6 +72,12 @@ def test_ledger_remembers_and_disables(tmp_path: Path) -> None:
     assert third.split_allowed("t" * 64, "p")  # another compiler series may split it
 
 
+def test_inputs_are_identified_by_gos_action_id() -> None:
+    assert v.inputs_id("AAAA/BBBB", {"/tmp/go-build1/importcfg": "x"}) == "AAAA"
+    assert v.inputs_id("AAAA/BBBB", {"/tmp/go-build2/importcfg": "y"}) == "AAAA"  # new WORK dir
+    assert v.inputs_id("", {"/a": "1"}) == v.inputs_hash({"/a": "1"}) != v.inputs_id("", {"/a": "2"})
+
+
 def test_corrupt_ledger_is_empty(tmp_path: Path) -> None:
     path = tmp_path / "ledger.json"
     path.write_text("{not json")

@@ -261,7 +261,7 @@ class Coordinator:
             rec.mode = "local" if result.worker == "local" else "remote"
             rec.worker = result.worker
             reply = self.reply(call, result, rec, t0)
-            if self.verifier is not None and rec.mode == "remote":
+            if self.verifier is not None and rec.mode == "remote" and result.exit == 0:
                 self.verifier.after_remote(call.package or rec.package, address, task.inputs,
                                            result.outputs, buildid_of(call),
                                            self.local_job(task, inputs))

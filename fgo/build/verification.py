@@ -4,7 +4,7 @@ fgo's promise is that what it produces is byte-identical to a local compile, and
 the head node checks that by hashes on every build, not only under --check (the
 idea of reclient's compare mode and icecream's repeat rate):
 
-- a split package whose (compiler series, package, input hash, K) has not been
+- a split package whose (compiler series, package, go's action ID, K) has not been
   verified before is also compiled stock on the head node, next to the split
   (`--verify-splits=first`; `always` re-checks every split, `off` none); a small
   ledger remembers what matched, so a warm build verifies nothing twice;
@@ -62,8 +62,16 @@ def remote_reason(worker: str, verified_workers: set[str], key: str, rate: float
     return None
 
 
-def split_key(series: str, package: str, input_hash: str, k: int) -> str:
-    return f"{series[:12]} {package} {input_hash[:16]} K={k}"
+def split_key(series: str, package: str, inputs_id: str, k: int) -> str:
+    return f"{series[:12]} {package} {inputs_id[:20]} K={k}"
+
+
+def inputs_id(buildid: str, input_shas: dict[str, str]) -> str:
+    """What identifies a compile's inputs across builds: go's action ID (the first half of
+    -buildid: a hash of the sources, the imports' content IDs, the flags and the compiler),
+    else a hash of the input files. Paths alone would not do: go build's work directory,
+    which the importcfg names, is new in every build."""
+    return buildid.split("/")[0] or inputs_hash(input_shas)
 
 
 def split_needs_check(mode: str, verified: bool) -> bool:
@@ -238,7 +246,7 @@ class Verifier:
     def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
                      outputs: dict[str, bytes], buildid: str, local: LocalJob) -> None:
         """A remote compile came back with OUTPUTS: verify it if the policy says so."""
-        key = f"{package} {inputs_hash(input_shas)}"
+        key = f"{package} {inputs_id(buildid, input_shas)}"
         with self.lock:
             self.produced.setdefault(worker, []).append(buildid)
             reason = remote_reason(worker, self.verified_workers, key, self.rate,
@@ -257,7 +265,7 @@ class Verifier:
                     local: LocalJob, done: Callable[[bool, str, str], None] | None = None) -> None:
         """A split compile came back with OUTPUTS: compile it stock here if unverified.
         DONE(matched, split_sha256, stock_sha256) is told the outcome."""
-        key = split_key(series, package, inputs_hash(input_shas), k)
+        key = split_key(series, package, inputs_id(buildid, input_shas), k)
         verified = self.ledger is not None and self.ledger.is_verified(key)
         if not split_needs_check(self.split_mode, verified):
             return

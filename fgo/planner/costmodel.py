@@ -19,7 +19,7 @@ reference compile (REFERENCE).
 Predicting (`predict`, `unit_backend_seconds`, what `fgo build --split-large` and `fgo plan`
 run) is pure Python over costmodel_fit.json. Fitting (`nnls`, `fit`, `cross_validate`,
 `fit_logs`: the `fit` command and the tests) needs numpy, which is not a runtime dependency
-of fgo (it comes with the `test` extra, through matplotlib): it is imported inside those
+of fgo (the `test` extra declares it): it is imported inside those
 functions only.
 
 CLI: `python -m fgo.planner.costmodel collect|fit|report` (see _USAGE).

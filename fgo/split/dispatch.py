@@ -127,7 +127,7 @@ class Splitter:
         })
         rec.mode, rec.worker = "split", result.worker
         reply = c.reply(call, result, rec, t0)
-        if c.verifier is not None:
+        if c.verifier is not None and result.exit == 0:
             split_info = rec.split
 
             def record(ok: bool, split_sha: str, stock_sha: str) -> None:
