@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+
 def is_number(word: str) -> bool:
     try:
         float(word)
