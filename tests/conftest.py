@@ -92,6 +92,18 @@ def dask_command() -> list[str]:
     return []
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 10) -> None:
+    """Terminate PROCS, then kill whichever has not exited within TIMEOUT seconds."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 class RealCluster:
     """`dask scheduler` and N `dask worker` processes on 127.0.0.1, each worker its own store."""
 
@@ -142,14 +154,7 @@ class RealCluster:
         self.close()
 
     def close(self) -> None:
-        for p in [*self.workers, self.scheduler]:
-            if p.poll() is None:
-                p.terminate()
-        for p in [*self.workers, self.scheduler]:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes([*self.workers, self.scheduler])
 
 
 @pytest.fixture

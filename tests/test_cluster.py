@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN, dask_command, free_port, oracle_build, run_fgo, sha
+from conftest import VENV_BIN, dask_command, free_port, oracle_build, run_fgo, sha, stop_processes
 
 
 def test_worker_setup_prepares_every_worker(real_cluster) -> None:
@@ -74,10 +74,4 @@ def test_tls_cluster_refuses_a_client_without_the_certificate(hello: Path, tmp_p
         assert sha(hello / "tls.bin") == sha(hello / "go.bin")
         assert json.loads((tmp_path / "r.json").read_text())["totals"]["remote"] > 20
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

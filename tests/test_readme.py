@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN, free_port, require_gopath, wait_until
+from conftest import VENV_BIN, free_port, require_gopath, stop_processes, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -231,13 +231,7 @@ def test_cluster_section(project: Path, tmp_path: Path) -> None:
         assert CLUSTER[7].split("dask-worker", 1)[1].strip() in CLUSTER[2]
         assert CLUSTER[6].rstrip(" &") == CLUSTER[0]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs, timeout=15)
 
 
 def test_walkthrough(tmp_path: Path) -> None:

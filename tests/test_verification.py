@@ -64,9 +64,12 @@ def test_ledger_remembers_and_disables(tmp_path: Path) -> None:
     key = v.split_key("s" * 64, "p", "h" * 64, 2)
     assert not ledger.is_verified(key) and ledger.split_allowed("s" * 64, "p")
     ledger.record(key, True, "s" * 64, "p")
+    assert not path.exists()  # written once per build, by save
+    ledger.save()
     again = v.Ledger(path)
     assert again.is_verified(key)
     again.record(key, False, "s" * 64, "p", "mismatch at p.F")
+    again.save()
     third = v.Ledger(path)
     assert not third.is_verified(key) and not third.split_allowed("s" * 64, "p")
     assert third.split_allowed("t" * 64, "p")  # another compiler series may split it

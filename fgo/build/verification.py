@@ -10,7 +10,7 @@ idea of reclient's compare mode and icecream's repeat rate):
   ledger remembers what matched, so a warm build verifies nothing twice;
 - the first remote compile of every worker and a sampled share of the rest
   (`--verify-rate`) are recompiled on the head node while it has a core free;
-- outputs are compared by sha256 of the bytes the head received (a worker's own
+- outputs are compared byte for byte as the head received them (a worker's own
   hash is never trusted).
 
 A mismatch fails the build: the link waits for pending verifications and is
@@ -101,9 +101,7 @@ def action_id_prefix(buildid_flag: str) -> str | None:
 
 def differing_outputs(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
     """The output paths whose bytes differ (or that only one side has)."""
-    return sorted(p for p in set(a) | set(b)
-                  if p not in a or p not in b
-                  or hashlib.sha256(a[p]).digest() != hashlib.sha256(b[p]).digest())
+    return sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
 
 
 # ------------------------------------------------------------------ the ledger
@@ -122,6 +120,7 @@ class Ledger:
             data = {}
         self.verified: set[str] = set(data.get("verified", []))
         self.disabled: dict[str, str] = dict(data.get("disabled", {}))
+        self.dirty = False
 
     def split_allowed(self, series: str, package: str) -> bool:
         return f"{series[:12]} {package}" not in self.disabled
@@ -130,15 +129,18 @@ class Ledger:
         return key in self.verified
 
     def record(self, key: str, matched: bool, series: str, package: str, why: str = "") -> None:
+        """Remember an outcome (written by `save`, once per build)."""
         with self.lock:
             if matched:
                 self.verified.add(key)
             else:
                 self.verified.discard(key)
                 self.disabled[f"{series[:12]} {package}"] = why
-            self._save()
+            self.dirty = True
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        if not self.dirty:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
@@ -146,6 +148,7 @@ class Ledger:
                 json.dump({"verified": sorted(self.verified), "disabled": self.disabled}, f,
                           indent=0)
             os.replace(tmp, self.path)
+            self.dirty = False
         except OSError:
             pass  # a ledger we cannot write costs a re-verification next time, nothing more
 
@@ -340,7 +343,10 @@ class Verifier:
         return [b for b in dict.fromkeys(ids) if b]
 
     def close(self) -> None:
+        """Finish pending checks and write what the ledger learned."""
         self.pool.shutdown(wait=True, cancel_futures=False)
+        if self.ledger is not None:
+            self.ledger.save()
 
     def report(self) -> dict[str, Any]:
         with self.lock:
