@@ -567,6 +567,82 @@ def _verification_section(doc: dict[str, Any] | None) -> list[str]:
     return md
 
 
+def _overhead_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 9: fgo against go build on one machine."""
+    if not doc:
+        return []
+    pairs = [r for r in doc["rows"] if isinstance(r.get("pair"), int)]
+    medians = [r for r in doc["rows"] if r.get("pair") == "median"]
+    tcp = [r for r in doc["rows"] if r.get("pair") == "tcp"]
+    md = ["## 9. What fgo costs on one machine (measured)", "",
+          f"{label(doc['meta'], 'measured')}. `go build -a -p 2` into an empty GOCACHE against "
+          "`fgo build -a` on the embedded 2-worker cluster (go build then runs with -p 2), empty "
+          "GOCACHE and store, alternating, then no-op rebuilds on each side's warm cache "
+          "(`pytest experiments/test_9_overhead.py --benchmark`). Head CPU: user+sys of the fgo "
+          "process itself (imports and cluster start included; `build`: while go build ran) per "
+          "remote compile. Every fgo build's outputs are asserted equal to the go side's.", ""]
+    md.append(table(pairs, [("project", "project"), ("pair", "pair"), ("first", "first"),
+                            ("go_cold_s", "go s"), ("fgo_cold_s", "fgo s"), ("ratio", "fgo/go"),
+                            ("go_noop_s", "go no-op s"), ("fgo_noop_s", "fgo no-op s"),
+                            ("dispatch_median_ms", "dispatch ms"),
+                            ("head_cpu_per_remote_ms", "head CPU ms/compile"),
+                            ("head_build_cpu_per_remote_ms", "during build"), ("load1", "load")]))
+    md.append("")
+    for s in medians:
+        met = ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in s["targets"].items())
+        md.append(f"- {s['project']}, medians of {s['pairs']} pairs: fgo/go **{s['ratio']}×**, "
+                  f"no-op +{s['noop_extra_s']} s, dispatch {s['dispatch_median_ms']} ms, head CPU "
+                  f"{s['head_cpu_per_remote_ms']} ms per remote compile "
+                  f"({s['head_build_cpu_per_remote_ms']} ms while go build ran). Targets: {met}.")
+    for t in tcp:
+        md.append(f"- {t['project']} on `dask scheduler` + 2 `dask worker` processes over TCP "
+                  f"(`{t['fgo_command']}`): median dispatch **{t['dispatch_median_ms']} ms** "
+                  f"({'met' if t['targets']['dispatch <= 15 ms'] else 'NOT met'}: <= 15 ms), head "
+                  f"CPU {t['head_cpu_per_remote_ms']} ms per remote compile.")
+    md.append("")
+    return md
+
+
+def _model_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 9b: the makespan model against the measured walls."""
+    if not doc:
+        return []
+    md = ["## 9b. The makespan model against measured builds (simulated vs measured)", "",
+          f"{label(doc['meta'], 'simulated vs measured')}. Each cold fgo build of section 9 "
+          "predicted by `fgo.analysis.makespan.predict`: the go build of the same pair (its action "
+          "graph and durations at -p 2, in go's own order, 2 slots) plus fgo's costs (median "
+          "dispatch per remote compile, fixed start and end) fitted on the *other* fgo builds "
+          "(leave one out).", ""]
+    md.append(table(doc["rows"], [("project", "project"), ("pair", "pair"), ("kind", "setup"),
+                                  ("measured_s", "measured s"), ("predicted_s", "predicted s"),
+                                  ("error", "error"), ("dispatch_s", "dispatch s"),
+                                  ("fixed_s", "fixed s")]))
+    md += ["", f"Largest error: {100 * doc['meta'].get('worst_error', 0):.1f}% (target 10%).", ""]
+    return md
+
+
+def _das5_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 9c: DAS-5 sizes with the validated cost model (simulated)."""
+    if not doc:
+        return []
+    m = doc["meta"]
+    md = ["## 9c. DAS-5 sizes with fgo's measured costs (simulated)", "",
+          f"{label(m, 'simulated')}. `fgo.analysis.makespan` (validated in 9b) on this run's "
+          "`go build -a -p 1` durations, 16 slots per node, dispatch measured over TCP "
+          f"({1000 * m.get('dispatch_s', 0):.1f} ms), each compile's bytes at 1 Gb/s, fixed "
+          f"{m.get('fixed_s', 0):.1f} s per build; `levels`: DistGo-style barriers with the same "
+          "costs; `split`: --split-large as in section 4 (F + B/K, K <= 16).", ""]
+    md.append(table(doc["rows"], [("project", "project"), ("nodes", "nodes"), ("slots", "slots"),
+                                  ("plain_s", "fgo s"), ("split_s", "fgo --split-large s"),
+                                  ("levels_s", "levels s"),
+                                  ("plain_over_levels", "fgo vs levels"),
+                                  ("split_over_levels", "split vs levels"),
+                                  ("plain_speedup_vs_1_node", "fgo speedup vs 1 node"),
+                                  ("split_speedup_vs_1_node", "split speedup vs 1 node")]))
+    md.append("")
+    return md
+
+
 def _files_section(results: Path, out: Path) -> list[str]:
     """The last section: where the results and raw files are."""
     return ["## Files", "",
@@ -589,6 +665,9 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _fgo_section(fgo, results, out)
     md += _split_section(split, split_sim, results, out)
     md += _verification_section(_load(results / "verification.json"))
+    md += _overhead_section(_load(results / "overhead.json"))
+    md += _model_section(_load(results / "model_validation.json"))
+    md += _das5_section(_load(results / "das5.json"))
     md += _files_section(results, out)
     out.write_text("\n".join(md))
     return out

@@ -285,3 +285,39 @@ def test_run_build_retries_a_library_without_o(tmp_path: Path) -> None:
                                cwd=tmp_path, env=toolchain.go_env(GOCACHE=str(tmp_path / "cache")))
     assert proc.returncode == 0, proc.stderr
     assert list(out.iterdir()) == [] and proc.args[-1] == "." and "-o" not in proc.args
+
+
+def test_a_worker_sharing_the_heads_files_reads_paths_and_stages_outputs(tmp_path: Path) -> None:
+    """The same compile, its inputs as bytes and then as paths with `deliver`: the staged
+    output beside the destination equals the bytes sent back; the destination is untouched
+    (only the head moves a staged output into place) and nothing crossed as bytes."""
+    from dataclasses import replace
+    src = tmp_path / "src" / "p.go"
+    src.parent.mkdir()
+    src.write_bytes(b"package p\n\nfunc F() int { return 42 }\n")
+    out = tmp_path / "w" / "b001" / "_pkg_.a"
+    out.parent.mkdir(parents=True)
+    call = compileargs.parse(["-o", str(out), "-p", "p", "-complete", "-pack", str(src)],
+                             str(tmp_path))
+    sha = sha256(src.read_bytes())
+    task = _task(call, {str(src): sha}, {sha: src.read_bytes()})
+    sent = executor.execute(task)
+    assert sent.ok and sent.exit == 0, sent.output
+    executor.worker_store().root.joinpath(sha[:2], sha).unlink()  # the store forgets the blob
+    near = executor.execute(replace(task, blobs={}, blob_paths={sha: (str(src), False)},
+                                    deliver=True))
+    assert near.ok and near.exit == 0, near.output
+    assert near.outputs == {} and set(near.delivered) == {str(out)} and not out.exists()
+    staged, size = near.delivered[str(out)]
+    assert staged.startswith(str(out) + ".fgo-")
+    assert Path(staged).read_bytes() == sent.outputs[str(out)] and size == len(sent.outputs[str(out)])
+    assert near.output_sha256 == sent.output_sha256
+
+
+def test_only_a_worker_that_reads_the_token_shares_files(tmp_path: Path) -> None:
+    token = tmp_path / "host-token"
+    token.write_text("abc")
+    assert executor.store_info((str(token), "abc"))["shares_files"] is True
+    assert executor.store_info((str(token), "abd"))["shares_files"] is False
+    assert executor.store_info((str(tmp_path / "absent"), "abc"))["shares_files"] is False
+    assert executor.store_info()["shares_files"] is False

@@ -109,11 +109,11 @@ def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
     ver = v.Verifier(rate=0.0, split_mode="first", ledger=v.Ledger(tmp_path / "l.json"),
                      on_exclude=excluded.append)
     same, right = Result({"/o/_pkg_.a": b"same"}), Result({"/o/_pkg_.a": b"right"})
-    ver.after_remote("p/good", "w1", {"/src/x.go": "1"}, {"/o/_pkg_.a": b"same"}, "",
+    ver.after_remote("p/good", "w1", {"/src/x.go": "1"}, lambda: {"/o/_pkg_.a": b"same"}, "",
                      job(same, runs, "good"))
-    ver.after_remote("p/other", "w1", {"/src/y.go": "1"}, {"/o/_pkg_.a": b"x"}, "",
+    ver.after_remote("p/other", "w1", {"/src/y.go": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "",
                      job(same, runs, "other"))
-    ver.after_remote("p/bad", "w2", {"/src/z.go": "1"}, {"/o/_pkg_.a": b"wrong"}, "B/B",
+    ver.after_remote("p/bad", "w2", {"/src/z.go": "1"}, lambda: {"/o/_pkg_.a": b"wrong"}, "B/B",
                      job(right, runs, "bad"))
     mismatches = ver.wait()
     assert runs == ["good", "bad"]  # w1's second compile is not sampled at rate 0
@@ -152,7 +152,7 @@ def test_verifier_splits_once_per_key_and_disables_after_a_mismatch(tmp_path: Pa
 
 def test_unverifiable_is_not_a_match() -> None:
     ver = v.Verifier(rate=1.0)
-    ver.after_remote("p", "w1", {}, {"/o/_pkg_.a": b"x"}, "", job(Result({}, ok=False)))
+    ver.after_remote("p", "w1", {}, lambda: {"/o/_pkg_.a": b"x"}, "", job(Result({}, ok=False)))
     assert ver.wait() == []
     rep = ver.report()
     assert (rep["checked"], rep["matched"], rep["unverifiable"]) == (0, 0, 1)
@@ -162,9 +162,9 @@ def test_unverifiable_is_not_a_match() -> None:
 def test_an_excluded_worker_taints_everything_it_produced() -> None:
     ver = v.Verifier(rate=0.0)
     ok, bad = Result({"/o/_pkg_.a": b"x"}), Result({"/o/_pkg_.a": b"y"})
-    ver.after_remote("p1", "w1", {"/1": "1"}, {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
-    ver.after_remote("p2", "w2", {"/2": "2"}, {"/o/_pkg_.a": b"x"}, "B1/B1", job(bad))
-    ver.after_remote("p3", "w2", {"/3": "3"}, {"/o/_pkg_.a": b"x"}, "B2/B2", job(ok))
+    ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
+    ver.after_remote("p2", "w2", {"/2": "2"}, lambda: {"/o/_pkg_.a": b"x"}, "B1/B1", job(bad))
+    ver.after_remote("p3", "w2", {"/3": "3"}, lambda: {"/o/_pkg_.a": b"x"}, "B2/B2", job(ok))
     assert ver.wait()
     assert ver.suspects() == ["B1/B1", "B2/B2"]
     assert ver.report()["excluded"] == ["w2"]

@@ -10,6 +10,7 @@ goes wrong remotely, the answer is "run it locally": the build is never lost.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
@@ -25,7 +26,7 @@ from fgo import toolchain
 
 from fgo.worker import compileargs
 
-from fgo.worker import executor
+from fgo.worker import executor, service
 from fgo.worker.blobs import Blob, BlobIndex
 from fgo.worker.protocol import CompileResult, CompileTask, SplitRole, Status, mismatch
 from fgo.build import policy
@@ -104,6 +105,11 @@ class Coordinator:
         self._live: set[str] = set()
         self._live_at = 0.0
         self._live_lock = threading.Lock()
+        # Workers that read this file's text share the head's files (fgo.worker.executor
+        # store_info): their tasks carry paths, not bytes, and they deliver outputs.
+        self.host_token = (os.path.join(os.path.dirname(socket_path), "host-token"),
+                           uuid.uuid4().hex)
+        self.shares_files: set[str] = set()
 
     def exclude(self, address: str) -> None:
         """Use ADDRESS no more in this build (its output failed verification)."""
@@ -121,7 +127,8 @@ class Coordinator:
         """Ask every worker for its store inventory and toolchain (once per build).
 
         Returns one warning per worker refused for a different toolchain."""
-        infos = self.client.run(executor.store_info, on_error="return")
+        Path(self.host_token[0]).write_text(self.host_token[1])
+        infos = self.client.run(executor.store_info, self.host_token, on_error="return")
         threads = self.client.nthreads()
         warnings = []
         with self.lock:
@@ -137,6 +144,8 @@ class Coordinator:
                     continue
                 self.placement.add_worker(addr, threads.get(addr, 1), info["store_id"],
                                           set(info["hashes"]))
+                if info.get("shares_files"):
+                    self.shares_files.add(addr)
         return warnings
 
     def live_workers(self) -> set[str]:
@@ -232,11 +241,15 @@ class Coordinator:
         by_sha = {b.sha: b for b in inputs.values()}
         with self.lock:
             sent, wait_for = self.placement.transfer(address, needs)
+        near = address in self.shares_files
         task = CompileTask(
             identity=asdict(self.identity),
             call=asdict(call),
             inputs={p: b.sha for p, b in inputs.items()},
-            blobs={sha: by_sha[sha].read() for sha in sent},
+            blobs={} if near else {sha: by_sha[sha].read() for sha in sent},
+            blob_paths={sha: (by_sha[sha].path, by_sha[sha].export_only) for sha in sent}
+            if near else {},
+            deliver=near and split is None,
             wait_for=wait_for,
             env=env,
             head_goroot=env.get("GOROOT") or str(toolchain.goroot()),
@@ -263,7 +276,7 @@ class Coordinator:
             reply = self.reply(call, result, rec, t0)
             if self.verifier is not None and rec.mode == "remote" and result.exit == 0:
                 self.verifier.after_remote(call.package or rec.package, address, task.inputs,
-                                           result.outputs, buildid_of(call),
+                                           lambda: _outputs(result), buildid_of(call),
                                            self.local_job(task, inputs))
             return reply
         finally:
@@ -274,7 +287,7 @@ class Coordinator:
                  ) -> CompileResult:
         """Run TASK on ADDRESS; resend once what its store turns out to lack (wiped, or a
         blob still riding with a queued task). Returns an OK result or raises RemoteFailure."""
-        rec.bytes_in += sum(len(d) for d in task.blobs.values())
+        rec.bytes_in += _blob_bytes(task, inputs)
         backup = None if task.split else (lambda: self._local_task(task, inputs))
         result = self._submit(task, address, watch, backup, self._straggler_deadline(inputs))
         if getattr(result, "worker", None) == "local":  # (checked below: any message type)
@@ -287,10 +300,11 @@ class Coordinator:
             by_sha = {b.sha: b for b in inputs.values()}
             with self.lock:
                 self.placement.lacks(address, list(verdict.resend))
+            # as bytes: a path the worker could not read was the likely cause
             task = replace(task, blobs={sha: by_sha[sha].read() for sha in verdict.resend},
-                           wait_for=[])
+                           blob_paths={}, wait_for=[])
             sent += verdict.resend
-            rec.bytes_in += sum(len(d) for d in task.blobs.values())
+            rec.bytes_in += _blob_bytes(task, inputs)
             resends += 1
             result = self._submit(task, address, watch)
 
@@ -323,6 +337,12 @@ class Coordinator:
         return self.client.submit(executor.execute, task, workers=[address],
                                   allow_other_workers=False, pure=False, key=key)
 
+    def _call(self, task: CompileTask, address: str) -> concurrent.futures.Future[Any]:
+        """TASK straight to ADDRESS's compile handler (fgo.worker.service), bypassing the
+        scheduler: one message each way."""
+        loop = self.client.loop.asyncio_loop
+        return asyncio.run_coroutine_threadsafe(service.call(self.client, address, task), loop)
+
     def open_queue(self, prefix: str) -> Any:
         """A new distributed.Queue on this build's client (for handing a leader its shards)."""
         from distributed import Queue
@@ -349,7 +369,8 @@ class Coordinator:
         def snapshot() -> Callable[[], CompileResult]:
             store = executor.worker_store()
             blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
-            whole = replace(task, blobs=blobs, wait_for=[], split=None)
+            whole = replace(task, blobs=blobs, blob_paths={}, deliver=False, wait_for=[],
+                            split=None)
             return lambda: executor.execute(whole)
         return snapshot
 
@@ -360,14 +381,21 @@ class Coordinator:
 
         After STRAGGLE_AFTER seconds BACKUP (a local run of the same task) starts too,
         and whichever finishes first with a usable result is taken."""
-        future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
+        if task.split is None:
+            future = self._call(task, address)
+        else:
+            future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
+        # Waiting on an event, not on future.result(timeout=...): distributed's timed
+        # result() races its own timeout and can raise UnboundLocalError under load.
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
         started = time.monotonic()
         local: concurrent.futures.Future[CompileResult] | None = None
         try:
             while True:
                 try:
-                    return future.result(timeout=0.5)
-                except TimeoutError:
+                    if done.wait(0.5):
+                        return future.result()
                     elapsed = time.monotonic() - started
                     if policy.start_backup(elapsed, straggle_after, backup is not None,
                                            local is not None):
@@ -392,6 +420,11 @@ class Coordinator:
     def _write_outputs(self, call: compileargs.CompileCall, result: CompileResult,
                        rec: ActionRecord) -> int:
         total = 0
+        for path, (staged, size) in result.delivered.items():  # a worker on this host
+            if path not in call.outputs or not staged.startswith(path + ".fgo-"):
+                raise RemoteFailure(f"unexpected output {staged}")
+            os.replace(staged, path)
+            total += size
         for path, data in result.outputs.items():
             if path not in call.outputs:
                 raise RemoteFailure(f"unexpected output {path}")
@@ -401,6 +434,17 @@ class Coordinator:
             total += len(data)
         rec.output_sha256 = result.output_sha256  # hashed by the worker, off our CPU
         return total
+
+
+def _outputs(result: CompileResult) -> dict[str, bytes]:
+    """RESULT's outputs: sent back as bytes, or read from where the worker delivered them."""
+    return {**result.outputs, **{p: Path(p).read_bytes() for p in result.delivered}}
+
+
+def _blob_bytes(task: CompileTask, inputs: dict[str, Blob]) -> int:
+    """The bytes TASK brings to its worker's store, as bytes or as paths to read."""
+    sizes = {b.sha: b.size for b in inputs.values()}
+    return sum(len(d) for d in task.blobs.values()) + sum(sizes[s] for s in task.blob_paths)
 
 
 def buildid_of(call: compileargs.CompileCall) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -20,8 +21,8 @@ from typing import Any
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
 from fgo.build.progress import Progress
-from fgo.report.record import (Recorder, merge_actiongraph, remember, summarize,
-                               summary_line, write)
+from fgo.report.record import (Recorder, head_cost, merge_actiongraph, remember,
+                               summarize, summary_line, write)
 
 
 @dataclass
@@ -129,7 +130,9 @@ def run(opts: BuildOptions) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             coordinator = _start_coordinator(cluster, recorder, opts, tmp) if cluster else None
+            build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, coordinator, tmp)
+            build_cpu += _own_cpu()
             verifier = coordinator.verifier if coordinator else None
             mismatches = verifier.wait() if verifier else []
             evicted = _evict(verifier.suspects() if mismatches else [])
@@ -142,6 +145,7 @@ def run(opts: BuildOptions) -> int:
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
                                cluster=_cluster_info(cluster, coordinator, opts), checks=checks)
+            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"])
             if verifier is not None:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
@@ -264,6 +268,12 @@ def _print_action(rec: Any) -> None:
     where = rec.worker if rec.mode == "remote" else f"local ({rec.fallback})"
     took = f"{rec.duration_s:.2f}s" if rec.duration_s is not None else ""
     print(f"fgo: {rec.tool} {rec.package}: {where} {took}", file=sys.stderr)
+
+
+def _own_cpu() -> float:
+    """User+sys CPU seconds of this process (all its threads, not its children)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load_json(path: str) -> list[dict[str, Any]]:

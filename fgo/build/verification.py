@@ -247,8 +247,10 @@ class Verifier:
     # --- what to verify ---
 
     def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
-                     outputs: dict[str, bytes], buildid: str, local: LocalJob) -> None:
-        """A remote compile came back with OUTPUTS: verify it if the policy says so."""
+                     outputs: Callable[[], dict[str, bytes]], buildid: str,
+                     local: LocalJob) -> None:
+        """A remote compile came back: verify it if the policy says so. OUTPUTS reads its
+        outputs (at once: go build rewrites them once it has its answer)."""
         key = f"{package} {inputs_id(buildid, input_shas)}"
         with self.lock:
             self.produced.setdefault(worker, []).append(buildid)
@@ -257,8 +259,8 @@ class Verifier:
             if reason is None:
                 return
             self.verified_workers.add(worker)
-        self._submit(Check(package, worker, "remote", reason), local(), outputs, buildid, None,
-                     None)
+        self._submit(Check(package, worker, "remote", reason), local(), outputs(), buildid,
+                     None, None)
 
     def split_wanted(self, series: str, package: str) -> bool:
         return self.ledger is None or self.ledger.split_allowed(series, package)

@@ -132,6 +132,14 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
             "actions": [asdict(a) for a in actions]}
 
 
+def head_cost(cpu_s: float, build_cpu_s: float, remote: int) -> dict[str, Any]:
+    """The fgo process's own CPU (user+sys, not its children): in all (CPU_S, imports and
+    cluster start included) and while go build ran (BUILD_CPU_S); each per remote compile."""
+    per = (lambda s: round(1000 * s / remote, 2)) if remote else (lambda s: None)
+    return {"cpu_s": round(cpu_s, 3), "build_cpu_s": round(build_cpu_s, 3),
+            "cpu_per_remote_ms": per(cpu_s), "build_cpu_per_remote_ms": per(build_cpu_s)}
+
+
 def write(path: str, report: dict[str, Any]) -> None:
     with open(path, "w") as f:
         json.dump(report, f, indent=1, sort_keys=False)

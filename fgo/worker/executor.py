@@ -18,13 +18,14 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from fgo import toolchain
 
 from fgo.worker import compileargs, faults
-from fgo.worker.blobs import CorruptBlob, Store
+from fgo.worker.blobs import CorruptBlob, Store, read_export_data
 from fgo.worker.outputs import output_sha256, read_outputs
 from fgo.worker.protocol import CompileResult, CompileTask, ShardResult, Status, refuse_task
 from fgo.paths import cache_dir
@@ -45,12 +46,23 @@ def worker_store() -> Store:
     return Store(Path(root) if root else cache_dir() / "store")
 
 
-def store_info() -> dict[str, Any]:
-    """What the head node asks each worker once per build."""
+def store_info(host_token: tuple[str, str] | None = None) -> dict[str, Any]:
+    """What the head node asks each worker once per build. HOST_TOKEN: (path, text) of a
+    file the head just wrote; a worker that reads that text there shares the head's files
+    (the same host, or the same filesystem view) and may take inputs and deliver outputs
+    by path."""
     store = worker_store()
     return {"store_id": f"{os.uname().nodename}:{store.root.resolve()}",
             "identity": toolchain.identity().__dict__,
-            "hashes": store.inventory()}
+            "hashes": store.inventory(),
+            "shares_files": host_token is not None and _reads(*host_token)}
+
+
+def _reads(path: str, text: str) -> bool:
+    try:
+        return Path(path).read_text() == text
+    except OSError:
+        return False
 
 
 def _worker_address() -> str:
@@ -85,6 +97,9 @@ def _admit(task: CompileTask, worker: str) -> CompileResult | None:
     try:
         for sha, data in task.blobs.items():
             store.put(sha, faults.damage("transfer", data))
+        for sha, (path, export_only) in task.blob_paths.items():
+            if not store.has(sha):
+                store.put(sha, faults.damage("transfer", _read_blob(path, export_only)))
     except CorruptBlob as exc:
         return CompileResult(Status.CORRUPT, worker, reason=str(exc))
     except OSError as exc:  # a full or read-only store
@@ -99,6 +114,24 @@ def _admit(task: CompileTask, worker: str) -> CompileResult | None:
     if missing:
         return CompileResult(Status.MISSING, worker, missing=missing)
     return None
+
+
+def _read_blob(path: str, export_only: bool) -> bytes:
+    """A blob from the head's file (a worker sharing the head's files)."""
+    return read_export_data(path) if export_only else Path(path).read_bytes()
+
+
+def _deliver(outputs: dict[str, bytes]) -> dict[str, tuple[str, int]]:
+    """Write OUTPUTS beside where go build expects them: path -> (staged file, size). The
+    head moves a staged file into place only if it takes this result: a result it gave up
+    on (timed out, raced) must never overwrite what go build has since rewritten."""
+    delivered = {}
+    for path, data in outputs.items():
+        staged = f"{path}.fgo-{uuid.uuid4().hex[:12]}"
+        with open(staged, "wb") as f:
+            f.write(data)
+        delivered[path] = (staged, len(data))
+    return delivered
 
 
 def _materialize(task: CompileTask, call: compileargs.CompileCall, sandbox: str) -> list[str]:
@@ -119,12 +152,13 @@ def _materialize(task: CompileTask, call: compileargs.CompileCall, sandbox: str)
     return compileargs.sandbox_args(call, sandbox, task.head_goroot)
 
 
-def execute(task: CompileTask) -> CompileResult | ShardResult:
+def execute(task: CompileTask, worker: str | None = None) -> CompileResult | ShardResult:
     """Run TASK: a compile, or with task.split one shard (a ShardResult) or the leader of
     a split compile. A message that is not a CompileTask of this protocol version is
-    answered with Status.PROTOCOL (see fgo/worker/protocol.py for the fields)."""
+    answered with Status.PROTOCOL (see fgo/worker/protocol.py for the fields). WORKER
+    names this worker in the result (default: the Dask worker running this task)."""
     started = time.time()
-    worker = _worker_address()
+    worker = worker or _worker_address()
     problem = refuse_task(task, worker) or _admit(task, worker)
     if problem:
         return problem
@@ -148,9 +182,12 @@ def execute(task: CompileTask) -> CompileResult | ShardResult:
         outputs = {}
         if proc.returncode == 0:
             outputs = read_outputs(call, sandbox)
+        digest = output_sha256(call, outputs)
+        delivered = _deliver(outputs) if task.deliver else {}
         return CompileResult(Status.OK, worker, exit=proc.returncode,
-                             output=proc.stdout.replace(sandbox.encode(), b""), outputs=outputs,
-                             output_sha256=output_sha256(call, outputs),
+                             output=proc.stdout.replace(sandbox.encode(), b""),
+                             outputs={} if task.deliver else outputs, delivered=delivered,
+                             output_sha256=digest,
                              started=started, tool_start=tool_start, tool_done=tool_done,
                              returned=time.time())
     finally:

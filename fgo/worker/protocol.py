@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: blob_paths and deliver (a worker on the head's host)
 
 
 class Status(enum.StrEnum):
@@ -63,6 +63,11 @@ class CompileTask:
     env: dict[str, str]                # go build's environment for the tool
     head_goroot: str                   # the head's GOROOT (for -trimpath)
     split: SplitRole | None = None     # None: a whole compile
+    # A worker on the head's own host (it reads the head's host token) takes blobs from the
+    # files the head hashed instead of as bytes: sha256 -> (path, cut to export data), and
+    # with `deliver` writes a whole compile's outputs to their paths itself.
+    blob_paths: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    deliver: bool = False
     version: int = PROTOCOL_VERSION
 
 
@@ -78,6 +83,8 @@ class CompileResult:
     exit: int = 0
     output: bytes = b""                # the tool's stdout+stderr, sandbox paths removed
     outputs: dict[str, bytes] = field(default_factory=dict)  # path -> bytes (call.outputs)
+    # with task.deliver: path -> (the output staged beside it, size), for the head to move
+    delivered: dict[str, tuple[str, int]] = field(default_factory=dict)
     output_sha256: str | None = None   # of the -o output, hashed on the worker
     started: float = 0.0               # time.time() of: the task's start,
     tool_start: float = 0.0            # the tool's start,

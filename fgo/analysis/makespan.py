@@ -1,0 +1,89 @@
+"""Predicting an fgo build's wall time: a schedule of go's actions plus fgo's own costs (pure).
+
+`simulate.list_schedule` assumes that communication is free. A real fgo build pays, on
+top of each compile's own duration, a dispatch per remote compile (shim -> coordinator
+-> worker and back: `dispatch_s` in fgo's report), the compile's bytes over the link when
+the worker is on another host, and once per build a fixed part (the Python process and
+cluster start, go's own planning before its first action, the wait for verification
+and the shutdown). `Costs` holds these; `costs_from_run` measures them from one fgo build
+(its report and its measured wall time); `predict` applies them to an action graph with
+durations measured elsewhere (normally a plain go build's, in go's own order).
+
+Validate by fitting on one build and predicting another (a different project, or other
+hosts): a model checked against the runs it was fitted on proves nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from fgo.analysis import simulate
+from fgo.analysis.graph import Durations
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What fgo adds to a build's actions."""
+
+    dispatch_s: float = 0.0             # per remote compile (median dispatch_s)
+    fixed_s: float = 0.0                # per build: wall - (last action end - first start)
+    bytes_per_s: float | None = None    # the link's rate; None: on the head's host (no link)
+
+    def per_compile(self, nbytes: float) -> float:
+        link = nbytes / self.bytes_per_s if self.bytes_per_s else 0.0
+        return self.dispatch_s + link
+
+
+def costs_from_run(report: Mapping[str, Any], wall_s: float,
+                   bytes_per_s: float | None = None) -> Costs:
+    """fgo's costs in one build: REPORT (fgo build --report) and its measured WALL_S."""
+    actions = [a for a in report["actions"] if a.get("start") and a.get("end")]
+    dispatch = [a["dispatch_s"] for a in report["actions"]
+                if a.get("dispatch_s") is not None and a.get("mode") == "remote"]
+    span = max(a["end"] for a in actions) - min(a["start"] for a in actions) if actions else 0.0
+    return Costs(dispatch_s=statistics.median(dispatch) if dispatch else 0.0,
+                 fixed_s=max(0.0, wall_s - span), bytes_per_s=bytes_per_s)
+
+
+def mean_costs(costs: list[Costs]) -> Costs:
+    """The average of several fits (each field), e.g. over other projects' builds."""
+    rates = [c.bytes_per_s for c in costs if c.bytes_per_s]
+    return Costs(dispatch_s=statistics.fmean(c.dispatch_s for c in costs),
+                 fixed_s=statistics.fmean(c.fixed_s for c in costs),
+                 bytes_per_s=statistics.fmean(rates) if rates else None)
+
+
+def is_compile(g: nx.DiGraph, n: Any) -> bool:
+    """The actions fgo runs remotely: go's compiles (mode build, tool compile)."""
+    return g.nodes[n].get("mode") == "build" and g.nodes[n].get("tool") == "compile"
+
+
+def with_costs(g: nx.DiGraph, dur: Durations, costs: Costs,
+               node_bytes: Mapping[Any, float] | None = None,
+               remote: Callable[[nx.DiGraph, Any], bool] = is_compile) -> dict[Any, float]:
+    """DUR with each remote action's dispatch and transfer added."""
+    node_bytes = node_bytes or {}
+    return {n: float(dur[n]) + (costs.per_compile(node_bytes.get(n, 0.0)) if remote(g, n) else 0.0)
+            for n in g}
+
+
+def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
+            node_bytes: Mapping[Any, float] | None = None,
+            remote: Callable[[nx.DiGraph, Any], bool] = is_compile) -> float:
+    """The wall time of a build of G on K worker slots: go's order (its action priorities,
+    as go build's ready queue has them), durations DUR plus fgo's COSTS."""
+    d = with_costs(g, dur, costs, node_bytes, remote)
+    return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g)).makespan
+
+
+def bytes_by_node(g: nx.DiGraph, report: Mapping[str, Any]) -> dict[Any, float]:
+    """Each compile's bytes over the link (inputs sent + outputs back), by package, from
+    an fgo REPORT of the same target, mapped onto G's compile nodes."""
+    by_package = {a["package"]: a.get("bytes_in", 0) + a.get("bytes_out", 0)
+                  for a in report["actions"] if a.get("tool") == "compile"}
+    return {n: float(by_package.get(g.nodes[n].get("package"), 0)) for n in g if is_compile(g, n)}

@@ -1,0 +1,62 @@
+"""fgo.analysis.makespan: fgo's costs on top of a schedule of go's actions (no processes)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+from fgo.analysis import makespan as ms
+
+
+def graph(tools: dict[str, str], edges: list[tuple[str, str]]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for i, (n, tool) in enumerate(tools.items()):
+        # go's priority: the post-order index; the lowest runs first
+        g.add_node(n, mode="link" if tool == "link" else "build", tool=tool, package=n, priority=i)
+    g.add_edges_from(edges)
+    return g
+
+
+def test_no_costs_is_the_plain_schedule_in_gos_order() -> None:
+    g = graph({"a": "compile", "b": "compile", "c": "link"}, [("a", "c"), ("b", "c")])
+    dur = {"a": 2.0, "b": 3.0, "c": 1.0}
+    assert ms.predict(g, 2, dur, ms.Costs()) == 4.0
+    assert ms.predict(g, 1, dur, ms.Costs()) == 6.0
+
+
+def test_dispatch_is_added_to_compiles_only_and_fixed_once() -> None:
+    g = graph({"a": "compile", "b": "compile", "c": "link"}, [("a", "c"), ("b", "c")])
+    dur = {"a": 2.0, "b": 3.0, "c": 1.0}
+    costs = ms.Costs(dispatch_s=0.5, fixed_s=2.0)
+    # b: 3.5, then the link (no dispatch: it runs on the head) 1.0, plus the fixed 2.0
+    assert ms.predict(g, 2, dur, costs) == pytest.approx(6.5)
+
+
+def test_bytes_cost_time_over_the_link_only() -> None:
+    g = graph({"a": "compile", "b": "compile"}, [("a", "b")])
+    dur = {"a": 1.0, "b": 1.0}
+    nbytes = {"a": 125e6, "b": 0.0}   # one second at 1 Gbit/s
+    assert ms.predict(g, 1, dur, ms.Costs(bytes_per_s=125e6), nbytes) == pytest.approx(3.0)
+    assert ms.predict(g, 1, dur, ms.Costs(bytes_per_s=None), nbytes) == pytest.approx(2.0)
+
+
+def test_costs_from_a_run() -> None:
+    report = {"totals": {"wall_s": 9.0}, "actions": [
+        {"package": "a", "tool": "compile", "mode": "remote", "dispatch_s": 0.010,
+         "start": 100.0, "end": 102.0},
+        {"package": "b", "tool": "compile", "mode": "remote", "dispatch_s": 0.030,
+         "start": 101.0, "end": 105.0},
+        {"package": "c", "tool": "compile", "mode": "local", "dispatch_s": None,
+         "start": 103.0, "end": 106.0},
+        {"package": "x", "tool": "compile", "mode": "cached", "dispatch_s": None,
+         "start": None, "end": None}]}
+    c = ms.costs_from_run(report, wall_s=10.0)
+    assert c.dispatch_s == pytest.approx(0.020)    # the median of the remote compiles'
+    assert c.fixed_s == pytest.approx(4.0)         # 10 s measured - 6 s of actions
+    assert ms.mean_costs([c, ms.Costs(0.0, 2.0, 1e6)]) == ms.Costs(0.010, 3.0, 1e6)
+
+
+def test_bytes_by_node_maps_report_packages_onto_compiles() -> None:
+    g = graph({"a": "compile", "c": "link"}, [("a", "c")])
+    report = {"actions": [{"package": "a", "tool": "compile", "bytes_in": 10, "bytes_out": 5}]}
+    assert ms.bytes_by_node(g, report) == {"a": 15.0}
