@@ -198,7 +198,7 @@ def test_messages_survive_pickling_with_their_version() -> None:
 def test_coordinator_refuses_results_of_another_protocol() -> None:
     from fgo.build.coordinator import Coordinator, RemoteFailure
     from fgo.report.record import Recorder
-    c = Coordinator(client=None, recorder=Recorder(), socket_path="/nonexistent")
+    c = Coordinator(cluster=None, recorder=Recorder(), socket_path="/nonexistent")
     c.placement.add_worker("w1", 1, "s1", set())
     for message in ({"status": "ok", "worker": "w1"},
                     CompileResult(Status.OK, "w1", version=protocol.PROTOCOL_VERSION + 1)):

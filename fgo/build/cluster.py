@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,41 @@ BUILD_CONFIG = {
     "distributed.scheduler.active-memory-manager.start": False,
     "distributed.deploy.cluster-repr-interval": "10s",
 }
+
+
+class EmbeddedCluster:
+    """The embedded cluster, started by the first compile that needs it: a build that
+    compiles nothing (go's cache answers everything) never imports dask or starts worker
+    processes, and costs what go build costs."""
+
+    local = True
+    dashboard = None
+
+    def __init__(self, workers: int | None, threads: int) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.threads = threads
+        self._cluster: Cluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._cluster is not None
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = connect(None, self.workers, self.threads)
+            return self._cluster.client
+
+    @property
+    def scheduler(self) -> str | None:
+        return self._cluster.scheduler if self._cluster else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None:
+                self._cluster.close()
 
 
 def _configure_dask() -> None:

@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import os
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -84,10 +85,12 @@ class Coordinator:
     `run_remote`, `reply`, `submit_async`, `choose_distinct`, `finished`, `free_hosts`,
     `open_queue`, `cancel`) and is attached with `set_splitter` (or the constructor)."""
 
-    def __init__(self, client: Any, recorder: Recorder, socket_path: str,
+    def __init__(self, cluster: Any, recorder: Recorder, socket_path: str,
                  task_timeout: float = 600.0, splitter: SplitterLike | None = None,
                  verifier: Verifier | None = None) -> None:
-        self.client = client                   # distributed.Client (thread-safe)
+        self.cluster = cluster                 # cluster.Cluster, or an EmbeddedCluster
+        self.learned = False                   # learn_workers has run
+        self._learn_lock = threading.Lock()
         self.recorder = recorder
         self.task_timeout = task_timeout       # a remote compile slower than this runs locally
         self.blobs = BlobIndex()
@@ -122,6 +125,19 @@ class Coordinator:
         self.splitter = splitter
 
     # --- cluster view ---
+
+    @property
+    def client(self) -> Any:
+        """The distributed.Client (thread-safe); an embedded cluster starts on first use."""
+        return self.cluster.client
+
+    def ensure_workers(self) -> None:
+        """Learn the workers once, when the first compile needs them (warnings printed)."""
+        with self._learn_lock:
+            if not self.learned:
+                self.learned = True
+                for warning in self.learn_workers():
+                    print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
 
     def learn_workers(self) -> list[str]:
         """Ask every worker for its store inventory and toolchain (once per build).
@@ -201,6 +217,7 @@ class Coordinator:
         inputs: dict[str, Blob] = {}
         try:
             call = compileargs.parse(argv[1:], cwd)
+            self.ensure_workers()
             inputs = self._input_blobs(call)
             rec.source_bytes = policy.source_bytes((p, b.size) for p, b in inputs.items())
             reply = None

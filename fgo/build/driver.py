@@ -76,8 +76,11 @@ def go_build_command(go_args: list[str], shim: str | None, parallelism: int | No
 
 
 def _connect(opts: BuildOptions) -> Any:
-    """The cluster, or None when it is unreachable and --fallback-local allows a local build."""
-    from fgo.build.cluster import ClusterError, connect
+    """The cluster, or None when it is unreachable and --fallback-local allows a local build.
+    The embedded one starts with the first compile (a no-op build never starts it)."""
+    from fgo.build.cluster import ClusterError, EmbeddedCluster, connect
+    if not opts.scheduler:
+        return EmbeddedCluster(opts.workers, opts.threads)
     try:
         return connect(opts.scheduler, opts.workers, opts.threads, security=_security(opts.tls))
     except ClusterError as exc:
@@ -167,20 +170,27 @@ def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp
     """The coordinator of this build, serving the shim's socket, with its verifier and,
     with --split-large, its splitter."""
     from fgo.build.coordinator import Coordinator
-    coordinator = Coordinator(cluster.client, recorder, os.path.join(tmp, "shim.sock"),
+    coordinator = Coordinator(cluster, recorder, os.path.join(tmp, "shim.sock"),
                               task_timeout=opts.task_timeout, verifier=_verifier(opts))
-    for warning in coordinator.learn_workers():
-        print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+    if not cluster.local:
+        coordinator.ensure_workers()
     if opts.split_large is not None:
         coordinator.set_splitter(_splitter(coordinator, opts))
     coordinator.start()
     if not opts.quiet:
-        print(f"fgo: {len(coordinator.placement.workers)} workers, "
-              f"{coordinator.placement.total_threads()} threads"
+        workers, threads = _cluster_size(cluster, coordinator)
+        print(f"fgo: {workers} workers, {threads} threads"
               f" ({'embedded' if cluster.local else cluster.scheduler})"
               + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
               file=sys.stderr)
     return coordinator
+
+
+def _cluster_size(cluster: Any, coordinator: Any) -> tuple[int, int]:
+    """Workers and threads: as learned, or as the embedded cluster will start them."""
+    if coordinator.learned:
+        return len(coordinator.placement.workers), coordinator.placement.total_threads()
+    return cluster.workers, cluster.workers * cluster.threads
 
 
 def _go_build(project: Path, opts: BuildOptions, coordinator: Any,
@@ -193,7 +203,7 @@ def _go_build(project: Path, opts: BuildOptions, coordinator: Any,
     if coordinator is not None:
         env["FGO_SOCKET"] = coordinator.socket_path
         # -p: the usable worker threads (all refused: go's default, all local)
-        parallelism = coordinator.placement.total_threads() or None
+        parallelism = _cluster_size(coordinator.cluster, coordinator)[1] or None
     actiongraph = os.path.join(tmp, "actiongraph.json")
     cmd = go_build_command(opts.go_args, str(shim_path()) if coordinator else None,
                            parallelism, actiongraph)
@@ -223,9 +233,9 @@ def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> li
 
 
 def _cluster_info(cluster: Any, coordinator: Any, opts: BuildOptions) -> dict[str, Any]:
+    workers, threads = _cluster_size(cluster, coordinator) if coordinator else (0, 0)
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
-            "workers": len(coordinator.placement.workers) if coordinator else 0,
-            "threads": coordinator.placement.total_threads() if coordinator else 0}
+            "workers": workers, "threads": threads}
 
 
 def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],
