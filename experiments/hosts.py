@@ -215,6 +215,7 @@ class Hosts:
     hosts: list[Host] = field(default_factory=list)
     bridge: str = ""
     gateway: str = ""
+    link_probe: dict[str, float] = field(default_factory=dict)  # the last probe_link
     _previous_sigterm: Any = None
 
     def __enter__(self) -> Hosts:
@@ -282,6 +283,16 @@ class Hosts:
                 found.append(m.group(1))
         return found
 
+    def probe_link(self, index: int, mbytes: int = 64) -> dict[str, Any]:
+        """Goodput (Gbit/s) of one TCP stream from the head to host INDEX and back, as the
+        emulated link carries it (tbf, TCP and Python's own cost included)."""
+        h = self.hosts[index]
+        inside = ["ip", "netns", "exec", h.netns]
+        self.link_probe = {"host": index, "mbytes": mbytes,
+                           "to_host_gbit_s": _stream(inside, [], h.address, mbytes),
+                           "from_host_gbit_s": _stream([], inside, self.gateway, mbytes)}
+        return self.link_probe
+
     @contextlib.contextmanager
     def cluster(self, timeout: float = 120) -> Iterator[Cluster]:
         """A scheduler on the bridge (head core) and a worker per host, all cold: empty
@@ -312,6 +323,41 @@ class Hosts:
             _stop(procs)
             for h in self.hosts:
                 _kill_all(netns_pids(h.netns))
+
+
+_SINK = """
+import socket, sys, time
+s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept(); n = 0; t = None
+while (d := c.recv(1 << 20)):
+    t = t or time.perf_counter(); n += len(d)
+print(n * 8 / 1e9 / (time.perf_counter() - t))
+"""
+_SOURCE = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); buf = bytes(1 << 20)
+for _ in range(int(sys.argv[3])): c.sendall(buf)
+c.close()
+"""
+
+
+def _stream(sink_prefix: list[str], source_prefix: list[str], sink_address: str,
+            mbytes: int) -> float:
+    """Gbit/s received by a sink (run under SINK_PREFIX, listening on SINK_ADDRESS) from
+    a source under SOURCE_PREFIX sending MBYTES MiB."""
+    sink = subprocess.Popen([*sink_prefix, sys.executable, "-c", _SINK, sink_address],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = sink.stdout.readline().strip()
+        subprocess.run([*source_prefix, sys.executable, "-c", _SOURCE, sink_address, port,
+                        str(mbytes)], check=True, timeout=120)
+        out, _ = sink.communicate(timeout=60)
+        return round(float(out), 3)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
 
 
 def _exit_on_sigterm() -> Any:
