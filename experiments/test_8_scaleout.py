@@ -142,8 +142,9 @@ def rel(path: Path) -> str:
 
 def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opts: list[str],
             prepare_cache) -> list[dict[str, Any]]:
-    """PAIRS alternating pairs (go first in even pairs); a row per run. The identity of each
-    pair's outputs is asserted after all rows are kept."""
+    """PAIRS alternating pairs (go first in even pairs); a row per run, saved after each pair
+    (an interrupted run keeps its finished pairs). The identity of each pair's outputs is
+    asserted after all rows are kept."""
     store = lab.results / RESULTS
     store.mkdir(parents=True, exist_ok=True)
     tag = name.replace("/", "_")
@@ -170,6 +171,7 @@ def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opt
             rows.append(row)
         if outputs["go"] != outputs["fgo"]:
             mismatched.append(i)
+        save(lab, hosts, name, [{**r, "identical": r["pair"] not in mismatched} for r in rows])
     for r in rows:
         r["identical"] = r["pair"] not in mismatched
     return rows

@@ -360,8 +360,9 @@ class Coordinator:
 
         After STRAGGLE_AFTER seconds BACKUP (a local run of the same task) starts too,
         and whichever finishes first with a usable result is taken."""
-        from distributed import wait
         future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
         started = time.monotonic()
         local: concurrent.futures.Future[CompileResult] | None = None
         try:
@@ -370,8 +371,9 @@ class Coordinator:
                     # Wait for the task's state, then fetch its result once: a result that
                     # takes longer than the poll to transfer (tens of MB over 1 Gb/s) would
                     # be fetched, cut off and fetched again forever by result(timeout=).
-                    wait([future], timeout=0.5)
-                    return future.result()
+                    if done.wait(0.5):
+                        return future.result()
+                    raise TimeoutError
                 except TimeoutError:
                     elapsed = time.monotonic() - started
                     if policy.start_backup(elapsed, straggle_after, backup is not None,
