@@ -584,14 +584,21 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
           "Sides alternate; speedup = go wall / fgo wall within a pair, median of the pairs; "
           "efficiency = speedup / 2. Every fgo output is byte-identical to its pair's go build "
           "(asserted). Re-run one row: `.venv/bin/pytest experiments/test_8_scaleout.py "
-          "--benchmark -k NAME`. Each row's date and load are its own.", ""]
+          "--benchmark -k NAME`. Each row's date, load and session (the pytest command) are its "
+          "own; the caption's are the last session's.", ""]
     md.append(table(summaries, [("project", "project"), ("pairs", "pairs"),
                                 ("go_wall_median_s", "go -p 1 s"), ("fgo_wall_median_s", "fgo s"),
                                 ("speedup_median", "speedup"), ("speedups", "per pair"),
                                 ("efficiency", "efficiency"), ("target", "target"), ("met", "met"),
                                 ("go_cpu_median_s", "go CPU s"),
                                 ("fgo_head_cpu_median_s", "fgo head CPU s"),
-                                ("identical", "identical")]))
+                                ("load1_max", "max load1"), ("identical", "identical")]))
+    md.append("")
+    cores = doc["meta"].get("machine", {}).get("cores") or 2
+    for s in summaries:
+        if s["pairs"] < 3 or (s.get("load1_max") or 0) > cores:
+            md.append(f"- {s['project']}: **provisional** ({s['pairs']} pair(s); load average up to "
+                      f"{s.get('load1_max')} on {cores} cores: other work shared the cores).")
     md.append("")
     md.append(table(runs, [("project", "project"), ("pair", "pair"), ("side", "side"),
                            ("wall_s", "wall s"), ("cpu_s", "head CPU s"),

@@ -191,20 +191,22 @@ def summary(name: str, rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
             "fgo_wall_median_s": round(statistics.median(p["fgo"]["wall_s"] for p in pairs.values()), 3),
             "go_cpu_median_s": round(statistics.median(p["go"]["cpu_s"] for p in pairs.values()), 3),
             "fgo_head_cpu_median_s": round(statistics.median(p["fgo"]["cpu_s"] for p in pairs.values()), 3),
+            "load1_max": max((r["load1_before"] or 0) for r in rows),
             "target": target, "met": None if target is None else median >= target,
             "identical": all(r["identical"] for r in rows)}
 
 
 def save(lab, hosts, name: str, rows: list[dict[str, Any]]) -> None:
     """results/scaleout.json: this project's rows replaced, the others' kept (each row names
-    its own date and command)."""
+    its own date, command and the pytest session that made it)."""
     path = lab.results / f"{RESULTS}.json"
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     kept = [r for r in old if r.get("project") != name]
+    rows = [{**r, "session": f"FGO_SCALEOUT_PAIRS={PAIRS} {lab.command}"} for r in rows]
     lab.save(RESULTS, kept + rows, what="measured: fgo build on 2 emulated single-core hosts "
              "(netns, 1 Gb/s tbf links, no shared filesystem) vs go build -p 1 on one core",
              hosts={"cores": list(HOST_CORES), "head_core": HEAD_CORE, "rate": hostsmod.RATE,
-                    "link_probe": hosts.link_probe})
+                    "link_probe": hosts.link_probe}, pairs=PAIRS)
 
 
 def pairs_for(lab, name: str) -> int:
