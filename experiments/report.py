@@ -640,6 +640,48 @@ def _das5_section(doc: dict[str, Any] | None) -> list[str]:
                                   ("plain_speedup_vs_1_node", "fgo speedup vs 1 node"),
                                   ("split_speedup_vs_1_node", "split speedup vs 1 node")]))
     md.append("")
+def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 8: scale-out measured on two emulated single-core hosts."""
+    if not doc:
+        return []
+    summaries = [r for r in doc["rows"] if r.get("side") == "summary"]
+    runs = [r for r in doc["rows"] if r.get("side") != "summary"]
+    md = ["## 8. Scale-out on emulated hosts (measured)", "",
+          f"{label(doc['meta'], 'measured')}. Two single-core worker hosts emulated on this machine "
+          "(`experiments/hosts.py`: a network namespace each, 1 Gb/s `tbf` links, its own "
+          "installation and store, nothing shared with the head but the network): host 0 on core 0 "
+          "beside the head (fgo, go build and the Dask scheduler, pinned to core 0), host 1 on "
+          "core 1; against `go build -p 1` pinned to core 0. Cold: `-a`, empty GOCACHE and worker "
+          "stores, a fresh cluster each run; `ssa`: `cmd/compile/internal/ssa` alone (its "
+          "dependencies cached) split K=2 across the hosts against its stock `-c=1` compile. "
+          "Sides alternate; speedup = go wall / fgo wall within a pair, median of the pairs; "
+          "efficiency = speedup / 2. Every fgo output is byte-identical to its pair's go build "
+          "(asserted). Re-run one row: `.venv/bin/pytest experiments/test_8_scaleout.py "
+          "--benchmark -k NAME`. Each row's date, load and session (the pytest command) are its "
+          "own; the caption's are the last session's.", ""]
+    md.append(table(summaries, [("project", "project"), ("pairs", "pairs"),
+                                ("go_wall_median_s", "go -p 1 s"), ("fgo_wall_median_s", "fgo s"),
+                                ("speedup_median", "speedup"), ("speedups", "per pair"),
+                                ("efficiency", "efficiency"), ("target", "target"), ("met", "met"),
+                                ("go_cpu_median_s", "go CPU s"),
+                                ("fgo_head_cpu_median_s", "fgo head CPU s"),
+                                ("load1_max", "max load1"), ("identical", "identical")]))
+    md.append("")
+    cores = doc["meta"].get("machine", {}).get("cores") or 2
+    for s in summaries:
+        load = max((r.get("load1_before") or 0) for r in runs if r["project"] == s["project"])
+        if s["pairs"] < 3 or load > cores:
+            md.append(f"- {s['project']}: **provisional** ({s['pairs']} pair(s); load average up to "
+                      f"{load} on {cores} cores: other work shared the cores).")
+    md.append("")
+    md.append(table(runs, [("project", "project"), ("pair", "pair"), ("side", "side"),
+                           ("wall_s", "wall s"), ("cpu_s", "head CPU s"),
+                           ("scheduler_cpu_s", "scheduler CPU s"), ("remote", "remote"),
+                           ("split", "split"), ("fallbacks", "fallbacks"),
+                           ("dispatch_median_ms", "dispatch p50 ms"), ("bytes_sent", "bytes sent"),
+                           ("load1_before", "load1"), ("date", "date")]))
+    md += ["", "Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
+           "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`.", ""]
     return md
 
 
@@ -665,6 +707,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _fgo_section(fgo, results, out)
     md += _split_section(split, split_sim, results, out)
     md += _verification_section(_load(results / "verification.json"))
+    md += _scaleout_section(_load(results / "scaleout.json"))
     md += _overhead_section(_load(results / "overhead.json"))
     md += _model_section(_load(results / "model_validation.json"))
     md += _das5_section(_load(results / "das5.json"))

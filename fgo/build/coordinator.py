@@ -402,8 +402,10 @@ class Coordinator:
             future = self._call(task, address)
         else:
             future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
-        # Waiting on an event, not on future.result(timeout=...): distributed's timed
-        # result() races its own timeout and can raise UnboundLocalError under load.
+        # Wait for the task's state, then fetch its result once: result(timeout=...) in a
+        # poll loop cuts off a result slower to transfer than the poll (tens of MB over
+        # 1 Gb/s) and fetches it again forever; and distributed's timed result() races its
+        # own timeout (UnboundLocalError under load).
         done = threading.Event()
         future.add_done_callback(lambda _: done.set())
         started = time.monotonic()

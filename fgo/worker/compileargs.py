@@ -152,6 +152,9 @@ def sandbox_trimpath(rules: str, sandbox: str, goroot: str, tops: list[str]) -> 
     the path is under GOROOT it writes "$GOROOT/...". We keep that order: the
     original rules, then GOROOT, then one rule per top-level directory of the
     original paths, so every sandbox path maps back to its original spelling.
+    Paths the sandbox does not prefix (cgo's //line directives name the head's
+    source files) under the head's GOROOT become "$GOROOT/..." too: this worker's
+    compiler knows only its own GOROOT, which may live elsewhere.
     """
     out = []
     for rule in filter(None, rules.split(";")):
@@ -161,6 +164,7 @@ def sandbox_trimpath(rules: str, sandbox: str, goroot: str, tops: list[str]) -> 
         out.append(f"{in_sandbox(sandbox, prefix)}=>{repl}")
     out.append(f"{sandbox}{goroot}=>$GOROOT")
     out += [f"{sandbox}/{top}=>/{top}" for top in sorted(set(tops))]
+    out.append(f"{goroot}=>$GOROOT")
     return ";".join(out)
 
 

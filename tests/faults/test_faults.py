@@ -8,8 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import FGO, HELLO, RealCluster, oracle_build, run_fgo, sha, write_tree
-from fgo import paths, toolchain
-from fgo.split import compiler as compiler_patch
+from fgo import toolchain
 from test_build import fgo_build, report_of
 from test_split import large_package
+
+import isolation
 
 
 @pytest.fixture
@@ -208,20 +207,11 @@ def test_full_disk_in_a_worker_store(hello: Path, tmp_path: Path, faults) -> Non
     assert rep["totals"]["remote"] > 0  # the healthy worker kept working
 
 
-def install_patched_compiler(cache: Path) -> Path:
-    """This host's patched compiler copied into the fgo cache dir CACHE (FGO_CACHE_DIR) of
-    another worker, as `fgo worker-setup` would build it there; its compile binary."""
-    mine = compiler_patch.ensure_compiler().path.parent
-    theirs = cache / compiler_patch.cache_root().name / mine.name
-    shutil.copytree(mine, theirs, ignore=shutil.ignore_patterns("build-*", "*.lock"))
-    return theirs / "compile"
-
-
 def foreign_compiler(root: Path) -> Path:
     """A cache dir (FGO_CACHE_DIR) holding the patched compiler under another build ID:
     same patch series, same code, but to the compiler a different build, as when a
     worker's toolchain was rebuilt from other sources."""
-    exe = install_patched_compiler(root)
+    exe = isolation.install_patched_compiler(root)
     build_id = subprocess.run([str(toolchain.go_binary()), "tool", "buildid", str(exe)],
                               capture_output=True, text=True, check=True).stdout.strip().encode()
     other = build_id[:-1] + (b"A" if build_id[-1:] != b"A" else b"B")
@@ -248,16 +238,8 @@ def test_shard_result_from_another_compiler_build(large: Path, tmp_path: Path, f
 
 @pytest.fixture(scope="session")
 def worker_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A worker's own installation, as `pip install fgo` + `fgo worker-setup` leave it on
-    another host: a copy of the pinned GOROOT (found first on PYTHONPATH) and the
-    patched compiler in its own cache; empty store, home and temp directories."""
-    root = tmp_path_factory.mktemp("worker-install")
-    (root / "site").mkdir()
-    subprocess.run(["cp", "-a", str(toolchain.goroot()), str(root / "site" / "go")], check=True)
-    install_patched_compiler(root / "cache")
-    for d in ("store", "home", "tmp", "gocache"):
-        (root / d).mkdir()
-    return root
+    """A worker's own installation, as on another host (isolation.make_install)."""
+    return isolation.make_install(tmp_path_factory.mktemp("worker-install") / "install")
 
 
 def test_workers_that_share_no_filesystem(large: Path, tmp_path: Path,
@@ -266,20 +248,13 @@ def test_workers_that_share_no_filesystem(large: Path, tmp_path: Path,
     """Workers in their own mount namespace, with the head's project, GOROOT, caches and
     temp directories hidden under empty tmpfs mounts, build the identical binary, split
     package included: nothing reaches them except through fgo's own transfers."""
-    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no mount namespaces here: {probe.stderr.strip()}")
-    base = tmp_path_factory.getbasetemp()
-    hide = [base, toolchain.goroot(), paths.cache_dir(), Path.home() / ".cache" / "go-build"]
-    tmp = Path(tempfile.gettempdir())
-    if not any(p.is_relative_to(tmp) for p in (Path(sys.prefix), Path(__file__).resolve())):
-        hide.append(tmp)  # all of /tmp, unless fgo itself is installed there
-    hide = [p for p in dict.fromkeys(hide) if p.is_dir()]
-    w = "/mnt/fgo-worker"
-    env = {"PYTHONPATH": f"{w}/site", "HOME": f"{w}/home", "TMPDIR": f"{w}/tmp",
-           "FGO_STORE": f"{w}/store", "FGO_CACHE_DIR": f"{w}/cache", "GOCACHE": f"{w}/gocache"}
-    wrap = ["unshare", "-m", "sh", str(Path(__file__).with_name("isolate.sh")), str(worker_install),
-            *map(str, hide), "--"]
+    why = isolation.unavailable()
+    if why:
+        pytest.skip(why)
+    hide = isolation.head_dirs([tmp_path_factory.getbasetemp()])
+    w = isolation.MOUNT
+    env = isolation.worker_env()
+    wrap = isolation.isolate_prefix(worker_install, hide)
     head_tmp = tmp_path / "head-tmp"  # go build's WORK directory: hidden with the rest of BASE
     head_tmp.mkdir()
     with RealCluster(tmp_path / "c", workers=2, envs={0: env, 1: env}, wrap=wrap) as cluster:
