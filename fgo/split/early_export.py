@@ -130,7 +130,7 @@ def check_build(targets: Sequence[str], log: Path | str, gocache: Path | str,
                 stock: bool = False, procs: int | None = None, timeout: float = 7200) -> list[dict]:
     """`go build -a -toolexec <wrapper> TARGETS` into GOCACHE; the records it logged.
 
-    -toolexec changes every action ID, hence the separate GOCACHE.
+    -toolexec changes every action ID, hence the separate GOCACHE. Binaries are discarded.
     """
     log = Path(log).resolve()
     log.unlink(missing_ok=True)
@@ -142,7 +142,9 @@ def check_build(targets: Sequence[str], log: Path | str, gocache: Path | str,
                        "exec \"$@\"\n")
     wrapper.chmod(0o755)
     e = toolchain.go_env(dict(env) if env is not None else None, GOCACHE=str(gocache), GOFLAGS="")
-    args = ["build", "-a", "-toolexec", str(wrapper)] + (["-p", str(procs)] if procs else [])
+    (wrapper.parent / "bin").mkdir()  # binaries go here, not into CWD
+    args = (["build", "-a", "-toolexec", str(wrapper), "-o", f"{wrapper.parent / 'bin'}/"]
+            + (["-p", str(procs)] if procs else []))
     try:
         toolchain.run_go([*args, *targets], cwd=cwd, env=e, timeout=timeout)
     finally:
