@@ -612,15 +612,17 @@ def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]
                f"{label(export['meta'], 'measured')}. Every compile of `go build -a -toolexec` over the "
                "corpus ran the patched compiler with `-fgoexport` (patch 0013: the export data written "
                "after the first pass of the compile loop, before the SSA backend) and the stock compiler "
-               "on the same command line. `identical`: the early file equals the final archive up to the "
+               "on the same command line (std+cmd only; `stock` is empty where it was not run). "
+               "`identical`: the early file equals the final archive up to the "
                "end of `__.PKGDEF`; `stock`: the patched archive equals the stock one; `ready`: when the "
                "early file appeared, as the median fraction of the compile's wall time (all compiles; "
-               "compiles of >= 1 s).", ""]
+               "compiles of >= 1 s); `run`: when the row was measured, by the command in the row "
+               "(`pytest experiments/test_7_pipelining.py --benchmark -k early_export`, results/early_export.json).", ""]
         md.append(table(export["rows"], [("corpus", "corpus"), ("compiles", "compiles"),
                                          ("identical", "identical"), ("not_identical", "not identical"),
                                          ("stock_identical", "stock"), ("not_stock_identical", "not stock"),
                                          ("ready_frac_median", "ready"), ("ready_frac_median_1s", "ready (>= 1 s)"),
-                                         ("compiles_1s", "compiles >= 1 s")]))
+                                         ("compiles_1s", "compiles >= 1 s"), ("date", "run")]))
         differ = sorted({p for r in export["rows"] for p in r.get("differ", [])})
         md += ["", "Packages whose early export data differs (must not be pipelined): "
                + (", ".join(f"`{p}`" for p in differ) if differ else "none") + ".", ""]
