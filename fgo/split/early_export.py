@@ -130,7 +130,8 @@ def check_build(targets: Sequence[str], log: Path | str, gocache: Path | str,
                 stock: bool = False, procs: int | None = None, timeout: float = 7200) -> list[dict]:
     """`go build -a -toolexec <wrapper> TARGETS` into GOCACHE; the records it logged.
 
-    -toolexec changes every action ID, hence the separate GOCACHE. Binaries are discarded.
+    -toolexec changes every action ID, hence the separate GOCACHE. Binaries are discarded
+    (`-o DIR/`, or no -o when TARGETS hold no main package: `toolchain.run_build`).
     """
     log = Path(log).resolve()
     log.unlink(missing_ok=True)
@@ -146,7 +147,9 @@ def check_build(targets: Sequence[str], log: Path | str, gocache: Path | str,
     args = (["build", "-a", "-toolexec", str(wrapper), "-o", f"{wrapper.parent / 'bin'}/"]
             + (["-p", str(procs)] if procs else []))
     try:
-        toolchain.run_go([*args, *targets], cwd=cwd, env=e, timeout=timeout)
+        proc = toolchain.run_build([toolchain.go_binary()], [*args, *targets], cwd=cwd, env=e, timeout=timeout)
+        if proc.returncode != 0:
+            raise toolchain.ToolchainError(f"go build -a -toolexec: {toolchain.last_line(proc.stderr, 'failed')}")
     finally:
         shutil.rmtree(wrapper.parent, ignore_errors=True)
     return read_log(log)
