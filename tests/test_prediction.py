@@ -56,6 +56,19 @@ def test_content_key_changes_with_every_input() -> None:
         pr.content_key(_pred(), shas.__getitem__, {})
 
 
+def test_embedded_files_are_inputs() -> None:
+    script = ("# m/x\ncat >$WORK/b001/importcfg << 'EOF' # internal\n# import config\nEOF\n"
+              "cat >$WORK/b001/embedcfg << 'EOF' # internal\n"
+              '{"Patterns":{"*.txt":["a.txt","b.txt"]},"Files":{"b.txt":"/s/b.txt","a.txt":"/s/a.txt"}}\nEOF\n'
+              "cd /s\n/go/pkg/tool/linux_amd64/compile -o $WORK/b001/_pkg_.a -p m/x -embedcfg "
+              "$WORK/b001/embedcfg -importcfg $WORK/b001/importcfg ./x.go\n")
+    p = pr.parse(script)["m/x"]
+    assert p.inputs == ("/s/a.txt", "/s/b.txt") and p.sources == ("/s/x.go",) and p.imports == ()
+    shas = {"/s/x.go": "0", "/s/a.txt": "1", "/s/b.txt": "2"}
+    edited = {**shas, "/s/b.txt": "3"}
+    assert pr.content_key(p, shas.__getitem__, {}) != pr.content_key(p, edited.__getitem__, {})
+
+
 def test_parse_errors() -> None:
     with pytest.raises(pr.PredictError, match="here-document"):
         pr.parse("cat >$WORK/b001/importcfg << 'EOF' # internal\npackagefile fmt=x\n")

@@ -29,6 +29,7 @@ files, `-symabis` from asm) has `work_inputs`: its key can be known only once th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -65,7 +66,7 @@ class Prediction:
     imports: tuple[str, ...]       # import paths of the importcfg's packagefile lines
     importcfg: str                 # normalized importcfg text
     embedcfg: str | None = None    # the embedcfg text, if any
-    inputs: tuple[str, ...] = ()   # other files read (INPUT_FLAGS values), normalized
+    inputs: tuple[str, ...] = ()   # other files read (INPUT_FLAGS values, embedded files), normalized
     work_inputs: tuple[str, ...] = field(default=())  # inputs made by earlier actions ($WORK)
 
 
@@ -174,12 +175,24 @@ def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str
     embed_path = _flag_value(argv, "-embedcfg")
     norm = normalize_argv(argv, cwd)
     sources = tuple(a for a in norm[1:] if a.endswith(".go") and not a.startswith("-"))
-    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := _flag_value(argv, f)))
+    embedcfg = files.get(embed_path) if embed_path else None
+    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := _flag_value(argv, f))) + _embedded(embedcfg)
     work_inputs = tuple(x for x in (*sources, *inputs) if x.startswith("$WORK"))
     return Prediction(package=package, p=_flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
                       sources=sources, imports=imports, importcfg=importcfg,
-                      embedcfg=files.get(embed_path) if embed_path else None,
+                      embedcfg=embedcfg,
                       inputs=inputs, work_inputs=work_inputs)
+
+
+def _embedded(embedcfg: str | None) -> tuple[str, ...]:
+    """The files an embedcfg embeds (its "Files" values, sorted): their contents are inputs."""
+    if not embedcfg:
+        return ()
+    try:
+        files = json.loads(embedcfg).get("Files") or {}
+    except (ValueError, AttributeError):
+        raise PredictError("embedcfg is not JSON with a Files map") from None
+    return tuple(sorted(normalize_path(v) for v in files.values()))
 
 
 def export_data_sha(archive: bytes) -> str:
