@@ -255,6 +255,26 @@ class Lab:
         return BuildResult(name, kind, procs, shown, run.wall_s, graph, trace,
                            ag.summarize(run.graph()), load, work_dir, cache)
 
+    def bench_build(self, name: str, procs: int = 2) -> tuple[BuildResult, str]:
+        """A cold `go build -a -gcflags=all=-bench=FILE` (every compile's phase times appended
+        to FILE, one write per compile); the build and FILE's text. Its own GOCACHE, dropped."""
+        self.require(name)
+        p = CORPUS[name]
+        out, cache = self.tmpdir("out"), self.tmpdir("gocache")
+        tag = f"{name.replace('/', '_')}-bench-p{procs}"
+        graph, benchf = self.raw / f"{tag}.actiongraph.json", self.raw / f"{tag}.bench.txt"
+        benchf.unlink(missing_ok=True)
+        args = ["-a", f"-gcflags=all=-bench={benchf}", *p.build_args(out)]
+        load = loadavg()
+        run = ag.run_build(args, graph, None, cwd=out,
+                           env=p.env(GOCACHE=str(cache), GOMAXPROCS=str(procs)), timeout=1800)
+        self.drop(out)
+        self.drop(cache)
+        shown = [a if not a.startswith(str(out)) else "OUT/" + Path(a).name for a in args]
+        shown = [a.replace(str(REPO) + "/", "") for a in shown]
+        return (BuildResult(name, "cold", procs, shown, run.wall_s, graph, None, ag.summarize(run.graph()), load),
+                benchf.read_text())
+
     def release(self, name: str, procs: int) -> None:
         """Drop the cold build's WORK and GOCACHE dirs (after phases were measured)."""
         c = self.builds.get((name, "cold", procs))

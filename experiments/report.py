@@ -682,6 +682,65 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
                            ("load1_before", "load1"), ("date", "date")]))
     md += ["", "Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
            "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`.", ""]
+def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]:
+    """Item 7 (issue 15): pipelined compilation, simulated, and the early export data, measured."""
+    sims = {p: _load(results / f"pipeline_{p.replace('/', '_')}.json") for p in ("etcd", "gin", "cmd/go", "cmd/compile")}
+    sims = {p: d for p, d in sims.items() if d}
+    if not sims and not export:
+        return []
+    md = ["## 7. Pipelined compilation (issue 15)", ""]
+    if sims:
+        md += ["Simulated (`pytest experiments/test_7_pipelining.py --benchmark -k simulation`): a cold "
+               "`go build -a -gcflags=all=-bench=FILE` at GOMAXPROCS=2, its work actions with their CPU "
+               "durations, every compile's F/B/D from its own -bench run (scaled to the action). "
+               "`pipelined`: a compile's dependent compiles start when its frontend (F) ends, its backend "
+               "(B + D) runs on in the same process, links and cgo wait for the whole; `+split`: the "
+               "longest compiles on the pipelined critical path also split K ways (F + B/K per shard, the "
+               "leader's frontend gives the export data), K the best of 1..16 <= k. List scheduling by "
+               "bottom level, no communication cost; seconds.", ""]
+        for p, d in sims.items():
+            m, rows = d["meta"], d["rows"]
+            md += [f"### {p} (simulated)", "", f"{label(m, 'simulated')}. {m['compiles_with_phases']} of "
+                   f"{m['compiles']} compiles with -bench phases; the frontend is "
+                   f"{100 * m['frontend_share']:.0f}% of all compile time. Split packages: "
+                   f"{', '.join(m['split_packages']) or 'none'}.", ""]
+            at_patch = [("pipelined_patch", "pipelined at patch point")] if "pipelined_patch" in rows[0] else []
+            md.append(table(rows, [("k", "k"), ("levels", "DistGo levels"), ("cp_list", "list"),
+                                   ("split_cp_list", "list+split"), ("split_shards", "K"),
+                                   ("pipelined", "pipelined"), *at_patch, ("pipelined_split", "pipelined+split"),
+                                   ("pipelined_split_shards", "K"), ("span", "span"),
+                                   ("span_pipelined", "span pipelined"), ("lower_bound_pipelined", "bound pipelined")]))
+            if at_patch:
+                md.append(f"`pipelined at patch point`: F = when the patched compiler wrote the export data "
+                          f"(after walk), measured in part 1 (`{m['export_ready_from']}`) for "
+                          f"{m['compiles_with_export_ready']} compiles, the others as `pipelined`.")
+                md.append("")
+            r16 = next((r for r in rows if r["k"] == 16), None)
+            if r16:
+                md.append(f"At 16 workers: pipelined / list = **{r16['pipelined'] / r16['cp_list']:.2f}×** "
+                          f"(issue 15's target <= 0.55), DistGo levels / pipelined = "
+                          f"**{r16['levels'] / r16['pipelined']:.2f}×** (target >= 2.5); "
+                          f"pipelined+split {r16['pipelined_split']:.1f} s.")
+            md.append("")
+    if export:
+        md += ["### Early export data is final (measured)", "",
+               f"{label(export['meta'], 'measured')}. Every compile of `go build -a -toolexec` over the "
+               "corpus ran the patched compiler with `-fgoexport` (patch 0013: the export data written "
+               "after the first pass of the compile loop, before the SSA backend) and the stock compiler "
+               "on the same command line (std+cmd only; `stock` is empty where it was not run). "
+               "`identical`: the early file equals the final archive up to the "
+               "end of `__.PKGDEF`; `stock`: the patched archive equals the stock one; `ready`: when the "
+               "early file appeared, as the median fraction of the compile's wall time (all compiles; "
+               "compiles of >= 1 s); `run`: when the row was measured, by the command in the row "
+               "(`pytest experiments/test_7_pipelining.py --benchmark -k early_export`, results/early_export.json).", ""]
+        md.append(table(export["rows"], [("corpus", "corpus"), ("compiles", "compiles"),
+                                         ("identical", "identical"), ("not_identical", "not identical"),
+                                         ("stock_identical", "stock"), ("not_stock_identical", "not stock"),
+                                         ("ready_frac_median", "ready"), ("ready_frac_median_1s", "ready (>= 1 s)"),
+                                         ("compiles_1s", "compiles >= 1 s"), ("date", "run")]))
+        differ = sorted({p for r in export["rows"] for p in r.get("differ", [])})
+        md += ["", "Packages whose early export data differs (must not be pipelined): "
+               + (", ".join(f"`{p}`" for p in differ) if differ else "none") + ".", ""]
     return md
 
 
@@ -711,6 +770,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _overhead_section(_load(results / "overhead.json"))
     md += _model_section(_load(results / "model_validation.json"))
     md += _das5_section(_load(results / "das5.json"))
+    md += _pipeline_section(results, _load(results / "early_export.json"))
     md += _files_section(results, out)
     out.write_text("\n".join(md))
     return out

@@ -189,3 +189,60 @@ def test_bad_k() -> None:
     for f in (sim.list_schedule, sim.level_schedule, sim.lower_bound):
         with pytest.raises(ValueError):
             f(g, 0)
+
+
+# ---------------------------------------------------------------- pipelining
+
+def test_pipelined_dependent_compile_starts_after_the_frontend() -> None:
+    # a (F 1, B 3) -> b (F 2, B 2) -> link l (1): b starts at 1, not 4; the link waits
+    # for b's backend and for a's (a finishes at 4, b at 5).
+    g = dag([("a", "b"), ("b", "l"), ("a", "l")], {"a": 4, "b": 4, "l": 1}, l={"mode": "link"})
+    specs = {"a": sim.SplitSpec(1, 3, 0), "b": sim.SplitSpec(2, 1, 1)}
+    p = sim.pipelined_graph(g, specs)
+    s = p.schedule(2)
+    assert s.start[("b", "export")] == 1
+    assert s.finish["a"] == 4 and s.finish["b"] == 5
+    assert s.start["l"] == 5 and s.makespan == 6
+    assert graph.span(p.graph, p.dur) == 6 < graph.span(g) == 9
+    assert graph.work(p.graph, p.dur) == graph.work(g)  # pipelining adds no work
+    assert sim.list_schedule(g, 2).makespan == 9
+
+
+def test_pipelined_backend_runs_on_its_frontends_worker_at_once() -> None:
+    # One worker: a's backend must not be overtaken by b, which became ready at 1 and has
+    # the longer path; the process a runs to its end.
+    g = dag([("a", "b"), ("b", "c")], {"a": 2, "b": 5, "c": 5})
+    p = sim.pipelined_graph(g, {"a": sim.SplitSpec(1, 1, 0)})
+    s = p.schedule(1)
+    assert s.start["a"] == 1 and s.worker["a"] == s.worker[("a", "export")]
+    assert s.start["b"] == 2
+    # without the chain the backend of a would wait behind b and c (bottom level 1)
+    free = sim.list_schedule(p.graph, 1, p.dur)
+    assert free.start["a"] == 11
+
+
+def test_pipelined_scales_to_the_action_and_skips_unknown_and_other_modes() -> None:
+    g = dag([("a", "b"), ("c", "b")], {"a": 10, "b": 2, "c": 3}, c={"mode": "cgo run"})
+    p = sim.pipelined_graph(g, {"a": sim.SplitSpec(2, 2, 1), "c": sim.SplitSpec(1, 1, 1)})
+    assert p.dur[("a", "export")] == pytest.approx(4) and p.dur["a"] == pytest.approx(6)
+    assert ("c", "export") not in p.graph and ("b", "export") not in p.graph
+    assert set(p.graph.predecessors("b")) == {("a", "export"), "c"}
+
+
+def test_pipelined_and_split() -> None:
+    # a: F 2, B 4, D 1 split 2 ways: leader frontend 2 then B/2; shard 1 F + B/2 = 4;
+    # merge 1. The dependent compile b starts at 2 (the leader's frontend); link l at 5.
+    g = dag([("a", "b"), ("a", "l"), ("b", "l")], {"a": 7, "b": 1, "l": 1}, l={"mode": "link"})
+    p = sim.pipelined_graph(g, {"a": sim.SplitSpec(2, 4, 1)}, shards={"a": 2})
+    assert p.dur[("a", "export")] == 2 and p.dur[("a", "shard", 0)] == 2
+    assert p.dur[("a", "shard", 1)] == 4 and p.dur["a"] == 1
+    assert p.chain == {("a", "export"): ("a", "shard", 0)}
+    s = p.schedule(3)
+    assert s.start["b"] == 2 and s.finish["a"] == 5 and s.makespan == 6
+    assert graph.work(p.graph, p.dur) == pytest.approx(graph.work(g) + 2)  # one more frontend
+
+
+def test_chain_must_be_the_only_dep() -> None:
+    g = dag([("a", "b"), ("c", "b")], {"a": 1, "b": 1, "c": 1})
+    with pytest.raises(ValueError, match="alone"):
+        sim.list_schedule(g, 2, chain={"a": "b"})

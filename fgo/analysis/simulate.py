@@ -25,6 +25,10 @@ Policies, for k identical workers and zero communication cost:
 (c) `split_graph` then (b): chosen large packages are replaced by K shard
     nodes (each frontend F + backend B/K, or measured shard times) with the
     package's deps, plus a merge node (D) that its dependents wait for.
+(d) `pipelined_graph` then (b): each compile is its frontend F then its
+    backend B + D in one process; dependents' compiles wait only for the
+    frontend (the export data), links and other actions for the whole; with
+    chosen packages also split K ways as in (c).
 
 `lower_bound`: max(work / k, span) — no schedule on k workers can beat it.
 Work, span, critical path, bottom levels and levels are `fgo.analysis.graph`'s
@@ -81,16 +85,25 @@ def go_priorities(g: nx.DiGraph, attr: str = "priority") -> dict[Any, float]:
 
 
 def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
-                  priority: Mapping[Any, float] | None = None) -> Schedule:
+                  priority: Mapping[Any, float] | None = None,
+                  chain: Mapping[Any, Any] | None = None) -> Schedule:
     """Greedy (non-delay) list scheduling of the DAG on k identical workers.
 
     Whenever a worker is idle and a node is ready (all deps finished), the
     ready node with the highest priority starts (ties: insertion order of g).
     Default priority: `graph.bottom_levels` (critical path first).
+    CHAIN {a: b}: b is the rest of a's process (e.g. a compile's backend after its
+    frontend): b starts on a's worker the moment a finishes, never queued behind
+    other work; b's only dep must be a.
     """
     if k < 1:
         raise ValueError("k must be >= 1")
     d = _dur(g, dur)
+    chain = chain or {}
+    for a, b in chain.items():
+        if list(g.predecessors(b)) != [a]:
+            raise ValueError(f"chained node {b!r} must depend on {a!r} alone")
+    chained = set(chain.values())
     prio = priority if priority is not None else graph.bottom_levels(g, d)
     order = {n: i for i, n in enumerate(g)}
     pending = {n: g.in_degree(n) for n in g}
@@ -102,24 +115,30 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
     sched = Schedule(0.0)
     now = 0.0
     done = 0
+
+    def start(n: Any, w: int) -> None:
+        sched.start[n], sched.worker[n] = now, w
+        sched.finish[n] = now + max(0.0, float(d[n]))
+        heapq.heappush(running, (sched.finish[n], order[n], w, n))
+
     while done < len(pending):
         while ready and free:
             _, _, n = heapq.heappop(ready)
-            w = heapq.heappop(free)
-            sched.start[n], sched.worker[n] = now, w
-            sched.finish[n] = now + max(0.0, float(d[n]))
-            heapq.heappush(running, (sched.finish[n], order[n], w, n))
+            start(n, heapq.heappop(free))
         if not running:
             raise ValueError("graph has a cycle or unreachable nodes")
         now = running[0][0]
         while running and running[0][0] <= now:
             _, _, w, n = heapq.heappop(running)
-            heapq.heappush(free, w)
             done += 1
             for s in g.successors(n):
                 pending[s] -= 1
-                if pending[s] == 0:
+                if pending[s] == 0 and s not in chained:
                     heapq.heappush(ready, (-prio[s], order[s], s))
+            if n in chain:
+                start(chain[n], w)
+            else:
+                heapq.heappush(free, w)
     sched.makespan = max(sched.finish.values(), default=0.0)
     return sched
 
@@ -225,6 +244,82 @@ def split_graph(g: nx.DiGraph, specs: Mapping[str, SplitSpec],
         d[n] = scale * spec.merge_s
         h.nodes[n].update(mode="split merge", duration=d[n])
     return h, d
+
+
+# ---------------------------------------------------------------- pipelining
+
+@dataclass
+class Pipelined:
+    """A graph with pipelined compiles (see `pipelined_graph`) and how to schedule it."""
+
+    graph: nx.DiGraph
+    dur: dict[Any, float]
+    chain: dict[Any, Any]       # frontend node -> the backend that continues its process
+
+    def schedule(self, k: int) -> Schedule:
+        """List scheduling, critical path first, each backend right after its frontend."""
+        return list_schedule(self.graph, k, self.dur, chain=self.chain)
+
+
+def pipelined_graph(g: nx.DiGraph, specs: Mapping[Any, SplitSpec], dur: Durations | None = None,
+                    shards: Mapping[Any, int] | None = None, mode: str = "build") -> Pipelined:
+    """(d) Pipelined compilation: dependents' compiles start from a package's export data.
+
+    Each `mode` node n in SPECS (keyed by node) becomes its frontend (n, "export"),
+    F seconds, then its backend n (B + D), run as one process (`Pipelined.chain`).
+    A dependent of mode `mode` (a compile) waits only for the frontend; every other
+    dependent (link, cgo, ...) for the whole. F, B, D are scaled to the node's duration
+    as in `split_graph`. With SHARDS {n: K}, K > 1, n is also split: the frontend
+    (the leader's) is followed by the leader's share B/K, shards 1..K-1 take F + B/K
+    each, and the merge n (D) waits for all of them; dependents' compiles wait for
+    the leader's frontend. Nodes not in SPECS (or with F + B + D = 0) stay whole.
+    """
+    d = dict(_dur(g, dur))
+    shards = shards or {}
+    h = nx.DiGraph()
+    hd: dict[Any, float] = {}
+    chain: dict[Any, Any] = {}
+    entry: dict[Any, list[Any]] = {}   # the nodes that take n's deps
+    export: dict[Any, Any] = {}        # what a dependent compile of n waits for
+
+    def add(node: Any, t: float, attrs: Mapping[str, Any], role: str) -> None:
+        h.add_node(node, **{**attrs, "mode": role, "duration": t})
+        hd[node] = t
+
+    for n in g:
+        attrs = g.nodes[n]
+        spec = specs.get(n) if attrs.get("mode") == mode else None
+        if spec is None or spec.total_s <= 0:
+            h.add_node(n, **attrs)
+            hd[n] = d[n]
+            entry[n], export[n] = [n], n
+            continue
+        scale = d[n] / spec.total_s
+        f, b, m = scale * spec.frontend_s, scale * spec.backend_s, scale * spec.merge_s
+        k = max(1, int(shards.get(n, 1)))
+        front = (n, "export")
+        add(front, f, attrs, "frontend")
+        entry[n], export[n] = [front], front
+        if k == 1:
+            add(n, b + m, attrs, "backend")
+            h.add_edge(front, n)
+            chain[front] = n
+            continue
+        lead = (n, "shard", 0)
+        add(lead, b / k, attrs, "split shard")
+        h.add_edge(front, lead)
+        chain[front] = lead
+        add(n, m, attrs, "split merge")
+        h.add_edge(lead, n)
+        for i in range(1, k):
+            s = (n, "shard", i)
+            add(s, f + b / k, attrs, "split shard")
+            h.add_edge(s, n)
+            entry[n].append(s)
+    for u, v in g.edges:
+        src = export[u] if g.nodes[v].get("mode") == mode else u
+        h.add_edges_from((src, t) for t in entry[v])
+    return Pipelined(h, hd, chain)
 
 
 # ---------------------------------------------------------------- sweeps

@@ -1,0 +1,135 @@
+"""Item 7 (issue 15): pipelined compilation — early export data, and its simulated effect.
+
+1. Early export data is final (measured, not simulated): `go build -a -toolexec` with
+   fgo.split.early_export as the wrapper over the whole corpus (std and cmd; etcd; gin):
+   every compile runs the patched compiler with `-fgoexport` (patch 0013), and for std+cmd
+   also the stock compiler on the same command line; per compile, whether the early file
+   equals the final archive up to the end of `__.PKGDEF`, whether the patched archive equals
+   the stock one (the flag must not change the object), and when the early file appeared,
+   as a fraction of the compile's wall time. Results: results/early_export.json (one row per corpus;
+   the packages whose early export data differs must not be pipelined).
+2. Pipelining simulated (fgo.analysis.simulate.pipelined_graph): the cold `go build -a`
+   of each project with `-gcflags=all=-bench=FILE`, GOMAXPROCS=2, its action graph with
+   CPU durations (`Action.cpu_s`) and every compile's F/B/D from its own -bench run; list
+   scheduling without and with pipelining, alone and with the large critical-path
+   packages split (F + B/K + D, K the best of 1..16 <= k), DistGo-style levels for
+   reference, k = 1..64; where part 1 ran first, also pipelined at the moment the patched
+   compiler actually wrote the export data (after walk, later than the -bench frontend).
+   Results: results/pipeline_<project>.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from experiments.lab import CORPUS, GOCODE, QUICK_CORPUS, SIM_KS
+from fgo.split import early_export
+
+# corpus name -> (targets, GOPATH mode, also compile with the stock compiler). The stock
+# comparison doubles the compiles; it runs on std+cmd (the most packages), while etcd and
+# gin (whose std part std+cmd covers) check the early export data only.
+EXPORT_CORPORA = {
+    "std+cmd": (["std", "cmd"], False, True),
+    "etcd": ([CORPUS["etcd"].target], True, False),
+    "gin": ([CORPUS["gin"].target], True, False),
+}
+
+
+# the part-1 log whose compiles are the simulated project's
+EXPORT_LOG = {"etcd": "etcd", "gin": "gin", "cmd/go": "std_cmd", "cmd/compile": "std_cmd"}
+
+
+def _quick(name: str) -> list:
+    return [pytest.mark.quick] if name in QUICK_CORPUS else []
+
+
+@pytest.mark.parametrize("corpus", [pytest.param(c, marks=_quick(c)) for c in EXPORT_CORPORA])
+def test_early_export_identity(benchmark, lab, corpus: str) -> None:
+    targets, gopath, stock = EXPORT_CORPORA[corpus]
+    if gopath:
+        lab.require(corpus)
+    env = CORPUS["gin"].env() if gopath else CORPUS["cmd/go"].env()
+    log = lab.raw / f"early_export_{corpus.replace('+', '_')}.jsonl"
+    cache = lab.tmpdir("gocache")
+    recs = benchmark.pedantic(early_export.check_build, args=(targets, log, cache),
+                              kwargs={"env": env, "cwd": GOCODE if gopath else None, "stock": stock},
+                              rounds=1, iterations=1)
+    lab.drop(cache)
+    compiled = [r for r in recs if r.get("rc") == 0]
+    differ = sorted({r["pkg"] for r in compiled if not r.get("identical")})
+    not_stock = sorted({r["pkg"] for r in compiled if stock and not r.get("stock_identical")})
+    fracs = [r["export_ready_frac"] for r in compiled if r.get("export_ready_frac") is not None]
+    big = [r["export_ready_frac"] for r in compiled
+           if r.get("export_ready_frac") is not None and r["wall_s"] >= 1.0]
+    row = {"corpus": corpus, "targets": " ".join(targets), "compiles": len(compiled),
+           "failed": len(recs) - len(compiled),
+           "identical": sum(1 for r in compiled if r.get("identical")), "not_identical": len(differ),
+           "stock_checked": stock, "stock_identical": sum(1 for r in compiled if r.get("stock_identical")) if stock else None,
+           "not_stock_identical": len(not_stock) if stock else None,
+           "ready_frac_median": round(statistics.median(fracs), 3) if fracs else None,
+           "ready_frac_median_1s": round(statistics.median(big), 3) if big else None,
+           "compiles_1s": len(big),
+           "differ": differ, "differ_why": {r["pkg"]: r.get("why") for r in compiled if not r.get("identical")},
+           "not_stock": not_stock, "log": str(log.relative_to(lab.results.parent.parent))
+           if log.is_relative_to(lab.results.parent.parent) else str(log)}
+    row.update(command=lab.command, date=lab.meta()["date"])
+    # one row per corpus; rows of the other corpora from earlier sessions are kept (each
+    # row says which command and when)
+    table = lab.table("early_export")
+    if not table and (lab.results / "early_export.json").exists():
+        prev = json.loads((lab.results / "early_export.json").read_text())
+        table[:] = [{"command": prev["meta"].get("command"), "date": prev["meta"].get("date"), **r}
+                    for r in prev["rows"]]
+    table[:] = sorted([r for r in table if r["corpus"] != corpus] + [row],
+                      key=lambda r: list(EXPORT_CORPORA).index(r["corpus"]))
+    lab.save("early_export", table,
+             what="early export data (-fgoexport, patch 0013) against the final archive, and the "
+                  "patched archive against stock, every compile of the corpus (measured)")
+    benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, (list, dict))})
+    assert compiled and not row["failed"], f"{row['failed']} compiles failed"
+    assert not not_stock, f"-fgoexport changed the archive of {not_stock}"
+    assert all(0.0 <= f <= 1.0 for f in fracs)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_quick(n)) for n in CORPUS])
+def test_pipelining_simulation(benchmark, lab, name: str) -> None:
+    from experiments import pipeline_sweep as ps
+    from fgo.analysis import actiongraph as ag
+    from fgo.analysis import graph
+
+    if name not in lab.projects():
+        pytest.skip("not in this run's corpus")
+    build, bench_text = lab.bench_build(name)
+    g = ag.work_graph(build.graph())
+    dur = graph.node_weights(g, "cpu")
+    specs = ps.node_specs(g, bench_text)
+    splits = ps.choose_splits(g, specs, dur, max_n=4 if lab.quick else 12)
+    # when the patched compiler wrote the export data, from part 1's log of the same sources
+    log = lab.raw / f"early_export_{EXPORT_LOG[name]}.jsonl"
+    ready_frac = {r["pkg"]: r["export_ready_frac"] for r in early_export.read_log(log)
+                  if r.get("identical") and r.get("export_ready_frac") is not None}
+    ready = ps.ready_specs(g, specs, ready_frac) if ready_frac else None
+    rows = benchmark.pedantic(ps.sweep, args=(g, SIM_KS, specs, dur, splits),
+                              kwargs={"ready": ready}, rounds=1, iterations=1)
+    compiles = sum(1 for n in g if g.nodes[n].get("mode") == "build")
+    span, path = graph.critical_path(g, dur)
+    lab.save(f"pipeline_{name.replace('/', '_')}", rows,
+             what="simulated makespans with pipelined compilation (CPU durations, -bench F/B/D)",
+             project=name, durations="cpu", input_build=build.row(), compiles=compiles,
+             compiles_with_phases=len(specs), frontend_share=round(ps.frontend_share(g, specs, dur), 3),
+             split_packages=[g.nodes[n]["package"] for n in splits], shard_choices=list(ps.SHARD_CHOICES),
+             export_ready_from=str(log.relative_to(lab.results)) if ready else None,
+             compiles_with_export_ready=sum(1 for n in specs if ready and ready[n] is not specs[n]),
+             longest_compiles=ps.phase_table(g, specs, dur),
+             critical_path=[f"{g.nodes[x].get('mode')} {g.nodes[x].get('package')}" for x in path])
+    assert len(specs) >= 0.95 * compiles, f"only {len(specs)} of {compiles} compiles have -bench phases"
+    one = rows[0]
+    assert one["k"] == 1 and abs(one["pipelined"] - one["work"]) < 1e-3 * max(1.0, one["work"])
+    for r in rows:
+        assert r["pipelined"] >= r["lower_bound_pipelined"] - 1e-3
+        assert r["span_pipelined"] <= r["span"] + 1e-3  # waiting for less never lengthens the span
+        assert r["split_cp_list"] <= r["cp_list"] + 1e-3 and r["pipelined_split"] <= r["pipelined"] + 1e-3
+    benchmark.extra_info.update(project=name, compiles=compiles, splits=len(splits))

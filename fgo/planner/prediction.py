@@ -1,0 +1,232 @@
+"""Predicted compiles: every compile command of a build, from go's own plan (`go build -n`).
+
+go build stays the driver of an fgo build, so it asks for a package's compile only after
+its dependencies' compiles returned. To start a dependent earlier (pipelining, issue 15)
+fgo must know that compile's command line beforehand: `go build -n` with the same flags
+prints the build's shell script, every compile in it. This module parses that script
+(`parse`, pure) into one `Prediction` per compile and gives the content key that
+matches a prediction to the real compile request later (`content_key`, pure): the
+normalized command line, the sha256 of every source and input file, and of the export
+data of every import.
+
+Normalized, so that the prediction and the request compare equal:
+  - `$WORK` of the script and the real WORK dir both become `$WORK`, and every action
+    dir `$WORK/bNNN` becomes `$WORK/b` (go numbers them in its own order);
+  - `-buildid ID` becomes `-buildid $BUILDID` (go rewrites the ID in place afterwards,
+    as `updateBuildID` does, and so does fgo on a match);
+  - `-c=N` is dropped (backend concurrency does not change the output);
+  - the tool is its base name; relative source paths are made absolute against the
+    compile's directory (the script's `cd`);
+  - the importcfg keeps its `importmap` lines and the import path of each `packagefile`
+    line, not where the file is: the key holds the import's export data instead.
+Export data is hashed without its `build id` header line (`export_data_sha`): the
+dependency's archive gets its final build ID only after its compile.
+
+A prediction whose compile reads a file another action makes first (cgo's generated Go
+files, `-symabis` from asm) has `work_inputs`: its key can be known only once those exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fgo import goarchive, toolchain
+
+_HEADER = re.compile(r"^# (\S+)$")
+_HEREDOC = re.compile(r"^cat >(\S+) << 'EOF'")
+_ECHO_CFG = re.compile(r"^echo '(.*)' > (\S+)")
+_ACTION_DIR = re.compile(r"\$WORK/b\d+")
+_BUILD_ID_LINE = re.compile(rb"^build id \"[^\"\n]*\"\n", re.MULTILINE)
+
+# Compile flags whose value is a file the compile reads (the importcfg and embedcfg, which
+# the script writes itself, are keyed by their text).
+INPUT_FLAGS = ("-symabis", "-pgoprofile", "-coveragecfg")
+
+
+class PredictError(ValueError):
+    """`go build -n` output that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One compile of the planned build."""
+
+    package: str                   # import path (the script's "# path" header, else -p)
+    p: str                         # the -p value ("main" for a main package)
+    argv: tuple[str, ...]          # normalized command line
+    cwd: str
+    sources: tuple[str, ...]       # absolute paths of the .go files, in command-line order
+    imports: tuple[str, ...]       # import paths of the importcfg's packagefile lines
+    importcfg: str                 # normalized importcfg text
+    embedcfg: str | None = None    # the embedcfg text, if any
+    inputs: tuple[str, ...] = ()   # other files read (INPUT_FLAGS values, embedded files), normalized
+    work_inputs: tuple[str, ...] = field(default=())  # inputs made by earlier actions ($WORK)
+
+
+def normalize_path(path: str, work: str | None = None) -> str:
+    """PATH with the WORK dir as `$WORK` and its action dirs as `$WORK/b`."""
+    if work:
+        path = path.replace(work.rstrip("/"), "$WORK")
+    return _ACTION_DIR.sub("$WORK/b", path)
+
+
+def normalize_argv(argv: Sequence[str], cwd: str, work: str | None = None) -> tuple[str, ...]:
+    """A compile command line as it is keyed (see the module docstring)."""
+    out = [os.path.basename(argv[0])]
+    skip = False
+    for i, a in enumerate(argv[1:], 1):
+        if skip:
+            skip = False
+            continue
+        if a == "-buildid" and i + 1 < len(argv):
+            out += ["-buildid", "$BUILDID"]
+            skip = True
+        elif a.startswith("-buildid="):
+            out.append("-buildid=$BUILDID")
+        elif re.fullmatch(r"-c=\d+", a):
+            continue
+        elif a.endswith(".go") and not a.startswith("-"):
+            out.append(normalize_path(a if os.path.isabs(a) else os.path.normpath(os.path.join(cwd, a)), work))
+        else:
+            out.append(normalize_path(a, work))
+    return tuple(out)
+
+
+def normalize_importcfg(text: str) -> tuple[str, tuple[str, ...]]:
+    """(the importcfg without packagefile locations, the packagefile import paths in order)."""
+    lines, imports = [], []
+    for line in text.splitlines():
+        if line.startswith("packagefile "):
+            path = line[len("packagefile "):].split("=", 1)[0]
+            imports.append(path)
+            lines.append(f"packagefile {path}")
+        elif line.strip() and not line.startswith("#"):
+            lines.append(line)
+    return "\n".join(lines) + "\n", tuple(imports)
+
+
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def parse(script: str) -> dict[str, Prediction]:
+    """Every compile in SCRIPT, keyed by import path: `go build -n` output, or the `-x`
+    output of a real build (its `WORK=` line names the WORK dir to normalize; it has no
+    `# path` headers, so there the key is the compile's -p, "main" for a command).
+    Two compiles under one key: the later wins."""
+    files: dict[str, str] = {}
+    preds: dict[str, Prediction] = {}
+    package, cwd, work = "", "", None
+    lines = script.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith("WORK=") and work is None:
+            work = line[len("WORK="):].strip()
+            continue
+        if work:
+            line = line.replace(work, "$WORK")
+        if m := _HEADER.match(line):
+            package = m[1]
+        elif line.startswith("cd "):
+            cwd = line[3:].strip()
+        elif m := _HEREDOC.match(line):
+            body = []
+            while i < len(lines) and lines[i] != "EOF":
+                body.append(lines[i].replace(work, "$WORK") if work else lines[i])
+                i += 1
+            if i == len(lines):
+                raise PredictError(f"unterminated here-document for {m[1]}")
+            i += 1
+            files[m[1]] = "\n".join(body) + "\n"
+        elif m := _ECHO_CFG.match(line):
+            files[m[2]] = m[1] + "\n"
+        else:
+            try:
+                argv = shlex.split(line, comments=True)
+            except ValueError as exc:
+                raise PredictError(f"cannot parse {line[:80]!r}: {exc}") from None
+            if not argv or os.path.basename(argv[0]) != "compile":
+                continue
+            pred = _prediction(package or (_flag_value(argv, "-p") or ""), argv, cwd, files)
+            preds[pred.package] = pred
+            package = ""
+    return preds
+
+
+def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str]) -> Prediction:
+    cfg_path = _flag_value(argv, "-importcfg")
+    if cfg_path is None or cfg_path not in files:
+        raise PredictError(f"{package}: compile without a known importcfg")
+    importcfg, imports = normalize_importcfg(files[cfg_path])
+    embed_path = _flag_value(argv, "-embedcfg")
+    norm = normalize_argv(argv, cwd)
+    sources = tuple(a for a in norm[1:] if a.endswith(".go") and not a.startswith("-"))
+    embedcfg = files.get(embed_path) if embed_path else None
+    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := _flag_value(argv, f))) + _embedded(embedcfg)
+    work_inputs = tuple(x for x in (*sources, *inputs) if x.startswith("$WORK"))
+    return Prediction(package=package, p=_flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
+                      sources=sources, imports=imports, importcfg=importcfg,
+                      embedcfg=embedcfg,
+                      inputs=inputs, work_inputs=work_inputs)
+
+
+def _embedded(embedcfg: str | None) -> tuple[str, ...]:
+    """The files an embedcfg embeds (its "Files" values, sorted): their contents are inputs."""
+    if not embedcfg:
+        return ()
+    try:
+        files = json.loads(embedcfg).get("Files") or {}
+    except (ValueError, AttributeError):
+        raise PredictError("embedcfg is not JSON with a Files map") from None
+    return tuple(sorted(normalize_path(v) for v in files.values()))
+
+
+def export_data_sha(archive: bytes) -> str:
+    """sha256 of an archive's export data (`__.PKGDEF`, up to its end) without the build ID
+    line: the same for the early export file and the final archive of one compile."""
+    end = goarchive.export_data_end(archive[:len(goarchive.MAGIC) + goarchive.HEADER_SIZE])
+    if end is None:
+        raise PredictError("not an archive starting with __.PKGDEF")
+    return hashlib.sha256(_BUILD_ID_LINE.sub(b"", archive[:end], count=1)).hexdigest()
+
+
+def content_key(pred: Prediction, file_sha: Callable[[str], str], export_sha: Mapping[str, str]) -> str:
+    """The key a real compile request must have to take a speculative result.
+
+    FILE_SHA(path) is the sha256 of a source or input file (for `$WORK` paths the caller
+    resolves them); EXPORT_SHA[import path] the `export_data_sha` of each import.
+    """
+    missing = [p for p in pred.imports if p not in export_sha]
+    if missing:
+        raise KeyError(f"{pred.package}: no export data for {', '.join(missing)}")
+    h = hashlib.sha256()
+    for part in ("\0".join(pred.argv), pred.importcfg, pred.embedcfg or ""):
+        h.update(part.encode() + b"\n\x00")
+    for path in (*pred.sources, *pred.inputs):
+        h.update(f"{path} {file_sha(path)}\n".encode())
+    for imp in pred.imports:
+        h.update(f"import {imp} {export_sha[imp]}\n".encode())
+    return h.hexdigest()
+
+
+def plan(go_args: Sequence[str], cwd: Path | str | None = None,
+         env: dict[str, str] | None = None) -> dict[str, Prediction]:
+    """`go build -n GO_ARGS` (the flags of the build to come) parsed into predictions."""
+    proc = toolchain.run_go(["build", "-n", *go_args], cwd=cwd, env=env or toolchain.go_env(), check=False)
+    if proc.returncode != 0:
+        raise PredictError(f"go build -n: {toolchain.last_line(proc.stderr, 'failed')}")
+    return parse(proc.stderr)
