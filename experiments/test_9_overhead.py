@@ -219,26 +219,55 @@ def _wait_for_workers(address: str, n: int) -> None:
         client.wait_for_workers(n, timeout=120)
 
 
+def _leave_one_out(runs: list[dict], fit) -> list[tuple[dict, makespan.Costs]]:
+    """Each run with the mean of the costs FIT on every *other* run."""
+    fits = [fit(r) for r in runs]
+    return [(r, makespan.mean_costs([c for j, c in enumerate(fits) if j != i]))
+            for i, r in enumerate(runs)] if len(runs) > 1 else []
+
+
+def _predicted_row(r: dict, costs: makespan.Costs, kind: str, graph_path: Path, measured: float,
+                   report: dict | None = None) -> dict:
+    g = actiongraph.work_graph(actiongraph.load(graph_path))
+    dur = {n: g.nodes[n].get("duration") or 0.0 for n in g}
+    nbytes = makespan.bytes_by_node(g, report) if report and costs.bytes_per_s else None
+    predicted = makespan.predict(g, 2, dur, costs, nbytes)
+    return {"project": r["project"], "pair": r["pair"], "kind": kind, "measured_s": measured,
+            "predicted_s": round(predicted, 3), "error": round(predicted / measured - 1, 4),
+            "dispatch_s": round(costs.dispatch_s, 4), "fixed_s": round(costs.fixed_s, 3),
+            "head_cpu_ms": round(1000 * costs.head_cpu_s, 2)}
+
+
 @pytest.mark.quick
 def test_model_predicts_the_measured_walls(lab) -> None:
-    """fgo.analysis.makespan against this session's cold pairs: each fgo build's wall
-    predicted from the go side of its pair (go's action graph and durations, at -p 2) plus
-    fgo's costs fitted on the *other* fgo builds (leave one out), never on itself."""
-    runs = [r for r in lab.table("overhead") if isinstance(r.get("pair"), int)]
-    if len(runs) < 2:
-        pytest.skip("needs two or more measured pairs (run with the overhead experiment)")
-    fits = {id(r): makespan.costs_from_run(json.loads(Path(r["fgo_report"]).read_text()),
-                                           r["fgo_cold_s"]) for r in runs}
+    """fgo.analysis.makespan against measured builds, fitted on the *other* builds of the
+    same setup (leave one out), never on the build it predicts:
+    - this session's cold pairs: each fgo build predicted from the go side of its pair (go's
+      action graph and durations at -p 2) on 2 slots;
+    - item 8's emulated hosts (results/scaleout.json, whole builds): each fgo build from its
+      pair's `go build -p 1` on one core, 2 single-core hosts, each compile's bytes at
+      1 Gb/s, the head's and scheduler's CPU on the first host's core."""
     rows = []
-    for r in runs:
-        costs = makespan.mean_costs([fits[id(o)] for o in runs if o is not r])
-        g = actiongraph.work_graph(actiongraph.load(r["go_graph"]))
-        dur = {n: g.nodes[n].get("duration") or 0.0 for n in g}
-        predicted = makespan.predict(g, 2, dur, costs)
-        rows.append({"project": r["project"], "pair": r["pair"], "kind": "embedded, 2 workers",
-                     "measured_s": r["fgo_cold_s"], "predicted_s": round(predicted, 3),
-                     "error": round(predicted / r["fgo_cold_s"] - 1, 4),
-                     "dispatch_s": round(costs.dispatch_s, 4), "fixed_s": round(costs.fixed_s, 3)})
+    pairs = [r for r in lab.table("overhead") if isinstance(r.get("pair"), int)]
+    reports = {id(r): json.loads(Path(r["fgo_report"]).read_text()) for r in pairs}
+    for r, costs in _leave_one_out(pairs, lambda r: makespan.costs_from_run(
+            reports[id(r)], r["fgo_cold_s"])):
+        rows.append(_predicted_row(r, costs, "embedded, 2 workers", Path(r["go_graph"]),
+                                   r["fgo_cold_s"]))
+    scale = lab.results / "scaleout.json"
+    srows = json.loads(scale.read_text())["rows"] if scale.exists() else []
+    go_runs = {(r["project"], r["pair"]): r for r in srows if r.get("side") == "go"}
+    hosts = [r for r in srows if r.get("side") == "fgo" and not r.get("split")
+             and r.get("report") and (r["project"], r["pair"]) in go_runs]
+    sreports = {id(r): json.loads((labmod.REPO / r["report"]).read_text()) for r in hosts}
+    for r, costs in _leave_one_out(hosts, lambda r: makespan.costs_from_run(
+            sreports[id(r)], r["wall_s"], GBIT_BYTES_PER_S,
+            other_head_cpu_s=r.get("scheduler_cpu_s", 0.0))):
+        go = go_runs[(r["project"], r["pair"])]
+        rows.append(_predicted_row(r, costs, "2 emulated hosts, 1 Gb/s",
+                                   labmod.REPO / go["actiongraph"], r["wall_s"], sreports[id(r)]))
+    if not rows:
+        pytest.skip("needs two or more measured builds of one setup (items 8 and 9)")
     worst = max(abs(r["error"]) for r in rows)
     lab.save("model_validation", rows, what="simulated (fgo.analysis.makespan) vs measured: "
              "each fgo build's wall predicted from its pair's go build and the other builds' costs",

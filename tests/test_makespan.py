@@ -32,6 +32,13 @@ def test_dispatch_is_added_to_compiles_only_and_fixed_once() -> None:
     assert ms.predict(g, 2, dur, costs) == pytest.approx(6.5)
 
 
+def test_head_cpu_on_the_workers_cores_is_work_they_lose() -> None:
+    g = graph({"a": "compile", "b": "compile"}, [])
+    dur = {"a": 1.0, "b": 1.0}
+    # 2 s of head CPU over 2 compiles on 2 slots: each compile loses 1 s
+    assert ms.predict(g, 2, dur, ms.Costs(head_cpu_s=1.0)) == pytest.approx(2.0)
+
+
 def test_bytes_cost_time_over_the_link_only() -> None:
     g = graph({"a": "compile", "b": "compile"}, [("a", "b")])
     dur = {"a": 1.0, "b": 1.0}
@@ -50,10 +57,16 @@ def test_costs_from_a_run() -> None:
          "start": 103.0, "end": 106.0},
         {"package": "x", "tool": "compile", "mode": "cached", "dispatch_s": None,
          "start": None, "end": None}]}
+    report["totals"]["remote"] = 2
+    report["head"] = {"cpu_s": 1.0}
+    report["verification"] = {"seconds": 2.0}
     c = ms.costs_from_run(report, wall_s=10.0)
     assert c.dispatch_s == pytest.approx(0.020)    # the median of the remote compiles'
     assert c.fixed_s == pytest.approx(4.0)         # 10 s measured - 6 s of actions
-    assert ms.mean_costs([c, ms.Costs(0.0, 2.0, 1e6)]) == ms.Costs(0.010, 3.0, 1e6)
+    assert c.head_cpu_s == pytest.approx(1.5)      # (1 s own + 2 s verifying) / 2 compiles
+    apart = ms.costs_from_run(report, wall_s=10.0, shares_cores=False)
+    assert apart.head_cpu_s == 0.0
+    assert ms.mean_costs([apart, ms.Costs(0.0, 2.0, 1e6, 0.5)]) == ms.Costs(0.010, 3.0, 1e6, 0.25)
 
 
 def test_bytes_by_node_maps_report_packages_onto_compiles() -> None:

@@ -33,21 +33,32 @@ class Costs:
     dispatch_s: float = 0.0             # per remote compile (median dispatch_s)
     fixed_s: float = 0.0                # per build: wall - (last action end - first start)
     bytes_per_s: float | None = None    # the link's rate; None: on the head's host (no link)
+    head_cpu_s: float = 0.0             # per remote compile: head CPU on the workers' cores
 
     def per_compile(self, nbytes: float) -> float:
+        """What one remote compile of NBYTES adds. The head's CPU, where it shares cores
+        with workers, is work the compiles lose: H seconds over R compiles add H/R each,
+        which adds about H/k to a work-bound schedule on k slots, as stealing H would."""
         link = nbytes / self.bytes_per_s if self.bytes_per_s else 0.0
-        return self.dispatch_s + link
+        return self.dispatch_s + link + self.head_cpu_s
 
 
 def costs_from_run(report: Mapping[str, Any], wall_s: float,
-                   bytes_per_s: float | None = None) -> Costs:
-    """fgo's costs in one build: REPORT (fgo build --report) and its measured WALL_S."""
+                   bytes_per_s: float | None = None, shares_cores: bool = True,
+                   other_head_cpu_s: float = 0.0) -> Costs:
+    """fgo's costs in one build: REPORT (fgo build --report) and its measured WALL_S. With
+    SHARES_CORES (the head runs on a worker's core) the head's CPU counts: its own, the
+    verification compiles' and OTHER_HEAD_CPU_S (e.g. a scheduler process beside it)."""
     actions = [a for a in report["actions"] if a.get("start") and a.get("end")]
     dispatch = [a["dispatch_s"] for a in report["actions"]
                 if a.get("dispatch_s") is not None and a.get("mode") == "remote"]
     span = max(a["end"] for a in actions) - min(a["start"] for a in actions) if actions else 0.0
+    remote = report.get("totals", {}).get("remote", 0)
+    head = ((report.get("head") or {}).get("cpu_s", 0.0)
+            + (report.get("verification") or {}).get("seconds", 0.0) + other_head_cpu_s)
     return Costs(dispatch_s=statistics.median(dispatch) if dispatch else 0.0,
-                 fixed_s=max(0.0, wall_s - span), bytes_per_s=bytes_per_s)
+                 fixed_s=max(0.0, wall_s - span), bytes_per_s=bytes_per_s,
+                 head_cpu_s=head / remote if shares_cores and remote else 0.0)
 
 
 def mean_costs(costs: list[Costs]) -> Costs:
@@ -55,7 +66,8 @@ def mean_costs(costs: list[Costs]) -> Costs:
     rates = [c.bytes_per_s for c in costs if c.bytes_per_s]
     return Costs(dispatch_s=statistics.fmean(c.dispatch_s for c in costs),
                  fixed_s=statistics.fmean(c.fixed_s for c in costs),
-                 bytes_per_s=statistics.fmean(rates) if rates else None)
+                 bytes_per_s=statistics.fmean(rates) if rates else None,
+                 head_cpu_s=statistics.fmean(c.head_cpu_s for c in costs))
 
 
 def is_compile(g: nx.DiGraph, n: Any) -> bool:
