@@ -91,6 +91,7 @@ class Coordinator:
         self.cluster = cluster                 # cluster.Cluster, or an EmbeddedCluster
         self.learned = False                   # learn_workers has run
         self._learn_lock = threading.Lock()
+        self._starter: threading.Thread | None = None  # starts an embedded cluster
         self.recorder = recorder
         self.task_timeout = task_timeout       # a remote compile slower than this runs locally
         self.blobs = BlobIndex()
@@ -132,12 +133,38 @@ class Coordinator:
         return self.cluster.client
 
     def ensure_workers(self) -> None:
-        """Learn the workers once, when the first compile needs them (warnings printed)."""
+        """Learn the workers once (warnings printed). An embedded cluster not started yet
+        starts in the background, and until its workers are up compiles run locally
+        (RemoteFailure CLUSTER_STARTING): go build never waits for worker processes."""
         with self._learn_lock:
-            if not self.learned:
-                self.learned = True
-                for warning in self.learn_workers():
-                    print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+            if self.learned:
+                return
+            if getattr(self.cluster, "started", True):
+                self._learn()
+                return
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start_and_learn,
+                                                 name="fgo-cluster-start", daemon=True)
+                self._starter.start()
+        raise RemoteFailure(policy.CLUSTER_STARTING)
+
+    def _start_and_learn(self) -> None:
+        try:
+            self.client  # noqa: B018  (starts the embedded cluster)
+        except Exception as exc:  # no workers, then: every compile runs locally
+            print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
+        with self._learn_lock:
+            self._learn()
+
+    def _learn(self) -> None:
+        """learn_workers, once; a cluster that cannot answer leaves no workers."""
+        self.learned = True
+        try:
+            warnings = self.learn_workers()
+        except Exception as exc:
+            warnings = [f"the workers cannot be asked: {exc}"]
+        for warning in warnings:
+            print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
 
     def learn_workers(self) -> list[str]:
         """Ask every worker for its store inventory and toolchain (once per build).

@@ -172,7 +172,9 @@ def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp
     from fgo.build.coordinator import Coordinator
     coordinator = Coordinator(cluster, recorder, os.path.join(tmp, "shim.sock"),
                               task_timeout=opts.task_timeout, verifier=_verifier(opts))
-    if not cluster.local:
+    if not cluster.local or opts.split_large is not None:
+        # a split needs its workers from the first compile on: no local start-up phase
+        cluster.client  # noqa: B018  (starts an embedded cluster now)
         coordinator.ensure_workers()
     if opts.split_large is not None:
         coordinator.set_splitter(_splitter(coordinator, opts))

@@ -31,6 +31,7 @@ MAX_RESENDS = 1            # a task whose store lacks blobs is resent this many 
 
 STRAGGLER_WON = "straggler: the local run finished first"
 NO_WORKER = "no usable worker"
+CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
 NO_SHARD_WORKER = "no usable worker for a shard"
 WORKER_LOST = "worker lost"
 REMOTE_TIMEOUT = "remote timeout"
