@@ -189,7 +189,8 @@ def test_two_heads_share_one_cluster(heads: tuple[Path, Path], tmp_path: Path,
     proc, rep_b = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin",
                              "--trace", str(tmp_path / "b.trace"))
     cb = rep_b["shared_cache"]
-    assert hit_rate(rep_b) >= 0.95 and rep_b["totals"]["remote"] == 0, rep_b["totals"]
+    assert hit_rate(rep_b) >= 0.95, (cb, [(x["package"], x["mode"]) for x in rep_b["actions"]
+                                        if x["mode"] != "cached"])
     assert cb["remote_hits"] > 60 and cb["bytes_fetched"] > 1e6 and cb["saved_s"] > 0, cb
     assert "cluster)" in proc.stderr.splitlines()[-1]  # the summary line
     trace = json.loads((tmp_path / "b.trace").read_text())
@@ -209,6 +210,25 @@ def test_go_test_through_the_helper_caches_results(tmp_path: Path,
     assert "(cached)" in second.stdout, second.stdout
     # a plain go build under the helper published at close: a new head finds its entries
     assert sum(len(v) for v in cluster_entries(real_cluster).values()) > 50
+
+
+def test_fgo_cache_stats_trim_clear(tmp_path: Path, real_cluster: RealCluster,
+                                    hello: Path) -> None:
+    env = go_env(tmp_path / "head", GOCACHEPROG=cacheprog("--scheduler", real_cluster.address))
+    plain_go(hello, env, "build", "-o", str(tmp_path / "h.bin"))
+    verb = ("--scheduler", real_cluster.address)
+    stats = run_fgo("cache", "stats", *verb, env=env)
+    assert stats.returncode == 0, stats.stderr
+    local_line, *worker_lines = stats.stdout.splitlines()
+    assert re.search(r"local .*: [1-9]\d* entries", local_line), stats.stdout
+    assert len(worker_lines) == 2 and all(NS in w for w in worker_lines), stats.stdout
+    assert sum(int(re.search(r"(\d+) entries", w).group(1)) for w in worker_lines) > 50
+    trim = run_fgo("cache", "trim", "--size", "0", *verb, env=env)
+    assert trim.returncode == 0 and "entries removed" in trim.stdout, trim.stderr
+    assert all(not v for v in cluster_entries(real_cluster).values())
+    assert run_fgo("cache", "clear", env=env).stdout.startswith("local: 0 entries removed")
+    bad = run_fgo("cache", "trim", "--size", "lots", env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 # ------------------------------------------------------------------ faults: a miss, never wrong

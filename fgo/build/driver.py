@@ -46,7 +46,7 @@ class BuildOptions:
     verify_splits: str = "first"      # first | always | off: split packages compiled stock here
     shared_cache: bool = True         # with --scheduler: go's cache through fgo cacheprog
     cache_size: int = 5 << 30         # the local tier's size limit
-    cache_timeout: float = 1.0        # a cluster-tier request slower than this: tier off
+    cache_timeout: float = 2.0        # a cluster-tier request slower than this: tier off
 
 
 def project_dir(project: str) -> Path:

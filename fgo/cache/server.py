@@ -219,8 +219,10 @@ class Server:
                 n, size = publish_entries(tier, self.local, [e.action for e in self.puts], {})
                 self.counters.published, self.counters.bytes_published = n, size
                 self.counters.publish_s = time.monotonic() - t0
+        # what fgo build has yet to publish stays until a later trim
+        keep = {e.action for e in self.puts} if self.pending is not None else set()
         self.counters.trimmed = len(self.local.trim(self.size_limit, GRACE_S,
-                                                    frozenset(self.used)))
+                                                    frozenset(self.used - keep)))
         if self.stats_path is not None:
             try:
                 self.stats_path.write_text(json.dumps(self.counters.to_json()))

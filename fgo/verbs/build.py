@@ -48,7 +48,7 @@ from fgo.cliargs import go_args_command
                    "front of one held by the workers; verified builds publish to it [on].")
 @click.option("--cache-size", metavar="BYTES", help="Local tier size limit, e.g. 5G [5G].")
 @click.option("--cache-timeout", type=float, metavar="SECONDS",
-              help="A cluster-tier request slower than this turns that tier off [1].")
+              help="A cluster-tier request slower than this turns that tier off [2].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,

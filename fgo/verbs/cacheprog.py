@@ -19,7 +19,7 @@ from fgo import config
 @click.option("--tls-key", metavar="PEM", help="TLS: this client's private key.")
 @click.option("--cache-size", metavar="BYTES", help="Local tier size limit, e.g. 5G [5G].")
 @click.option("--cache-timeout", type=float, metavar="SECONDS",
-              help="A cluster request slower than this turns the cluster tier off [1].")
+              help="A cluster request slower than this turns the cluster tier off [2].")
 @click.option("-v", "--verbose", is_flag=True, help="Print the counters on stderr at close.")
 def cacheprog_cmd(verbose: bool, **flags: object) -> None:
     """Serve go's build cache over stdin/stdout (GOCACHEPROG): a local tier beside GOCACHE,
