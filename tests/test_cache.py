@@ -290,8 +290,9 @@ def test_a_full_cluster_tier_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
         _, rep_a = head_build(a, cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
         faults.injected()
         _, rep_b = head_build(b, cluster, go_env(tmp_path / "B"), tmp_path / "b.bin")
-    assert rep_a["shared_cache"]["puts"] > 60 and rep_a["shared_cache"]["published"] == 0
-    assert rep_b["shared_cache"]["indexed"] == 0 and rep_b["totals"]["cached"] == 0
+    # the limit leaves room for empty bodies only (go stores a few, e.g. empty stdout)
+    assert rep_a["shared_cache"]["puts"] > 60 and rep_a["shared_cache"]["published"] < 5
+    assert rep_b["shared_cache"]["bytes_fetched"] == 0 and rep_b["totals"]["cached"] == 0
     ok = sha(tmp_path / "b.bin") == oracle_sha(b)
     faults.outcome(ok)
     assert ok
@@ -299,7 +300,8 @@ def test_a_full_cluster_tier_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
 
 def test_a_full_local_disk_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
                                      real_cluster: RealCluster, faults) -> None:
-    """B's local tier on a 256 KiB tmpfs: most puts and fetched entries do not fit."""
+    """B's local tier on a 256 KiB tmpfs: most puts and fetched entries do not fit; go
+    still gets a file for each (spilled until close), and the build is right."""
     a, b = heads
     head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
     tiny = tmp_path / "B" / "gocache" / "fgo"
@@ -313,7 +315,8 @@ def test_a_full_local_disk_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
     c = rep["shared_cache"]
-    assert c["misses"] > 20 and c["remote_hits"] < c["indexed"], c
+    assert c["spilled"] > 20, c  # kept only for go's build, not in the cache
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("fgo-cacheprog-*/*"))
     ok = sha(tmp_path / "b.bin") == oracle_sha(b)
     faults.outcome(ok)
     assert ok

@@ -15,8 +15,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -57,6 +59,7 @@ class Counters:
     remote_hits: int = 0
     misses: int = 0
     puts: int = 0
+    spilled: int = 0             # bodies the local tier could not take (a full disk)
     put_errors: int = 0
     bytes_fetched: int = 0
     fetch_s: float = 0.0         # time spent getting entries from the cluster tier
@@ -97,6 +100,8 @@ class Server:
         self.write_lock = threading.Lock()      # one response at a time on go's stdin
         self.used: set[str] = set()             # entries this process handed to go
         self.puts: list[Entry] = []
+        self.spilled: dict[str, Entry] = {}     # action -> a body kept only until close
+        self.spill_dir: Path | None = None
         self.tier: Any = None                   # the ClusterTier once ready
         self.ready = threading.Event()
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fgo-cache")
@@ -158,10 +163,9 @@ class Server:
         if found is None:
             return None
         try:
-            entry = self.local.put(action, found.output, found.body, found.put_time,
-                                   found.seconds)
+            entry = self._store(action, found.output, found.body)
         except (OSError, ValueError):
-            return None  # a full disk: go cannot be given a file, so a miss
+            return None  # no disk at all: go cannot be given a file, so a miss
         with self.lock:
             self.counters.remote_hits += 1
             self.counters.bytes_fetched += len(found.body)
@@ -171,9 +175,29 @@ class Server:
 
     # --- requests ---
 
+    def _store(self, action: str, output: str, body: bytes) -> Entry:
+        """BODY in the local tier; when that disk refuses it, in a spill directory kept only
+        until close: go needs a file for every put (its module index reads back what it
+        put, and fails without it), the cache just does not keep it."""
+        try:
+            return self.local.put(action, output, body)
+        except OSError:
+            pass
+        with self.lock:
+            if self.spill_dir is None:
+                self.spill_dir = Path(tempfile.mkdtemp(prefix="fgo-cacheprog-"))
+            path = self.spill_dir / f"{action}-d"
+            path.write_bytes(body)
+            entry = Entry(action, output, len(body), time.time(), path)
+            self.spilled[action] = entry
+            self.counters.spilled += 1
+            return entry
+
     def get(self, req: Request) -> Response:
         action = req.action_id.hex()
-        entry = self.local.get(action)
+        with self.lock:
+            entry = self.spilled.get(action)
+        entry = entry or self.local.get(action)
         if entry is not None:
             with self.lock:
                 self.counters.local_hits += 1
@@ -191,7 +215,7 @@ class Server:
     def put(self, req: Request) -> Response:
         action, output = req.action_id.hex(), req.output_id.hex()
         try:
-            entry = self.local.put(action, output, req.body)
+            entry = self._store(action, output, req.body)
         except (OSError, ValueError) as exc:
             # go carries on without the cache entry (it keeps the file it built)
             with self.lock:
@@ -200,6 +224,8 @@ class Server:
         with self.lock:
             self.counters.puts += 1
             self.used.add(action)
+            if action in self.spilled:  # not in the cache: nothing to publish
+                return Response(req.id, disk_path=str(entry.path))
             self.puts.append(entry)
             if self.pending is not None:
                 with open(self.pending, "a") as f:
@@ -223,6 +249,8 @@ class Server:
         keep = {e.action for e in self.puts} if self.pending is not None else set()
         self.counters.trimmed = len(self.local.trim(self.size_limit, GRACE_S,
                                                     frozenset(self.used - keep)))
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
         if self.stats_path is not None:
             try:
                 self.stats_path.write_text(json.dumps(self.counters.to_json()))
