@@ -225,8 +225,14 @@ def test_fgo_cache_stats_trim_clear(tmp_path: Path, real_cluster: RealCluster,
     assert sum(int(re.search(r"(\d+) entries", w).group(1)) for w in worker_lines) > 50
     trim = run_fgo("cache", "trim", "--size", "0", *verb, env=env)
     assert trim.returncode == 0 and "entries removed" in trim.stdout, trim.stderr
+    from distributed import Client
+    with Client(real_cluster.address, timeout=30) as c:  # only empty bodies fit in 0 bytes
+        left = c.run(tier.store_stats, NS)
+    assert all(s["namespaces"][NS]["bytes"] == 0 for s in left.values()), left
+    clear = run_fgo("cache", "clear", *verb, env=env)
+    assert clear.returncode == 0 and clear.stdout.startswith("local: "), clear.stderr
     assert all(not v for v in cluster_entries(real_cluster).values())
-    assert run_fgo("cache", "clear", env=env).stdout.startswith("local: 0 entries removed")
+    assert DiskTier(tmp_path / "head" / "gocache" / "fgo" / NS).stats()["entries"] == 0
     bad = run_fgo("cache", "trim", "--size", "lots", env=env)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 

@@ -156,6 +156,7 @@ class Server:
         took = time.monotonic() - t0
         with self.lock:
             self.counters.latencies.append(took)
+            del self.counters.latencies[:-RECENT]
             self.counters.fetch_s += took
             why = remote_verdict(self.counters.latencies, self.limit)
         if why:
