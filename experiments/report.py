@@ -741,6 +741,33 @@ def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]
         differ = sorted({p for r in export["rows"] for p in r.get("differ", [])})
         md += ["", "Packages whose early export data differs (must not be pipelined): "
                + (", ".join(f"`{p}`" for p in differ) if differ else "none") + ".", ""]
+def _shared_cache_section(doc: dict[str, Any] | None) -> list[str]:
+    """Item 6: the shared build cache, head B against head A."""
+    if not doc:
+        return []
+    rows = [r for r in doc["rows"] if r.get("run") != "summary"]
+    summaries = [r for r in doc["rows"] if r.get("run") == "summary"]
+    md = ["## 6. The shared build cache (measured)", "",
+          f"{label(doc['meta'], 'measured')}. A real cluster (`dask scheduler` + 2 `dask worker` "
+          "processes on 127.0.0.1, a new one per pair; `pytest "
+          "experiments/test_6_shared_cache.py --benchmark`). Head A builds with an empty GOCACHE "
+          "and an empty cluster tier and publishes; head B, with its own empty GOCACHE and HOME, "
+          "builds the same sources from the cluster tier; a cold `--no-shared-cache` build "
+          "beside them is what A's publishing costs. B always follows A (it needs A's entries).",
+          ""]
+    md.append(table(rows, [("project", "project"), ("pair", "pair"), ("run", "run"),
+                           ("wall_s", "wall s"), ("hit_rate", "compiles cached"),
+                           ("remote_hits", "cluster hits"), ("misses", "misses"),
+                           ("bytes_fetched", "bytes fetched"), ("fetch_s", "fetch s"),
+                           ("published", "published"), ("publish_s", "publish s")]))
+    md.append("")
+    for s in summaries:
+        md.append(f"- {s['project']}: B / A wall, median of {s['pairs']} pair(s): "
+                  f"**{s['b_over_a_median']}×** (pairs {s['b_over_a']}); A (publishing) / cold "
+                  f"without the shared cache: {s['a_over_local_median']}× (pairs "
+                  f"{s['a_over_local']}); B's compiles cached: at least "
+                  f"{100 * s['b_hit_rate_min']:.1f}%.")
+    md.append("")
     return md
 
 
@@ -766,11 +793,12 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _fgo_section(fgo, results, out)
     md += _split_section(split, split_sim, results, out)
     md += _verification_section(_load(results / "verification.json"))
+    md += _shared_cache_section(_load(results / "shared_cache.json"))
+    md += _pipeline_section(results, _load(results / "early_export.json"))
     md += _scaleout_section(_load(results / "scaleout.json"))
     md += _overhead_section(_load(results / "overhead.json"))
     md += _model_section(_load(results / "model_validation.json"))
     md += _das5_section(_load(results / "das5.json"))
-    md += _pipeline_section(results, _load(results / "early_export.json"))
     md += _files_section(results, out)
     out.write_text("\n".join(md))
     return out

@@ -21,6 +21,9 @@ VERBS = {
                       "Compile packages as shards + leader and compare with a stock compile."),
     "diff": ("fgo.verbs.diff:diff_cmd", "Compare two archives or binaries down to the symbol."),
     "verify": ("fgo.verbs.verify:verify_cmd", "Build several ways and explain any difference."),
+    "cacheprog": ("fgo.verbs.cacheprog:cacheprog_cmd",
+                  "Serve go's build cache (GOCACHEPROG) from this host and the cluster."),
+    "cache": ("fgo.verbs.cache:cache_cmd", "Show, trim or clear the shared build cache."),
     "worker-setup": ("fgo.verbs.worker_setup:worker_setup", "Prepare this machine as a worker (toolchain, patched compiler)."),
 }
 

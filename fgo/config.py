@@ -37,6 +37,18 @@ def _split_mode(v: Any) -> str:
     return str(v)
 
 
+def _size(v: Any) -> int:
+    from fgo.cache.local import parse_size
+    return parse_size(v if isinstance(v, int) else str(v))
+
+
+def _seconds(v: Any) -> float:
+    seconds = float(v)
+    if seconds <= 0:
+        raise ValueError(f"not a positive number of seconds: {v!r}")
+    return seconds
+
+
 # name -> (parse, default). Flag --NAME-WITH-DASHES, env FGO_NAME, pyproject key name-with-dashes.
 SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "scheduler": (str, None),
@@ -49,6 +61,9 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "tls_key": (str, None),
     "verify_rate": (_rate, 0.03),
     "verify_splits": (_split_mode, "first"),
+    "shared_cache": (_bool, True),        # with a scheduler: GOCACHEPROG = fgo cacheprog
+    "cache_size": (_size, "5G"),          # the head's local tier (workers: FGO_CACHE_SIZE)
+    "cache_timeout": (_seconds, 2.0),     # a cluster-tier request slower than this: tier off
 }
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN, free_port, require_gopath, stop_processes, wait_until
+from conftest import (VENV_BIN, RealCluster, free_port, require_gopath, stop_processes,
+                      wait_until)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -105,6 +106,7 @@ CLUSTER = [
     "prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1",
     "fgo build --scheduler tcp://HEAD:8786 --split-large PROJECT",
 ]
+SHARED_CACHE = 'GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go test ./...'
 WALKTHROUGH = [
     "fgo plan tests/data/hello",
     "fgo build --trace trace.json --report report.json tests/data/hello -- -a -o /tmp/hello",
@@ -114,7 +116,7 @@ WALKTHROUGH = [
 
 def test_the_readme_shows_only_tested_commands() -> None:
     shown = [c for c, _ in readme_commands(README.read_text())]
-    tested = [SETUP, TEST_COMMAND, *EXAMPLES, ETCD, *CLUSTER, *WALKTHROUGH]
+    tested = [SETUP, TEST_COMMAND, *EXAMPLES, ETCD, *CLUSTER, SHARED_CACHE, *WALKTHROUGH]
     assert sorted(set(shown) - set(tested)) == [], "README commands no test runs"
     assert sorted(set(tested) - set(shown)) == [], "tested commands the README no longer shows"
 
@@ -232,6 +234,22 @@ def test_cluster_section(project: Path, tmp_path: Path) -> None:
         assert CLUSTER[6].rstrip(" &") == CLUSTER[0]
     finally:
         stop_processes(procs, timeout=15)
+
+
+def test_shared_cache_section(project: Path, tmp_path: Path) -> None:
+    """Plain go through the helper on a real cluster: go test works, and a second run in
+    another GOCACHE reports the test result cached (from the cluster tier)."""
+    (project / "greet" / "greet_test.go").write_text(
+        'package greet\n\nimport "testing"\n\nfunc TestHello(t *testing.T) {\n'
+        '\tif Hello("x") != "hello, X" { t.Fatal(Hello("x")) }\n}\n')
+    with RealCluster(tmp_path / "c", workers=2) as cluster:
+        first, second = (run(f"GOCACHE={tmp_path / name} {SHARED_CACHE}", project, tmp_path,
+                             **{"HEAD:8786": cluster.address.removeprefix("tcp://")})
+                         for name in ("gocache-1", "gocache-2"))
+        ok(first)
+        ok(second)
+    assert "ok  \texample.com/hello/greet" in first.stdout and "(cached)" not in first.stdout
+    assert "ok  \texample.com/hello/greet\t(cached)" in second.stdout, second.stdout
 
 
 def test_walkthrough(tmp_path: Path) -> None:

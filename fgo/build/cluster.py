@@ -97,6 +97,22 @@ def _silence(prefix: str, level: int) -> None:
             logging.getLogger(name).setLevel(level)
 
 
+def tls_security(tls: tuple[str | None, str | None, str | None]) -> Any:
+    """distributed's Security from (--tls-ca-file, --tls-cert, --tls-key); None without TLS."""
+    from fgo.errors import FgoError
+    ca, cert, key = tls
+    if not any(tls):
+        return None
+    if not all(tls):
+        raise FgoError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
+    for path in tls:
+        if not os.path.isfile(path):
+            raise FgoError(f"TLS file {path} does not exist")
+    from distributed.security import Security
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                    require_encryption=True)
+
+
 def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
             timeout: float = 5.0, security: Any = None) -> Cluster:
     """SCHEDULER (tcp://host:port) or, when None, an embedded cluster sized to this machine."""

@@ -45,6 +45,9 @@ class BuildOptions:
     task_timeout: float = 600.0
     verify_rate: float = 0.03         # share of remote compiles recompiled here and compared
     verify_splits: str = "first"      # first | always | off: split packages compiled stock here
+    shared_cache: bool = True         # with --scheduler: go's cache through fgo cacheprog
+    cache_size: int = 5 << 30         # the local tier's size limit
+    cache_timeout: float = 2.0        # a cluster-tier request slower than this: tier off
 
 
 def project_dir(project: str) -> Path:
@@ -78,30 +81,17 @@ def go_build_command(go_args: list[str], shim: str | None, parallelism: int | No
 def _connect(opts: BuildOptions) -> Any:
     """The cluster, or None when it is unreachable and --fallback-local allows a local build.
     The embedded one starts with the first compile (a no-op build never starts it)."""
-    from fgo.build.cluster import ClusterError, EmbeddedCluster, connect
+    from fgo.build.cluster import ClusterError, EmbeddedCluster, connect, tls_security
     if not opts.scheduler:
         return EmbeddedCluster(opts.workers, opts.threads)
     try:
-        return connect(opts.scheduler, opts.workers, opts.threads, security=_security(opts.tls))
+        return connect(opts.scheduler, opts.workers, opts.threads,
+                       security=tls_security(opts.tls))
     except ClusterError as exc:
         if not opts.fallback_local:
             raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None
         print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
         return None
-
-
-def _security(tls: tuple[str | None, str | None, str | None]) -> Any:
-    ca, cert, key = tls
-    if not any(tls):
-        return None
-    if not all(tls):
-        raise FgoError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
-    for path in tls:
-        if not os.path.isfile(path):
-            raise FgoError(f"TLS file {path} does not exist")
-    from distributed.security import Security
-    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
-                    require_encryption=True)
 
 
 def _splitter(coordinator: Any, opts: BuildOptions) -> Any:
@@ -133,12 +123,13 @@ def run(opts: BuildOptions) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             coordinator = _start_coordinator(cluster, recorder, opts, tmp) if cluster else None
+            shared = _shared_cache(opts, cluster, Path(tmp))
             build_cpu = -_own_cpu()
-            exit_code, graph = _go_build(project, opts, coordinator, tmp)
+            exit_code, graph = _go_build(project, opts, coordinator, tmp, shared)
             build_cpu += _own_cpu()
             verifier = coordinator.verifier if coordinator else None
             mismatches = verifier.wait() if verifier else []
-            evicted = _evict(verifier.suspects() if mismatches else [])
+            evicted = _evict(verifier.suspects() if mismatches else [], shared)
             checks = _check(project, opts, graph) if opts.check and exit_code == 0 \
                 and not mismatches else []
             unseen = "scheduler unreachable" if cluster is None else "did not reach fgo"
@@ -152,6 +143,8 @@ def run(opts: BuildOptions) -> int:
             if verifier is not None:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
+            if shared is not None:
+                report["shared_cache"] = _share(shared, cluster, report, bool(mismatches))
     finally:
         if cluster is not None:
             cluster.close()
@@ -195,12 +188,44 @@ def _cluster_size(cluster: Any, coordinator: Any) -> tuple[int, int]:
     return cluster.workers, cluster.workers * cluster.threads
 
 
-def _go_build(project: Path, opts: BuildOptions, coordinator: Any,
-              tmp: str) -> tuple[int, list[dict[str, Any]]]:
-    """Run go build (through the shim when there is a coordinator): its exit status and
-    its action graph."""
+def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
+    """This build's shared cache: with a cluster given (--scheduler) unless
+    --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
+    if not (opts.shared_cache and opts.scheduler and cluster is not None):
+        return None
+    from fgo.cache.session import SharedCache, cacheprog_args
+    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    if not gocache or gocache == "off":
+        return None
+    try:
+        return SharedCache(Path(gocache), toolchain.identity(), tmp,
+                           cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
+                                          opts.cache_timeout))
+    except ValueError as exc:  # a path go could not be given
+        raise FgoError(f"--shared-cache: {exc}") from None
+
+
+def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool) -> dict[str, Any]:
+    """Publish this build's cache entries to the cluster tier, only when verification found
+    no mismatch; the counters for the report."""
+    from fgo.build.verification import action_id_prefix
+    out = {"scheduler": cluster.scheduler, **shared.counters()}
+    if mismatched:
+        return {**out, "published": 0, "withheld": "verification found a mismatch"}
+    seconds = {p: a["duration_s"] for a in report["actions"]
+               if a["mode"] in ("remote", "local", "split") and a.get("duration_s")
+               and a.get("build_id") and (p := action_id_prefix(a["build_id"]))}
+    return {**out, **shared.publish(cluster.client, seconds)}
+
+
+def _go_build(project: Path, opts: BuildOptions, coordinator: Any, tmp: str,
+              shared: Any = None) -> tuple[int, list[dict[str, Any]]]:
+    """Run go build (through the shim when there is a coordinator; its cache through fgo
+    cacheprog with SHARED): its exit status and its action graph."""
     from fgo.build.shim import shim_path
     env = toolchain.go_env()
+    if shared is not None:
+        env.update(shared.go_env())
     parallelism = None  # go's default: this machine's cores
     if coordinator is not None:
         env["FGO_SOCKET"] = coordinator.socket_path
@@ -263,17 +288,19 @@ def _verifier(opts: BuildOptions) -> Any:
                                        or cache_dir() / "verified-splits.json")))
 
 
-def _evict(buildids: list[str]) -> list[str]:
-    """Remove the GOCACHE entries of the compiles with these -buildid values (outputs that
+def _evict(buildids: list[str], shared: Any = None) -> list[str]:
+    """Remove the cache entries of the compiles with these -buildid values (outputs that
     failed verification, or came from a worker that did), so that no later build, fgo's or
-    a plain go build, reuses them."""
+    a plain go build, reuses them: GOCACHE's, and the local tier's when go's cache went
+    through fgo cacheprog (the build then publishes nothing to the cluster tier)."""
     if not buildids:
         return []
-    from fgo.build.verification import evict
+    from fgo.build.verification import action_id_prefix, evict
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
-    if not gocache:
-        return []
-    return [path for b in buildids for path in evict(Path(gocache), b)]
+    removed = [path for b in buildids for path in evict(Path(gocache), b)] if gocache else []
+    if shared is not None:
+        removed += shared.evict([p for b in buildids if (p := action_id_prefix(b))])
+    return removed
 
 
 def _print_action(rec: Any) -> None:

@@ -187,5 +187,9 @@ def summary_line(report: dict[str, Any]) -> str:
         if v["mismatched"]:
             verified += f", {len(v['mismatched'])} MISMATCHED (build failed)"
         verified += ";"
+    cache = ""
+    if (c := report.get("shared_cache")) and "gets" in c:
+        from fgo.cache.server import summary
+        cache = f" {summary(c)};"
     return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};{verified}"
-            f" {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
+            f"{cache} {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")

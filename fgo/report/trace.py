@@ -86,9 +86,13 @@ def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str
                            "pid": src["pid"], "tid": src["tid"], "ts": src["ts"] + src["dur"] - 0.5})
             events.append({"ph": "f", "bp": "e", "id": flow, "name": "unblocks", "cat": "dep",
                            "pid": dst["pid"], "tid": dst["tid"], "ts": max(dst["ts"], src["ts"] + src["dur"])})
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"fgo_version": report.get("fgo_version"),
-                          "go_version": report.get("go_version")}}
+    other = {"fgo_version": report.get("fgo_version"), "go_version": report.get("go_version")}
+    if cache := report.get("shared_cache"):  # hits ran nothing: one marker says what they saved
+        other["shared_cache"] = cache
+        end = max([s["ts"] + s["dur"] for s in spans] or [0.0])
+        events.append({"ph": "i", "s": "p", "name": "shared cache", "pid": pids[HEAD], "tid": 0,
+                       "ts": end, "args": cache})
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": other}
 
 
 def write_trace(path: str, report: dict[str, Any], graph: list[dict[str, Any]]) -> None:

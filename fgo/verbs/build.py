@@ -43,6 +43,12 @@ from fgo.cliargs import go_args_command
 @click.option("--verify-splits", type=click.Choice(["first", "always", "off"]), default=None,
               help="Compile a split package stock on the head node and compare: the first "
                    "time its inputs are seen, always, or never [first].")
+@click.option("--shared-cache/--no-shared-cache", default=None,
+              help="With --scheduler: go's build cache through fgo cacheprog, a local tier in "
+                   "front of one held by the workers; verified builds publish to it [on].")
+@click.option("--cache-size", metavar="BYTES", help="Local tier size limit, e.g. 5G [5G].")
+@click.option("--cache-timeout", type=float, metavar="SECONDS",
+              help="A cluster-tier request slower than this turns that tier off [2].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
@@ -63,5 +69,6 @@ def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str
         fallback_local=settings["fallback_local"],
         tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]),
         split_large=split_large, shards=shards, verify_rate=settings["verify_rate"],
-        verify_splits=settings["verify_splits"])
+        verify_splits=settings["verify_splits"], shared_cache=settings["shared_cache"],
+        cache_size=settings["cache_size"], cache_timeout=settings["cache_timeout"])
     sys.exit(builder.run(opts))

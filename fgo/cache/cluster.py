@@ -1,0 +1,225 @@
+"""The cluster tier: cache entries held on the workers' disks, reached by direct worker RPC.
+
+An entry lives on one worker, chosen by rendezvous hashing of its action ID over the sorted
+worker addresses (a worker joining or leaving moves only its own share). Entries are filed
+under a namespace naming the exact toolchain (Go version and compiler hash), so a head with
+another toolchain never sees them. The head loads every worker's index of its namespace
+once (one round trip to all workers), so a miss costs no request at all, and a get asks
+only the worker that holds the entry. Workers never write entries of their own accord:
+`store_put` runs only when a head node publishes.
+
+The `store_*` functions run on the workers (Client.run); they import nothing of the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgo.cache.local import DEFAULT_SIZE, DiskTier, parse_size
+from fgo.toolchain import Identity
+
+NAMESPACE = re.compile(r"^go[0-9A-Za-z.+_-]+-[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class Remote:
+    """An entry as it travels between the head and a worker."""
+
+    action: str
+    output: str
+    body: bytes
+    put_time: float
+    seconds: float = 0.0   # the compile time it saves, when the publisher knew it
+
+
+# ------------------------------------------------------------------ decisions (pure)
+
+def namespace(identity: Identity) -> str:
+    """The directory every entry of IDENTITY's toolchain is filed under."""
+    return f"{identity.go_version}-{identity.compiler_sha256[:16]}"
+
+
+def running_namespace(environ: dict[str, str]) -> str:
+    """The namespace of the toolchain of the go that started us (go exports GOVERSION and
+    GOTOOLDIR to GOCACHEPROG), else of fgo's pinned one."""
+    from fgo import toolchain
+    tooldir, version = environ.get("GOTOOLDIR"), environ.get("GOVERSION")
+    compiler = Path(tooldir) / "compile" if tooldir else None
+    if version and compiler is not None and compiler.is_file():
+        return namespace(Identity(version, toolchain.file_sha256(compiler)))
+    return namespace(toolchain.identity())
+
+
+def owner(action: str, workers: list[str]) -> str | None:
+    """The worker that holds ACTION: rendezvous (highest random weight) hashing."""
+    if not workers:
+        return None
+    return max(sorted(workers),
+               key=lambda w: hashlib.sha256(f"{w}\0{action}".encode()).digest())
+
+
+def batches(items: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
+    """ITEMS (key, size) in order, cut into batches of at most MAX_BYTES (an item larger
+    than that is a batch of its own)."""
+    out: list[list[str]] = []
+    size = 0
+    for key, n in items:
+        if not out or size + n > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(key)
+        size += n
+    return out
+
+
+# ------------------------------------------------------------------ worker side
+
+def _cache_root() -> Path:
+    """Where this worker keeps its share: FGO_SHARED_CACHE_DIR, else beside its blob store
+    (FGO_STORE), on the same disk."""
+    if root := os.environ.get("FGO_SHARED_CACHE_DIR"):
+        return Path(root)
+    if store := os.environ.get("FGO_STORE"):
+        return Path(store).with_name(Path(store).name + "-gocache")
+    from fgo.paths import cache_dir
+    return cache_dir() / "shared-gocache"
+
+
+def _store(ns: str) -> DiskTier:
+    if not NAMESPACE.match(ns):
+        raise ValueError(f"not a cache namespace: {ns!r}")
+    return DiskTier(_cache_root() / ns)
+
+
+def _all_stores() -> list[DiskTier]:
+    root = _cache_root()
+    return [DiskTier(d) for d in sorted(root.glob("*")) if d.is_dir()] if root.is_dir() else []
+
+
+def store_limit() -> int:
+    """This worker's size limit for its share of the cluster tier (FGO_CACHE_SIZE)."""
+    return parse_size(os.environ.get("FGO_CACHE_SIZE") or DEFAULT_SIZE)
+
+
+def store_index(ns: str) -> list[str]:
+    return _store(ns).actions()
+
+
+def store_get(ns: str, action: str) -> Remote | None:
+    """The entry of ACTION, or None: absent, or damaged (and then deleted)."""
+    found = _store(ns).read(action)
+    if found is None:
+        return None
+    entry, body = found
+    return Remote(action, entry.output, body, entry.put_time, entry.seconds)
+
+
+def store_put(ns: str, entries: list[Remote]) -> int:
+    """Store ENTRIES and trim to this worker's size limit; how many stayed."""
+    store = _store(ns)
+    for e in entries:
+        try:
+            store.put(e.action, e.output, e.body, e.put_time, e.seconds)
+        except (OSError, ValueError):
+            continue  # a full disk or a damaged body: not stored, a later miss
+    evicted = set(store.trim(store_limit()))
+    return sum(1 for e in entries if e.action not in evicted and store.get(e.action, verify=False))
+
+
+def store_stats(ns: str | None) -> dict[str, Any]:
+    """Entries and bytes per namespace (only NS when given), and this worker's limit."""
+    return {"root": str(_cache_root()), "limit": store_limit(),
+            "namespaces": {t.root.name: t.stats() for t in _all_stores()
+                           if ns is None or t.root.name == ns}}
+
+
+def store_trim(limit: int | None) -> int:
+    """Trim every namespace to LIMIT bytes (None: this worker's limit); entries removed."""
+    n = store_limit() if limit is None else limit
+    return sum(len(t.trim(n)) for t in _all_stores())
+
+
+def store_clear() -> int:
+    return sum(t.clear() for t in _all_stores())
+
+
+# ------------------------------------------------------------------ head side
+
+class RemoteError(Exception):
+    """The cluster tier did not answer in time, or not at all."""
+
+
+class ClusterTier:
+    """The head's view of the cluster tier of one namespace (a distributed.Client)."""
+
+    def __init__(self, client: Any, ns: str) -> None:
+        self.client = client
+        self.ns = ns
+        self.where: dict[str, str] = {}   # action -> worker, from the index
+
+    def workers(self) -> list[str]:
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def load_index(self, timeout: float) -> int:
+        """Learn which worker holds which entry of the namespace: the number of entries."""
+        try:
+            found = self.client.run(store_index, self.ns, on_error="return",
+                                    callback_timeout=timeout)
+        except Exception as exc:
+            raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
+        for worker, actions in sorted(found.items()):
+            if isinstance(actions, BaseException):
+                continue  # that worker's share is a miss
+            for action in actions:
+                self.where[action] = worker
+        return len(self.where)
+
+    def get(self, action: str, timeout: float) -> Remote | None:
+        """The entry of ACTION, or None; RemoteError when its worker does not answer within
+        TIMEOUT. A body that does not hash to its output ID is a miss."""
+        worker = self.where.get(action)
+        if worker is None:
+            return None
+        try:
+            got = self.client.run(store_get, self.ns, action, workers=[worker],
+                                  on_error="raise", callback_timeout=timeout)
+        except Exception as exc:
+            self.where.pop(action, None)
+            raise RemoteError(f"get from {worker}: {type(exc).__name__}: {exc}") from None
+        found = got.get(worker)
+        if found is None:
+            self.where.pop(action, None)
+            return None
+        if hashlib.sha256(found.body).hexdigest() != found.output:  # damaged on the way
+            return None
+        return found
+
+    def put_many(self, entries: list[Remote], timeout: float,
+                 batch_bytes: int = 32 << 20) -> int:
+        """Publish ENTRIES to their owners; how many were stored."""
+        workers = self.workers()
+        by_owner: dict[str, list[Remote]] = {}
+        for e in entries:
+            w = owner(e.action, workers)
+            if w is not None:
+                by_owner.setdefault(w, []).append(e)
+        stored = 0
+        for worker, mine in sorted(by_owner.items()):
+            index = {e.action: e for e in mine}
+            for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
+                try:
+                    got = self.client.run(store_put, self.ns, [index[a] for a in batch],
+                                          workers=[worker], callback_timeout=timeout)
+                    stored += got.get(worker, 0)
+                except Exception:
+                    continue  # that worker's share stays unpublished: a later miss
+        return stored
+
+    def stats(self, timeout: float) -> dict[str, Any]:
+        return self.client.run(store_stats, self.ns, on_error="return",
+                               callback_timeout=timeout)

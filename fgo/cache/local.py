@@ -1,0 +1,235 @@
+"""A disk tier of go's build cache: the head's local tier, and each worker's cluster store.
+
+ROOT/ab/<action>-a holds "<output id> <size> <put time> <compile seconds>" and ROOT/ab/<action>-d the body,
+the file whose path go is given (DiskPath). The -a file's mtime is the entry's last use,
+so eviction is LRU by last use. A body that does not hash to its output ID is a miss and is
+deleted. Decisions (which entries to evict, size parsing) are pure functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_SIZE = "5G"
+HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+# ------------------------------------------------------------------ decisions (pure)
+
+def parse_size(text: str | int) -> int:
+    """Bytes from '5G', '200M', '64k', '0' or an int (binary units)."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError(f"negative size {text}")
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (e.g. 5G, 200M, 0)")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    action: str        # hex action ID
+    size: int          # body bytes
+    last_used: float   # epoch seconds
+
+
+def lru_victims(entries: list[EntryInfo], limit: int, now: float, grace: float,
+                released: frozenset[str] = frozenset()) -> list[str]:
+    """The entries to remove so that the rest fit in LIMIT bytes, least recently used first.
+
+    An entry used within GRACE seconds may be a file another go process still reads
+    (go needs it until that process's "close"), so it stays even over the limit, unless
+    this process RELEASED it (used it and is closing)."""
+    total = sum(e.size for e in entries)
+    victims = []
+    for e in sorted(entries, key=lambda e: (e.last_used, e.action)):
+        if total <= limit:
+            break
+        if now - e.last_used < grace and e.action not in released:
+            continue
+        victims.append(e.action)
+        total -= e.size
+    return victims
+
+
+# ------------------------------------------------------------------ the store
+
+@dataclass(frozen=True)
+class Entry:
+    action: str
+    output: str        # hex output ID: sha256 of the body
+    size: int
+    put_time: float
+    path: Path         # the body
+    seconds: float = 0.0  # what producing it cost (a compile's time, when fgo build knew it)
+
+
+class DiskTier:
+    """One directory of cache entries (see the module doc)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _paths(self, action: str) -> tuple[Path, Path]:
+        if not HEX_ID.match(action):
+            raise ValueError(f"not an action ID: {action!r}")
+        d = self.root / action[:2]
+        return d / f"{action}-a", d / f"{action}-d"
+
+    def get(self, action: str, verify: bool = True) -> Entry | None:
+        """The entry of ACTION, its last use set to now; None when absent or damaged (then
+        it is deleted: its body does not hash to its output ID, or has the wrong size)."""
+        index, body = self._paths(action)
+        try:
+            output, size, put_time, seconds = _fields(index)
+            actual = body.stat().st_size
+        except (OSError, ValueError):
+            return None
+        if actual != int(size) or verify and sha256_file(body) != output:
+            self.remove(action)
+            return None
+        try:
+            os.utime(index)
+        except OSError:
+            pass
+        return Entry(action, output, int(size), float(put_time), body, float(seconds))
+
+    def read(self, action: str) -> tuple[Entry, bytes] | None:
+        """The entry and its body, verified against each other (the worker's get)."""
+        index, body_path = self._paths(action)
+        try:
+            output, _, put_time, seconds = _fields(index)
+            body = body_path.read_bytes()
+        except (OSError, ValueError):
+            return None
+        if hashlib.sha256(body).hexdigest() != output:
+            self.remove(action)
+            return None
+        try:
+            os.utime(index)
+        except OSError:
+            pass
+        return Entry(action, output, len(body), float(put_time), body_path, float(seconds)), body
+
+    def put(self, action: str, output: str, body: bytes, put_time: float | None = None,
+            seconds: float = 0.0) -> Entry:
+        """Store BODY under ACTION (atomically: body first, then the index naming it).
+        Refuses a body that does not hash to OUTPUT; OSError when the disk refuses."""
+        if hashlib.sha256(body).hexdigest() != output:
+            raise ValueError(f"body of {action[:12]} does not hash to its output ID")
+        index, body_path = self._paths(action)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        put_time = time.time() if put_time is None else put_time
+        _write_atomically(body_path, body)
+        try:
+            _write_atomically(index,
+                              f"{output} {len(body)} {put_time:.3f} {seconds:.3f}\n".encode())
+        except OSError:
+            body_path.unlink(missing_ok=True)
+            raise
+        return Entry(action, output, len(body), put_time, body_path, seconds)
+
+    def remove(self, action: str) -> list[str]:
+        removed = []
+        for path in self._paths(action):
+            try:
+                path.unlink()
+                removed.append(str(path))
+            except OSError:
+                pass
+        return removed
+
+    def entries(self) -> list[EntryInfo]:
+        out = []
+        if not self.root.is_dir():
+            return out
+        for d in self.root.iterdir():
+            if not d.is_dir() or len(d.name) != 2:
+                continue
+            for index in d.glob("*-a"):
+                try:
+                    size = int(index.read_text().split()[1])
+                    out.append(EntryInfo(index.name[:-2], size, index.stat().st_mtime))
+                except (OSError, ValueError, IndexError):
+                    continue
+        return out
+
+    def actions(self) -> list[str]:
+        return [e.action for e in self.entries()]
+
+    def evict_prefix(self, prefix: str) -> list[str]:
+        """Remove every entry whose action ID starts with PREFIX (hex): the paths removed."""
+        prefix = prefix.lower()
+        if len(prefix) < 2:
+            return []
+        return [p for index in (self.root / prefix[:2]).glob(f"{prefix}*-a")
+                for p in self.remove(index.name[:-2])]
+
+    def trim(self, limit: int, grace: float = 0.0,
+             released: frozenset[str] = frozenset()) -> list[str]:
+        """Remove least recently used entries until the rest fit in LIMIT bytes (see
+        lru_victims); the action IDs removed."""
+        victims = lru_victims(self.entries(), limit, time.time(), grace, released)
+        for action in victims:
+            self.remove(action)
+        return victims
+
+    def stats(self) -> dict[str, int]:
+        entries = self.entries()
+        return {"entries": len(entries), "bytes": sum(e.size for e in entries)}
+
+    def clear(self) -> int:
+        n = len(self.entries())
+        shutil.rmtree(self.root, ignore_errors=True)
+        return n
+
+
+def _fields(index: Path) -> tuple[str, str, str, str]:
+    output, size, put_time, *rest = index.read_text().split()
+    return output, size, put_time, rest[0] if rest else "0"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomically(dest: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, dest)
+    except BaseException:  # a full disk: leave no half-written file behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def gocache_dir(environ: dict[str, str]) -> Path:
+    """go's GOCACHE as go resolves it on Linux: $GOCACHE, else $XDG_CACHE_HOME/go-build,
+    else ~/.cache/go-build."""
+    if gocache := environ.get("GOCACHE"):
+        return Path(gocache)
+    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(xdg) / "go-build"
+
+
+def local_root(gocache: Path, namespace: str) -> Path:
+    """The head's local tier: beside go's own cache (one per GOCACHE, as go's is), one
+    directory per toolchain (see cluster.namespace)."""
+    return gocache / "fgo" / namespace

@@ -1,0 +1,127 @@
+"""go's GOCACHEPROG protocol (cmd/go/internal/cacheprog), framed exactly as cmd/go does.
+
+go writes each JSON Request followed by an empty line (json.Encoder's newline, then its
+own); a "put" with BodySize > 0 is followed by a line holding the body as a base64 JSON
+string. The helper first writes a Response with ID 0 and its
+KnownCommands, then one Response per Request, in any order. []byte fields travel as
+base64 (encoding/json's convention).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import IO, Any
+
+COMMANDS = ("get", "put", "close")
+
+
+class ProtocolError(Exception):
+    """go sent something that is not a Request."""
+
+
+@dataclass
+class Request:
+    id: int
+    command: str
+    action_id: bytes = b""
+    output_id: bytes = b""
+    body: bytes = b""
+
+
+@dataclass
+class Response:
+    id: int
+    err: str = ""
+    known_commands: tuple[str, ...] = ()
+    miss: bool = False
+    output_id: bytes = b""
+    size: int = 0
+    time: float | None = None      # epoch seconds the entry was put
+    disk_path: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields go reads, omitting the empty ones as go's `omitempty` does."""
+        out: dict[str, Any] = {"ID": self.id}
+        if self.err:
+            out["Err"] = self.err
+        if self.known_commands:
+            out["KnownCommands"] = list(self.known_commands)
+        if self.miss:
+            out["Miss"] = True
+        if self.output_id:
+            out["OutputID"] = base64.b64encode(self.output_id).decode()
+        if self.size:
+            out["Size"] = self.size
+        if self.time is not None:
+            out["Time"] = datetime.fromtimestamp(self.time, timezone.utc).isoformat()
+        if self.disk_path:
+            out["DiskPath"] = self.disk_path
+        return out
+
+
+def _bytes(value: Any) -> bytes:
+    return base64.b64decode(value) if value else b""
+
+
+def _next_line(stream: IO[bytes]) -> bytes:
+    """The next non-empty line, or b"" at the end of input."""
+    line = stream.readline()
+    while line and not line.strip():
+        line = stream.readline()
+    return line
+
+
+def read_request(stream: IO[bytes]) -> Request | None:
+    """The next Request from STREAM (its body read too), or None at the end of input."""
+    line = _next_line(stream)
+    if not line:
+        return None
+    try:
+        msg = json.loads(line)
+        req = Request(int(msg["ID"]), str(msg["Command"]), _bytes(msg.get("ActionID")),
+                      _bytes(msg.get("OutputID")))
+        size = int(msg.get("BodySize") or 0)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"bad request line: {exc}") from None
+    if size > 0:
+        body_line = _next_line(stream)
+        try:
+            req.body = base64.b64decode(json.loads(body_line))
+        except (ValueError, TypeError) as exc:
+            raise ProtocolError(f"bad body of request {req.id}: {exc}") from None
+        if len(req.body) != size:
+            raise ProtocolError(f"request {req.id}: body of {len(req.body)} bytes, "
+                                f"BodySize {size}")
+    return req
+
+
+def encode_response(resp: Response) -> bytes:
+    return json.dumps(resp.to_json(), separators=(",", ":")).encode() + b"\n"
+
+
+def encode_request(req: Request) -> bytes:
+    """A Request as go writes it (for tests and tools that play go's side)."""
+    msg: dict[str, Any] = {"ID": req.id, "Command": req.command}
+    if req.action_id:
+        msg["ActionID"] = base64.b64encode(req.action_id).decode()
+    if req.output_id:
+        msg["OutputID"] = base64.b64encode(req.output_id).decode()
+    if req.body:
+        msg["BodySize"] = len(req.body)
+    out = json.dumps(msg).encode() + b"\n\n"
+    if req.body:
+        out += b'"' + base64.b64encode(req.body) + b'"\n'
+    return out
+
+
+def decode_response(line: bytes) -> Response:
+    """A Response line (for tests and tools that play go's side)."""
+    msg = json.loads(line)
+    when = msg.get("Time")
+    return Response(int(msg["ID"]), msg.get("Err", ""), tuple(msg.get("KnownCommands", ())),
+                    bool(msg.get("Miss")), _bytes(msg.get("OutputID")), int(msg.get("Size", 0)),
+                    datetime.fromisoformat(when).timestamp() if when else None,
+                    msg.get("DiskPath", ""))

@@ -1,0 +1,319 @@
+"""`fgo cacheprog`: the GOCACHEPROG loop, the local tier in front of the cluster tier.
+
+go starts this program, waits for its capabilities, then sends get/put/close requests,
+several at a time. A get is answered from the local tier, else from the cluster tier (the
+entry is written to the local tier first: go reads the file named by DiskPath). A put goes
+to the local tier and is published to the cluster tier later: by `fgo build` once its
+verification found no mismatch (the puts are listed in FGO_CACHE_PENDING), or, under a plain
+go build, at close. The cluster tier is best effort: a request slower than the limit, or a
+cluster that cannot be reached, turns it off for the rest of the process; every trouble
+there is a miss, never a failed build.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from fgo.cache import protocol
+from fgo.errors import FgoError
+from fgo.cache.local import DiskTier, Entry
+from fgo.cache.protocol import Request, Response
+
+PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
+STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
+RECENT = 8                          # latencies the slowness rule looks at
+GRACE_S = 300.0                     # entries used this recently may be another go's files
+
+
+# ------------------------------------------------------------------ decisions (pure)
+
+def remote_verdict(latencies: list[float], limit: float) -> str | None:
+    """Why to stop asking the cluster tier, or None to keep going: its last request took
+    longer than LIMIT, or the median of its recent ones more than a quarter of LIMIT (a
+    tier that slow saves less than the requests cost: go waits for each answer)."""
+    if latencies and latencies[-1] > limit:
+        return f"a request took {latencies[-1]:.2f}s (limit {limit:g}s)"
+    recent = latencies[-RECENT:]
+    if len(recent) >= RECENT and statistics.median(recent) > limit / 4:
+        return f"median request {statistics.median(recent):.2f}s (limit {limit:g}s / 4)"
+    return None
+
+
+# ------------------------------------------------------------------ counters
+
+@dataclass
+class Counters:
+    gets: int = 0
+    local_hits: int = 0
+    remote_hits: int = 0
+    misses: int = 0
+    puts: int = 0
+    spilled: int = 0             # bodies the local tier could not take (a full disk)
+    put_errors: int = 0
+    bytes_fetched: int = 0
+    fetch_s: float = 0.0         # time spent getting entries from the cluster tier
+    saved_s: float = 0.0         # compile seconds of the remote hits, less fetch_s
+    remote: str = "off"          # off | connecting | ready | skipped: WHY
+    indexed: int = 0             # entries of this toolchain in the cluster tier at start
+    published: int = 0
+    bytes_published: int = 0
+    publish_s: float = 0.0
+    trimmed: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("latencies")
+        out["fetch_s"] = round(self.fetch_s, 3)
+        out["saved_s"] = round(self.saved_s, 3)
+        out["publish_s"] = round(self.publish_s, 3)
+        return out
+
+
+# ------------------------------------------------------------------ the server
+
+class Server:
+    """Serves one go process on IN/OUT. REMOTE() connects the cluster tier (a ClusterTier
+    with its index loaded) or raises; None: local tier only."""
+
+    def __init__(self, local: DiskTier, remote: Callable[[], Any] | None, limit: float,
+                 size_limit: int, pending: Path | None = None, stats: Path | None = None,
+                 threads: int = 4) -> None:
+        self.local = local
+        self.limit = limit
+        self.size_limit = size_limit
+        self.pending = pending
+        self.stats_path = stats
+        self.counters = Counters()
+        self.lock = threading.Lock()            # guards counters, used, puts
+        self.write_lock = threading.Lock()      # one response at a time on go's stdin
+        self.used: set[str] = set()             # entries this process handed to go
+        self.puts: list[Entry] = []
+        self.spilled: dict[str, Entry] = {}     # action -> a body kept only until close
+        self.spill_dir: Path | None = None
+        self.tier: Any = None                   # the ClusterTier once ready
+        self.ready = threading.Event()
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fgo-cache")
+        self.started = time.monotonic()
+        if remote is not None:
+            self.counters.remote = "connecting"
+            threading.Thread(target=self._connect, args=(remote,), daemon=True,
+                             name="fgo-cache-connect").start()
+        else:
+            self.ready.set()
+
+    # --- the cluster tier ---
+
+    def _connect(self, remote: Callable[[], Any]) -> None:
+        try:
+            tier = remote()
+        except Exception as exc:
+            self._skip(f"unreachable: {type(exc).__name__}: {exc}")
+        else:
+            with self.lock:
+                if self.counters.remote == "connecting":
+                    self.tier = tier
+                    self.counters.remote = "ready"
+                    self.counters.indexed = len(tier.where)
+        self.ready.set()
+
+    def _skip(self, why: str) -> None:
+        with self.lock:
+            if not self.counters.remote.startswith("skipped"):
+                self.counters.remote = f"skipped: {why}"
+            self.tier = None
+
+    def _remote_tier(self) -> Any:
+        """The cluster tier, waiting for it while it connects (within the limit)."""
+        if not self.ready.is_set():
+            # the index is worth waiting for at the start: the first packages are the
+            # most depended on; past the limit, go on without it.
+            if not self.ready.wait(max(0.0, self.started + 10 * self.limit - time.monotonic())):
+                self._skip(f"not connected within {10 * self.limit:g}s")
+        return self.tier
+
+    def _fetch(self, action: str) -> Entry | None:
+        tier = self._remote_tier()
+        if tier is None or action not in tier.where:
+            return None
+        t0 = time.monotonic()
+        try:
+            found = tier.get(action, self.limit)
+        except Exception as exc:
+            self._skip(str(exc))
+            return None
+        took = time.monotonic() - t0
+        with self.lock:
+            self.counters.latencies.append(took)
+            del self.counters.latencies[:-RECENT]
+            self.counters.fetch_s += took
+            why = remote_verdict(self.counters.latencies, self.limit)
+        if why:
+            self._skip(why)
+        if found is None:
+            return None
+        try:
+            entry = self._store(action, found.output, found.body)
+        except (OSError, ValueError):
+            return None  # no disk at all: go cannot be given a file, so a miss
+        with self.lock:
+            self.counters.remote_hits += 1
+            self.counters.bytes_fetched += len(found.body)
+            if found.seconds:  # known only for entries fgo build published
+                self.counters.saved_s += found.seconds - took
+        return entry
+
+    # --- requests ---
+
+    def _store(self, action: str, output: str, body: bytes) -> Entry:
+        """BODY in the local tier; when that disk refuses it, in a spill directory kept only
+        until close: go needs a file for every put (its module index reads back what it
+        put, and fails without it), the cache just does not keep it."""
+        try:
+            return self.local.put(action, output, body)
+        except OSError:
+            pass
+        with self.lock:
+            if self.spill_dir is None:
+                self.spill_dir = Path(tempfile.mkdtemp(prefix="fgo-cacheprog-"))
+            path = self.spill_dir / f"{action}-d"
+            path.write_bytes(body)
+            entry = Entry(action, output, len(body), time.time(), path)
+            self.spilled[action] = entry
+            self.counters.spilled += 1
+            return entry
+
+    def get(self, req: Request) -> Response:
+        action = req.action_id.hex()
+        with self.lock:
+            entry = self.spilled.get(action)
+        entry = entry or self.local.get(action)
+        if entry is not None:
+            with self.lock:
+                self.counters.local_hits += 1
+        else:
+            entry = self._fetch(action)
+        with self.lock:
+            self.counters.gets += 1
+            if entry is None:
+                self.counters.misses += 1
+                return Response(req.id, miss=True)
+            self.used.add(action)
+        return Response(req.id, output_id=bytes.fromhex(entry.output), size=entry.size,
+                        time=entry.put_time, disk_path=str(entry.path))
+
+    def put(self, req: Request) -> Response:
+        action, output = req.action_id.hex(), req.output_id.hex()
+        try:
+            entry = self._store(action, output, req.body)
+        except (OSError, ValueError) as exc:
+            # go carries on without the cache entry (it keeps the file it built)
+            with self.lock:
+                self.counters.put_errors += 1
+            return Response(req.id, err=f"fgo cacheprog: cannot store {action[:12]}: {exc}")
+        with self.lock:
+            self.counters.puts += 1
+            self.used.add(action)
+            if action in self.spilled:  # not in the cache: nothing to publish
+                return Response(req.id, disk_path=str(entry.path))
+            self.puts.append(entry)
+            if self.pending is not None:
+                with open(self.pending, "a") as f:
+                    f.write(json.dumps({"action": action, "output": output,
+                                        "size": entry.size}) + "\n")
+        return Response(req.id, disk_path=str(entry.path))
+
+    def close(self) -> None:
+        """The end of go's build: publish (plain go build), trim the local tier, write the
+        counters."""
+        self.pool.shutdown(wait=True)
+        if self.pending is None and self.puts:
+            tier = self._remote_tier()
+            if tier is not None:
+                from fgo.cache.publish import publish_entries
+                t0 = time.monotonic()
+                n, size = publish_entries(tier, self.local, [e.action for e in self.puts], {})
+                self.counters.published, self.counters.bytes_published = n, size
+                self.counters.publish_s = time.monotonic() - t0
+        # what fgo build has yet to publish stays until a later trim
+        keep = {e.action for e in self.puts} if self.pending is not None else set()
+        self.counters.trimmed = len(self.local.trim(self.size_limit, GRACE_S,
+                                                    frozenset(self.used - keep)))
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+        if self.stats_path is not None:
+            try:
+                self.stats_path.write_text(json.dumps(self.counters.to_json()))
+            except OSError:
+                pass
+
+    # --- the loop ---
+
+    def serve(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self._send(stdout, Response(0, known_commands=protocol.COMMANDS))
+        while True:
+            try:
+                req = protocol.read_request(stdin)
+            except protocol.ProtocolError as exc:
+                self.close()
+                raise FgoError(f"go sent a request fgo cannot read: {exc}",
+                               prefix="fgo cacheprog") from None
+            if req is None:  # go went away without a close
+                self.close()
+                return
+            if req.command == "close":
+                self.close()
+                self._send(stdout, Response(req.id))
+                return
+            handler = {"get": self.get, "put": self.put}.get(req.command)
+            if handler is None:
+                self._send(stdout, Response(req.id, err=f"unknown command {req.command!r}"))
+                continue
+            self.pool.submit(self._answer, stdout, handler, req)
+
+    def _answer(self, stdout: IO[bytes], handler: Callable[[Request], Response],
+                req: Request) -> None:
+        try:
+            resp = handler(req)
+        except Exception as exc:  # a bug of ours must not hang go: it waits for every ID
+            resp = Response(req.id, miss=req.command == "get",
+                            err="" if req.command == "get" else f"fgo cacheprog: {exc}")
+            print(f"fgo cacheprog: {req.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        self._send(stdout, resp)
+
+    def _send(self, stdout: IO[bytes], resp: Response) -> None:
+        data = protocol.encode_response(resp)
+        with self.write_lock:
+            stdout.write(data)
+            stdout.flush()
+
+
+def summary(c: dict[str, Any]) -> str:
+    """One line of counters, for the build's summary line and `fgo cacheprog -v`."""
+    hits = c["local_hits"] + c["remote_hits"]
+    line = (f"cache {hits} hits ({c['remote_hits']} cluster), {c['misses']} misses, "
+            f"{c['bytes_fetched'] / 1e6:.1f} MB fetched")
+    if c["saved_s"]:
+        line += f", {c['saved_s']:.1f}s saved"
+    if c.get("published"):
+        line += f", {c['published']} published"
+    if c["remote"].startswith("skipped"):
+        line += f"; cluster tier {c['remote']}"
+    return line
+
+
+def environ_paths() -> tuple[Path | None, Path | None]:
+    """FGO_CACHE_PENDING and FGO_CACHE_STATS, as fgo build sets them for its go build."""
+    pending, stats = os.environ.get(PENDING_ENV), os.environ.get(STATS_ENV)
+    return (Path(pending) if pending else None, Path(stats) if stats else None)

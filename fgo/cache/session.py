@@ -1,0 +1,93 @@
+"""One `fgo build`'s use of the shared cache: go's GOCACHEPROG set to `fgo cacheprog`, its
+puts listed instead of published, and published by the build once verification found no
+mismatch (or evicted from the local tier when it found one)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgo.cache.cluster import ClusterTier, namespace
+from fgo.cache.local import DiskTier, local_root
+from fgo.cache.publish import pending_actions, publish_entries
+from fgo.cache.server import PENDING_ENV, STATS_ENV
+
+
+def go_quote(args: list[str]) -> str:
+    """ARGS as one GOCACHEPROG value (go splits it with cmd/internal/quoted: fields are
+    separated by spaces and may be wrapped in single or double quotes)."""
+    out = []
+    for a in args:
+        if a and not re.search(r"[\s'\"]", a):
+            out.append(a)
+        elif "'" not in a:
+            out.append(f"'{a}'")
+        elif '"' not in a:
+            out.append(f'"{a}"')
+        else:
+            raise ValueError(f"cannot quote {a!r} for GOCACHEPROG")
+    return " ".join(out)
+
+
+def cacheprog_args(scheduler: str, tls: tuple[str | None, str | None, str | None],
+                   size: int, timeout: float) -> list[str]:
+    """How go starts `fgo cacheprog` for this build: this interpreter, this fgo."""
+    args = [sys.executable, "-m", "fgo.cli", "cacheprog", "--scheduler", scheduler,
+            "--cache-size", str(size), "--cache-timeout", f"{timeout:g}"]
+    for flag, value in zip(("--tls-ca-file", "--tls-cert", "--tls-key"), tls):
+        if value:
+            args += [flag, value]
+    return args
+
+
+@dataclass
+class SharedCache:
+    gocache: Path
+    identity: Any            # fgo.toolchain.Identity of the head's toolchain
+    tmp: Path                # this build's temporary directory
+    command: list[str]       # cacheprog_args(...)
+
+    @property
+    def pending(self) -> Path:
+        return self.tmp / "cache-pending.jsonl"
+
+    @property
+    def stats_path(self) -> Path:
+        return self.tmp / "cache-stats.json"
+
+    def local(self) -> DiskTier:
+        return DiskTier(local_root(self.gocache, namespace(self.identity)))
+
+    def go_env(self) -> dict[str, str]:
+        return {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
+                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path)}
+
+    def evict(self, prefixes: list[str]) -> list[str]:
+        """Remove the local tier's entries of these action-ID prefixes (failed verification)."""
+        local = self.local()
+        return [p for prefix in prefixes for p in local.evict_prefix(prefix)]
+
+    def publish(self, client: Any, seconds_by_prefix: dict[str, float]) -> dict[str, Any]:
+        """Copy this build's puts to the cluster tier; what it cost."""
+        t0 = time.monotonic()
+        actions = pending_actions(self.pending)
+        tier = ClusterTier(client, namespace(self.identity))
+        try:
+            stored, size = publish_entries(tier, self.local(), actions, seconds_by_prefix)
+        except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
+            return {"published": 0, "bytes_published": 0, "publish_error": str(exc),
+                    "publish_s": round(time.monotonic() - t0, 3)}
+        return {"published": stored, "bytes_published": size,
+                "publish_s": round(time.monotonic() - t0, 3)}
+
+    def counters(self) -> dict[str, Any]:
+        """What the cacheprog counted (empty when go never started it)."""
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
