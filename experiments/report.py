@@ -594,6 +594,11 @@ def _overhead_section(doc: dict[str, Any] | None) -> list[str]:
                   f"no-op +{s['noop_extra_s']} s, dispatch {s['dispatch_median_ms']} ms, head CPU "
                   f"{s['head_cpu_per_remote_ms']} ms per remote compile "
                   f"({s['head_build_cpu_per_remote_ms']} ms while go build ran). Targets: {met}.")
+    for r in (r for r in doc["rows"] if r.get("pair") == "rpc"):
+        md.append(f"- One compile message, {r['calls']} calls × {r['rounds']} rounds to 2 worker "
+                  f"processes (`test_a_task_against_one_rpc`): as a Dask task "
+                  f"{r['task_head_cpu_ms']} ms of head CPU and {r['task_wall_ms']} ms each; as "
+                  f"one RPC to fgo's handler {r['rpc_head_cpu_ms']} ms and {r['rpc_wall_ms']} ms.")
     for t in tcp:
         md.append(f"- {t['project']} on `dask scheduler` + 2 `dask worker` processes over TCP "
                   f"(`{t['fgo_command']}`): median dispatch **{t['dispatch_median_ms']} ms** "

@@ -35,7 +35,7 @@ from fgo.analysis import actiongraph, makespan
 from experiments.lab import CORPUS
 
 PROJECTS = {"gin": 3, "etcd": 3, "cmd/go": 3}   # project -> pairs
-QUICK = ("gin",)
+QUICK = {"gin": 2}   # --quick (CI): two pairs prove the harness and the leave-one-out model
 BIN = Path(sys.executable).parent
 
 
@@ -151,7 +151,8 @@ def summary(name: str, rows: list[dict]) -> dict:
                                   for n in PROJECTS])
 def test_overhead_on_one_machine(benchmark, lab, name: str) -> None:
     lab.require(name)
-    runs = benchmark.pedantic(measure, args=(lab, name, PROJECTS[name]), rounds=1, iterations=1)
+    pairs = QUICK[name] if lab.quick else PROJECTS[name]
+    runs = benchmark.pedantic(measure, args=(lab, name, pairs), rounds=1, iterations=1)
     s = summary(name, runs)
     rows = lab.table("overhead")
     rows[:] = [r for r in rows if r.get("project") != name or r.get("pair") == "tcp"] + [*runs, s]
@@ -328,3 +329,53 @@ def test_das5_extrapolation(lab, name: str) -> None:
              "(fgo.analysis.makespan), labelled simulated", dispatch_s=costs.dispatch_s,
              fixed_s=costs.fixed_s, link_bytes_per_s=GBIT_BYTES_PER_S,
              bytes_from={name: str(fgo_report) if nbytes else "none (item 3 did not run)"})
+
+
+@pytest.mark.quick
+def test_a_task_against_one_rpc(lab) -> None:
+    """What the head pays per compile message: ROUNDS x CALLS calls to 2 worker processes of
+    a LocalCluster, each carrying 50 kB, answered by fgo's real executor (which refuses a
+    message that is not a CompileTask at once: the message path alone), as a Dask task
+    (client.submit + result) and as one RPC to fgo's handler (fgo.worker.service),
+    alternating; the head process's CPU and the wall per call, medians over the rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed import Client, LocalCluster
+
+    from fgo.build.cluster import _configure_dask, _install_service
+    from fgo.worker import executor, service
+    from fgo.worker.protocol import Status
+    calls, rounds = 300, 3
+    payload = b"y" * 50_000
+    _configure_dask()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        _install_service(client)
+        workers = sorted(client.nthreads())
+
+        def task(i: int):
+            return client.submit(executor.execute, payload, workers=[workers[i % 2]],
+                                 pure=False, key=f"t-{i}-{time.time_ns()}").result()
+
+        def rpc(i: int):
+            return client.sync(service.call, client, workers[i % 2], payload)
+
+        samples: dict[str, list[tuple[float, float]]] = {"task": [], "rpc": []}
+        for r in range(rounds):
+            for name, fn in (("task", task), ("rpc", rpc))[:: 1 if r % 2 == 0 else -1]:
+                c0, t0 = os.times(), time.perf_counter()
+                with ThreadPoolExecutor(2) as pool:   # two in flight, as go build -p 2 sends
+                    assert all(x.status is Status.PROTOCOL for x in pool.map(fn, range(calls)))
+                c1, t1 = os.times(), time.perf_counter()
+                cpu = (c1.user - c0.user) + (c1.system - c0.system)
+                samples[name].append((1000 * cpu / calls, 1000 * (t1 - t0) / calls))
+    row = {"project": "-", "pair": "rpc", "calls": calls, "rounds": rounds,
+           **{f"{n}_head_cpu_ms": round(statistics.median(c for c, _ in v), 3)
+              for n, v in samples.items()},
+           **{f"{n}_wall_ms": round(statistics.median(w for _, w in v), 3)
+              for n, v in samples.items()}}
+    rows = lab.table("overhead")
+    rows[:] = [r for r in rows if r.get("pair") != "rpc"] + [row]
+    lab.save("overhead", rows, what="measured: fgo build on the embedded cluster against go build "
+                                    "at the same -p, cold and no-op, alternating pairs")
+    assert row["rpc_head_cpu_ms"] < row["task_head_cpu_ms"]

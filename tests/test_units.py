@@ -323,3 +323,12 @@ def test_only_a_worker_that_reads_the_token_shares_files(tmp_path: Path) -> None
     assert executor.store_info((str(token), "abd"))["shares_files"] is False
     assert executor.store_info((str(tmp_path / "absent"), "abc"))["shares_files"] is False
     assert executor.store_info()["shares_files"] is False
+
+
+def test_a_store_is_named_by_itself_not_by_host_and_path(tmp_path: Path) -> None:
+    """Emulated or containerised hosts share host name and store path: only the name kept
+    in the store tells two disks apart; two workers on one store agree on it."""
+    one, same, other = Store(tmp_path / "a"), Store(tmp_path / "a"), Store(tmp_path / "b")
+    assert one.identity() == same.identity() != other.identity()
+    assert one.identity() == Store(tmp_path / "a").identity()  # kept across processes
+    assert one.inventory() == []  # the name is not a blob

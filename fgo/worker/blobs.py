@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,27 @@ class Store:
         except BaseException:  # e.g. a full disk: leave no half-written blob behind
             os.unlink(tmp)
             raise
+
+    def identity(self) -> str:
+        """This store's own name, made once and kept in it: the workers that report the
+        same identity share it. Host name and path cannot tell: emulated or containerised
+        hosts have the same host name and the same store path on disks of their own."""
+        marker = self.root / ".store-id"
+        try:
+            return marker.read_text().strip()
+        except FileNotFoundError:
+            pass
+        candidate = uuid.uuid4().hex
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".in-")
+        with os.fdopen(fd, "w") as f:
+            f.write(candidate)
+        try:  # link, not rename: of two workers naming it at once, the first one wins
+            os.link(tmp, marker)
+            return candidate
+        except FileExistsError:
+            return marker.read_text().strip()
+        finally:
+            os.unlink(tmp)
 
     def inventory(self) -> list[str]:
         if not self.root.is_dir():  # wiped: an empty store

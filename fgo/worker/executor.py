@@ -52,7 +52,7 @@ def store_info(host_token: tuple[str, str] | None = None) -> dict[str, Any]:
     (the same host, or the same filesystem view) and may take inputs and deliver outputs
     by path."""
     store = worker_store()
-    return {"store_id": f"{os.uname().nodename}:{store.root.resolve()}",
+    return {"store_id": f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
             "identity": toolchain.identity().__dict__,
             "hashes": store.inventory(),
             "shares_files": host_token is not None and _reads(*host_token)}
