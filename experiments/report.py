@@ -645,6 +645,9 @@ def _das5_section(doc: dict[str, Any] | None) -> list[str]:
                                   ("plain_speedup_vs_1_node", "fgo speedup vs 1 node"),
                                   ("split_speedup_vs_1_node", "split speedup vs 1 node")]))
     md.append("")
+    return md
+
+
 def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
     """Item 8: scale-out measured on two emulated single-core hosts."""
     if not doc:
@@ -687,6 +690,9 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
                            ("load1_before", "load1"), ("date", "date")]))
     md += ["", "Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
            "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`.", ""]
+    return md
+
+
 def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]:
     """Item 7 (issue 15): pipelined compilation, simulated, and the early export data, measured."""
     sims = {p: _load(results / f"pipeline_{p.replace('/', '_')}.json") for p in ("etcd", "gin", "cmd/go", "cmd/compile")}
@@ -746,6 +752,9 @@ def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]
         differ = sorted({p for r in export["rows"] for p in r.get("differ", [])})
         md += ["", "Packages whose early export data differs (must not be pipelined): "
                + (", ".join(f"`{p}`" for p in differ) if differ else "none") + ".", ""]
+    return md
+
+
 def _shared_cache_section(doc: dict[str, Any] | None) -> list[str]:
     """Item 6: the shared build cache, head B against head A."""
     if not doc:

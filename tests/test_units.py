@@ -332,3 +332,18 @@ def test_a_store_is_named_by_itself_not_by_host_and_path(tmp_path: Path) -> None
     assert one.identity() == same.identity() != other.identity()
     assert one.identity() == Store(tmp_path / "a").identity()  # kept across processes
     assert one.inventory() == []  # the name is not a blob
+
+
+def test_the_experiments_report_renders_from_the_stored_results(tmp_path: Path) -> None:
+    """Every section renderer returns its lines (a None would end `pytest experiments/` in a
+    TypeError after all the measuring)."""
+    import importlib.util
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("fgo_report", root / "experiments" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    import shutil
+    results = shutil.copytree(root / "experiments" / "results", tmp_path / "results")  # plots land there
+    text = report.write_report(results, tmp_path / "REPORT.md").read_text()
+    for heading in ("## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 9b.", "## Files"):
+        assert heading in text
