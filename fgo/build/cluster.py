@@ -60,6 +60,7 @@ class EmbeddedCluster:
         self.workers = workers or os.cpu_count() or 1
         self.threads = threads
         self._cluster: Cluster | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
@@ -69,6 +70,8 @@ class EmbeddedCluster:
     @property
     def client(self) -> Any:
         with self._lock:
+            if self._closed:  # the build is over: never start it after that
+                raise ClusterError("the embedded cluster is closed")
             if self._cluster is None:
                 self._cluster = connect(None, self.workers, self.threads)
             return self._cluster.client
@@ -79,6 +82,7 @@ class EmbeddedCluster:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._cluster is not None:
                 self._cluster.close()
 

@@ -92,6 +92,7 @@ class Coordinator:
         self.learned = False                   # learn_workers has run
         self._learn_lock = threading.Lock()
         self._starter: threading.Thread | None = None  # starts an embedded cluster
+        self.stopped = False                   # go build has ended
         self.recorder = recorder
         self.task_timeout = task_timeout       # a remote compile slower than this runs locally
         self.blobs = BlobIndex()
@@ -152,9 +153,12 @@ class Coordinator:
         try:
             self.client  # noqa: B018  (starts the embedded cluster)
         except Exception as exc:  # no workers, then: every compile runs locally
-            print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
+            if not self.stopped:  # a build that ended first (e.g. a compile error) says nothing
+                print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
+            return
         with self._learn_lock:
-            self._learn()
+            if not self.stopped:
+                self._learn()
 
     def _learn(self) -> None:
         """learn_workers, once; a cluster that cannot answer leaves no workers."""
@@ -228,6 +232,7 @@ class Coordinator:
         self.server.start()
 
     def stop(self) -> None:
+        self.stopped = True
         self.server.stop()
 
     # --- one compile ---

@@ -115,6 +115,7 @@ class Store:
         except FileNotFoundError:
             pass
         candidate = uuid.uuid4().hex
+        self.root.mkdir(parents=True, exist_ok=True)  # the store may have been wiped
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".in-")
         with os.fdopen(fd, "w") as f:
             f.write(candidate)
