@@ -97,10 +97,7 @@ class DiskTier:
         if actual != int(size) or verify and sha256_file(body) != output:
             self.remove(action)
             return None
-        try:
-            os.utime(index)
-        except OSError:
-            pass
+        _touch(index)
         return Entry(action, output, int(size), float(put_time), body, float(seconds))
 
     def read(self, action: str) -> tuple[Entry, bytes] | None:
@@ -114,10 +111,7 @@ class DiskTier:
         if hashlib.sha256(body).hexdigest() != output:
             self.remove(action)
             return None
-        try:
-            os.utime(index)
-        except OSError:
-            pass
+        _touch(index)
         return Entry(action, output, len(body), float(put_time), body_path, float(seconds)), body
 
     def put(self, action: str, output: str, body: bytes, put_time: float | None = None,
@@ -233,3 +227,11 @@ def local_root(gocache: Path, namespace: str) -> Path:
     """The head's local tier: beside go's own cache (one per GOCACHE, as go's is), one
     directory per toolchain (see cluster.namespace)."""
     return gocache / "fgo" / namespace
+
+
+def _touch(index: Path) -> None:
+    """Mark an entry used now (LRU); an index gone meanwhile is not an error."""
+    try:
+        os.utime(index)
+    except OSError:
+        pass

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgo import goarchive, toolchain
+from fgo.worker import compileargs
 
 _HEADER = re.compile(r"^# (\S+)$")
 _HEREDOC = re.compile(r"^cat >(\S+) << 'EOF'")
@@ -112,15 +113,6 @@ def normalize_importcfg(text: str) -> tuple[str, tuple[str, ...]]:
     return "\n".join(lines) + "\n", tuple(imports)
 
 
-def _flag_value(argv: Sequence[str], flag: str) -> str | None:
-    for i, a in enumerate(argv):
-        if a == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-    return None
-
-
 def parse(script: str) -> dict[str, Prediction]:
     """Every compile in SCRIPT, keyed by import path: `go build -n` output, or the `-x`
     output of a real build (its `WORK=` line names the WORK dir to normalize; it has no
@@ -161,24 +153,24 @@ def parse(script: str) -> dict[str, Prediction]:
                 raise PredictError(f"cannot parse {line[:80]!r}: {exc}") from None
             if not argv or os.path.basename(argv[0]) != "compile":
                 continue
-            pred = _prediction(package or (_flag_value(argv, "-p") or ""), argv, cwd, files)
+            pred = _prediction(package or (compileargs.flag_value(argv, "-p") or ""), argv, cwd, files)
             preds[pred.package] = pred
             package = ""
     return preds
 
 
 def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str]) -> Prediction:
-    cfg_path = _flag_value(argv, "-importcfg")
+    cfg_path = compileargs.flag_value(argv, "-importcfg")
     if cfg_path is None or cfg_path not in files:
         raise PredictError(f"{package}: compile without a known importcfg")
     importcfg, imports = normalize_importcfg(files[cfg_path])
-    embed_path = _flag_value(argv, "-embedcfg")
+    embed_path = compileargs.flag_value(argv, "-embedcfg")
     norm = normalize_argv(argv, cwd)
     sources = tuple(a for a in norm[1:] if a.endswith(".go") and not a.startswith("-"))
     embedcfg = files.get(embed_path) if embed_path else None
-    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := _flag_value(argv, f))) + _embedded(embedcfg)
+    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := compileargs.flag_value(argv, f))) + _embedded(embedcfg)
     work_inputs = tuple(x for x in (*sources, *inputs) if x.startswith("$WORK"))
-    return Prediction(package=package, p=_flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
+    return Prediction(package=package, p=compileargs.flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
                       sources=sources, imports=imports, importcfg=importcfg,
                       embedcfg=embedcfg,
                       inputs=inputs, work_inputs=work_inputs)

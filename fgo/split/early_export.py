@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fgo import goarchive, toolchain
+from fgo.worker import compileargs
 
 FLAG = "-fgoexport"
 
@@ -63,26 +64,17 @@ def compare(early: bytes, archive: bytes) -> Verdict:
                    "sizes differ" if len(early) != len(final) else "contents differ")
 
 
-def _value(argv: Sequence[str], flag: str) -> str | None:
-    for i, a in enumerate(argv):
-        if a == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith(flag + "="):
-            return a.split("=", 1)[1]
-    return None
-
-
 def _wrap_compile(log: str, stock: bool, argv: list[str]) -> int:
     """Run the compile ARGV with the patched compiler and -fgoexport; append a record to LOG.
 
     Mismatching early files are kept next to LOG (in LOG.mismatch/) for a look."""
     from fgo.split import compiler as compiler_patch
 
-    out = _value(argv[1:], "-o")
+    out = compileargs.flag_value(argv[1:], "-o")
     if out is None or any(a.startswith("-V") for a in argv[1:]):
         return toolchain.run(argv, capture=False).returncode
     early = out + ".fgoexport"
-    rec: dict = {"pkg": _value(argv[1:], "-p") or "", "out": out}
+    rec: dict = {"pkg": compileargs.flag_value(argv[1:], "-p") or "", "out": out}
     if stock:
         ref = out + ".stock"
         proc = toolchain.run([argv[0], *_with_out(argv[1:], ref)])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Flags of cmd/compile that take a value (cmd/compile/internal/base/flag.go).
@@ -64,6 +65,16 @@ def absolute(cwd: str, path: str) -> str:
 
 
 Flag = tuple[str, str | None, int, bool]  # name, value, index of the arg holding it, -f=v form
+
+
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of FLAG ("-p") in a tool's ARGV, given as `-p x` or `-p=x`; None if absent."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def split_flags(args: list[str]) -> tuple[list[Flag], int]:
