@@ -64,6 +64,7 @@ SETTINGS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "shared_cache": (_bool, True),        # with a scheduler: GOCACHEPROG = fgo cacheprog
     "cache_size": (_size, "5G"),          # the head's local tier (workers: FGO_CACHE_SIZE)
     "cache_timeout": (_seconds, 2.0),     # a cluster-tier request slower than this: tier off
+    "pipeline": (_bool, None),            # None: on with more than one worker host
 }
 
 

@@ -115,12 +115,17 @@ class Coordinator:
         self.host_token = (os.path.join(os.path.dirname(socket_path), "host-token"),
                            uuid.uuid4().hex)
         self.shares_files: set[str] = set()
+        self.speculator: Any = None            # with pipelining (fgo.build.speculation)
 
     def exclude(self, address: str) -> None:
         """Use ADDRESS no more in this build (its output failed verification)."""
         self.refused.add(address)
         with self.lock:
             self.placement.remove_worker(address)
+
+    def set_speculator(self, speculator: Any) -> None:
+        """Pipeline with SPECULATOR (a fgo.build.speculation.Speculator of this coordinator)."""
+        self.speculator = speculator
 
     def set_splitter(self, splitter: SplitterLike | None) -> None:
         """Split large compiles with SPLITTER (built with this coordinator) from now on."""
@@ -193,6 +198,9 @@ class Coordinator:
                                           set(info["hashes"]))
                 if info.get("shares_files"):
                     self.shares_files.add(addr)
+            hosts = len({w.store_id for w in self.placement.workers.values()})
+        if self.speculator is not None:
+            self.speculator.workers_known(hosts)
         return warnings
 
     def live_workers(self) -> set[str]:
@@ -221,6 +229,17 @@ class Coordinator:
         """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store."""
         with self.lock:
             self.placement.finished(address, sent, confirmed)
+        if self.speculator is not None:
+            self.speculator.poke()
+
+    def free_threads(self) -> int:
+        with self.lock:
+            return self.placement.free_threads()
+
+    def choose(self, inputs: dict[str, Blob]) -> str | None:
+        """The best worker for a compile with INPUTS, now busy (None: there is none)."""
+        with self.lock:
+            return self.placement.choose({b.sha: b.size for b in inputs.values()})
 
     # --- the socket server ---
 
@@ -234,6 +253,8 @@ class Coordinator:
     def stop(self) -> None:
         self.stopped = True
         self.server.stop()
+        if self.speculator is not None:
+            self.speculator.close()
 
     # --- one compile ---
 
@@ -246,14 +267,18 @@ class Coordinator:
         rec = ActionRecord(package=package, tool=os.path.basename(argv[0]), mode="local", start=t0)
         with self.lock:
             self.running[id(rec)] = rec
+        if self.speculator is not None:
+            self.speculator.request(package, env)
         inputs: dict[str, Blob] = {}
         try:
             call = compileargs.parse(argv[1:], cwd)
             self.ensure_workers()
-            inputs = self._input_blobs(call)
+            inputs = self.input_blobs(call)
             rec.source_bytes = policy.source_bytes((p, b.size) for p, b in inputs.items())
             reply = None
-            if self.splitter is not None:
+            if self.speculator is not None:
+                reply = self.speculator.take(call, argv, env, rec, t0)
+            if reply is None and self.splitter is not None:
                 reply = self.splitter.try_split(call, env, inputs, rec, t0)
             if reply is None:
                 reply = self.run_remote(call, env, inputs, rec, t0)
@@ -276,7 +301,7 @@ class Coordinator:
         text = "".join(m.line() + "\n" for m in mismatches)
         return {"local": False, "exit": 1, "output": _b64(text.encode())}
 
-    def _input_blobs(self, call: compileargs.CompileCall) -> dict[str, Blob]:
+    def input_blobs(self, call: compileargs.CompileCall) -> dict[str, Blob]:
         blobs = {p: self.blobs.blob(p) for p in call.inputs}
         for archive in call.archives:
             blobs[archive] = self.blobs.blob(archive, export_only=True)
@@ -291,20 +316,26 @@ class Coordinator:
         with self.lock:
             sent, wait_for = self.placement.transfer(address, needs)
         near = address in self.shares_files
-        task = CompileTask(
-            identity=asdict(self.identity),
+        task = self.whole_task(call, env, inputs)
+        task = replace(
+            task,
             call=asdict(call),
-            inputs={p: b.sha for p, b in inputs.items()},
             blobs={} if near else {sha: by_sha[sha].read() for sha in sent},
             blob_paths={sha: (by_sha[sha].path, by_sha[sha].export_only) for sha in sent}
             if near else {},
             deliver=near and split is None,
             wait_for=wait_for,
-            env=env,
-            head_goroot=env.get("GOROOT") or str(toolchain.goroot()),
             split=split,
         )
         return task, sent
+
+    def whole_task(self, call: compileargs.CompileCall, env: dict[str, str],
+                   inputs: dict[str, Blob]) -> CompileTask:
+        """CALL as a whole compile's task, carrying no blobs."""
+        return CompileTask(identity=asdict(self.identity), call=asdict(call),
+                           inputs={p: b.sha for p, b in inputs.items()}, blobs={},
+                           wait_for=[], env=env,
+                           head_goroot=env.get("GOROOT") or str(toolchain.goroot()))
 
     def run_remote(self, call: compileargs.CompileCall, env: dict[str, str],
                    inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any]:
@@ -318,11 +349,16 @@ class Coordinator:
         confirmed: list[str] = []
         try:
             task, sent = self.prepare(address, call, env, inputs)
+            if self.speculator is not None and self.speculator.early_export:
+                task = replace(task, early_export=True)
             result = self.run_task(task, address, inputs, rec, sent)
             confirmed = list(needs)
             rec.mode = "local" if result.worker == "local" else "remote"
             rec.worker = result.worker
             reply = self.reply(call, result, rec, t0)
+            out = compileargs.flag_value(call.args, "-o")
+            if self.speculator is not None and result.exit == 0 and out:
+                self.speculator.archive_written(rec.package, compileargs.absolute(call.cwd, out))
             if self.verifier is not None and rec.mode == "remote" and result.exit == 0:
                 self.verifier.after_remote(call.package or rec.package, address, task.inputs,
                                            lambda: _outputs(result), buildid_of(call),
@@ -386,11 +422,13 @@ class Coordinator:
         return self.client.submit(executor.execute, task, workers=[address],
                                   allow_other_workers=False, pure=False, key=key)
 
-    def _call(self, task: CompileTask, address: str) -> concurrent.futures.Future[Any]:
+    def call(self, task: CompileTask, address: str,
+             on_export: Callable[[Any], None] | None = None) -> concurrent.futures.Future[Any]:
         """TASK straight to ADDRESS's compile handler (fgo.worker.service), bypassing the
-        scheduler: one message each way."""
+        scheduler: one message each way (and the early export data, with ON_EXPORT)."""
         loop = self.client.loop.asyncio_loop
-        return asyncio.run_coroutine_threadsafe(service.call(self.client, address, task), loop)
+        return asyncio.run_coroutine_threadsafe(
+            service.call(self.client, address, task, on_export), loop)
 
     def open_queue(self, prefix: str) -> Any:
         """A new distributed.Queue on this build's client (for handing a leader its shards)."""
@@ -431,7 +469,12 @@ class Coordinator:
         After STRAGGLE_AFTER seconds BACKUP (a local run of the same task) starts too,
         and whichever finishes first with a usable result is taken."""
         if task.split is None:
-            future = self._call(task, address)
+            on_export = None
+            if task.early_export and self.speculator is not None:
+                package = compileargs.CompileCall(**task.call).package
+                speculator = self.speculator
+                on_export = lambda ready: speculator.export_ready(package, ready.data)  # noqa: E731
+            future = self.call(task, address, on_export)
         else:
             future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")
         # Wait for the task's state, then fetch its result once: result(timeout=...) in a

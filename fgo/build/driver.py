@@ -48,6 +48,7 @@ class BuildOptions:
     shared_cache: bool = True         # with --scheduler: go's cache through fgo cacheprog
     cache_size: int = 5 << 30         # the local tier's size limit
     cache_timeout: float = 2.0        # a cluster-tier request slower than this: tier off
+    pipeline: bool | None = None      # None: on with more than one worker host
 
 
 def project_dir(project: str) -> Path:
@@ -122,7 +123,8 @@ def run(opts: BuildOptions) -> int:
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
-            coordinator = _start_coordinator(cluster, recorder, opts, tmp) if cluster else None
+            coordinator = _start_coordinator(cluster, recorder, opts, tmp, project) \
+                if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp))
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, coordinator, tmp, shared)
@@ -140,6 +142,8 @@ def run(opts: BuildOptions) -> int:
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
                                cluster=_cluster_info(cluster, coordinator, opts), checks=checks)
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"])
+            if coordinator is not None and coordinator.speculator is not None:
+                report["speculation"] = coordinator.speculator.report()
             if verifier is not None:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
@@ -159,12 +163,16 @@ def run(opts: BuildOptions) -> int:
     return exit_code
 
 
-def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str) -> Any:
-    """The coordinator of this build, serving the shim's socket, with its verifier and,
-    with --split-large, its splitter."""
+def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
+                       project: Path) -> Any:
+    """The coordinator of this build, serving the shim's socket, with its verifier,
+    with --split-large its splitter, and with pipelining its speculator."""
     from fgo.build.coordinator import Coordinator
     coordinator = Coordinator(cluster, recorder, os.path.join(tmp, "shim.sock"),
                               task_timeout=opts.task_timeout, verifier=_verifier(opts))
+    if opts.pipeline or opts.pipeline is None and not cluster.local:
+        # (an embedded cluster is one host: there pipelining is off unless asked for)
+        _speculator(coordinator, opts, tmp, project)
     if not cluster.local or opts.split_large is not None:
         # a split needs its workers from the first compile on: no local start-up phase
         cluster.client  # noqa: B018  (starts an embedded cluster now)
@@ -179,6 +187,30 @@ def _start_coordinator(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp
               + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
               file=sys.stderr)
     return coordinator
+
+
+def _speculator(coordinator: Any, opts: BuildOptions, tmp: str, project: Path) -> None:
+    """Attach a speculator to COORDINATOR; go's plan (`go build -n`) is read in the
+    background, and speculation starts once it is there."""
+    import threading
+    from fgo.build.speculation import Speculator
+    from fgo.worker import faults
+    speculator = Speculator(coordinator, os.path.join(tmp, "speculation"), forced=opts.pipeline)
+    coordinator.set_speculator(speculator)
+
+    def plan() -> None:
+        from fgo.planner import prediction
+        try:
+            predictions = prediction.plan(opts.go_args, cwd=project)
+        except (prediction.PredictError, toolchain.ToolchainError, OSError) as exc:
+            speculator.set_plan(None, str(exc))
+            return
+        faults.after_plan()
+        speculator.set_plan(predictions)
+    if faults.edits_after_plan():  # go build must start from the edited tree
+        plan()
+    else:
+        threading.Thread(target=plan, name="fgo-plan", daemon=True).start()
 
 
 def _cluster_size(cluster: Any, coordinator: Any) -> tuple[int, int]:

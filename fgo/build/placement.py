@@ -49,6 +49,10 @@ class Placement:
         best.running += 1
         return best.address
 
+    def free_threads(self) -> int:
+        """Worker threads no compile holds now (a pipelining speculation may take one)."""
+        return sum(max(0, w.threads - w.running) for w in self.workers.values())
+
     def free_hosts(self) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a
         compile's own -c backend goroutines already use, so only other hosts add capacity.

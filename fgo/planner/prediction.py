@@ -69,6 +69,9 @@ class Prediction:
     embedcfg: str | None = None    # the embedcfg text, if any
     inputs: tuple[str, ...] = ()   # other files read (INPUT_FLAGS values, embedded files), normalized
     work_inputs: tuple[str, ...] = field(default=())  # inputs made by earlier actions ($WORK)
+    # where each import's archive is (normalized): "$WORK/b/..." if this build makes it,
+    # else a file that exists already (GOCACHE, a GOPATH pkg dir)
+    import_files: tuple[tuple[str, str], ...] = ()
 
 
 def normalize_path(path: str, work: str | None = None) -> str:
@@ -111,6 +114,16 @@ def normalize_importcfg(text: str) -> tuple[str, tuple[str, ...]]:
         elif line.strip() and not line.startswith("#"):
             lines.append(line)
     return "\n".join(lines) + "\n", tuple(imports)
+
+
+def packagefiles(text: str, work: str | None = None) -> dict[str, str]:
+    """An importcfg's packagefile lines: import path -> archive path (normalized)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("packagefile ") and "=" in line:
+            path, file = line[len("packagefile "):].split("=", 1)
+            out[path] = normalize_path(file, work)
+    return out
 
 
 def parse(script: str) -> dict[str, Prediction]:
@@ -159,6 +172,16 @@ def parse(script: str) -> dict[str, Prediction]:
     return preds
 
 
+def predict_request(package: str, argv: Sequence[str], cwd: str, work: str,
+                    files: Mapping[str, str]) -> Prediction:
+    """A real compile request as a Prediction, to key it like one: ARGV and FILES (the
+    importcfg's and embedcfg's text by path) with go build's WORK dir as `$WORK`."""
+    def norm(text: str) -> str:
+        return text.replace(work.rstrip("/"), "$WORK")
+    return _prediction(package, [norm(a) for a in argv], cwd,
+                       {norm(path): norm(text) for path, text in files.items()})
+
+
 def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str]) -> Prediction:
     cfg_path = compileargs.flag_value(argv, "-importcfg")
     if cfg_path is None or cfg_path not in files:
@@ -173,7 +196,8 @@ def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str
     return Prediction(package=package, p=compileargs.flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
                       sources=sources, imports=imports, importcfg=importcfg,
                       embedcfg=embedcfg,
-                      inputs=inputs, work_inputs=work_inputs)
+                      inputs=inputs, work_inputs=work_inputs,
+                      import_files=tuple(packagefiles(files[cfg_path]).items()))
 
 
 def _embedded(embedcfg: str | None) -> tuple[str, ...]:
@@ -196,23 +220,37 @@ def export_data_sha(archive: bytes) -> str:
     return hashlib.sha256(_BUILD_ID_LINE.sub(b"", archive[:end], count=1)).hexdigest()
 
 
-def content_key(pred: Prediction, file_sha: Callable[[str], str], export_sha: Mapping[str, str]) -> str:
-    """The key a real compile request must have to take a speculative result.
+KEY_PARTS = ("command line", "sources", "imports' export data")
+_DIFFER = ("command line differs", "sources differ", "imports' export data differs")
 
-    FILE_SHA(path) is the sha256 of a source or input file (for `$WORK` paths the caller
-    resolves them); EXPORT_SHA[import path] the `export_data_sha` of each import.
-    """
+
+def key_parts(pred: Prediction, file_sha: Callable[[str], str],
+              export_sha: Mapping[str, str]) -> tuple[str, str, str]:
+    """The content key in its three parts (KEY_PARTS), so that a mismatch can say which
+    differs. FILE_SHA(path) is the sha256 of a source or input file (for `$WORK` paths the
+    caller resolves them); EXPORT_SHA[import path] the `export_data_sha` of each import."""
     missing = [p for p in pred.imports if p not in export_sha]
     if missing:
         raise KeyError(f"{pred.package}: no export data for {', '.join(missing)}")
-    h = hashlib.sha256()
+    command, files, imports = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for part in ("\0".join(pred.argv), pred.importcfg, pred.embedcfg or ""):
-        h.update(part.encode() + b"\n\x00")
+        command.update(part.encode() + b"\n\x00")
     for path in (*pred.sources, *pred.inputs):
-        h.update(f"{path} {file_sha(path)}\n".encode())
+        files.update(f"{path} {file_sha(path)}\n".encode())
     for imp in pred.imports:
-        h.update(f"import {imp} {export_sha[imp]}\n".encode())
-    return h.hexdigest()
+        imports.update(f"import {imp} {export_sha[imp]}\n".encode())
+    return command.hexdigest(), files.hexdigest(), imports.hexdigest()
+
+
+def content_key(pred: Prediction, file_sha: Callable[[str], str], export_sha: Mapping[str, str]) -> str:
+    """The key a real compile request must have to take a speculative result (see
+    `key_parts` for the arguments)."""
+    return hashlib.sha256(":".join(key_parts(pred, file_sha, export_sha)).encode()).hexdigest()
+
+
+def differs(ours: Sequence[str], theirs: Sequence[str]) -> str | None:
+    """Which part of two keys' `key_parts` differs first (a miss's reason), or None."""
+    return next((why for why, a, b in zip(_DIFFER, ours, theirs) if a != b), None)
 
 
 def plan(go_args: Sequence[str], cwd: Path | str | None = None,

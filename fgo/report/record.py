@@ -45,6 +45,7 @@ class ActionRecord:
     end: float | None = None       # epoch seconds: reply (fgo) or go's TimeDone
     split: dict[str, Any] | None = None  # --split-large: decision, plan, shards, merge, check
     source_bytes: int = 0          # the compile's .go input bytes (the straggler model's size)
+    speculation: dict[str, Any] | None = None  # pipelining: the request met a speculation
 
 
 @dataclass
@@ -187,9 +188,13 @@ def summary_line(report: dict[str, Any]) -> str:
         if v["mismatched"]:
             verified += f", {len(v['mismatched'])} MISMATCHED (build failed)"
         verified += ";"
+    pipelined = ""
+    if (sp := report.get("speculation")) and sp.get("started"):
+        pipelined = (f" {sp['hits']} of {sp['started']} speculative compiles taken"
+                     f" ({sp['saved_s']:.1f}s saved);")
     cache = ""
     if (c := report.get("shared_cache")) and "gets" in c:
         from fgo.cache.server import summary
         cache = f" {summary(c)};"
     return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};{verified}"
-            f"{cache} {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
+            f"{pipelined}{cache} {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")

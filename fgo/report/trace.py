@@ -68,6 +68,13 @@ def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str
                 "ts": us(start), "dur": max(1.0, us(end) - us(start)), "args": args}
         spans.append(span)
         span_of[node["ID"]] = span
+    for spec in (report.get("speculation") or {}).get("speculations", []):
+        if spec.get("start") and spec.get("end"):  # pipelining: compiles ahead of go build
+            pid = pids.setdefault(spec["worker"], len(pids) + 1)
+            spans.append({"name": f"speculate {spec['package']}", "cat": "speculation",
+                          "ph": "X", "pid": pid, "ts": us(spec["start"]),
+                          "dur": max(1.0, us(spec["end"]) - us(spec["start"])),
+                          "args": {k: spec[k] for k in ("outcome", "why", "saved_s")}})
     _lanes(spans)
     events: list[dict[str, Any]] = []
     for name, pid in pids.items():

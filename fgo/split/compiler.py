@@ -177,6 +177,12 @@ def ensure_compiler(pdir: Path | None = None, log=None) -> Patched:
         return Patched(exe, series, True, secs)
 
 
+def built_compiler(pdir: Path | None = None) -> Path | None:
+    """The patched compiler if it is built already (never builds it)."""
+    tdir = cache_root() / f"{go_version()}-{series_hash(pdir)[:12]}"
+    return tdir / "compile" if (tdir / "compile").exists() and (tdir / "build.json").exists() else None
+
+
 def patched_compiler() -> Path:
     return ensure_compiler().path
 

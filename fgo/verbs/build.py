@@ -49,6 +49,10 @@ from fgo.cliargs import go_args_command
 @click.option("--cache-size", metavar="BYTES", help="Local tier size limit, e.g. 5G [5G].")
 @click.option("--cache-timeout", type=float, metavar="SECONDS",
               help="A cluster-tier request slower than this turns that tier off [2].")
+@click.option("--pipeline/--no-pipeline", default=None,
+              help="Start a package's dependents from its export data while its backend "
+                   "still runs (speculative compiles, matched by content) [on with more "
+                   "than one worker host].")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but go build's own output.")
 @click.option("-v", "--verbose", is_flag=True, help="Print a line per compile fgo ran.")
 def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str | None,
@@ -70,5 +74,6 @@ def build(project: str, go_args: tuple[str, ...], report: str | None, trace: str
         tls=(settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]),
         split_large=split_large, shards=shards, verify_rate=settings["verify_rate"],
         verify_splits=settings["verify_splits"], shared_cache=settings["shared_cache"],
-        cache_size=settings["cache_size"], cache_timeout=settings["cache_timeout"])
+        cache_size=settings["cache_size"], cache_timeout=settings["cache_timeout"],
+        pipeline=settings["pipeline"])
     sys.exit(builder.run(opts))

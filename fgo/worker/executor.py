@@ -20,14 +20,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fgo import toolchain
 
 from fgo.worker import compileargs, faults
 from fgo.worker.blobs import CorruptBlob, Store, read_export_data
 from fgo.worker.outputs import output_sha256, read_outputs
-from fgo.worker.protocol import CompileResult, CompileTask, ShardResult, Status, refuse_task
+from fgo.worker.protocol import (CompileResult, CompileTask, ExportReady, ShardResult, Status,
+                                 refuse_task)
 from fgo.paths import cache_dir
 from fgo.split import shard_task  # one way only: the shard task imports nothing of ours
 
@@ -152,11 +153,14 @@ def _materialize(task: CompileTask, call: compileargs.CompileCall, sandbox: str)
     return compileargs.sandbox_args(call, sandbox, task.head_goroot)
 
 
-def execute(task: CompileTask, worker: str | None = None) -> CompileResult | ShardResult:
+def execute(task: CompileTask, worker: str | None = None,
+            on_export: Callable[[ExportReady], None] | None = None) -> CompileResult | ShardResult:
     """Run TASK: a compile, or with task.split one shard (a ShardResult) or the leader of
     a split compile. A message that is not a CompileTask of this protocol version is
     answered with Status.PROTOCOL (see fgo/worker/protocol.py for the fields). WORKER
-    names this worker in the result (default: the Dask worker running this task)."""
+    names this worker in the result (default: the Dask worker running this task).
+    With task.early_export, ON_EXPORT is given the package's export data while the
+    backend still runs (once, if the patched compiler wrote it)."""
     started = time.time()
     worker = worker or _worker_address()
     problem = refuse_task(task, worker) or _admit(task, worker)
@@ -175,9 +179,13 @@ def execute(task: CompileTask, worker: str | None = None) -> CompileResult | Sha
         tool = str(toolchain.tool_path("compile"))
         if task.split is not None:
             return shard_task.run(task, task.split, call, args, env, sandbox, worker, started)
+        argv = [tool, *faults.compile_args(args)]
+        early = sandbox + "/fgo-early-export.a"
+        if task.early_export and on_export is not None:
+            argv = _with_early_export(argv, early)
         tool_start = time.time()
-        proc = subprocess.run([tool, *faults.compile_args(args)], cwd=sandbox + call.cwd,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = _run_compile(argv, sandbox + call.cwd, env, task.speculative,
+                            early if argv[0] != tool else None, on_export)
         tool_done = time.time()
         outputs = {}
         if proc.returncode == 0:
@@ -192,6 +200,76 @@ def execute(task: CompileTask, worker: str | None = None) -> CompileResult | Sha
                              returned=time.time())
     finally:
         _remove_later(sandbox)
+
+
+SPECULATIVE_NICE = 10  # a speculative compile yields the CPU to the worker's real ones
+EARLY_POLL_S = 0.005
+
+
+def _with_early_export(argv: list[str], early: str) -> list[str]:
+    """ARGV run by the patched compiler writing its early export data to EARLY; ARGV as it
+    was while this worker has no patched compiler (it is then built in the background,
+    once: a compile never waits for it)."""
+    patched = _patched_compiler()
+    if patched is None:
+        return argv
+    from fgo.split import compiler as compiler_patch
+    return compiler_patch.with_flags(argv, [f"-fgoexport={early}"], compiler=patched)
+
+
+_patched: list[Path] = []
+_building = threading.Lock()
+
+
+def _patched_compiler() -> Path | None:
+    if _patched:
+        return _patched[0]
+    from fgo.split import compiler as compiler_patch
+    try:
+        built = compiler_patch.built_compiler()
+    except Exception:  # noqa: BLE001  (no patch series here: no early export data)
+        return None
+    if built is not None:
+        _patched.append(built)
+        return built
+    if _building.acquire(blocking=False):  # never released: one try per process
+        threading.Thread(target=_build_quietly, name="fgo-build-patched-compiler",
+                         daemon=True).start()
+    return None
+
+
+def _build_quietly() -> None:
+    from fgo.split import compiler as compiler_patch
+    try:
+        compiler_patch.ensure_compiler()
+    except Exception:  # noqa: BLE001  (then this worker compiles stock, without pipelining)
+        pass
+
+
+def _run_compile(argv: list[str], cwd: str, env: dict[str, str], nice: bool,
+                 early: str | None, on_export: Callable[[ExportReady], None] | None
+                 ) -> subprocess.CompletedProcess[bytes]:
+    """Run the compile ARGV; while it runs, hand EARLY (once written) to ON_EXPORT."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if nice else None)
+    if early is None or on_export is None:
+        out, _ = proc.communicate()
+        return subprocess.CompletedProcess(argv, proc.returncode, out)
+    # stdout is drained by a thread: a chatty compile must not block on a full pipe
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()),  # type: ignore[union-attr]
+                              name="fgo-compile-output", daemon=True)
+    reader.start()
+    # Only while the backend runs: after the compile the head has the archive anyway.
+    while proc.poll() is None:
+        if os.path.exists(early):  # renamed into place: whole or absent
+            on_export(ExportReady(Path(early).read_bytes(), os.stat(early).st_mtime))
+            break
+        time.sleep(EARLY_POLL_S)
+    proc.wait()
+    reader.join()
+    return subprocess.CompletedProcess(argv, proc.returncode, b"".join(chunks))
 
 
 _cleanup: queue.SimpleQueue[str] | None = None

@@ -16,7 +16,11 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   store elimination off), which the split's fingerprint does not cover (the compiler
   sets it past the flag package): its functions' instructions differ from a stock
   compile's while every digest and the fingerprint still match, so the merge succeeds
-  with a wrong input that passes all integrity checks.
+  with a wrong input that passes all integrity checks;
+- ``edit-after-plan:FILE`` (the head): once go's plan (`go build -n`) for pipelining has
+  been read, FILE is replaced by FILE.next (a source edited, or added, after the
+  prediction): speculations from the stale plan must be discarded. The build waits for
+  the plan under this fault, so that go build itself sees the edited tree.
 """
 
 from __future__ import annotations
@@ -29,6 +33,17 @@ POINTS = ("transfer", "shard")
 
 def _fault() -> str:
     return os.environ.get(FAULT_ENV, "")
+
+
+def edits_after_plan() -> bool:
+    return _fault().startswith("edit-after-plan:")
+
+
+def after_plan() -> None:
+    """The head has read go's plan: the `edit-after-plan` fault edits its file now."""
+    if edits_after_plan():
+        path = _fault().split(":", 1)[1]
+        os.replace(path + ".next", path)
 
 
 def compile_args(args: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = 2  # 2: blob_paths and deliver (a worker on the head's host)
+PROTOCOL_VERSION = 3  # 2: blob_paths and deliver (a worker on the head's host); 3: early export
 
 
 class Status(enum.StrEnum):
@@ -68,6 +68,21 @@ class CompileTask:
     # with `deliver` writes a whole compile's outputs to their paths itself.
     blob_paths: dict[str, tuple[str, bool]] = field(default_factory=dict)
     deliver: bool = False
+    # Pipelining (fgo.build.speculation): run the patched compiler with -fgoexport and send
+    # an `ExportReady` as soon as the package's export data is written, before the result;
+    # a speculative compile runs below the worker's real ones (niced, its own threads).
+    early_export: bool = False
+    speculative: bool = False
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class ExportReady:
+    """A compile's export data, sent while its backend still runs (task.early_export): an
+    archive holding only `__.PKGDEF`, byte-identical to the final archive's start."""
+
+    data: bytes
+    at: float                          # time.time() on the worker when it was written
     version: int = PROTOCOL_VERSION
 
 

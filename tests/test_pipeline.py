@@ -1,0 +1,163 @@
+"""Pipelined compilation (fgo.build.speculation): dependents compiled ahead of go build from
+their imports' early export data, taken only when the real request's content key matches,
+and the output byte-identical to a plain go build's. The decisions are pure; the builds
+run real `dask scheduler`/`dask worker` processes and compare with oracle_build."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fgo.build import speculation as sp
+from fgo.planner.prediction import Prediction, differs
+from conftest import RealCluster, oracle_build, run_fgo, sha, write_tree
+
+# A chain (main -> d -> c -> b -> a) over std: each link can only start from the export
+# data of the one before.
+CHAIN = {
+    "go.mod": "module example.com/chain\n\ngo 1.22\n",
+    "a/a.go": 'package a\n\nimport "fmt"\n\nfunc A(x int) string { return fmt.Sprint(x * 2) }\n',
+    "b/b.go": 'package b\n\nimport "example.com/chain/a"\n\nfunc B(x int) string { return a.A(x) + "b" }\n',
+    "c/c.go": 'package c\n\nimport "example.com/chain/b"\n\nfunc C(x int) string { return b.B(x) + "c" }\n',
+    "d/d.go": 'package d\n\nimport (\n\t"strings"\n\n\t"example.com/chain/c"\n)\n\n'
+              'func D(x int) string { return strings.ToUpper(c.C(x)) }\n',
+    "main.go": 'package main\n\nimport (\n\t"fmt"\n\n\t"example.com/chain/d"\n)\n\n'
+               'func main() { fmt.Println(d.D(21)) }\n',
+}
+
+
+def _pred(pkg: str, imports: dict[str, str], **kw) -> Prediction:
+    base = dict(package=pkg, p=pkg, argv=("compile", "-o", "$WORK/b/_pkg_.a", "-p", pkg),
+                cwd="/s", sources=(f"/s/{pkg}.go",), imports=tuple(imports),
+                importcfg="".join(f"packagefile {i}\n" for i in imports),
+                import_files=tuple(imports.items()))
+    return Prediction(**{**base, **kw})
+
+
+# ------------------------------------------------------------------ decisions
+
+def test_pipeline_is_on_with_more_than_one_host_unless_told() -> None:
+    assert not sp.pipeline_wanted(None, 1) and sp.pipeline_wanted(None, 2)
+    assert sp.pipeline_wanted(True, 1) and not sp.pipeline_wanted(False, 4)
+
+
+def test_what_cannot_be_speculated() -> None:
+    assert sp.not_speculable(_pred("x", {})) is None
+    assert "cgo" in sp.not_speculable(_pred("x", {}, work_inputs=("$WORK/b/_cgo_gotypes.go",)))
+    asm = _pred("x", {}, argv=("compile", "-asmhdr", "$WORK/b/go_asm.h", "-p", "x"))
+    assert sp.not_speculable(asm) == "writes more than its archive"
+
+
+def test_ready_needs_the_export_data_of_every_import_the_build_makes() -> None:
+    preds = {"a": _pred("a", {"fmt": "/cache/fmt-d"}),
+             "b": _pred("b", {"a": "$WORK/b/_pkg_.a", "fmt": "/cache/fmt-d"}),
+             "c": _pred("c", {"b": "$WORK/b/_pkg_.a"}),
+             "g": _pred("g", {}, work_inputs=("$WORK/b/x.go",))}
+    # a imports only a cached archive: ready at once; b waits for a's export data
+    assert sp.ready(preds, exported=set(), started=set(), requested=set()) == ["a"]
+    assert sp.ready(preds, {"a"}, started={"a"}, requested=set()) == ["b"]
+    assert sp.ready(preds, {"a", "b"}, started={"a"}, requested={"b"}) == ["c"]
+    assert sp.ready(preds, {"a", "b"}, started={"a", "c"}, requested={"b"}) == []
+
+
+def test_priorities_are_bottom_levels() -> None:
+    preds = {"a": _pred("a", {}), "b": _pred("b", {"a": "$WORK"}), "c": _pred("c", {"a": "$WORK"}),
+             "d": _pred("d", {"b": "$WORK"})}
+    level = sp.priorities(preds, {"a": 1, "b": 5, "c": 2, "d": 1})
+    assert level == {"a": 7, "b": 6, "c": 2, "d": 1}
+
+
+def test_buildid_rewrite_is_in_place() -> None:
+    old = sp.placeholder_buildid()
+    half = old.split("/")
+    assert len(half[0]) == 20 and half[0] == half[1]
+    new = "A" * 20 + "/" + "A" * 20
+    data = b"!<arch>\nbuild id \"" + old.encode() + b"\"\n...go object " + old.encode()
+    out = sp.rewrite_buildid(data, old, new)
+    assert len(out) == len(data) and out.count(new.encode()) == 2 and old.encode() not in out
+    with pytest.raises(ValueError, match="lengths"):
+        sp.rewrite_buildid(data, old, "short/short")
+    with pytest.raises(ValueError, match="not in the output"):
+        sp.rewrite_buildid(b"nothing", old, new)
+
+
+def test_time_saved_and_work_dir() -> None:
+    assert sp.time_saved(requested=10.0, started=8.0, took=5.0) == 2.0   # head start
+    assert sp.time_saved(requested=10.0, started=2.0, took=5.0) == 5.0   # done before asked
+    assert sp.time_saved(requested=10.0, started=11.0, took=5.0) == 0.0
+    assert sp.work_dir("/tmp/go-build42/b007/_pkg_.a") == "/tmp/go-build42"
+    assert sp.work_dir("/elsewhere/x.a") is None
+
+
+def test_a_miss_names_the_part_that_differs() -> None:
+    assert differs(("1", "2", "3"), ("1", "2", "3")) is None
+    assert differs(("1", "2", "3"), ("1", "x", "y")) == "sources differ"
+    assert differs(("1", "2", "3"), ("1", "2", "y")) == "imports' export data differs"
+
+
+# ------------------------------------------------------------------ real builds
+
+def _build(tree: Path, tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> dict:
+    report = tmp_path / "r.json"
+    with RealCluster(tmp_path / "c", workers=2) as cluster:
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       "--no-shared-cache", *flags, str(tree), "--", "-a", "-o",
+                       str(tree / "fgo.bin"),
+                       env={**os.environ, "GOCACHE": str(tmp_path / "gocache"), **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(report.read_text())
+
+
+def test_a_pipelined_build_is_byte_identical(tmp_path: Path) -> None:
+    """Two worker hosts (stores): pipelining is on by default. Dependents start from early
+    export data, their results are taken, and the binary is the oracle's; --check compares
+    every archive with a plain build's as well."""
+    tree = write_tree(tmp_path / "chain", CHAIN)
+    rep = _build(tree, tmp_path, "--check")
+    assert oracle_build(tree, "-a", "-o", str(tree / "go.bin")).returncode == 0
+    assert sha(tree / "fgo.bin") == sha(tree / "go.bin")
+    assert rep["checks"] and all(c["ok"] for c in rep["checks"])
+    spec = rep["speculation"]
+    assert spec["active"] and spec["early_exports"] > 0
+    assert spec["hits"] >= 5, spec
+    assert spec["misses"] == 0, spec["reasons"]
+    taken = {s["package"] for s in spec["speculations"] if s["outcome"] == "hit"}
+    assert taken & {"example.com/chain/b", "example.com/chain/c", "example.com/chain/d"}
+    hits = [a for a in rep["actions"] if (a.get("speculation") or {}).get("outcome") == "hit"]
+    assert len(hits) == spec["hits"] and all(a["mode"] == "remote" for a in hits)
+    # a speculative result is verified against a local compile like a remote one
+    assert any("(speculative)" in c["worker"] and c["matched"] for c in rep["verification"]["checks"])
+
+
+def test_no_pipeline_turns_it_off(tmp_path: Path) -> None:
+    tree = write_tree(tmp_path / "chain", CHAIN)
+    rep = _build(tree, tmp_path, "--no-pipeline")
+    assert "speculation" not in rep
+    assert not any(a.get("speculation") for a in rep["actions"])
+
+
+def test_a_stale_prediction_is_discarded(tmp_path: Path, faults) -> None:
+    """A source added after go's plan was read (fault edit-after-plan): c's speculation
+    compiles the predicted file set, the real request names one more file, so it is
+    discarded ("command line differs") and c compiles as usual; whatever was speculated
+    from c's stale export data misses too. The binary is the edited tree's."""
+    tree = write_tree(tmp_path / "chain", CHAIN)
+    extra = tree / "c" / "extra.go"
+    Path(f"{extra}.next").write_text('package c\n\nconst Extra = "!"\n\n'
+                                     'func init() { suffix = Extra }\n')
+    (tree / "c" / "c.go").write_text('package c\n\nimport "example.com/chain/b"\n\nvar suffix = "c"\n\n'
+                                     'func C(x int) string { return b.B(x) + suffix }\n')
+    rep = _build(tree, tmp_path, "--pipeline", env={"FGO_FAULT": f"edit-after-plan:{extra}"})
+    faults.injected()
+    assert extra.exists()
+    assert oracle_build(tree, "-a", "-o", str(tree / "go.bin")).returncode == 0
+    identical = sha(tree / "fgo.bin") == sha(tree / "go.bin")
+    faults.outcome(identical)
+    assert identical
+    specs = {s["package"]: s for s in rep["speculation"]["speculations"]}
+    c = specs.get("example.com/chain/c")
+    assert c is not None, "c was never speculated: the fault was not observed"
+    assert (c["outcome"], c["why"]) == ("miss", "command line differs")
