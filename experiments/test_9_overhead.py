@@ -307,6 +307,7 @@ def test_das5_extrapolation(lab, name: str) -> None:
               if fgo_report.exists() else {})
     specs = split_sweep.choose_splits(g, lambda pkgs: lab.phases_many(name, pkgs), dur,
                                       max_n=split_sweep.MAX_SPLIT)
+    fracs, default_frac, fracs_from = export_fracs(lab)
     rows = []
     for nodes in DAS5_NODES:
         k = nodes * DAS5_CORES
@@ -316,10 +317,13 @@ def test_das5_extrapolation(lab, name: str) -> None:
         split = makespan.predict(h, k, hd, costs, hbytes, remote=split_remote)
         levels = costs.fixed_s + simulate.level_schedule(
             g, k, makespan.with_costs(g, dur, costs, nbytes)).makespan
+        piped = makespan.predict_pipelined(g, k, dur, costs, fracs, default_frac, nbytes)
         rows.append({"project": name, "nodes": nodes, "slots": k, "plain_s": round(plain, 2),
-                     "split_s": round(split, 2), "levels_s": round(levels, 2),
+                     "split_s": round(split, 2), "pipelined_s": round(piped, 2),
+                     "levels_s": round(levels, 2),
                      "plain_over_levels": round(levels / plain, 3),
-                     "split_over_levels": round(levels / split, 3)})
+                     "split_over_levels": round(levels / split, 3),
+                     "pipelined_over_levels": round(levels / piped, 3)})
     for r in rows:
         r["plain_speedup_vs_1_node"] = round(rows[0]["plain_s"] / r["plain_s"], 3)
         r["split_speedup_vs_1_node"] = round(rows[0]["plain_s"] / r["split_s"], 3)
@@ -328,7 +332,28 @@ def test_das5_extrapolation(lab, name: str) -> None:
     lab.save("das5", table, what="simulated: DAS-5 sizes with fgo's measured costs "
              "(fgo.analysis.makespan), labelled simulated", dispatch_s=costs.dispatch_s,
              fixed_s=costs.fixed_s, link_bytes_per_s=GBIT_BYTES_PER_S,
-             bytes_from={name: str(fgo_report) if nbytes else "none (item 3 did not run)"})
+             bytes_from={name: str(fgo_report) if nbytes else "none (item 3 did not run)"},
+             export_fracs_from=fracs_from, export_frac_default=default_frac)
+
+
+def export_fracs(lab) -> tuple[dict[str, float], float, str]:
+    """When each compile's export data came (a share of its time), the median over the
+    pipelined builds of experiment 7 part 3 (results/pipeline_measured.json), and the median
+    of all for the rest; else experiment 7 part 1's median over std and cmd."""
+    measured = lab.results / "pipeline_measured.json"
+    seen: dict[str, list[float]] = {}
+    if measured.exists():
+        for r in json.loads(measured.read_text())["rows"]:
+            if r.get("side") == "pipeline" and (lab.results.parent.parent / r["report"]).exists():
+                rep = json.loads((lab.results.parent.parent / r["report"]).read_text())
+                for pkg, x in (rep.get("speculation") or {}).get("export_fracs", {}).items():
+                    seen.setdefault(pkg, []).append(x)
+    if seen:
+        fracs = {p: statistics.median(xs) for p, xs in seen.items()}
+        return fracs, statistics.median(fracs.values()), str(measured.relative_to(lab.results))
+    early = json.loads((lab.results / "early_export.json").read_text())["rows"]
+    median = next(r["ready_frac_median"] for r in early if r["corpus"] == "std+cmd")
+    return {}, median, "early_export.json (std+cmd median)"
 
 
 @pytest.mark.quick

@@ -73,3 +73,16 @@ def test_bytes_by_node_maps_report_packages_onto_compiles() -> None:
     g = graph({"a": "compile", "c": "link"}, [("a", "c")])
     report = {"actions": [{"package": "a", "tool": "compile", "bytes_in": 10, "bytes_out": 5}]}
     assert ms.bytes_by_node(g, report) == {"a": 15.0}
+
+
+def test_pipelining_lets_dependent_compiles_start_at_the_export_data() -> None:
+    # a -> b -> link: b may start when a's export data is there (a quarter into a);
+    # the link still waits for a whole
+    g = graph({"a": "compile", "b": "compile", "c": "link"}, [("a", "b"), ("b", "c"), ("a", "c")])
+    dur = {"a": 4.0, "b": 4.0, "c": 1.0}
+    assert ms.predict(g, 2, dur, ms.Costs()) == 9.0
+    assert ms.predict_pipelined(g, 2, dur, ms.Costs(), {"a": 0.25}, 1.0) == pytest.approx(6.0)
+    # one slot: no overlap to gain
+    assert ms.predict_pipelined(g, 1, dur, ms.Costs(), {"a": 0.25}, 1.0) == pytest.approx(9.0)
+    # a share of 1: the export data comes with the archive, as without pipelining
+    assert ms.predict_pipelined(g, 2, dur, ms.Costs(fixed_s=1.0), {}, 1.0) == pytest.approx(10.0)

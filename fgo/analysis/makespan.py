@@ -93,6 +93,21 @@ def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
     return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g)).makespan
 
 
+def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
+                      export_frac: Mapping[str, float], default_frac: float,
+                      node_bytes: Mapping[Any, float] | None = None) -> float:
+    """`predict` with pipelining: each compile's dependents (compiles) may start once a
+    share EXPORT_FRAC[package] (else DEFAULT_FRAC) of its time has passed, when its early
+    export data is there (`simulate.pipelined_graph`); links and the rest wait for all."""
+    d = with_costs(g, dur, costs, node_bytes)
+    specs = {}
+    for n in g:
+        if is_compile(g, n):
+            f = export_frac.get(g.nodes[n].get("package", ""), default_frac)
+            specs[n] = simulate.SplitSpec(frontend_s=f, backend_s=1.0 - f, merge_s=0.0)
+    return costs.fixed_s + simulate.pipelined_graph(g, specs, d).schedule(k).makespan
+
+
 def bytes_by_node(g: nx.DiGraph, report: Mapping[str, Any]) -> dict[Any, float]:
     """Each compile's bytes over the link (inputs sent + outputs back), by package, from
     an fgo REPORT of the same target, mapped onto G's compile nodes."""

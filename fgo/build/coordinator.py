@@ -358,7 +358,8 @@ class Coordinator:
             reply = self.reply(call, result, rec, t0)
             out = compileargs.flag_value(call.args, "-o")
             if self.speculator is not None and result.exit == 0 and out:
-                self.speculator.archive_written(rec.package, compileargs.absolute(call.cwd, out))
+                self.speculator.archive_written(rec.package, compileargs.absolute(call.cwd, out),
+                                                result)
             if self.verifier is not None and rec.mode == "remote" and result.exit == 0:
                 self.verifier.after_remote(call.package or rec.package, address, task.inputs,
                                            lambda: _outputs(result), buildid_of(call),
@@ -473,7 +474,8 @@ class Coordinator:
             if task.early_export and self.speculator is not None:
                 package = compileargs.CompileCall(**task.call).package
                 speculator = self.speculator
-                on_export = lambda ready: speculator.export_ready(package, ready.data)  # noqa: E731
+                on_export = lambda ready: speculator.export_ready(  # noqa: E731
+                    package, ready.data, at=ready.at)
             future = self.call(task, address, on_export)
         else:
             future = self.submit_async(task, address, f"compile-{uuid.uuid4().hex[:12]}")

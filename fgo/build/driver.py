@@ -76,7 +76,19 @@ def go_build_command(go_args: list[str], shim: str | None, parallelism: int | No
         cmd += ["-toolexec", shim]
     if parallelism and "p" not in _user_flags(go_args):
         cmd.append(f"-p={parallelism}")
-    return cmd + [f"-debug-actiongraph={actiongraph}", *go_args]
+    if "debug-actiongraph" not in _user_flags(go_args):  # the user's own is read instead
+        cmd.append(f"-debug-actiongraph={actiongraph}")
+    return cmd + go_args
+
+
+def actiongraph_path(go_args: list[str], default: str, cwd: Path) -> str:
+    """Where go build writes its action graph: the user's -debug-actiongraph, else DEFAULT."""
+    for i, a in enumerate(go_args):
+        if a.lstrip("-").startswith("debug-actiongraph="):
+            return os.path.join(cwd, a.split("=", 1)[1])
+        if a.lstrip("-") == "debug-actiongraph" and i + 1 < len(go_args):
+            return os.path.join(cwd, go_args[i + 1])
+    return default
 
 
 def _connect(opts: BuildOptions) -> Any:
@@ -263,7 +275,7 @@ def _go_build(project: Path, opts: BuildOptions, coordinator: Any, tmp: str,
         env["FGO_SOCKET"] = coordinator.socket_path
         # -p: the usable worker threads (all refused: go's default, all local)
         parallelism = _cluster_size(coordinator.cluster, coordinator)[1] or None
-    actiongraph = os.path.join(tmp, "actiongraph.json")
+    actiongraph = actiongraph_path(opts.go_args, os.path.join(tmp, "actiongraph.json"), project)
     cmd = go_build_command(opts.go_args, str(shim_path()) if coordinator else None,
                            parallelism, actiongraph)
     progress = Progress(coordinator) if coordinator and opts.progress and not opts.quiet \

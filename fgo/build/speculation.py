@@ -180,6 +180,8 @@ class Speculator:
         self.env: dict[str, str] | None = None  # go build's tool environment
         self.inbox: list[tuple[str, bytes, bool]] = []
         self.early = 0                          # export data that came before the result
+        self.early_at: dict[tuple[str, bool], float] = {}  # (package, speculative) -> worker time
+        self.export_fracs: dict[str, float] = {}  # when in its compile the export data came
         self.closed = False
         self.counts = _Counters()
         self._noid: dict[tuple[str, int, int], str] = {}  # (path, ino, mtime) -> export sha
@@ -226,16 +228,29 @@ class Speculator:
             self.cond.notify_all()
 
     def export_ready(self, package: str, data: bytes, speculative: bool = False,
-                     early: bool = True) -> None:
-        """PACKAGE's export data arrived, EARLY while its backend still runs (any thread,
-        the event loop included: no waiting)."""
+                     early: bool = True, at: float | None = None) -> None:
+        """PACKAGE's export data arrived, EARLY while its backend still runs, written at AT
+        (the worker's clock) (any thread, the event loop included: no waiting)."""
         with self.cond:
             self.inbox.append((package, data, speculative))
             self.early += early
+            if at is not None:
+                self.early_at[(package, speculative)] = at
             self.cond.notify_all()
 
-    def archive_written(self, package: str, archive: str) -> None:
-        """A real compile of PACKAGE wrote ARCHIVE (its export data is final)."""
+    def _export_frac(self, package: str, speculative: bool, result: Any) -> None:
+        """Record when in its compile (a share of the tool's wall time) RESULT's package had
+        its export data: the simulator's frontend share (experiment 7)."""
+        at = self.early_at.get((package, speculative))
+        took = getattr(result, "tool_done", 0.0) - getattr(result, "tool_start", 0.0)
+        if at is not None and took > 0:
+            self.export_fracs[package] = round(min(1.0, max(0.0, (at - result.tool_start) / took)), 4)
+
+    def archive_written(self, package: str, archive: str, result: Any = None) -> None:
+        """A real compile of PACKAGE wrote ARCHIVE (its export data is final); RESULT is the
+        remote compile's, if it was one."""
+        if result is not None:
+            self._export_frac(package, False, result)
         try:
             data = read_export_data(archive)
         except OSError:
@@ -328,6 +343,7 @@ class Speculator:
             "saved_s": round(sum(s.saved_s for s in specs), 3),
             "wasted_s": round(wasted, 3),
             "reasons": dict(whys),
+            "export_fracs": dict(self.export_fracs),
             "not_speculated": dict(self.counts.not_speculated),
             "speculations": [{"package": s.package, "worker": s.worker, "outcome": s.outcome,
                               "why": s.why, "start": s.started, "end": s.ended,
@@ -422,7 +438,7 @@ class Speculator:
         task, sent = self.c.prepare(address, call, env, inputs)
         task = replace(task, deliver=False, early_export=True, speculative=True)
         future = self.c.call(task, address, on_export=lambda r: self.export_ready(
-            package, r.data, speculative=True))
+            package, r.data, speculative=True, at=r.at))
         spec = Speculation(package, parts, call.outputs[0] if len(call.outputs) == 1 else "",
                            buildid, address, time.time(), future)
         with self.cond:
@@ -440,6 +456,8 @@ class Speculator:
         result = None if future.cancelled() or future.exception() else future.result()
         ok = isinstance(result, CompileResult) and result.ok
         self.c.finished(spec.worker, sent, needs if ok else [])
+        if ok:
+            self._export_frac(spec.package, True, result)
         if ok and result.exit == 0 and spec.output in result.outputs:
             self.export_ready(spec.package, read_export_prefix(result.outputs[spec.output]),
                               speculative=True, early=False)
