@@ -55,12 +55,23 @@ def test_ready_needs_the_export_data_of_every_import_the_build_makes() -> None:
     preds = {"a": _pred("a", {"fmt": "/cache/fmt-d"}),
              "b": _pred("b", {"a": "$WORK/b/_pkg_.a", "fmt": "/cache/fmt-d"}),
              "c": _pred("c", {"b": "$WORK/b/_pkg_.a"}),
+             "d": _pred("d", {"b": "$WORK/b/_pkg_.a"}),
              "g": _pred("g", {}, work_inputs=("$WORK/b/x.go",))}
-    # a imports only a cached archive: ready at once; b waits for a's export data
-    assert sp.ready(preds, exported=set(), started=set(), requested=set()) == ["a"]
-    assert sp.ready(preds, {"a"}, started={"a"}, requested=set()) == ["b"]
-    assert sp.ready(preds, {"a", "b"}, started={"a"}, requested={"b"}) == ["c"]
-    assert sp.ready(preds, {"a", "b"}, started={"a", "c"}, requested={"b"}) == []
+    q = sp.ReadyQueue(preds, {"a": 3, "b": 2, "c": 1, "d": 5})
+    # a imports only a cached archive: ready at once; g is never offered (cgo)
+    assert q.next() == "a"
+    q.take("a")                       # started
+    assert q.next() is None           # b waits for a's export data
+    q.exported("a")
+    assert q.next() == "b"
+    q.take("b")                       # go build asked for it: never speculated now
+    q.exported("b")
+    assert q.next() == "d"            # the higher priority first
+    q.take("d")
+    assert q.next() == "c"
+    q.exported("b")                   # told twice: nothing offered twice
+    q.take("c")
+    assert q.next() is None
 
 
 def test_priorities_are_bottom_levels() -> None:

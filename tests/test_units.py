@@ -347,3 +347,19 @@ def test_the_experiments_report_renders_from_the_stored_results(tmp_path: Path) 
     text = report.write_report(results, tmp_path / "REPORT.md").read_text()
     for heading in ("## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 9b.", "## Files"):
         assert heading in text
+
+
+def test_placement_counts_speculations_apart() -> None:
+    """A speculative compile takes only a free thread; a real compile is placed as if it
+    were not there (it runs niced beside it)."""
+    from fgo.build.placement import Placement
+    p = Placement()
+    p.add_worker("w1", 1, "s1", set())
+    p.add_worker("w2", 1, "s2", {"x"})
+    assert p.choose_speculative({"x": 10}) == "w2"     # free, and holds the input
+    assert p.free_threads() == 1
+    assert p.choose({"x": 10}) == "w1"        # real: a wholly free worker first
+    assert p.choose({"x": 10}) == "w2"        # then beside the speculation, which yields
+    assert p.choose_speculative({}) is None   # no thread free for another
+    p.finished("w2", [], [], speculative=True)
+    assert p.workers["w2"].speculating == 0 and p.workers["w2"].running == 1

@@ -225,10 +225,11 @@ class Coordinator:
         with self.lock:
             return self.placement.choose_distinct(needs, k)
 
-    def finished(self, address: str, sent: list[str], confirmed: list[str]) -> None:
+    def finished(self, address: str, sent: list[str], confirmed: list[str],
+                 speculative: bool = False) -> None:
         """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store."""
         with self.lock:
-            self.placement.finished(address, sent, confirmed)
+            self.placement.finished(address, sent, confirmed, speculative)
         if self.speculator is not None:
             self.speculator.poke()
 
@@ -236,10 +237,10 @@ class Coordinator:
         with self.lock:
             return self.placement.free_threads()
 
-    def choose(self, inputs: dict[str, Blob]) -> str | None:
-        """The best worker for a compile with INPUTS, now busy (None: there is none)."""
+    def choose_speculative(self, inputs: dict[str, Blob]) -> str | None:
+        """A free worker for a speculative compile with INPUTS, now taken (None: none free)."""
         with self.lock:
-            return self.placement.choose({b.sha: b.size for b in inputs.values()})
+            return self.placement.choose_speculative({b.sha: b.size for b in inputs.values()})
 
     # --- the socket server ---
 

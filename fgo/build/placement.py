@@ -5,6 +5,10 @@ holds (asked once per build, then learned from each task's result) and the
 blobs already on their way there. Placement prefers a worker with a free
 thread, then the one whose store already holds most of the action's bytes.
 Several workers on one host share one store, so a blob crosses to a host once.
+
+Speculative compiles (pipelining, fgo.build.speculation) are counted apart: they take only
+a thread no compile holds, and a real compile is placed as if they were not there (they run
+niced on the worker, so a real compile beside one gets the core).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ class WorkerState:
     address: str
     threads: int
     store_id: str
-    running: int = 0
+    running: int = 0                   # real compiles
+    speculating: int = 0               # speculative compiles
 
 
 @dataclass
@@ -39,10 +44,11 @@ class Placement:
 
     def choose(self, needs: dict[str, int]) -> str | None:
         """A worker for an action needing NEEDS (sha -> size); None if there is none."""
-        def score(w: WorkerState) -> tuple[bool, int, int]:
+        def score(w: WorkerState) -> tuple[bool, bool, int, int]:
             held = self.stored[w.store_id] | self.inflight[w.store_id]
             local_bytes = sum(size for sha, size in needs.items() if sha in held)
-            return (w.running < w.threads, local_bytes, -w.running)
+            return (w.running < w.threads, w.running + w.speculating < w.threads, local_bytes,
+                    -w.running)
         if not self.workers:
             return None
         best = max(self.workers.values(), key=score)
@@ -50,8 +56,18 @@ class Placement:
         return best.address
 
     def free_threads(self) -> int:
-        """Worker threads no compile holds now (a pipelining speculation may take one)."""
-        return sum(max(0, w.threads - w.running) for w in self.workers.values())
+        """Worker threads no compile holds now, real or speculative."""
+        return sum(max(0, w.threads - w.running - w.speculating) for w in self.workers.values())
+
+    def choose_speculative(self, needs: dict[str, int]) -> str | None:
+        """A worker with a thread no compile holds, for a speculative compile; None if none."""
+        free = [w for w in self.workers.values() if w.running + w.speculating < w.threads]
+        if not free:
+            return None
+        held = lambda w: self.stored[w.store_id] | self.inflight[w.store_id]  # noqa: E731
+        best = max(free, key=lambda w: sum(size for sha, size in needs.items() if sha in held(w)))
+        best.speculating += 1
+        return best.address
 
     def free_hosts(self) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a
@@ -85,12 +101,16 @@ class Placement:
         flying.update(send)
         return send, wait
 
-    def finished(self, address: str, sent: list[str], confirmed: list[str]) -> None:
+    def finished(self, address: str, sent: list[str], confirmed: list[str],
+                 speculative: bool = False) -> None:
         """The task to ADDRESS ended: SENT are no longer in flight, CONFIRMED are stored."""
         w = self.workers.get(address)
         if w is None:
             return
-        w.running = max(0, w.running - 1)
+        if speculative:
+            w.speculating = max(0, w.speculating - 1)
+        else:
+            w.running = max(0, w.running - 1)
         self.inflight[w.store_id].difference_update(sent)
         self.stored[w.store_id].update(confirmed)
 

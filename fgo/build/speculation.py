@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import heapq
 import os
 import re
 import secrets
@@ -76,14 +77,42 @@ def made_by_build(pred: Prediction) -> set[str]:
     return {imp for imp, file in pred.import_files if file.startswith("$WORK")}
 
 
-def ready(preds: Mapping[str, Prediction], exported: Iterable[str], started: Iterable[str],
-          requested: Iterable[str]) -> list[str]:
-    """Predicted compiles that can start now: speculable, neither started nor asked for by
-    go build yet, and every import this build makes has export data (EXPORTED)."""
-    have, skip = set(exported), set(started) | set(requested)
-    return [pkg for pkg, pred in preds.items()
-            if pkg not in skip and not_speculable(pred) is None
-            and made_by_build(pred) <= have]
+class ReadyQueue:
+    """The predicted compiles that can start, highest PRIORITY first: speculable, neither
+    started nor asked for by go build (`take`n), and every import this build makes has
+    export data (`exported`). Kept up to date per event, not recomputed over the whole plan
+    (which cost the head seconds of CPU on etcd)."""
+
+    def __init__(self, preds: Mapping[str, Prediction], priority: Mapping[str, float]) -> None:
+        self.waiting = {pkg: made_by_build(pred) for pkg, pred in preds.items()
+                        if not_speculable(pred) is None}
+        self.dependents: dict[str, list[str]] = {}
+        for pkg, needs in self.waiting.items():
+            for imp in needs:
+                self.dependents.setdefault(imp, []).append(pkg)
+        self.priority = priority
+        self.taken: set[str] = set()
+        self.heap = [(-priority.get(p, 0.0), p) for p, needs in self.waiting.items() if not needs]
+        heapq.heapify(self.heap)
+
+    def exported(self, package: str) -> None:
+        """PACKAGE's export data is there."""
+        for d in self.dependents.get(package, ()):
+            needs = self.waiting[d]
+            if package in needs:
+                needs.discard(package)
+                if not needs:
+                    heapq.heappush(self.heap, (-self.priority.get(d, 0.0), d))
+
+    def take(self, package: str) -> None:
+        """PACKAGE was started, or go build asked for it: never offer it again."""
+        self.taken.add(package)
+
+    def next(self) -> str | None:
+        """The ready compile of highest priority (still offered until taken), or None."""
+        while self.heap and self.heap[0][1] in self.taken:
+            heapq.heappop(self.heap)
+        return self.heap[0][1] if self.heap else None
 
 
 def priorities(preds: Mapping[str, Prediction], cost: Mapping[str, float]) -> dict[str, float]:
@@ -170,7 +199,7 @@ class Speculator:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.forced = forced
         self.preds: dict[str, Prediction] = {}
-        self.priority: dict[str, float] = {}
+        self.queue = ReadyQueue({}, {})
         self.active = False                    # a plan, and pipeline_wanted for the workers
         self.plan_error = ""
         self.cond = threading.Condition()
@@ -196,9 +225,14 @@ class Speculator:
         cost = {}
         for pkg, pred in (preds or {}).items():
             cost[pkg] = float(sum(_size(p) for p in pred.sources)) or 1.0
+        queue = ReadyQueue(preds or {}, priorities(preds or {}, cost))
         with self.cond:
             self.preds = dict(preds or {})
-            self.priority = priorities(self.preds, cost)
+            self.queue = queue
+            for pkg in [*self.requested, *self.specs]:
+                queue.take(pkg)
+            for pkg in self.exports:
+                queue.exported(pkg)
             self.plan_error = error
             self.cond.notify_all()
 
@@ -219,6 +253,7 @@ class Speculator:
         """go build asked for PACKAGE's compile: never start a speculation for it now."""
         with self.cond:
             self.requested.add(package)
+            self.queue.take(package)
             if self.env is None:
                 self.env = dict(env)
 
@@ -367,9 +402,6 @@ class Speculator:
             except Exception:  # noqa: BLE001  (a speculation is only ever an optimization)
                 pass
 
-    def _ready(self) -> list[str]:
-        return ready(self.preds, self.exports, self.specs, self.requested)
-
     def _register(self, package: str, data: bytes, speculative: bool) -> None:
         try:
             sha = prediction.export_data_sha(data)
@@ -385,14 +417,15 @@ class Speculator:
         path.write_bytes(data)
         with self.cond:
             self.exports[package] = Export(sha, str(path), speculative)
+            self.queue.exported(package)
 
     def _start_ready(self) -> None:
         while True:
             with self.cond:
                 if self.closed or not self.active or not self.env:
                     return
-                candidates = sorted(self._ready(), key=lambda p: -self.priority.get(p, 0.0))
-            if not candidates or self.c.free_threads() <= 0 or not self._start(candidates[0]):
+                package = self.queue.next()
+            if package is None or self.c.free_threads() <= 0 or not self._start(package):
                 return
 
     def _start(self, package: str) -> bool:
@@ -425,16 +458,19 @@ class Speculator:
                 if imp not in export_sha:
                     export_sha[imp] = self._export_sha(file)
             parts = prediction.key_parts(pred, lambda p: inputs[p].sha, export_sha)
-            address = self.c.choose(inputs)
+            address = self.c.choose_speculative(inputs)
         except Exception as exc:  # noqa: BLE001  (it cannot be speculated: go build asks anyway)
             with self.cond:
                 self.specs[package] = Speculation(package, ("", "", ""), "", buildid, "",
                                                   time.time(), _failed_future(exc),
                                                   ended=time.time(), outcome="failed",
                                                   why=f"not started: {type(exc).__name__}: {exc}")
+                self.queue.take(package)
             return True
         if address is None:
             return False
+        with self.cond:
+            self.queue.take(package)
         task, sent = self.c.prepare(address, call, env, inputs)
         task = replace(task, deliver=False, early_export=True, speculative=True)
         future = self.c.call(task, address, on_export=lambda r: self.export_ready(
@@ -455,7 +491,7 @@ class Speculator:
         spec.ended = time.time()
         result = None if future.cancelled() or future.exception() else future.result()
         ok = isinstance(result, CompileResult) and result.ok
-        self.c.finished(spec.worker, sent, needs if ok else [])
+        self.c.finished(spec.worker, sent, needs if ok else [], speculative=True)
         if ok:
             self._export_frac(spec.package, True, result)
         if ok and result.exit == 0 and spec.output in result.outputs:
