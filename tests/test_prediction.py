@@ -27,6 +27,10 @@ def test_normalize_argv() -> None:
     # the script's own $WORK spelling normalizes the same way
     script = [a.replace("/tmp/go-build123", "$WORK").replace("b042", "b007") for a in argv]
     assert pr.normalize_argv(script, "/src/m/x") == pr.normalize_argv(argv, "/src/m/x", work="/tmp/go-build123")
+    # a cgo package's generated sources are in $WORK, whichever way it is spelled
+    cgo = ["compile", "-p", "m/x", "$WORK/b042/_cgo_gotypes.go", "/tmp/go-build9/b042/x.cgo1.go"]
+    assert pr.normalize_argv(cgo, "/src/m/x", work="/tmp/go-build9")[3:] == (
+        "$WORK/b/_cgo_gotypes.go", "$WORK/b/x.cgo1.go")
 
 
 def test_normalize_importcfg() -> None:

@@ -432,6 +432,11 @@ class Coordinator:
         return asyncio.run_coroutine_threadsafe(
             service.call(self.client, address, task, on_export), loop)
 
+    def promote(self, address: str, output: str) -> None:
+        """ADDRESS's speculative compile of OUTPUT is wanted now: unnice it (not waited for)."""
+        loop = self.client.loop.asyncio_loop
+        asyncio.run_coroutine_threadsafe(service.promote(self.client, address, output), loop)
+
     def open_queue(self, prefix: str) -> Any:
         """A new distributed.Queue on this build's client (for handing a leader its shards)."""
         from distributed import Queue

@@ -300,7 +300,7 @@ class Speculator:
             spec = self.specs.get(package)
         exports = self._import_exports(call)
         if spec is None:
-            self._not_speculated(package)
+            rec.speculation = {"outcome": "none", "why": self._not_speculated(package)}
             return None
         try:
             parts = self._request_parts(package, call, argv, exports)
@@ -309,6 +309,11 @@ class Speculator:
         why = prediction.differs(spec.parts, parts)
         if why:
             return self._discard(spec, "miss", why, rec)
+        if not spec.future.done():  # go build waits for it now: no longer below the others
+            try:
+                self.c.promote(spec.worker, spec.output)
+            except Exception:  # noqa: BLE001  (it then finishes niced)
+                pass
         try:
             result = spec.future.result(timeout=self.c.task_timeout)
         except Exception as exc:  # noqa: BLE001  (lost worker, cancelled, timed out)
@@ -506,7 +511,7 @@ class Speculator:
         rec.speculation = {"outcome": outcome, "why": why, "started": spec.started}
         return None
 
-    def _not_speculated(self, package: str) -> None:
+    def _not_speculated(self, package: str) -> str:
         with self.cond:
             pred = self.preds.get(package)
             if not self.active:
@@ -516,6 +521,7 @@ class Speculator:
             else:
                 why = not_speculable(pred) or "asked for before its imports' export data"
             self.counts.not_speculated[why] += 1
+        return why
 
     def _import_exports(self, call: compileargs.CompileCall) -> dict[str, str]:
         """The export data sha of each import of a real request (their archives are final):

@@ -97,7 +97,8 @@ def normalize_argv(argv: Sequence[str], cwd: str, work: str | None = None) -> tu
         elif re.fullmatch(r"-c=\d+", a):
             continue
         elif a.endswith(".go") and not a.startswith("-"):
-            out.append(normalize_path(a if os.path.isabs(a) else os.path.normpath(os.path.join(cwd, a)), work))
+            absolute = os.path.isabs(a) or a.startswith("$WORK")  # the script's spelling
+            out.append(normalize_path(a if absolute else os.path.normpath(os.path.join(cwd, a)), work))
         else:
             out.append(normalize_path(a, work))
     return tuple(out)

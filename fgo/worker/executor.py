@@ -184,7 +184,8 @@ def execute(task: CompileTask, worker: str | None = None,
         if task.early_export and on_export is not None:
             argv = _with_early_export(argv, early)
         tool_start = time.time()
-        proc = _run_compile(argv, sandbox + call.cwd, env, task.speculative,
+        proc = _run_compile(argv, sandbox + call.cwd, env,
+                            call.outputs[0] if task.speculative and call.outputs else None,
                             early if argv[0] != tool else None, on_export)
         tool_done = time.time()
         outputs = {}
@@ -246,13 +247,43 @@ def _build_quietly() -> None:
         pass
 
 
-def _run_compile(argv: list[str], cwd: str, env: dict[str, str], nice: bool,
+_speculating: dict[str, int] = {}  # a running speculative compile's -o -> its pid
+
+
+def promote(output: str) -> bool:
+    """The speculative compile writing OUTPUT is wanted now (go build asked for it): back
+    to normal priority, so that it is not starved behind the worker's real compiles. Only
+    where the worker may lower a nice value (root, or RLIMIT_NICE); False otherwise."""
+    pid = _speculating.get(output)
+    if pid is None:
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 0)
+    except OSError:  # not permitted (or it has just ended): it finishes niced
+        return False
+    return True
+
+
+def _run_compile(argv: list[str], cwd: str, env: dict[str, str], speculative: str | None,
                  early: str | None, on_export: Callable[[ExportReady], None] | None
                  ) -> subprocess.CompletedProcess[bytes]:
-    """Run the compile ARGV; while it runs, hand EARLY (once written) to ON_EXPORT."""
+    """Run the compile ARGV (niced when SPECULATIVE, the -o it writes); while it runs,
+    hand EARLY (once written) to ON_EXPORT."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT,
-                            preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if nice else None)
+                            preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if speculative else None)
+    if speculative:
+        _speculating[speculative] = proc.pid
+    try:
+        return _wait_compile(argv, proc, early, on_export)
+    finally:
+        if speculative:
+            _speculating.pop(speculative, None)
+
+
+def _wait_compile(argv: list[str], proc: subprocess.Popen[bytes], early: str | None,
+                  on_export: Callable[[ExportReady], None] | None
+                  ) -> subprocess.CompletedProcess[bytes]:
     if early is None or on_export is None:
         out, _ = proc.communicate()
         return subprocess.CompletedProcess(argv, proc.returncode, out)

@@ -29,6 +29,7 @@ from fgo.worker import executor
 from fgo.worker.protocol import CompileTask, ExportReady
 
 HANDLER = "fgo_compile"
+PROMOTE = "fgo_promote"
 
 
 class CompileService(WorkerPlugin):
@@ -54,12 +55,21 @@ class CompileService(WorkerPlugin):
                                                 on_export)
             return to_serialize(result)
 
+        async def promote(output: str = "") -> bool:
+            return executor.promote(output)
+
         worker.handlers[HANDLER] = serve
+        worker.handlers[PROMOTE] = promote
 
 
 def unwrap(message: Any) -> Any:
     """MESSAGE as sent: in-process (inproc://) comms hand over the Serialize wrapper."""
     return message.data if isinstance(message, Serialize) else message
+
+
+async def promote(client: Any, address: str, output: str) -> bool:
+    """Ask ADDRESS to run its speculative compile writing OUTPUT at normal priority."""
+    return await getattr(client.rpc(address), PROMOTE)(output=output)
 
 
 async def call(client: Any, address: str, task: CompileTask,
