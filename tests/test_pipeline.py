@@ -172,3 +172,39 @@ def test_a_stale_prediction_is_discarded(tmp_path: Path, faults) -> None:
     c = specs.get("example.com/chain/c")
     assert c is not None, "c was never speculated: the fault was not observed"
     assert (c["outcome"], c["why"]) == ("miss", "command line differs")
+
+
+# ------------------------------------------------------------------ the worker's idle time
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_speculation_runs_only_in_idle_time() -> None:
+    """A real process stands in for a speculative compile: stopped while the real compiles
+    fill the worker's threads, continued when one ends, and running once go build waits
+    for it whatever the real compiles do."""
+    import subprocess
+    import time
+
+    from fgo.worker.idle import IdleTime, runs
+    assert runs(0, 1, False) and not runs(1, 1, False) and runs(1, 1, True) and runs(1, 2, False)
+    idle = IdleTime(threads=1)
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        idle.spec_started("/spec/b1/_pkg_.a", proc.pid)
+        assert _state(proc.pid) in "SR"
+        idle.real_started()
+        time.sleep(0.1)
+        assert _state(proc.pid) == "T"          # stopped
+        idle.real_ended()
+        time.sleep(0.1)
+        assert _state(proc.pid) in "SR"         # continued
+        idle.real_started()
+        assert idle.promote("/spec/b1/_pkg_.a") and not idle.promote("/other")
+        time.sleep(0.1)
+        assert _state(proc.pid) in "SR"         # wanted: runs beside the real compile
+        idle.spec_ended("/spec/b1/_pkg_.a")
+    finally:
+        proc.kill()
+        proc.wait()

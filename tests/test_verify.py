@@ -230,14 +230,15 @@ def test_adhoc_go_flags_variant():
 
 
 def test_verify_distributed_and_split_variants(tmp_path):
-    """fgo itself under verify: embedded cluster and every package split in 2, each with an
-    empty GOCACHE, byte-identical to plain go build (archives, build IDs, binary)."""
+    """fgo itself under verify: embedded cluster, every package split in 2, and pipelined,
+    each with an empty GOCACHE, byte-identical to plain go build (archives, build IDs, binary)."""
     project = write_module(tmp_path / "tiny")
     r = subprocess.run([FGO, "verify", "--json", "-v", "go", "-v", "fgo", "-v", "fgo-split2",
-                        str(project)], check=False, capture_output=True, text=True, timeout=900)
+                        "-v", "fgo-pipelined", str(project)], check=False, capture_output=True,
+                       text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     j = json.loads(r.stdout)
     assert j["matched"] is True
-    assert [b["variant"] for b in j["builds"]] == ["go", "fgo", "fgo-split2"]
+    assert [b["variant"] for b in j["builds"]] == ["go", "fgo", "fgo-split2", "fgo-pipelined"]
     for c in j["comparisons"]:
         assert c["matched"] and c["packages_compared"] > 20 and not c["differing_packages"]

@@ -193,6 +193,8 @@ def _fgo_variant(name: str, options: list[str], desc: str) -> Variant:
 
 
 register_variant(_fgo_variant("fgo", [], "fgo build on the Dask cluster"))
+register_variant(_fgo_variant("fgo-pipelined", ["--pipeline"],
+                              "fgo build --pipeline (dependents compiled from early export data)"))
 for _k in (2, 3):
     register_variant(_fgo_variant(f"fgo-split{_k}", ["--split-large=0", "--shards", str(_k)],
                                   f"fgo build --split-large=0 --shards {_k} (every package split)"))

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from fgo import toolchain
 
 from fgo.worker import compileargs, faults
+from fgo.worker.idle import IDLE
 from fgo.worker.blobs import CorruptBlob, Store, read_export_data
 from fgo.worker.outputs import output_sha256, read_outputs
 from fgo.worker.protocol import (CompileResult, CompileTask, ExportReady, ShardResult, Status,
@@ -178,7 +179,11 @@ def execute(task: CompileTask, worker: str | None = None,
         env.update(GOROOT=str(toolchain.goroot()), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
         tool = str(toolchain.tool_path("compile"))
         if task.split is not None:
-            return shard_task.run(task, task.split, call, args, env, sandbox, worker, started)
+            IDLE.real_started()
+            try:
+                return shard_task.run(task, task.split, call, args, env, sandbox, worker, started)
+            finally:
+                IDLE.real_ended()
         argv = [tool, *faults.compile_args(args)]
         early = sandbox + "/fgo-early-export.a"
         if task.early_export and on_export is not None:
@@ -247,38 +252,27 @@ def _build_quietly() -> None:
         pass
 
 
-_speculating: dict[str, int] = {}  # a running speculative compile's -o -> its pid
-
-
-def promote(output: str) -> bool:
-    """The speculative compile writing OUTPUT is wanted now (go build asked for it): back
-    to normal priority, so that it is not starved behind the worker's real compiles. Only
-    where the worker may lower a nice value (root, or RLIMIT_NICE); False otherwise."""
-    pid = _speculating.get(output)
-    if pid is None:
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, 0)
-    except OSError:  # not permitted (or it has just ended): it finishes niced
-        return False
-    return True
-
-
 def _run_compile(argv: list[str], cwd: str, env: dict[str, str], speculative: str | None,
                  early: str | None, on_export: Callable[[ExportReady], None] | None
                  ) -> subprocess.CompletedProcess[bytes]:
-    """Run the compile ARGV (niced when SPECULATIVE, the -o it writes); while it runs,
-    hand EARLY (once written) to ON_EXPORT."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT,
-                            preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if speculative else None)
-    if speculative:
-        _speculating[speculative] = proc.pid
+    """Run the compile ARGV; while it runs, hand EARLY (once written) to ON_EXPORT. A
+    SPECULATIVE one (the -o it writes) runs niced, in the worker's idle time only
+    (fgo.worker.idle)."""
+    if not speculative:
+        IDLE.real_started()
     try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if speculative
+                                else None)
+        if speculative:
+            IDLE.spec_started(speculative, proc.pid)
         return _wait_compile(argv, proc, early, on_export)
     finally:
         if speculative:
-            _speculating.pop(speculative, None)
+            IDLE.spec_ended(speculative)
+        else:
+            IDLE.real_ended()
 
 
 def _wait_compile(argv: list[str], proc: subprocess.Popen[bytes], early: str | None,

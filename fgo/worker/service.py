@@ -26,6 +26,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol.serialize import Serialize, to_serialize
 
 from fgo.worker import executor
+from fgo.worker.idle import IDLE
 from fgo.worker.protocol import CompileTask, ExportReady
 
 HANDLER = "fgo_compile"
@@ -56,7 +57,9 @@ class CompileService(WorkerPlugin):
             return to_serialize(result)
 
         async def promote(output: str = "") -> bool:
-            return executor.promote(output)
+            return IDLE.promote(output)
+
+        IDLE.threads = max(1, worker.state.nthreads)
 
         worker.handlers[HANDLER] = serve
         worker.handlers[PROMOTE] = promote
