@@ -116,6 +116,7 @@ class Coordinator:
                            uuid.uuid4().hex)
         self.shares_files: set[str] = set()
         self.speculator: Any = None            # with pipelining (fgo.build.speculation)
+        self._export_topic: str | None = None  # split leaders' early export data
 
     def exclude(self, address: str) -> None:
         """Use ADDRESS no more in this build (its output failed verification)."""
@@ -199,8 +200,9 @@ class Coordinator:
                 if info.get("shares_files"):
                     self.shares_files.add(addr)
             hosts = len({w.store_id for w in self.placement.workers.values()})
+            threads = self.placement.total_threads()
         if self.speculator is not None:
-            self.speculator.workers_known(hosts)
+            self.speculator.workers_known(hosts, threads)
         return warnings
 
     def live_workers(self) -> set[str]:
@@ -431,6 +433,21 @@ class Coordinator:
         loop = self.client.loop.asyncio_loop
         return asyncio.run_coroutine_threadsafe(
             service.call(self.client, address, task, on_export), loop)
+
+    def export_topic(self) -> str:
+        """The Dask event topic a split leader sends its early export data to, subscribed
+        once (the events go to the speculator)."""
+        with self.lock:
+            if self._export_topic is None:
+                topic = f"fgo-export-{uuid.uuid4().hex[:12]}"
+                speculator = self.speculator
+
+                def got(event: Any) -> None:  # (time, message), on the client's loop
+                    msg = event[1]
+                    speculator.leader_export(msg["package"], msg["data"], msg["at"])
+                self.client.subscribe_topic(topic, got)
+                self._export_topic = topic
+            return self._export_topic
 
     def promote(self, address: str, output: str) -> None:
         """ADDRESS's speculative compile of OUTPUT is wanted now: unnice it (not waited for)."""

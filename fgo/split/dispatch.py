@@ -85,9 +85,14 @@ class Splitter:
             (shard, scan.units[i].file, scan.units[i].line, "")
             for shard, units in enumerate(plan.shards) for i in units)
 
+        # with pipelining the leader sends its export data early (from its frontend)
+        topic = c.export_topic() if c.speculator is not None and c.speculator.early_export \
+            else None
+
         def role(k: int, queue: str | None = None) -> SplitRole:
             return SplitRole(k=k, n=plan.k, series=self.series, plan=plan_text,
-                             timeout=c.task_timeout, queue=queue)
+                             timeout=c.task_timeout, queue=queue,
+                             export_topic=topic if k == 0 else None)
 
         sent: dict[str, list[str]] = {a: [] for a in addresses}
         ok = False

@@ -75,15 +75,21 @@ def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args
 
     # the leader
     files = [os.path.join(sandbox, f"fgo-shard-{i}.res") for i in range(1, n)]
+    early = os.path.join(sandbox, "fgo-early-export.a")
     argv = compiler_patch.with_flags(
         [str(patched.path), *args],
-        compiler_patch.leader_flags(n, files, plan, timeout=int(split.timeout), stats=stats))
+        compiler_patch.leader_flags(n, files, plan, timeout=int(split.timeout), stats=stats)
+        + ([f"-fgoexport={early}"] if split.export_topic else []))
     tool_start = time.time()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     fetched: dict[str, Any] = {"bytes": 0, "error": None, "shards": {}}
-    from distributed import get_client
+    from distributed import get_client, get_worker
     client = get_client()  # here: a thread of our own would not find the worker
+    if split.export_topic:
+        threading.Thread(target=_send_early_export,
+                         args=(get_worker(), split.export_topic, call.package, early, proc),
+                         name="fgo-early-export", daemon=True).start()
     fetcher = threading.Thread(target=_fetch_shards,
                                args=(client, split.queue, files, proc, fetched),
                                name="fgo-shard-fetch", daemon=True)
@@ -104,6 +110,18 @@ def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args
                          stats=_stats(stats), shards=fetched["shards"],
                          shard_bytes=fetched["bytes"], started=started,
                          tool_start=tool_start, tool_done=tool_done, returned=time.time())
+
+
+def _send_early_export(worker: Any, topic: str, package: str, early: str,
+                       proc: subprocess.Popen[bytes]) -> None:
+    """The leader's export data to the head as a Dask event, as soon as the compiler wrote
+    it (renamed into place: whole or absent), while the backend still runs."""
+    while proc.poll() is None:
+        if os.path.exists(early):
+            worker.log_event(topic, {"package": package, "data": Path(early).read_bytes(),
+                                     "at": os.stat(early).st_mtime})
+            return
+        time.sleep(0.005)
 
 
 def _fetch_shards(client: Any, queue: str, files: list[str],

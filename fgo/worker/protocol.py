@@ -45,6 +45,9 @@ class SplitRole:
     plan: str                          # the shard plan file's text
     timeout: float                     # the leader's wait for the shards, seconds
     queue: str | None = None           # leader only: the distributed.Queue of shard futures
+    # leader only, with pipelining: the Dask event topic its early export data goes to
+    # (a leader is a Dask task, not the compile RPC that carries an ExportReady)
+    export_topic: str | None = None
 
     @property
     def leader(self) -> bool:
