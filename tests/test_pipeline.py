@@ -112,15 +112,23 @@ def test_a_miss_names_the_part_that_differs() -> None:
 
 # ------------------------------------------------------------------ real builds
 
-def _build(tree: Path, tmp_path: Path, *flags: str, env: dict[str, str] | None = None) -> dict:
-    report = tmp_path / "r.json"
-    with RealCluster(tmp_path / "c", workers=2) as cluster:
-        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+def _build(tree: Path, tmp_path: Path, *flags: str, env: dict[str, str] | None = None,
+           cluster: RealCluster | None = None, report: str = "r.json") -> dict:
+    """`fgo build -a` of TREE on CLUSTER (else a new one of two 1-thread workers, each
+    its own store: two hosts) into tmp_path's GOCACHE; the report."""
+    path = tmp_path / report
+    own = cluster is None
+    cluster = cluster or RealCluster(tmp_path / "c", workers=2)
+    try:
+        proc = run_fgo("build", "--report", str(path), "--scheduler", cluster.address,
                        "--no-shared-cache", *flags, str(tree), "--", "-a", "-o",
                        str(tree / "fgo.bin"),
                        env={**os.environ, "GOCACHE": str(tmp_path / "gocache"), **(env or {})})
+    finally:
+        if own:
+            cluster.close()
     assert proc.returncode == 0, proc.stderr
-    return json.loads(report.read_text())
+    return json.loads(path.read_text())
 
 
 def test_a_pipelined_build_is_byte_identical(tmp_path: Path) -> None:
@@ -144,21 +152,19 @@ def test_a_pipelined_build_is_byte_identical(tmp_path: Path) -> None:
     assert any("(speculative)" in c["worker"] and c["matched"] for c in rep["verification"]["checks"])
 
 
-def test_no_pipeline_turns_it_off(tmp_path: Path) -> None:
+def test_off_by_default_below_four_threads_and_with_no_pipeline(tmp_path: Path) -> None:
+    """Two hosts of one thread each (below MIN_THREADS): the plan is read but nothing is
+    speculated, and the build is right; with --no-pipeline there is no speculator at all."""
     tree = write_tree(tmp_path / "chain", CHAIN)
-    rep = _build(tree, tmp_path, "--no-pipeline")
-    assert "speculation" not in rep
-    assert not any(a.get("speculation") for a in rep["actions"])
-
-
-def test_two_one_thread_workers_do_not_pipeline_by_default(tmp_path: Path) -> None:
-    """Two hosts of one thread each: below MIN_THREADS, the plan is read but nothing is
-    speculated, and the build is still right."""
-    tree = write_tree(tmp_path / "chain", CHAIN)
-    rep = _build(tree, tmp_path)
-    assert rep["speculation"]["active"] is False and rep["speculation"]["started"] == 0
-    assert oracle_build(tree, "-a", "-o", str(tree / "go.bin")).returncode == 0
-    assert sha(tree / "fgo.bin") == sha(tree / "go.bin")
+    with RealCluster(tmp_path / "c", workers=2) as cluster:
+        rep = _build(tree, tmp_path, cluster=cluster)
+        assert rep["speculation"]["active"] is False and rep["speculation"]["started"] == 0
+        assert oracle_build(tree, "-a", "-o", str(tree / "go.bin")).returncode == 0
+        assert sha(tree / "fgo.bin") == sha(tree / "go.bin")
+        off = _build(tree, tmp_path, "--no-pipeline", cluster=cluster, report="off.json")
+    assert "speculation" not in off
+    assert not any(a.get("speculation") for a in off["actions"])
+    assert off["totals"]["remote"] > 0  # (-a: compiled again, on the cluster)
 
 
 def test_pipelining_with_split_packages(tmp_path: Path) -> None:
