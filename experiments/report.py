@@ -639,9 +639,11 @@ def _das5_section(doc: dict[str, Any] | None) -> list[str]:
           "costs; `split`: --split-large as in section 4 (F + B/K, K <= 16).", ""]
     md.append(table(doc["rows"], [("project", "project"), ("nodes", "nodes"), ("slots", "slots"),
                                   ("plain_s", "fgo s"), ("split_s", "fgo --split-large s"),
+                                  ("pipelined_s", "fgo --pipeline s"),
                                   ("levels_s", "levels s"),
                                   ("plain_over_levels", "fgo vs levels"),
                                   ("split_over_levels", "split vs levels"),
+                                  ("pipelined_over_levels", "pipelined vs levels"),
                                   ("plain_speedup_vs_1_node", "fgo speedup vs 1 node"),
                                   ("split_speedup_vs_1_node", "split speedup vs 1 node")]))
     md.append("")
@@ -693,11 +695,13 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
     return md
 
 
-def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]:
-    """Item 7 (issue 15): pipelined compilation, simulated, and the early export data, measured."""
+def _pipeline_section(results: Path, export: dict[str, Any] | None,
+                      measured: dict[str, Any] | None = None) -> list[str]:
+    """Item 7 (issue 15): pipelined compilation, simulated, and the early export data and
+    pipelined builds, measured."""
     sims = {p: _load(results / f"pipeline_{p.replace('/', '_')}.json") for p in ("etcd", "gin", "cmd/go", "cmd/compile")}
     sims = {p: d for p, d in sims.items() if d}
-    if not sims and not export:
+    if not sims and not export and not measured:
         return []
     md = ["## 7. Pipelined compilation (issue 15)", ""]
     if sims:
@@ -752,6 +756,42 @@ def _pipeline_section(results: Path, export: dict[str, Any] | None) -> list[str]
         differ = sorted({p for r in export["rows"] for p in r.get("differ", [])})
         md += ["", "Packages whose early export data differs (must not be pipelined): "
                + (", ".join(f"`{p}`" for p in differ) if differ else "none") + ".", ""]
+    if measured:
+        md += _pipeline_measured(measured)
+    return md
+
+
+def _pipeline_measured(doc: dict[str, Any]) -> list[str]:
+    """Item 7 part 3: pipelined builds on the emulated hosts, with the prediction beside them."""
+    summaries = [r for r in doc["rows"] if r.get("side") == "summary"]
+    runs = [r for r in doc["rows"] if r.get("side") != "summary"]
+    md = ["### Pipelined builds on emulated hosts (measured; predictions simulated)", "",
+          f"{label(doc['meta'], 'measured')}. The two single-core hosts of section 8 (host 0 on "
+          "core 0 beside the head, host 1 on core 1, 1 Gb/s links, nothing shared): cold `-a` "
+          "`fgo build --no-pipeline` against `--pipeline`, alternating pairs; every binary "
+          "byte-identical to one plain `go build -a` into an empty GOCACHE (`identical`). "
+          "`hit rate`: speculative compiles taken by go build / started. `predicted`: "
+          "**simulated**, the unpipelined run of the same pair replayed "
+          "(`fgo.analysis.makespan.predict_pipelined`: its own action durations and fixed cost) "
+          "with each compile's dependents released when its export data came in the other "
+          "pairs' pipelined runs; `replay`: the same without pipelining, against that run. "
+          "`.venv/bin/pytest experiments/test_7_pipelining.py --benchmark -k \"measured and "
+          "etcd\"`, results/pipeline_measured.json.", ""]
+    md.append(table(summaries, [("project", "project"), ("pairs", "pairs"),
+                                ("speedup_median", "no-pipeline / pipeline"),
+                                ("speedups", "per pair"), ("hit_rate_median", "hit rate"),
+                                ("prediction_error_median", "prediction error"),
+                                ("identical", "identical")]))
+    md.append("")
+    md.append(table(runs, [("project", "project"), ("pair", "pair"), ("side", "side"),
+                           ("wall_s", "wall s"), ("predicted_s", "predicted s (simulated)"),
+                           ("error", "error"), ("replay_error", "replay error"),
+                           ("started", "speculated"), ("hits", "taken"), ("misses", "missed"),
+                           ("unused", "unused"), ("hit_rate", "hit rate"),
+                           ("saved_s", "saved s"), ("wasted_s", "wasted s"),
+                           ("head_cpu_s", "head CPU s"), ("load1_before", "load1"),
+                           ("identical", "identical")]))
+    md.append("")
     return md
 
 
@@ -808,7 +848,8 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _split_section(split, split_sim, results, out)
     md += _verification_section(_load(results / "verification.json"))
     md += _shared_cache_section(_load(results / "shared_cache.json"))
-    md += _pipeline_section(results, _load(results / "early_export.json"))
+    md += _pipeline_section(results, _load(results / "early_export.json"),
+                            _load(results / "pipeline_measured.json"))
     md += _scaleout_section(_load(results / "scaleout.json"))
     md += _overhead_section(_load(results / "overhead.json"))
     md += _model_section(_load(results / "model_validation.json"))
