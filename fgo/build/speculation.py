@@ -34,8 +34,8 @@ import string
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ from fgo.planner import prediction
 from fgo.planner.prediction import Prediction
 from fgo.report.record import ActionRecord
 from fgo.worker import compileargs
-from fgo.worker.blobs import read_export_data
-from fgo.worker.protocol import CompileResult, CompileTask, ExportReady
+from fgo.worker.blobs import export_data, read_export_data
+from fgo.worker.protocol import CompileResult, CompileTask
 
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
 _WORK_DIR = re.compile(r"^(.*)/b\d+/[^/]+$")
@@ -184,15 +184,9 @@ class Speculation:
     started: float
     future: concurrent.futures.Future[Any]
     ended: float | None = None
-    result: Any = None
     outcome: str = "running"           # hit | miss | failed | unused
     why: str = ""
     saved_s: float = 0.0
-
-
-@dataclass
-class _Counters:
-    not_speculated: Counter[str] = field(default_factory=Counter)   # requests without one
 
 
 class Speculator:
@@ -219,7 +213,7 @@ class Speculator:
         self.early_at: dict[tuple[str, bool], float] = {}  # (package, speculative) -> worker time
         self.export_fracs: dict[str, float] = {}  # when in its compile the export data came
         self.closed = False
-        self.counts = _Counters()
+        self.not_speculated: Counter[str] = Counter()  # why real requests had none
         self._noid: dict[tuple[str, int, int], str] = {}  # (path, ino, mtime) -> export sha
         self._seq = 0
         self._thread = threading.Thread(target=self._loop, name="fgo-speculator", daemon=True)
@@ -334,13 +328,18 @@ class Speculator:
         if not isinstance(result, CompileResult) or not result.ok or result.exit != 0:
             why = getattr(result, "reason", "") or f"exit {getattr(result, 'exit', '?')}"
             return self._discard(spec, "failed", why, rec)
-        real_out = compileargs.flag_value(call.args, "-o")
+        return self._hit(spec, result, call, env, rec, t0)
+
+    def _hit(self, spec: Speculation, result: CompileResult, call: compileargs.CompileCall,
+             env: dict[str, str], rec: ActionRecord, t0: float) -> dict[str, Any] | None:
+        """SPEC's RESULT answers the request CALL: its build ID made go's, written where go
+        expects it, recorded, and verified like a remote compile's."""
         buildid = _buildid(call)
         try:
             data = rewrite_buildid(result.outputs[spec.output], spec.buildid, buildid)
         except (KeyError, ValueError) as exc:
             return self._discard(spec, "failed", str(exc), rec)
-        out = compileargs.absolute(call.cwd, real_out or "")
+        out = compileargs.absolute(call.cwd, compileargs.flag_value(call.args, "-o") or "")
         tmp = f"{out}.fgo-{secrets.token_hex(4)}"
         Path(tmp).write_bytes(data)
         os.replace(tmp, out)
@@ -351,11 +350,11 @@ class Speculator:
         rec.duration_s, rec.end, rec.bytes_out = round(now - t0, 4), now, len(data)
         rec.speculation = {"outcome": "hit", "started": spec.started, "ended": spec.ended,
                            "saved_s": spec.saved_s}
-        self.archive_written(package, out)
+        self.archive_written(rec.package, out)
         if self.c.verifier is not None:
             inputs = self.c.input_blobs(call)
             task = self.c.whole_task(call, env, inputs)
-            self.c.verifier.after_remote(package, f"{spec.worker} (speculative)", task.inputs,
+            self.c.verifier.after_remote(rec.package, f"{spec.worker} (speculative)", task.inputs,
                                          lambda: {out: data}, buildid,
                                          self.c.local_job(task, inputs))
         return {"local": False, "exit": 0, "output": base64.b64encode(result.output).decode()}
@@ -398,7 +397,7 @@ class Speculator:
             "wasted_s": round(wasted, 3),
             "reasons": dict(whys),
             "export_fracs": dict(self.export_fracs),
-            "not_speculated": dict(self.counts.not_speculated),
+            "not_speculated": dict(self.not_speculated),
             "speculations": [{"package": s.package, "worker": s.worker, "outcome": s.outcome,
                               "why": s.why, "start": s.started, "end": s.ended,
                               "saved_s": s.saved_s} for s in specs],
@@ -514,7 +513,7 @@ class Speculator:
         if ok:
             self._export_frac(spec.package, True, result)
         if ok and result.exit == 0 and spec.output in result.outputs:
-            self.export_ready(spec.package, read_export_prefix(result.outputs[spec.output]),
+            self.export_ready(spec.package, export_data(result.outputs[spec.output]),
                               speculative=True, early=False)
         with self.cond:
             self.cond.notify_all()
@@ -534,7 +533,7 @@ class Speculator:
                 why = "not predicted"
             else:
                 why = not_speculable(pred) or "asked for before its imports' export data"
-            self.counts.not_speculated[why] += 1
+            self.not_speculated[why] += 1
         return why
 
     def _import_exports(self, call: compileargs.CompileCall) -> dict[str, str]:
@@ -571,12 +570,6 @@ class Speculator:
                                           call.cwd, work, files)
         inputs = self.c.input_blobs(call)
         return prediction.key_parts(real, lambda p: inputs[p].sha, exports)
-
-
-def read_export_prefix(archive: bytes) -> bytes:
-    """An archive's export data (its start up to the end of __.PKGDEF)."""
-    from fgo.worker.blobs import export_data
-    return export_data(archive)
 
 
 def _buildid(call: compileargs.CompileCall) -> str:
