@@ -834,7 +834,8 @@ def _shard_cost_section(doc: dict[str, Any] | None, sims: dict[tuple[str, str], 
     if sim and "shard-cost" in str(sim["meta"].get("command", "")):
         r16 = next((r for r in sim["rows"] if r["k"] == 16), None)
         if r16 and r16.get("measured_cp_list"):
-            md.append(f"(c) measured with these shards (simulated, `{sim['meta']['command']}`): "
+            md.append(f"(c) measured with these shards (simulated, `{sim['meta']['command']}`, on the input "
+                      f"graph of work {sim['meta'].get('work_s', 0):.1f} s, span {sim['meta'].get('span_s', 0):.1f} s): "
                       f"{m.get('project')} on 16 workers {r16['measured_cp_list']:.1f} s "
                       f"(K={r16['measured_shards']}) against (a) DistGo-style levels {r16['levels']:.1f} s: "
                       f"**{r16['levels'] / r16['measured_cp_list']:.2f}×**; (c) modelled "

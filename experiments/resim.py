@@ -1,7 +1,7 @@
 """Re-run item 2's simulations from stored results, without building anything.
 
     .venv/bin/python -m experiments.resim [--results DIR] [--shards SHARDS.json]
-        [--shard-cost results/shard_cost.json] [--project NAME ...]
+        [--shard-cost results/shard_cost.json [--series after|before]] [--project NAME ...]
 
 Reads results/simulate_<project>.json (the input graph's path and the measured
 F/B/D and measured shard times of the split packages), loads the raw action
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=lab.HERE / "results")
     ap.add_argument("--shards", type=Path, help="measured shard times: {package: {K: [s, ...]}}")
     ap.add_argument("--shard-cost", type=Path, help="item 10's results: F/B/D and shard times per package")
+    ap.add_argument("--series", default="after", help="with --shard-cost: the patch series whose shards to use")
     ap.add_argument("--project", action="append", help="re-simulate only this project (repeatable)")
     args = ap.parse_args(argv)
     extra = {}
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         extra = {p: {int(k): v for k, v in ks.items()} for p, ks in json.loads(args.shards.read_text()).items()}
     cost_specs: dict = {}
     if args.shard_cost:
-        cost_specs, cost_shards = split_sweep.from_shard_cost(json.loads(args.shard_cost.read_text())["rows"])
+        cost_specs, cost_shards = split_sweep.from_shard_cost(json.loads(args.shard_cost.read_text())["rows"],
+                                                                 args.series)
         extra = {**extra, **cost_shards}
     for f in sorted(args.results.glob("simulate_*.json")):
         doc = json.loads(f.read_text())
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                                                shard_ks)
             full = {**lab.machine_meta(command="python -m experiments.resim"
                                        + (f" --shards {args.shards}" if args.shards else "")
-                                       + (f" --shard-cost {args.shard_cost}" if args.shard_cost else "")
+                                       + (f" --shard-cost {args.shard_cost} --series {args.series}" if args.shard_cost else "")
                                        + "".join(f" --project {p}" for p in args.project or ()),
                                        quick=m.get("quick", False)),
                     "resimulated_from": {"command": m.get("command"), "date": m.get("date")},
