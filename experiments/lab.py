@@ -344,37 +344,16 @@ class Lab:
         The simulated K-machine wall time is max(slowest shard + merge, leader).
         Without -pgoprofile (not splittable), like the no_pgo stock runs it is compared with.
         """
-        from fgo.split import compiler as compiler_patch
         if build.work_dir is None or not build.work_dir.exists():
             raise RuntimeError(f"{build.project}: WORK dir not kept; cannot re-run compiles")
-        argv = [a for a in self.compile_cmd(build, package, no_pgo=True) if not re.match(r"^-c=\d+$", a)]
+        argv = self.compile_cmd(build, package, no_pgo=True)
         tmp = self.tmpdir("split")
-        i_o = argv.index("-o")
-        base = [argv[0], "-c=1", *argv[1:i_o], "-o", "OUT", *argv[i_o + 2:]]
-
-        def with_out(out: Path) -> list[str]:
-            a = list(base)
-            a[a.index("-o") + 1] = str(out)
-            return a
-
-        patched = compiler_patch.patched_compiler()
-        files = [tmp / f"shard{i}.res" for i in range(1, k)]
-        stats = tmp / "stats0.json"
-        cmds = [compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
-                                          compiler_patch.shard_flags(i, k, files[i - 1]), compiler=patched)
-                for i in range(1, k)]
-        cmds.append(compiler_patch.with_flags(with_out(tmp / "leader.a"),
-                                              compiler_patch.leader_flags(k, files, stats=stats), compiler=patched))
         try:
-            *shards, leader = cpu_times(cmds, tmp, toolchain.go_env(GOMAXPROCS="1"), os.cpu_count() or 1)
+            r = split_cpu(argv, tmp, tmp, k, os.cpu_count() or 1)
         except RuntimeError as exc:
             raise RuntimeError(f"split {package} K={k}: {exc}") from None
-        st = json.loads(stats.read_text()) if stats.exists() else {}
-        merge = float(st.get("inject_s") or 0.0)
         self.drop(tmp)
-        return {"k": k, "shards_s": [round(x, 3) for x in shards], "leader_s": round(leader, 3),
-                "merge_s": round(merge, 3), "leader_stats": st,
-                "k_machine_s": round(max(max(shards) + merge, leader), 3)}
+        return {key: r[key] for key in ("k", "shards_s", "leader_s", "merge_s", "leader_stats", "k_machine_s")}
 
     def shard_times(self, name: str, package: str, k: int) -> dict[str, Any]:
         """`split_processes` of PACKAGE from the simulation's input build, once per session
@@ -446,6 +425,45 @@ def cpu_times(cmds: Sequence[Sequence[str]], cwd: Path, env: Mapping[str, str], 
             p.wait()
             err.close()
     return out
+
+
+def split_cpu(argv: Sequence[str], cwd: Path, tmp: Path, k: int, slots: int,
+              compiler: Path | None = None) -> dict[str, Any]:
+    """ARGV (a compile command) split K ways with the patched COMPILER (default: the
+    series' own), its processes run in TMP from CWD, at most SLOTS at once: each
+    process's CPU time (-c=1, GOMAXPROCS=1), -fgostats and result size.
+
+    shards_s are shards 1..K-1, leader_s the leader's (shard 0 + merge); stats[i]
+    is process i's -fgostats (0 = the leader), result_bytes shard i's result file.
+    """
+    from fgo.split import compiler as compiler_patch
+    argv = [a for a in argv if not re.match(r"^-c=\d+$", a)]
+    i_o = argv.index("-o")
+    base = [argv[0], "-c=1", *argv[1:i_o], "-o", "OUT", *argv[i_o + 2:]]
+
+    def with_out(out: Path) -> list[str]:
+        a = list(base)
+        a[a.index("-o") + 1] = str(out)
+        return a
+
+    patched = compiler or compiler_patch.patched_compiler()
+    files = [tmp / f"shard{i}.res" for i in range(1, k)]
+    stats = [tmp / f"stats{i}.json" for i in range(k)]
+    for f in [*files, *stats]:
+        f.unlink(missing_ok=True)
+    cmds = [compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
+                                      compiler_patch.shard_flags(i, k, files[i - 1], stats=stats[i]),
+                                      compiler=patched)
+            for i in range(1, k)]
+    cmds.append(compiler_patch.with_flags(with_out(tmp / "leader.a"),
+                                          compiler_patch.leader_flags(k, files, stats=stats[0]), compiler=patched))
+    *shards, leader = cpu_times(cmds, cwd, toolchain.go_env(GOMAXPROCS="1"), slots)
+    st = [json.loads(f.read_text()) if f.exists() else {} for f in stats]
+    merge = float(st[0].get("inject_s") or 0.0)
+    return {"k": k, "shards_s": [round(x, 3) for x in shards], "leader_s": round(leader, 3),
+            "merge_s": round(merge, 3), "leader_stats": st[0], "stats": st,
+            "result_bytes": [f.stat().st_size for f in files], "archive": tmp / "leader.a",
+            "k_machine_s": round(max(max(shards, default=0.0) + merge, leader), 3)}
 
 
 def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:

@@ -14,6 +14,7 @@ cell.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -832,6 +833,57 @@ def _files_section(results: Path, out: Path) -> list[str]:
             "raw action graphs, traces and fgo reports in its `raw/` subdirectory.", ""]
 
 
+def _shard_cost_section(doc: dict[str, Any] | None, sims: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Item 10: a real shard's CPU time against the model F + B/K, before and after the
+    shards walked only their own functions; and (c) measured with those shards."""
+    if not doc:
+        return []
+    m = doc["meta"]
+    rows = doc["rows"]
+    md = ["## 10. What a real shard costs (measured)", "",
+          f"{label(m, 'measured')}. {m.get('project')}'s split packages (those of (c) measured), each from "
+          f"its real compile command; {m.get('rounds')} rounds, the order of the runs reversed every other "
+          "round; every process alone, -c=1, GOMAXPROCS=1, its CPU time. Model: (F + B/K) from the stock "
+          "compile's -bench, brought to its CPU time; a split's processes: shards 1..K-1, and shard 0 = the "
+          "leader less D; medians over the rounds. Series: "
+          + "; ".join(f"{k}: {v}" for k, v in m.get("series", {}).items())
+          + ". Every leader's archive equals the stock compile's.", ""]
+    md.append(table(rows, [("package", "package"), ("k", "K"), ("series", "series"), ("model_s", "F+B/K s"),
+                           ("max_s", "slowest s"), ("mean_s", "mean s"), ("max_over_model", "slowest / model"),
+                           ("mean_over_model", "mean / model"), ("result_mb", "results MB")]))
+    md.append("")
+    for series in m.get("series", {}):
+        for k in m.get("ks", []):
+            sel = [r for r in rows if r["series"] == series and r["k"] == k]
+            if sel:
+                over = sorted(r["max_over_model"] for r in sel)
+                md.append(f"- {series}, K={k}: slowest process / model, median over {len(sel)} packages "
+                          f"**{statistics.median(over):.3f}** (range {over[0]:.3f}–{over[-1]:.3f}); "
+                          f"within 10%: {sum(x <= 1.10 for x in over)} of {len(sel)}.")
+    md.append("")
+    parts = [{"package": r["package"], "k": r["k"], "series": r["series"], "who": who,
+              **{f"p_{key}": v for key, v in r[f"{who}_parts_s"].items()}}
+             for r in rows for who in ("shard", "leader")]
+    keys = ["frontend", "walk", "backend", "export", "inject", "later", "rest"]
+    md += ["Where a process's CPU time goes (seconds, medians; -fgostats wall times scaled to the "
+           "process's CPU time; walk = the compile loop up to the backend; shard = the median shard):", ""]
+    md.append(table(parts, [("package", "package"), ("k", "K"), ("series", "series"), ("who", "process"),
+                            *[(f"p_{key}", key) for key in keys]]))
+    md.append("")
+    sim = sims.get((m.get("project"), "wall"))
+    if sim and "shard-cost" in str(sim["meta"].get("command", "")):
+        r16 = next((r for r in sim["rows"] if r["k"] == 16), None)
+        if r16 and r16.get("measured_cp_list"):
+            md.append(f"(c) measured with these shards (simulated, `{sim['meta']['command']}`, on the input "
+                      f"graph of work {sim['meta'].get('work_s', 0):.1f} s, span {sim['meta'].get('span_s', 0):.1f} s): "
+                      f"{m.get('project')} on 16 workers {r16['measured_cp_list']:.1f} s "
+                      f"(K={r16['measured_shards']}) against (a) DistGo-style levels {r16['levels']:.1f} s: "
+                      f"**{r16['levels'] / r16['measured_cp_list']:.2f}×**; (c) modelled "
+                      f"{r16['split_cp_list']:.1f} s ({r16['levels'] / r16['split_cp_list']:.2f}×).")
+            md.append("")
+    return md
+
+
 def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | None = None) -> Path:
     results = Path(results)
     corpus = _load(results / "corpus_builds.json")
@@ -854,6 +906,7 @@ def write_report(results: Path, out: Path, quick: bool = False, wall_s: float | 
     md += _overhead_section(_load(results / "overhead.json"))
     md += _model_section(_load(results / "model_validation.json"))
     md += _das5_section(_load(results / "das5.json"))
+    md += _shard_cost_section(_load(results / "shard_cost.json"), sims)
     md += _files_section(results, out)
     out.write_text("\n".join(md))
     return out

@@ -1,14 +1,18 @@
 """Re-run item 2's simulations from stored results, without building anything.
 
     .venv/bin/python -m experiments.resim [--results DIR] [--shards SHARDS.json]
+        [--shard-cost results/shard_cost.json [--series after|before]] [--project NAME ...]
 
 Reads results/simulate_<project>.json (the input graph's path and the measured
 F/B/D and measured shard times of the split packages), loads the raw action
 graph, and writes the simulate_<project>[_cpu] files again, then re-renders
 the report. SHARDS.json adds or replaces shard measurements for (c) measured:
 {"package": {"K": [shard 0 .. K-1 seconds]}} (shard 0 = the leader less its
-dumpobj; scaled to the action's duration like F/B/D). The results say they
-were re-simulated, and from which run.
+dumpobj; scaled to the action's duration like F/B/D). --shard-cost takes, for
+the packages item 10 measured, both F/B/D and the shard times of the whole
+patch series from that one run (results/shard_cost.json). --project limits the
+re-simulation to those projects. The results say they were re-simulated, and
+from which run.
 """
 
 from __future__ import annotations
@@ -23,14 +27,22 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=lab.HERE / "results")
     ap.add_argument("--shards", type=Path, help="measured shard times: {package: {K: [s, ...]}}")
+    ap.add_argument("--shard-cost", type=Path, help="item 10's results: F/B/D and shard times per package")
+    ap.add_argument("--series", default="after", help="with --shard-cost: the patch series whose shards to use")
+    ap.add_argument("--project", action="append", help="re-simulate only this project (repeatable)")
     args = ap.parse_args(argv)
     extra = {}
     if args.shards:
         extra = {p: {int(k): v for k, v in ks.items()} for p, ks in json.loads(args.shards.read_text()).items()}
+    cost_specs: dict = {}
+    if args.shard_cost:
+        cost_specs, cost_shards = split_sweep.from_shard_cost(json.loads(args.shard_cost.read_text())["rows"],
+                                                                 args.series)
+        extra = {**extra, **cost_shards}
     for f in sorted(args.results.glob("simulate_*.json")):
         doc = json.loads(f.read_text())
         m = doc["meta"]
-        if m.get("durations", "wall") != "wall":
+        if m.get("durations", "wall") != "wall" or (args.project and m["project"] not in args.project):
             continue
         gp = Path(m["input_build"]["graph"])
         gp = gp if gp.is_absolute() else lab.REPO / gp
@@ -39,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         g = ag.work_graph(ag.load(gp))
         specs = split_sweep.specs_from_rows(m.get("split_packages", []))
+        specs.update({p: s for p, s in cost_specs.items() if p in specs})
         shards = {**split_sweep.shards_from_rows(m.get("split_packages", [])),
                   **{p: t for p, t in extra.items() if p in specs}}
         measured = split_sweep.measured_specs(specs, shards)
@@ -55,7 +68,9 @@ def main(argv: list[str] | None = None) -> None:
                                                split_sweep.spec_rows(g, specs, dur, walls, shards),
                                                shard_ks)
             full = {**lab.machine_meta(command="python -m experiments.resim"
-                                       + (f" --shards {args.shards}" if args.shards else ""),
+                                       + (f" --shards {args.shards}" if args.shards else "")
+                                       + (f" --shard-cost {args.shard_cost} --series {args.series}" if args.shard_cost else "")
+                                       + "".join(f" --project {p}" for p in args.project or ()),
                                        quick=m.get("quick", False)),
                     "resimulated_from": {"command": m.get("command"), "date": m.get("date")},
                     **meta}

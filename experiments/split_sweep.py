@@ -167,6 +167,22 @@ def shards_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, l
     return out
 
 
+def from_shard_cost(rows: Sequence[Mapping[str, Any]], series: str = "after"
+                    ) -> tuple[dict[str, sim.SplitSpec], dict[str, dict[int, list[float]]]]:
+    """Item 10's results (results/shard_cost.json rows) as SplitSpecs and measured shard
+    times of SERIES: F/B/D brought to CPU time (the stock process's CPU time over its
+    -bench total) like the shard times, which are CPU times."""
+    specs: dict[str, sim.SplitSpec] = {}
+    shards: dict[str, dict[int, list[float]]] = {}
+    for r in rows:
+        if r["series"] != series:
+            continue
+        c = r["cpu_over_bench"]
+        specs[r["package"]] = sim.SplitSpec(r["F_s"] * c, r["B_s"] * c, r["D_s"] * c)
+        shards.setdefault(r["package"], {})[int(r["k"])] = list(r["process_s"])
+    return specs, shards
+
+
 def simulation_meta(name: str, source: str, g: nx.DiGraph, dur: Mapping[Any, float],
                     input_build: Mapping[str, Any], split_rows: list[dict[str, Any]],
                     measured_ks: Sequence[int] = ()) -> dict[str, Any]:

@@ -345,7 +345,7 @@ def test_the_experiments_report_renders_from_the_stored_results(tmp_path: Path) 
     import shutil
     results = shutil.copytree(root / "experiments" / "results", tmp_path / "results")  # plots land there
     text = report.write_report(results, tmp_path / "REPORT.md").read_text()
-    for heading in ("## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 9b.", "## Files"):
+    for heading in ("## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 9b.", "## 10.", "## Files"):
         assert heading in text
 
 
