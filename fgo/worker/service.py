@@ -12,8 +12,9 @@ their leader collects shard futures through a distributed.Queue.
 With pipelining (task.early_export) the handler writes an `ExportReady` on the same
 connection as soon as the compiler has written the package's export data, then the
 result: the head can start the package's dependents while its backend still runs. A
-speculative compile runs in threads of its own, niced, so that it never holds up a real
-one (fgo.build.speculation).
+speculative compile (fgo.build.speculation) runs in threads of its own and only in the
+worker's idle time (fgo.worker.idle), so that it never holds up a real one; `fgo_promote`
+lets one that go build now waits for run as a real compile.
 """
 
 from __future__ import annotations
