@@ -75,6 +75,18 @@ def test_ready_needs_the_export_data_of_every_import_the_build_makes() -> None:
     assert q.next() is None
 
 
+def test_a_pgo_build_waits_for_its_profile() -> None:
+    """-pgo=auto: every compile reads the one profile an earlier action makes; speculation
+    waits until a real compile has named its path."""
+    pgo = _pred("p", {}, work_inputs=(sp.PGO_PROFILE,))
+    assert sp.not_speculable(pgo) is None
+    assert "cgo" in sp.not_speculable(_pred("q", {}, work_inputs=(sp.PGO_PROFILE, "$WORK/b/symabis")))
+    q = sp.ReadyQueue({"p": pgo}, {})
+    assert q.next() is None
+    q.exported(sp.PGO_PROFILE)
+    assert q.next() == "p"
+
+
 def test_priorities_are_bottom_levels() -> None:
     preds = {"a": _pred("a", {}), "b": _pred("b", {"a": "$WORK"}), "c": _pred("c", {"a": "$WORK"}),
              "d": _pred("d", {"b": "$WORK"})}

@@ -67,9 +67,15 @@ def pipeline_wanted(flag: bool | None, hosts: int, threads: int) -> bool:
     return flag if flag is not None else hosts > 1 and threads >= MIN_THREADS
 
 
+# The one file an earlier action makes that a speculation can read: the build's PGO profile
+# (`-pgo=auto` with a default.pgo: one preprofile action for the whole build, so one path,
+# learned from the first real compile that names it).
+PGO_PROFILE = "$WORK/b/pgo.preprofile"
+
+
 def not_speculable(pred: Prediction) -> str | None:
     """Why PRED cannot be compiled ahead of go build, or None."""
-    if pred.work_inputs:
+    if set(pred.work_inputs) - {PGO_PROFILE}:
         return "reads files an earlier action makes (cgo, asm)"
     if any(a in ("-asmhdr", "-linkobj") or a.startswith(("-asmhdr=", "-linkobj="))
            for a in pred.argv):
@@ -78,9 +84,11 @@ def not_speculable(pred: Prediction) -> str | None:
 
 
 def made_by_build(pred: Prediction) -> set[str]:
-    """PRED's imports whose archives this build makes ($WORK): their export data must come
-    from this build; the others' archives exist already."""
-    return {imp for imp, file in pred.import_files if file.startswith("$WORK")}
+    """What PRED waits for: the imports whose archives this build makes ($WORK), for their
+    export data must come from this build (the others' archives exist already), and the
+    build's PGO profile (PGO_PROFILE) if it reads it."""
+    return {imp for imp, file in pred.import_files if file.startswith("$WORK")} \
+        | ({PGO_PROFILE} & set(pred.work_inputs))
 
 
 class ReadyQueue:
@@ -207,6 +215,7 @@ class Speculator:
         self.specs: dict[str, Speculation] = {}
         self.requested: set[str] = set()
         self.env: dict[str, str] | None = None  # go build's tool environment
+        self.pgo: str | None = None             # the build's PGO profile (PGO_PROFILE)
         self.inbox: list[tuple[str, bytes, bool]] = []
         self.early = 0                          # export data that came before the result
         self.early_split: set[str] = set()      # of those, from split compiles' leaders
@@ -303,8 +312,13 @@ class Speculator:
              rec: ActionRecord, t0: float) -> dict[str, Any] | None:
         """The shim's reply from a matching speculation, or None to compile as usual."""
         package = rec.package
+        profile = compileargs.flag_value(call.args, "-pgoprofile")
         with self.cond:
             spec = self.specs.get(package)
+            if profile and self.pgo is None:  # now speculations that read it may start
+                self.pgo = compileargs.absolute(call.cwd, profile)
+                self.queue.exported(PGO_PROFILE)
+                self.cond.notify_all()
         exports = self._import_exports(call)
         if spec is None:
             rec.speculation = {"outcome": "none", "why": self._not_speculated(package)}
@@ -452,8 +466,9 @@ class Speculator:
         with self.cond:
             self._seq += 1
             action = self.dir / f"b{self._seq}"
-            exports = {imp: self.exports[imp] for imp in made_by_build(pred)}
+            exports = {imp: self.exports[imp] for imp in made_by_build(pred) - {PGO_PROFILE}}
             env = dict(self.env or {})
+            pgo = self.pgo or ""
         buildid = placeholder_buildid()
         action.mkdir()
         try:
@@ -468,14 +483,16 @@ class Speculator:
             if pred.embedcfg is not None:
                 (action / "embedcfg").write_text(pred.embedcfg)
             argv = [str(toolchain.tool_path("compile"))] + [
-                a.replace("$WORK/b", str(action)).replace("$BUILDID", buildid) for a in pred.argv[1:]]
+                a.replace(PGO_PROFILE, pgo).replace("$WORK/b", str(action)).replace("$BUILDID", buildid)
+                for a in pred.argv[1:]]
             call = compileargs.parse(argv[1:], pred.cwd)
             inputs = self.c.input_blobs(call)
             export_sha = {imp: e.sha for imp, e in exports.items()}
             for imp, file in pred.import_files:
                 if imp not in export_sha:
                     export_sha[imp] = self._export_sha(file)
-            parts = prediction.key_parts(pred, lambda p: inputs[p].sha, export_sha)
+            parts = prediction.key_parts(pred, lambda p: inputs[pgo if p == PGO_PROFILE else p].sha,
+                                         export_sha)
             address = self.c.choose_speculative(inputs)
         except Exception as exc:  # noqa: BLE001  (it cannot be speculated: go build asks anyway)
             with self.cond:
@@ -569,7 +586,9 @@ class Speculator:
         real = prediction.predict_request(package, [os.path.basename(argv[0]), *call.args],
                                           call.cwd, work, files)
         inputs = self.c.input_blobs(call)
-        return prediction.key_parts(real, lambda p: inputs[p].sha, exports)
+        profile = compileargs.absolute(call.cwd, compileargs.flag_value(call.args, "-pgoprofile") or "")
+        return prediction.key_parts(
+            real, lambda p: inputs[profile if p == PGO_PROFILE else p].sha, exports)
 
 
 def _buildid(call: compileargs.CompileCall) -> str:
