@@ -312,7 +312,8 @@ class Speculator:
              rec: ActionRecord, t0: float) -> dict[str, Any] | None:
         """The shim's reply from a matching speculation, or None to compile as usual."""
         if not self.active:  # (nothing was speculated: no bookkeeping either)
-            self.not_speculated["pipelining off"] += 1
+            with self.cond:
+                self.not_speculated["pipelining off"] += 1
             return None
         package = rec.package
         profile = compileargs.flag_value(call.args, "-pgoprofile")
