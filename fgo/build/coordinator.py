@@ -280,7 +280,7 @@ class Coordinator:
             rec.source_bytes = policy.source_bytes((p, b.size) for p, b in inputs.items())
             reply = None
             if self.speculator is not None:
-                reply = self.speculator.take(call, argv, env, rec, t0)
+                reply = self.speculator.take(call, argv, env, inputs, rec, t0)
             if reply is None and self.splitter is not None:
                 reply = self.splitter.try_split(call, env, inputs, rec, t0)
             if reply is None:

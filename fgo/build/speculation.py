@@ -46,7 +46,7 @@ from fgo.planner import prediction
 from fgo.planner.prediction import Prediction
 from fgo.report.record import ActionRecord
 from fgo.worker import compileargs
-from fgo.worker.blobs import export_data, read_export_data
+from fgo.worker.blobs import Blob, export_data, read_export_data
 from fgo.worker.protocol import CompileResult, CompileTask
 
 _ID_CHARS = string.ascii_letters + string.digits + "-_"
@@ -302,6 +302,8 @@ class Speculator:
         remote compile's, if it was one."""
         if result is not None:
             self._export_frac(package, False, result)
+        if (package, False) in self.early_at:  # it came early, identical (patch 0013)
+            return
         try:
             data = read_export_data(archive)
         except OSError:
@@ -309,8 +311,9 @@ class Speculator:
         self.export_ready(package, data, early=False)
 
     def take(self, call: compileargs.CompileCall, argv: list[str], env: dict[str, str],
-             rec: ActionRecord, t0: float) -> dict[str, Any] | None:
-        """The shim's reply from a matching speculation, or None to compile as usual."""
+             inputs: dict[str, Blob], rec: ActionRecord, t0: float) -> dict[str, Any] | None:
+        """The shim's reply from a matching speculation, or None to compile as usual
+        (INPUTS: the request's blobs, as the coordinator hashed them)."""
         if not self.active:  # (nothing was speculated: no bookkeeping either)
             with self.cond:
                 self.not_speculated["pipelining off"] += 1
@@ -323,12 +326,13 @@ class Speculator:
                 self.pgo = compileargs.absolute(call.cwd, profile)
                 self.queue.exported(PGO_PROFILE)
                 self.cond.notify_all()
-        exports = self._import_exports(call)
+        importcfg = Path(call.importcfg).read_text() if call.importcfg else ""
+        exports = self._import_exports(importcfg)
         if spec is None:
             rec.speculation = {"outcome": "none", "why": self._not_speculated(package)}
             return None
         try:
-            parts = self._request_parts(package, call, argv, exports)
+            parts = self._request_parts(package, call, argv, inputs, importcfg, exports)
         except (prediction.PredictError, KeyError, OSError, ValueError) as exc:
             return self._discard(spec, "miss", f"request not keyed: {exc}", rec)
         why = prediction.differs(spec.parts, parts)
@@ -346,10 +350,11 @@ class Speculator:
         if not isinstance(result, CompileResult) or not result.ok or result.exit != 0:
             why = getattr(result, "reason", "") or f"exit {getattr(result, 'exit', '?')}"
             return self._discard(spec, "failed", why, rec)
-        return self._hit(spec, result, call, env, rec, t0)
+        return self._hit(spec, result, call, env, inputs, rec, t0)
 
     def _hit(self, spec: Speculation, result: CompileResult, call: compileargs.CompileCall,
-             env: dict[str, str], rec: ActionRecord, t0: float) -> dict[str, Any] | None:
+             env: dict[str, str], inputs: dict[str, Blob], rec: ActionRecord, t0: float
+             ) -> dict[str, Any] | None:
         """SPEC's RESULT answers the request CALL: its build ID made go's, written where go
         expects it, recorded, and verified like a remote compile's."""
         buildid = _buildid(call)
@@ -370,7 +375,6 @@ class Speculator:
                            "saved_s": spec.saved_s}
         self.archive_written(rec.package, out)
         if self.c.verifier is not None:
-            inputs = self.c.input_blobs(call)
             task = self.c.whole_task(call, env, inputs)
             self.c.verifier.after_remote(rec.package, f"{spec.worker} (speculative)", task.inputs,
                                          lambda: {out: data}, buildid,
@@ -494,7 +498,7 @@ class Speculator:
             export_sha = {imp: e.sha for imp, e in exports.items()}
             for imp, file in pred.import_files:
                 if imp not in export_sha:
-                    export_sha[imp] = self._export_sha(file)
+                    export_sha[imp] = self._export(file)[0]
             parts = prediction.key_parts(pred, lambda p: inputs[pgo if p == PGO_PROFILE else p].sha,
                                          export_sha)
             address = self.c.choose_speculative(inputs)
@@ -557,39 +561,42 @@ class Speculator:
             self.not_speculated[why] += 1
         return why
 
-    def _import_exports(self, call: compileargs.CompileCall) -> dict[str, str]:
-        """The export data sha of each import of a real request (their archives are final):
-        learned for later speculations too."""
-        if not call.importcfg:
-            return {}
-        files = prediction.packagefiles(Path(call.importcfg).read_text())
+    def _import_exports(self, importcfg: str) -> dict[str, str]:
+        """The export data sha of each import in a real request's IMPORTCFG (their archives
+        are final): learned for later speculations too."""
         out = {}
-        for imp, file in files.items():
-            out[imp] = self._export_sha(file)
+        for imp, file in prediction.packagefiles(importcfg).items():
+            out[imp], data = self._export(file)
             with self.cond:
                 have = self.exports.get(imp)
             if have is None or have.speculative and have.sha != out[imp]:
-                self.export_ready(imp, read_export_data(file), early=False)
+                self.export_ready(imp, data or read_export_data(file), early=False)
         return out
 
-    def _export_sha(self, file: str) -> str:
+    def _export(self, file: str) -> tuple[str, bytes | None]:
+        """FILE's export data sha; and its export data when it had to be read for it (the
+        sha is kept per file version)."""
         st = os.stat(file)
         key = (file, st.st_ino, st.st_mtime_ns)
         sha = self._noid.get(key)
-        if sha is None:
-            sha = self._noid[key] = prediction.export_data_sha(read_export_data(file))
-        return sha
+        if sha is not None:
+            return sha, None
+        data = read_export_data(file)
+        sha = self._noid[key] = prediction.export_data_sha(data)
+        return sha, data
 
     def _request_parts(self, package: str, call: compileargs.CompileCall, argv: list[str],
-                       exports: dict[str, str]) -> tuple[str, str, str]:
+                       inputs: dict[str, Blob], importcfg: str, exports: dict[str, str]
+                       ) -> tuple[str, str, str]:
         out = compileargs.flag_value(call.args, "-o") or ""
         work = work_dir(compileargs.absolute(call.cwd, out))
         if work is None:
             raise ValueError(f"-o {out} is not in a WORK dir")
-        files = {p: Path(p).read_text() for p in (call.importcfg, call.embedcfg) if p}
+        files = {call.importcfg: importcfg} if call.importcfg else {}
+        if call.embedcfg:
+            files[call.embedcfg] = Path(call.embedcfg).read_text()
         real = prediction.predict_request(package, [os.path.basename(argv[0]), *call.args],
                                           call.cwd, work, files)
-        inputs = self.c.input_blobs(call)
         profile = compileargs.absolute(call.cwd, compileargs.flag_value(call.args, "-pgoprofile") or "")
         return prediction.key_parts(
             real, lambda p: inputs[profile if p == PGO_PROFILE else p].sha, exports)
