@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from fgo import goarchive, toolchain
 from fgo.worker import compileargs
@@ -37,6 +38,17 @@ FLAG = "-fgoexport"
 def flags(path: str | os.PathLike[str]) -> list[str]:
     """The flags that make the patched compiler write its early export data to PATH."""
     return [f"{FLAG}={os.fspath(path)}"]
+
+
+def when_written(proc: Any, path: str, poll_s: float = 0.005) -> tuple[bytes, float] | None:
+    """PATH's bytes and mtime once the compile PROC (a Popen) has written it, while PROC
+    still runs (after it the archive says as much); None if PROC ended first. The compiler
+    renames the file into place: it is whole or absent."""
+    while proc.poll() is None:
+        if os.path.exists(path):
+            return Path(path).read_bytes(), os.stat(path).st_mtime
+        time.sleep(poll_s)
+    return None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 from fgo.worker import compileargs, faults
 
 from fgo.split import compiler as compiler_patch
+from fgo.split import early_export
 from fgo.worker.outputs import output_sha256, read_outputs
 from fgo.worker.protocol import CompileResult, CompileTask, ShardResult, SplitRole, Status, mismatch
 
@@ -79,7 +80,7 @@ def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args
     argv = compiler_patch.with_flags(
         [str(patched.path), *args],
         compiler_patch.leader_flags(n, files, plan, timeout=int(split.timeout), stats=stats)
-        + ([f"-fgoexport={early}"] if split.export_topic else []))
+        + (early_export.flags(early) if split.export_topic else []))
     tool_start = time.time()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -115,13 +116,10 @@ def run(task: CompileTask, split: SplitRole, call: compileargs.CompileCall, args
 def _send_early_export(worker: Any, topic: str, package: str, early: str,
                        proc: subprocess.Popen[bytes]) -> None:
     """The leader's export data to the head as a Dask event, as soon as the compiler wrote
-    it (renamed into place: whole or absent), while the backend still runs."""
-    while proc.poll() is None:
-        if os.path.exists(early):
-            worker.log_event(topic, {"package": package, "data": Path(early).read_bytes(),
-                                     "at": os.stat(early).st_mtime})
-            return
-        time.sleep(0.005)
+    it, while the backend still runs."""
+    written = early_export.when_written(proc, early)
+    if written is not None:
+        worker.log_event(topic, {"package": package, "data": written[0], "at": written[1]})
 
 
 def _fetch_shards(client: Any, queue: str, files: list[str],

@@ -209,7 +209,6 @@ def execute(task: CompileTask, worker: str | None = None,
 
 
 SPECULATIVE_NICE = 10  # a speculative compile yields the CPU to the worker's real ones
-EARLY_POLL_S = 0.005
 
 
 def _with_early_export(argv: list[str], early: str) -> list[str]:
@@ -220,24 +219,25 @@ def _with_early_export(argv: list[str], early: str) -> list[str]:
     if patched is None:
         return argv
     from fgo.split import compiler as compiler_patch
-    return compiler_patch.with_flags(argv, [f"-fgoexport={early}"], compiler=patched)
+    from fgo.split import early_export
+    return compiler_patch.with_flags(argv, early_export.flags(early), compiler=patched)
 
 
-_patched: list[Path] = []
+_patched: Path | None = None
 _building = threading.Lock()
 
 
 def _patched_compiler() -> Path | None:
-    if _patched:
-        return _patched[0]
+    global _patched
+    if _patched is not None:
+        return _patched
     from fgo.split import compiler as compiler_patch
     try:
-        built = compiler_patch.built_compiler()
+        _patched = compiler_patch.built_compiler()
     except Exception:  # noqa: BLE001  (no patch series here: no early export data)
         return None
-    if built is not None:
-        _patched.append(built)
-        return built
+    if _patched is not None:
+        return _patched
     if _building.acquire(blocking=False):  # never released: one try per process
         threading.Thread(target=_build_quietly, name="fgo-build-patched-compiler",
                          daemon=True).start()
@@ -286,12 +286,10 @@ def _wait_compile(argv: list[str], proc: subprocess.Popen[bytes], early: str | N
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()),  # type: ignore[union-attr]
                               name="fgo-compile-output", daemon=True)
     reader.start()
-    # Only while the backend runs: after the compile the head has the archive anyway.
-    while proc.poll() is None:
-        if os.path.exists(early):  # renamed into place: whole or absent
-            on_export(ExportReady(Path(early).read_bytes(), os.stat(early).st_mtime))
-            break
-        time.sleep(EARLY_POLL_S)
+    from fgo.split import early_export
+    written = early_export.when_written(proc, early)
+    if written is not None:
+        on_export(ExportReady(*written))
     proc.wait()
     reader.join()
     return subprocess.CompletedProcess(argv, proc.returncode, b"".join(chunks))
