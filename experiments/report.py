@@ -541,12 +541,18 @@ def _split_section(split: dict[str, Any] | None, split_sim: dict[str, Any] | Non
     return md
 
 
+def _runs_and_summaries(doc: dict[str, Any], key: str) -> tuple[list[dict], list[dict]]:
+    """A results file's rows: (the runs, the summary rows: KEY == "summary")."""
+    rows = doc["rows"]
+    return ([r for r in rows if r.get(key) != "summary"],
+            [r for r in rows if r.get(key) == "summary"])
+
+
 def _verification_section(doc: dict[str, Any] | None) -> list[str]:
     """Item 5: the default verification's measured cost."""
     if not doc:
         return []
-    rows = [r for r in doc["rows"] if r.get("run") != "summary"]
-    summaries = [r for r in doc["rows"] if r.get("run") == "summary"]
+    rows, summaries = _runs_and_summaries(doc, "run")
     md = ["## 5. What verification costs (measured)", "",
           f"{label(doc['meta'], 'measured')}. Cold `fgo build -a` on the embedded 2-worker cluster, "
           "empty GOCACHE and store each run (`pytest experiments/test_5_verification.py "
@@ -655,8 +661,7 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
     """Item 8: scale-out measured on two emulated single-core hosts."""
     if not doc:
         return []
-    summaries = [r for r in doc["rows"] if r.get("side") == "summary"]
-    runs = [r for r in doc["rows"] if r.get("side") != "summary"]
+    runs, summaries = _runs_and_summaries(doc, "side")
     md = ["## 8. Scale-out on emulated hosts (measured)", "",
           f"{label(doc['meta'], 'measured')}. Two single-core worker hosts emulated on this machine "
           "(`experiments/hosts.py`: a network namespace each, 1 Gb/s `tbf` links, its own "
@@ -764,8 +769,7 @@ def _pipeline_section(results: Path, export: dict[str, Any] | None,
 
 def _pipeline_measured(doc: dict[str, Any]) -> list[str]:
     """Item 7 part 3: pipelined builds on the emulated hosts, with the prediction beside them."""
-    summaries = [r for r in doc["rows"] if r.get("side") == "summary"]
-    runs = [r for r in doc["rows"] if r.get("side") != "summary"]
+    runs, summaries = _runs_and_summaries(doc, "side")
     md = ["### Pipelined builds on emulated hosts (measured; predictions simulated)", "",
           f"{label(doc['meta'], 'measured')}. The two single-core hosts of section 8 (host 0 on "
           "core 0 beside the head, host 1 on core 1, 1 Gb/s links, nothing shared): cold `-a` "
@@ -800,8 +804,7 @@ def _shared_cache_section(doc: dict[str, Any] | None) -> list[str]:
     """Item 6: the shared build cache, head B against head A."""
     if not doc:
         return []
-    rows = [r for r in doc["rows"] if r.get("run") != "summary"]
-    summaries = [r for r in doc["rows"] if r.get("run") == "summary"]
+    rows, summaries = _runs_and_summaries(doc, "run")
     md = ["## 6. The shared build cache (measured)", "",
           f"{label(doc['meta'], 'measured')}. A real cluster (`dask scheduler` + 2 `dask worker` "
           "processes on 127.0.0.1, a new one per pair; `pytest "
