@@ -45,6 +45,22 @@ def test_pipeline_is_on_with_hosts_and_threads_enough_unless_told() -> None:
     assert sp.pipeline_wanted(True, 1, 1) and not sp.pipeline_wanted(False, 4, 64)
 
 
+def test_the_plan_is_read_only_once_speculation_is_wanted(tmp_path: Path) -> None:
+    from fgo.build.speculation import Speculator
+    started: list[str] = []
+    quiet = Speculator(None, str(tmp_path / "a"))
+    quiet.plan_when_wanted(lambda: started.append("quiet"))
+    quiet.workers_known(hosts=2, threads=2)   # below MIN_THREADS: never read
+    assert started == []
+    quiet.workers_known(hosts=2, threads=8)   # workers joined: now it pays
+    assert started == ["quiet"]
+    forced = Speculator(None, str(tmp_path / "b"), forced=True)
+    forced.plan_when_wanted(lambda: started.append("forced"))
+    assert started == ["quiet", "forced"]
+    for s in (quiet, forced):
+        s.close()
+
+
 def test_what_cannot_be_speculated() -> None:
     assert sp.not_speculable(_pred("x", {})) is None
     assert "cgo" in sp.not_speculable(_pred("x", {}, work_inputs=("$WORK/b/_cgo_gotypes.go",)))
@@ -165,12 +181,13 @@ def test_a_pipelined_build_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_off_by_default_below_four_threads_and_with_no_pipeline(tmp_path: Path) -> None:
-    """Two hosts of one thread each (below MIN_THREADS): the plan is read but nothing is
-    speculated, and the build is right; with --no-pipeline there is no speculator at all."""
+    """Two hosts of one thread each (below MIN_THREADS): go's plan is not even read, nothing
+    is speculated, and the build is right; with --no-pipeline there is no speculator at all."""
     tree = write_tree(tmp_path / "chain", CHAIN)
     with RealCluster(tmp_path / "c", workers=2) as cluster:
         rep = _build(tree, tmp_path, cluster=cluster)
         assert rep["speculation"]["active"] is False and rep["speculation"]["started"] == 0
+        assert rep["speculation"]["predicted"] == 0
         assert oracle_build(tree, "-a", "-o", str(tree / "go.bin")).returncode == 0
         assert sha(tree / "fgo.bin") == sha(tree / "go.bin")
         off = _build(tree, tmp_path, "--no-pipeline", cluster=cluster, report="off.json")

@@ -27,6 +27,17 @@ def test_remote_reason_every_branch() -> None:
     assert v.remote_reason("w1", {"w1"}, never, 0.5, head_busy=False) is None
 
 
+def test_a_workers_first_check_is_a_small_compile_or_an_early_one() -> None:
+    never = next(k for k in (f"k{i}" for i in range(1000)) if not v.sampled(k, 0.5))
+    big, small = v.FIRST_CHECK_MAX_BYTES + 1, v.FIRST_CHECK_MAX_BYTES
+    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=big, nth=1) is None
+    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=small,
+                           nth=2) == "first of worker"
+    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=big,
+                           nth=v.FIRST_CHECK_BY) == "first of worker"
+    assert v.remote_reason("w1", {"w1"}, never, 0.5, False, source_bytes=small, nth=2) is None
+
+
 def test_split_needs_check_every_mode() -> None:
     assert v.split_needs_check("first", verified=False)
     assert not v.split_needs_check("first", verified=True)
@@ -168,4 +179,29 @@ def test_an_excluded_worker_taints_everything_it_produced() -> None:
     assert ver.wait()
     assert ver.suspects() == ["B1/B1", "B2/B2"]
     assert ver.report()["excluded"] == ["w2"]
+    ver.close()
+
+
+def test_idle_cores_over_the_interval() -> None:
+    from fgo.build import headload
+    assert headload.idle_cores((100, 1000), (150, 1100), cores=2) == 1.0   # half of 2 cores
+    assert headload.idle_cores((100, 1000), (100, 1100), cores=2) == 0.0   # all busy
+    assert headload.idle_cores((100, 1000), (100, 1000), cores=2) == 0.0   # no time passed
+
+
+def test_a_busy_head_skips_samples_but_never_a_workers_first_check(tmp_path: Path) -> None:
+    from fgo.build.headload import HeadLoad
+    stat = tmp_path / "stat"
+    busy = HeadLoad(str(stat))  # no readable counters: free, until a reading says otherwise
+    busy.cpus, busy.last, busy.at, busy.free = {"cpu0"}, (0, 0), 0.0, True
+    stat.write_text("cpu0 100 0 0 0 0 0 0 0 0 0\n")   # 100 jiffies, none idle
+    assert busy.core_free() is False
+    ver = v.Verifier(rate=1.0, head=busy)
+    ok = Result({"/o/_pkg_.a": b"x"})
+    ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
+    ver.after_remote("p2", "w1", {"/2": "2"}, lambda: {"/o/_pkg_.a": b"x"}, "A2/A2", job(ok))
+    assert ver.wait() == []
+    rep = ver.report()
+    assert [c["reason"] for c in rep["checks"]] == ["first of worker"]
+    assert rep["skipped_busy"] == 1
     ver.close()

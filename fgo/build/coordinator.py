@@ -366,7 +366,7 @@ class Coordinator:
             if self.verifier is not None and rec.mode == "remote" and result.exit == 0:
                 self.verifier.after_remote(call.package or rec.package, address, task.inputs,
                                            lambda: _outputs(result), buildid_of(call),
-                                           self.local_job(task, inputs))
+                                           self.local_job(task, inputs), rec.source_bytes or 0)
             return reply
         finally:
             self.finished(address, sent, confirmed)

@@ -222,7 +222,8 @@ def _speculator(coordinator: Any, opts: BuildOptions, tmp: str, project: Path) -
     if faults.edits_after_plan():  # go build must start from the edited tree
         plan()
     else:
-        threading.Thread(target=plan, name="fgo-plan", daemon=True).start()
+        speculator.plan_when_wanted(
+            lambda: threading.Thread(target=plan, name="fgo-plan", daemon=True).start())
 
 
 def _cluster_size(cluster: Any, coordinator: Any) -> tuple[int, int]:

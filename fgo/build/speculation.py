@@ -34,7 +34,7 @@ import string
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,7 @@ class Speculator:
         self.queue = ReadyQueue({}, {})
         self.active = False                    # a plan, and pipeline_wanted for the workers
         self.plan_error = ""
+        self._start_plan: Callable[[], None] | None = None  # until speculation is wanted
         self.cond = threading.Condition()
         self.exports: dict[str, Export] = {}
         self.specs: dict[str, Speculation] = {}
@@ -246,11 +247,25 @@ class Speculator:
             self.plan_error = error
             self.cond.notify_all()
 
+    def plan_when_wanted(self, start: Callable[[], None]) -> None:
+        """Call START (which reads go's plan) now if --pipeline forced it, else once the
+        workers make speculation worth it: a build it cannot help pays nothing for a plan
+        (`go build -n` costs a cold etcd build ~1.5 s of the head's CPU)."""
+        with self.cond:
+            if not (self.forced or self.active):
+                self._start_plan = start
+                return
+        start()
+
     def workers_known(self, hosts: int, threads: int) -> None:
         """The coordinator learned its workers: turn speculation on if it can help."""
         with self.cond:
             self.active = pipeline_wanted(self.forced, hosts, threads)
+            start, self._start_plan = (self._start_plan, None) if self.active else (None,
+                                                                                   self._start_plan)
             self.cond.notify_all()
+        if start is not None:
+            start()
 
     @property
     def early_export(self) -> bool:

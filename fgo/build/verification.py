@@ -8,8 +8,11 @@ idea of reclient's compare mode and icecream's repeat rate):
   verified before is also compiled stock on the head node, next to the split
   (`--verify-splits=first`; `always` re-checks every split, `off` none); a small
   ledger remembers what matched, so a warm build verifies nothing twice;
-- the first remote compile of every worker and a sampled share of the rest
-  (`--verify-rate`) are recompiled on the head node while it has a core free;
+- one early remote compile of every worker (its first small one: a wrongly set up
+  worker shows on any compile, and runtime's 3 s are a tenth of a cold etcd build's
+  verification cost) is always recompiled on the head node, and a sampled share of
+  the rest (`--verify-rate`) while the head has a core free (fgo.build.headload; the
+  report counts the samples a busy head skipped);
 - outputs are compared byte for byte as the head received them (a worker's own
   hash is never trusted).
 
@@ -34,8 +37,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from fgo.build.headload import HeadLoad
+
 SPLIT_MODES = ("first", "always", "off")
 DEFAULT_RATE = 0.03
+# A worker's first check: its first compile of at most this much source, or else its
+# FIRST_CHECK_BY-th compile whatever its size.
+FIRST_CHECK_MAX_BYTES = 64 << 10
+FIRST_CHECK_BY = 4
 
 # local() -> job(): snapshot a compile's inputs now, compile it here later.
 LocalJob = Callable[[], Callable[[], Any]]
@@ -52,10 +61,12 @@ def sampled(key: str, rate: float) -> bool:
 
 
 def remote_reason(worker: str, verified_workers: set[str], key: str, rate: float,
-                  head_busy: bool) -> str | None:
-    """Why a remote compile on WORKER is verified, or None: a worker's first compile always
-    is; a sampled one only while the head node has a core free."""
-    if worker not in verified_workers:
+                  head_busy: bool, source_bytes: int = 0, nth: int = 1) -> str | None:
+    """Why a remote compile on WORKER (its NTH, of SOURCE_BYTES) is verified, or None: an
+    unverified worker's first small compile, or its FIRST_CHECK_BY-th, always is; a sampled
+    one only while the head node has a core free."""
+    if worker not in verified_workers and (source_bytes <= FIRST_CHECK_MAX_BYTES
+                                           or nth >= FIRST_CHECK_BY):
         return "first of worker"
     if not head_busy and sampled(key, rate):
         return "sampled"
@@ -229,8 +240,11 @@ class Verifier:
 
     def __init__(self, rate: float = DEFAULT_RATE, split_mode: str = "first",
                  ledger: Ledger | None = None,
-                 on_exclude: Callable[[str], None] | None = None) -> None:
+                 on_exclude: Callable[[str], None] | None = None,
+                 head: HeadLoad | None = None) -> None:
         self.rate = rate
+        self.head = head or HeadLoad()
+        self.skipped_busy = 0  # sampled compiles not checked: the head had no core free
         self.split_mode = split_mode
         self.ledger = ledger
         self.on_exclude = on_exclude or (lambda worker: None)
@@ -248,15 +262,19 @@ class Verifier:
 
     def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
                      outputs: Callable[[], dict[str, bytes]], buildid: str,
-                     local: LocalJob) -> None:
-        """A remote compile came back: verify it if the policy says so. OUTPUTS reads its
-        outputs (at once: go build rewrites them once it has its answer)."""
+                     local: LocalJob, source_bytes: int = 0) -> None:
+        """A remote compile (of SOURCE_BYTES) came back: verify it if the policy says so.
+        OUTPUTS reads its outputs (at once: go build rewrites them once it has its answer)."""
         key = f"{package} {inputs_id(buildid, input_shas)}"
         with self.lock:
-            self.produced.setdefault(worker, []).append(buildid)
-            reason = remote_reason(worker, self.verified_workers, key, self.rate,
-                                   any(not f.done() for f in self.pending))
+            produced = self.produced.setdefault(worker, [])
+            produced.append(buildid)
+            busy = not self.head.core_free() or any(not f.done() for f in self.pending)
+            reason = remote_reason(worker, self.verified_workers, key, self.rate, busy,
+                                   source_bytes, len(produced))
             if reason is None:
+                self.skipped_busy += busy and worker in self.verified_workers \
+                    and sampled(key, self.rate)
                 return
             self.verified_workers.add(worker)
         self._submit(Check(package, worker, "remote", reason), local(), outputs(), buildid,
@@ -355,6 +373,7 @@ class Verifier:
             checks = list(self.checks)
             return {
                 "rate": self.rate, "splits": self.split_mode,
+                "skipped_busy": self.skipped_busy,
                 "checked": sum(1 for c in checks if c.matched is not None),
                 "matched": sum(1 for c in checks if c.matched),
                 "unverifiable": sum(1 for c in checks if c.matched is None),

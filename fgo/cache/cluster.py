@@ -13,6 +13,7 @@ The `store_*` functions run on the workers (Client.run); they import nothing of 
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import re
@@ -201,23 +202,31 @@ class ClusterTier:
 
     def put_many(self, entries: list[Remote], timeout: float,
                  batch_bytes: int = 32 << 20) -> int:
-        """Publish ENTRIES to their owners; how many were stored."""
+        """Publish ENTRIES to their owners, all owners at once (each has its own link and
+        disk); how many were stored."""
         workers = self.workers()
         by_owner: dict[str, list[Remote]] = {}
         for e in entries:
             w = owner(e.action, workers)
             if w is not None:
                 by_owner.setdefault(w, []).append(e)
+        if not by_owner:
+            return 0
+        with concurrent.futures.ThreadPoolExecutor(len(by_owner),
+                                                   thread_name_prefix="fgo-publish") as pool:
+            return sum(pool.map(lambda item: self._put_to(*item, timeout, batch_bytes),
+                                sorted(by_owner.items())))
+
+    def _put_to(self, worker: str, mine: list[Remote], timeout: float, batch_bytes: int) -> int:
+        index = {e.action: e for e in mine}
         stored = 0
-        for worker, mine in sorted(by_owner.items()):
-            index = {e.action: e for e in mine}
-            for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
-                try:
-                    got = self.client.run(store_put, self.ns, [index[a] for a in batch],
-                                          workers=[worker], callback_timeout=timeout)
-                    stored += got.get(worker, 0)
-                except Exception:
-                    continue  # that worker's share stays unpublished: a later miss
+        for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
+            try:
+                got = self.client.run(store_put, self.ns, [index[a] for a in batch],
+                                      workers=[worker], callback_timeout=timeout)
+                stored += got.get(worker, 0)
+            except Exception:
+                continue  # that worker's share stays unpublished: a later miss
         return stored
 
     def stats(self, timeout: float) -> dict[str, Any]:

@@ -80,8 +80,13 @@ def _check_path(path: str) -> None:
         raise BadTask(f"path {path!r} is not a clean absolute path")
 
 
-def _place(store: Store, sha: str, dest: str) -> None:
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
+    """Link blob SHA to DEST; MADE: the directories made so far (a compile has ~100 inputs
+    in a few directories, and makedirs stats every component of every path)."""
+    parent = os.path.dirname(dest)
+    if parent not in made:
+        os.makedirs(parent, exist_ok=True)
+        made.add(parent)
     try:
         os.link(store.path(sha), dest)
     except OSError:  # another filesystem: copy
@@ -139,8 +144,9 @@ def _deliver(outputs: dict[str, bytes]) -> dict[str, tuple[str, int]]:
 def _materialize(task: CompileTask, call: compileargs.CompileCall, sandbox: str) -> list[str]:
     """Lay the inputs out under SANDBOX; the compile's arguments for running there."""
     store = worker_store()
+    made: set[str] = set()
     for path, sha in task.inputs.items():
-        _place(store, sha, sandbox + path)
+        _place(store, sha, sandbox + path, made)
     # configs name absolute paths: rewrite them to point into the sandbox
     if call.importcfg:
         text = store.path(task.inputs[call.importcfg]).read_text()
