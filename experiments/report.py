@@ -698,6 +698,26 @@ def _scaleout_section(doc: dict[str, Any] | None) -> list[str]:
                            ("load1_before", "load1"), ("date", "date")]))
     md += ["", "Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
            "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`.", ""]
+    md += _cpu_by_role(runs)
+    return md
+
+
+def _cpu_by_role(runs: list[dict[str, Any]]) -> list[str]:
+    """Where an fgo run's CPU went (process accounting, `experiments/acct.py`): the median
+    over each project's fgo runs of each role's seconds, beside go -p 1's CPU."""
+    md = []
+    for project in sorted({r["project"] for r in runs if r.get("cpu_by_role")}):
+        mine = [r for r in runs if r["project"] == project]
+        fgo = [r["cpu_by_role"] for r in mine if r.get("cpu_by_role")]
+        go_cpu = statistics.median(r["cpu_s"] for r in mine if r["side"] == "go")
+        roles = sorted({k for b in fgo for k in b}, key=lambda k: -statistics.median(
+            b.get(k, 0.0) for b in fgo))
+        rows = [{"role": k, "cpu_s": round(statistics.median(b.get(k, 0.0) for b in fgo), 2)}
+                for k in roles]
+        total = round(sum(x["cpu_s"] for x in rows), 1)
+        md += [f"Where {project}'s fgo CPU went (process accounting, median of {len(fgo)} runs; "
+               f"all roles {total} s against go -p 1's {round(go_cpu, 1)} s; `cpu_by_role`):", "",
+               table(rows, [("role", "role"), ("cpu_s", "CPU s")]), ""]
     return md
 
 

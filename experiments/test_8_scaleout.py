@@ -17,7 +17,9 @@ median reported, efficiency = speedup / 2 (two cores). Every fgo binary (or arch
 byte-identical to the go side's of its pair: a plain go build into an empty GOCACHE of its
 own that fgo never wrote to. Each fgo run's --report JSON and each go run's action graph are
 kept in results/scaleout/ (what the simulator is validated against), with the CPU seconds of
-the head's command tree, of the scheduler and of each host's processes.
+the head's command tree, of the scheduler and of each host's processes, and (as root, with
+Debian's acct) every process's CPU charged to its role (`cpu_by_role`, experiments/acct.py:
+the head, go build, the shims, the cacheprog, each host's compiles and Python).
 
 Results: results/scaleout.json; re-running one project replaces only its rows:
 `.venv/bin/pytest experiments/test_8_scaleout.py --benchmark -k etcd`.
@@ -26,6 +28,7 @@ Needs root (network namespaces, tc); skipped with the reason otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -39,6 +42,7 @@ from typing import Any
 
 import pytest
 
+from experiments import acct
 from experiments import hosts as hostsmod
 from experiments import lab as labmod
 from experiments.lab import CORPUS, GOCODE, Project
@@ -112,12 +116,24 @@ def fgo_side(lab, hosts, p: Project, cache: Path, extra: list[str], opts: list[s
     head = lab.tmpdir("head")  # the head's own store (fallbacks, verification) and ledger
     env = p.env(GOCACHE=str(cache), FGO_STORE=str(head / "store"),
                 FGO_LEDGER=str(head / "ledger.json"))
-    with hosts.cluster() as cluster:
-        args = ["build", "-q", "--scheduler", cluster.address, "--report", str(report), *opts,
-                str(p.source_dir()), "--", *extra, "-o", str(binary), p.target]
-        cpu0 = cluster.cpu()
-        run = timed([str(labmod.FGO), *args], env, p.source_dir())
-        cpu = {k: round(v - cpu0[k], 3) for k, v in cluster.cpu().items()}
+    # process accounting (where present) stays on until the cluster's processes have
+    # exited: only then are they accounted
+    with contextlib.ExitStack() as stack:
+        accounting = None if acct.unavailable() else \
+            stack.enter_context(acct.Accounting(head / "pacct"))
+        with hosts.cluster() as cluster:
+            args = ["build", "-q", "--scheduler", cluster.address, "--report", str(report),
+                    *opts, str(p.source_dir()), "--", *extra, "-o", str(binary), p.target]
+            host_pids = {f"host{h.index}": set(hostsmod.netns_pids(h.netns))
+                         for h in hosts.hosts}
+            scheduler = cluster.scheduler.pid
+            already = acct.self_cpu([scheduler, *set().union(*host_pids.values())])
+            cpu0 = cluster.cpu()
+            run = timed([str(labmod.FGO), *args], env, p.source_dir())
+            cpu: dict[str, Any] = {k: round(v - cpu0[k], 3) for k, v in cluster.cpu().items()}
+    if accounting is not None:
+        cpu["by_role"] = acct.breakdown(accounting.records(), os.getpid(), host_pids, scheduler,
+                                        already)
     lab.drop(head)
     shown = " ".join(a if not a.startswith("tcp://") else "tcp://BRIDGE:PORT" for a in args)
     return run, binary, "taskset -c 0 fgo " + shown, cpu
@@ -162,7 +178,8 @@ def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opt
                 report = store / f"{tag}-pair{i}-fgo.report.json"
                 run, binary, cmd, cpu = fgo_side(lab, hosts, p, cache, extra, opts, report)
                 row.update(scheduler_cpu_s=cpu.pop("scheduler"),
-                           hosts_cpu_s=cpu, report=rel(report), **report_row(report))
+                           cpu_by_role=cpu.pop("by_role", None), hosts_cpu_s=cpu,
+                           report=rel(report), **report_row(report))
             lab.drop(cache)
             outputs[side] = toolchain.file_sha256(binary)
             lab.drop(binary.parent)

@@ -4,6 +4,7 @@ failed build. Identity is always checked against oracle_build."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -81,6 +82,9 @@ def test_protocol_round_trip_as_go_frames_it() -> None:
     assert protocol.encode_response(protocol.Response(3, miss=True)) == b'{"ID":3,"Miss":true}\n'
     with pytest.raises(protocol.ProtocolError):
         protocol.read_request(io.BytesIO(b'{"ID": 1, "Command": "put", "BodySize": 9}\n"eA=="\n'))
+    # a body line with JSON escapes (which encoding/json never writes for base64) still reads
+    escaped = b'{"ID": 2, "Command": "put", "BodySize": 3}\n"\\u0059\\/8A"\n'
+    assert protocol.read_request(io.BytesIO(escaped)).body == base64.b64decode("Y/8A")
 
 
 def test_disk_tier_refuses_and_deletes_damaged_entries(tmp_path: Path) -> None:

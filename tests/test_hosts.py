@@ -16,6 +16,12 @@ assert _SPEC and _SPEC.loader
 hosts = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = hosts  # its dataclasses look their module up
 _SPEC.loader.exec_module(hosts)
+_ACCT = importlib.util.spec_from_file_location(
+    "fgo_experiment_acct", Path(__file__).resolve().parents[1] / "experiments" / "acct.py")
+assert _ACCT and _ACCT.loader
+acct = importlib.util.module_from_spec(_ACCT)
+sys.modules[_ACCT.name] = acct
+_ACCT.loader.exec_module(acct)
 
 
 def test_names_fit_linux_interface_names_and_name_their_owner() -> None:
@@ -69,3 +75,20 @@ def test_a_dead_runs_namespace_is_removed_by_the_next(can_emulate) -> None:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
     assert hosts.netns_pids(ns) == [] and ns not in subprocess.run(
         ["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_process_accounting_charges_each_process_to_its_role() -> None:
+    line = "{comm:<16}|v3|{u:9.2f}|{s:9.2f}|   100.00|     0|     0|  1000.00|     0.00|{pid:8d}|{ppid:8d}|S|0|__|Mon"
+    rows = [("fgo", 300, 100, 10, 1), ("go", 200, 50, 11, 10), ("fgo-shim", 1, 1, 12, 11),
+            ("python3", 400, 100, 13, 11), ("compile", 150, 0, 14, 10), ("link", 250, 0, 15, 11),
+            ("cc1", 10, 0, 16, 11), ("python3", 700, 100, 20, 2), ("compile", 5000, 0, 21, 20),
+            ("dask", 400, 0, 30, 2), ("compile", 900, 0, 40, 99)]   # the last: someone else's
+    dump = "\n".join(line.format(comm=c, u=u, s=s, pid=p, ppid=pp) for c, u, s, p, pp in rows)
+    records = acct.parse(dump + "\nnot a record")
+    assert len(records) == len(rows) and records[0] == acct.Record("fgo", 4.0, 10, 1)
+    got = acct.breakdown(records, head_parent=1, hosts={"host0": {20}}, scheduler=30,
+                         already={20: 3.0})
+    assert got == {"host0 compiles": 50.0, "fgo cacheprog": 5.0, "fgo head": 4.0,
+                   "scheduler": 4.0, "go build": 2.5, "link": 2.5,
+                   "head compiles (verification, local)": 1.5,
+                   "host0 python (worker, nanny)": 5.0, "asm, cgo and C": 0.1, "shims": 0.02}

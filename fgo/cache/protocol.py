@@ -10,6 +10,7 @@ base64 (encoding/json's convention).
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,6 +75,16 @@ def _next_line(stream: IO[bytes]) -> bytes:
     return line
 
 
+def _body(line: bytes) -> bytes:
+    """A body line: a JSON string of base64, which needs no JSON decoding when it holds no
+    escape (encoding/json escapes none of base64's characters). Parsing them as JSON was
+    two fifths of fgo cacheprog's CPU (etcd's 1452 puts, 259 MB: 4.7 s, 2.7 s without)."""
+    line = line.strip()
+    if len(line) >= 2 and line[:1] == b'"' and line[-1:] == b'"' and b"\\" not in line:
+        return binascii.a2b_base64(memoryview(line)[1:-1])
+    return base64.b64decode(json.loads(line))
+
+
 def read_request(stream: IO[bytes]) -> Request | None:
     """The next Request from STREAM (its body read too), or None at the end of input."""
     line = _next_line(stream)
@@ -89,7 +100,7 @@ def read_request(stream: IO[bytes]) -> Request | None:
     if size > 0:
         body_line = _next_line(stream)
         try:
-            req.body = base64.b64decode(json.loads(body_line))
+            req.body = _body(body_line)
         except (ValueError, TypeError) as exc:
             raise ProtocolError(f"bad body of request {req.id}: {exc}") from None
         if len(req.body) != size:
