@@ -87,7 +87,7 @@ def breakdown(records: Iterable[Record], head_parent: int, hosts: Mapping[str, s
             charge(f"{parent_host} {'compiles' if r.comm == 'compile' else r.comm}", seconds)
         elif in_head(r.pid):
             charge(head_role(r, by_pid.get(r.ppid)), seconds)
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+    return dict(sorted(((k, v) for k, v in out.items() if v >= 0.05), key=lambda kv: -kv[1]))
 
 
 def self_cpu(pids: Iterable[int]) -> dict[int, float]:

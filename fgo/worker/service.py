@@ -32,6 +32,7 @@ from fgo.worker.protocol import CompileTask, ExportReady
 
 HANDLER = "fgo_compile"
 PROMOTE = "fgo_promote"
+CACHE = "fgo_cache"   # the cluster cache tier's store_put, asked directly (fgo.cache.cluster)
 
 
 class CompileService(WorkerPlugin):
@@ -60,10 +61,16 @@ class CompileService(WorkerPlugin):
         async def promote(output: str = "") -> bool:
             return IDLE.promote(output)
 
+        async def cache_put(ns: str = "", entries: Any = None) -> int:
+            from fgo.cache.cluster import store_put
+            return await asyncio.get_running_loop().run_in_executor(
+                None, store_put, ns, unwrap(entries))
+
         IDLE.threads = max(1, worker.state.nthreads)
 
         worker.handlers[HANDLER] = serve
         worker.handlers[PROMOTE] = promote
+        worker.handlers[CACHE] = cache_put
 
 
 def unwrap(message: Any) -> Any:
