@@ -237,9 +237,8 @@ def non_compile_cpu(run: dict) -> float:
     """CPU seconds of an emulated-hosts fgo RUN that the compiles lose, besides the head
     process's and the verification's own (the report has those): every role that process
     accounting charged (the scheduler, the cacheprog, go build, the link, each host's
-    Python) but the compiles. Every one of them ran on the two cores the compiles had (fitted
-    on the scheduler's CPU alone, the model was 11-21% short; with these, 2-13%). Without
-    accounting: the scheduler's CPU."""
+    Python) but the compiles: every one of them ran on the two cores the compiles had.
+    Without accounting: the scheduler's CPU (the model then falls short by more)."""
     roles = run.get("cpu_by_role")
     if not roles:
         return run.get("scheduler_cpu_s", 0.0)

@@ -9,8 +9,8 @@ idea of reclient's compare mode and icecream's repeat rate):
   (`--verify-splits=first`; `always` re-checks every split, `off` none); a small
   ledger remembers what matched, so a warm build verifies nothing twice;
 - one early remote compile of every worker (its first small one: a wrongly set up
-  worker shows on any compile, and runtime's 3 s are a tenth of a cold etcd build's
-  verification cost) is always recompiled on the head node, and a sampled share of
+  worker shows on any compile, and runtime, when it came first, took 6 of a cold etcd
+  build's 10 verification seconds) is always recompiled on the head node, and a sampled share of
   the rest (`--verify-rate`) while the head has a core free (fgo.build.headload; the
   report counts the samples a busy head skipped);
 - outputs are compared byte for byte as the head received them (a worker's own

@@ -155,8 +155,8 @@ def store_clear() -> int:
 
 async def _put_direct(client: Any, worker: str, ns: str, entries: list[Remote]) -> int:
     """ENTRIES to WORKER's fgo_cache handler (fgo.worker.service), straight over one
-    connection: Client.run would pass every body through the scheduler (on a head that
-    runs it, ~5 s of its CPU for a cold etcd build's 259 MB)."""
+    connection: Client.run would pass every body through the scheduler (a cold etcd
+    build publishes 259 MB), often on the head's own host."""
     from distributed.protocol.serialize import to_serialize
     from fgo.worker.service import CACHE
     return await getattr(client.rpc(worker), CACHE)(ns=ns, entries=to_serialize(entries))
