@@ -363,3 +363,18 @@ def test_placement_counts_speculations_apart() -> None:
     assert p.choose_speculative({}) is None   # no thread free for another
     p.finished("w2", [], [], speculative=True)
     assert p.workers["w2"].speculating == 0 and p.workers["w2"].running == 1
+
+
+def test_a_files_hash_is_remembered_until_the_file_changes(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
+    tool = tmp_path / "compile"
+    tool.write_bytes(b"one")
+    assert toolchain.remembered_sha256(tool) == sha256(b"one")
+    memo = json.loads((tmp_path / "cache" / "file-sha256.json").read_text())
+    assert memo[str(tool)][3] == sha256(b"one")
+    memo[str(tool)][3] = "remembered"   # a remembered hash is not recomputed...
+    (tmp_path / "cache" / "file-sha256.json").write_text(json.dumps(memo))
+    assert toolchain.remembered_sha256(tool) == "remembered"
+    tool.unlink()
+    tool.write_bytes(b"three")          # ...but a changed file (size, mtime or inode) is
+    assert toolchain.remembered_sha256(tool) == sha256(b"three")
