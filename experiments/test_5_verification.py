@@ -3,9 +3,9 @@
 etcd, cold `fgo build -a` on the embedded 2-worker cluster, an empty GOCACHE
 and store for every run:
 
-- whole compiles: the default `--verify-rate` (each worker's first compile plus a 3% sample,
-  compiled again on the head node) against `--verify-rate 0` (each worker's first compile
-  only), alternating, PAIRS pairs, the median of the per-pair ratios;
+- whole compiles: the default `--verify-rate` (one early compile of each worker plus a 3%
+  sample taken while the head has a core free, compiled again on the head node) against
+  `--verify-rate 0` (the early compile of each worker only), alternating, PAIRS pairs, the median of the per-pair ratios;
 - splits (`--split-large=0 --shards 2`, every package split in two): `--verify-splits=first`
   on a cold ledger (every split compiled stock on the head node as well), on the warm ledger
   that run left (nothing to re-verify), and `off`.

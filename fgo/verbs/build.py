@@ -39,7 +39,8 @@ from fgo.cliargs import go_args_command
               help="Shards per split package.")
 @click.option("--verify-rate", type=float, default=None, metavar="R",
               help="Share of remote compiles also compiled on the head node and compared "
-                   "(besides each worker's first) [0.03].")
+                   "while it has a core free (besides one early compile of each worker) "
+                   "[0.03].")
 @click.option("--verify-splits", type=click.Choice(["first", "always", "off"]), default=None,
               help="Compile a split package stock on the head node and compare: the first "
                    "time its inputs are seen, always, or never [first].")
