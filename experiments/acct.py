@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 C_TOOLS = {"cc1", "gcc", "as", "ld", "collect2", "cgo", "asm"}
+HEAD = "fgo head"                                    # the fgo process itself
+HEAD_COMPILES = "head compiles (verification, local)"
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,12 @@ def parse(dump: str) -> list[Record]:
 
 def head_role(rec: Record, parent: Record | None) -> str:
     if rec.comm == "fgo" and (parent is None or parent.comm != "go"):
-        return "fgo head"
+        return HEAD
     if parent is not None and parent.comm == "go" and (rec.comm == "fgo"
                                                        or rec.comm.startswith("python")):
         return "fgo cacheprog"
     if rec.comm == "compile":
-        return "head compiles (verification, local)"
+        return HEAD_COMPILES
     if rec.comm in C_TOOLS:
         return "asm, cgo and C"
     return {"go": "go build", "fgo-shim": "shims", "link": "link"}.get(rec.comm, "other head")

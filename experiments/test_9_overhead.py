@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments import acct
 from experiments import lab as labmod
 from fgo import toolchain
 from fgo.analysis import actiongraph, makespan
@@ -243,7 +244,7 @@ def non_compile_cpu(run: dict) -> float:
     if not roles:
         return run.get("scheduler_cpu_s", 0.0)
     return sum(v for k, v in roles.items() if not k.endswith("compiles")
-               and k not in ("fgo head", "head compiles (verification, local)"))
+               and k not in (acct.HEAD, acct.HEAD_COMPILES))
 
 
 def _leave_one_out(runs: list[dict], fit) -> list[tuple[dict, makespan.Costs]]:

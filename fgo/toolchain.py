@@ -70,6 +70,12 @@ def go_version() -> str:
     return (goroot() / "VERSION").read_text().splitlines()[0].strip()
 
 
+def file_version(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another without reading it: (device, inode,
+    size, mtime). A file rewritten in place or replaced differs in one of them."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def file_sha256(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -95,20 +101,19 @@ def identity() -> Identity:
 
 
 def remembered_sha256(path: Path) -> str:
-    """PATH's sha256, remembered by its (size, mtime, inode) in fgo's cache directory:
-    hashing the compiler took a no-op rebuild 0.15 s of its ~1 s. A changed file (a
-    reinstalled toolchain) has another inode or mtime, so it is hashed again."""
+    """PATH's sha256, remembered by its `file_version` in fgo's cache directory: hashing
+    the compiler took a no-op rebuild 0.15 s of its ~1 s. A changed file (a reinstalled
+    toolchain) is another version, so it is hashed again."""
     from fgo.paths import cache_dir
-    st = path.stat()
-    key = [st.st_size, st.st_mtime_ns, st.st_ino]
+    key = list(file_version(path.stat()))
     memo = cache_dir() / "file-sha256.json"
     try:
         saved = json.loads(memo.read_text())
     except (OSError, ValueError):
         saved = {}
     entry = saved.get(str(path)) if isinstance(saved, dict) else None
-    if isinstance(entry, list) and entry[:3] == key and len(entry) == 4:
-        return str(entry[3])
+    if isinstance(entry, list) and entry[:-1] == key and len(entry) == len(key) + 1:
+        return str(entry[-1])
     sha = file_sha256(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)

@@ -371,8 +371,8 @@ def test_a_files_hash_is_remembered_until_the_file_changes(tmp_path: Path, monke
     tool.write_bytes(b"one")
     assert toolchain.remembered_sha256(tool) == sha256(b"one")
     memo = json.loads((tmp_path / "cache" / "file-sha256.json").read_text())
-    assert memo[str(tool)][3] == sha256(b"one")
-    memo[str(tool)][3] = "remembered"   # a remembered hash is not recomputed...
+    assert memo[str(tool)][-1] == sha256(b"one")
+    memo[str(tool)][-1] = "remembered"   # a remembered hash is not recomputed...
     (tmp_path / "cache" / "file-sha256.json").write_text(json.dumps(memo))
     assert toolchain.remembered_sha256(tool) == "remembered"
     tool.unlink()

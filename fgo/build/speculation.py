@@ -224,7 +224,7 @@ class Speculator:
         self.export_fracs: dict[str, float] = {}  # when in its compile the export data came
         self.closed = False
         self.not_speculated: Counter[str] = Counter()  # why real requests had none
-        self._noid: dict[tuple[str, int, int], str] = {}  # (path, ino, mtime) -> export sha
+        self._noid: dict[tuple[str, int, int, int, int], str] = {}  # (path, *file_version) -> sha
         self._seq = 0
         self._thread = threading.Thread(target=self._loop, name="fgo-speculator", daemon=True)
         self._thread.start()
@@ -591,8 +591,7 @@ class Speculator:
     def _export(self, file: str) -> tuple[str, bytes | None]:
         """FILE's export data sha; and its export data when it had to be read for it (the
         sha is kept per file version)."""
-        st = os.stat(file)
-        key = (file, st.st_ino, st.st_mtime_ns)
+        key = (file, *toolchain.file_version(os.stat(file)))
         sha = self._noid.get(key)
         if sha is not None:
             return sha, None

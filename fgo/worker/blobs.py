@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fgo.goarchive import HEADER_SIZE, MAGIC, export_data_end
+from fgo.toolchain import file_version
 
 
 def sha256(data: bytes) -> str:
@@ -58,8 +59,7 @@ class BlobIndex:
         self._lock = threading.Lock()
 
     def blob(self, path: str, export_only: bool = False) -> Blob:
-        st = os.stat(path)
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = file_version(os.stat(path))
         with self._lock:
             hit = self._cache.get((path, export_only))
         if hit and hit[0] == key:
