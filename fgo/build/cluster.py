@@ -149,10 +149,16 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
 
 
 def _install_service(client: Any) -> None:
-    """The direct compile handler on every worker (fgo.worker.service)."""
+    """The direct compile handler on every worker (fgo.worker.service). The scheduler keeps
+    the plugin before it asks the workers, so a worker that does not answer in time (stopped,
+    frozen) gets it when it answers; the build's handshake leaves it out meanwhile."""
+    from fgo.build.deadline import INSTALL_S, Late, within
     from fgo.worker.service import CompileService
     try:
-        client.register_plugin(CompileService())
+        within(INSTALL_S, client.register_plugin, CompileService(), what="installing fgo's "
+               "compile service")
+    except Late:
+        pass
     except Exception as exc:  # e.g. workers without fgo installed
         client.close()
         raise ClusterError(f"cannot install fgo's compile service on the workers: "
@@ -171,11 +177,14 @@ def _bokeh_importable() -> bool:
 
 
 def _dashboard(client: Any, remote: bool) -> str | None:
-    services = client.scheduler_info().get("services", {})
-    if "dashboard" not in services:
-        return None
+    from fgo.build.deadline import SCHEDULER_S, within
     try:
-        has_bokeh = client.run_on_scheduler(_bokeh_importable) if remote else _bokeh_importable()
-    except Exception:  # a scheduler that refuses run_on_scheduler: claim no dashboard
-        has_bokeh = False
+        services = within(SCHEDULER_S, client.scheduler_info,
+                          what="the scheduler's info").get("services", {})
+        if "dashboard" not in services:
+            return None
+        has_bokeh = within(SCHEDULER_S, client.run_on_scheduler, _bokeh_importable,
+                           what="the scheduler") if remote else _bokeh_importable()
+    except Exception:  # a slow scheduler, or one that refuses run_on_scheduler: claim none
+        return None
     return dashboard_link(services, client.dashboard_link, has_bokeh)

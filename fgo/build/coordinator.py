@@ -31,12 +31,16 @@ from fgo.worker import executor
 from fgo.worker.blobs import Blob, BlobIndex
 from fgo.worker.protocol import CompileResult, CompileTask, SplitRole, Status, mismatch
 from fgo.build import policy
+from fgo.build.deadline import (HANDSHAKE_S, LIVENESS_S, SCHEDULER_S, Late, per_worker,
+                                within)
 from fgo.build.placement import Placement
 from fgo.build.verification import Verifier
 from fgo.build.policy import RemoteFailure
 from fgo.report.record import ActionRecord, Recorder
 
 __all__ = ["Coordinator", "RemoteFailure", "ShimServer", "SplitterLike"]
+
+LATE_LIVENESS = 3  # liveness answers missed in a row before the scheduler counts as gone
 
 
 class SplitterLike(Protocol):
@@ -112,6 +116,8 @@ class Coordinator:
         self._live: set[str] = set()
         self._live_at = 0.0
         self._live_lock = threading.Lock()
+        self._late = 0                         # liveness questions in a row not answered
+        self.unresponsive: set[str] = set()    # workers left out: no answer to the handshake
         # Workers that read this file's text share the head's files (fgo.worker.executor
         # store_info): their tasks carry paths, not bytes, and they deliver outputs.
         self.host_token = (os.path.join(os.path.dirname(socket_path), "host-token"),
@@ -183,10 +189,15 @@ class Coordinator:
 
         Returns one warning per worker refused for a different toolchain."""
         Path(self.host_token[0]).write_text(self.host_token[1])
-        infos = self.client.run(executor.store_info, self.host_token, on_error="return")
-        threads = self.client.nthreads()
-        warnings = []
+        threads = within(SCHEDULER_S, self.client.nthreads, what="the scheduler's worker list")
+        client, token = self.client, self.host_token
+        infos, late = per_worker(
+            HANDSHAKE_S, lambda w: client.run(executor.store_info, token, workers=[w])[w],
+            sorted(threads))
+        warnings = [f"worker {addr} did not answer within {HANDSHAKE_S:g}s: left out"
+                    for addr in late]
         with self.lock:
+            self.unresponsive.update(late)
             for addr, info in infos.items():
                 if isinstance(info, BaseException):
                     warnings.append(f"worker {addr} cannot be used: {type(info).__name__}: {info}")
@@ -208,11 +219,19 @@ class Coordinator:
         return warnings
 
     def live_workers(self) -> set[str]:
-        """The scheduler's current workers, asked at most once a second for all waiters."""
+        """The scheduler's current workers, asked at most once a second for all waiters. A
+        scheduler that does not answer within LIVENESS_S keeps the last answer, until it
+        has missed LATE_LIVENESS answers in a row: then nobody is alive."""
         with self._live_lock:
             if time.monotonic() - self._live_at > 1.0:
                 try:
-                    self._live = set(self.client.run_on_scheduler(_worker_addresses))
+                    self._live = set(within(LIVENESS_S, self.client.run_on_scheduler,
+                                            _worker_addresses, what="the scheduler"))
+                    self._late = 0
+                except Late:
+                    self._late += 1
+                    if self._late >= LATE_LIVENESS:
+                        self._live = set()
                 except Exception:  # the scheduler itself is gone: nobody is alive
                     self._live = set()
                 self._live_at = time.monotonic()
@@ -447,7 +466,8 @@ class Coordinator:
                 def got(event: Any) -> None:  # (time, message), on the client's loop
                     msg = event[1]
                     speculator.leader_export(msg["package"], msg["data"], msg["at"])
-                self.client.subscribe_topic(topic, got)
+                within(SCHEDULER_S, self.client.subscribe_topic, topic, got,
+                       what="subscribing to the export topic")
                 self._export_topic = topic
             return self._export_topic
 
@@ -460,11 +480,18 @@ class Coordinator:
     def open_queue(self, prefix: str) -> Any:
         """A new distributed.Queue on this build's client (for handing a leader its shards)."""
         from distributed import Queue
-        return Queue(f"{prefix}-{uuid.uuid4().hex[:12]}", client=self.client)
+        try:
+            return within(SCHEDULER_S, Queue, f"{prefix}-{uuid.uuid4().hex[:12]}",
+                          client=self.client, what="a queue on the scheduler")
+        except Late as exc:
+            raise RemoteFailure(str(exc)) from None
 
     def cancel(self, futures: list[Any]) -> None:
         """Cancel FUTURES, forced: copies other workers fetched are cancelled too."""
-        self.client.cancel(futures, force=True)
+        try:
+            within(SCHEDULER_S, self.client.cancel, futures, force=True, what="cancelling")
+        except Late:  # the scheduler forgets them with the client
+            pass
 
     def _straggler_deadline(self, inputs: dict[str, Blob]) -> float:
         source = policy.source_bytes((p, b.size) for p, b in inputs.items())

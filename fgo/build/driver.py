@@ -160,7 +160,9 @@ def run(opts: BuildOptions) -> int:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
             if shared is not None:
-                report["shared_cache"] = _share(shared, cluster, report, bool(mismatches))
+                report["shared_cache"] = _share(
+                    shared, cluster, report, bool(mismatches),
+                    frozenset(coordinator.unresponsive) if coordinator else frozenset())
     finally:
         if cluster is not None:
             cluster.close()
@@ -250,7 +252,8 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
         raise FgoError(f"--shared-cache: {exc}") from None
 
 
-def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool) -> dict[str, Any]:
+def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
+           skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Publish this build's cache entries to the cluster tier, only when verification found
     no mismatch; the counters for the report."""
     from fgo.build.verification import action_id_prefix
@@ -260,7 +263,7 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool) 
     seconds = {p: a["duration_s"] for a in report["actions"]
                if a["mode"] in ("remote", "local", "split") and a.get("duration_s")
                and a.get("build_id") and (p := action_id_prefix(a["build_id"]))}
-    return {**out, **shared.publish(cluster.client, seconds)}
+    return {**out, **shared.publish(cluster.client, seconds, skip)}
 
 
 def _go_build(project: Path, opts: BuildOptions, coordinator: Any, tmp: str,
@@ -307,7 +310,8 @@ def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> li
 def _cluster_info(cluster: Any, coordinator: Any, opts: BuildOptions) -> dict[str, Any]:
     workers, threads = _cluster_size(cluster, coordinator) if coordinator else (0, 0)
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
-            "workers": workers, "threads": threads}
+            "workers": workers, "threads": threads,
+            "unresponsive": sorted(coordinator.unresponsive) if coordinator else []}
 
 
 def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],

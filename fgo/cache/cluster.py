@@ -174,8 +174,10 @@ class ClusterTier:
         self.ns = ns
         self.where: dict[str, str] = {}   # action -> worker, from the index
 
-    def workers(self) -> list[str]:
-        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+    def workers(self, timeout: float = 5.0) -> list[str]:
+        from fgo.build.deadline import within
+        return sorted(within(timeout, self.client.scheduler_info, n_workers=-1,
+                             what="the scheduler's worker list")["workers"])
 
     def load_index(self, timeout: float) -> int:
         """Learn which worker holds which entry of the namespace: the number of entries."""
@@ -212,14 +214,14 @@ class ClusterTier:
         return found
 
     def put_many(self, entries: list[Remote], timeout: float,
-                 batch_bytes: int = 32 << 20) -> int:
+                 batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset()) -> int:
         """Publish ENTRIES to their owners, all owners at once (each has its own link and
-        disk); how many were stored."""
+        disk), none to the workers in SKIP (known not to answer); how many were stored."""
         workers = self.workers()
         by_owner: dict[str, list[Remote]] = {}
         for e in entries:
             w = owner(e.action, workers)
-            if w is not None:
+            if w is not None and w not in skip:
                 by_owner.setdefault(w, []).append(e)
         if not by_owner:
             return 0
@@ -229,23 +231,30 @@ class ClusterTier:
                                 sorted(by_owner.items())))
 
     def _put_to(self, worker: str, mine: list[Remote], timeout: float, batch_bytes: int) -> int:
+        """MINE to WORKER, a batch at a time; a worker that lets a batch time out (stopped,
+        or its link gone) gets nothing more in this publish."""
+        from fgo.build.deadline import Late, within
         index = {e.action: e for e in mine}
         stored, direct = 0, True
         for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
             entries = [index[a] for a in batch]
-            if direct:
-                try:
-                    stored += self.client.sync(_put_direct, self.client, worker, self.ns,
-                                               entries, callback_timeout=timeout)
-                    continue
-                except Exception:  # no fgo handler there (a cacheprog-only cluster): as a run
-                    direct = False
             try:
-                got = self.client.run(store_put, self.ns, entries, workers=[worker],
-                                      callback_timeout=timeout)
+                if direct:
+                    try:
+                        stored += within(timeout, self.client.sync, _put_direct, self.client,
+                                         worker, self.ns, entries, what=f"publishing to {worker}")
+                        continue
+                    except Late:
+                        raise
+                    except Exception:  # no fgo handler there (a cacheprog-only cluster): a run
+                        direct = False
+                got = within(timeout, self.client.run, store_put, self.ns, entries,
+                             workers=[worker], what=f"publishing to {worker}")
                 stored += got.get(worker, 0)
+            except Late:
+                return stored  # the rest of its share stays unpublished: later misses
             except Exception:
-                continue  # that worker's share stays unpublished: a later miss
+                continue  # that batch stays unpublished: a later miss
         return stored
 
     def stats(self, timeout: float) -> dict[str, Any]:

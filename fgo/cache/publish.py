@@ -11,7 +11,7 @@ from pathlib import Path
 from fgo.cache.cluster import ClusterTier, Remote
 from fgo.cache.local import DiskTier
 
-PUBLISH_TIMEOUT_S = 120.0
+PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
 
 
 def pending_actions(path: Path) -> list[str]:
@@ -36,7 +36,8 @@ def compile_seconds(action: str, seconds_by_prefix: dict[str, float]) -> float:
 
 
 def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str],
-                    seconds_by_prefix: dict[str, float]) -> tuple[int, int]:
+                    seconds_by_prefix: dict[str, float],
+                    skip: frozenset[str] = frozenset()) -> tuple[int, int]:
     """Copy ACTIONS from LOCAL to the cluster tier (each verified against its output ID on
     the way); (entries stored, bytes sent). An entry no longer in LOCAL (trimmed, or evicted
     after a mismatch) is not published."""
@@ -50,5 +51,5 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str],
                               compile_seconds(action, seconds_by_prefix)))
     if not entries:
         return 0, 0
-    stored = tier.put_many(entries, PUBLISH_TIMEOUT_S)
+    stored = tier.put_many(entries, PUBLISH_TIMEOUT_S, skip=skip)
     return stored, sum(len(e.body) for e in entries)

@@ -72,13 +72,16 @@ class SharedCache:
         local = self.local()
         return [p for prefix in prefixes for p in local.evict_prefix(prefix)]
 
-    def publish(self, client: Any, seconds_by_prefix: dict[str, float]) -> dict[str, Any]:
-        """Copy this build's puts to the cluster tier; what it cost."""
+    def publish(self, client: Any, seconds_by_prefix: dict[str, float],
+                skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Copy this build's puts to the cluster tier (none to the workers in SKIP, which did
+        not answer this build); what it cost."""
         t0 = time.monotonic()
         actions = pending_actions(self.pending)
         tier = ClusterTier(client, namespace(self.identity))
         try:
-            stored, size = publish_entries(tier, self.local(), actions, seconds_by_prefix)
+            stored, size = publish_entries(tier, self.local(), actions, seconds_by_prefix,
+                                           skip)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
             return {"published": 0, "bytes_published": 0, "publish_error": str(exc),
                     "publish_s": round(time.monotonic() - t0, 3)}

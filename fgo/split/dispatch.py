@@ -23,6 +23,7 @@ from fgo.worker.blobs import Blob
 from fgo.worker.protocol import SplitRole
 from fgo.build import policy
 from fgo.build.coordinator import Coordinator, RemoteFailure, buildid_of
+from fgo.build.deadline import SCHEDULER_S, Late, within
 from fgo.split import compiler as compiler_patch
 from fgo.report.record import ActionRecord
 
@@ -104,7 +105,11 @@ class Splitter:
                 sent[addresses[k]] += shard_sent  # K > workers: an address comes twice
                 rec.bytes_in += sum(len(d) for d in task.blobs.values())
                 futures.append(c.submit_async(task, addresses[k], f"shard-{k}-{uuid.uuid4().hex[:12]}"))
-                queue.put(futures[-1])  # the leader takes them from here, in shard order
+                # the leader takes them from here, in shard order
+                try:
+                    within(SCHEDULER_S, queue.put, futures[-1], what="the shard queue")
+                except Late as exc:
+                    raise RemoteFailure(str(exc)) from None
             task, leader_sent = c.prepare(addresses[0], call, env, inputs,
                                           split=role(0, queue.name))
             sent[addresses[0]] += leader_sent
@@ -118,7 +123,10 @@ class Splitter:
                 c.cancel(futures)
             for f in futures:
                 f.release()
-            queue.close()
+            try:
+                within(SCHEDULER_S, queue.close, what="closing the shard queue")
+            except Late:
+                pass
             for a in addresses:
                 c.finished(a, sent[a], list(needs) if ok else [])
         stats = result.stats

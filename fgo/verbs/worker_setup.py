@@ -15,6 +15,8 @@ import click
 
 from fgo.errors import FgoError
 
+SETUP_S = 900.0  # a worker builds the patched compiler in 1-3 minutes; one that is stopped never
+
 
 def prepare() -> dict[str, Any]:
     """Run on one worker (or here): what it has, what it built."""
@@ -43,15 +45,32 @@ def worker_setup(scheduler: str | None, as_json: bool) -> None:
             cluster = connect(scheduler)
         except ClusterError as exc:
             raise FgoError(str(exc)) from None
+        from fgo.build.deadline import per_worker, within
         try:
-            results = cluster.client.run(prepare)
+            client = cluster.client
+            workers = sorted(within(SETUP_S, client.nthreads, what="the scheduler"))
+            answers, late = per_worker(SETUP_S, lambda w: client.run(prepare, workers=[w])[w],
+                                       workers)
         finally:
             cluster.close()
+        failed = {w: f"{type(a).__name__}: {a}" for w, a in answers.items()
+                  if isinstance(a, BaseException)}
+        failed.update({w: f"did not answer within {SETUP_S:g}s" for w in late})
+        for w, why in sorted(failed.items()):
+            click.echo(f"fgo worker-setup: {w}: {why}", err=True)
+        results = {w: a for w, a in answers.items() if not isinstance(a, BaseException)}
+        if failed:
+            _print(results, as_json)
+            raise FgoError(f"{len(failed)} of {len(workers)} workers not prepared")
     else:
         try:
             results = {"local": prepare()}
         except PatchError as exc:
             raise FgoError(str(exc)) from None
+    _print(results, as_json)
+
+
+def _print(results: dict[str, Any], as_json: bool) -> None:
     if as_json:
         json.dump(results, sys.stdout, indent=1)
         sys.stdout.write("\n")

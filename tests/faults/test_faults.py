@@ -108,6 +108,30 @@ def test_straggler_is_raced_locally(hello: Path, real_cluster, faults) -> None:
     assert any(r.startswith("straggler") for r in reasons), reasons
 
 
+def test_worker_stopped_before_connect(hello: Path, real_cluster, faults) -> None:
+    """A worker stopped (SIGSTOP) before the build connects: installing fgo's service and
+    the handshake have deadlines, so the build leaves it out, reports it, and finishes on
+    the other worker (it used to wait forever in Client.register_plugin)."""
+    frozen = real_cluster.workers[0]
+    frozen.send_signal(signal.SIGSTOP)
+    report = hello.parent / "stopped.json"
+    try:
+        t0 = time.monotonic()
+        proc = start_build(hello, report, "--scheduler", real_cluster.address)
+        faults.injected()
+        _, err = proc.communicate(timeout=300)
+        took = time.monotonic() - t0
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    assert proc.returncode == 0, err
+    ok = identical(hello)
+    faults.outcome(ok)
+    rep = report_of(report)
+    assert ok and rep["totals"]["remote"] > 0, rep["totals"]
+    assert len(rep["cluster"]["unresponsive"]) == 1, rep["cluster"]
+    assert took < 240, took
+
+
 @pytest.mark.parametrize("fault", ["corrupt-transfer", "corrupt-shard", "truncate-shard"])
 def test_damaged_data_is_detected(large: Path, tmp_path: Path, faults, fault: str) -> None:
     os.environ["FGO_FAULT"] = fault  # read by the workers of this cluster only
