@@ -7,6 +7,8 @@ The broad package set (runtime, net/http, cmd/compile/internal/ssa, ...) is meas
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -218,19 +220,29 @@ def test_imported_method_expression_on_a_shard(patched, commands, tmp_path, k, n
 
 # --- refusals ---------------------------------------------------------------------------------
 
-def _leader(patched, argv, cwd, tmp_path, files, n=2, timeout=5, extra=()):
+def _env(env):
+    return {**os.environ, **env} if env else None
+
+
+def _leader(patched, argv, cwd, tmp_path, files, n=2, timeout=5, extra=(), env=None):
     out = tmp_path / "leader.a"
     out.write_bytes(b"stale")
     a = cp.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], out),
                       cp.leader_flags(n, files, timeout=timeout), compiler=patched)
-    proc = subprocess.run(a, cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(a, cwd=cwd, capture_output=True, text=True, check=False, env=_env(env))
     return proc, out
 
 
-def _shard(patched, argv, cwd, tmp_path, k, n, res, extra=()):
+def _shard(patched, argv, cwd, tmp_path, k, n, res, extra=(), env=None):
     a = cp.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], tmp_path / f"unused{k}.a"),
                       cp.shard_flags(k, n, res), compiler=patched)
-    subprocess.run(a, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(a, cwd=cwd, check=True, capture_output=True, env=_env(env))
+
+
+def _stock(argv, cwd, out, extra=(), env=None):
+    subprocess.run(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], out), cwd=cwd, check=True,
+                   env=_env(env))
+    return file_sha256(out)
 
 
 @pytest.fixture
@@ -282,6 +294,62 @@ def test_refuses_other_fingerprint(patched, good_shard, tmp_path):
     argv, cwd, res = good_shard
     proc, out = _leader(patched, argv, cwd, tmp_path, [res], extra=["-dwarf=false"])
     _assert_refused(proc, out, ["fingerprint"])
+
+
+# Settings the compiler takes from the environment or derives past the flag package (patch
+# 0017): a shard compiled with others is refused by name, equal ones merge into stock's archive.
+# fmt is a package whose code -d=ssa/dse/off changes; unicode/utf8 imports nothing, so a shard
+# with another GOAMD64 gets as far as the merge (elsewhere the import of a dependency compiled
+# for another GOAMD64 already fails).
+amd64_only = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="GOAMD64 is amd64's")
+
+
+def test_refuses_other_debug_settings(patched, commands, tmp_path):
+    """GOCOMPILEDEBUG=ssa/dse/off in the shard only (fgo's `wrong-shard` fault): the shard's
+    digests and frontend agree with the leader's, its code does not."""
+    argv, cwd = commands["fmt"]
+    res = tmp_path / "dse.res"
+    _shard(patched, argv, cwd, tmp_path, 1, 2, res, env={"GOCOMPILEDEBUG": "ssa/dse/off"})
+    proc, out = _leader(patched, argv, cwd, tmp_path, [res], timeout=60)
+    _assert_refused(proc, out, ["other settings"])
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "was compiled with other settings: shard debug ssa/dse/off; leader none"), proc.stderr
+    # the other way round, and a -d flag counts as GOCOMPILEDEBUG does
+    res = tmp_path / "plain.res"
+    _shard(patched, argv, cwd, tmp_path, 1, 2, res)
+    proc, out = _leader(patched, argv, cwd, tmp_path, [res], timeout=60, extra=["-d=ssa/dse/off,nil=1"])
+    _assert_refused(proc, out, ["other settings"])
+    assert "shard debug nil=0; leader debug nil=1, debug ssa/dse/off" in proc.stderr, proc.stderr
+
+
+@amd64_only
+def test_refuses_other_goamd64(patched, commands, tmp_path):
+    argv, cwd = commands["unicode/utf8"]
+    res = tmp_path / "v3.res"
+    _shard(patched, argv, cwd, tmp_path, 1, 2, res, env={"GOAMD64": "v3"})
+    proc, out = _leader(patched, argv, cwd, tmp_path, [res], timeout=60, env={"GOAMD64": "v1"})
+    _assert_refused(proc, out, ["other settings"])
+    assert "other settings: shard GOAMD64=v3; leader GOAMD64=v1" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("pkg,leader_extra,leader_env,shard_env,stock_extra,stock_env", [
+    # the same setting given as a flag to the leader and in the environment to the shard
+    ("fmt", ["-d=ssa/dse/off"], {}, {"GOCOMPILEDEBUG": "ssa/dse/off"}, ["-d=ssa/dse/off"], {}),
+    ("fmt", [], {"GOCOMPILEDEBUG": "ssa/dse/off"}, {"GOCOMPILEDEBUG": "ssa/dse/off"}, [],
+     {"GOCOMPILEDEBUG": "ssa/dse/off"}),
+    pytest.param("unicode/utf8", [], {"GOAMD64": "v3"}, {"GOAMD64": "v3"}, [], {"GOAMD64": "v3"},
+                 marks=amd64_only),
+], ids=["dse-flag-and-env", "dse-env", "goamd64-v3"])
+def test_equal_settings_merge_identical(patched, commands, tmp_path, pkg, leader_extra, leader_env,
+                                        shard_env, stock_extra, stock_env):
+    argv, cwd = commands[pkg]
+    res = tmp_path / "s1.res"
+    _shard(patched, argv, cwd, tmp_path, 1, 2, res, env=shard_env)
+    proc, out = _leader(patched, argv, cwd, tmp_path, [res], timeout=60, extra=leader_extra, env=leader_env)
+    assert proc.returncode == 0, proc.stderr
+    want = _stock(argv, cwd, tmp_path / "stock.a", extra=stock_extra, env=stock_env)
+    assert file_sha256(out) == want
+    assert want != _stock(argv, cwd, tmp_path / "plain.a"), "the setting should change this package's code"
 
 
 def test_shard_with_inputs_elsewhere_is_accepted(patched, commands, tmp_path):

@@ -13,10 +13,11 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   optimization, no inlining): a well-formed archive that is not the one a stock
   compile produces, which only verification against a local compile can catch;
 - ``wrong-shard``: every shard process runs with ``GOCOMPILEDEBUG=ssa/dse/off`` (dead
-  store elimination off), which the split's fingerprint does not cover (the compiler
-  sets it past the flag package): its functions' instructions differ from a stock
-  compile's while every digest and the fingerprint still match, so the merge succeeds
-  with a wrong input that passes all integrity checks;
+  store elimination off): a well-formed result whose digests are valid but whose
+  functions' instructions differ from a stock compile's. The split's fingerprint covers
+  the compiler's effective settings (patch 0017), so the leader's merge refuses it
+  (``merge-refused: ... was compiled with other settings: shard debug ssa/dse/off;
+  leader none``) and the package compiles normally, verification or not;
 - ``edit-after-plan:FILE`` (the head): once go's plan (`go build -n`) for pipelining has
   been read, FILE is replaced by FILE.next (a source edited, or added, after the
   prediction): speculations from the stale plan must be discarded. The build waits for
