@@ -4,10 +4,10 @@ pytest-benchmark (5.x) defines many `--benchmark-...` options but none spelled
 exactly `--benchmark`, and pytest does not accept abbreviations, so the flag is
 added here. Without it every experiment is skipped (they take minutes and
 measure the machine); with it the benchmarks run and, at the end of the
-session, experiments/REPORT.md and its plots are regenerated from
-experiments/results/. With `--quick` (gin only, GOMAXPROCS=2 only) the results
-and the report go to experiments/results/quick/ so that a CI run never
-overwrites the full report.
+session, its wall time goes to experiments/results/session.json and
+experiments/REPORT.md and its plots are regenerated from experiments/results/.
+With `--quick` (gin only, GOMAXPROCS=2 only) the results and the report go to
+experiments/results/quick/ so that a CI run never overwrites the full report.
 """
 
 from __future__ import annotations
@@ -67,12 +67,12 @@ def lab(request: pytest.FixtureRequest) -> Any:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _LAB is None:
         return
-    from experiments import report
+    from experiments import registry, report
 
     out = HERE / "REPORT.md" if not _LAB.quick else _LAB.results / "REPORT.md"
     try:
-        path = report.write_report(_LAB.results, out, quick=_LAB.quick,
-                                   wall_s=_LAB.elapsed())
+        _LAB.save_session(registry.SESSION)  # the report reads the session's wall time there
+        path = report.write_report(_LAB.results, out, quick=_LAB.quick)
         print(f"\nfgo experiments: report written to {path}")
     except Exception as exc:  # noqa: BLE001 - never hide the test results behind a report failure
         print(f"\nfgo experiments: could not write the report: {exc!r}")

@@ -32,7 +32,8 @@ from fgo import toolchain
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 GOCODE = Path("/usr/share/gocode")  # Debian's Go sources, GOPATH mode
-FGO = REPO / ".venv" / "bin" / "fgo"
+# fgo as installed beside the running interpreter (its venv's bin/), whichever venv that is
+FGO = Path(sys.executable).parent / "fgo"
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,16 @@ class Lab:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
+
+    def save_session(self, name: str) -> Path:
+        """results/NAME: this session's command, start and wall time so far. The report
+        reads it from there, so that REPORT.md depends on the results files alone."""
+        path = self.results / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"command": self.command, "started": self.started,
+                                    "wall_s": round(self.elapsed(), 1), "quick": self.quick},
+                                   indent=1) + "\n")
+        return path
 
     def cleanup(self) -> None:
         for p in list(self.temps):
@@ -436,7 +447,8 @@ def split_cpu(argv: Sequence[str], cwd: Path, tmp: Path, k: int, slots: int,
     shards_s are shards 1..K-1, leader_s the leader's (shard 0 + merge); stats[i]
     is process i's -fgostats (0 = the leader), result_bytes shard i's result file.
     """
-    from fgo.split import compiler as compiler_patch
+    from fgo.compiler import flags as fgoflags
+    from fgo.compiler import patched as compiler_patch
     argv = [a for a in argv if not re.match(r"^-c=\d+$", a)]
     i_o = argv.index("-o")
     base = [argv[0], "-c=1", *argv[1:i_o], "-o", "OUT", *argv[i_o + 2:]]
@@ -451,12 +463,11 @@ def split_cpu(argv: Sequence[str], cwd: Path, tmp: Path, k: int, slots: int,
     stats = [tmp / f"stats{i}.json" for i in range(k)]
     for f in [*files, *stats]:
         f.unlink(missing_ok=True)
-    cmds = [compiler_patch.with_flags(with_out(tmp / f"shard{i}.unused"),
-                                      compiler_patch.shard_flags(i, k, files[i - 1], stats=stats[i]),
-                                      compiler=patched)
+    cmds = [fgoflags.with_flags(with_out(tmp / f"shard{i}.unused"),
+                                fgoflags.shard_flags(i, k, files[i - 1], stats=stats[i]), compiler=patched)
             for i in range(1, k)]
-    cmds.append(compiler_patch.with_flags(with_out(tmp / "leader.a"),
-                                          compiler_patch.leader_flags(k, files, stats=stats[0]), compiler=patched))
+    cmds.append(fgoflags.with_flags(with_out(tmp / "leader.a"),
+                                    fgoflags.leader_flags(k, files, stats=stats[0]), compiler=patched))
     *shards, leader = cpu_times(cmds, cwd, toolchain.go_env(GOMAXPROCS="1"), slots)
     st = [json.loads(f.read_text()) if f.exists() else {} for f in stats]
     merge = float(st[0].get("inject_s") or 0.0)
@@ -490,7 +501,7 @@ def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dic
 def fgo_available(verb: str = "build", needs: Iterable[str] = ("--report",)) -> tuple[bool, str]:
     """Whether `fgo VERB` exists and its --help mentions NEEDS; (ok, reason or help text)."""
     if not FGO.exists():
-        return False, f"{FGO} does not exist (pip install -e . first)"
+        return False, f"{FGO} does not exist (pip install -e . into {sys.prefix} first)"
     try:
         proc = subprocess.run([str(FGO), verb, "--help"], check=False, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:

@@ -1,7 +1,7 @@
 """Item 10 (issue 14, part 4): what a real shard costs, against the model F + B/K.
 
 The packages are those item 2 split for etcd (results/simulate_etcd.json, the input of
-(c) measured), each compiled from its real command line (`fgo.split.harness.compile_command`,
+(c) measured), each compiled from its real command line (`fgo.compiler.harness.compile_command`,
 dependencies from the build cache). ROUNDS rounds; in each, in an order reversed every
 other round: the stock compile with -bench (F, B, D and its CPU time), then for K in KS
 the package split K ways by the patched compiler of each series in SERIES ("before": the
@@ -42,8 +42,8 @@ from experiments.lab import CORPUS
 from fgo import toolchain
 from fgo.analysis import bench as bench_phases
 from fgo.analysis import simulate as sim
-from fgo.split import compiler as compiler_patch
-from fgo.split import harness
+from fgo.compiler import harness
+from fgo.compiler import patched as compiler_patch
 
 PROJECT = "etcd"
 KS = (2, 8)

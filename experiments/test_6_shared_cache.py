@@ -143,7 +143,7 @@ def run_experiment(benchmark: Any, lab: Any, name: str) -> dict[str, Any]:
     ok, why = labmod.fgo_available("build", ["--shared-cache"])
     if not ok:
         pytest.skip(why)
-    from fgo.build.shim import shim_path
+    from fgo.head.shim import shim_path
     shim_path()  # built once here; every head gets a copy
     rows = lab.table("shared_cache")
     kept = [r for r in rows if r.get("project") != name]

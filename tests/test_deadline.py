@@ -1,4 +1,4 @@
-"""Deadlines on cluster calls (fgo.build.deadline): a call that never returns is Late, the
+"""Deadlines on cluster calls (fgo.cluster.deadline): a call that never returns is Late, the
 others' answers are kept."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fgo.build.deadline import Late, per_worker, within
+from fgo.cluster.deadline import Late, per_worker, within
 
 
 def test_within_returns_and_raises_as_the_call_does() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fgo import goarchive
-from fgo.split import compiler as cp
-from fgo.split import early_export as ee
+from fgo.compiler import flags as cpflags, patched as cp
+from fgo.compiler import early_export as ee
 from fgo.toolchain import go_env
 from conftest import write_tree
 
@@ -49,7 +49,7 @@ def test_compare_needs_pkgdef_first() -> None:
 
 
 def test_flags() -> None:
-    assert ee.flags("/tmp/x.a") == ["-fgoexport=/tmp/x.a"]
+    assert cpflags.early_export("/tmp/x.a") == ["-fgoexport=/tmp/x.a"]
 
 
 # Exported functions, methods, variables (initialised statically and dynamically), types,
@@ -134,18 +134,18 @@ def test_a_shard_writes_no_export_data_its_leader_does(tmp_path: Path) -> None:
     """In a split compile the export data comes from the leader, and is its archive's."""
     import subprocess
 
-    from fgo.split import harness
+    from fgo.compiler import harness
 
     patched = cp.ensure_compiler().path
     harness._go(["build", "strconv"], HELLO)
     argv, cwd = harness.compile_command(HELLO, "strconv", tmp_path / "work")
     res, early = tmp_path / "shard1.res", tmp_path / "early.a"
-    shard = cp.with_flags(harness._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "unused.a"),
-                          [*cp.shard_flags(1, 2, res), *ee.flags(tmp_path / "shard-early.a")], compiler=patched)
+    shard = cpflags.with_flags(harness._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "unused.a"),
+                          [*cpflags.shard_flags(1, 2, res), *cpflags.early_export(tmp_path / "shard-early.a")], compiler=patched)
     subprocess.run(shard, cwd=cwd, check=True, capture_output=True)
     assert res.exists() and not (tmp_path / "shard-early.a").exists()
-    leader = cp.with_flags(harness._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "leader.a"),
-                           [*cp.leader_flags(2, [res], timeout=60), *ee.flags(early)], compiler=patched)
+    leader = cpflags.with_flags(harness._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "leader.a"),
+                           [*cpflags.leader_flags(2, [res], timeout=60), *cpflags.early_export(early)], compiler=patched)
     subprocess.run(leader, cwd=cwd, check=True, capture_output=True)
     stock = harness._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "stock.a")
     subprocess.run(stock, cwd=cwd, check=True, capture_output=True)

@@ -1,4 +1,4 @@
-"""Pipelined compilation (fgo.build.speculation): dependents compiled ahead of go build from
+"""Pipelined compilation (fgo.head.speculation): dependents compiled ahead of go build from
 their imports' early export data, taken only when the real request's content key matches,
 and the output byte-identical to a plain go build's. The decisions are pure; the builds
 run real `dask scheduler`/`dask worker` processes and compare with oracle_build."""
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fgo.build import speculation as sp
+from fgo.head import speculation as sp
+from fgo.head.action import rewrite_buildid
+from fgo.head.policy import RemoteFailure
 from fgo.planner.prediction import Prediction, differs
 from conftest import RealCluster, oracle_build, run_fgo, sha, write_tree
 
@@ -46,15 +48,15 @@ def test_pipeline_is_on_with_hosts_and_threads_enough_unless_told() -> None:
 
 
 def test_the_plan_is_read_only_once_speculation_is_wanted(tmp_path: Path) -> None:
-    from fgo.build.speculation import Speculator
+    from fgo.head.speculation import Speculator
     started: list[str] = []
-    quiet = Speculator(None, str(tmp_path / "a"))
+    quiet = Speculator(None, None, None, str(tmp_path / "a"))
     quiet.plan_when_wanted(lambda: started.append("quiet"))
     quiet.workers_known(hosts=2, threads=2)   # below MIN_THREADS: never read
     assert started == []
     quiet.workers_known(hosts=2, threads=8)   # workers joined: now it pays
     assert started == ["quiet"]
-    forced = Speculator(None, str(tmp_path / "b"), forced=True)
+    forced = Speculator(None, None, None, str(tmp_path / "b"), forced=True)
     forced.plan_when_wanted(lambda: started.append("forced"))
     assert started == ["quiet", "forced"]
     for s in (quiet, forced):
@@ -116,18 +118,18 @@ def test_buildid_rewrite_is_in_place() -> None:
     assert len(half[0]) == 20 and half[0] == half[1]
     new = "A" * 20 + "/" + "A" * 20
     data = b"!<arch>\nbuild id \"" + old.encode() + b"\"\n...go object " + old.encode()
-    out = sp.rewrite_buildid(data, old, new)
+    out = rewrite_buildid(data, old, new)
     assert len(out) == len(data) and out.count(new.encode()) == 2 and old.encode() not in out
-    with pytest.raises(ValueError, match="lengths"):
-        sp.rewrite_buildid(data, old, "short/short")
-    with pytest.raises(ValueError, match="not in the output"):
-        sp.rewrite_buildid(b"nothing", old, new)
+    with pytest.raises(RemoteFailure, match="lengths"):
+        rewrite_buildid(data, old, "short/short")
+    with pytest.raises(RemoteFailure, match="not in the output"):
+        rewrite_buildid(b"nothing", old, new)
 
 
-def test_time_saved_and_work_dir() -> None:
-    assert sp.time_saved(requested=10.0, started=8.0, took=5.0) == 2.0   # head start
-    assert sp.time_saved(requested=10.0, started=2.0, took=5.0) == 5.0   # done before asked
-    assert sp.time_saved(requested=10.0, started=11.0, took=5.0) == 0.0
+def test_head_start_and_work_dir() -> None:
+    assert sp.head_start(requested=10.0, started=8.0, took=5.0) == 2.0
+    assert sp.head_start(requested=10.0, started=2.0, took=5.0) == 5.0   # done before asked
+    assert sp.head_start(requested=10.0, started=11.0, took=5.0) == 0.0
     assert sp.work_dir("/tmp/go-build42/b007/_pkg_.a") == "/tmp/go-build42"
     assert sp.work_dir("/elsewhere/x.a") is None
 
@@ -177,7 +179,7 @@ def test_a_pipelined_build_is_byte_identical(tmp_path: Path) -> None:
     hits = [a for a in rep["actions"] if (a.get("speculation") or {}).get("outcome") == "hit"]
     assert len(hits) == spec["hits"] and all(a["mode"] == "remote" for a in hits)
     # a speculative result is verified against a local compile like a remote one
-    assert any("(speculative)" in c["worker"] and c["matched"] for c in rep["verification"]["checks"])
+    assert any(c["kind"] == "speculative" and c["matched"] for c in rep["verification"]["checks"])
 
 
 def test_off_by_default_below_four_threads_and_with_no_pipeline(tmp_path: Path) -> None:
@@ -198,7 +200,7 @@ def test_off_by_default_below_four_threads_and_with_no_pipeline(tmp_path: Path) 
 
 def test_pipelining_with_split_packages(tmp_path: Path) -> None:
     """--split-large with --pipeline: a split package's export data comes from its
-    leader's frontend (a Dask event), its dependents are speculated, and the binary is the
+    leader's frontend (on the leader's connection), its dependents are speculated, and the binary is the
     oracle's."""
     tree = write_tree(tmp_path / "chain", CHAIN)
     rep = _build(tree, tmp_path, "--pipeline", "--split-large=0", "--shards", "2")

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from fgo.build import policy
-from fgo.build.policy import Action, RemoteFailure, Verdict
+from fgo.head import policy
+from fgo.head.policy import Action, RemoteFailure, Verdict
 from fgo.planner.decide import SplitPolicy, choose_shards
 from fgo.report.record import ActionRecord
-from fgo.worker.compileargs import NotRemoteSafe
-from fgo.worker.protocol import Status
+from fgo.compilecall import NotRemoteSafe
+from fgo.wire import Status
 
 
 # --- the straggler race ---

@@ -118,14 +118,14 @@ def test_prediction_is_the_real_build(planned: dict[str, pr.Prediction], tmp_pat
 def test_export_data_sha_survives_the_build_id_rewrite(tmp_path: Path) -> None:
     """The early export file has the compile's -buildid; go rewrites the archive's build ID
     afterwards (`go tool buildid -w`). Their export data hashes alike, their bytes do not."""
-    from fgo.split import compiler as cp
-    from fgo.split import early_export as ee
-    from fgo.split import harness
+    from fgo.compiler import flags as cpflags, patched as cp
+    from fgo.compiler import early_export as ee
+    from fgo.compiler import harness
 
     harness._go(["build", "./greet"], HELLO)
     argv, cwd = harness.compile_command(HELLO, "example.com/hello/greet", tmp_path / "work")
     out, early = tmp_path / "greet.a", tmp_path / "early.a"
-    cmd = cp.with_flags(harness._set_output(argv, out), ee.flags(early), compiler=cp.ensure_compiler().path)
+    cmd = cpflags.with_flags(harness._set_output(argv, out), cpflags.early_export(early), compiler=cp.ensure_compiler().path)
     subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
     before = out.read_bytes()
     assert ee.compare(early.read_bytes(), before).identical

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from fgo import toolchain
-
-from fgo.worker import compileargs
-
-from fgo.worker import executor, protocol
-from fgo.worker.protocol import CompileResult, CompileTask, Status
-from fgo.worker.blobs import BlobIndex, CorruptBlob, Store, export_data, read_export_data, sha256
-from fgo.build.placement import Placement
+from fgo import compilecall as compileargs
+from fgo import toolchain, wire
+from fgo.blobs import BlobIndex, CorruptBlob, Store
+from fgo.fileio import sha256
+from fgo.goarchive import export_data, read_export_data
+from fgo.head.placement import Placement
+from fgo.wire import CompileResult, CompileTask, Status
+from fgo.worker import executor, sandbox, service
 
 ARGS = ["-o", "/w/b001/_pkg_.a", "-trimpath", "/w/b001=>", "-p", "main", "-lang=go1.22",
         "-complete", "-buildid", "x/x", "-goversion", "go1.27.3", "-c=2", "-nolocalimports",
@@ -127,7 +126,7 @@ def test_store_rejects_corrupt_blobs(tmp_path: Path) -> None:
 
 def _task(call: compileargs.CompileCall, inputs: dict[str, str], blobs: dict[str, bytes]
           ) -> CompileTask:
-    return CompileTask(identity=asdict(toolchain.identity()), call=asdict(call), inputs=inputs,
+    return CompileTask(task_id="t", identity=toolchain.identity(), call=call, inputs=inputs,
                        blobs=blobs, wait_for=[], env={}, head_goroot=str(toolchain.goroot()))
 
 
@@ -135,7 +134,7 @@ def test_executor_refuses_another_toolchain() -> None:
     from dataclasses import replace
     call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
     task = replace(_task(call, {}, {}),
-                   identity={"go_version": "go1.26.0", "compiler_sha256": "0" * 64})
+                   identity=toolchain.Identity("go1.26.0", "0" * 64))
     result = executor.execute(task)
     assert result.status == "refused" and result.status is Status.REFUSED
     assert "go1.26.0" in result.reason and toolchain.go_version() in result.reason
@@ -144,69 +143,67 @@ def test_executor_refuses_another_toolchain() -> None:
 def test_executor_reports_missing_and_corrupt_blobs() -> None:
     call = compileargs.CompileCall(args=["/a.go"], cwd="/", outputs=["/o.a"], inputs=["/a.go"])
     missing = executor.execute(_task(call, {"/a.go": sha256(b"never sent")}, {}))
-    assert missing.status == "missing" and missing.missing == [sha256(b"never sent")]
+    assert missing.status == "missing" and isinstance(missing, CompileResult)
+    assert missing.missing == [sha256(b"never sent")]
     corrupt = executor.execute(_task(call, {"/a.go": "f" * 64}, {"f" * 64: b"junk"}))
     assert corrupt.status == "corrupt"
 
 
-def test_executor_refuses_a_task_of_another_protocol_version() -> None:
-    from dataclasses import replace
-    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
-    old = replace(_task(call, {}, {}), version=protocol.PROTOCOL_VERSION + 1)
-    result = executor.execute(old)
-    assert isinstance(result, CompileResult) and result.status is Status.PROTOCOL
-    assert f"protocol version {protocol.PROTOCOL_VERSION + 1}" in result.reason
-    assert f"protocol version {protocol.PROTOCOL_VERSION}" in result.reason
-    assert result.version == protocol.PROTOCOL_VERSION
-
-
-def test_executor_refuses_an_old_dict_task() -> None:
-    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
-    as_dict = asdict(_task(call, {}, {}))
-    del as_dict["version"]  # what a head of before the typed protocol sends
-    result = executor.execute(as_dict)
-    assert result.status is Status.PROTOCOL
-    assert result.reason == (f"expected a CompileTask of protocol version "
-                             f"{protocol.PROTOCOL_VERSION}, got a dict of protocol version none")
-
-
-def test_protocol_mismatch_names_both_versions() -> None:
-    ok = CompileResult(Status.OK, "w")
-    assert protocol.mismatch(ok, CompileResult) is None
-    newer = CompileResult(Status.OK, "w", version=protocol.PROTOCOL_VERSION + 1)
-    assert protocol.mismatch(newer, CompileResult) == (
-        f"got a CompileResult of protocol version {protocol.PROTOCOL_VERSION + 1}, "
-        f"this side speaks protocol version {protocol.PROTOCOL_VERSION}")
-    shard = protocol.ShardResult(Status.OK, "w")
-    assert "expected a CompileResult" in protocol.mismatch(shard, CompileResult)
-    assert "got a ShardResult" in protocol.mismatch(shard, CompileResult)
-    assert protocol.mismatch({"status": "ok", "version": 0}, protocol.ShardResult) == (
-        f"expected a ShardResult of protocol version {protocol.PROTOCOL_VERSION}, "
-        f"got a dict of protocol version 0")
-
-
-def test_messages_survive_pickling_with_their_version() -> None:
-    import pickle
-    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
+def test_every_message_travels_as_plain_data() -> None:
+    """Encoded, a task is dicts, lists, str, numbers and bytes only: msgpack carries it and
+    nothing is unpickled on the other side."""
+    import msgpack
+    call = compileargs.CompileCall(args=["-o", "/o.a"], cwd="/", outputs=["/o.a"], inputs=[])
     task = _task(call, {"/a.go": "0" * 64}, {"0" * 64: b"x"})
-    task = protocol.CompileTask(**{**task.__dict__, "split": protocol.SplitRole(
-        k=0, n=2, series="s", plan="p", timeout=1.0, queue="q")})
-    back = pickle.loads(pickle.dumps(task))
-    assert back == task and back.split.leader and back.version == protocol.PROTOCOL_VERSION
-    other = pickle.loads(pickle.dumps(CompileResult(Status.OK, "w", version=0)))
-    assert other.version == 0 and protocol.mismatch(other, CompileResult)
+    task = wire.CompileTask(**{**task.__dict__, "split": wire.SplitRole(
+        k=0, n=2, series="s", plan="p", timeout=1.0, split_id="id",
+        peers=[wire.ShardPeer(1, "tcp://w:1")])})
+    data = msgpack.unpackb(msgpack.packb(wire.encode(task)), raw=False)
+    back = wire.decode(data, CompileTask)
+    assert back == task and back.split is not None and back.split.leader
+    result = CompileResult(Status.OK, "w", delivered={"/o.a": ("/o.a.fgo-1", 3)},
+                           stats=wire.CompilerStats.from_json({"backend_s": 2, "funcs": 3}))
+    assert wire.decode(msgpack.unpackb(msgpack.packb(wire.encode(result))), CompileResult) \
+        == result
 
 
-def test_coordinator_refuses_results_of_another_protocol() -> None:
-    from fgo.build.coordinator import Coordinator, RemoteFailure
+def test_a_message_of_another_version_or_type_is_refused_naming_both() -> None:
+    call = compileargs.CompileCall(args=[], cwd="/", outputs=[], inputs=[])
+    data = wire.encode(_task(call, {}, {}))
+    newer = {**data, "version": wire.PROTOCOL_VERSION + 1}
+    with pytest.raises(wire.ProtocolMismatch) as exc:
+        wire.decode(newer, CompileTask)
+    assert str(exc.value) == (f"got a CompileTask of protocol version {wire.PROTOCOL_VERSION + 1}"
+                              f", this side speaks protocol version {wire.PROTOCOL_VERSION}")
+    with pytest.raises(wire.ProtocolMismatch, match="expected a CompileResult .* got a "
+                                                    "CompileTask"):
+        wire.decode(data, CompileResult)
+    old = {k: v for k, v in data.items() if k not in ("type", "version")}  # a pickle-era dict
+    with pytest.raises(wire.ProtocolMismatch, match="got a dict of protocol version none"):
+        wire.decode(old, CompileTask)
+
+
+def test_a_worker_of_another_protocol_is_refused_by_the_head() -> None:
+    """The head's remote executor judges a PROTOCOL answer (what decoding another
+    version's reply gives) as: never use that worker again, run the compile elsewhere."""
+    from fgo.head.policy import RemoteFailure
+    from fgo.head.remote import RemoteExecutor, _decode
     from fgo.report.record import Recorder
-    c = Coordinator(cluster=None, recorder=Recorder(), socket_path="/nonexistent")
-    c.placement.add_worker("w1", 1, "s1", set())
-    for message in ({"status": "ok", "worker": "w1"},
-                    CompileResult(Status.OK, "w1", version=protocol.PROTOCOL_VERSION + 1)):
+
+    class Pool:
+        excluded: list[str] = []
+
+        def exclude(self, address: str) -> None:
+            self.excluded.append(address)
+
+    pool = Pool()
+    remote = RemoteExecutor(pool, None, Recorder(), 60)  # type: ignore[arg-type]
+    for answer in ({"status": "ok", "worker": "w1"},
+                   {**wire.encode(CompileResult(Status.OK, "w1")),
+                    "version": wire.PROTOCOL_VERSION - 1}):
         with pytest.raises(RemoteFailure, match="protocol-mismatch: .*protocol version"):
-            c.check_result("w1", message)
-    assert "w1" in c.refused and "w1" not in c.placement.workers
+            remote.judge("w1", _decode(answer))
+    assert pool.excluded == ["w1", "w1"]
 
 
 def test_faults_are_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,12 +222,12 @@ def test_faults_are_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) ->
 def test_executor_never_writes_outside_its_sandbox(path: str) -> None:
     data = b"package p\n"
     call = compileargs.CompileCall(args=[path], cwd="/", outputs=["/o.a"], inputs=[path])
-    with pytest.raises(executor.BadTask):
+    with pytest.raises(sandbox.BadTask):
         executor.execute(_task(call, {path: sha256(data)}, {sha256(data): data}))
 
 
 def test_settings_precedence(tmp_path: Path) -> None:
-    from fgo import config
+    from fgo import settings as config
     from fgo.errors import FgoError
     (tmp_path / "pyproject.toml").write_text(
         '[tool.fgo]\nscheduler = "tcp://from-file:8786"\nthreads = 3\ntimeout = 30\n')
@@ -248,6 +245,35 @@ def test_settings_precedence(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.fgo]\nsheduler = "typo"\n')
     with pytest.raises(FgoError, match="sheduler"):
         config.resolve(project, {}, environ={})
+
+
+@pytest.mark.parametrize("flags,env,needle", [
+    ({"split_large": "-1"}, {}, "--split-large: bad value '-1'"),
+    ({"shards": "1"}, {}, "K must be at least 2"),
+    ({}, {"FGO_SHARDS": "0"}, "FGO_SHARDS: bad value '0' for --shards"),
+    ({"verify_rate": "1.5"}, {}, "not a share"),
+    ({"local_slots": "-2"}, {}, "--local-slots"),
+    ({"tls_ca_file": "/nope"}, {}, "no such file: /nope"),
+    ({}, {"FGO_CACHE_SIZE": "lots"}, "FGO_CACHE_SIZE"),
+    ({}, {"FGO_PIPELINE": "maybe"}, "not a boolean"),
+])
+def test_every_setting_is_validated_wherever_it_comes_from(tmp_path: Path, flags: dict,
+                                                           env: dict, needle: str) -> None:
+    from fgo import settings
+    from fgo.errors import FgoError
+    with pytest.raises(FgoError, match=needle.replace("(", r"\(")):
+        settings.resolve(tmp_path, flags, environ=env)
+
+
+def test_the_settings_table_is_the_one_source_of_defaults() -> None:
+    """Each build option's default is its setting's (parsed) default."""
+    from fgo import settings
+    from fgo.head.session import BuildOptions
+    resolved = settings.resolve(Path("/"), {}, environ={})
+    opts = BuildOptions.of(".", [], resolved)
+    for s in settings.for_verb(settings.BUILD):
+        if hasattr(opts, s.name) and s.default is not None:
+            assert getattr(opts, s.name) == s.parse(s.default), s.name
 
 
 def test_check_build_retargets_outputs(tmp_path: Path) -> None:
@@ -319,10 +345,12 @@ def test_a_worker_sharing_the_heads_files_reads_paths_and_stages_outputs(tmp_pat
 def test_only_a_worker_that_reads_the_token_shares_files(tmp_path: Path) -> None:
     token = tmp_path / "host-token"
     token.write_text("abc")
-    assert executor.store_info((str(token), "abc"))["shares_files"] is True
-    assert executor.store_info((str(token), "abd"))["shares_files"] is False
-    assert executor.store_info((str(tmp_path / "absent"), "abc"))["shares_files"] is False
-    assert executor.store_info()["shares_files"] is False
+    me = toolchain.identity()
+    assert service.hello(wire.Hello(me, (str(token), "abc")), 1).shares_files is True
+    assert service.hello(wire.Hello(me, (str(token), "abd")), 1).shares_files is False
+    assert service.hello(wire.Hello(me, (str(tmp_path / "absent"), "abc")), 1).shares_files \
+        is False
+    assert service.hello(wire.Hello(me), 1).shares_files is False
 
 
 def test_a_store_is_named_by_itself_not_by_host_and_path(tmp_path: Path) -> None:
@@ -334,25 +362,10 @@ def test_a_store_is_named_by_itself_not_by_host_and_path(tmp_path: Path) -> None
     assert one.inventory() == []  # the name is not a blob
 
 
-def test_the_experiments_report_renders_from_the_stored_results(tmp_path: Path) -> None:
-    """Every section renderer returns its lines (a None would end `pytest experiments/` in a
-    TypeError after all the measuring)."""
-    import importlib.util
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("fgo_report", root / "experiments" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
-    import shutil
-    results = shutil.copytree(root / "experiments" / "results", tmp_path / "results")  # plots land there
-    text = report.write_report(results, tmp_path / "REPORT.md").read_text()
-    for heading in ("## 5.", "## 6.", "## 7.", "## 8.", "## 9.", "## 9b.", "## 10.", "## Files"):
-        assert heading in text
-
-
 def test_placement_counts_speculations_apart() -> None:
     """A speculative compile takes only a free thread; a real compile is placed as if it
     were not there (it runs niced beside it)."""
-    from fgo.build.placement import Placement
+    from fgo.head.placement import Placement
     p = Placement()
     p.add_worker("w1", 1, "s1", set())
     p.add_worker("w2", 1, "s2", {"x"})

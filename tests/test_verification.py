@@ -6,7 +6,7 @@ import base64
 import hashlib
 from pathlib import Path
 
-from fgo.build import verification as v
+from fgo.head import verification as v
 
 
 def test_sampling_is_deterministic_and_near_the_rate() -> None:
@@ -183,14 +183,14 @@ def test_an_excluded_worker_taints_everything_it_produced() -> None:
 
 
 def test_idle_cores_over_the_interval() -> None:
-    from fgo.build import headload
+    from fgo.head import headload
     assert headload.idle_cores((100, 1000), (150, 1100), cores=2) == 1.0   # half of 2 cores
     assert headload.idle_cores((100, 1000), (100, 1100), cores=2) == 0.0   # all busy
     assert headload.idle_cores((100, 1000), (100, 1000), cores=2) == 0.0   # no time passed
 
 
 def test_a_busy_head_skips_samples_but_never_a_workers_first_check(tmp_path: Path) -> None:
-    from fgo.build.headload import HeadLoad
+    from fgo.head.headload import HeadLoad
     stat = tmp_path / "stat"
     busy = HeadLoad(str(stat))  # no readable counters: free, until a reading says otherwise
     busy.cpus, busy.last, busy.at, busy.free = {"cpu0"}, (0, 0), 0.0, True

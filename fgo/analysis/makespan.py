@@ -1,7 +1,7 @@
 """Predicting an fgo build's wall time: a schedule of go's actions plus fgo's own costs (pure).
 
 `simulate.list_schedule` assumes that communication is free. A real fgo build pays, on
-top of each compile's own duration, a dispatch per remote compile (shim -> coordinator
+top of each compile's own duration, a dispatch per remote compile (shim -> head
 -> worker and back: `dispatch_s` in fgo's report), the compile's bytes over the link when
 the worker is on another host, and once per build a fixed part (the Python process and
 cluster start, go's own planning before its first action, the wait for verification

@@ -3,7 +3,7 @@
 ROOT/ab/<action>-a holds "<output id> <size> <put time> <compile seconds>" and ROOT/ab/<action>-d the body,
 the file whose path go is given (DiskPath). The -a file's mtime is the entry's last use,
 so eviction is LRU by last use. A body that does not hash to its output ID is a miss and is
-deleted. Decisions (which entries to evict, size parsing) are pure functions.
+deleted. Decisions (which entries to evict) are pure functions.
 """
 
 from __future__ import annotations
@@ -12,28 +12,16 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SIZE = "5G"
+from fgo.fileio import file_sha256, write_atomically
+
 HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 # ------------------------------------------------------------------ decisions (pure)
-
-def parse_size(text: str | int) -> int:
-    """Bytes from '5G', '200M', '64k', '0' or an int (binary units)."""
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"negative size {text}")
-        return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
-    if not m:
-        raise ValueError(f"not a size: {text!r} (e.g. 5G, 200M, 0)")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
-
 
 @dataclass(frozen=True)
 class EntryInfo:
@@ -94,7 +82,7 @@ class DiskTier:
             actual = body.stat().st_size
         except (OSError, ValueError):
             return None
-        if actual != int(size) or verify and sha256_file(body) != output:
+        if actual != int(size) or verify and file_sha256(body) != output:
             self.remove(action)
             return None
         _touch(index)
@@ -123,9 +111,9 @@ class DiskTier:
         index, body_path = self._paths(action)
         index.parent.mkdir(parents=True, exist_ok=True)
         put_time = time.time() if put_time is None else put_time
-        _write_atomically(body_path, body)
+        write_atomically(body_path, body)
         try:
-            _write_atomically(index,
+            write_atomically(index,
                               f"{output} {len(body)} {put_time:.3f} {seconds:.3f}\n".encode())
         except OSError:
             body_path.unlink(missing_ok=True)
@@ -190,28 +178,6 @@ class DiskTier:
 def _fields(index: Path) -> tuple[str, str, str, str]:
     output, size, put_time, *rest = index.read_text().split()
     return output, size, put_time, rest[0] if rest else "0"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_atomically(dest: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:  # a full disk: leave no half-written file behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def gocache_dir(environ: dict[str, str]) -> Path:

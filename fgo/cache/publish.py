@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from fgo.cache.cluster import ClusterTier, Remote
+from fgo.cache.tier import ClusterTier
+from fgo.wire import CacheEntry
 from fgo.cache.local import DiskTier
 
 PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
@@ -47,7 +48,7 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str],
         if found is None:
             continue
         entry, body = found
-        entries.append(Remote(action, entry.output, body, entry.put_time,
+        entries.append(CacheEntry(action, entry.output, body, entry.put_time,
                               compile_seconds(action, seconds_by_prefix)))
     if not entries:
         return 0, 0

@@ -299,20 +299,6 @@ class Server:
             stdout.flush()
 
 
-def summary(c: dict[str, Any]) -> str:
-    """One line of counters, for the build's summary line and `fgo cacheprog -v`."""
-    hits = c["local_hits"] + c["remote_hits"]
-    line = (f"cache {hits} hits ({c['remote_hits']} cluster), {c['misses']} misses, "
-            f"{c['bytes_fetched'] / 1e6:.1f} MB fetched")
-    if c["saved_s"]:
-        line += f", {c['saved_s']:.1f}s saved"
-    if c.get("published"):
-        line += f", {c['published']} published"
-    if c["remote"].startswith("skipped"):
-        line += f"; cluster tier {c['remote']}"
-    return line
-
-
 def environ_paths() -> tuple[Path | None, Path | None]:
     """FGO_CACHE_PENDING and FGO_CACHE_STATS, as fgo build sets them for its go build."""
     pending, stats = os.environ.get(PENDING_ENV), os.environ.get(STATS_ENV)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgo.cache.cluster import ClusterTier, namespace
+from fgo.cache.tier import ClusterTier, namespace
 from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import pending_actions, publish_entries
 from fgo.cache.server import PENDING_ENV, STATS_ENV

@@ -13,7 +13,6 @@ does not pay for lark.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +47,12 @@ def plan(scan: PackageScan, free_workers: int, policy: SplitPolicy | None = None
 
 def __getattr__(name: str) -> Any:
     mod = _EXPORTS.get(name)
-    if mod is None:
+    if mod == "gosource":
+        from . import gosource as module
+    elif mod == "costmodel":
+        from . import costmodel as module  # type: ignore[no-redef]
+    elif mod == "decide":
+        from . import decide as module  # type: ignore[no-redef]
+    else:
         raise AttributeError(name)
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    return getattr(module, name)

@@ -1,7 +1,7 @@
 """Predicted compiles: every compile command of a build, from go's own plan (`go build -n`).
 
 go build stays the driver of an fgo build, so it asks for a package's compile only after
-its dependencies' compiles returned. To start a dependent earlier (pipelining, issue 15)
+its dependencies' compiles returned. To start a dependent earlier (pipelining)
 fgo must know that compile's command line beforehand: `go build -n` with the same flags
 prints the build's shell script, every compile in it. This module parses that script
 (`parse`, pure) into one `Prediction` per compile and gives the content key that
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fgo import goarchive, toolchain
-from fgo.worker import compileargs
+from fgo import compilecall
 
 _HEADER = re.compile(r"^# (\S+)$")
 _HEREDOC = re.compile(r"^cat >(\S+) << 'EOF'")
@@ -167,7 +167,7 @@ def parse(script: str) -> dict[str, Prediction]:
                 raise PredictError(f"cannot parse {line[:80]!r}: {exc}") from None
             if not argv or os.path.basename(argv[0]) != "compile":
                 continue
-            pred = _prediction(package or (compileargs.flag_value(argv, "-p") or ""), argv, cwd, files)
+            pred = _prediction(package or (compilecall.flag_value(argv, "-p") or ""), argv, cwd, files)
             preds[pred.package] = pred
             package = ""
     return preds
@@ -184,17 +184,17 @@ def predict_request(package: str, argv: Sequence[str], cwd: str, work: str,
 
 
 def _prediction(package: str, argv: list[str], cwd: str, files: Mapping[str, str]) -> Prediction:
-    cfg_path = compileargs.flag_value(argv, "-importcfg")
+    cfg_path = compilecall.flag_value(argv, "-importcfg")
     if cfg_path is None or cfg_path not in files:
         raise PredictError(f"{package}: compile without a known importcfg")
     importcfg, imports = normalize_importcfg(files[cfg_path])
-    embed_path = compileargs.flag_value(argv, "-embedcfg")
+    embed_path = compilecall.flag_value(argv, "-embedcfg")
     norm = normalize_argv(argv, cwd)
     sources = tuple(a for a in norm[1:] if a.endswith(".go") and not a.startswith("-"))
     embedcfg = files.get(embed_path) if embed_path else None
-    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := compileargs.flag_value(argv, f))) + _embedded(embedcfg)
+    inputs = tuple(normalize_path(v) for f in INPUT_FLAGS if (v := compilecall.flag_value(argv, f))) + _embedded(embedcfg)
     work_inputs = tuple(x for x in (*sources, *inputs) if x.startswith("$WORK"))
-    return Prediction(package=package, p=compileargs.flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
+    return Prediction(package=package, p=compilecall.flag_value(argv, "-p") or "", argv=norm, cwd=cwd,
                       sources=sources, imports=imports, importcfg=importcfg,
                       embedcfg=embedcfg,
                       inputs=inputs, work_inputs=work_inputs,

@@ -46,11 +46,13 @@ class ActionRecord:
     split: dict[str, Any] | None = None  # --split-large: decision, plan, shards, merge, check
     source_bytes: int = 0          # the compile's .go input bytes (the straggler model's size)
     speculation: dict[str, Any] | None = None  # pipelining: the request met a speculation
+    race: dict[str, Any] | None = None  # the head also ran it: started_s, winner, why
+    slot: int | None = None        # the local slot the shim ran it on
 
 
 @dataclass
 class Recorder:
-    """Thread-safe collector the coordinator appends to."""
+    """Thread-safe collector of the build's action records."""
 
     actions: list[ActionRecord] = field(default_factory=list)
     unique_inputs: dict[str, int] = field(default_factory=dict)   # sha -> size, all stores
@@ -191,10 +193,23 @@ def summary_line(report: dict[str, Any]) -> str:
     pipelined = ""
     if (sp := report.get("speculation")) and sp.get("started"):
         pipelined = (f" {sp['hits']} of {sp['started']} speculative compiles taken"
-                     f" ({sp['saved_s']:.1f}s saved);")
+                     f" ({sp['head_start_s']:.1f}s head start);")
     cache = ""
     if (c := report.get("shared_cache")) and "gets" in c:
-        from fgo.cache.server import summary
-        cache = f" {summary(c)};"
+        cache = f" {cache_summary(c)};"
     return (f"fgo: {t['remote']} remote, {local}, {t['cached']} cached, {split};{verified}"
             f"{pipelined}{cache} {t['bytes_sent'] / 1e6:.1f} MB sent; {t['wall_s']:.1f}s")
+
+
+def cache_summary(c: dict[str, Any]) -> str:
+    """One line of counters, for the build's summary line and `fgo cacheprog -v`."""
+    hits = c["local_hits"] + c["remote_hits"]
+    line = (f"cache {hits} hits ({c['remote_hits']} cluster), {c['misses']} misses, "
+            f"{c['bytes_fetched'] / 1e6:.1f} MB fetched")
+    if c["saved_s"]:
+        line += f", {c['saved_s']:.1f}s saved"
+    if c.get("published"):
+        line += f", {c['published']} published"
+    if c["remote"].startswith("skipped"):
+        line += f"; cluster tier {c['remote']}"
+    return line

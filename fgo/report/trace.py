@@ -74,7 +74,7 @@ def build_trace(report: dict[str, Any], graph: list[dict[str, Any]]) -> dict[str
             spans.append({"name": f"speculate {spec['package']}", "cat": "speculation",
                           "ph": "X", "pid": pid, "ts": us(spec["start"]),
                           "dur": max(1.0, us(spec["end"]) - us(spec["start"])),
-                          "args": {k: spec[k] for k in ("outcome", "why", "saved_s")}})
+                          "args": {k: spec[k] for k in ("outcome", "why", "head_start_s")}})
     _lanes(spans)
     events: list[dict[str, Any]] = []
     for name, pid in pids.items():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fgo import config
+from fgo import settings
 from fgo.errors import FgoError
 
 TIMEOUT_S = 30.0
@@ -20,20 +19,13 @@ def cache_cmd() -> None:
     GOCACHE, and with --scheduler the tier held by the cluster's workers."""
 
 
-def _options(f: Any) -> Any:
-    for opt in reversed([
-            click.option("--scheduler", metavar="tcp://HOST:PORT",
-                         help="Also the cluster tier held by this cluster's workers."),
-            click.option("--tls-ca-file", metavar="PEM"),
-            click.option("--tls-cert", metavar="PEM"),
-            click.option("--tls-key", metavar="PEM")]):
-        f = opt(f)
-    return f
+_options = settings.click_options(settings.CACHE, only=("scheduler", "tls_ca_file", "tls_cert",
+                                                       "tls_key"))
 
 
 def _local() -> tuple[Any, str]:
     from fgo import toolchain
-    from fgo.cache.cluster import namespace
+    from fgo.cache.tier import namespace
     from fgo.cache.local import DiskTier, local_root
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     if not gocache or gocache == "off":
@@ -44,13 +36,13 @@ def _local() -> tuple[Any, str]:
 
 def _cluster(flags: dict[str, Any]) -> Any:
     """The cluster's client when --scheduler (or FGO_SCHEDULER...) names one, else None."""
-    settings = config.resolve(Path.cwd(), flags)
-    if not settings["scheduler"]:
+    resolved = settings.resolve(Path.cwd(), flags, verb=settings.CACHE)
+    if not resolved["scheduler"]:
         return None
-    from fgo.build.cluster import ClusterError, connect, tls_security
-    security = tls_security((settings["tls_ca_file"], settings["tls_cert"], settings["tls_key"]))
+    from fgo.cluster.connect import ClusterError, connect, tls_security
+    security = tls_security(settings.tls(resolved))
     try:
-        return connect(settings["scheduler"], security=security)
+        return connect(resolved["scheduler"], security=security)
     except ClusterError as exc:
         raise FgoError(str(exc)) from None
 
@@ -66,7 +58,7 @@ def _on_workers(cluster: Any, fn: Any, *args: Any) -> dict[str, Any]:
 @_options
 def stats_cmd(**flags: Any) -> None:
     """Entries and bytes in each tier."""
-    from fgo.cache import cluster as tier
+    from fgo.cache import store as tier
     local, ns = _local()
     s = local.stats()
     click.echo(f"local {local.root}: {s['entries']} entries, {s['bytes'] / 1e6:.1f} MB")
@@ -88,14 +80,15 @@ def stats_cmd(**flags: Any) -> None:
 @click.option("--size", metavar="BYTES", help="Trim to this size instead of the limit, e.g. 1G.")
 def trim_cmd(size: str | None, **flags: Any) -> None:
     """Remove least recently used entries down to the size limit."""
-    from fgo.cache import cluster as tier
-    from fgo.cache.local import parse_size
+    from fgo.cache import store as tier
+    from fgo.settings import parse_size
     try:
         limit = parse_size(size) if size is not None else None
     except ValueError as exc:
         raise FgoError(f"--size: {exc}") from None
     local, _ = _local()
-    local_limit = limit if limit is not None else config.resolve(Path.cwd(), {})["cache_size"]
+    local_limit = limit if limit is not None else \
+        settings.resolve(Path.cwd(), {}, verb=settings.CACHE)["cache_size"]
     click.echo(f"local: {len(local.trim(local_limit))} entries removed")
     cluster = _cluster(flags)
     if cluster is not None:
@@ -108,7 +101,7 @@ def trim_cmd(size: str | None, **flags: Any) -> None:
 @_options
 def clear_cmd(**flags: Any) -> None:
     """Remove every entry (both tiers with --scheduler)."""
-    from fgo.cache import cluster as tier
+    from fgo.cache import store as tier
     local, _ = _local()
     click.echo(f"local: {local.clear()} entries removed")
     cluster = _cluster(flags)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from fgo.build.driver import project_dir
+from fgo.head.driver import project_dir
 from fgo.cliargs import go_args_command
 from fgo.errors import FgoError
 from fgo.planner.buildplan import make_plan, write_dot

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from fgo.errors import FgoError
-from fgo.split.harness import PackageResult, SplitError, format_result, split_compile
+from fgo.compiler.harness import PackageResult, SplitError, format_result, split_compile
 from fgo.toolchain import ToolchainError
 
 

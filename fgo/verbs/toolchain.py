@@ -7,7 +7,7 @@ import json
 import click
 
 from fgo.errors import FgoError
-from fgo.split import compiler as compiler_patch
+from fgo.compiler import patched as compiler_patch
 from fgo.toolchain import ToolchainError
 
 

@@ -21,14 +21,17 @@ SETUP_S = 900.0  # a worker builds the patched compiler in 1-3 minutes; one that
 def prepare() -> dict[str, Any]:
     """Run on one worker (or here): what it has, what it built."""
     from fgo import toolchain
-    from fgo.split import compiler as compiler_patch
-    from fgo.worker import executor
+    from dataclasses import asdict
+
+    from fgo.compiler import patched as compiler
+    from fgo.wire import Hello
+    from fgo.worker import service
     t0 = time.monotonic()
-    patched = compiler_patch.ensure_compiler()
-    info = executor.store_info()
-    return {"identity": info["identity"], "store": info["store_id"], "blobs": len(info["hashes"]),
-            "patched_compiler": str(patched.path), "patch_series": patched.series[:12],
-            "built": patched.built, "seconds": round(time.monotonic() - t0, 2),
+    built = compiler.ensure_compiler()
+    info = service.hello(Hello(toolchain.identity()), nthreads=1)
+    return {"identity": asdict(info.identity), "store": info.store_id, "blobs": len(info.hashes),
+            "patched_compiler": str(built.path), "patch_series": built.series[:12],
+            "built": built.built, "seconds": round(time.monotonic() - t0, 2),
             "go": toolchain.go_version()}
 
 
@@ -38,14 +41,14 @@ def prepare() -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def worker_setup(scheduler: str | None, as_json: bool) -> None:
     """Prepare this machine, or every worker of a cluster, for fgo builds."""
-    from fgo.split.compiler import PatchError
+    from fgo.compiler.patched import PatchError
     if scheduler:
-        from fgo.build.cluster import ClusterError, connect
+        from fgo.cluster.connect import ClusterError, connect
         try:
             cluster = connect(scheduler)
         except ClusterError as exc:
             raise FgoError(str(exc)) from None
-        from fgo.build.deadline import per_worker, within
+        from fgo.cluster.deadline import per_worker, within
         try:
             client = cluster.client
             workers = sorted(within(SETUP_S, client.nthreads, what="the scheduler"))

@@ -18,6 +18,8 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   the compiler's effective settings (patch 0017), so the leader's merge refuses it
   (``merge-refused: ... was compiled with other settings: shard debug ssa/dse/off;
   leader none``) and the package compiles normally, verification or not;
+- ``old-protocol``: the worker answers every message as a worker of the previous protocol
+  version would label it, so the head must refuse it with a clean protocol mismatch;
 - ``edit-after-plan:FILE`` (the head): once go's plan (`go build -n`) for pipelining has
   been read, FILE is replaced by FILE.next (a source edited, or added, after the
   prediction): speculations from the stale plan must be discarded. The build waits for
@@ -27,6 +29,7 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
 from __future__ import annotations
 
 import os
+from typing import Any
 
 FAULT_ENV = "FGO_FAULT"
 POINTS = ("transfer", "shard")
@@ -55,6 +58,13 @@ def compile_args(args: list[str]) -> list[str]:
 def shard_env(env: dict[str, str]) -> dict[str, str]:
     """A shard process's environment as the fault leaves it."""
     return {**env, "GOCOMPILEDEBUG": "ssa/dse/off"} if _fault() == "wrong-shard" else env
+
+
+def wire_version(data: Any) -> Any:
+    """A message's plain data as the worker sends it (``old-protocol``: one version back)."""
+    if _fault() == "old-protocol" and isinstance(data, dict) and "version" in data:
+        return {**data, "version": data["version"] - 1}
+    return data
 
 
 def damage(point: str, data: bytes) -> bytes:

@@ -1,105 +1,141 @@
-"""A compile, asked of a worker directly: head -> worker -> head, one message each way.
+"""The handlers fgo installs on every worker: the worker's end of fgo.cluster.rpc.
 
-A Dask task costs the head ~6 ms of CPU and ~20 ms of latency (measured: 300 trivial tasks
-to two worker processes): the client, the scheduler's state machine, the worker's,
-and a separate fetch of the result. A compile needs none of it: fgo already chose the
-worker and ships the inputs with the task. So a whole compile goes as one RPC to a handler
-this plugin installs on every worker (over Dask's own comms, TLS included), which runs
-`executor.execute` in the worker's task threads and answers with the result (~0.8 ms of
-head CPU and ~2 ms per call, same measurement). Split compiles still run as Dask tasks:
-their leader collects shard futures through a distributed.Queue.
+`CompileService` is a Dask WorkerPlugin; its setup adds one handler per fgo.wire op to the
+worker (present and future workers alike: the scheduler keeps the plugin). Each handler
+decodes its message (a message of another protocol version is answered with a clean
+mismatch, never misread), runs the work in a thread and answers with plain data:
 
-With pipelining (task.early_export) the handler writes an `ExportReady` on the same
-connection as soon as the compiler has written the package's export data, then the
-result: the head can start the package's dependents while its backend still runs. A
-speculative compile (fgo.build.speculation) runs in threads of its own and only in the
-worker's idle time (fgo.worker.idle), so that it never holds up a real one; `fgo_promote`
-lets one that go build now waits for run as a real compile.
+- hello: who this worker is (toolchain, store, threads, whether it shares the head's files);
+- compile: a whole compile, a split's leader or one shard, in the worker's own task
+  threads (a speculative one in threads of its own, in idle time only: fgo.worker.idle);
+  with early export the package's export data is written on the connection before the
+  answer;
+- shard fetch: a leader, on another worker, takes a shard result kept here;
+- cancel: stop a task or a split that the head no longer wants;
+- promote: a speculative compile go build now waits for runs as a real one;
+- cache put: a head publishes entries of the cluster cache tier this worker owns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
-from distributed.protocol.serialize import Serialize, to_serialize
 
-from fgo.worker import executor
+from fgo import __version__, toolchain, wire
+from fgo.cluster import rpc
+from fgo.wire import (Cancel, CachePut, CompileResult, CompileTask, ExportReady, Hello,
+                      HelloReply, Promote, ShardFetch, ShardResult, Status)
+from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
-from fgo.worker.protocol import CompileTask, ExportReady
 
-HANDLER = "fgo_compile"
-PROMOTE = "fgo_promote"
-CACHE = "fgo_cache"   # the cluster cache tier's store_put, asked directly (fgo.cache.cluster)
+
+def hello(message: Hello, nthreads: int) -> HelloReply:
+    """This worker's answer to the head's Hello."""
+    store = executor.worker_store()
+    path, text = message.host_token
+    return HelloReply(fgo_version=__version__, identity=toolchain.identity(),
+                      store_id=f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
+                      hashes=store.inventory(), nthreads=nthreads, cores=_cores(),
+                      shares_files=bool(path) and _reads(path, text))
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+
+
+def _reads(path: str, text: str) -> bool:
+    try:
+        with open(path) as f:
+            return f.read() == text
+    except OSError:
+        return False
+
+
+def _answer(message: Any) -> Any:
+    """MESSAGE as plain data, as this worker speaks it (a fault may make it an older one)."""
+    return faults.wire_version(wire.encode(message))
 
 
 class CompileService(WorkerPlugin):
-    """Installs the `fgo_compile` handler on each worker (present and future)."""
+    """Installs fgo's handlers on each worker."""
 
     name = "fgo-compile-service"
 
     def setup(self, worker: Any) -> None:
-        speculative = ThreadPoolExecutor(max(1, worker.state.nthreads),
-                                         thread_name_prefix="fgo-speculative")
+        nthreads = max(1, worker.state.nthreads)
+        speculative = ThreadPoolExecutor(nthreads, thread_name_prefix="fgo-speculative")
+        IDLE.threads = nthreads
 
-        async def serve(comm: Any, task: Any = None) -> Any:
+        def fetch(address: str, request: ShardFetch) -> ShardResult:
+            """A shard's result for this worker's leader, from the worker that ran it."""
+            if address == worker.address:
+                return shard.fetch_here(request, worker.address)
+            data = asyncio.run_coroutine_threadsafe(
+                rpc.call(worker.rpc, address, wire.OP_FETCH, request),
+                worker.loop.asyncio_loop).result()
+            return wire.decode(data, ShardResult)
+
+        async def serve_hello(comm: Any = None, message: Any = None) -> Any:
+            try:
+                asked = wire.decode(message, Hello)
+            except wire.ProtocolMismatch:
+                asked = Hello(toolchain.identity())  # answer anyway: our version tells
+            return _answer(await asyncio.get_running_loop().run_in_executor(
+                None, hello, asked, nthreads))
+
+        async def serve_compile(comm: Any = None, message: Any = None) -> Any:
             loop = asyncio.get_running_loop()
-            task = unwrap(task)
+            try:
+                task = wire.decode(message, CompileTask)
+            except wire.ProtocolMismatch as exc:
+                return _answer(CompileResult(Status.PROTOCOL, worker.address, reason=str(exc)))
 
             def on_export(ready: ExportReady) -> None:  # in the compile's thread
-                asyncio.run_coroutine_threadsafe(comm.write(to_serialize(ready)), loop).result()
+                asyncio.run_coroutine_threadsafe(comm.write(_answer(ready)), loop).result()
 
             # The worker's own task threads: a compile takes a slot like any task.
-            pool = speculative if getattr(task, "speculative", False) \
-                else worker.executors["default"]
+            pool = speculative if task.speculative else worker.executors["default"]
             result = await loop.run_in_executor(pool, executor.execute, task, worker.address,
-                                                on_export)
-            return to_serialize(result)
+                                                on_export, fetch)
+            return _answer(result)
 
-        async def promote(output: str = "") -> bool:
-            return IDLE.promote(output)
+        async def serve_fetch(comm: Any = None, message: Any = None) -> Any:
+            try:
+                request = wire.decode(message, ShardFetch)
+            except wire.ProtocolMismatch as exc:
+                return _answer(ShardResult(Status.PROTOCOL, worker.address, reason=str(exc)))
+            return _answer(await asyncio.get_running_loop().run_in_executor(
+                None, shard.fetch_here, request, worker.address))
 
-        async def cache_put(ns: str = "", entries: Any = None) -> int:
-            from fgo.cache.cluster import store_put
+        async def serve_cancel(comm: Any = None, message: Any = None) -> bool:
+            try:
+                cancel = wire.decode(message, Cancel)
+            except wire.ProtocolMismatch:
+                return False
+            shard.RESULTS.drop(cancel.task_id)
+            return runner.RUNNING.cancel(cancel.task_id)
+
+        async def serve_promote(comm: Any = None, message: Any = None) -> bool:
+            try:
+                return IDLE.promote(wire.decode(message, Promote).output)
+            except wire.ProtocolMismatch:
+                return False
+
+        async def serve_cache_put(comm: Any = None, message: Any = None) -> int:
+            from fgo.cache.store import store_put
+            put = wire.decode(message, CachePut)
             return await asyncio.get_running_loop().run_in_executor(
-                None, store_put, ns, unwrap(entries))
+                None, store_put, put.ns, put.entries)
 
-        IDLE.threads = max(1, worker.state.nthreads)
+        worker.handlers[wire.OP_HELLO] = serve_hello
+        worker.handlers[wire.OP_COMPILE] = serve_compile
+        worker.handlers[wire.OP_FETCH] = serve_fetch
+        worker.handlers[wire.OP_CANCEL] = serve_cancel
+        worker.handlers[wire.OP_PROMOTE] = serve_promote
+        worker.handlers[wire.OP_CACHE_PUT] = serve_cache_put
 
-        worker.handlers[HANDLER] = serve
-        worker.handlers[PROMOTE] = promote
-        worker.handlers[CACHE] = cache_put
-
-
-def unwrap(message: Any) -> Any:
-    """MESSAGE as sent: in-process (inproc://) comms hand over the Serialize wrapper."""
-    return message.data if isinstance(message, Serialize) else message
-
-
-async def promote(client: Any, address: str, output: str) -> bool:
-    """Ask ADDRESS to run its speculative compile writing OUTPUT at normal priority."""
-    return await getattr(client.rpc(address), PROMOTE)(output=output)
-
-
-async def call(client: Any, address: str, task: CompileTask,
-               on_export: Callable[[ExportReady], None] | None = None) -> Any:
-    """TASK run by ADDRESS's handler, on the client's event loop; ON_EXPORT is given the
-    early export data if it comes (called on the loop: it must not block)."""
-    pool = client.rpc
-    comm = await pool.connect(address)
-    try:
-        await comm.write({"op": HANDLER, "task": to_serialize(task), "reply": True},
-                         on_error="raise")
-        while True:
-            message = unwrap(await comm.read())
-            if not isinstance(message, ExportReady):
-                break
-            if on_export is not None:
-                on_export(message)
-    except BaseException:
-        comm.abort()  # never reuse a connection with an answer still to come
-        raise
-    pool.reuse(address, comm)
-    return message

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fgo import paths, toolchain
-from fgo.split import compiler as compiler_patch
+from fgo.compiler import patched as compiler_patch
 
 ISOLATE_SH = Path(__file__).resolve().with_name("isolate.sh")
 MOUNT = "/mnt/fgo-worker"     # where isolate.sh binds the installation

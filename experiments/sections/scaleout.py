@@ -1,0 +1,82 @@
+"""Scale-out on two emulated single-core hosts (experiments/test_8_scaleout.py): fgo
+against go build -p 1, with where each fgo run's CPU went."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from experiments.sections.common import Context, label, runs_and_summaries, table
+
+RESULTS = "scaleout.json"
+
+
+def render(ctx: Context) -> list[str]:
+    doc = ctx.load(RESULTS)
+    if not doc:
+        return []
+    runs, summaries = runs_and_summaries(doc, "side")
+    md = [(f"{label(doc['meta'], 'measured')}. Two single-core worker hosts emulated on this machine "
+           "(`experiments/hosts.py`: a network namespace each, 1 Gb/s `tbf` links, its own "
+           "installation and store, nothing shared with the head but the network): host 0 on core 0 "
+           "beside the head (fgo, go build and the Dask scheduler, pinned to core 0), host 1 on "
+           "core 1; against `go build -p 1` pinned to core 0. Cold: `-a`, empty GOCACHE and worker "
+           "stores, a fresh cluster each run; `ssa`: `cmd/compile/internal/ssa` alone (its "
+           "dependencies cached) split K=2 across the hosts against its stock `-c=1` compile. "
+           "Sides alternate; speedup = go wall / fgo wall within a pair, median of the pairs; "
+           "efficiency = speedup / 2. Every fgo output is byte-identical to its pair's go build "
+           "(asserted). Re-run one row: `.venv/bin/pytest experiments/test_8_scaleout.py "
+           "--benchmark -k NAME`. Each row's date, load and session (the pytest command) are its "
+           "own; the caption's are the last session's."), "",
+          table(summaries, [("project", "project"), ("pairs", "pairs"),
+                            ("go_wall_median_s", "go -p 1 s"), ("fgo_wall_median_s", "fgo s"),
+                            ("speedup_median", "speedup"), ("speedups", "per pair"),
+                            ("efficiency", "efficiency"), ("target", "target"), ("met", "met"),
+                            ("go_cpu_median_s", "go CPU s"),
+                            ("fgo_head_cpu_median_s", "fgo head CPU s"),
+                            ("load1_max", "max load1"), ("identical", "identical")]),
+          ""]
+    md += _provisional(runs, summaries, doc["meta"].get("machine", {}).get("cores") or 2)
+    md += ["",
+           table(runs, [("project", "project"), ("pair", "pair"), ("side", "side"),
+                        ("wall_s", "wall s"), ("cpu_s", "head CPU s"),
+                        ("scheduler_cpu_s", "scheduler CPU s"), ("remote", "remote"),
+                        ("split", "split"), ("fallbacks", "fallbacks"),
+                        ("dispatch_median_ms", "dispatch p50 ms"), ("bytes_sent", "bytes sent"),
+                        ("load1_before", "load1"), ("date", "date")]),
+           "",
+           ("Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
+            "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`."),
+           ""]
+    return md + _cpu_by_role(runs)
+
+
+def _provisional(runs: list[dict[str, Any]], summaries: list[dict[str, Any]], cores: int) -> list[str]:
+    """A note on each project whose numbers are weak: too few pairs, or a machine busier
+    than its cores."""
+    md = []
+    for s in summaries:
+        load = max((r.get("load1_before") or 0) for r in runs if r["project"] == s["project"])
+        if s["pairs"] < 3 or load > cores:
+            md.append(f"- {s['project']}: **provisional** ({s['pairs']} pair(s); load average up to "
+                      f"{load} on {cores} cores: other work shared the cores).")
+    return md
+
+
+def _cpu_by_role(runs: list[dict[str, Any]]) -> list[str]:
+    """Where an fgo run's CPU went (process accounting, `experiments/acct.py`): the median
+    over each project's fgo runs of each role's seconds, beside go -p 1's CPU."""
+    md = []
+    for project in sorted({r["project"] for r in runs if r.get("cpu_by_role")}):
+        mine = [r for r in runs if r["project"] == project]
+        fgo = [r["cpu_by_role"] for r in mine if r.get("cpu_by_role")]
+        go_cpu = statistics.median(r["cpu_s"] for r in mine if r["side"] == "go")
+        roles = sorted({k for b in fgo for k in b}, key=lambda k: -statistics.median(
+            b.get(k, 0.0) for b in fgo))
+        rows = [{"role": k, "cpu_s": round(statistics.median(b.get(k, 0.0) for b in fgo), 2)}
+                for k in roles]
+        total = round(sum(x["cpu_s"] for x in rows), 1)
+        md += [(f"Where {project}'s fgo CPU went (process accounting, median of {len(fgo)} runs; "
+                f"all roles {total} s against go -p 1's {round(go_cpu, 1)} s; `cpu_by_role`):"), "",
+               table(rows, [("role", "role"), ("cpu_s", "CPU s")])]  # its own newline ends it
+    return md

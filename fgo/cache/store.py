@@ -1,0 +1,94 @@
+"""The cluster tier on a worker: this worker's share of the cache entries, on its disk.
+
+These functions run on the workers: `store_put` through fgo's cache handler
+(fgo.worker.service) when a head publishes, the others through Client.run (the cacheprog's
+index, a get, `fgo cache stats|trim|clear`). Workers never write an entry of their own
+accord. Entries are filed under a namespace naming the exact toolchain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from fgo import settings
+from fgo.cache.local import DiskTier
+from fgo.wire import CacheEntry, encode
+
+NAMESPACE = re.compile(r"^go[0-9A-Za-z.+_-]+-[0-9a-f]{16}$")
+
+
+def _cache_root() -> Path:
+    """Where this worker keeps its share: FGO_SHARED_CACHE_DIR, else beside its blob store
+    (FGO_STORE), on the same disk."""
+    if root := os.environ.get("FGO_SHARED_CACHE_DIR"):
+        return Path(root)
+    if store := os.environ.get("FGO_STORE"):
+        return Path(store).with_name(Path(store).name + "-gocache")
+    from fgo.paths import cache_dir
+    return cache_dir() / "shared-gocache"
+
+
+def _store(ns: str) -> DiskTier:
+    if not NAMESPACE.match(ns):
+        raise ValueError(f"not a cache namespace: {ns!r}")
+    return DiskTier(_cache_root() / ns)
+
+
+def _all_stores() -> list[DiskTier]:
+    root = _cache_root()
+    return [DiskTier(d) for d in sorted(root.glob("*")) if d.is_dir()] if root.is_dir() else []
+
+
+def store_limit() -> int:
+    """This worker's size limit for its share of the cluster tier: FGO_CACHE_SIZE in its
+    environment, else the head's default (the cache_size setting)."""
+    size = settings.BY_NAME["cache_size"]
+    return settings.parse_size(os.environ.get(size.env_name) or size.default)
+
+
+def store_index(ns: str) -> list[str]:
+    return _store(ns).actions()
+
+
+def store_get(ns: str, action: str) -> dict[str, Any] | None:
+    """The entry of ACTION as plain data (a wire.CacheEntry), or None: absent, or damaged
+    (and then deleted)."""
+    found = _store(ns).read(action)
+    if found is None:
+        return None
+    entry, body = found
+    return encode(CacheEntry(action, entry.output, body, entry.put_time, entry.seconds))
+
+
+def store_put(ns: str, entries: list[CacheEntry]) -> int:
+    """Store ENTRIES and trim to this worker's size limit; how many stayed."""
+    store = _store(ns)
+    for e in entries:
+        try:
+            store.put(e.action, e.output, e.body, e.put_time, e.seconds)
+        except (OSError, ValueError):
+            continue  # a full disk or a damaged body: not stored, a later miss
+    evicted = set(store.trim(store_limit()))
+    return sum(1 for e in entries if e.action not in evicted and store.get(e.action, verify=False))
+
+
+def store_stats(ns: str | None) -> dict[str, Any]:
+    """Entries and bytes per namespace (only NS when given), and this worker's limit."""
+    return {"root": str(_cache_root()), "limit": store_limit(),
+            "namespaces": {t.root.name: t.stats() for t in _all_stores()
+                           if ns is None or t.root.name == ns}}
+
+
+def store_trim(limit: int | None) -> int:
+    """Trim every namespace to LIMIT bytes (None: this worker's limit); entries removed."""
+    n = store_limit() if limit is None else limit
+    return sum(len(t.trim(n)) for t in _all_stores())
+
+
+def store_clear() -> int:
+    return sum(t.clear() for t in _all_stores())
+
+

@@ -1,0 +1,176 @@
+"""The cluster tier: cache entries held on the workers' disks, reached by direct worker RPC.
+
+An entry lives on one worker, chosen by rendezvous hashing of its action ID over the sorted
+worker addresses (a worker joining or leaving moves only its own share). Entries are filed
+under a namespace naming the exact toolchain (Go version and compiler hash), so a head with
+another toolchain never sees them. The head loads every worker's index of its namespace
+once (one round trip to all workers), so a miss costs no request at all, and a get asks
+only the worker that holds the entry. Workers never write entries of their own accord:
+`store_put` runs only when a head node publishes.
+
+This module is the head's side; the worker's (`store_*`) is fgo.cache.store. A publish
+goes straight to the cache handler of fgo's worker service (a wire.CachePut); the index
+and gets go through Client.run, answered as plain data.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from fgo import wire
+from fgo.cache.store import store_get, store_index, store_put, store_stats
+from fgo.cluster import rpc
+from fgo.cluster.deadline import Late, within
+from fgo.toolchain import Identity
+from fgo.wire import CacheEntry
+
+# ------------------------------------------------------------------ decisions (pure)
+
+def namespace(identity: Identity) -> str:
+    """The directory every entry of IDENTITY's toolchain is filed under."""
+    return f"{identity.go_version}-{identity.compiler_sha256[:16]}"
+
+
+def running_namespace(environ: dict[str, str]) -> str:
+    """The namespace of the toolchain of the go that started us (go exports GOVERSION and
+    GOTOOLDIR to GOCACHEPROG), else of fgo's pinned one."""
+    from fgo import toolchain
+    tooldir, version = environ.get("GOTOOLDIR"), environ.get("GOVERSION")
+    compiler = Path(tooldir) / "compile" if tooldir else None
+    if version and compiler is not None and compiler.is_file():
+        return namespace(Identity(version, toolchain.file_sha256(compiler)))
+    return namespace(toolchain.identity())
+
+
+def owner(action: str, workers: list[str]) -> str | None:
+    """The worker that holds ACTION: rendezvous (highest random weight) hashing."""
+    if not workers:
+        return None
+    return max(sorted(workers),
+               key=lambda w: hashlib.sha256(f"{w}\0{action}".encode()).digest())
+
+
+def batches(items: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
+    """ITEMS (key, size) in order, cut into batches of at most MAX_BYTES (an item larger
+    than that is a batch of its own)."""
+    out: list[list[str]] = []
+    size = 0
+    for key, n in items:
+        if not out or size + n > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(key)
+        size += n
+    return out
+
+
+# ------------------------------------------------------------------ head side
+
+async def _put_direct(client: Any, worker: str, ns: str, entries: list[CacheEntry]) -> int:
+    """ENTRIES to WORKER's cache handler (fgo.worker.service), straight over one
+    connection: Client.run would pass every body through the scheduler (a cold etcd
+    build publishes 259 MB), often on the head's own host."""
+    return int(await rpc.call(client.rpc, worker, wire.OP_CACHE_PUT, wire.CachePut(ns, entries)))
+
+
+class RemoteError(Exception):
+    """The cluster tier did not answer in time, or not at all."""
+
+
+class ClusterTier:
+    """The head's view of the cluster tier of one namespace (a distributed.Client)."""
+
+    def __init__(self, client: Any, ns: str) -> None:
+        self.client = client
+        self.ns = ns
+        self.where: dict[str, str] = {}   # action -> worker, from the index
+
+    def workers(self, timeout: float = 5.0) -> list[str]:
+        return sorted(within(timeout, self.client.scheduler_info, n_workers=-1,
+                             what="the scheduler's worker list")["workers"])
+
+    def load_index(self, timeout: float) -> int:
+        """Learn which worker holds which entry of the namespace: the number of entries."""
+        try:
+            found = self.client.run(store_index, self.ns, on_error="return",
+                                    callback_timeout=timeout)
+        except Exception as exc:
+            raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
+        for worker, actions in sorted(found.items()):
+            if isinstance(actions, BaseException):
+                continue  # that worker's share is a miss
+            for action in actions:
+                self.where[action] = worker
+        return len(self.where)
+
+    def get(self, action: str, timeout: float) -> CacheEntry | None:
+        """The entry of ACTION, or None; RemoteError when its worker does not answer within
+        TIMEOUT. A body that does not hash to its output ID is a miss."""
+        worker = self.where.get(action)
+        if worker is None:
+            return None
+        try:
+            got = self.client.run(store_get, self.ns, action, workers=[worker],
+                                  on_error="raise", callback_timeout=timeout)
+        except Exception as exc:
+            self.where.pop(action, None)
+            raise RemoteError(f"get from {worker}: {type(exc).__name__}: {exc}") from None
+        found = got.get(worker)
+        if found is not None:
+            found = wire.decode(found, CacheEntry)
+        if found is None:
+            self.where.pop(action, None)
+            return None
+        if hashlib.sha256(found.body).hexdigest() != found.output:  # damaged on the way
+            return None
+        return found
+
+    def put_many(self, entries: list[CacheEntry], timeout: float,
+                 batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset()) -> int:
+        """Publish ENTRIES to their owners, all owners at once (each has its own link and
+        disk), none to the workers in SKIP (known not to answer); how many were stored."""
+        workers = self.workers()
+        by_owner: dict[str, list[CacheEntry]] = {}
+        for e in entries:
+            w = owner(e.action, workers)
+            if w is not None and w not in skip:
+                by_owner.setdefault(w, []).append(e)
+        if not by_owner:
+            return 0
+        with concurrent.futures.ThreadPoolExecutor(len(by_owner),
+                                                   thread_name_prefix="fgo-publish") as pool:
+            return sum(pool.map(lambda item: self._put_to(*item, timeout, batch_bytes),
+                                sorted(by_owner.items())))
+
+    def _put_to(self, worker: str, mine: list[CacheEntry], timeout: float, batch_bytes: int) -> int:
+        """MINE to WORKER, a batch at a time; a worker that lets a batch time out (stopped,
+        or its link gone) gets nothing more in this publish."""
+        index = {e.action: e for e in mine}
+        stored, direct = 0, True
+        for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
+            entries = [index[a] for a in batch]
+            try:
+                if direct:
+                    try:
+                        stored += within(timeout, self.client.sync, _put_direct, self.client,
+                                         worker, self.ns, entries, what=f"publishing to {worker}")
+                        continue
+                    except Late:
+                        raise
+                    except Exception:  # no fgo handler there (a cacheprog-only cluster): a run
+                        direct = False
+                got = within(timeout, self.client.run, store_put, self.ns, entries,
+                             workers=[worker], what=f"publishing to {worker}")
+                stored += got.get(worker, 0)
+            except Late:
+                return stored  # the rest of its share stays unpublished: later misses
+            except Exception:
+                continue  # that batch stays unpublished: a later miss
+        return stored
+
+    def stats(self, timeout: float) -> dict[str, Any]:
+        return self.client.run(store_stats, self.ns, on_error="return",
+                               callback_timeout=timeout)

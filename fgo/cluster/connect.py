@@ -1,0 +1,197 @@
+"""Connecting to a Dask cluster: an existing scheduler, or an embedded LocalCluster.
+
+`connect` installs SERVICE, the caller's Dask WorkerPlugin (fgo.worker.service's, which
+this package does not import: the worker side depends on this one, not the reverse), on
+every worker, present and future.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from fgo.cluster.deadline import INSTALL_S, SCHEDULER_S, Late, within
+
+
+class ClusterError(Exception):
+    """The cluster cannot be reached or has no workers."""
+
+
+@dataclass
+class Cluster:
+    client: Any                  # distributed.Client
+    local: Any | None            # the embedded LocalCluster, if we started one
+    scheduler: str               # address, for the report
+    dashboard: str | None
+
+    def close(self) -> None:
+        _silence("distributed", logging.CRITICAL + 1)  # shutdown chatter is not the user's news
+        try:
+            self.client.close(timeout=5)
+        finally:
+            if self.local is not None:
+                self.local.close(timeout=5)
+
+
+# Dask's housekeeping, tuned for a build. The embedded cluster shares the fgo process (and
+# its GIL) with the head, and its periodic callbacks cost more than the compiles'
+# own dispatch: the worker's statistical profiler samples every thread each 10 ms, the
+# event-loop tick runs every 20 ms per server, the memory and system monitors poll psutil
+# several times a second. None of it serves a build: compiles are pinned to their worker
+# (nothing to steal), hold little memory, and fgo keeps its own timings.
+BUILD_CONFIG = {
+    "distributed.admin.large-graph-warning-threshold": "1GB",  # tasks carry their inputs
+    "distributed.worker.daemon": False,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
+    "distributed.deploy.cluster-repr-interval": "10s",
+}
+
+
+class EmbeddedCluster:
+    """The embedded cluster, started by the first compile that needs it: a build that
+    compiles nothing remotely never imports dask or starts worker processes, and costs
+    what go build costs."""
+
+    local = True
+    dashboard = None
+
+    def __init__(self, workers: int | None, threads: int, service: Any = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.threads = threads
+        self.service = service
+        self._cluster: Cluster | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._cluster is not None
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._closed:  # the build is over: never start it after that
+                raise ClusterError("the embedded cluster is closed")
+            if self._cluster is None:
+                self._cluster = connect(None, self.workers, self.threads, service=self.service)
+            return self._cluster.client
+
+    @property
+    def scheduler(self) -> str | None:
+        return self._cluster.scheduler if self._cluster else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def _configure_dask() -> None:
+    import dask
+    dask.config.set(BUILD_CONFIG)
+    _silence("distributed", logging.ERROR)
+
+
+def _silence(prefix: str, level: int) -> None:
+    """Set LEVEL on PREFIX's logger and every child distributed configured on its own."""
+    import distributed  # noqa: F401  (its import configures the loggers we override)
+    for name in [prefix, *logging.root.manager.loggerDict]:
+        if name == prefix or name.startswith(prefix + "."):
+            logging.getLogger(name).setLevel(level)
+
+
+def tls_security(tls: tuple[str | None, str | None, str | None]) -> Any:
+    """distributed's Security from (--tls-ca-file, --tls-cert, --tls-key); None without TLS."""
+    from fgo.errors import FgoError
+    ca, cert, key = tls
+    if not any(tls):
+        return None
+    if not all(tls):
+        raise FgoError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
+    for path in tls:
+        if not os.path.isfile(path):
+            raise FgoError(f"TLS file {path} does not exist")
+    from distributed.security import Security
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                    require_encryption=True)
+
+
+def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
+            timeout: float = 5.0, security: Any = None, service: Any = None) -> Cluster:
+    """SCHEDULER (tcp://host:port) or, when None, an embedded cluster sized to this machine;
+    SERVICE (a WorkerPlugin) installed on its workers."""
+    _configure_dask()
+    from distributed import Client, LocalCluster
+    if scheduler:
+        if scheduler.startswith("tls://") and security is None:
+            raise ClusterError(f"scheduler {scheduler} speaks TLS: give --tls-ca-file, "
+                               "--tls-cert and --tls-key")
+        try:
+            client = Client(scheduler, timeout=timeout, security=security, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ClusterError(f"cannot reach scheduler {scheduler}: {exc}") from None
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            client.close()
+            raise ClusterError(f"scheduler {scheduler} has no workers") from None
+        install(client, service)
+        return Cluster(client, None, scheduler, _dashboard(client, remote=True))
+    n = workers or os.cpu_count() or 1
+    # Workers in processes of their own: their event loops, threads and result encoding
+    # would otherwise share this process's GIL with the head and the scheduler.
+    # No memory limit: a compile's memory is its own subprocess's.
+    local = LocalCluster(n_workers=n, threads_per_worker=threads, processes=True,
+                         memory_limit=0, dashboard_address=":0", silence_logs=logging.ERROR)
+    client = Client(local, set_as_default=False)
+    install(client, service)
+    return Cluster(client, local, local.scheduler_address, _dashboard(client, remote=False))
+
+
+def install(client: Any, service: Any) -> None:
+    """SERVICE (a WorkerPlugin; None: nothing) on every worker. The scheduler keeps the
+    plugin before it asks the workers, so a worker that does not answer in time (stopped,
+    frozen) gets it when it answers; a build's handshake leaves it out meanwhile."""
+    if service is None:
+        return
+    try:
+        within(INSTALL_S, client.register_plugin, service, what="installing fgo's service")
+    except Late:
+        pass
+    except Exception as exc:  # e.g. workers without fgo installed
+        client.close()
+        raise ClusterError(f"cannot install fgo's service on the workers: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+def dashboard_link(services: dict[str, Any], link: str, has_bokeh: bool) -> str | None:
+    """LINK when the scheduler really serves a dashboard: it runs the "dashboard"
+    service (not `--no-dashboard`) and has bokeh (without it /status only says so)."""
+    return link if "dashboard" in services and has_bokeh else None
+
+
+def _bokeh_importable() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def _dashboard(client: Any, remote: bool) -> str | None:
+    try:
+        services = within(SCHEDULER_S, client.scheduler_info,
+                          what="the scheduler's info").get("services", {})
+        if "dashboard" not in services:
+            return None
+        has_bokeh = within(SCHEDULER_S, client.run_on_scheduler, _bokeh_importable,
+                           what="the scheduler") if remote else _bokeh_importable()
+    except Exception:  # a slow scheduler, or one that refuses run_on_scheduler: claim none
+        return None
+    return dashboard_link(services, client.dashboard_link, has_bokeh)

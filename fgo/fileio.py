@@ -1,0 +1,54 @@
+"""Files as fgo keeps them: content hashes, versions without reading, atomic writes.
+
+One place for what the head, the workers and the cache all do to files: a writer that
+leaves a whole file or none (a full disk, a killed process) and the sha256 that names
+blobs, cache bodies and outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path | str) -> str:
+    """PATH's sha256, read in chunks (compilers and archives are tens of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_version(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another without reading it: (device, inode,
+    size, mtime). A file rewritten in place or replaced differs in one of them."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def write_atomically(dest: Path | str, data: bytes, mode: int | None = None) -> None:
+    """DATA at DEST, whole or not at all: written beside it, then renamed over it. MODE
+    (e.g. 0o444 for a store's blobs) is set before the rename. OSError when the disk
+    refuses; no half-written file is left behind."""
+    dest = Path(dest)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".in-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

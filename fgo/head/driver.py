@@ -1,0 +1,280 @@
+"""`fgo build`: go build as the driver, its compiles on a Dask cluster.
+
+go build keeps everything it is good at (the action graph, GOCACHE, build
+IDs, cgo, the link); fgo only replaces where a compile runs, through
+-toolexec. The same tool IDs (-V=full never leaves the shim) mean fgo and a
+plain go build share one cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fgo import __version__, toolchain
+from fgo.errors import FgoError
+from fgo.head.progress import Progress
+from fgo.head.session import BuildOptions, BuildSession
+from fgo.report.record import (Recorder, head_cost, merge_actiongraph, remember,
+                               summarize, summary_line, write)
+
+
+def project_dir(project: str) -> Path:
+    """PROJECT as a directory go can build in, or a one-line error."""
+    path = Path(project)
+    if not path.exists():
+        raise FgoError(f"project directory {project} does not exist")
+    if not path.is_dir():
+        raise FgoError(f"{project} is not a directory")
+    path = path.resolve()
+    in_module = any((d / "go.mod").is_file() for d in (path, *path.parents))
+    if not in_module and not any(path.glob("*.go")):
+        raise FgoError(f"{project} is not a Go project (no go.mod above it and no .go files in it)")
+    return path
+
+
+def _user_flags(go_args: list[str]) -> set[str]:
+    return {a.lstrip("-").split("=")[0] for a in go_args if a.startswith("-")}
+
+
+def go_build_command(go_args: list[str], shim: str | None, parallelism: int | None,
+                     actiongraph: str) -> list[str]:
+    cmd = [str(toolchain.go_binary()), "build"]
+    if shim:
+        cmd += ["-toolexec", shim]
+    if parallelism and "p" not in _user_flags(go_args):
+        cmd.append(f"-p={parallelism}")
+    if "debug-actiongraph" not in _user_flags(go_args):  # the user's own is read instead
+        cmd.append(f"-debug-actiongraph={actiongraph}")
+    return cmd + go_args
+
+
+def actiongraph_path(go_args: list[str], default: str, cwd: Path) -> str:
+    """Where go build writes its action graph: the user's -debug-actiongraph, else DEFAULT."""
+    for i, a in enumerate(go_args):
+        if a.lstrip("-").startswith("debug-actiongraph="):
+            return os.path.join(cwd, a.split("=", 1)[1])
+        if a.lstrip("-") == "debug-actiongraph" and i + 1 < len(go_args):
+            return os.path.join(cwd, go_args[i + 1])
+    return default
+
+
+def _connect(opts: BuildOptions) -> Any:
+    """The cluster, or None when it is unreachable and --fallback-local allows a local build.
+    The embedded one starts with the first compile that needs it."""
+    from fgo.cluster.connect import ClusterError, EmbeddedCluster, connect, tls_security
+    from fgo.worker.service import CompileService
+    if not opts.scheduler:
+        return EmbeddedCluster(opts.workers, opts.threads, service=CompileService())
+    try:
+        return connect(opts.scheduler, opts.workers, opts.threads,
+                       security=tls_security(opts.tls), service=CompileService())
+    except ClusterError as exc:
+        if not opts.fallback_local:
+            raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None
+        print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
+        return None
+
+
+def run(opts: BuildOptions) -> int:
+    """`fgo build`: go build with fgo's shim, then verification, the report and the exit
+    status (go build's own, or 1 when a verification or --check found a mismatch)."""
+    started = time.monotonic()
+    project = project_dir(opts.project)
+    if "toolexec" in _user_flags(opts.go_args):
+        raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
+    cluster = _connect(opts)
+    recorder = Recorder(on_add=_print_action if opts.verbose else None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
+            session = _start(cluster, recorder, opts, tmp, project) \
+                if cluster else None
+            shared = _shared_cache(opts, cluster, Path(tmp))
+            build_cpu = -_own_cpu()
+            exit_code, graph = _go_build(project, opts, session, tmp, shared)
+            build_cpu += _own_cpu()
+            verifier = session.verifier if session else None
+            mismatches = verifier.wait() if verifier else []
+            evicted = _evict(verifier.suspects() if mismatches else [], shared)
+            checks = _check(project, opts, graph) if opts.check and exit_code == 0 \
+                and not mismatches else []
+            unseen = "scheduler unreachable" if cluster is None else "did not reach fgo"
+            report = summarize(recorder, merge_actiongraph(recorder.actions, graph,
+                                                           unseen_reason=unseen),
+                               time.monotonic() - started,
+                               fgo_version=__version__, go_version=toolchain.go_version(),
+                               project=str(project), go_args=opts.go_args, exit_code=exit_code,
+                               cluster=_cluster_info(cluster, session, opts), checks=checks)
+            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"])
+            if session is not None and session.speculator is not None:
+                report["speculation"] = session.speculator.report()
+            if verifier is not None:
+                report["verification"] = {**verifier.report(), "evicted": evicted}
+                verifier.close()
+            if shared is not None:
+                report["shared_cache"] = _share(
+                    shared, cluster, report, bool(mismatches),
+                    frozenset(session.pool.unresponsive) if session and session.pool
+                    else frozenset())
+    finally:
+        if cluster is not None:
+            cluster.close()
+    _publish(project, opts, report, graph)
+    for m in mismatches:
+        print(m.line(), file=sys.stderr)
+    failed = [c for c in checks if not c["ok"]]
+    for c in failed:
+        print(f"fgo: check failed: {c['what']} {c['name']}: {c['detail']}", file=sys.stderr)
+    if exit_code == 0 and (failed or mismatches):
+        return 1
+    return exit_code
+
+
+def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
+           project: Path) -> BuildSession:
+    """The head of this build, serving the shim's socket."""
+    session = BuildSession(cluster, recorder, opts, tmp, project)
+    session.start()
+    if not opts.quiet:
+        workers, threads = session.size()
+        slots = f"{session.slots.n} local slots, " if session.slots.n else ""
+        print(f"fgo: {slots}{workers} workers, {threads} threads"
+              f" ({'embedded' if cluster.local else cluster.scheduler})"
+              + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
+              file=sys.stderr)
+    return session
+
+
+def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
+    """This build's shared cache: with a cluster given (--scheduler) unless
+    --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
+    if not (opts.shared_cache and opts.scheduler and cluster is not None):
+        return None
+    from fgo.cache.session import SharedCache, cacheprog_args
+    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    if not gocache or gocache == "off":
+        return None
+    try:
+        return SharedCache(Path(gocache), toolchain.identity(), tmp,
+                           cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
+                                          opts.cache_timeout))
+    except ValueError as exc:  # a path go could not be given
+        raise FgoError(f"--shared-cache: {exc}") from None
+
+
+def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
+           skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Publish this build's cache entries to the cluster tier, only when verification found
+    no mismatch; the counters for the report."""
+    from fgo.head.verification import action_id_prefix
+    out = {"scheduler": cluster.scheduler, **shared.counters()}
+    if mismatched:
+        return {**out, "published": 0, "withheld": "verification found a mismatch"}
+    seconds = {p: a["duration_s"] for a in report["actions"]
+               if a["mode"] in ("remote", "local", "split") and a.get("duration_s")
+               and a.get("build_id") and (p := action_id_prefix(a["build_id"]))}
+    return {**out, **shared.publish(cluster.client, seconds, skip)}
+
+
+def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,
+              shared: Any = None) -> tuple[int, list[dict[str, Any]]]:
+    """Run go build (through the shim when there is a session; its cache through fgo
+    cacheprog with SHARED): its exit status and its action graph."""
+    from fgo.head.shim import shim_path
+    env = toolchain.go_env()
+    if shared is not None:
+        env.update(shared.go_env())
+    parallelism = None  # go's default: this machine's cores
+    if session is not None:
+        env["FGO_SOCKET"] = session.socket_path
+        parallelism = session.parallelism()
+    actiongraph = actiongraph_path(opts.go_args, os.path.join(tmp, "actiongraph.json"), project)
+    cmd = go_build_command(opts.go_args, str(shim_path()) if session else None,
+                           parallelism, actiongraph)
+    progress = Progress(session.front) if session and opts.progress and not opts.quiet \
+        else None
+    if progress:
+        progress.start()
+    try:
+        exit_code = toolchain.run(cmd, cwd=project, env=env, capture=False).returncode
+    finally:
+        if progress:
+            progress.stop()
+        if session:
+            session.stop()
+    return exit_code, _load_json(actiongraph)
+
+
+def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """--check: the plain build's comparison; nothing to compare is a failure, not a pass."""
+    from fgo.verify.check import check_build
+    checks = check_build(project, opts.go_args, graph)
+    if not checks:  # an unreadable action graph must not pass for a match
+        checks = [{"what": "build", "name": str(project), "ok": False,
+                   "detail": "nothing to compare: go build's action graph is missing or "
+                             "names no package"}]
+    return checks
+
+
+def _cluster_info(cluster: Any, session: BuildSession | None,
+                  opts: BuildOptions) -> dict[str, Any]:
+    workers, threads = session.size() if session else (0, 0)
+    return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
+            "workers": workers, "threads": threads,
+            "local_slots": session.slots.n if session else 0,
+            "unresponsive": sorted(session.pool.unresponsive) if session and session.pool
+            else []}
+
+
+def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],
+             graph: list[dict[str, Any]]) -> None:
+    """The report, the trace and the summary line, where they were asked for."""
+    if opts.report:
+        write(opts.report, report)
+    remember(project, opts.go_args, report)
+    if opts.trace:
+        from fgo.report.trace import write_trace
+        write_trace(opts.trace, report, graph)
+    if not opts.quiet:
+        print(summary_line(report), file=sys.stderr)
+
+
+def _evict(buildids: list[str], shared: Any = None) -> list[str]:
+    """Remove the cache entries of the compiles with these -buildid values (outputs that
+    failed verification, or came from a worker that did), so that no later build, fgo's or
+    a plain go build, reuses them: GOCACHE's, and the local tier's when go's cache went
+    through fgo cacheprog (the build then publishes nothing to the cluster tier)."""
+    if not buildids:
+        return []
+    from fgo.head.verification import action_id_prefix, evict
+    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    removed = [path for b in buildids for path in evict(Path(gocache), b)] if gocache else []
+    if shared is not None:
+        removed += shared.evict([p for b in buildids if (p := action_id_prefix(b))])
+    return removed
+
+
+def _print_action(rec: Any) -> None:
+    where = rec.worker if rec.mode == "remote" else f"local ({rec.fallback})"
+    took = f"{rec.duration_s:.2f}s" if rec.duration_s is not None else ""
+    print(f"fgo: {rec.tool} {rec.package}: {where} {took}", file=sys.stderr)
+
+
+def _own_cpu() -> float:
+    """User+sys CPU seconds of this process (all its threads, not its children)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load_json(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return []

@@ -1,0 +1,194 @@
+"""The shim's front: the unix socket go build's tool calls reach, and the order in which a
+compile's executors are asked (fgo.head.action has the model).
+
+A link asks first and waits for pending verifications (it is refused after a mismatch:
+the wrong archive is never linked). A compile goes to, in this order: a matching
+speculation, a split (with --split-large, when the planner finds it worth it), a free
+local slot (the shim runs it with nothing else in its path), a worker; whatever fails,
+the shim runs it itself. Deciding a local slot costs neither parsing the inputs' hashes
+nor the cluster: only what the earlier executors need is computed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fgo.blobs import BlobIndex
+from fgo.compilecall import NotRemoteSafe
+from fgo.head import policy
+from fgo.head.action import CompileAction, Completion
+from fgo.head.pool import WorkerPool
+from fgo.head.remote import RemoteExecutor
+from fgo.head.slots import LocalSlots
+from fgo.report.record import ActionRecord, Recorder
+from fgo.wire import ShimReply, ShimRequest
+
+Released = Callable[[], None]
+
+
+class ShimServer:
+    """The unix socket the shim connects to, once per tool call: a thread per connection
+    reads one JSON request and writes HANDLE's reply; for a reply that holds, it then
+    waits until the shim's tool has exited (the connection closes) and calls the release
+    HANDLE gave with it."""
+
+    def __init__(self, socket_path: str,
+                 handle: Callable[[ShimRequest], tuple[ShimReply, Released | None]]) -> None:
+        self.socket_path = socket_path
+        self._handle = handle
+        self._server: socketserver.ThreadingUnixStreamServer | None = None
+
+    def start(self) -> None:
+        handle = self._handle
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                data = json.loads(self.rfile.readline() or b"{}")
+                request = ShimRequest(argv=data.get("argv") or [""], cwd=data.get("cwd", "/"),
+                                      env=data.get("env") or {})
+                reply, release = handle(request)
+                try:
+                    self.wfile.write(json.dumps(
+                        {"local": reply.local, "hold": reply.hold and release is not None,
+                         "exit": reply.exit,
+                         "output": base64.b64encode(reply.output).decode()}).encode() + b"\n")
+                    self.wfile.flush()
+                    if release is not None:
+                        self.rfile.read()  # until the tool the shim exec'd has exited
+                finally:
+                    if release is not None:
+                        release()
+
+        self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
+        self._server.daemon_threads = True
+        # a short poll: stop() waits for the loop to notice (0.5 s by default)
+        threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                         name="fgo-shim-server", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class Front:
+    """One build's front: asks the executors in order and answers the shim."""
+
+    def __init__(self, socket_path: str, recorder: Recorder, completion: Completion,
+                 slots: LocalSlots, blobs: BlobIndex, pool: WorkerPool | None,
+                 remote: RemoteExecutor | None) -> None:
+        self.recorder = recorder
+        self.completion = completion
+        self.slots = slots
+        self.blobs = blobs
+        self.pool = pool
+        self.remote = remote
+        self.split: Any = None                       # fgo.head.split.SplitExecutor
+        self.speculator: Any = None                  # fgo.head.speculation.Speculator
+        self.verifier: Any = None                    # fgo.head.verification.Verifier
+        self.lock = threading.Lock()
+        self.running: dict[int, CompileAction] = {}  # in flight, for progress and the racer
+        self.server = ShimServer(socket_path, self.handle)
+
+    @property
+    def socket_path(self) -> str:
+        return self.server.socket_path
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self.pool is not None:
+            self.pool.stopped = True
+        if self.speculator is not None:
+            self.speculator.close()
+
+    def running_records(self) -> list[ActionRecord]:
+        with self.lock:
+            return [a.record for a in self.running.values()]
+
+    # --- one tool call ---
+
+    def handle(self, request: ShimRequest) -> tuple[ShimReply, Released | None]:
+        action = CompileAction.of(request)
+        if action.tool == "link":
+            return self.link_gate(), None
+        with self.lock:
+            self.running[id(action)] = action
+        reply = self.dispatch(action)
+        if reply.local:
+            return reply, lambda: self._released(action)
+        self._done(action)
+        return reply, None
+
+    def dispatch(self, action: CompileAction) -> ShimReply:
+        """ACTION's executors, in order; the shim's answer."""
+        if self.speculator is not None:
+            self.speculator.request(action.package, action.request.env)
+        try:
+            action.parse()
+        except NotRemoteSafe as exc:  # only the shim may run it: a slot if one is free
+            return self._local(action, None if self._take_slot(action) else
+                               policy.fallback_reason(exc))
+        except Exception as exc:  # an input we cannot read, a bug of ours: go runs it
+            return self.completion.local(action, policy.fallback_reason(exc))
+        try:
+            if self.speculator is not None and self.speculator.wants(action.package):
+                action.hash(self.blobs)
+                outcome = self.speculator.take(action)
+                if outcome is not None:
+                    return self.completion.finish(action, outcome)
+            if self.split is not None:
+                action.hash(self.blobs)
+                outcome = self.split.run(action)
+                if outcome is not None:
+                    return self.completion.finish(action, outcome)
+            if self._take_slot(action):
+                return self._local(action, None)
+            if self.remote is None or self.pool is None:
+                raise policy.RemoteFailure(policy.NO_WORKER)
+            self.pool.ensure()
+            action.hash(self.blobs)
+            return self.completion.finish(action, self.remote.run(action))
+        except Exception as exc:  # whatever it was, it costs a local compile, not the build
+            return self._local(action, policy.fallback_reason(exc))
+
+    def _take_slot(self, action: CompileAction) -> bool:
+        slot = self.slots.take()
+        if slot is None:
+            return False
+        action.slot = action.record.slot = slot
+        return True
+
+    def _local(self, action: CompileAction, reason: str | None) -> ShimReply:
+        return self.completion.local(action, reason)
+
+    def _released(self, action: CompileAction) -> None:
+        """The shim's own run of ACTION ended."""
+        self.completion.released(action)
+        self._done(action)
+        self.slots.release(action.slot)
+
+    def _done(self, action: CompileAction) -> None:
+        with self.lock:
+            self.running.pop(id(action), None)
+        self.recorder.add(action.record,
+                          action.needs() if action.inputs is not None else None)
+
+    def link_gate(self) -> ShimReply:
+        """The shim asks before every link: it may run once every pending verification is
+        done, and never when one found a mismatch (the wrong archive is never linked)."""
+        if self.verifier is None:
+            return ShimReply(local=True)
+        mismatches = self.verifier.wait()
+        if not mismatches:
+            return ShimReply(local=True)
+        text = "".join(m.line() + "\n" for m in mismatches)
+        return ShimReply(local=False, exit=1, output=text.encode())
+

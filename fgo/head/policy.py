@@ -1,0 +1,147 @@
+"""The head node's decisions, as pure functions: no I/O, no threads, no dask.
+
+The executors (fgo/head/remote.py, split.py, slots.py) ask these and act on the answers;
+tests/test_policy.py covers every branch.
+
+- when a slow remote compile is also started locally (`straggler_deadline`);
+- what a worker's answer means: use it, resend what its store lacks, or fall back
+  locally and why, and whether that worker is ever used again (`judge`);
+- when waiting for a remote compile stops (`wait_verdict`);
+- which fallback reason the report gives for what went wrong (`fallback_reason`);
+- how many hosts a split compile may plan for (`split_hosts`).
+"""
+
+from __future__ import annotations
+
+import enum
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fgo.compilecall import NotRemoteSafe
+from fgo.wire import Status
+
+STRAGGLER_MIN_S = 10.0     # never race a compile that has run for less than this
+STRAGGLER_FACTOR = 5.0     # ... or for less than this many times its expected duration
+DEFAULT_RATE_S_PER_BYTE = 1e-5  # ~1 s per 100 kB of source, until this build has measured
+MIN_RATE_SAMPLES = 5       # remote compiles measured before their median rate is trusted
+RATE_WINDOW = 200          # the most recent actions the rate is taken from
+MAX_RESENDS = 1            # a task whose store lacks blobs is resent this many times
+
+STRAGGLER_WON = "straggler: the local run finished first"
+NO_WORKER = "no usable worker"
+CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
+NO_SHARD_WORKER = "no usable worker for a shard"
+SHARD_FAILED = "shard-failed"
+WORKER_LOST = "worker lost"
+REMOTE_TIMEOUT = "remote timeout"
+
+
+class RemoteFailure(Exception):
+    """The work elsewhere cannot be trusted or did not finish: the next executor is asked,
+    in the end the shim runs the compile. REASON is what the report says."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- the straggler race ---
+
+def source_bytes(inputs: Iterable[tuple[str, int]]) -> int:
+    """The Go source bytes among INPUTS (path, size)."""
+    return sum(size for path, size in inputs if path.endswith(".go"))
+
+
+def remote_rates(actions: Sequence[Any]) -> list[float]:
+    """Seconds per source byte of the recent remote compiles among ACTIONS (ActionRecords)."""
+    return [a.duration_s / a.source_bytes for a in actions[-RATE_WINDOW:]
+            if a.mode == "remote" and a.duration_s and a.source_bytes]
+
+
+def straggler_deadline(source: int, rates: Sequence[float]) -> float:
+    """Seconds after which a remote compile of SOURCE bytes of Go also starts locally:
+    STRAGGLER_FACTOR times its expected time (SOURCE at the median of RATES, the build's
+    remote compiles so far, once there are MIN_RATE_SAMPLES of them), at least
+    STRAGGLER_MIN_S."""
+    rate = statistics.median(rates) if len(rates) >= MIN_RATE_SAMPLES else DEFAULT_RATE_S_PER_BYTE
+    return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * rate * (source or 1))
+
+
+def start_backup(elapsed: float, deadline: float, can_race: bool, racing: bool) -> bool:
+    """Whether to start the local run of a remote compile ELAPSED seconds in."""
+    return can_race and not racing and elapsed > deadline
+
+
+def wait_verdict(elapsed: float, timeout: float, address: str, watch: Iterable[str],
+                 live: set[str]) -> str | None:
+    """Why to stop waiting for a task on ADDRESS (whose result needs the WATCHed workers
+    too), given the LIVE workers; None: keep waiting."""
+    if address not in live or not live.issuperset(watch):
+        return WORKER_LOST
+    if elapsed > timeout:
+        return REMOTE_TIMEOUT
+    return None
+
+
+# --- a worker's answer ---
+
+class Action(enum.Enum):
+    USE = "use"              # the result is good: write its outputs
+    RESEND = "resend"        # resend `Verdict.resend` to the same worker, once
+    FALL_BACK = "fall back"  # compile locally, for `Verdict.reason`
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    reason: str = ""                    # FALL_BACK: the report's fallback reason
+    resend: tuple[str, ...] = ()        # RESEND: the blobs (sha256) to send again
+    drop_worker: bool = False           # never send this worker anything again this build
+
+
+def judge(status: Status | str, reason: str = "", missing: Sequence[str] = (),
+          resends: int = 0) -> Verdict:
+    """What to do with a worker's answer of STATUS (after RESENDS resends of this task).
+
+    A store that lacks blobs (wiped between builds, or a blob still riding with a queued
+    task) gets them resent MAX_RESENDS times. A refusal (another toolchain or patch series)
+    or a message of another protocol version also retires the worker for this build. Every
+    other failure falls back for this compile only, with reason "STATUS: REASON"."""
+    status = Status(status)
+    if status is Status.OK:
+        return Verdict(Action.USE)
+    if status is Status.MISSING and missing and resends < MAX_RESENDS:
+        return Verdict(Action.RESEND, resend=tuple(missing))
+    why = f"{status.value}: {reason}".rstrip(": ")
+    return Verdict(Action.FALL_BACK, why,
+                   drop_worker=status in (Status.REFUSED, Status.PROTOCOL))
+
+
+def fallback_reason(exc: BaseException) -> str:
+    """The report's fallback reason for a compile that EXC sent back to go build."""
+    if isinstance(exc, NotRemoteSafe):
+        return f"not remote-safe: {exc}"
+    if isinstance(exc, RemoteFailure):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return f"input unreadable: {exc.strerror}"
+    return f"internal error: {type(exc).__name__}: {exc}"  # a bug of ours: a local compile
+
+
+def remote_error(exc: BaseException) -> RemoteFailure:
+    """The failure for a task that raised, or whose worker died under it."""
+    return RemoteFailure(f"remote error: {type(exc).__name__}: {exc}")
+
+
+# --- the split ---
+
+def split_hosts(free_hosts: int, shards: int | None) -> int:
+    """The hosts a split compile may plan K for: the free ones, counting this compile's own
+    (so at least 1); an explicit --shards K is honoured even beyond them (extra shards
+    queue). The planner then caps K by this and takes the cost model's argmin below it."""
+    free = max(1, free_hosts)
+    if shards:
+        free = max(free, shards)
+    return free

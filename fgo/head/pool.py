@@ -1,0 +1,250 @@
+"""The workers of one build: who they are (the handshake), where a compile goes
+(placement, under one lock), what their stores hold, and the calls that reach them.
+
+The pool learns its workers once, with a Hello to each, all at once and within one
+deadline: a worker that does not answer is left out and reported, one of another fgo
+protocol or toolchain is refused with a line naming both sides. An embedded cluster
+starts in the background on first use; until its workers are up, compiles run elsewhere
+(RemoteFailure CLUSTER_STARTING): go build never waits for worker processes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fgo import toolchain, wire
+from fgo.cluster import rpc
+from fgo.cluster.deadline import HANDSHAKE_S, LIVENESS_S, SCHEDULER_S, Late, per_worker, within
+from fgo.head import policy
+from fgo.head.placement import Placement
+from fgo.head.policy import RemoteFailure
+from fgo.wire import Hello, HelloReply
+
+LATE_LIVENESS = 3  # liveness answers missed in a row before the scheduler counts as gone
+
+
+class WorkerPool:
+    """One build's view of its cluster (a fgo.cluster.connect Cluster or EmbeddedCluster)."""
+
+    def __init__(self, cluster: Any, token_dir: str) -> None:
+        self.cluster = cluster
+        self.identity = toolchain.identity()
+        self.placement = Placement()
+        self.lock = threading.Lock()               # guards placement
+        self.learned = False
+        self._learn_lock = threading.Lock()
+        self._starter: threading.Thread | None = None
+        self.stopped = False                       # go build has ended
+        self.refused: set[str] = set()             # another toolchain/protocol, or excluded
+        self.unresponsive: set[str] = set()        # no answer to the handshake
+        self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
+        # A worker that reads this file's text shares the head's files.
+        self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
+        self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
+        self.on_free: list[Callable[[], None]] = []             # a worker thread came free
+        self._live: set[str] = set()
+        self._live_at = 0.0
+        self._late = 0
+        self._live_lock = threading.Lock()
+
+    # --- membership ---
+
+    @property
+    def client(self) -> Any:
+        """The distributed.Client (thread-safe); an embedded cluster starts on first use."""
+        return self.cluster.client
+
+    def ensure(self) -> None:
+        """Learn the workers once. An embedded cluster not started yet starts in the
+        background, and until its workers are up RemoteFailure(CLUSTER_STARTING)."""
+        with self._learn_lock:
+            if self.learned:
+                return
+            if getattr(self.cluster, "started", True):
+                self._learn()
+                return
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start_and_learn,
+                                                 name="fgo-cluster-start", daemon=True)
+                self._starter.start()
+        raise RemoteFailure(policy.CLUSTER_STARTING)
+
+    def start_now(self) -> None:
+        """Start (an embedded cluster) and learn the workers now, waiting for them."""
+        self.client  # noqa: B018
+        with self._learn_lock:
+            if not self.learned:
+                self._learn()
+
+    def _start_and_learn(self) -> None:
+        try:
+            self.client  # noqa: B018  (starts the embedded cluster)
+        except Exception as exc:  # no workers, then: every compile runs elsewhere
+            if not self.stopped:  # a build that ended first (e.g. a compile error) says nothing
+                print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
+            return
+        with self._learn_lock:
+            if not self.stopped:
+                self._learn()
+
+    def _learn(self) -> None:
+        self.learned = True
+        try:
+            warnings = self.handshake()
+        except Exception as exc:
+            warnings = [f"the workers cannot be asked: {exc}"]
+        for warning in warnings:
+            print(f"fgo: {warning}; its compiles run elsewhere", file=sys.stderr)
+
+    def handshake(self) -> list[str]:
+        """A Hello to every worker at once; the workers that answer as this fgo speaks and
+        with this toolchain are used. One warning per worker left out or refused."""
+        Path(self.host_token[0]).write_text(self.host_token[1])
+        client = self.client
+        workers = sorted(within(SCHEDULER_S, client.nthreads, what="the scheduler's worker list"))
+        hello = Hello(self.identity, self.host_token)
+        answers, late = per_worker(
+            HANDSHAKE_S, lambda w: rpc.ask(client, w, wire.OP_HELLO, hello, HANDSHAKE_S), workers)
+        late += [w for w, a in answers.items() if isinstance(a, TimeoutError)]
+        answers = {w: a for w, a in answers.items() if w not in late}
+        warnings = [f"worker {w} did not answer within {HANDSHAKE_S:g}s: left out" for w in late]
+        with self.lock:
+            self.unresponsive.update(late)
+            for address, answer in sorted(answers.items()):
+                why, info = _judge_hello(answer, self.identity)
+                if info is None:
+                    self.refused.add(address)
+                    warnings.append(f"worker {address} {why}")
+                    continue
+                self.placement.add_worker(address, info.nthreads, info.store_id,
+                                          set(info.hashes))
+                if info.shares_files:
+                    self.shares_files.add(address)
+            hosts = len({w.store_id for w in self.placement.workers.values()})
+            threads = self.placement.total_threads()
+        for listener in self.on_learned:
+            listener(hosts, threads)
+        return warnings
+
+    def exclude(self, address: str) -> None:
+        """Use ADDRESS no more in this build (its output failed verification, or it speaks
+        another protocol)."""
+        with self.lock:
+            self.refused.add(address)
+            self.placement.remove_worker(address)
+            self.shares_files.discard(address)
+
+    def paths_unshared(self, address: str) -> None:
+        """ADDRESS could not read a file by the head's path after all: send it bytes."""
+        with self.lock:
+            self.shares_files.discard(address)
+
+    def live(self) -> set[str]:
+        """The scheduler's current workers, asked at most once a second for all waiters. A
+        scheduler that does not answer within LIVENESS_S keeps the last answer, until it
+        has missed LATE_LIVENESS answers in a row: then nobody is alive."""
+        with self._live_lock:
+            if time.monotonic() - self._live_at > 1.0:
+                try:
+                    self._live = set(within(LIVENESS_S, self.client.run_on_scheduler,
+                                            _worker_addresses, what="the scheduler"))
+                    self._late = 0
+                except Late:
+                    self._late += 1
+                    if self._late >= LATE_LIVENESS:
+                        self._live = set()
+                except Exception:  # the scheduler itself is gone: nobody is alive
+                    self._live = set()
+                self._live_at = time.monotonic()
+            return self._live
+
+    def size(self) -> tuple[int, int]:
+        """Workers and threads: as learned, or as the embedded cluster will start them."""
+        if self.learned:
+            with self.lock:
+                return len(self.placement.workers), self.placement.total_threads()
+        return self.cluster.workers, self.cluster.workers * self.cluster.threads
+
+    # --- placement (each takes the lock) ---
+
+    def choose(self, needs: dict[str, int]) -> str | None:
+        with self.lock:
+            return self.placement.choose(needs)
+
+    def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
+        """Up to K different workers for a compile needing NEEDS (sha -> size), now busy."""
+        with self.lock:
+            return self.placement.choose_distinct(needs, k)
+
+    def choose_speculative(self, needs: dict[str, int]) -> str | None:
+        with self.lock:
+            return self.placement.choose_speculative(needs)
+
+    def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
+        with self.lock:
+            return self.placement.transfer(address, needs)
+
+    def lacks(self, address: str, missing: list[str]) -> None:
+        with self.lock:
+            self.placement.lacks(address, missing)
+
+    def finished(self, address: str, sent: list[str], confirmed: list[str],
+                 speculative: bool = False) -> None:
+        """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store."""
+        with self.lock:
+            self.placement.finished(address, sent, confirmed, speculative)
+        for listener in self.on_free:
+            listener()
+
+    def free_hosts(self) -> int:
+        with self.lock:
+            return self.placement.free_hosts()
+
+    def free_threads(self) -> int:
+        with self.lock:
+            return self.placement.free_threads()
+
+    def shares(self, address: str) -> bool:
+        with self.lock:
+            return address in self.shares_files
+
+    # --- calls ---
+
+    def submit(self, address: str, op: str, message: Any,
+               on_stream: Callable[[Any], None] | None = None
+               ) -> concurrent.futures.Future[Any]:
+        """MESSAGE to ADDRESS's handler OP, answered in a future (plain data)."""
+        return rpc.submit(self.client, address, op, message, on_stream)
+
+    def tell(self, address: str, op: str, message: Any) -> None:
+        """MESSAGE to ADDRESS's handler OP, not waited for (Cancel, Promote)."""
+        try:
+            rpc.submit(self.client, address, op, message)
+        except Exception:  # noqa: BLE001  (a worker gone: nothing to stop there)
+            pass
+
+
+def _judge_hello(answer: Any, identity: toolchain.Identity) -> tuple[str, HelloReply | None]:
+    """(why a worker is refused, or its HelloReply when it is usable)."""
+    if isinstance(answer, BaseException):
+        return f"cannot be used: {type(answer).__name__}: {answer}", None
+    try:
+        info = wire.decode(answer, HelloReply)
+    except wire.ProtocolMismatch as exc:
+        return f"refused: protocol mismatch: {exc}", None
+    if info.identity != identity:
+        return (f"refused: toolchain mismatch: head has {identity.describe()}, worker has "
+                f"{info.identity.describe()}"), None
+    return "", info
+
+
+def _worker_addresses(dask_scheduler: Any) -> list[str]:
+    return list(dask_scheduler.workers)

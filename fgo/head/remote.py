@@ -1,0 +1,196 @@
+"""The remote executor: one compile on one worker, raced by the head when that pays.
+
+The task goes straight to the chosen worker's compile handler with the blobs its store
+lacks; the head waits for the answer and watches the worker's liveness and the timeout.
+A store that lacked more gets it resent once (as bytes). A compile that has run far longer
+than expected (a straggler, policy.straggler_deadline), or that go build waits for while a
+local slot is free (fgo.head.race), is also started by the head itself (HeadRun): the
+first usable result wins and the other is cancelled. Anything else that goes wrong is a
+RemoteFailure: the shim runs the compile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fgo import wire
+from fgo.head import policy
+from fgo.head.action import CompileAction, Outcome
+from fgo.head.headrun import HeadRun
+from fgo.head.policy import RemoteFailure
+from fgo.head.pool import WorkerPool
+from fgo.head.tasks import Tasks, head_job
+from fgo.report.record import Recorder
+from fgo.wire import Cancel, CompileResult, CompileTask, Status
+
+POLL_S = 0.5  # how often a wait looks at liveness, the timeout and the race
+
+
+class RemoteExecutor:
+    """Runs compiles on the POOL's workers."""
+
+    def __init__(self, pool: WorkerPool, tasks: Tasks, recorder: Recorder,
+                 task_timeout: float) -> None:
+        self.pool = pool
+        self.tasks = tasks
+        self.recorder = recorder
+        self.task_timeout = task_timeout          # a remote compile slower than this: local
+        self.speculator: Any = None               # pipelining: early export data goes there
+        # Dynamic execution (fgo.head.race): whether the head races a compile now, on a
+        # local slot it frees again when the race ends; None: only stragglers are raced.
+        self.racer: Any = None
+
+    def run(self, action: CompileAction) -> Outcome:
+        """ACTION on the best worker. RemoteFailure: nobody, or nothing usable."""
+        inputs = action.inputs
+        assert inputs is not None
+        needs = action.needs()
+        address = self.pool.choose(needs)
+        if address is None:
+            raise RemoteFailure(policy.NO_WORKER)
+        sent: list[str] = []
+        confirmed: list[str] = []
+        try:
+            call = action.parse()
+            task, sent = self.tasks.for_worker(address, call, action.request.env, inputs)
+            if self.speculator is not None and self.speculator.early_export:
+                task = replace(task, early_export=True)
+            result = self.run_task(action, task, address, sent)
+            confirmed = list(needs)
+            if result.worker == "head":
+                return Outcome(result, "head", "head")
+            return Outcome(result, "remote", address, task=task, local_job=head_job(task, inputs))
+        finally:
+            self.pool.finished(address, sent, confirmed)
+
+    def run_task(self, action: CompileAction, task: CompileTask, address: str, sent: list[str],
+                 watch: tuple[str, ...] = ()) -> CompileResult:
+        """TASK on ADDRESS (whose result needs the WATCHed workers too); a store that lacks
+        blobs gets them resent. A usable result, or RemoteFailure."""
+        inputs = action.inputs or {}
+        action.record.bytes_in += Tasks.bytes_sent(task, inputs)
+        result = self._wait(action, task, address, watch)
+        resends = 0
+        while True:
+            verdict = self.judge(address, result, resends)
+            if verdict.action is policy.Action.USE:
+                return result
+            if task.blob_paths and set(verdict.resend) & set(task.blob_paths):
+                self.pool.paths_unshared(address)  # proven per input: it did not read them
+            self.pool.lacks(address, list(verdict.resend))
+            task = Tasks.with_bytes(task, inputs, list(verdict.resend))
+            sent += verdict.resend
+            action.record.bytes_in += Tasks.bytes_sent(task, inputs)
+            resends += 1
+            result = self._wait(action, task, address, watch)
+
+    def judge(self, address: str, result: CompileResult, resends: int = 0) -> policy.Verdict:
+        """What to do with ADDRESS's RESULT: use it or resend (the verdict), or fall back
+        (RemoteFailure). A refusing worker, or one of another protocol, is not used again."""
+        if result.worker == "head":
+            return policy.Verdict(policy.Action.USE)
+        verdict = policy.judge(result.status, result.reason, result.missing, resends)
+        if verdict.drop_worker:
+            self.pool.exclude(address)
+        if verdict.action is policy.Action.FALL_BACK:
+            raise RemoteFailure(verdict.reason)
+        return verdict
+
+    def _wait(self, action: CompileAction, task: CompileTask, address: str,
+              watch: tuple[str, ...]) -> CompileResult:
+        """TASK's answer from ADDRESS, or the head's own run of it when that wins first."""
+        on_export = None
+        if task.early_export and self.speculator is not None:
+            speculator, package, split = self.speculator, action.package, task.split is not None
+            on_export = lambda ready: speculator.export_ready(  # noqa: E731
+                package, ready.data, at=ready.at, split=split)
+        future = self.pool.submit(address, wire.OP_COMPILE, task, on_export)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        started = time.monotonic()
+        straggle_after = self._straggler_deadline(action)
+        race: Race | None = None
+        try:
+            while True:
+                if done.wait(POLL_S):
+                    try:
+                        data = future.result()
+                    except Exception as exc:  # the worker died under it, or the call failed
+                        raise policy.remote_error(exc) from None
+                    return _decode(data)
+                elapsed = time.monotonic() - started
+                if race is None and task.split is None:
+                    race = self._maybe_race(action, elapsed, straggle_after)
+                if race is not None and race.run.done.is_set():
+                    if race.run.ok():
+                        assert race.run.result is not None
+                        self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
+                        race.won(action, elapsed)
+                        return race.run.result
+                    race.lost(action)
+                    race = None  # the head's try failed: keep waiting remotely
+                why = policy.wait_verdict(time.monotonic() - started, self.task_timeout,
+                                          address, watch, self.pool.live())
+                if why:
+                    self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
+                    raise RemoteFailure(why)
+        finally:
+            if race is not None and not race.finished:
+                race.lost(action)
+            if not future.done():
+                future.cancel()
+
+    def _maybe_race(self, action: CompileAction, elapsed: float,
+                    straggle_after: float) -> Race | None:
+        """A head run of ACTION if it is a straggler, or the racer wants one now."""
+        if elapsed > straggle_after:
+            return Race(HeadRun(action), straggler=True, release=None)
+        if self.racer is not None and self.racer.wants(action, elapsed):
+            return Race(HeadRun(action), straggler=False, release=self.racer.done)
+        return None
+
+    def _straggler_deadline(self, action: CompileAction) -> float:
+        with self.recorder.lock:
+            rates = policy.remote_rates(self.recorder.actions)
+        return policy.straggler_deadline(action.record.source_bytes, rates)
+
+
+@dataclass
+class Race:
+    """The head's run of a compile that also runs remotely; the first usable result wins."""
+
+    run: HeadRun
+    straggler: bool                                  # raced for being slow, not by the racer
+    release: Callable[[Any], None] | None            # gives the racer's slot back
+    finished: bool = False
+
+    def won(self, action: CompileAction, elapsed: float) -> None:
+        action.record.race = {"started_s": round(elapsed, 3), "winner": "head",
+                              "why": "straggler" if self.straggler else "critical path"}
+        if self.straggler:
+            action.record.fallback = policy.STRAGGLER_WON
+        self._end(action)
+
+    def lost(self, action: CompileAction) -> None:
+        self.run.cancel()
+        action.record.race = {"winner": "remote",
+                              "why": "straggler" if self.straggler else "critical path"}
+        self._end(action)
+
+    def _end(self, action: CompileAction) -> None:
+        self.finished = True
+        if self.release is not None:
+            self.release(action)
+
+
+def _decode(data: Any) -> CompileResult:
+    """A worker's answer to a compile; another protocol's is a PROTOCOL result (the worker
+    is then refused)."""
+    try:
+        return wire.decode(data, CompileResult)
+    except wire.ProtocolMismatch as exc:
+        return CompileResult(Status.PROTOCOL, "?", reason=str(exc))

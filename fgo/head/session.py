@@ -1,0 +1,176 @@
+"""One `fgo build`'s head: its parts, wired together once (fgo.head.action says how a
+compile moves through them).
+
+  Front        the shim's socket, and the order the executors are asked in
+  LocalSlots   the head's own cores
+  WorkerPool   the cluster's workers: handshake, placement, calls
+  Tasks        what is sent to a worker
+  executors    RemoteExecutor, SplitExecutor (--split-large), Speculator (pipelining)
+  Completion   the one way a compile completes
+  Verifier     the head's checks of remote and split outputs
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgo import toolchain
+from fgo.blobs import BlobIndex
+from fgo.errors import FgoError
+from fgo.head.action import Completion
+from fgo.head.front import Front
+from fgo.head.pool import WorkerPool
+from fgo.head.remote import RemoteExecutor
+from fgo.head.slots import LocalSlots
+from fgo.head.tasks import Tasks
+from fgo.report.record import Recorder
+from fgo.settings import default
+
+
+@dataclass
+class BuildOptions:
+    """One build's settings: fgo.settings has their defaults, help and validation."""
+
+    project: str
+    go_args: list[str] = field(default_factory=list)
+    scheduler: str | None = default("scheduler")        # None: embedded LocalCluster
+    workers: int | None = default("workers")            # embedded cluster size
+    threads: int = default("threads")                   # threads per embedded worker
+    local_slots: int = default("local_slots")           # compiles the head runs itself first
+    report: str | None = None                           # the JSON report goes here
+    trace: str | None = None                            # a Chrome trace (Perfetto) goes here
+    progress: bool = False                              # live progress line (on a terminal)
+    verbose: bool = False                               # a line per compile
+    fallback_local: bool = default("fallback_local")    # no scheduler: build locally
+    tls: tuple[str | None, str | None, str | None] = (None, None, None)  # ca, cert, key
+    split_large: str | None = default("split_large")    # None: off; "auto"; or SECONDS
+    shards: str = default("shards")                     # K or "auto"
+    check: bool = False                                 # also build plainly and compare
+    quiet: bool = False
+    timeout: float = default("timeout")                 # a slower remote compile runs here
+    verify_rate: float = default("verify_rate")         # share recompiled here and compared
+    verify_splits: str = default("verify_splits")       # first | always | off
+    shared_cache: bool = default("shared_cache")        # with --scheduler: fgo cacheprog
+    cache_size: int = default("cache_size")             # the local tier's size limit
+    cache_timeout: float = default("cache_timeout")     # a slower cluster tier: off
+    pipeline: bool | None = default("pipeline")         # None: where it pays
+
+    @classmethod
+    def of(cls, project: str, go_args: list[str], settings: dict[str, Any],
+           progress: bool = False) -> BuildOptions:
+        """The options from resolved SETTINGS (fgo.settings.resolve)."""
+        names = set(cls.__dataclass_fields__) - {"project", "go_args", "tls", "progress"}
+        values = {n: settings[n] for n in names if n in settings and settings[n] is not None}
+        return cls(project=project, go_args=list(go_args), progress=progress,
+                   tls=(settings.get("tls_ca_file"), settings.get("tls_cert"),
+                        settings.get("tls_key")),
+                   **values)
+
+
+class BuildSession:
+    """The head of one build, serving the shim's socket in TMP."""
+
+    def __init__(self, cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
+                 project: Path) -> None:
+        self.cluster = cluster
+        self.opts = opts
+        self.verifier = _verifier(opts)
+        self.completion = Completion(recorder, self.verifier)
+        self.slots = LocalSlots(opts.local_slots)
+        self.blobs = BlobIndex()
+        self.pool = WorkerPool(cluster, tmp) if cluster is not None else None
+        self.tasks = Tasks(self.pool) if self.pool is not None else None
+        self.remote = RemoteExecutor(self.pool, self.tasks, recorder, opts.timeout) \
+            if self.pool is not None and self.tasks is not None else None
+        self.front = Front(os.path.join(tmp, "shim.sock"), recorder, self.completion,
+                           self.slots, self.blobs, self.pool, self.remote)
+        self.front.verifier = self.verifier
+        self.speculator: Any = None
+        if self.pool is not None:
+            self.verifier.on_exclude = self.pool.exclude
+            if opts.pipeline or opts.pipeline is None and not cluster.local:
+                # (an embedded cluster is one host: there pipelining is off unless asked)
+                self._pipeline(tmp, project)
+            if not cluster.local or opts.split_large is not None:
+                # a split needs its workers from the first compile on
+                self.pool.start_now()
+            if opts.split_large is not None:
+                self.front.split = self._splitter()
+
+    def start(self) -> None:
+        self.front.start()
+
+    def stop(self) -> None:
+        self.front.stop()
+
+    @property
+    def socket_path(self) -> str:
+        return self.front.socket_path
+
+    def size(self) -> tuple[int, int]:
+        """The cluster's workers and threads (0, 0 without one)."""
+        return self.pool.size() if self.pool is not None else (0, 0)
+
+    def parallelism(self) -> int | None:
+        """go build's -p: the head's local slots and the workers' threads (None: go's
+        default, when there is neither)."""
+        return (self.slots.n + self.size()[1]) or None
+
+    def _splitter(self) -> Any:
+        from fgo.compiler.patched import PatchError
+        from fgo.head.split import SplitExecutor, SplitOptions
+        opts = self.opts
+        threshold = None if opts.split_large == "auto" else float(opts.split_large or 0)
+        shards = None if opts.shards == "auto" else int(opts.shards)
+        assert self.pool is not None and self.tasks is not None and self.remote is not None
+        try:
+            split = SplitExecutor(self.pool, self.tasks, self.remote,
+                                  SplitOptions(threshold, shards), self.verifier)
+        except PatchError as exc:
+            raise FgoError(f"--split-large needs the patched compiler: {exc}") from None
+        split.speculator = self.speculator
+        return split
+
+    def _pipeline(self, tmp: str, project: Path) -> None:
+        """A speculator; go's plan (`go build -n`) is read in the background, once
+        speculation is wanted for the workers at hand."""
+        from fgo.head.speculation import Speculator
+        from fgo.worker import faults
+        assert self.pool is not None and self.remote is not None
+        speculator = Speculator(self.pool, self.tasks, self.blobs,
+                                os.path.join(tmp, "speculation"), forced=self.opts.pipeline,
+                                task_timeout=self.opts.timeout)
+        self.speculator = self.front.speculator = self.remote.speculator = \
+            self.completion.speculator = speculator
+        self.pool.on_learned.append(speculator.workers_known)
+        self.pool.on_free.append(speculator.poke)
+        go_args = self.opts.go_args
+
+        def plan() -> None:
+            from fgo.planner import prediction
+            try:
+                predictions = prediction.plan(go_args, cwd=project)
+            except (prediction.PredictError, toolchain.ToolchainError, OSError) as exc:
+                speculator.set_plan(None, str(exc))
+                return
+            faults.after_plan()
+            speculator.set_plan(predictions)
+        if faults.edits_after_plan():  # go build must start from the edited tree
+            plan()
+        else:
+            speculator.plan_when_wanted(
+                lambda: threading.Thread(target=plan, name="fgo-plan", daemon=True).start())
+
+
+def _verifier(opts: BuildOptions) -> Any:
+    """The default verification; --check compiles every split stock here as well."""
+    from fgo.head.verification import Ledger, Verifier
+    from fgo.paths import cache_dir
+    return Verifier(rate=opts.verify_rate,
+                    split_mode="always" if opts.check else opts.verify_splits,
+                    ledger=Ledger(Path(os.environ.get("FGO_LEDGER")
+                                       or cache_dir() / "verified-splits.json")))

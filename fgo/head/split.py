@@ -1,0 +1,173 @@
+"""The split executor (`--split-large`): one package's compile as K-1 shards and a leader
+on K different workers.
+
+For a compile the planner finds worth splitting, the shards and the leader go to K workers
+with the same inputs (each store gets each blob at most once), all as one split id. Each
+shard keeps its result on its worker; the leader starts at once and fetches the shards'
+results worker to worker as they finish, then merges. Anything short of a merged archive
+(a refused or late shard, a lost worker, a digest or settings mismatch) cancels the split
+and the package is compiled whole. A merged archive is checked against a stock compile on
+the head node (fgo.head.verification): the first time its inputs are seen, or always
+with --check; a mismatch fails the build and stops that package being split again by this
+compiler series.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from fgo import compilecall, wire
+from fgo.compiler import flags as fgoflags
+from fgo.compiler import patched
+from fgo.head import policy
+from fgo.head.action import CompileAction, Outcome, new_task_id
+from fgo.head.policy import RemoteFailure
+from fgo.head.pool import WorkerPool
+from fgo.head.remote import RemoteExecutor
+from fgo.head.tasks import Tasks, head_job
+from fgo.wire import Cancel, ShardDone, ShardPeer, SplitRole
+
+
+@dataclass
+class SplitOptions:
+    threshold: float | None = None   # --split-large=SECONDS; None: automatic; 0: every package
+    shards: int | None = None        # --shards K; None: auto
+
+
+class SplitExecutor:
+    """Splits the compiles the planner finds worth it."""
+
+    def __init__(self, pool: WorkerPool, tasks: Tasks, remote: RemoteExecutor,
+                 options: SplitOptions, verifier: Any = None) -> None:
+        from fgo.planner.decide import SplitPolicy
+        self.pool = pool
+        self.tasks = tasks
+        self.remote = remote
+        self.verifier = verifier
+        self.speculator: Any = None
+        self.policy = SplitPolicy(threshold=options.threshold, shards=options.shards)
+        self.series = patched.ensure_compiler().series  # built once, up front
+        self._failed: dict[str, str] = {}                 # split id -> a shard's failure
+
+    def run(self, action: CompileAction) -> Outcome | None:
+        """ACTION split, or None: not worth it (the record says why), or it fell back."""
+        from fgo import planner
+        rec = action.record
+        call = action.parse()
+        plan_started = time.perf_counter()
+        _, first_file = compilecall.split_flags(call.args)
+        go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
+        try:
+            scan = planner.scan_files(go_files)
+        except Exception as exc:  # the planner must never break a build
+            rec.split = {"decision": f"not split: planner failed: {exc}"}
+            return None
+        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
+        plan = planner.plan(scan, free, self.policy)
+        rec.split = {"decision": plan.reason, "k": plan.k,
+                     "plan_s": round(time.perf_counter() - plan_started, 4),
+                     "predicted_whole_s": round(plan.predicted_whole, 3),
+                     "predicted_split_s": round(plan.predicted_split, 3),
+                     "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
+        if not plan.split:
+            return None
+        if self.verifier is not None and not self.verifier.split_wanted(self.series,
+                                                                          call.package):
+            rec.split["decision"] = "not split: a split of it once differed from stock"
+            return None
+        plan_text = fgoflags.format_plan(
+            (shard, scan.units[i].file, scan.units[i].line, "")
+            for shard, units in enumerate(plan.shards) for i in units)
+        try:
+            return self._run(action, plan.k, plan_text)
+        except RemoteFailure as exc:
+            rec.split["fallback"] = exc.reason
+            return None
+
+    def _run(self, action: CompileAction, k: int, plan_text: str) -> Outcome:
+        pool, rec, call, env = self.pool, action.record, action.parse(), action.request.env
+        inputs = action.inputs or {}
+        needs = action.needs()
+        addresses = pool.choose_distinct(needs, k)
+        if len(addresses) < k:
+            for a in addresses:
+                pool.finished(a, [], [])
+            raise RemoteFailure(policy.NO_SHARD_WORKER)
+        split_id = new_task_id()
+        peers = [ShardPeer(i, addresses[i]) for i in range(1, k)]
+
+        def role(i: int) -> SplitRole:
+            return SplitRole(k=i, n=k, series=self.series, plan=plan_text,
+                             timeout=self.remote.task_timeout, split_id=split_id,
+                             peers=peers if i == 0 else [])
+
+        sent: dict[str, list[str]] = {a: [] for a in addresses}
+        shards: dict[int, concurrent.futures.Future[Any]] = {}
+        ok = False
+        try:
+            for i in range(1, k):
+                task, shard_sent = self.tasks.for_worker(addresses[i], call, env, inputs,
+                                                         split=role(i), task_id=split_id)
+                sent[addresses[i]] += shard_sent  # K > workers: an address comes twice
+                rec.bytes_in += Tasks.bytes_sent(task, inputs)
+                shards[i] = pool.submit(addresses[i], wire.OP_COMPILE, task)
+                shards[i].add_done_callback(
+                    lambda f, i=i: self._shard_ended(f, split_id, addresses, i))
+            task, leader_sent = self.tasks.for_worker(addresses[0], call, env, inputs,
+                                                      split=role(0), task_id=split_id)
+            if self.speculator is not None and self.speculator.early_export:
+                task = replace(task, early_export=True)
+            sent[addresses[0]] += leader_sent
+            try:
+                result = self.remote.run_task(action, task, addresses[0], sent[addresses[0]],
+                                              watch=tuple(addresses[1:]))
+            except RemoteFailure as exc:  # a shard's own failure is the better reason
+                raise RemoteFailure(self._failed.pop(split_id, exc.reason)) from None
+            ok = True
+        finally:
+            if not ok:
+                self._cancel(split_id, addresses)
+            for a in addresses:
+                pool.finished(a, sent[a], list(needs) if ok else [])
+        stats = result.stats or wire.CompilerStats()
+        split_info = rec.split or {}
+        split_info.update({
+            "workers": addresses,
+            "leader": {"tool_s": round(result.tool_done - result.tool_start, 3),
+                       "frontend_s": stats.frontend_s, "backend_s": stats.backend_s,
+                       "wait_s": stats.wait_s, "merge_s": stats.inject_s},
+            "shards": {f"fgo-shard-{s.k}.res": {"worker": s.worker, "bytes": s.bytes,
+                                                 "tool_s": s.tool_s, "stats": asdict(s.stats)}
+                       for s in result.shards},
+            "shard_bytes": result.shard_bytes,
+        })
+
+        def record(matched: bool, split_sha: str, stock_sha: str) -> None:
+            split_info["check"] = {"ok": matched, "split_sha256": split_sha,
+                                   "stock_sha256": stock_sha}
+
+        whole = replace(task, split=None, task_id=new_task_id())
+        return Outcome(result, "split", result.worker, task=whole,
+                       local_job=head_job(whole, inputs),
+                       split_check={"series": self.series, "k": k,
+                                    "workers": "+".join(addresses), "done": record})
+
+    def _shard_ended(self, future: concurrent.futures.Future[Any], split_id: str,
+                     addresses: list[str], i: int) -> None:
+        """A shard answered: one that failed stops the whole split at once (its leader
+        would otherwise wait for a result that never comes)."""
+        try:
+            done = wire.decode(future.result(), ShardDone)
+        except Exception:  # noqa: BLE001  (lost, cancelled or another protocol: stop it)
+            done = None
+        if done is None or not done.ok:
+            self._failed[split_id] = (f"{policy.SHARD_FAILED}: shard {i} on {addresses[i]}: "
+                                      + (f"{done.status}: {done.reason}" if done else "lost"))
+            self._cancel(split_id, addresses)
+
+    def _cancel(self, split_id: str, addresses: list[str]) -> None:
+        for a in dict.fromkeys(addresses):
+            self.pool.tell(a, wire.OP_CANCEL, Cancel(split_id))

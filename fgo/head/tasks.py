@@ -1,0 +1,83 @@
+"""The tasks the head sends: a compile's call with its inputs by hash, and the blobs the
+chosen worker's store lacks riding along (as bytes, or as paths for a worker that shares
+the head's files). Also the head's own recompile of a task, which verification runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from fgo import toolchain
+from fgo.blobs import Blob
+from fgo.compilecall import CompileCall
+from fgo.head.action import LocalJob, new_task_id
+from fgo.head.pool import WorkerPool
+from fgo.wire import CompileResult, CompileTask, SplitRole
+
+
+class Tasks:
+    """Builds the tasks of one build for its POOL's workers."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+
+    def whole(self, call: CompileCall, env: dict[str, str], inputs: dict[str, Blob],
+              task_id: str | None = None) -> CompileTask:
+        """CALL as a task carrying no blobs."""
+        return CompileTask(task_id=task_id or new_task_id(), identity=self.pool.identity,
+                           call=call, inputs={p: b.sha for p, b in inputs.items()}, blobs={},
+                           wait_for=[], env=env,
+                           head_goroot=env.get("GOROOT") or str(toolchain.goroot()))
+
+    def for_worker(self, address: str, call: CompileCall, env: dict[str, str],
+                   inputs: dict[str, Blob], split: SplitRole | None = None,
+                   task_id: str | None = None) -> tuple[CompileTask, list[str]]:
+        """A task for ADDRESS carrying the blobs its store lacks; and the blobs it carries."""
+        needs = {b.sha: b.size for b in inputs.values()}
+        by_sha = {b.sha: b for b in inputs.values()}
+        sent, wait_for = self.pool.transfer(address, needs)
+        near = self.pool.shares(address)
+        task = replace(
+            self.whole(call, env, inputs, task_id),
+            blobs={} if near else {sha: by_sha[sha].read() for sha in sent},
+            blob_paths={sha: (by_sha[sha].path, by_sha[sha].export_only) for sha in sent}
+            if near else {},
+            deliver=near and split is None,
+            wait_for=wait_for,
+            split=split,
+        )
+        return task, sent
+
+    @staticmethod
+    def with_bytes(task: CompileTask, inputs: dict[str, Blob], shas: list[str]) -> CompileTask:
+        """TASK resending SHAS as bytes (a store that lacked them, or could not read them
+        by path)."""
+        by_sha = {b.sha: b for b in inputs.values()}
+        return replace(task, blobs={sha: by_sha[sha].read() for sha in shas}, blob_paths={},
+                       wait_for=[])
+
+    @staticmethod
+    def bytes_sent(task: CompileTask, inputs: dict[str, Blob]) -> int:
+        """The bytes TASK brings to its worker's store, as bytes or as paths to read."""
+        sizes = {b.sha: b.size for b in inputs.values()}
+        return sum(len(d) for d in task.blobs.values()) + sum(sizes[s] for s in task.blob_paths)
+
+
+def head_job(task: CompileTask, inputs: dict[str, Blob]) -> LocalJob:
+    """TASK (whole, never split) to compile on the head from its own store: calling the
+    result reads the inputs that store lacks, at once (go build may remove its work
+    directory before the compile runs); calling what that returns compiles."""
+    def snapshot() -> Callable[[], CompileResult]:
+        from fgo.worker import executor
+        store = executor.worker_store()
+        blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
+        whole = replace(task, blobs=blobs, blob_paths={}, deliver=False, wait_for=[],
+                        split=None, early_export=False, speculative=False)
+
+        def run() -> CompileResult:
+            result = executor.execute(whole, "head")
+            assert isinstance(result, CompileResult)
+            return result
+        return run
+    return snapshot

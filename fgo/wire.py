@@ -1,0 +1,431 @@
+"""Every message between the head node, its shim and its workers: typed, versioned, plain.
+
+Each message is a frozen dataclass here; `encode` turns one into plain data (dicts, lists,
+str, int, float, bool, bytes, None) and `decode` turns plain data back into the type its
+receiver expects. Nothing crosses the wire pickled, so a receiver of another fgo release
+reads the `type` and `version` of what it got before anything else and answers with a
+clean protocol mismatch naming both versions, instead of failing to unpickle a class that
+moved. Dask's comms carry the plain data (msgpack, bytes as bin); the shim speaks JSON.
+
+Directions (sccache's src/dist has the same shape: a struct per message, the transport an
+adapter):
+
+  shim   -> head    ShimRequest             head -> shim    ShimReply
+  head   -> worker  Hello                   worker -> head  HelloReply
+  head   -> worker  CompileTask             worker -> head  ExportReady*, CompileResult
+  head   -> worker  CompileTask(split k>0)  worker -> head  ShardDone
+  leader -> worker  ShardFetch              worker -> leader ShardResult
+  head   -> worker  Cancel, Promote         worker -> head  bool
+  head   -> worker  CachePut                worker -> head  int
+
+A task carries the blobs the head believes the worker's store lacks (`blobs`, by sha256);
+if the store lacks more, the answer is `Status.MISSING` with the hashes, and the head
+resends them once. Any other status but `OK` makes the head compile elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from fgo.compilecall import CompileCall
+from fgo.toolchain import Identity
+
+# 4: plain data instead of pickled classes; Hello; shards fetched by RPC; ExportReady from
+# leaders; CompilerStats.
+PROTOCOL_VERSION = 4
+
+# The handlers fgo installs on every worker (fgo.worker.service), by Dask op name.
+OP_HELLO = "fgo_hello"
+OP_COMPILE = "fgo_compile"
+OP_FETCH = "fgo_shard_fetch"
+OP_CANCEL = "fgo_cancel"
+OP_PROMOTE = "fgo_promote"
+OP_CACHE_PUT = "fgo_cache"
+
+T = TypeVar("T")
+
+
+class Status(enum.StrEnum):
+    """How a task ended, as both sides name it (the value is what reports show)."""
+
+    OK = "ok"                          # ran; for a compile see `exit` (a compile error is ok)
+    MISSING = "missing"                # the store lacks `missing`: resend them
+    REFUSED = "refused"                # another toolchain or patch series: never use again
+    CORRUPT = "corrupt"                # a blob did not match its hash on arrival
+    STORE_ERROR = "store-error"        # the worker's store cannot take the blobs (full disk)
+    SHARD_FAILED = "shard-failed"      # a shard's compile failed, or the leader lost one
+    MERGE_REFUSED = "merge-refused"    # the leader's patched compiler would not merge
+    CANCELLED = "cancelled"            # the head no longer wanted it
+    PROTOCOL = "protocol-mismatch"     # a message of another protocol version or type
+
+
+# ------------------------------------------------------------------ shim <-> head
+
+@dataclass(frozen=True)
+class ShimRequest:
+    """One tool call go build made through the shim (JSON from fgo/head/shim/shim.go)."""
+
+    argv: list[str]                    # tool path, then its arguments
+    cwd: str
+    env: dict[str, str]                # the GO* variables (and TOOLEXEC_IMPORTPATH)
+
+
+@dataclass(frozen=True)
+class ShimReply:
+    """The head's answer: run the tool here (`local`; with `hold` the shim keeps its
+    connection open while the tool runs, so the head knows when a local slot frees), or
+    the result of a run elsewhere (combined output, exit status, outputs already written)."""
+
+    local: bool
+    hold: bool = False
+    exit: int = 0
+    output: bytes = b""
+
+
+# ------------------------------------------------------------------ handshake
+
+@dataclass(frozen=True)
+class Hello:
+    """The head's first question to each worker of a build."""
+
+    identity: Identity                 # the head's toolchain
+    host_token: tuple[str, str] = ("", "")  # (path, text) of a file the head just wrote
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class HelloReply:
+    """Who the worker is: its toolchain, its store and what it holds, its threads, and
+    whether it reads the head's host token (it then shares the head's files)."""
+
+    fgo_version: str
+    identity: Identity
+    store_id: str
+    hashes: list[str]
+    nthreads: int
+    cores: int                         # the cores this worker process may run on
+    shares_files: bool = False
+    version: int = PROTOCOL_VERSION
+
+
+# ------------------------------------------------------------------ compiles
+
+@dataclass(frozen=True)
+class ShardPeer:
+    """Where a leader fetches shard K's result: the worker that runs it."""
+
+    k: int
+    address: str
+
+
+@dataclass(frozen=True)
+class SplitRole:
+    """A task's part in a split compile: shard K of N (K >= 1), or the leader (K == 0)."""
+
+    k: int
+    n: int
+    series: str                        # the patched compiler's patch series (must match)
+    plan: str                          # the shard plan file's text
+    timeout: float                     # the leader's wait for the shards, seconds
+    split_id: str                      # names this split's shards on their workers
+    peers: list[ShardPeer] = field(default_factory=list)  # leader only: shards 1..N-1
+
+    @property
+    def leader(self) -> bool:
+        return self.k == 0
+
+
+@dataclass(frozen=True)
+class CompileTask:
+    """One compile to run in a sandbox: inputs by path -> sha256, blobs riding along."""
+
+    task_id: str                       # names it for Cancel and Promote
+    identity: Identity                 # the head's toolchain
+    call: CompileCall
+    inputs: dict[str, str]             # absolute path -> sha256
+    blobs: dict[str, bytes]            # sha256 -> data the head sends with this task
+    wait_for: list[str]                # sha256s riding with a concurrent task to this store
+    env: dict[str, str]                # go build's environment for the tool
+    head_goroot: str                   # the head's GOROOT (for -trimpath)
+    split: SplitRole | None = None     # None: a whole compile
+    # A worker on the head's own host (it reads the head's host token) takes blobs from the
+    # files the head hashed instead of as bytes: sha256 -> (path, cut to export data), and
+    # with `deliver` writes a whole compile's outputs beside their paths itself.
+    blob_paths: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    deliver: bool = False
+    # Pipelining: run the patched compiler with -fgoexport and send an `ExportReady` as
+    # soon as the package's export data is written, before the result; a speculative
+    # compile runs below the worker's real ones (niced, its own threads).
+    early_export: bool = False
+    speculative: bool = False
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class ExportReady:
+    """A compile's export data, sent while its backend still runs (task.early_export): an
+    archive holding only `__.PKGDEF`, byte-identical to the final archive's start."""
+
+    data: bytes
+    at: float                          # time.time() on the worker when it was written
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class CompilerStats:
+    """The patched compiler's own timings and counts (-fgostats), for one process of a split."""
+
+    shard: int = 0
+    n: int = 0
+    funcs: int = 0
+    texts: int = 0
+    my_funcs: int = 0
+    loop_funcs: int = 0
+    frontend_s: float = 0.0
+    walk_s: float = 0.0
+    backend_s: float = 0.0
+    export_s: float = 0.0
+    wait_s: float = 0.0
+    inject_s: float = 0.0
+    later_s: float = 0.0
+    total_s: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CompilerStats:
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        return cls(**{k: (int(v) if known[k] == "int" else float(v))
+                      for k, v in data.items() if k in known and isinstance(v, (int, float))})
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What a leader learned of one shard it merged."""
+
+    k: int
+    worker: str
+    bytes: int
+    tool_s: float
+    stats: CompilerStats
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """The answer to a compile or leader task. Anything but OK carries `reason` (or
+    `missing`); OK carries the tool's exit status, output and the outputs' bytes."""
+
+    status: Status
+    worker: str                        # the worker's address, or "local"
+    reason: str = ""
+    missing: list[str] = field(default_factory=list)
+    exit: int = 0
+    output: bytes = b""                # the tool's stdout+stderr, sandbox paths removed
+    outputs: dict[str, bytes] = field(default_factory=dict)  # path -> bytes (call.outputs)
+    # with task.deliver: path -> (the output staged beside it, size), for the head to move
+    delivered: dict[str, tuple[str, int]] = field(default_factory=dict)
+    output_sha256: str | None = None   # of the -o output, hashed on the worker
+    started: float = 0.0               # time.time() of: the task's start,
+    tool_start: float = 0.0            # the tool's start,
+    tool_done: float = 0.0             # the tool's end,
+    returned: float = 0.0              # the task's end
+    # a leader's extras
+    stats: CompilerStats | None = None
+    shards: list[ShardInfo] = field(default_factory=list)
+    shard_bytes: int = 0
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class ShardDone:
+    """A shard's answer to the head: how it ended (its result stays on its worker until
+    the leader fetches it)."""
+
+    status: Status
+    worker: str
+    reason: str = ""
+    bytes: int = 0
+    tool_start: float = 0.0
+    tool_done: float = 0.0
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class ShardFetch:
+    """A leader asks a shard's worker for its result, waiting up to `timeout`."""
+
+    split_id: str
+    k: int
+    timeout: float
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A shard's result file, handed to its leader."""
+
+    status: Status
+    worker: str
+    reason: str = ""
+    result: bytes = b""
+    stats: CompilerStats | None = None
+    tool_start: float = 0.0
+    tool_done: float = 0.0
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop the task (or the shards of the split) of this id, if it still runs."""
+
+    task_id: str
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Promote:
+    """go build waits for this speculative compile now: let it run as a real one."""
+
+    output: str
+    version: int = PROTOCOL_VERSION
+
+
+# ------------------------------------------------------------------ the cluster cache tier
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A go build cache entry as it travels between a head and the worker that keeps it."""
+
+    action: str                        # hex action ID
+    output: str                        # hex output ID: sha256 of the body
+    body: bytes
+    put_time: float
+    seconds: float = 0.0               # the compile time it saves, when the publisher knew it
+
+
+@dataclass(frozen=True)
+class CachePut:
+    """A head publishes ENTRIES of namespace NS to the worker that owns them."""
+
+    ns: str
+    entries: list[CacheEntry]
+    version: int = PROTOCOL_VERSION
+
+
+MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
+    ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
+    CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
+    Promote, CacheEntry, CachePut, Identity, CompileCall)}
+
+
+# ------------------------------------------------------------------ the codec
+
+class ProtocolMismatch(ValueError):
+    """A message of another type or protocol version than the receiver expects."""
+
+
+def encode(message: Any) -> Any:
+    """MESSAGE (a dataclass of this module, or plain data holding some) as plain data."""
+    if dataclasses.is_dataclass(message) and not isinstance(message, type):
+        out: dict[str, Any] = {"type": type(message).__name__}
+        for f in dataclasses.fields(message):
+            out[f.name] = encode(getattr(message, f.name))
+        return out
+    if isinstance(message, enum.Enum):
+        return message.value
+    if isinstance(message, (list, tuple)):
+        return [encode(x) for x in message]
+    if isinstance(message, dict):
+        return {k: encode(v) for k, v in message.items()}
+    return message
+
+
+def message_type(data: Any) -> str:
+    """The type name plain DATA says it is ("" for none)."""
+    return data.get("type", "") if isinstance(data, dict) else ""
+
+
+def decode(data: Any, expected: type[T]) -> T:
+    """Plain DATA as the message type EXPECTED; ProtocolMismatch when it is another type or
+    of another protocol version (the reason names both)."""
+    name = expected.__name__
+    got = message_type(data)
+    version = data.get("version") if isinstance(data, dict) else None
+    if got != name:
+        raise ProtocolMismatch(
+            f"expected a {name} of protocol version {PROTOCOL_VERSION}, got "
+            f"{'a ' + got if got else 'a ' + type(data).__name__} of protocol version "
+            f"{version if version is not None else 'none'}")
+    if "version" in _fields(expected) and version != PROTOCOL_VERSION:
+        raise ProtocolMismatch(f"got a {name} of protocol version {version}, this side "
+                               f"speaks protocol version {PROTOCOL_VERSION}")
+    try:
+        return typing.cast(T, _build(expected, data))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolMismatch(f"a malformed {name}: {exc}") from None
+
+
+def decode_any(data: Any) -> Any:
+    """Plain DATA as whichever message of this module it names."""
+    cls = MESSAGES.get(message_type(data))
+    if cls is None:
+        raise ProtocolMismatch(f"not a message of protocol version {PROTOCOL_VERSION}: "
+                               f"{message_type(data) or type(data).__name__}")
+    return decode(data, cls)
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    hints = _fields(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: _convert(hints[k], v) for k, v in data.items() if k in names})
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """VALUE (plain data) as the annotated type HINT."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(options[0], value) if len(options) == 1 else value
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TypeError(f"{hint.__name__}: not a mapping")
+        return _build(hint, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_convert(item, x) for x in value]
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return tuple(_convert(a, x) for a, x in zip(args, value))
+    if origin is dict:
+        _, val = typing.get_args(hint)
+        return {k: _convert(val, v) for k, v in value.items()}
+    if hint is float and isinstance(value, int):
+        return float(value)
+    if hint is bytes and isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value

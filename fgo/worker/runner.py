@@ -1,0 +1,177 @@
+"""The compiler processes a worker runs: the one place on a worker that starts a process.
+
+Each run is registered under its task's id, so that a Cancel from the head (a result it no
+longer wants: a race won elsewhere, a split given up) kills it at once instead of letting
+it hold a worker thread to its end. A speculative compile runs niced and only in the
+worker's idle time (fgo.worker.idle); with early export the package's export data is
+handed on as soon as the patched compiler has written it, while its backend still runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fgo.compiler import early_export
+from fgo.worker.idle import IDLE
+
+SPECULATIVE_NICE = 10  # a speculative compile yields the CPU to the worker's real ones
+
+
+@dataclass
+class Run:
+    """A finished compiler process."""
+
+    returncode: int
+    output: bytes       # stdout and stderr, as go build captures them
+    cancelled: bool = False
+
+
+class Running:
+    """This worker process's compiler processes, by the id of the task (or split) that
+    started them."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
+        self.cancelled: set[str] = set()
+        self.lock = threading.Lock()
+
+    def add(self, key: str, proc: subprocess.Popen[bytes]) -> bool:
+        """Register PROC under KEY; False (and PROC killed) if KEY was cancelled already."""
+        with self.lock:
+            if key in self.cancelled:
+                proc.kill()
+                return False
+            self.procs.setdefault(key, []).append(proc)
+            return True
+
+    def remove(self, key: str, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            procs = self.procs.get(key, [])
+            if proc in procs:
+                procs.remove(proc)
+            if not procs:
+                self.procs.pop(key, None)
+
+    def cancel(self, key: str) -> bool:
+        """Kill what runs under KEY (and whatever starts under it later); whether anything
+        ran."""
+        with self.lock:
+            self.cancelled.add(key)
+            procs = list(self.procs.get(key, []))
+        for proc in procs:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+        return bool(procs)
+
+    def was_cancelled(self, key: str) -> bool:
+        with self.lock:
+            return key in self.cancelled
+
+
+RUNNING = Running()
+
+
+def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
+        speculative: str | None = None, early: str | None = None,
+        on_export: Callable[[bytes, float], None] | None = None, real: bool = True) -> Run:
+    """Run the compiler ARGV in CWD under task KEY. SPECULATIVE: the -o a speculative
+    compile writes (it runs niced, in idle time only). EARLY/ON_EXPORT: hand the export
+    data written to EARLY to ON_EXPORT while the backend runs. REAL: count it as one of
+    the worker's real compiles (a shard or leader counts once for its whole run)."""
+    if real and not speculative:
+        IDLE.real_started()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if speculative
+                                else None)
+        if not RUNNING.add(key, proc):
+            proc.communicate()
+            return Run(proc.returncode, b"", cancelled=True)
+        try:
+            if speculative:
+                IDLE.spec_started(speculative, proc.pid)
+            out = _wait(proc, early, on_export)
+        finally:
+            RUNNING.remove(key, proc)
+        return Run(proc.returncode, out, cancelled=RUNNING.was_cancelled(key))
+    finally:
+        if speculative:
+            IDLE.spec_ended(speculative)
+        elif real:
+            IDLE.real_ended()
+
+
+def start(key: str, argv: list[str], cwd: str, env: dict[str, str]
+          ) -> subprocess.Popen[bytes] | None:
+    """Start ARGV under KEY for a caller that watches it itself (a split's leader); None if
+    KEY was cancelled. The caller `finish`es it."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    return proc if RUNNING.add(key, proc) else None
+
+
+def finish(key: str, proc: subprocess.Popen[bytes]) -> Run:
+    try:
+        out, _ = proc.communicate()
+    finally:
+        RUNNING.remove(key, proc)
+    return Run(proc.returncode, out, cancelled=RUNNING.was_cancelled(key))
+
+
+def _wait(proc: subprocess.Popen[bytes], early: str | None,
+          on_export: Callable[[bytes, float], None] | None) -> bytes:
+    if early is None or on_export is None:
+        out, _ = proc.communicate()
+        return out
+    # stdout is drained by a thread: a chatty compile must not block on a full pipe
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()),  # type: ignore[union-attr]
+                              name="fgo-compile-output", daemon=True)
+    reader.start()
+    written = early_export.when_written(proc, early)
+    if written is not None:
+        on_export(*written)
+    proc.wait()
+    reader.join()
+    return b"".join(chunks)
+
+
+# --- the patched compiler, for early export data --------------------------------------------
+
+_patched: Path | None = None
+_building = threading.Lock()
+
+
+def patched_compiler() -> Path | None:
+    """The patched compiler if this worker has it; else None, and it is built once in the
+    background (a compile never waits for it: it runs stock, without early export)."""
+    global _patched
+    if _patched is not None:
+        return _patched
+    from fgo.compiler import patched
+    try:
+        _patched = patched.built_compiler()
+    except Exception:  # noqa: BLE001  (no patch series here: no early export data)
+        return None
+    if _patched is not None:
+        return _patched
+    if _building.acquire(blocking=False):  # never released: one try per process
+        threading.Thread(target=_build_quietly, name="fgo-build-patched-compiler",
+                         daemon=True).start()
+    return None
+
+
+def _build_quietly() -> None:
+    from fgo.compiler import patched
+    try:
+        patched.ensure_compiler()
+    except Exception:  # noqa: BLE001  (then this worker compiles stock, without pipelining)
+        pass
