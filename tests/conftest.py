@@ -31,6 +31,9 @@ def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("GOFLAGS", "-buildvcs=false")
     ORACLE_GOCACHE = root / "oracle-gocache"
     os.environ["FGO_LEDGER"] = str(root / "verified-splits.json")  # not the developer's ledger
+    # The suite tests the distributed path: no compile runs on the head's own slots unless
+    # a test asks for them (--local-slots N); a user's default is the head's cores.
+    os.environ.setdefault("FGO_LOCAL_SLOTS", "0")
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:

@@ -143,9 +143,13 @@ def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
     session.start()
     if not opts.quiet:
         workers, threads = session.size()
-        slots = f"{session.slots.n} local slots, " if session.slots.n else ""
-        print(f"fgo: {slots}{workers} workers, {threads} threads"
-              f" ({'embedded' if cluster.local else cluster.scheduler})"
+        slots = f"{session.slots.n} local slots" if session.slots.n else "no local slots"
+        if cluster.local and not session.workers_count:
+            where = "; the embedded cluster only for what needs it"
+        else:
+            where = (f", {workers} workers, {threads} threads "
+                     f"({'embedded' if cluster.local else cluster.scheduler})")
+        print(f"fgo: {slots}{where}"
               + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
               file=sys.stderr)
     return session
@@ -193,7 +197,7 @@ def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, t
     parallelism = None  # go's default: this machine's cores
     if session is not None:
         env["FGO_SOCKET"] = session.socket_path
-        parallelism = session.parallelism()
+        parallelism = session.front.parallelism = session.parallelism()
     actiongraph = actiongraph_path(opts.go_args, os.path.join(tmp, "actiongraph.json"), project)
     cmd = go_build_command(opts.go_args, str(shim_path()) if session else None,
                            parallelism, actiongraph)

@@ -29,6 +29,7 @@ from fgo.report.record import ActionRecord, Recorder
 from fgo.wire import ShimReply, ShimRequest
 
 Released = Callable[[], None]
+SLOT_WAIT_S = 0.2  # the longest a compile waits for a slot whose compiler has just exited
 
 
 class ShimServer:
@@ -93,6 +94,7 @@ class Front:
         self.verifier: Any = None                    # fgo.head.verification.Verifier
         self.lock = threading.Lock()
         self.running: dict[int, CompileAction] = {}  # in flight, for progress and the racer
+        self.parallelism: int | None = None          # go build's -p
         self.server = ShimServer(socket_path, self.handle)
 
     @property
@@ -160,7 +162,13 @@ class Front:
             return self._local(action, policy.fallback_reason(exc))
 
     def _take_slot(self, action: CompileAction) -> bool:
-        slot = self.slots.take()
+        """A local slot for ACTION if one is free. go runs at most `parallelism` tools at
+        once, so more compiles in flight than that means a finished one's slot is about to
+        come back (the compiler has exited; its connection's end is on its way): wait for it
+        rather than overflow."""
+        with self.lock:
+            overdue = self.parallelism is not None and len(self.running) > self.parallelism
+        slot = self.slots.take(wait=SLOT_WAIT_S if overdue else 0.0)
         if slot is None:
             return False
         action.slot = action.record.slot = slot

@@ -60,13 +60,39 @@ def remote_rates(actions: Sequence[Any]) -> list[float]:
             if a.mode == "remote" and a.duration_s and a.source_bytes]
 
 
+def expected_seconds(source: int, rates: Sequence[float]) -> float:
+    """A compile's expected time: SOURCE bytes of Go at the median of RATES (the build's
+    remote compiles so far, once there are MIN_RATE_SAMPLES), else at the default rate."""
+    rate = statistics.median(rates) if len(rates) >= MIN_RATE_SAMPLES else DEFAULT_RATE_S_PER_BYTE
+    return rate * (source or 1)
+
+
+def head_cores() -> int:
+    """The cores this process may run on (its affinity), at least 1."""
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else os.cpu_count() or 1
+
+
+def parallelism(slots: int, worker_threads: int, workers_add_capacity: bool) -> int | None:
+    """go build's -p: the head's local SLOTS, plus the WORKER_THREADS when the workers add
+    capacity (an embedded cluster on the head's own cores adds none unless asked for); None
+    (go's default) when that is nothing."""
+    return (slots + (worker_threads if workers_add_capacity else 0)) or None
+
+
+def embedded_adds_capacity(slots: int, workers_given: bool) -> bool:
+    """Whether an embedded cluster's workers count as capacity beside the head's SLOTS: only
+    when the head runs nothing itself, or the user sized the cluster (--workers)."""
+    return slots == 0 or workers_given
+
+
 def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     """Seconds after which a remote compile of SOURCE bytes of Go also starts locally:
     STRAGGLER_FACTOR times its expected time (SOURCE at the median of RATES, the build's
     remote compiles so far, once there are MIN_RATE_SAMPLES of them), at least
     STRAGGLER_MIN_S."""
-    rate = statistics.median(rates) if len(rates) >= MIN_RATE_SAMPLES else DEFAULT_RATE_S_PER_BYTE
-    return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * rate * (source or 1))
+    return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * expected_seconds(source, rates))
 
 
 def start_backup(elapsed: float, deadline: float, can_race: bool, racing: bool) -> bool:

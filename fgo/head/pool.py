@@ -43,6 +43,7 @@ class WorkerPool:
         self._learn_lock = threading.Lock()
         self._starter: threading.Thread | None = None
         self.stopped = False                       # go build has ended
+        self.lazy_start = True                     # an embedded cluster may start on demand
         self.refused: set[str] = set()             # another toolchain/protocol, or excluded
         self.unresponsive: set[str] = set()        # no answer to the handshake
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
@@ -71,6 +72,8 @@ class WorkerPool:
             if getattr(self.cluster, "started", True):
                 self._learn()
                 return
+            if not self.lazy_start:  # the embedded cluster would add nothing to an overflow
+                raise RemoteFailure(policy.NO_WORKER)
             if self._starter is None:
                 self._starter = threading.Thread(target=self._start_and_learn,
                                                  name="fgo-cluster-start", daemon=True)

@@ -27,7 +27,7 @@ from fgo.head.tasks import Tasks, head_job
 from fgo.report.record import Recorder
 from fgo.wire import Cancel, CompileResult, CompileTask, Status
 
-POLL_S = 0.5  # how often a wait looks at liveness, the timeout and the race
+POLL_S = 0.5  # how often a wait looks at liveness and the timeout (an answer wakes it)
 
 
 class RemoteExecutor:
@@ -109,14 +109,21 @@ class RemoteExecutor:
             on_export = lambda ready: speculator.export_ready(  # noqa: E731
                 package, ready.data, at=ready.at, split=split)
         future = self.pool.submit(address, wire.OP_COMPILE, task, on_export)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
+        wake = threading.Event()  # set when the answer comes, or the racer hands a slot
+        future.add_done_callback(lambda _: wake.set())
         started = time.monotonic()
-        straggle_after = self._straggler_deadline(action)
+        with self.recorder.lock:
+            rates = policy.remote_rates(self.recorder.actions)
+        source = action.record.source_bytes
+        straggle_after = policy.straggler_deadline(source, rates)
+        if self.racer is not None and task.split is None:
+            self.racer.track(action, policy.expected_seconds(source, rates), wake)
         race: Race | None = None
         try:
             while True:
-                if done.wait(POLL_S):
+                wake.wait(POLL_S)
+                wake.clear()
+                if future.done():
                     try:
                         data = future.result()
                     except Exception as exc:  # the worker died under it, or the call failed
@@ -141,6 +148,8 @@ class RemoteExecutor:
         finally:
             if race is not None and not race.finished:
                 race.lost(action)
+            if self.racer is not None:
+                self.racer.untrack(action)
             if not future.done():
                 future.cancel()
 
@@ -152,11 +161,6 @@ class RemoteExecutor:
         if self.racer is not None and self.racer.wants(action, elapsed):
             return Race(HeadRun(action), straggler=False, release=self.racer.done)
         return None
-
-    def _straggler_deadline(self, action: CompileAction) -> float:
-        with self.recorder.lock:
-            rates = policy.remote_rates(self.recorder.actions)
-        return policy.straggler_deadline(action.record.source_bytes, rates)
 
 
 @dataclass

@@ -23,7 +23,9 @@ from fgo.blobs import BlobIndex
 from fgo.errors import FgoError
 from fgo.head.action import Completion
 from fgo.head.front import Front
+from fgo.head import policy
 from fgo.head.pool import WorkerPool
+from fgo.head.race import Racer
 from fgo.head.remote import RemoteExecutor
 from fgo.head.slots import LocalSlots
 from fgo.head.tasks import Tasks
@@ -40,7 +42,7 @@ class BuildOptions:
     scheduler: str | None = default("scheduler")        # None: embedded LocalCluster
     workers: int | None = default("workers")            # embedded cluster size
     threads: int = default("threads")                   # threads per embedded worker
-    local_slots: int = default("local_slots")           # compiles the head runs itself first
+    local_slots: int | None = default("local_slots")    # the head's own compiles; None: cores
     report: str | None = None                           # the JSON report goes here
     trace: str | None = None                            # a Chrome trace (Perfetto) goes here
     progress: bool = False                              # live progress line (on a terminal)
@@ -80,7 +82,8 @@ class BuildSession:
         self.opts = opts
         self.verifier = _verifier(opts)
         self.completion = Completion(recorder, self.verifier)
-        self.slots = LocalSlots(opts.local_slots)
+        self.slots = LocalSlots(policy.head_cores() if opts.local_slots is None
+                                else opts.local_slots)
         self.blobs = BlobIndex()
         self.pool = WorkerPool(cluster, tmp) if cluster is not None else None
         self.tasks = Tasks(self.pool) if self.pool is not None else None
@@ -90,6 +93,16 @@ class BuildSession:
                            self.slots, self.blobs, self.pool, self.remote)
         self.front.verifier = self.verifier
         self.speculator: Any = None
+        self.racer: Racer | None = None
+        # An embedded cluster on the head's own cores adds no capacity beside its slots: it
+        # starts only for what only it can do (a split), never for an overflow.
+        self.workers_count = cluster is not None and (
+            not cluster.local or policy.embedded_adds_capacity(self.slots.n,
+                                                               opts.workers is not None))
+        if self.pool is not None:
+            self.pool.lazy_start = self.workers_count
+        if self.remote is not None and self.slots.n > 0:
+            self.racer = self.remote.racer = Racer(self.slots)
         if self.pool is not None:
             self.verifier.on_exclude = self.pool.exclude
             if opts.pipeline or opts.pipeline is None and not cluster.local:
@@ -116,9 +129,9 @@ class BuildSession:
         return self.pool.size() if self.pool is not None else (0, 0)
 
     def parallelism(self) -> int | None:
-        """go build's -p: the head's local slots and the workers' threads (None: go's
-        default, when there is neither)."""
-        return (self.slots.n + self.size()[1]) or None
+        """go build's -p: the head's local slots and the workers' threads where they add
+        capacity (None: go's default, when there is neither)."""
+        return policy.parallelism(self.slots.n, self.size()[1], self.workers_count)
 
     def _splitter(self) -> Any:
         from fgo.compiler.patched import PatchError

@@ -21,13 +21,16 @@ class LocalSlots:
     def __init__(self, n: int) -> None:
         self.n = max(0, n)
         self.free = list(range(self.n))
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.freed_at = 0.0                           # time.monotonic() of the last release
         self.on_release: list[Callable[[], None]] = []  # e.g. the racer's look for a candidate
         self.taken_total = 0
 
-    def take(self) -> int | None:
+    def take(self, wait: float = 0.0) -> int | None:
+        """A free slot's number, waiting up to WAIT seconds for one; None if none."""
         with self.lock:
+            if not self.free and wait > 0:
+                self.lock.wait_for(lambda: bool(self.free), wait)
             if not self.free:
                 return None
             self.taken_total += 1
@@ -41,6 +44,7 @@ class LocalSlots:
                 self.free.append(slot)
                 self.free.sort()
             self.freed_at = time.monotonic()
+            self.lock.notify()
         for listener in self.on_release:
             listener()
 

@@ -132,9 +132,25 @@ class SplitExecutor:
                 self._cancel(split_id, addresses)
             for a in addresses:
                 pool.finished(a, sent[a], list(needs) if ok else [])
+        self._record(rec.split or {}, addresses, result)
+        whole = replace(task, split=None, task_id=new_task_id())
+
+        def checked(matched: bool, split_sha: str, stock_sha: str) -> None:
+            if rec.split is not None:
+                rec.split["check"] = {"ok": matched, "split_sha256": split_sha,
+                                      "stock_sha256": stock_sha}
+
+        return Outcome(result, "split", result.worker, task=whole,
+                       local_job=head_job(whole, inputs),
+                       split_check={"series": self.series, "k": k,
+                                    "workers": "+".join(addresses), "done": checked})
+
+    @staticmethod
+    def _record(split: dict[str, Any], addresses: list[str], result: wire.CompileResult) -> None:
+        """What the report says of a merged split: its workers, the leader's phases, the
+        shards the leader fetched."""
         stats = result.stats or wire.CompilerStats()
-        split_info = rec.split or {}
-        split_info.update({
+        split.update({
             "workers": addresses,
             "leader": {"tool_s": round(result.tool_done - result.tool_start, 3),
                        "frontend_s": stats.frontend_s, "backend_s": stats.backend_s,
@@ -144,16 +160,6 @@ class SplitExecutor:
                        for s in result.shards},
             "shard_bytes": result.shard_bytes,
         })
-
-        def record(matched: bool, split_sha: str, stock_sha: str) -> None:
-            split_info["check"] = {"ok": matched, "split_sha256": split_sha,
-                                   "stock_sha256": stock_sha}
-
-        whole = replace(task, split=None, task_id=new_task_id())
-        return Outcome(result, "split", result.worker, task=whole,
-                       local_job=head_job(whole, inputs),
-                       split_check={"series": self.series, "k": k,
-                                    "workers": "+".join(addresses), "done": record})
 
     def _shard_ended(self, future: concurrent.futures.Future[Any], split_id: str,
                      addresses: list[str], i: int) -> None:

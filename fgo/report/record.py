@@ -121,6 +121,9 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
         "local": modes["local"],
         "cached": modes["cached"],
         "split": modes["split"],
+        "slot": sum(1 for a in actions if a.slot is not None),   # run by the shim on a slot
+        "raced": sum(1 for a in actions if a.race),            # the head ran it too
+        "raced_won": sum(1 for a in actions if a.race and a.race.get("winner") == "head"),
         "fallbacks": sum(reasons.values()),
         "fallback_reasons": dict(reasons),
         "split_fallbacks": sum(split_reasons.values()),
@@ -178,8 +181,12 @@ def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
 
 def summary_line(report: dict[str, Any]) -> str:
     t = report["totals"]
-    reasons = ", ".join(f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items()))
-    local = f"{t['local']} local" + (f" ({reasons})" if reasons else "")
+    reasons = [f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items())]
+    if t.get("slot"):
+        reasons.insert(0, f"{t['slot']} on slots")
+    local = f"{t['local']} local" + (f" ({', '.join(reasons)})" if reasons else "")
+    if t.get("raced"):
+        local += f", {t['raced']} raced ({t['raced_won']} won by the head)"
     split = f"{t['split']} split"
     if t.get("split_fallbacks"):  # compiled whole after all: remote or local, counted there
         why = ", ".join(f"{n} {r}" for r, n in sorted(t["split_fallback_reasons"].items()))

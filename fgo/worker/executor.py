@@ -81,6 +81,8 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
     patched = runner.patched_compiler() if task.early_export and on_export else None
     if patched is not None:
         argv = fgoflags.with_flags(argv, fgoflags.early_export(early), compiler=patched)
+    if faults.delay():  # the fault's slow host (a cancel ends the wait)
+        runner.RUNNING.wait_cancelled(task.task_id, faults.delay())
     tool_start = time.time()
     run = runner.run(task.task_id, argv, box + call.cwd, env,
                      speculative=call.outputs[0] if task.speculative and call.outputs else None,

@@ -18,6 +18,9 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   the compiler's effective settings (patch 0017), so the leader's merge refuses it
   (``merge-refused: ... was compiled with other settings: shard debug ssa/dse/off;
   leader none``) and the package compiles normally, verification or not;
+- ``slow:SECONDS``: every whole compile on the worker waits SECONDS before it starts (a
+  slow or overloaded host): the head's racing of the compiles go build waits on must
+  hide it;
 - ``old-protocol``: the worker answers every message as a worker of the previous protocol
   version would label it, so the head must refuse it with a clean protocol mismatch;
 - ``edit-after-plan:FILE`` (the head): once go's plan (`go build -n`) for pipelining has
@@ -58,6 +61,17 @@ def compile_args(args: list[str]) -> list[str]:
 def shard_env(env: dict[str, str]) -> dict[str, str]:
     """A shard process's environment as the fault leaves it."""
     return {**env, "GOCOMPILEDEBUG": "ssa/dse/off"} if _fault() == "wrong-shard" else env
+
+
+def delay() -> float:
+    """Seconds a whole compile waits first (``slow:SECONDS``), else 0."""
+    fault = _fault()
+    if fault.startswith("slow:"):
+        try:
+            return float(fault.split(":", 1)[1])
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
 def wire_version(data: Any) -> Any:

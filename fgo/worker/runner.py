@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,15 @@ class Running:
             except OSError:
                 pass
         return bool(procs)
+
+    def wait_cancelled(self, key: str, seconds: float) -> bool:
+        """Wait SECONDS, or less if KEY is cancelled meanwhile; whether it was."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.was_cancelled(key):
+                return True
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+        return self.was_cancelled(key)
 
     def was_cancelled(self, key: str) -> bool:
         with self.lock:

@@ -67,75 +67,81 @@ class CompileService(WorkerPlugin):
     name = "fgo-compile-service"
 
     def setup(self, worker: Any) -> None:
-        nthreads = max(1, worker.state.nthreads)
-        speculative = ThreadPoolExecutor(nthreads, thread_name_prefix="fgo-speculative")
-        IDLE.threads = nthreads
+        handlers = Handlers(worker)
+        IDLE.threads = handlers.nthreads
+        worker.handlers[wire.OP_HELLO] = handlers.hello
+        worker.handlers[wire.OP_COMPILE] = handlers.compile
+        worker.handlers[wire.OP_FETCH] = handlers.fetch
+        worker.handlers[wire.OP_CANCEL] = handlers.cancel
+        worker.handlers[wire.OP_PROMOTE] = handlers.promote
+        worker.handlers[wire.OP_CACHE_PUT] = handlers.cache_put
 
-        def fetch(address: str, request: ShardFetch) -> ShardResult:
-            """A shard's result for this worker's leader, from the worker that ran it."""
-            if address == worker.address:
-                return shard.fetch_here(request, worker.address)
-            data = asyncio.run_coroutine_threadsafe(
-                rpc.call(worker.rpc, address, wire.OP_FETCH, request),
-                worker.loop.asyncio_loop).result()
-            return wire.decode(data, ShardResult)
 
-        async def serve_hello(comm: Any = None, message: Any = None) -> Any:
-            try:
-                asked = wire.decode(message, Hello)
-            except wire.ProtocolMismatch:
-                asked = Hello(toolchain.identity())  # answer anyway: our version tells
-            return _answer(await asyncio.get_running_loop().run_in_executor(
-                None, hello, asked, nthreads))
+class Handlers:
+    """One worker's handlers (Dask calls each with the connection and the message)."""
 
-        async def serve_compile(comm: Any = None, message: Any = None) -> Any:
-            loop = asyncio.get_running_loop()
-            try:
-                task = wire.decode(message, CompileTask)
-            except wire.ProtocolMismatch as exc:
-                return _answer(CompileResult(Status.PROTOCOL, worker.address, reason=str(exc)))
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.nthreads = max(1, worker.state.nthreads)
+        self.speculative = ThreadPoolExecutor(self.nthreads, thread_name_prefix="fgo-speculative")
 
-            def on_export(ready: ExportReady) -> None:  # in the compile's thread
-                asyncio.run_coroutine_threadsafe(comm.write(_answer(ready)), loop).result()
+    async def hello(self, comm: Any = None, message: Any = None) -> Any:
+        try:
+            asked = wire.decode(message, Hello)
+        except wire.ProtocolMismatch:
+            asked = Hello(toolchain.identity())  # answer anyway: our version tells
+        return _answer(await asyncio.get_running_loop().run_in_executor(
+            None, hello, asked, self.nthreads))
 
-            # The worker's own task threads: a compile takes a slot like any task.
-            pool = speculative if task.speculative else worker.executors["default"]
-            result = await loop.run_in_executor(pool, executor.execute, task, worker.address,
-                                                on_export, fetch)
-            return _answer(result)
+    async def compile(self, comm: Any = None, message: Any = None) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            task = wire.decode(message, CompileTask)
+        except wire.ProtocolMismatch as exc:
+            return _answer(CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc)))
 
-        async def serve_fetch(comm: Any = None, message: Any = None) -> Any:
-            try:
-                request = wire.decode(message, ShardFetch)
-            except wire.ProtocolMismatch as exc:
-                return _answer(ShardResult(Status.PROTOCOL, worker.address, reason=str(exc)))
-            return _answer(await asyncio.get_running_loop().run_in_executor(
-                None, shard.fetch_here, request, worker.address))
+        def on_export(ready: ExportReady) -> None:  # in the compile's thread
+            asyncio.run_coroutine_threadsafe(comm.write(_answer(ready)), loop).result()
 
-        async def serve_cancel(comm: Any = None, message: Any = None) -> bool:
-            try:
-                cancel = wire.decode(message, Cancel)
-            except wire.ProtocolMismatch:
-                return False
-            shard.RESULTS.drop(cancel.task_id)
-            return runner.RUNNING.cancel(cancel.task_id)
+        # The worker's own task threads: a compile takes a slot like any task.
+        pool = self.speculative if task.speculative else self.worker.executors["default"]
+        result = await loop.run_in_executor(pool, executor.execute, task, self.worker.address,
+                                            on_export, self._fetch)
+        return _answer(result)
 
-        async def serve_promote(comm: Any = None, message: Any = None) -> bool:
-            try:
-                return IDLE.promote(wire.decode(message, Promote).output)
-            except wire.ProtocolMismatch:
-                return False
+    def _fetch(self, address: str, request: ShardFetch) -> ShardResult:
+        """A shard's result for this worker's leader, from the worker that ran it."""
+        if address == self.worker.address:
+            return shard.fetch_here(request, address)
+        data = asyncio.run_coroutine_threadsafe(
+            rpc.call(self.worker.rpc, address, wire.OP_FETCH, request),
+            self.worker.loop.asyncio_loop).result()
+        return wire.decode(data, ShardResult)
 
-        async def serve_cache_put(comm: Any = None, message: Any = None) -> int:
-            from fgo.cache.store import store_put
-            put = wire.decode(message, CachePut)
-            return await asyncio.get_running_loop().run_in_executor(
-                None, store_put, put.ns, put.entries)
+    async def fetch(self, comm: Any = None, message: Any = None) -> Any:
+        try:
+            request = wire.decode(message, ShardFetch)
+        except wire.ProtocolMismatch as exc:
+            return _answer(ShardResult(Status.PROTOCOL, self.worker.address, reason=str(exc)))
+        return _answer(await asyncio.get_running_loop().run_in_executor(
+            None, shard.fetch_here, request, self.worker.address))
 
-        worker.handlers[wire.OP_HELLO] = serve_hello
-        worker.handlers[wire.OP_COMPILE] = serve_compile
-        worker.handlers[wire.OP_FETCH] = serve_fetch
-        worker.handlers[wire.OP_CANCEL] = serve_cancel
-        worker.handlers[wire.OP_PROMOTE] = serve_promote
-        worker.handlers[wire.OP_CACHE_PUT] = serve_cache_put
+    async def cancel(self, comm: Any = None, message: Any = None) -> bool:
+        try:
+            cancel = wire.decode(message, Cancel)
+        except wire.ProtocolMismatch:
+            return False
+        shard.RESULTS.drop(cancel.task_id)
+        return runner.RUNNING.cancel(cancel.task_id)
 
+    async def promote(self, comm: Any = None, message: Any = None) -> bool:
+        try:
+            return IDLE.promote(wire.decode(message, Promote).output)
+        except wire.ProtocolMismatch:
+            return False
+
+    async def cache_put(self, comm: Any = None, message: Any = None) -> int:
+        from fgo.cache.store import store_put
+        put = wire.decode(message, CachePut)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, store_put, put.ns, put.entries)

@@ -1,0 +1,117 @@
+"""The head's own cores as execution slots, and dynamic execution (fgo.head.slots,
+fgo.head.race): the decisions without processes, then real builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from conftest import RealCluster, oracle_build, run_fgo, sha
+from fgo.head import policy
+from fgo.head.race import InFlight, Racer, candidate
+from fgo.head.slots import LocalSlots
+
+
+# ------------------------------------------------------------------ decisions
+
+def test_the_compile_expected_to_finish_last_is_raced() -> None:
+    flights = [InFlight(1, elapsed=1.0, expected=2.0), InFlight(2, elapsed=0.5, expected=6.0),
+               InFlight(3, elapsed=0.1, expected=0.3)]
+    assert candidate(flights) == 2                          # 5.5 s left
+    assert candidate([InFlight(3, 0.1, 0.3)]) is None       # about to finish: not worth it
+    assert candidate([InFlight(4, 9.0, 2.0)]) == 4           # past its time: a straggler
+    assert candidate([]) is None
+
+
+def test_go_builds_parallelism_counts_the_slots_and_the_workers_that_add_capacity() -> None:
+    assert policy.parallelism(2, 4, True) == 6              # head slots + remote threads
+    assert policy.parallelism(2, 2, False) == 2             # an embedded cluster on the same cores
+    assert policy.parallelism(0, 0, True) is None           # go's default
+    assert policy.embedded_adds_capacity(0, False)          # a head that must not compile
+    assert policy.embedded_adds_capacity(2, True)           # the user sized it (--workers)
+    assert not policy.embedded_adds_capacity(2, False)
+
+
+def test_a_free_slot_is_handed_to_the_remote_compile_go_waits_on() -> None:
+    slots = LocalSlots(1)
+    racer = Racer(slots, grace=0.01)
+    mine = slots.take()
+    assert mine == 0 and slots.take() is None
+    short, long = object(), object()
+    wake_short, wake_long = threading.Event(), threading.Event()
+    racer.track(short, expected=0.1, wake=wake_short)
+    racer.track(long, expected=30.0, wake=wake_long)
+    slots.release(mine)                                     # go has nothing ready
+    assert wake_long.wait(2) and not wake_short.is_set()
+    assert racer.wants(long, 0.5) and not racer.wants(long, 0.6)   # raced once
+    assert not racer.wants(short, 0.5) and slots.available() == 0
+    racer.done(long)
+    assert slots.available() == 1
+    racer.untrack(long)
+    racer.untrack(short)
+    assert slots.available() == 1
+
+
+def test_a_slot_handed_but_not_used_comes_back() -> None:
+    slots = LocalSlots(1)
+    racer = Racer(slots, grace=0.01)
+    action, wake = object(), threading.Event()
+    racer.track(action, expected=30.0, wake=wake)
+    slots.release(slots.take())
+    assert wake.wait(2) and slots.available() == 0
+    racer.untrack(action)                                   # its remote answer came first
+    assert slots.available() == 1
+
+
+# ------------------------------------------------------------------ real builds
+
+def _report(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_on_one_machine_the_head_compiles_and_no_cluster_starts(hello: Path) -> None:
+    """The default on one machine: every compile on the head's slots, in the shim, and the
+    embedded cluster never starts; the binary is plain go build's."""
+    report = hello.parent / "slots.json"
+    proc = run_fgo("build", "--report", str(report), "--local-slots", "2", str(hello), "--",
+                   "-a", "-o", str(hello / "fgo.bin"))
+    assert proc.returncode == 0, proc.stderr
+    rep = _report(report)
+    t = rep["totals"]
+    assert t["remote"] == 0 and t["slot"] == t["local"] > 20 and t["fallbacks"] == 0, t
+    assert rep["cluster"]["scheduler"] is None and rep["cluster"]["local_slots"] == 2
+    assert "on slots" in proc.stderr
+    assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+
+
+def test_the_head_races_what_go_build_waits_on(hello: Path, tmp_path: Path, faults) -> None:
+    """One worker that takes 20 s to start each compile, and one local slot: whenever go
+    build has nothing else ready, the slot runs the remote compile it waits on, and the
+    first result wins. Without the race every remote compile would cost 20 s."""
+    os.environ["FGO_FAULT"] = "slow:20"  # read by the workers of this cluster only
+    try:
+        cluster = RealCluster(tmp_path / "c", workers=1)
+    finally:
+        del os.environ["FGO_FAULT"]
+    report = tmp_path / "race.json"
+    with cluster:
+        t0 = time.monotonic()
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       "--no-shared-cache", "--local-slots", "1", str(hello), "--", "-a", "-o",
+                       str(hello / "fgo.bin"))
+        took = time.monotonic() - t0
+    faults.injected()
+    assert proc.returncode == 0, proc.stderr
+    rep = _report(report)
+    won = [a for a in rep["actions"] if (a.get("race") or {}).get("winner") == "head"]
+    assert any(a["race"]["why"] == "critical path" for a in won), rep["totals"]
+    assert all(a["mode"] == "local" for a in won)
+    assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    ok = sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    faults.outcome(ok)
+    assert ok
+    assert took < 20 * max(1, rep["totals"]["remote"]) + 120, took
