@@ -176,7 +176,7 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
            skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Publish this build's cache entries to the cluster tier, only when verification found
     no mismatch; the counters for the report."""
-    from fgo.head.verification import action_id_prefix
+    from fgo.head.checks import action_id_prefix
     out = {"scheduler": cluster.scheduler, **shared.counters()}
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
@@ -256,7 +256,8 @@ def _evict(buildids: list[str], shared: Any = None) -> list[str]:
     through fgo cacheprog (the build then publishes nothing to the cluster tier)."""
     if not buildids:
         return []
-    from fgo.head.verification import action_id_prefix, evict
+    from fgo.head.checks import action_id_prefix
+    from fgo.head.ledger import evict
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     removed = [path for b in buildids for path in evict(Path(gocache), b)] if gocache else []
     if shared is not None:

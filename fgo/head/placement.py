@@ -69,6 +69,20 @@ class Placement:
         best.speculating += 1
         return best.address
 
+    def choose_check(self, needs: dict[str, int], avoid: str) -> str | None:
+        """A worker other than AVOID for a cross-check of a compile needing NEEDS: one with
+        a free thread first, else any other (it waits there, in idle time); counted as a
+        speculation (it yields to real compiles). None: there is no other worker."""
+        others = [w for w in self.workers.values() if w.address != avoid]
+        if not others:
+            return None
+        held = lambda w: self.stored[w.store_id] | self.inflight[w.store_id]  # noqa: E731
+        best = max(others, key=lambda w: (w.running + w.speculating < w.threads,
+                                          sum(size for sha, size in needs.items()
+                                              if sha in held(w))))
+        best.speculating += 1
+        return best.address
+
     def free_hosts(self) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a
         compile's own -c backend goroutines already use, so only other hosts add capacity.

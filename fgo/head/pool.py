@@ -191,6 +191,15 @@ class WorkerPool:
         with self.lock:
             return self.placement.choose_speculative(needs)
 
+    def choose_check(self, needs: dict[str, int], avoid: str) -> str | None:
+        with self.lock:
+            return self.placement.choose_check(needs, avoid)
+
+    def has_other(self, worker: str) -> bool:
+        """Whether a worker besides WORKER is in use (one that could cross-check it)."""
+        with self.lock:
+            return any(a != worker for a in self.placement.workers)
+
     def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
         with self.lock:
             return self.placement.transfer(address, needs)

@@ -76,7 +76,7 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
              started: float, on_export: Callable[[ExportReady], None] | None) -> CompileResult:
     call = task.call
     tool = str(toolchain.tool_path("compile"))
-    argv = [tool, *faults.compile_args(args)]
+    argv = [tool, *faults.compile_args(args, task.task_id)]
     early = box + "/fgo-early-export.a"
     patched = runner.patched_compiler() if task.early_export and on_export else None
     if patched is not None:
