@@ -53,16 +53,13 @@ def execute(task: CompileTask, worker: str = "local",
         return CompileResult(status, worker, reason=reason, missing=missing)
     call = task.call
     sandbox.check_paths([*task.inputs, *call.outputs, call.cwd])
-    box = sandbox.make()
-    try:
+    with sandbox.lease(call) as box:
         args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
         env = tool_env(task.env)
         if split is not None:
             return shard.run(task, split, args, env, box, worker, started,
                              on_export=on_export, fetch=fetch)
         return _compile(task, args, env, box, worker, started, on_export)
-    finally:
-        sandbox.remove_later(box)
 
 
 def tool_env(env: dict[str, str]) -> dict[str, str]:
