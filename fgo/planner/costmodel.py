@@ -134,8 +134,12 @@ def collect_bench(packages: Sequence[str], log: Path | str, env: dict[str, str] 
     e = toolchain.go_env(env)
     if gocache is not None:
         e["GOCACHE"] = str(gocache)
-    toolchain.run_go(["build", "-p", "1", "-toolexec", str(wrapper), *packages],
-                     cwd=cwd, env=e, timeout=7200)
+    try:
+        toolchain.run_go(["build", "-p", "1", "-toolexec", str(wrapper), *packages],
+                         cwd=cwd, env=e, timeout=7200)
+    finally:
+        import shutil
+        shutil.rmtree(wrapper.parent, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
