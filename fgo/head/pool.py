@@ -128,7 +128,7 @@ class WorkerPool:
                     warnings.append(f"worker {address} {why}")
                     continue
                 self.placement.add_worker(address, info.nthreads, info.store_id,
-                                          set(info.hashes))
+                                          set(info.hashes), info.cores)
                 if info.shares_files:
                     self.shares_files.add(address)
             hosts = len({w.store_id for w in self.placement.workers.values()})
@@ -219,6 +219,10 @@ class WorkerPool:
     def free_hosts(self) -> int:
         with self.lock:
             return self.placement.free_hosts()
+
+    def cores_per_compile(self) -> int:
+        with self.lock:
+            return self.placement.cores_per_compile()
 
     def free_threads(self) -> int:
         with self.lock:
