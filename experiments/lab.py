@@ -9,6 +9,7 @@ temporary GOCACHE/WORK directories at the end.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -475,6 +476,25 @@ def split_cpu(argv: Sequence[str], cwd: Path, tmp: Path, k: int, slots: int,
             "merge_s": round(merge, 3), "leader_stats": st[0], "stats": st,
             "result_bytes": [f.stat().st_size for f in files], "archive": tmp / "leader.a",
             "k_machine_s": round(max(max(shards, default=0.0) + merge, leader), 3)}
+
+
+@contextlib.contextmanager
+def competing_load(core: int = 1) -> Iterator[str]:
+    """Another build beside the measured one, as on a shared build machine: `go build -a -p 1
+    std` over and over, pinned to CORE (taskset), in a GOCACHE of its own; stopped on exit.
+    Yields how, for the results."""
+    import signal
+    cache = Path(tempfile.mkdtemp(prefix="fgo-load-"))
+    go = toolchain.go_binary()
+    script = f"while :; do GOCACHE={cache} {go} build -a -p 1 std >/dev/null 2>&1; done"
+    proc = subprocess.Popen(["taskset", "-c", str(core), "bash", "-c", script],
+                            start_new_session=True, env=toolchain.go_env())
+    try:
+        yield f"`go build -a -p 1 std` in a loop pinned to core {core} (taskset), own GOCACHE"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:

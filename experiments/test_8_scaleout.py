@@ -1,16 +1,19 @@
-"""Item 8 (issue 14, part 2): scale-out measured on emulated hosts.
+"""Item 8 (issue 14, part 2; issue 24): two cores' worth of fgo against go build on one.
 
-Two single-core worker hosts emulated by experiments/hosts.py (network namespaces, 1 Gb/s
-tbf links, own installations and stores, nothing shared with the head but the network): host 0
-on core 0 beside the head (fgo, go build, the Dask scheduler, all pinned to core 0), host 1 on
-core 1. Against `go build -p 1` pinned to core 0:
+Single-core worker hosts emulated by experiments/hosts.py (network namespaces, 1 Gb/s tbf
+links, own installations and stores, nothing shared with the head but the network); the head
+(fgo, go build, the Dask scheduler) pinned to core 0. Against `go build -p 1` pinned to core 0:
 
 - whole builds, cold (`-a`, empty GOCACHE, empty worker stores, a fresh cluster each run):
-  `taskset -c 0 fgo build --scheduler ...` against `taskset -c 0 go build -p 1`, for gin,
-  etcd (GOPATH mode) and cmd/compile;
+  the head compiles on its own core (`--local-slots 1`, what fgo's default gives a head
+  pinned to one core) and one host on core 1 takes the overflow: `taskset -c 0 fgo build
+  --scheduler ... --local-slots 1` against `taskset -c 0 go build -p 1`, for gin, etcd
+  (GOPATH mode) and cmd/compile. (Before issue 24 the head had no slot and a second host
+  sat on core 0 beside it.)
 - `cmd/compile/internal/ssa` alone (its dependencies in GOCACHE, it not): split in two
-  across the two hosts (`--split-large=0 --shards 2 --verify-splits off`, what a warm
-  verification ledger does) against the stock compile (-c=1: one core) of `go build -p 1`.
+  across two hosts, on cores 0 and 1 (`--split-large=0 --shards 2 --verify-splits off`,
+  what a warm verification ledger does) against the stock compile (-c=1: one core) of
+  `go build -p 1`.
 
 Sides alternate, PAIRS pairs each; speedup = go's wall / fgo's wall within a pair, the
 median reported, efficiency = speedup / 2 (two cores). Every fgo binary (or archive) must be
@@ -49,10 +52,13 @@ from experiments.lab import CORPUS, GOCODE, Project
 from fgo import toolchain
 
 HEAD_CORE = 0
-HOST_CORES = (0, 1)           # one worker beside the head, one more single-core host
+WHOLE_HOSTS = (1,)            # whole builds: the head's slot on core 0, one host on core 1
+SPLIT_HOSTS = (0, 1)          # a split in two needs two hosts: one beside the head
+CORES = 2                     # what fgo has, in both arrangements; go build has one
+WHOLE_OPTS = ["--local-slots", "1"]
 PAIRS = int(os.environ.get("FGO_SCALEOUT_PAIRS", "3"))  # fewer only to try the harness out
 QUICK = {"gin": 1}            # the --quick subset: one pair of gin
-TARGETS = {"etcd": 1.7, "ssa": 1.35}
+TARGETS = {"etcd": 1.6, "ssa": 1.35}
 SSA = "cmd/compile/internal/ssa"
 SSA_PROJECT = Project("ssa", SSA, gopath=False, binary=False, note="split in two")
 SPLIT_OPTS = ["--split-large=0", "--shards", "2", "--verify-splits", "off"]
@@ -60,14 +66,17 @@ RESULTS = "scaleout"
 
 
 @pytest.fixture(scope="module")
-def hosts(lab):
+def hosts(lab, request):
+    """Hosts on the cores the test names (indirect parametrization: pytest finishes one
+    arrangement's tests and tears it down before it builds the next)."""
     why = hostsmod.unavailable()
     if why:
         pytest.skip(why)
-    h = hostsmod.Hosts(cores=HOST_CORES, workdir=lab.tmpdir("hosts"), head_core=HEAD_CORE,
+    cores = request.param
+    h = hostsmod.Hosts(cores=cores, workdir=lab.tmpdir("hosts"), head_core=HEAD_CORE,
                        hide=[GOCODE])
     with h:
-        h.probe_link(len(HOST_CORES) - 1)  # the host off the head's core
+        h.probe_link(len(cores) - 1)  # the host off the head's core
         yield h
     assert h.leftovers() == []  # namespaces, veths and bridge are gone
 
@@ -203,7 +212,7 @@ def summary(name: str, rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
     target = TARGETS.get(name)
     return {"project": name, "side": "summary", "what": what, "pairs": len(speedups),
             "speedups": speedups, "speedup_median": round(median, 3),
-            "efficiency": round(median / len(HOST_CORES), 3),
+            "efficiency": round(median / CORES, 3),
             "go_wall_median_s": round(statistics.median(p["go"]["wall_s"] for p in pairs.values()), 3),
             "fgo_wall_median_s": round(statistics.median(p["fgo"]["wall_s"] for p in pairs.values()), 3),
             "go_cpu_median_s": round(statistics.median(p["go"]["cpu_s"] for p in pairs.values()), 3),
@@ -220,9 +229,11 @@ def save(lab, hosts, name: str, rows: list[dict[str, Any]]) -> None:
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     kept = [r for r in old if r.get("project") != name]
     rows = [{**r, "session": f"FGO_SCALEOUT_PAIRS={PAIRS} {lab.command}"} for r in rows]
-    lab.save(RESULTS, kept + rows, what="measured: fgo build on 2 emulated single-core hosts "
-             "(netns, 1 Gb/s tbf links, no shared filesystem) vs go build -p 1 on one core",
-             hosts={"cores": list(HOST_CORES), "head_core": HEAD_CORE, "rate": hostsmod.RATE,
+    lab.save(RESULTS, kept + rows, what="measured: fgo build with two cores (whole builds: the "
+             "head's slot and one emulated single-core host; splits: two hosts; netns, 1 Gb/s "
+             "tbf links, no shared filesystem) vs go build -p 1 on one core",
+             hosts={"whole": list(WHOLE_HOSTS), "split": list(SPLIT_HOSTS), "head_core": HEAD_CORE,
+                    "rate": hostsmod.RATE,
                     "link_probe": hosts.link_probe}, pairs=PAIRS)
 
 
@@ -230,15 +241,18 @@ def pairs_for(lab, name: str) -> int:
     return QUICK.get(name, 0) if lab.quick else PAIRS
 
 
+@pytest.mark.parametrize("hosts", [WHOLE_HOSTS], indirect=True, ids=["head+1host"])
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.quick] if n in QUICK else [])
                                   for n in ("gin", "etcd", "cmd/compile")])
 def test_scaleout(benchmark, lab, hosts, name: str) -> None:
     lab.require(name)
     p = CORPUS[name]
-    rows = benchmark.pedantic(measure, args=(lab, hosts, name, p, pairs_for(lab, name), ["-a"], [],
+    rows = benchmark.pedantic(measure, args=(lab, hosts, name, p, pairs_for(lab, name), ["-a"],
+                                             WHOLE_OPTS,
                                              lambda: lab.tmpdir("gocache")),
                               rounds=1, iterations=1)
-    s = summary(name, rows, "cold -a, empty GOCACHE and worker stores")
+    s = summary(name, rows, "cold -a, empty GOCACHE and worker stores; the head's slot on "
+                "core 0 + 1 host on core 1")
     save(lab, hosts, name, [*rows, s])
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
     assert s["identical"], [r for r in rows if not r["identical"]]
@@ -259,6 +273,7 @@ def ssa_dependencies(lab) -> Path:
     return cache
 
 
+@pytest.mark.parametrize("hosts", [SPLIT_HOSTS], indirect=True, ids=["2hosts"])
 def test_ssa_split(benchmark, lab, hosts) -> None:
     if lab.quick:
         pytest.skip("not part of --quick")
@@ -278,7 +293,7 @@ def test_ssa_split(benchmark, lab, hosts) -> None:
                                                  SPLIT_OPTS, cache), rounds=1, iterations=1)
     finally:
         lab.drop(template)
-    s = summary("ssa", rows, f"{SSA} alone, split K=2 across the hosts vs stock -c=1")
+    s = summary("ssa", rows, f"{SSA} alone, split K=2 across 2 hosts (cores 0, 1) vs stock -c=1")
     save(lab, hosts, "ssa", [*rows, s])
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
     assert s["identical"], [r for r in rows if not r["identical"]]

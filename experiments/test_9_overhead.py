@@ -1,23 +1,26 @@
 """Item 9: what fgo costs on one machine (measured, not simulated).
 
-For each project, PAIRS pairs, the two sides alternating (go first in even pairs):
-`go build -a -p 2` into an empty GOCACHE, and `fgo build -a` on the embedded default
-cluster (2 workers, so go build runs with -p 2 too) with an empty GOCACHE and store; the
-ratio fgo/go per pair, and the median. Then no-op rebuilds, each side on its own warm cache,
-alternating: fgo's extra seconds. From each fgo report: the median dispatch (shim request ->
-tool start plus tool end -> reply) and the head's own CPU per remote compile. Finally one
-cold fgo build on a cluster of `dask scheduler` + 2 `dask worker` processes over TCP on
-127.0.0.1: its median dispatch.
+What a user would run instead is go build with its defaults; fgo is held to it with its own
+defaults (local slots = the head's cores, the embedded cluster only for what needs it). For
+each project and load, PAIRS pairs, the two sides alternating (go first in even pairs):
+`go build -a` into an empty GOCACHE against `fgo build -a` with an empty GOCACHE and store;
+the ratio fgo/go per pair, and the median. Then no-op rebuilds, each side on its own warm
+cache, alternating: fgo's extra seconds. Loads: quiet (nothing else started), and loaded:
+another build beside it (lab.competing_load: `go build -a -p 1 std` in a loop pinned to one
+core), as on a shared build machine. From each fgo report: the head's CPU and peak memory.
+Finally one cold fgo build on a cluster of `dask scheduler` + 2 `dask worker` processes over
+TCP on 127.0.0.1 (--local-slots 0: every compile remote): its median dispatch.
 
-Targets (issue 14): fgo/go <= 1.05; no-op within go's + 0.3 s; dispatch <= 10 ms embedded,
-<= 15 ms over TCP; head CPU <= 5 ms per remote compile. They are recorded as met or not,
-not asserted: this machine is shared. Asserted: every fgo build's outputs are go's (the
-binary's sha256, or every package's content ID, against the go side of the same pair, a
-plain go build into its own empty GOCACHE). Results: results/overhead.json.
+Targets (issue 24): fgo/go <= 1.03, quiet and loaded; no-op within go's + 0.3 s; dispatch
+<= 10 ms over TCP. They are recorded as met or not, not asserted: this machine is shared.
+Asserted: every fgo build's outputs are go's (the binary's sha256, or every package's
+content ID, against the go side of the same pair, a plain go build into its own empty
+GOCACHE). Results: results/overhead.json.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,15 +41,16 @@ from fgo.analysis import actiongraph, makespan
 from fgo.compilecall import CompileCall
 from experiments.lab import CORPUS
 
-PROJECTS = {"gin": 3, "etcd": 3, "cmd/go": 3}   # project -> pairs
-QUICK = {"gin": 2}   # --quick (CI): two pairs prove the harness and the leave-one-out model
+PROJECTS = {"gin": 3, "etcd": 3}   # project -> pairs
+LOADS = ("quiet", "loaded")
+QUICK = {("gin", "quiet"): 2}   # --quick (CI): two pairs prove the harness and the model
 BIN = Path(sys.executable).parent
 
 
 def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go") -> dict:
     p = CORPUS[name]
     graph = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.actiongraph.json"
-    cmd = [str(toolchain.go_binary()), "build", "-p", "2", f"-debug-actiongraph={graph}",
+    cmd = [str(toolchain.go_binary()), "build", f"-debug-actiongraph={graph}",
            *(["-a"] if cold else []), *p.build_args(out / "go")]
     (out / "go").mkdir(exist_ok=True)
     t = time.perf_counter()
@@ -64,11 +68,12 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
              scheduler: str | None = None, tag: str = "fgo") -> dict:
     p = CORPUS[name]
     report = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.report.json"
-    where = ["--scheduler", scheduler] if scheduler else ["--workers", "2"]
+    where = ["--scheduler", scheduler, "--local-slots", "0"] if scheduler else []
     args = ["build", *where, "--report", str(report), str(p.source_dir()), "--",
             *(["-a"] if cold else []), *p.build_args(out / "fgo")]
     (out / "fgo").mkdir(exist_ok=True)
     env = p.env(GOCACHE=str(cache), FGO_STORE=str(store), FGO_LEDGER=str(out / "ledger.json"))
+    env.pop("FGO_LOCAL_SLOTS", None)  # fgo's defaults, whatever the test session set
     wall, proc = labmod.run_fgo(args, env, cwd=out)
     assert proc.returncode == 0, f"fgo {' '.join(args)}: {proc.stderr[-2000:]}"
     rep = json.loads(report.read_text())
@@ -76,8 +81,10 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
            if a.get("tool") == "compile" and a.get("build_id")}
     return {"wall_s": round(wall, 3), "ids": ids, "binary": _binary(out / "fgo", name),
             "remote": rep["totals"]["remote"], "local": rep["totals"]["local"],
+            "slot": rep["totals"].get("slot", 0),
             "dispatch_median_ms": _ms(rep["totals"].get("dispatch_median_s")),
-            "head": rep.get("head"), "report": str(report), "command": "fgo " + " ".join(args)}
+            "head": rep.get("head"), "workers_peak_rss_mb": rep.get("workers_peak_rss_mb"),
+            "report": str(report), "command": "fgo " + " ".join(args)}
 
 
 def _binary(out: Path, name: str) -> str | None:
@@ -98,7 +105,12 @@ def same_outputs(go: dict, fgo: dict) -> None:
     assert len(common) > 0.9 * len(go["ids"]) and not differ, (len(common), differ[:5])
 
 
-def measure(lab, name: str, pairs: int) -> list[dict]:
+def measure(lab, name: str, pairs: int, load: str) -> list[dict]:
+    with labmod.competing_load() if load == "loaded" else contextlib.nullcontext("") as how:
+        return _pairs(lab, name, pairs, load, how)
+
+
+def _pairs(lab, name: str, pairs: int, load: str, how: str) -> list[dict]:
     rows = []
     for i in range(pairs):
         caches = {side: lab.tmpdir(f"gocache-{side}") for side in ("go", "fgo")}
@@ -119,16 +131,18 @@ def measure(lab, name: str, pairs: int) -> list[dict]:
             same_outputs(noop["go"], noop["fgo"])
             f = cold["fgo"]
             rows.append({
-                "project": name, "pair": i, "first": "go" if i % 2 == 0 else "fgo",
+                "project": name, "load": load, "load_how": how, "pair": i,
+                "first": "go" if i % 2 == 0 else "fgo",
                 "go_cold_s": cold["go"]["wall_s"], "fgo_cold_s": f["wall_s"],
                 "ratio": round(f["wall_s"] / cold["go"]["wall_s"], 3),
                 "go_noop_s": noop["go"]["wall_s"], "fgo_noop_s": noop["fgo"]["wall_s"],
                 "noop_extra_s": round(noop["fgo"]["wall_s"] - noop["go"]["wall_s"], 3),
-                "remote": f["remote"], "local": f["local"],
+                "remote": f["remote"], "local": f["local"], "slot": f["slot"],
                 "dispatch_median_ms": f["dispatch_median_ms"],
                 "head_cpu_s": f["head"]["cpu_s"], "head_build_cpu_s": f["head"]["build_cpu_s"],
                 "head_cpu_per_remote_ms": f["head"]["cpu_per_remote_ms"],
                 "head_build_cpu_per_remote_ms": f["head"]["build_cpu_per_remote_ms"],
+                "head_peak_rss_mb": f["head"].get("peak_rss_mb"),
                 "load1": labmod.loadavg()[0],
                 "go_graph": cold["go"]["graph"], "fgo_report": f["report"],
                 "go_command": cold["go"]["command"], "fgo_command": f["command"]})
@@ -138,30 +152,33 @@ def measure(lab, name: str, pairs: int) -> list[dict]:
     return rows
 
 
-def summary(name: str, rows: list[dict]) -> dict:
-    med = lambda key: round(statistics.median(r[key] for r in rows), 3)  # noqa: E731
-    s = {"project": name, "pair": "median", "pairs": len(rows), "ratio": med("ratio"),
-         "noop_extra_s": med("noop_extra_s"), "dispatch_median_ms": med("dispatch_median_ms"),
-         "head_cpu_per_remote_ms": med("head_cpu_per_remote_ms"),
-         "head_build_cpu_per_remote_ms": med("head_build_cpu_per_remote_ms")}
-    s["targets"] = {"ratio <= 1.05": s["ratio"] <= 1.05,
-                    "no-op <= go + 0.3 s": s["noop_extra_s"] <= 0.3,
-                    "dispatch <= 10 ms": s["dispatch_median_ms"] <= 10,
-                    "head CPU <= 5 ms per remote compile": s["head_cpu_per_remote_ms"] <= 5}
+def summary(name: str, load: str, rows: list[dict]) -> dict:
+    def med(key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return round(statistics.median(values), 3) if values else None
+    s = {"project": name, "load": load, "pair": "median", "pairs": len(rows),
+         "ratio": med("ratio"), "noop_extra_s": med("noop_extra_s"),
+         "fgo_cpu_s": med("head_cpu_s"), "head_peak_rss_mb": med("head_peak_rss_mb")}
+    s["targets"] = {"ratio <= 1.03": s["ratio"] <= 1.03,
+                    "no-op <= go + 0.3 s": s["noop_extra_s"] <= 0.3}
     return s
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.quick] if n in QUICK else [])
-                                  for n in PROJECTS])
-def test_overhead_on_one_machine(benchmark, lab, name: str) -> None:
+@pytest.mark.parametrize("name,load", [
+    pytest.param(n, load, marks=[pytest.mark.quick] if (n, load) in QUICK else [])
+    for n in PROJECTS for load in LOADS])
+def test_overhead_on_one_machine(benchmark, lab, name: str, load: str) -> None:
     lab.require(name)
-    pairs = QUICK[name] if lab.quick else PROJECTS[name]
-    runs = benchmark.pedantic(measure, args=(lab, name, pairs), rounds=1, iterations=1)
-    s = summary(name, runs)
+    pairs = QUICK[(name, load)] if lab.quick else PROJECTS[name]
+    runs = benchmark.pedantic(measure, args=(lab, name, pairs, load), rounds=1, iterations=1)
+    s = summary(name, load, runs)
     rows = overhead_table(lab)
-    rows[:] = [r for r in rows if r.get("project") != name or r.get("pair") == "tcp"] + [*runs, s]
-    lab.save("overhead", rows, what="measured: fgo build on the embedded cluster against go build "
-                                    "at the same -p, cold and no-op, alternating pairs")
+    # keep the other tests' rows and other (project, load)s; rows without a load were measured
+    # before fgo's defaults compiled on the head (the embedded workers): dropped
+    rows[:] = [r for r in rows if r.get("pair") in ("tcp", "rpc") or (
+        r.get("load") and (r["project"], r["load"]) != (name, load))] + [*runs, s]
+    lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
+                                    "defaults, cold and no-op, alternating pairs, quiet and loaded")
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, dict)})
 
 
@@ -185,8 +202,12 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
     cache, out = lab.tmpdir("gocache"), lab.tmpdir("out")
     try:
         _wait_for_workers(address, 2)
+        workers = [p.pid for p in procs[1:]]
+        before = acct.self_cpu(workers)   # the worker processes' own CPU, not their compiles'
         run = benchmark.pedantic(fgo_side, args=(lab, name, cache, lab.tmpdir("store"), out, True,
                                                  address), rounds=1, iterations=1)
+        after = acct.self_cpu(workers)
+        worker_cpu = sum(after[w] - before[w] for w in workers if w in after and w in before)
         go = go_side(lab, name, lab.tmpdir("gocache-go"), out, True)
         same_outputs(go, run)
     finally:
@@ -202,12 +223,20 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
            "dispatch_median_ms": run["dispatch_median_ms"],
            "head_cpu_per_remote_ms": run["head"]["cpu_per_remote_ms"],
            "head_build_cpu_per_remote_ms": run["head"]["build_cpu_per_remote_ms"],
-           "targets": {"dispatch <= 15 ms": run["dispatch_median_ms"] <= 15},
+           "worker_cpu_per_remote_ms": round(1000 * worker_cpu / run["remote"], 2)
+           if run["remote"] else None,
+           "head_peak_rss_mb": run["head"].get("peak_rss_mb"),
+           "workers_peak_rss_mb": run.get("workers_peak_rss_mb"),
+           "targets": {"dispatch <= 10 ms": run["dispatch_median_ms"] <= 10,
+                       "head CPU <= 3 ms per remote compile":
+                           (run["head"]["build_cpu_per_remote_ms"] or 99) <= 3,
+                       "worker CPU <= 8 ms per remote compile":
+                           bool(run["remote"]) and 1000 * worker_cpu / run["remote"] <= 8},
            "fgo_report": run["report"],
            "fgo_command": run["command"].replace(address, "tcp://127.0.0.1:PORT")}
     rows.append(row)
-    lab.save("overhead", rows, what="measured: fgo build on the embedded cluster against go build "
-                                    "at the same -p, cold and no-op, alternating pairs")
+    lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
+                                    "defaults, cold and no-op, alternating pairs, quiet and loaded")
     benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, dict)})
 
 
@@ -274,7 +303,7 @@ def test_model_predicts_the_measured_walls(lab) -> None:
     """fgo.analysis.makespan against measured builds, fitted on the *other* builds of the
     same setup (leave one out), never on the build it predicts:
     - this session's cold pairs: each fgo build predicted from the go side of its pair (go's
-      action graph and durations at -p 2) on 2 slots;
+      action graph and durations, go's default -p) on 2 slots;
     - item 8's emulated hosts (results/scaleout.json, whole builds): each fgo build from its
       pair's `go build -p 1` on one core, 2 single-core hosts, each compile's bytes at
       1 Gb/s, and all of fgo's CPU that is not a compile (`non_compile_cpu`) as work the
@@ -284,7 +313,8 @@ def test_model_predicts_the_measured_walls(lab) -> None:
     reports = {id(r): json.loads(Path(r["fgo_report"]).read_text()) for r in pairs}
     for r, costs in _leave_one_out(pairs, lambda r: makespan.costs_from_run(
             reports[id(r)], r["fgo_cold_s"])):
-        rows.append(_predicted_row(r, costs, "embedded, 2 workers", Path(r["go_graph"]),
+        rows.append(_predicted_row(r, costs, f"one machine, defaults ({r.get('load', 'quiet')})",
+                                   Path(r["go_graph"]),
                                    r["fgo_cold_s"]))
     scale = lab.results / "scaleout.json"
     srows = json.loads(scale.read_text())["rows"] if scale.exists() else []

@@ -1,5 +1,6 @@
-"""Scale-out on two emulated single-core hosts (experiments/test_8_scaleout.py): fgo
-against go build -p 1, with where each fgo run's CPU went."""
+"""Two cores' worth of fgo (the head's slot and emulated single-core hosts,
+experiments/test_8_scaleout.py) against go build -p 1 on one, with where each fgo run's CPU
+went."""
 
 from __future__ import annotations
 
@@ -16,19 +17,23 @@ def render(ctx: Context) -> list[str]:
     if not doc:
         return []
     runs, summaries = runs_and_summaries(doc, "side")
-    md = [(f"{label(doc['meta'], 'measured')}. Two single-core worker hosts emulated on this machine "
+    md = [(f"{label(doc['meta'], 'measured')}. Two cores' worth of fgo against `go build -p 1` "
+           "pinned to core 0. Single-core worker hosts emulated on this machine "
            "(`experiments/hosts.py`: a network namespace each, 1 Gb/s `tbf` links, its own "
-           "installation and store, nothing shared with the head but the network): host 0 on core 0 "
-           "beside the head (fgo, go build and the Dask scheduler, pinned to core 0), host 1 on "
-           "core 1; against `go build -p 1` pinned to core 0. Cold: `-a`, empty GOCACHE and worker "
-           "stores, a fresh cluster each run; `ssa`: `cmd/compile/internal/ssa` alone (its "
-           "dependencies cached) split K=2 across the hosts against its stock `-c=1` compile. "
+           "installation and store, nothing shared with the head but the network); the head "
+           "(fgo, go build and the Dask scheduler) pinned to core 0. Whole builds (`what` says "
+           "the arrangement): the head compiles on its own core (`--local-slots 1`) and one host "
+           "on core 1 takes the overflow; rows whose `what` names no slot were measured before "
+           "issue 24, with no slot on the head and a second host beside it on core 0. Cold: `-a`, "
+           "empty GOCACHE and worker stores, a fresh cluster each run; `ssa`: "
+           "`cmd/compile/internal/ssa` alone (its dependencies cached) split K=2 across two hosts "
+           "(cores 0 and 1) against its stock `-c=1` compile. "
            "Sides alternate; speedup = go wall / fgo wall within a pair, median of the pairs; "
            "efficiency = speedup / 2. Every fgo output is byte-identical to its pair's go build "
            "(asserted). Re-run one row: `.venv/bin/pytest experiments/test_8_scaleout.py "
            "--benchmark -k NAME`. Each row's date, load and session (the pytest command) are its "
            "own; the caption's are the last session's."), "",
-          table(summaries, [("project", "project"), ("pairs", "pairs"),
+          table(summaries, [("project", "project"), ("what", "what"), ("pairs", "pairs"),
                             ("go_wall_median_s", "go -p 1 s"), ("fgo_wall_median_s", "fgo s"),
                             ("speedup_median", "speedup"), ("speedups", "per pair"),
                             ("efficiency", "efficiency"), ("target", "target"), ("met", "met"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +64,11 @@ class EmbeddedCluster:
     local = True
     dashboard = None
 
-    def __init__(self, workers: int | None, threads: int, service: Any = None) -> None:
+    def __init__(self, workers: int | None, threads: int,
+                 service: Callable[[], Any] | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.threads = threads
-        self.service = service
+        self.service = service  # made when the cluster starts: the plugin imports dask
         self._cluster: Cluster | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -81,7 +83,8 @@ class EmbeddedCluster:
             if self._closed:  # the build is over: never start it after that
                 raise ClusterError("the embedded cluster is closed")
             if self._cluster is None:
-                self._cluster = connect(None, self.workers, self.threads, service=self.service)
+                self._cluster = connect(None, self.workers, self.threads,
+                                        service=self.service() if self.service else None)
             return self._cluster.client
 
     @property

@@ -15,7 +15,6 @@ of another protocol version is seen as such by the one who asked.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +47,7 @@ async def call(pool: Any, address: str, op: str, message: Any,
 def submit(client: Any, address: str, op: str, message: Any,
            on_stream: Callable[[Any], None] | None = None) -> concurrent.futures.Future[Any]:
     """`call` on CLIENT's event loop, from any other thread: a future of the answer."""
+    import asyncio  # here: a build that compiles nothing remotely never pays its import
     return asyncio.run_coroutine_threadsafe(
         call(client.rpc, address, op, message, on_stream), client.loop.asyncio_loop)
 

@@ -69,17 +69,22 @@ def _connect(opts: BuildOptions) -> Any:
     """The cluster, or None when it is unreachable and --fallback-local allows a local build.
     The embedded one starts with the first compile that needs it."""
     from fgo.cluster.connect import ClusterError, EmbeddedCluster, connect, tls_security
-    from fgo.worker.service import CompileService
     if not opts.scheduler:
-        return EmbeddedCluster(opts.workers, opts.threads, service=CompileService())
+        return EmbeddedCluster(opts.workers, opts.threads, service=_compile_service)
     try:
         return connect(opts.scheduler, opts.workers, opts.threads,
-                       security=tls_security(opts.tls), service=CompileService())
+                       security=tls_security(opts.tls), service=_compile_service())
     except ClusterError as exc:
         if not opts.fallback_local:
             raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None
         print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
         return None
+
+
+def _compile_service() -> Any:
+    """fgo's worker plugin (imported only when a cluster is used: it imports dask)."""
+    from fgo.worker.service import CompileService
+    return CompileService()
 
 
 def run(opts: BuildOptions) -> int:
@@ -111,7 +116,10 @@ def run(opts: BuildOptions) -> int:
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
                                cluster=_cluster_info(cluster, session, opts), checks=checks)
-            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"])
+            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
+                                       _own_peak_rss_mb())
+            if session is not None and session.pool is not None:
+                report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
             if session is not None and session.speculator is not None:
                 report["speculation"] = session.speculator.report()
             if verifier is not None:
@@ -275,6 +283,11 @@ def _own_cpu() -> float:
     """User+sys CPU seconds of this process (all its threads, not its children)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _own_peak_rss_mb() -> float:
+    """This process's peak resident memory (MB; Linux reports ru_maxrss in KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _load_json(path: str) -> list[dict[str, Any]]:

@@ -216,6 +216,17 @@ class WorkerPool:
         for listener in self.on_free:
             listener()
 
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Each worker process's peak resident memory (MB), when the cluster ran; {} when it
+        never started or does not answer in time (a figure for the report, never a wait)."""
+        if not self.learned:
+            return {}
+        from fgo.worker.service import peak_rss_mb
+        try:
+            return dict(within(SCHEDULER_S, self.client.run, peak_rss_mb, what="peak memory"))
+        except Exception:  # noqa: BLE001 - a worker gone by now: no figure, the build stands
+            return {}
+
     def free_hosts(self) -> int:
         with self.lock:
             return self.placement.free_hosts()

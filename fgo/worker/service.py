@@ -43,6 +43,12 @@ def hello(message: Hello, nthreads: int) -> HelloReply:
                       shares_files=bool(path) and _reads(path, text))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (run on each worker for the report)."""
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count() or 1
