@@ -92,10 +92,22 @@ def scan(root: Path = FGO) -> dict[str, Module]:
     modules = {}
     for path in sorted(root.rglob("*.py")):
         name = module_name(path, root)
-        mod = Module(name, package_of(name, root), ast.parse(path.read_text(), str(path)))
-        _collect(mod, path.name == "__init__.py")
-        modules[name] = mod
+        modules[name] = _scan_one(name, package_of(name, root), path.read_text(),
+                                  path.name == "__init__.py")
     return modules
+
+
+_SCANNED: dict[tuple[str, str, str, bool], Module] = {}
+
+
+def _scan_one(name: str, package: str, text: str, is_package: bool) -> Module:
+    """One module, scanned once per text: each mutant tree re-scans only what it changed."""
+    key = (name, package, text, is_package)
+    if key not in _SCANNED:
+        mod = Module(name, package, ast.parse(text, name))
+        _collect(mod, is_package)
+        _SCANNED[key] = mod
+    return _SCANNED[key]
 
 
 def _collect(mod: Module, is_package: bool) -> None:
