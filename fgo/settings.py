@@ -151,8 +151,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", _at_least(1), 1, "Embedded cluster: threads per worker.", metavar="T"),
     Setting("local_slots", _at_least(0), None,
             "Compiles the head node runs itself, with nothing but the compiler in their path, "
-            "before any goes to a worker (default: the head's cores); 0: a head that must "
-            "not compile (e.g. DAS-5's login node).", metavar="N"),
+            "before any goes to a worker (default: the head's cores; with no --scheduler, "
+            "--workers, --split-large or --pipeline, go build then compiles alone, without "
+            "fgo's shim); 0: a head that must not compile (e.g. DAS-5's login node).",
+            metavar="N"),
     Setting("report", _text, None, "Write the JSON build report here.", metavar="FILE.json",
             env=False),
     Setting("trace", _text, None, "Write a Chrome trace of the build (Perfetto) here.",

@@ -263,8 +263,8 @@ def test_walkthrough(tmp_path: Path) -> None:
     err = ok(run(cold, tmp_path, tmp_path, **{"tests/data/hello": str(ROOT / "tests/data/hello")}))
     assert_shows(err, shown[cold])
     report = json.loads((tmp_path / "report.json").read_text())
-    # One machine, defaults: the head's own slots compile, the cluster waits for what needs it.
-    assert report["totals"]["slot"] > 0 and report["totals"]["slot"] == report["totals"]["local"]
+    # One machine, defaults, nothing to distribute: go build compiles alone (no shim).
+    assert report["cluster"]["go_alone"] and report["totals"]["by_go"] == report["totals"]["local"] > 0
     trace = json.loads((tmp_path / "trace.json").read_text())
     assert trace["traceEvents"]
 

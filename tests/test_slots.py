@@ -35,6 +35,17 @@ def test_go_builds_parallelism_counts_the_slots_and_the_workers_that_add_capacit
     assert not policy.embedded_adds_capacity(2, False)
 
 
+def test_on_one_machine_go_build_compiles_alone_unless_fgo_has_work() -> None:
+    alone = policy.go_alone
+    assert alone(None, 2, False, None, None)                 # the embedded default: no shim
+    assert not alone("tcp://h:8786", 2, False, None, None)   # a cluster: the overflow goes there
+    assert not alone(None, 0, False, None, None)              # a head that must not compile
+    assert not alone(None, 2, True, None, None)               # --workers: the user sized it
+    assert not alone(None, 2, False, "auto", None)            # --split-large
+    assert not alone(None, 2, False, None, True)              # --pipeline
+    assert alone(None, 2, False, None, False)                 # --no-pipeline changes nothing
+
+
 def test_a_free_slot_is_handed_to_the_remote_compile_go_waits_on() -> None:
     slots = LocalSlots(1)
     racer = Racer(slots, grace=0.01)
@@ -72,20 +83,36 @@ def _report(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_on_one_machine_the_head_compiles_and_no_cluster_starts(hello: Path) -> None:
-    """The default on one machine: every compile on the head's slots, in the shim, and the
-    embedded cluster never starts; the binary is plain go build's."""
+def test_on_one_machine_go_build_compiles_alone_and_no_cluster_starts(hello: Path) -> None:
+    """The default on one machine: nothing to distribute, so go build runs every compile
+    itself (no shim, no embedded cluster); the report still has every compile, timed by go;
+    the binary is plain go build's."""
     report = hello.parent / "slots.json"
     proc = run_fgo("build", "--report", str(report), "--local-slots", "2", str(hello), "--",
                    "-a", "-o", str(hello / "fgo.bin"))
     assert proc.returncode == 0, proc.stderr
     rep = _report(report)
     t = rep["totals"]
-    assert t["remote"] == 0 and t["slot"] == t["local"] > 20 and t["fallbacks"] == 0, t
-    assert rep["cluster"]["scheduler"] is None and rep["cluster"]["local_slots"] == 2
-    assert "on slots" in proc.stderr
+    assert t["remote"] == 0 and t["by_go"] == t["local"] > 20 and t["fallbacks"] == 0, t
+    assert rep["cluster"]["go_alone"] and rep["cluster"]["local_slots"] == 2
+    assert all(a["duration_s"] for a in rep["actions"] if a["mode"] == "local")
+    assert "by go build" in proc.stderr and "fgo-shim" not in proc.stderr
     assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
     assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+
+
+def test_with_a_cluster_the_head_compiles_on_its_slots_first(hello: Path, tmp_path: Path) -> None:
+    """With a cluster (--workers sizes the embedded one), the shim runs compiles on the
+    head's slots first; the binary is plain go build's."""
+    report = hello.parent / "slots-cluster.json"
+    proc = run_fgo("build", "--report", str(report), "--local-slots", "2", "--workers", "1",
+                   str(hello), "--", "-a", "-o", str(hello / "fgo2.bin"))
+    assert proc.returncode == 0, proc.stderr
+    t = _report(report)["totals"]
+    assert t["slot"] > 0 and t["slot"] + t["remote"] + t["fallbacks"] == t["local"] + t["remote"], t
+    assert "on slots" in proc.stderr
+    assert oracle_build(hello, "-a", "-o", str(hello / "go2.bin")).returncode == 0
+    assert sha(hello / "fgo2.bin") == sha(hello / "go2.bin")
 
 
 def test_the_head_races_what_go_build_waits_on(hello: Path, tmp_path: Path, faults) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
+from fgo.head import policy
 from fgo.head.progress import Progress
 from fgo.head.session import BuildOptions, BuildSession
 from fgo.report.record import (Recorder, head_cost, merge_actiongraph, remember,
@@ -81,6 +82,10 @@ def _connect(opts: BuildOptions) -> Any:
         return None
 
 
+def _slots(opts: BuildOptions) -> int:
+    return policy.head_cores() if opts.local_slots is None else opts.local_slots
+
+
 def _compile_service() -> Any:
     """fgo's worker plugin (imported only when a cluster is used: it imports dask)."""
     from fgo.worker.service import CompileService
@@ -94,7 +99,12 @@ def run(opts: BuildOptions) -> int:
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
-    cluster = _connect(opts)
+    alone = policy.go_alone(opts.scheduler, _slots(opts), opts.workers is not None,
+                            opts.split_large, opts.pipeline)
+    cluster = None if alone else _connect(opts)
+    if alone and not opts.quiet:
+        print(f"fgo: {_slots(opts)} local slots; nothing to distribute on one machine: go build "
+              "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
@@ -109,7 +119,8 @@ def run(opts: BuildOptions) -> int:
             evicted = _evict(verifier.suspects() if mismatches else [], shared)
             checks = _check(project, opts, graph) if opts.check and exit_code == 0 \
                 and not mismatches else []
-            unseen = "scheduler unreachable" if cluster is None else "did not reach fgo"
+            unseen = None if alone else "scheduler unreachable" if cluster is None \
+                else "did not reach fgo"
             report = summarize(recorder, merge_actiongraph(recorder.actions, graph,
                                                            unseen_reason=unseen),
                                time.monotonic() - started,
@@ -239,7 +250,9 @@ def _cluster_info(cluster: Any, session: BuildSession | None,
     workers, threads = session.size() if session else (0, 0)
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
             "workers": workers, "threads": threads,
-            "local_slots": session.slots.n if session else 0,
+            "local_slots": session.slots.n if session else
+            (_slots(opts) if not opts.scheduler else 0),
+            "go_alone": session is None and not opts.scheduler,
             "unresponsive": sorted(session.pool.unresponsive) if session and session.pool
             else []}
 

@@ -87,6 +87,17 @@ def embedded_adds_capacity(slots: int, workers_given: bool) -> bool:
     return slots == 0 or workers_given
 
 
+def go_alone(scheduler: str | None, slots: int, workers_given: bool, split_large: str | None,
+             pipeline: bool | None) -> bool:
+    """Whether go build runs every compile itself, without fgo's shim in the way: on the
+    embedded default (no --scheduler) with the head's cores as its slots, nothing would go to
+    a worker (they would share those cores), unless a split or pipelining is asked for or
+    the user sized the cluster (--workers). The shim would only add a round trip per compile
+    (distcc's rule: localhost compiles are plain compiles)."""
+    return (scheduler is None and slots > 0 and not workers_given and split_large is None
+            and not pipeline)
+
+
 def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     """Seconds after which a remote compile of SOURCE bytes of Go also starts locally:
     STRAGGLER_FACTOR times its expected time (SOURCE at the median of RATES, the build's

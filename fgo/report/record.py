@@ -69,8 +69,9 @@ class Recorder:
 
 
 def merge_actiongraph(actions: list[ActionRecord], graph: list[dict[str, Any]],
-                      unseen_reason: str = "did not reach fgo") -> list[ActionRecord]:
-    """Add go's own view: cache hits, compiles fgo never saw, go's timings, build IDs."""
+                      unseen_reason: str | None = "did not reach fgo") -> list[ActionRecord]:
+    """Add go's own view: cache hits, compiles fgo never saw (UNSEEN_REASON; None: by design,
+    go build ran them itself), go's timings, build IDs."""
     by_pkg: dict[str, list[ActionRecord]] = {}
     for rec in actions:
         by_pkg.setdefault(rec.package, []).append(rec)
@@ -122,6 +123,8 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
         "cached": modes["cached"],
         "split": modes["split"],
         "slot": sum(1 for a in actions if a.slot is not None),   # run by the shim on a slot
+        "by_go": sum(1 for a in actions                           # go ran it, no shim (one
+                     if a.mode == "local" and a.slot is None and not a.fallback),  # machine)
         "raced": sum(1 for a in actions if a.race),            # the head ran it too
         "raced_won": sum(1 for a in actions if a.race and a.race.get("winner") == "head"),
         "fallbacks": sum(reasons.values()),
@@ -192,6 +195,8 @@ def summary_line(report: dict[str, Any]) -> str:
     reasons = [f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items())]
     if t.get("slot"):
         reasons.insert(0, f"{t['slot']} on slots")
+    if t.get("by_go"):
+        reasons.insert(0, f"{t['by_go']} by go build")
     local = f"{t['local']} local" + (f" ({', '.join(reasons)})" if reasons else "")
     if t.get("raced"):
         local += f", {t['raced']} raced ({t['raced_won']} won by the head)"
