@@ -18,7 +18,8 @@ Baseline: `go build` on ONE DAS-5 node of 16 cores with its defaults (-p 16, -c 
 token pool, Amdahl backend speedup, processor sharing: `simulate.gobuild_schedule`).
 fgo: 16 slots per node, every compile one slot at -c=1 (fgo's compiles on a worker slot do not
 get the node's other cores: conservative for fgo), dispatch + bytes at 1 Gb/s per remote
-process, the measured fixed part once (`fgo.analysis.makespan`).
+process, the measured fixed part once (`fgo.analysis.makespan`). `fgo_with_c` extends the
+go build model to fgo's compiles with go's -c on their node (not validated against fgo's runs).
 """
 
 from __future__ import annotations

@@ -322,7 +322,9 @@ def test_das5_extrapolation(lab, name: str) -> None:
     """Simulated, with the model of test_model_predicts_the_measured_walls: DAS-5 sizes
     (1-16 nodes x 16 cores, 1 Gb/s), durations of this session's `go build -a -p 1`,
     dispatch measured over TCP (test_dispatch_over_tcp), each compile's bytes from this
-    session's fgo build of the project (item 3) over the link; plain and --split-large."""
+    session's fgo build of the project (item 3) over the link; plain and --split-large,
+    against DistGo-style levels and against go build on ONE node of 16 cores with its -c
+    (simulate.gobuild_schedule, the baseline a user would run instead)."""
     from experiments import split_sweep
     from fgo.analysis import simulate
     lab.require(name)
