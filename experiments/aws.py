@@ -7,6 +7,8 @@
     python -m experiments.aws quick  [--rounds 3]             -> results/aws_quick.json
     python -m experiments.aws stdcmd [--rounds 1] [--cs 1] [-p N] -> results/aws_stdcmd.json
     python -m experiments.aws deps                            -> results/aws_deps.json
+    python -m experiments.aws graph [--scope all|quick] [-p N] -> results/aws_graph_SCOPE.json,
+                                                                  results/aws_SCOPE/*.json.gz
     python -m experiments.aws check                           -> results/aws_check.json
     python -m experiments.aws model                           -> results/aws_model.json
 
@@ -16,12 +18,12 @@ command writes the exact command line, the date, the machine and /proc/loadavg b
 every run into its JSON; timings are of a shared 2-core machine, so only ratios within one
 round are meant to be compared.
 
-stock: each package's compile command is recovered from `go build -n` (fgo.split.harness
+stock: each package's compile command is recovered from `go build -n` (fgo.compiler.harness
   .compile_command) and run with the stock compiler, variants rotated within each round
   (c1, c2, c1 GOMAXPROCS=1, c1, c2, ...): -c=1, -c=2 (GOMAXPROCS=2, i.e. go build's default on
   this machine), and -c=1 with GOMAXPROCS=1 (how the cost model collects). Each run: wall, CPU
   (wait4), max RSS, -bench phases F, B, D, the archive's sha256 (all must be equal).
-split: fgo.split.harness.split_package(alone=True) per K, rounds rotating over K: every K's run
+split: fgo.compiler.harness.split_package(alone=True) per K, rounds rotating over K: every K's run
   has its own stock -c=1 and -c=2 compile (the pairs), the K processes side by side on this
   machine, then each shard alone and the leader alone (what K idle workers would see), the
   leader's merge time, each shard's result bytes, sha256 of every archive against stock.
@@ -31,6 +33,10 @@ quick: the proposed CI subset (QUICK): its `go list -deps` size and a cold `go b
 stdcmd: `go build -a std cmd` (-p N, default the core count) with -gcflags=all=-c=C -bench
   for C in --cs: every compile's F, B, D at -c=1 and the action graph (its `cpu` durations
   stand for uncontended -c=1 compiles): the input of `check`.
+graph: a cold `go build -a -p N -gcflags=all=-c=1 -bench=FILE` of service/... (or the quick
+  subset) with -debug-actiongraph: the action graph (compact: each command its program's name),
+  every compile's F, B, D, source and archive bytes, under results/aws_SCOPE/ (gzip): the input
+  of the DAS-5 simulation at scale (experiments/test_11_aws.py).
 deps: `go list -deps` sizes of the quick subset and of all of service/... .
 check (experiments/aws_analysis.py): the -c model of fgo.analysis.simulate (token pool +
   Amdahl + processor sharing) on the std cmd graph against the published figures (Go 1.9's
@@ -156,7 +162,7 @@ def timed(argv: Sequence[str], cwd: Path | str | None = None,
 def prepare(pkg: str, work: Path) -> tuple[list[str], Path]:
     """PKG's dependencies built (plain go, our GOCACHE) and its compile command (no -c)."""
     from fgo import toolchain
-    from fgo.split import harness
+    from fgo.compiler import harness
     if pkg.startswith(AWS):
         toolchain.run_go(["build", pkg], cwd=PROJECT, timeout=3600)
         return harness.compile_command(PROJECT, pkg, work)
@@ -270,8 +276,8 @@ def stock_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- split
 
 def cmd_split(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from fgo.split import compiler as compiler_patch
-    from fgo.split import harness
+    from fgo.compiler import harness
+    from fgo.compiler import patched as compiler_patch
     pkgs = [pkg_path(p) for p in args.pkgs]
     ks = [int(k) for k in args.ks.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="fgo-aws-split-"))
@@ -470,6 +476,96 @@ def cmd_stdcmd(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- graph
+
+SCOPES = {"all": (f"{AWS}/service/...",), "quick": QUICK}
+KEEP = ("ID", "Mode", "Package", "Deps", "Priority", "NeedBuild", "CmdReal", "CmdUser",
+        "CmdSys", "TimeReady", "TimeStart", "TimeDone", "Failed", "BuildID")
+
+
+def compact_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """go's actionJSON records with what the analysis reads (fgo.analysis.actiongraph): each
+    command shortened to its program's base name (the compile lines of service/... list
+    thousands of files), go's work directories and targets dropped."""
+    out = []
+    for r in records:
+        c = {k: r[k] for k in KEEP if k in r}
+        if r.get("Cmd"):
+            c["Cmd"] = [Path(cmd.split(" ", 1)[0].strip('"')).name for cmd in r["Cmd"]]
+        out.append(c)
+    return out
+
+
+def package_sizes(patterns: Sequence[str], flags: Sequence[str]) -> dict[str, dict[str, int]]:
+    """{import path: source bytes (its Go files), archive bytes (go's export file, from the
+    cache the build left: FLAGS must be the build's, or go compiles again)}."""
+    from fgo import toolchain
+    fmt = "{{.ImportPath}}\t{{.Dir}}\t{{join .GoFiles \",\"}}\t{{.Export}}"
+    out = toolchain.run_go(["list", "-deps", "-export", *flags, "-f", fmt, *patterns],
+                           cwd=PROJECT, timeout=3600).stdout
+    sizes: dict[str, dict[str, int]] = {}
+    for line in out.splitlines():
+        pkg, d, files, export = (line.split("\t") + ["", "", ""])[:4]
+        src = sum((Path(d) / f).stat().st_size for f in files.split(",") if f)
+        sizes[pkg] = {"source_bytes": src,
+                      "archive_bytes": Path(export).stat().st_size if export else 0}
+    return sizes
+
+
+def cmd_graph(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """A cold `go build -a -p P -gcflags=all=-c=1 -bench=FILE` of SCOPE (service/..., or the
+    quick subset) with its action graph: every compile's -c=1 duration (its CPU time, steady
+    under others' load) and F, B, D; kept compact under results/aws_<scope>/."""
+    import gzip
+
+    from fgo import toolchain
+    from fgo.analysis import actiongraph as ag
+    from fgo.analysis import bench
+    patterns = SCOPES[args.scope]
+    tmp = Path(tempfile.mkdtemp(prefix="fgo-aws-graph-"))
+    gopath_env(tmp / "gocache")
+    raw = RESULTS / f"aws_{args.scope}"
+    raw.mkdir(parents=True, exist_ok=True)
+    graph, bf = tmp / "actiongraph.json", tmp / "bench.txt"
+    flags = [f"-gcflags=all=-c=1 -bench={bf}"]
+    try:
+        before = loadavg()
+        r = timed([str(toolchain.go_binary()), "build", "-a", "-p", str(args.p),
+                   f"-debug-actiongraph={graph}", *flags, *patterns], PROJECT,
+                  toolchain.go_env())
+        r.update(loadavg_before=before, loadavg_after=loadavg())
+        if r["rc"] != 0:
+            raise SystemExit(f"go build failed: {r['stderr']}")
+        records = json.loads(graph.read_text())
+        with gzip.open(raw / "actiongraph.json.gz", "wt") as f:
+            json.dump(compact_records(records), f, separators=(",", ":"))
+        phases = bench.summaries(bf.read_text())
+        sizes = package_sizes(patterns, flags)
+        pkgs = {p: {**sizes.get(p, {}),
+                    **({k: round(phases[p][x], 4) for k, x in (("F", "frontend"), ("B", "backend"),
+                                                               ("D", "dumpobj"))}
+                       if p in phases else {})}
+                for p in sorted(set(sizes) | set(phases))}
+        with gzip.open(raw / "packages.json.gz", "wt") as f:
+            json.dump(pkgs, f, separators=(",", ":"), sort_keys=True)
+        g = ag.work_graph(ag.parse_records(records))
+        s = ag.summarize(ag.parse_records(records))
+        from fgo.analysis import graph as gr
+        cpu = gr.node_weights(g, "cpu")
+        data = {"meta": {**meta(argv), "loadavg_end": loadavg()}, "scope": args.scope,
+                "patterns": list(patterns), "flags": [f"-gcflags=all=-c=1 -bench=FILE"],
+                "p": args.p, "build": r, "compiles": s["compiles"], "actions": s["actions"],
+                "work_actions": g.number_of_nodes(), "work_wall_s": round(s["work_s"], 2),
+                "span_wall_s": round(s["span_s"], 2), "work_cpu_s": round(gr.work(g, cpu), 2),
+                "span_cpu_s": round(gr.span(g, cpu), 2), "bench_packages": len(phases),
+                "graph": str((raw / "actiongraph.json.gz").relative_to(HERE)),
+                "packages": str((raw / "packages.json.gz").relative_to(HERE))}
+        write(f"aws_graph_{args.scope}.json", data)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m experiments.aws", description=__doc__,
@@ -491,6 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--cs", default="1")
     p.add_argument("-p", type=int, default=os.cpu_count() or 1)
+    p = sub.add_parser("graph")
+    p.add_argument("--scope", choices=sorted(SCOPES), default="all")
+    p.add_argument("-p", type=int, default=os.cpu_count() or 1)
     sub.add_parser("deps")
     sub.add_parser("check")
     sub.add_parser("model")
@@ -502,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from experiments import aws_analysis
         return aws_analysis.cmd_model(argv)
     return {"stock": cmd_stock, "split": cmd_split, "quick": cmd_quick,
-            "stdcmd": cmd_stdcmd, "deps": cmd_deps}[a.cmd](a, argv)
+            "stdcmd": cmd_stdcmd, "deps": cmd_deps, "graph": cmd_graph}[a.cmd](a, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,26 @@ def pick_subnet(owner: int, used: set[int]) -> int:
         if x not in used:
             return x
     raise RuntimeError("no free 10.77.X.0/24 subnet")
+
+
+def measured_nothing(row: dict[str, Any], split_wanted: bool = False,
+                     max_fallback_share: float = 0.1) -> list[str]:
+    """Why an fgo run on the emulated hosts did not measure what it claims (empty: it did):
+    ROW is its report's totals (remote, local, split, fallbacks, fallback_reasons). Workers
+    that cannot read what they are sent (a path instead of bytes, a store that refuses) make
+    every compile fall back to the head: the build still succeeds, on the head alone."""
+    why = []
+    if not row.get("remote"):
+        why.append("no compile ran on the emulated hosts")
+    reasons = row.get("fallback_reasons") or {}
+    if reasons.get("store-error"):
+        why.append(f"{reasons['store-error']} compile(s) fell back with store-error")
+    compiles = (row.get("remote") or 0) + (row.get("local") or 0) + (row.get("split") or 0)
+    if compiles and (row.get("fallbacks") or 0) > max_fallback_share * compiles:
+        why.append(f"{row['fallbacks']} of {compiles} compiles fell back to the head: {reasons}")
+    if split_wanted and not row.get("split"):
+        why.append("a split was asked for and none ran")
+    return why
 
 
 def tbf(dev: str, rate: str) -> list[str]:
@@ -293,13 +314,43 @@ class Hosts:
                            "from_host_gbit_s": _stream([], inside, self.gateway, mbytes)}
         return self.link_probe
 
+    def check_isolation(self) -> None:
+        """Each host, as its worker runs (same namespaces and mounts), must not see a file the
+        head has just written in its temp directory (as fgo's host token is) nor anything of
+        the head's /tmp, and must still run this fgo. Raises if not: a worker that shares the
+        head's files is sent paths, not bytes, and is no other host."""
+        hide = isolation.head_dirs(self.hide)
+        with tempfile.NamedTemporaryFile("w", prefix="fgo-host-token-", dir=tempfile.gettempdir()) as tok:
+            tok.write("head")
+            tok.flush()
+            marker = Path("/tmp") / f"fgo-hosts-probe-{self.owner}"
+            marker.write_text("head")
+            try:
+                for h in self.hosts:
+                    probe = ("import os, sys, fgo; "
+                             f"sys.exit(3 if os.path.exists({tok.name!r}) else "
+                             f"4 if os.path.exists({str(marker)!r}) else 0)")
+                    cmd = ["ip", "netns", "exec", h.netns, *isolation.isolate_prefix(h.install, hide),
+                           sys.executable, "-c", probe]
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                                          env={**os.environ, **isolation.worker_env()})
+                    if proc.returncode != 0:
+                        what = {3: "reads the head's temp directory", 4: "shares the head's /tmp"}
+                        raise RuntimeError(f"host{h.index} is not isolated: "
+                                           f"{what.get(proc.returncode, proc.stderr[-600:])}")
+            finally:
+                marker.unlink(missing_ok=True)
+
     @contextlib.contextmanager
     def cluster(self, timeout: float = 120) -> Iterator[Cluster]:
         """A scheduler on the bridge (head core) and a worker per host, all cold: empty
         stores, GOCACHE, home and temp directories. Stopped (and their namespaces emptied of
         processes) on leaving."""
         for h in self.hosts:
-            isolation.empty_scratch(h.install)
+            isolation.empty_scratch(h.install)   # store, cluster tier, GOCACHE, home, tmp
+            left = [d for d in isolation.SCRATCH if any((h.install / d).iterdir())]
+            assert not left, f"host{h.index}: {left} not empty for a fresh cluster"
+        self.check_isolation()
         port = _free_port(self.gateway)
         address = f"tcp://{self.gateway}:{port}"
         logs = self.workdir / "logs"

@@ -15,7 +15,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from experiments.sections import (corpus, das5, fgo_build, model, overhead, pipelining, scaleout,
+from experiments.sections import (at_scale, corpus, das5, fgo_build, model, overhead, pipelining, scaleout,
                                   shard_cost, shared_cache, simulation, split, verification)
 from experiments.sections.common import Context
 
@@ -70,6 +70,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                (das5.RESULTS,), Kind.SIMULATED, das5.render),
     Experiment("shard_cost", "What a real shard costs", "test_10_shard_cost.py",
                (shard_cost.RESULTS,), Kind.MEASURED, shard_cost.render),
+    Experiment("das5_scale", "DAS-5 at scale against go build on one node", "test_11_aws.py",
+               (at_scale.RESULTS,), Kind.SIMULATED, at_scale.render),
+    Experiment("limits", "Where fgo cannot help", "test_11_aws.py",
+               (at_scale.LIMITS,), Kind.SIMULATED, at_scale.render_limits),
 )
 
 

@@ -189,6 +189,10 @@ def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opt
                 row.update(scheduler_cpu_s=cpu.pop("scheduler"),
                            cpu_by_role=cpu.pop("by_role", None), hosts_cpu_s=cpu,
                            report=rel(report), **report_row(report))
+                # fail at once: a run on the head alone measures nothing about the hosts
+                why = hostsmod.measured_nothing(
+                    row, split_wanted=any(o.startswith("--split-large") for o in opts))
+                assert not why, f"{name} pair {i}: {'; '.join(why)} ({rel(report)})"
             lab.drop(cache)
             outputs[side] = toolchain.file_sha256(binary)
             lab.drop(binary.parent)

@@ -352,7 +352,9 @@ def test_das5_extrapolation(lab, name: str) -> None:
     """Simulated, with the model of test_model_predicts_the_measured_walls: DAS-5 sizes
     (1-16 nodes x 16 cores, 1 Gb/s), durations of this session's `go build -a -p 1`,
     dispatch measured over TCP (test_dispatch_over_tcp), each compile's bytes from this
-    session's fgo build of the project (item 3) over the link; plain and --split-large."""
+    session's fgo build of the project (item 3) over the link; plain and --split-large,
+    against DistGo-style levels and against go build on ONE node of 16 cores with its -c
+    (simulate.gobuild_schedule, the baseline a user would run instead)."""
     from experiments import split_sweep
     from fgo.analysis import simulate
     lab.require(name)
@@ -369,6 +371,12 @@ def test_das5_extrapolation(lab, name: str) -> None:
     specs = split_sweep.choose_splits(g, lambda pkgs: lab.phases_many(name, pkgs), dur,
                                       max_n=split_sweep.MAX_SPLIT)
     fracs, default_frac, fracs_from = export_fracs(lab)
+    # the baseline a user runs instead: go build on ONE node of 16 cores with its -c
+    from experiments import at_scale
+    pfr, pdefault = at_scale.parallel_fractions()
+    shp = at_scale.shapes(g, dur, {p: {"F": s.frontend_s, "B": s.backend_s, "D": s.merge_s}
+                                   for p, s in specs.items()}, pfr, pdefault)
+    gob = simulate.gobuild_schedule(g, simulate.GoBuild(DAS5_CORES), dur, shp).makespan
     rows = []
     for nodes in DAS5_NODES:
         k = nodes * DAS5_CORES
@@ -384,7 +392,11 @@ def test_das5_extrapolation(lab, name: str) -> None:
                      "levels_s": round(levels, 2),
                      "plain_over_levels": round(levels / plain, 3),
                      "split_over_levels": round(levels / split, 3),
-                     "pipelined_over_levels": round(levels / piped, 3)})
+                     "pipelined_over_levels": round(levels / piped, 3),
+                     "go_build_1_node_s": round(gob, 2),
+                     "plain_over_go_build": round(gob / plain, 3),
+                     "split_over_go_build": round(gob / split, 3),
+                     "pipelined_over_go_build": round(gob / piped, 3)})
     for r in rows:
         r["plain_speedup_vs_1_node"] = round(rows[0]["plain_s"] / r["plain_s"], 3)
         r["split_speedup_vs_1_node"] = round(rows[0]["plain_s"] / r["split_s"], 3)

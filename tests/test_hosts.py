@@ -92,3 +92,38 @@ def test_process_accounting_charges_each_process_to_its_role() -> None:
                    "scheduler": 4.0, "go build": 2.5, "link": 2.5,
                    "head compiles (verification, local)": 1.5,
                    "host0 python (worker, nanny)": 5.0, "asm, cgo and C": 0.1}  # (shims: < 0.05 s)
+
+
+def test_a_run_on_the_head_alone_measured_nothing() -> None:
+    ok = {"remote": 40, "local": 2, "split": 0, "fallbacks": 1, "fallback_reasons": {"timeout": 1}}
+    assert hosts.measured_nothing(ok) == []
+    # workers sent paths they cannot read: every compile falls back, the build succeeds
+    alone = {"remote": 0, "local": 42, "split": 0, "fallbacks": 42,
+             "fallback_reasons": {"store-error": 42}}
+    why = hosts.measured_nothing(alone)
+    assert len(why) == 3 and "no compile ran on the emulated hosts" in why
+    assert any("store-error" in w for w in why)
+    assert hosts.measured_nothing({**ok, "fallbacks": 10}) != []   # > 10% fell back
+    assert hosts.measured_nothing(ok, split_wanted=True) == ["a split was asked for and none ran"]
+    assert hosts.measured_nothing({**ok, "split": 1}, split_wanted=True) == []
+
+
+def test_a_host_has_a_tmp_of_its_own_and_still_runs_fgo(tmp_path: Path, can_emulate) -> None:
+    """The head's temp files (its host token) are not seen from a host, also when the
+    head's TMPDIR is /tmp; fgo and its Python stay runnable (bound back when under /tmp)."""
+    h = hosts.Hosts(cores=(0,), workdir=tmp_path / "hosts")
+    with h:
+        h.check_isolation()   # raises if a host sees the head's token or /tmp
+        root = h.hosts[0].install
+        (root / "store-gocache" / "x").mkdir(parents=True)
+        with h.cluster():
+            assert not any((root / "store-gocache").iterdir())   # every cluster starts empty
+    assert h.leftovers() == []
+
+
+def test_keep_only_what_a_hidden_directory_covers() -> None:
+    isolation = hosts.isolation
+    keep = isolation.keep_dirs([Path("/nonexistent-hidden")])
+    assert all(p.is_relative_to("/tmp") for p in keep)   # nothing else covers them
+    everything = isolation.keep_dirs([Path("/")])
+    assert Path(sys.prefix).resolve() in everything

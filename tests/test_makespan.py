@@ -86,3 +86,17 @@ def test_pipelining_lets_dependent_compiles_start_at_the_export_data() -> None:
     assert ms.predict_pipelined(g, 1, dur, ms.Costs(), {"a": 0.25}, 1.0) == pytest.approx(9.0)
     # a share of 1: the export data comes with the archive, as without pipelining
     assert ms.predict_pipelined(g, 2, dur, ms.Costs(fixed_s=1.0), {}, 1.0) == pytest.approx(10.0)
+
+
+def test_processes_pay_once_per_process_and_dependents_start_at_the_export() -> None:
+    g = graph({"a": "compile", "b": "compile"}, [("a", "b")])
+    dur = {"a": 4.0, "b": 2.0}
+    half = ms.simulate.SplitSpec(1.0, 1.0, 0.0)   # export data at half of the compile
+    specs = {"a": half, "b": half}
+    # b starts when a's frontend (2 s) is done: 2 + 2 = 4 s, a ends at 4 s
+    assert ms.predict_processes(g, 2, dur, ms.Costs(), specs) == pytest.approx(4.0)
+    # one dispatch per process, at its start: a's frontend and b's frontend
+    assert ms.predict_processes(g, 2, dur, ms.Costs(dispatch_s=0.5), specs) == pytest.approx(5.0)
+    # a split in 2: the other shard is a process too (F + B/2 = 2 + 1 s, plus its dispatch)
+    split = ms.predict_processes(g, 3, dur, ms.Costs(dispatch_s=0.5), specs, {"a": 2})
+    assert split == pytest.approx(max(0.5 + 2 + 1, 0.5 + 2 + 0.5 + 2))

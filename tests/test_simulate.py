@@ -361,3 +361,17 @@ def test_sweep_with_the_go_build_baseline() -> None:
         assert r["go_build_c"] <= r["go_build_c1"] + 1e-9
     assert rows[2]["go_build_c"] < rows[2]["go_list"]
     assert "go_build_c" not in sim.sweep(g, [2])[0]
+
+
+def test_nodes_share_only_their_own_cores_and_delays_hold_a_slot() -> None:
+    g = dag([], {"a": 2, "b": 2})
+    one = {n: sim.CompileShape(2, 0, 0, 0.0) for n in "ab"}
+    # two nodes of one core: slot 0 on node 0, slot 1 on node 1, no sharing between them
+    s = sim.gobuild_schedule(g, sim.GoBuild(1, nodes=2), shapes=one)
+    assert s.makespan == pytest.approx(2) and {s.worker["a"] % 2, s.worker["b"] % 2} == {0, 1}
+    # a waits 1 s for its inputs (no core used) while b runs alone; then they share the core
+    d = sim.gobuild_schedule(g, sim.GoBuild(1, p=2), shapes=one, delays={"a": 1.0})
+    assert d.finish["b"] == pytest.approx(1 + 2) and d.finish["a"] == pytest.approx(3 + 1)
+    # with one node and no delays it is the model it was
+    assert sim.gobuild_schedule(g, sim.GoBuild(1, p=2, nodes=1), shapes=one).makespan == \
+        pytest.approx(4)

@@ -71,6 +71,14 @@ def label(meta: dict[str, Any], kind: str) -> str:
             f"command: `{meta.get('command', '?')}`")
 
 
+def levels_note(ctx: Context) -> str:
+    """What a ratio over DistGo-style levels leaves out: the baseline a user would run."""
+    return ("Ratios over (a) DistGo-style levels are against a low bar; this run did not simulate "
+            "go build on one node of the same size (k cores) with its -c, the baseline a user "
+            f"would run instead: see {ctx.ref('das5_scale')} (etcd, aws-sdk-go) and "
+            f"{ctx.ref('limits')}.")
+
+
 def table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str]]) -> str:
     """A markdown table of ROWS, COLS being (key, heading); floats to 3 significant digits."""
     if not rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.sections.common import Context, label, runs_and_summaries, table
+from experiments.sections.common import Context, label, levels_note, runs_and_summaries, table
 
 PROJECTS = ("etcd", "gin", "cmd/go", "cmd/compile")
 EXPORT, MEASURED = "early_export.json", "pipeline_measured.json"
@@ -20,7 +20,7 @@ def results_file(project: str) -> str:
 def render(ctx: Context) -> list[str]:
     sims = {p: d for p in PROJECTS if (d := ctx.load(results_file(p)))}
     export, measured = ctx.load(EXPORT), ctx.load(MEASURED)
-    md = _simulated(sims) if sims else []
+    md = [*_simulated(sims), levels_note(ctx), ""] if sims else []
     md += _early_export(export) if export else []
     return md + (_measured(ctx, measured) if measured else [])
 

@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from experiments.sections import simulation
-from experiments.sections.common import Context, label, table
+from experiments.sections.common import Context, label, levels_note, table
 
 RESULTS = "shard_cost.json"
 PARTS = ("frontend", "walk", "backend", "export", "inject", "later", "rest")
@@ -31,7 +31,8 @@ def render(ctx: Context) -> list[str]:
                        ("mean_over_model", "mean / model"), ("result_mb", "results MB")]),
           ""]
     md += _against_model(m, rows) + [""] + _parts(rows)
-    return md + _simulated(m, simulation.load_sims(ctx).get((m.get("project"), "wall")))
+    sim = _simulated(m, simulation.load_sims(ctx).get((m.get("project"), "wall")))
+    return md + sim + ([levels_note(ctx), ""] if sim else [])
 
 
 def _against_model(m: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from experiments.sections.common import Context, label, pyplot, save, table
+from experiments.sections.common import Context, label, levels_note, pyplot, save, table
 
 PROJECTS = ("cmd/compile", "cmd/go", "etcd", "gin")
 SOURCE_LABELS = {"wall": "recorded wall durations", "cpu": "CPU-time durations (user+sys of the commands)"}
@@ -92,6 +92,7 @@ def _one(ctx: Context, pr: str, source: str, doc: dict[str, Any]) -> list[str]:
         ("lower_bound", "bound s"), ("lower_bound_split", "bound modelled s")]))
     md.append(f"_{label(m, 'SIMULATED')}_")
     md.append("")
+    md += [levels_note(ctx), ""]
     md += _split_packages(m)
     md += ctx.figure(f"fig3_sim_{pr.replace('/', '_')}_{source}.png", f"{pr} simulation",
                      f"{pr} ({source} durations): makespan and speedup vs k — {label(m, 'SIMULATED')}",

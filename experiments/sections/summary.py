@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.sections import corpus, fgo_build, simulation, split
-from experiments.sections.common import Context
+from experiments.sections import at_scale, corpus, fgo_build, simulation, split
+from experiments.sections.common import Context, levels_note
 
 LIMITS = ("Where fgo cannot help: a warm build is all cache hits (nothing to distribute); "
           "past the span only splitting packages shortens a build, and a split repeats the "
@@ -23,7 +23,17 @@ def render(ctx: Context) -> list[str]:
         parts.append(_fgo(doc))
     if doc := ctx.load(split.RESULTS):
         parts.append(_split(doc["rows"]))
-    return ["- " + x for x in [*parts, LIMITS]]
+    if ctx.load(at_scale.RESULTS):
+        parts.append(_at_scale(ctx.load(at_scale.RESULTS)))
+    return ["- " + x for x in [*parts, levels_note(ctx), LIMITS]]
+
+
+def _at_scale(doc: dict[str, Any]) -> str:
+    """The DAS-5 table at 8 nodes, against go build on one node with -c."""
+    bits = [f"{r['project']} best {r['best']} {r[r['best'] + '_s']:.1f} s against go build on one "
+            f"16-core node with -c {r['go_build_1_node_s']:.1f} s ({r['best_over_go_build']:.2f}×)"
+            for r in doc["rows"] if r["nodes"] == 8]
+    return "Simulated DAS-5, 8 nodes of 16 cores with fgo's measured costs: " + "; ".join(bits) + "."
 
 
 def _corpus(rows: list[dict[str, Any]]) -> list[str]:

@@ -108,6 +108,28 @@ def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
     return costs.fixed_s + simulate.pipelined_graph(g, specs, d).schedule(k).makespan
 
 
+def predict_processes(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
+                      specs: Mapping[Any, simulate.SplitSpec],
+                      shards: Mapping[Any, int] | None = None,
+                      node_bytes: Mapping[Any, float] | None = None) -> float:
+    """`predict` for pipelined (and split) compiles: each compile in SPECS becomes its
+    frontend then its backend (`simulate.pipelined_graph`; with SHARDS {n: K} also K shards
+    and a merge), dependents' compiles start from the frontend. fgo's costs are paid per
+    process, where it starts: one dispatch and NODE_BYTES for the leader (before its
+    frontend) and for each other shard (a shard ships its inputs too); the backend, the
+    leader's share and the merge continue a process already there."""
+    p = simulate.pipelined_graph(g, specs, dur, shards)
+    node_bytes = node_bytes or {}
+    d = dict(p.dur)
+    for n in p.graph:
+        base = n[0] if isinstance(n, tuple) else n
+        starts = (isinstance(n, tuple) and (n[1] == "export" or (n[1] == "shard" and n[2] > 0))
+                  or (not isinstance(n, tuple) and n not in specs))
+        if starts and is_compile(g, base):
+            d[n] += costs.per_compile(node_bytes.get(base, 0.0))
+    return costs.fixed_s + simulate.list_schedule(p.graph, k, d, chain=p.chain).makespan
+
+
 def bytes_by_node(g: nx.DiGraph, report: Mapping[str, Any]) -> dict[Any, float]:
     """Each compile's bytes over the link (inputs sent + outputs back), by package, from
     an fgo REPORT of the same target, mapped onto G's compile nodes."""

@@ -499,10 +499,11 @@ class GoBuild:
     p: int | None = None
     fixed_c: int | None = None
     contention: bool = True
+    nodes: int = 1      # >1: fgo's workers on NODES nodes of CORES each (slot w on node w % NODES)
 
     @property
     def procs(self) -> int:
-        return self.cores if self.p is None else self.p
+        return self.cores * self.nodes if self.p is None else self.p
 
 
 @dataclass
@@ -540,7 +541,8 @@ def compile_shapes(g: nx.DiGraph, dur: Durations | None = None,
 
 def gobuild_schedule(g: nx.DiGraph, build: GoBuild, dur: Durations | None = None,
                      shapes: Mapping[Any, CompileShape] | None = None,
-                     priority: Mapping[Any, float] | None = None) -> GoBuildSchedule:
+                     priority: Mapping[Any, float] | None = None,
+                     delays: Mapping[Any, float] | None = None) -> GoBuildSchedule:
     """Simulate `go build` on one node of BUILD.cores cores, backend concurrency included.
 
     -p goroutines take ready actions in go's order (`go_priorities`, or PRIORITY); a compile
@@ -550,6 +552,10 @@ def gobuild_schedule(g: nx.DiGraph, build: GoBuild, dur: Durations | None = None
     Every other action runs on one thread for its duration. Threads share the cores (fluid
     processor sharing, see GoBuild.contention). With c = 1 everywhere and -p <= cores this
     is `list_schedule(g, p, dur, go_priorities(g))`.
+    With BUILD.nodes > 1 the -p slots are spread over that many nodes of BUILD.cores each
+    (fgo's workers; the token pool is still the head's go build's), threads share their own
+    node's cores, and DELAYS {node: seconds} hold a slot without using a core before the
+    action runs (fgo's dispatch and transfer).
     """
     d = _dur(g, dur)
     shapes = shapes or {}
@@ -567,12 +573,15 @@ def gobuild_schedule(g: nx.DiGraph, build: GoBuild, dur: Durations | None = None
     done = 0
     eps = 1e-12
 
+    delays = delays or {}
+
     def segments(n: Any, c: int) -> list[list[float]]:
+        wait = [[float(delays[n]), 0.0]] if delays.get(n) else []   # 0 threads: wall time only
         s = shapes.get(n)
         if s is None:
-            return [[max(0.0, float(d[n])), 1.0]]
+            return wait + [[max(0.0, float(d[n])), 1.0]]
         fb = min(max(s.parallel, 0.0), 1.0) * s.B
-        return [[s.F, 1.0], [fb, float(c)], [s.B - fb, 1.0], [s.D, 1.0]]
+        return wait + [[s.F, 1.0], [fb, float(c)], [s.B - fb, 1.0], [s.D, 1.0]]
 
     def finish(n: Any) -> None:
         nonlocal done
@@ -599,15 +608,22 @@ def gobuild_schedule(g: nx.DiGraph, build: GoBuild, dur: Durations | None = None
             segs[n] = [x for x in segments(n, c) if x[0] > eps]
         if not segs:
             raise ValueError("graph has a cycle or unreachable nodes")
-        busy = [s for s in segs.values() if s]
-        threads = sum(s[0][1] for s in busy)
-        share = min(1.0, build.cores / threads) if build.contention and threads else 1.0
-        dt = 0.0 if len(busy) < len(segs) else min(s[0][0] / (s[0][1] * share) for s in busy)
+        threads = [0.0] * build.nodes
+        for n, s in segs.items():
+            if s:
+                threads[out.worker[n] % build.nodes] += s[0][1]
+        share = [min(1.0, build.cores / t) if build.contention and t else 1.0 for t in threads]
+
+        def rate(n: Any, s: list[list[float]]) -> float:
+            return s[0][1] * share[out.worker[n] % build.nodes] if s[0][1] else 1.0
+
+        empty = any(not s for s in segs.values())
+        dt = 0.0 if empty else min(s[0][0] / rate(n, s) for n, s in segs.items())
         now += dt
         ended = []
         for n, s in segs.items():
             if s:
-                s[0][0] -= dt * s[0][1] * share
+                s[0][0] -= dt * rate(n, s)
             while s and s[0][0] <= eps * max(1.0, now):
                 s.pop(0)
             if not s:

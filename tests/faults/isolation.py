@@ -16,12 +16,14 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import fgo
 from fgo import paths, toolchain
 from fgo.compiler import patched as compiler_patch
 
 ISOLATE_SH = Path(__file__).resolve().with_name("isolate.sh")
 MOUNT = "/mnt/fgo-worker"     # where isolate.sh binds the installation
-SCRATCH = ("store", "home", "tmp", "gocache")
+# store-gocache: the cluster tier's share beside the store (fgo.cache.store._cache_root)
+SCRATCH = ("store", "store-gocache", "home", "tmp", "gocache")
 
 
 def install_patched_compiler(cache: Path) -> Path:
@@ -61,18 +63,27 @@ def worker_env() -> dict[str, str]:
 
 def head_dirs(extra: Iterable[Path] = ()) -> list[Path]:
     """The head's directories a worker must not see: EXTRA (projects, build outputs), the
-    pinned GOROOT, fgo's and go's caches, and all of the temp directory unless fgo itself
-    is installed there."""
-    hide = [*extra, toolchain.goroot(), paths.cache_dir(), Path.home() / ".cache" / "go-build"]
-    tmp = Path(tempfile.gettempdir())
-    if not any(p.is_relative_to(tmp) for p in (Path(sys.prefix), Path(__file__).resolve())):
-        hide.append(tmp)
+    pinned GOROOT, fgo's and go's caches and the head's temp directory (its host token,
+    go's work directories). /tmp itself is the worker's own (isolate.sh)."""
+    hide = [*extra, toolchain.goroot(), paths.cache_dir(), Path.home() / ".cache" / "go-build",
+            Path(tempfile.gettempdir())]
     return [p for p in dict.fromkeys(hide) if p.is_dir()]
+
+
+def keep_dirs(hide: Iterable[Path]) -> list[Path]:
+    """What the worker runs from (this Python's prefix, the fgo checkout) where HIDE or the
+    worker's own /tmp would cover it: a checkout or venv under /tmp."""
+    covers = [*hide, Path("/tmp")]
+    mine = [Path(sys.prefix).resolve(), Path(fgo.__file__).resolve().parents[1]]
+    return [p for p in dict.fromkeys(mine) if any(p.is_relative_to(h) for h in covers)]
 
 
 def isolate_prefix(install: Path, hide: Iterable[Path]) -> list[str]:
     """The command prefix that runs a command as a worker on a host of its own."""
-    return ["unshare", "-m", "sh", str(ISOLATE_SH), str(install), *map(str, hide), "--"]
+    hide = list(hide)
+    keep = keep_dirs(hide)
+    return ["unshare", "-m", "sh", str(ISOLATE_SH), str(install), *map(str, hide),
+            *(["--keep", *map(str, keep)] if keep else []), "--"]
 
 
 def unavailable() -> str | None:
