@@ -18,7 +18,9 @@ Baseline: `go build` on ONE DAS-5 node of 16 cores with its defaults (-p 16, -c 
 token pool, Amdahl backend speedup, processor sharing: `simulate.gobuild_schedule`).
 fgo: 16 slots per node, every compile one slot at -c=1 (fgo's compiles on a worker slot do not
 get the node's other cores: conservative for fgo), dispatch + bytes at 1 Gb/s per remote
-process, the measured fixed part once (`fgo.analysis.makespan`). `fgo_with_c` extends the
+process, the measured fixed part once (`fgo.analysis.makespan`). The head's node is one of the
+nodes: plain and split builds compile on its 16 slots first, without the remote path
+(--local-slots); the pipelined ones count every compile as remote. `fgo_with_c` extends the
 go build model to fgo's compiles with go's -c on their node (not validated against fgo's runs).
 """
 
@@ -242,8 +244,9 @@ def das5_rows(project: str, g: nx.DiGraph, dur: Mapping[Any, float],
         use = specs if nn > 1 else {}
         h, hd = sim.split_graph(g, use, shards, dur)
         hbytes = {n: nbytes.get(n[0] if isinstance(n, tuple) else n, 0.0) for n in h}
-        plain = makespan.predict(g, k, dur, costs, nbytes)
-        split = makespan.predict(h, k, hd, costs, hbytes, remote=split_remote)
+        # the head's node is one of the NN: its cores compile first, without the remote path
+        plain = makespan.predict(g, k, dur, costs, nbytes, local_slots=cores)
+        split = makespan.predict(h, k, hd, costs, hbytes, remote=split_remote, local_slots=cores)
         levels = costs.fixed_s + sim.level_schedule(g, k, makespan.with_costs(g, dur, costs, nbytes)).makespan
         piped = makespan.predict_processes(g, k, dur, costs, piped_specs, None, nbytes)
         pshards = {n: shards(g.nodes[n]["package"]) for n in g

@@ -36,6 +36,17 @@ def test_independent_tasks() -> None:
     assert sim.list_schedule(g, 10).makespan == 3
 
 
+def test_local_slots_are_taken_first_and_pay_no_remote_cost() -> None:
+    g = dag([("a", "b")], {"a": 1, "b": 1})
+    remote = {"a": 1.5, "b": 1.5}                     # the same compiles plus dispatch
+    assert sim.list_schedule(g, 2, remote, local=1, local_dur={"a": 1, "b": 1}).makespan == 2
+    assert sim.list_schedule(g, 2, remote).makespan == 3   # no head slot: every one remote
+    wide = dag([], {"a": 1, "b": 1, "c": 1})
+    # two at once: one on the head (1 s), one remote (1.5 s); the third on the head again
+    assert sim.list_schedule(wide, 2, {n: 1.5 for n in "abc"}, local=1,
+                             local_dur={n: 1.0 for n in "abc"}).makespan == 2
+
+
 def test_barrier_costs_what_list_scheduling_overlaps() -> None:
     # a(10) and b(1) have no deps; c(9) needs b. Levels: {a, b} then {c}.
     g = dag([("b", "c")], {"a": 10, "b": 1, "c": 9})

@@ -86,11 +86,15 @@ def with_costs(g: nx.DiGraph, dur: Durations, costs: Costs,
 
 def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
             node_bytes: Mapping[Any, float] | None = None,
-            remote: Callable[[nx.DiGraph, Any], bool] = is_compile) -> float:
-    """The wall time of a build of G on K worker slots: go's order (its action priorities,
-    as go build's ready queue has them), durations DUR plus fgo's COSTS."""
+            remote: Callable[[nx.DiGraph, Any], bool] = is_compile,
+            local_slots: int = 0) -> float:
+    """The wall time of a build of G on K slots: go's order (its action priorities, as go
+    build's ready queue has them), durations DUR plus fgo's COSTS. The first LOCAL_SLOTS of
+    the K are the head's own (--local-slots): taken first, and a compile there pays no
+    dispatch or transfer."""
     d = with_costs(g, dur, costs, node_bytes, remote)
-    return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g)).makespan
+    return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g),
+                                                  local=local_slots, local_dur=dur).makespan
 
 
 def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,

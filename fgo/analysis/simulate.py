@@ -95,7 +95,8 @@ def go_priorities(g: nx.DiGraph, attr: str = "priority") -> dict[Any, float]:
 
 def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
                   priority: Mapping[Any, float] | None = None,
-                  chain: Mapping[Any, Any] | None = None) -> Schedule:
+                  chain: Mapping[Any, Any] | None = None,
+                  local: int = 0, local_dur: Durations | None = None) -> Schedule:
     """Greedy (non-delay) list scheduling of the DAG on k identical workers.
 
     Whenever a worker is idle and a node is ready (all deps finished), the
@@ -104,10 +105,14 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
     CHAIN {a: b}: b is the rest of a's process (e.g. a compile's backend after its
     frontend): b starts on a's worker the moment a finishes, never queued behind
     other work; b's only dep must be a.
+    LOCAL: the first LOCAL of the k workers are the head's own slots, taken first when free
+    (the lowest free id starts next), where a node takes LOCAL_DUR (e.g. without the
+    remote path's dispatch and transfer) instead of DUR.
     """
     if k < 1:
         raise ValueError("k must be >= 1")
     d = _dur(g, dur)
+    ld = _dur(g, local_dur) if local else d
     chain = chain or {}
     for a, b in chain.items():
         if list(g.predecessors(b)) != [a]:
@@ -127,7 +132,7 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
 
     def start(n: Any, w: int) -> None:
         sched.start[n], sched.worker[n] = now, w
-        sched.finish[n] = now + max(0.0, float(d[n]))
+        sched.finish[n] = now + max(0.0, float((ld if w < local else d)[n]))
         heapq.heappush(running, (sched.finish[n], order[n], w, n))
 
     while done < len(pending):
