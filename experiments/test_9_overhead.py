@@ -81,7 +81,7 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
            if a.get("tool") == "compile" and a.get("build_id")}
     return {"wall_s": round(wall, 3), "ids": ids, "binary": _binary(out / "fgo", name),
             "remote": rep["totals"]["remote"], "local": rep["totals"]["local"],
-            "slot": rep["totals"].get("slot", 0),
+            "slot": rep["totals"].get("slot", 0), "by_go": rep["totals"].get("by_go", 0),
             "dispatch_median_ms": _ms(rep["totals"].get("dispatch_median_s")),
             "head": rep.get("head"), "workers_peak_rss_mb": rep.get("workers_peak_rss_mb"),
             "report": str(report), "command": "fgo " + " ".join(args)}
@@ -137,7 +137,7 @@ def _pairs(lab, name: str, pairs: int, load: str, how: str) -> list[dict]:
                 "ratio": round(f["wall_s"] / cold["go"]["wall_s"], 3),
                 "go_noop_s": noop["go"]["wall_s"], "fgo_noop_s": noop["fgo"]["wall_s"],
                 "noop_extra_s": round(noop["fgo"]["wall_s"] - noop["go"]["wall_s"], 3),
-                "remote": f["remote"], "local": f["local"], "slot": f["slot"],
+                "remote": f["remote"], "local": f["local"], "slot": f["slot"], "by_go": f["by_go"],
                 "dispatch_median_ms": f["dispatch_median_ms"],
                 "head_cpu_s": f["head"]["cpu_s"], "head_build_cpu_s": f["head"]["build_cpu_s"],
                 "head_cpu_per_remote_ms": f["head"]["cpu_per_remote_ms"],

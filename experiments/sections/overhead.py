@@ -19,8 +19,8 @@ def render(ctx: Context) -> list[str]:
     pairs = [r for r in rows if isinstance(r.get("pair"), int)]
     how = next((r["load_how"] for r in pairs if r.get("load_how")), "")
     md = [(f"{label(doc['meta'], 'measured')}. `go build -a` with its defaults into an empty "
-           "GOCACHE against `fgo build -a` with its defaults (local slots = this machine's "
-           "cores; the embedded cluster only for what needs it), empty GOCACHE and store, "
+           "GOCACHE against `fgo build -a` with its defaults (on one machine with nothing to "
+           "distribute, go build compiles alone, without fgo's shim), empty GOCACHE and store, "
            "alternating, then no-op rebuilds on each side's warm cache "
            "(`pytest experiments/test_9_overhead.py --benchmark`). Loaded: "
            f"{how or 'another build beside it'}. fgo CPU: user+sys of the fgo process itself "
@@ -30,7 +30,7 @@ def render(ctx: Context) -> list[str]:
               ("project", "project"), ("load", "load"), ("pair", "pair"), ("first", "first"),
               ("go_cold_s", "go s"), ("fgo_cold_s", "fgo s"), ("ratio", "fgo/go"),
               ("go_noop_s", "go no-op s"), ("fgo_noop_s", "fgo no-op s"),
-              ("slot", "on slots"), ("remote", "remote"), ("head_cpu_s", "fgo CPU s"),
+              ("local", "local"), ("remote", "remote"), ("head_cpu_s", "fgo CPU s"),
               ("head_peak_rss_mb", "fgo peak MB"), ("load1", "load avg")]),
           ""]
     md += [_median(s) for s in rows if s.get("pair") == "median"]
