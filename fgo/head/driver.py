@@ -122,6 +122,9 @@ def run(opts: BuildOptions) -> int:
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
                     else frozenset())
+                if doubted := report["shared_cache"].pop("doubted_buildids", []):
+                    # a re-check found a worker wrong: its outputs of this build go too
+                    report["shared_cache"]["evicted"] = _evict(doubted, shared)
     finally:
         if cluster is not None:
             cluster.close()
@@ -160,30 +163,98 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
     --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
     if not (opts.shared_cache and opts.scheduler and cluster is not None):
         return None
+    from fgo.cache import trust
     from fgo.cache.session import SharedCache, cacheprog_args
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     if not gocache or gocache == "off":
         return None
+    key_file = str(trust.key_path(opts.cache_key))
+    try:
+        key = trust.load_key(Path(key_file))  # a head makes it on first use
+    except trust.CacheKeyError as exc:
+        raise FgoError(f"--cache-key: {exc}") from None
     try:
         return SharedCache(Path(gocache), toolchain.identity(), tmp,
                            cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
-                                          opts.cache_timeout))
+                                          opts.cache_timeout, key_file, opts.cache_recheck),
+                           key)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
 
 
+def _provenance(report: dict[str, Any]) -> Any:
+    """Who produced each compile of this build and whether verification compared it, by
+    the action-ID prefix of its -buildid (what the cache's entries are signed with)."""
+    from fgo.cache import trust
+    from fgo.cache.publish import Provenance
+    from fgo.head.verification import action_id_prefix
+    checks = (report.get("verification") or {}).get("checks", [])
+    matched = {(c["package"], c["worker"]) for c in checks
+               if c.get("matched") and c.get("kind") in ("remote", "speculative")}
+    split_matched = {c["package"] for c in checks if c.get("matched") and c.get("kind") == "split"}
+    known = Provenance()
+    for a in report["actions"]:
+        if a["mode"] not in ("remote", "local", "split") or not a.get("build_id") \
+                or not (p := action_id_prefix(a["build_id"])):
+            continue
+        if a.get("duration_s"):
+            known.seconds[p] = a["duration_s"]
+        if a["mode"] == "remote" and a.get("worker"):
+            known.producer[p] = a["worker"]
+            known.checked[p] = (a["package"], a["worker"]) in matched
+        elif a["mode"] == "split":
+            workers = (a.get("split") or {}).get("workers") or [a.get("worker") or ""]
+            known.producer[p] = trust.join_producers(workers)
+            known.checked[p] = a["package"] in split_matched
+    return known
+
+
 def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
            skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Publish this build's cache entries to the cluster tier, only when verification found
-    no mismatch; the counters for the report."""
-    from fgo.head.verification import action_id_prefix
-    out = {"scheduler": cluster.scheduler, **shared.counters()}
+    """Revoke what this build found wrong (every cluster entry of a worker its verification
+    excluded; an entry a re-check found different, with its producer's), then publish this
+    build's cache entries, signed, only when verification found no mismatch; the counters
+    for the report."""
+    from fgo.cache import trust
+    out: dict[str, Any] = {"scheduler": cluster.scheduler, **shared.counters()}
+    known = _provenance(report)
+    excluded = set((report.get("verification") or {}).get("excluded", []))
+    now = time.time()
+    revocations = trust.worker_revocations(shared.key, shared.ns, excluded,
+                                           "fgo build's verification found it wrong", now)
+    conclusive = []
+    for m in out.get("recheck_mismatched", []):
+        # who computed go's put: a worker this build excluded cannot settle it
+        m["recomputed_by"] = by = known.producer.get(m["action"][:30], trust.HEAD)
+        m["conclusive"] = not trust.producers(by) & excluded
+        if m["conclusive"]:
+            conclusive.append(m)
+    revocations += trust.recheck_revocations(shared.key, shared.ns, conclusive, now)
+    revoked = trust.Revoked()
+    for r in revocations:
+        revoked.add(r)
+    if revocations:
+        out["revoked"] = out.get("revoked", 0) + len(revocations)
+        out["revoked_entries"] = out.get("revoked_entries", 0) + \
+            shared.revoke(cluster.client, revocations)
+        out["revocations"] = [{k: v for k, v in (("action", r.action), ("output", r.output),
+                                                 ("producer", r.producer),
+                                                 ("reason", r.reason)) if v}
+                              for r in revocations]
+        # this build's own outputs from a worker a re-check found wrong are in doubt too
+        found_wrong = revoked.producers - excluded
+        out["doubted_buildids"] = [a["build_id"] for a in report["actions"]
+                                   if a["mode"] in ("remote", "split") and a.get("build_id")
+                                   and trust.producers(known.producer.get(
+                                       (_prefix(a["build_id"]) or "")[:30], "")) & found_wrong]
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
-    seconds = {p: a["duration_s"] for a in report["actions"]
-               if a["mode"] in ("remote", "local", "split") and a.get("duration_s")
-               and a.get("build_id") and (p := action_id_prefix(a["build_id"]))}
-    return {**out, **shared.publish(cluster.client, seconds, skip)}
+    return {**out, **shared.publish(cluster.client, known, skip, revoked)}
+
+
+def _prefix(buildid: str) -> str | None:
+    from fgo.head.verification import action_id_prefix
+    return action_id_prefix(buildid)
 
 
 def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,

@@ -21,6 +21,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
 
         GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go build ./...
     """
+    from fgo.cache import trust
     from fgo.cache.tier import running_namespace
     from fgo.cluster.connect import tls_security
     from fgo.cache.local import DiskTier, gocache_dir, local_root
@@ -31,8 +32,17 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
     scheduler, limit = resolved["scheduler"], resolved["cache_timeout"]
     security = tls_security(settings.tls(resolved))
-    remote = (lambda: _connect(scheduler, security, ns, limit)) if scheduler else None
-    server = Server(local, remote, limit, resolved["cache_size"], *environ_paths())
+    key, why = None, ""
+    if scheduler:  # a head: the key is made on first use
+        try:
+            key = trust.load_key(trust.key_path(resolved["cache_key"]))
+        except trust.CacheKeyError as exc:
+            why = str(exc)
+            print(f"fgo cacheprog: {exc}; the cluster tier is off", file=sys.stderr)
+    remote = (lambda: _connect(scheduler, security, ns, limit, key, why)) if scheduler \
+        else None
+    server = Server(local, remote, limit, resolved["cache_size"], *environ_paths(), key=key,
+                    recheck=resolved["cache_recheck"])
     server.serve(sys.stdin.buffer, sys.stdout.buffer)
     if print_counters:
         print(f"fgo cacheprog: {cache_summary(server.counters.to_json())}", file=sys.stderr)
@@ -43,12 +53,15 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     os._exit(0)
 
 
-def _connect(scheduler: str, security: object, ns: str, limit: float) -> object:
+def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes | None,
+             why: str) -> object:
     from fgo.cache.tier import ClusterTier
     from fgo.cluster.connect import connect
     from fgo.worker.service import CompileService
+    if key is None:  # nothing of the cluster tier could be checked
+        raise RuntimeError(why or "no cache key")
     cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
                       service=CompileService())
-    tier = ClusterTier(cluster.client, ns)
+    tier = ClusterTier(cluster.client, ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier
