@@ -201,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_key", _path, "~/.config/fgo/cache.key",
             "The key heads sign and check cluster-tier entries with (workers never see it): "
             "a file, created with 32 random bytes (mode 0600) on first use; teammates share "
-            "it like the TLS files.", verbs=(BUILD, CACHEPROG, CACHE), metavar="FILE"),
+            "it like the TLS files.", verbs=(BUILD, CACHEPROG), metavar="FILE"),
     Setting("cache_recheck", _share, 0.03,
             "Share of cluster hits a worker computed and no head compared that are answered "
             "as misses, so that go computes them again and the result is compared with the "

@@ -608,7 +608,51 @@ def test_a_wrong_entry_found_by_a_recheck_is_revoked(heads: tuple[Path, Path], t
     assert cc["refused"] >= 1 and cc["remote_hits"] > 10, cc
     fetched = DiskTier(tmp_path / "C" / "gocache" / "fgo" / NS).records()
     assert fetched and not any(producer in trust.producers(e.producer) for e in fetched)
+    # C compiled on P too, and (knowing the revocation) published none of that
+    t.remove(action)
+    assert any(a["worker"] == producer for a in rep_c["actions"] if a["mode"] == "remote")
+    assert not any(e.producer == producer for t in stores for e in t.records())
     ok = sha(tmp_path / "b.bin") == sha(tmp_path / "c.bin") == oracle_sha(b)
+    faults.outcome(ok)
+    assert ok
+
+
+def test_plain_go_rechecks_and_revokes_at_close(hello: Path, tmp_path: Path,
+                                                real_cluster: RealCluster, faults) -> None:
+    """Under plain go the helper settles a re-check itself (go computed the put on this
+    head): A's entries, published as a worker's, one of them holding another's body; B
+    re-checks every hit, finds exactly that one, and at close revokes it and its producer
+    on every worker before publishing its own."""
+    import hashlib
+    from dataclasses import replace
+    plain_go(hello, go_env(tmp_path / "A", GOCACHEPROG=cacheprog()), "build", "-trimpath",
+             "-o", str(tmp_path / "a.bin"))
+    key = trust.load_key(tmp_path / "cache.key")
+    worker = "tcp://127.0.0.1:1"  # said to have compiled them
+    records = sorted((e for e in DiskTier(tmp_path / "A" / "gocache" / "fgo" / NS).records()
+                      if e.size), key=lambda e: -e.size)
+    entries = [trust.sign_entry(key, NS, CacheEntry(e.action, e.output, e.path.read_bytes(),
+                                                    e.put_time, 0.1, worker))
+               for e in records]
+    victim, other = entries[0], entries[1]
+    entries[0] = trust.sign_entry(key, NS, replace(
+        victim, body=other.body, output=hashlib.sha256(other.body).hexdigest()))
+    with real_cluster.client(30) as c:
+        assert tier.ClusterTier(c, NS, key).put_many(entries, 60) == len(entries) > 50
+    faults.injected()
+    b = plain_go(hello, go_env(tmp_path / "B", GOCACHEPROG=cacheprog(
+        "-v", "--scheduler", real_cluster.address, "--cache-recheck", "1")),
+        "build", "-trimpath", "-o", str(tmp_path / "b.bin"))
+    assert re.search(r"\d+ rechecked, 2 revoked, 1 re-checks DIFFERED", b.stderr), b.stderr
+    with real_cluster.client(30) as c:
+        kept = c.run(store.store_index, NS)
+    assert all([r["producer"] for r in v["revoked"] if r["producer"]] == [worker]
+               and any(r["action"] == victim.action for r in v["revoked"])
+               for v in kept.values()), kept
+    now = {e["action"]: e for v in kept.values() for e in v["entries"]}
+    assert not any(e["producer"] == worker for e in now.values())
+    assert now[victim.action]["output"] == victim.output  # B's own, published after
+    ok = sha(tmp_path / "b.bin") == oracle_sha(hello)
     faults.outcome(ok)
     assert ok
 

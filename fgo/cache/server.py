@@ -158,7 +158,16 @@ class Server:
                     self.revoked = trust.Revoked(self.revoked.entries | tier.revoked.entries,
                                                  self.revoked.producers |
                                                  tier.revoked.producers)
+            self._keep(tier.revocations)
         self.ready.set()
+
+    def _keep(self, revocations: list[CacheRevocation]) -> None:
+        """A copy beside the local tier of what the workers keep: this head knows it even
+        if every worker lost it, and fgo build publishes nothing a revoked worker made."""
+        try:
+            self.local.keep_revocations([wire.encode(r) for r in revocations])
+        except OSError:
+            pass
 
     def _load_local_revocations(self) -> None:
         """The revocations this head keeps beside its local tier (signed ones only)."""
@@ -362,10 +371,7 @@ class Server:
         """REVOCATIONS to every worker and beside the local tier (a head's own copy)."""
         if not revocations:
             return
-        try:
-            self.local.keep_revocations([wire.encode(r) for r in revocations])
-        except OSError:
-            pass
+        self._keep(revocations)
         removed = tier.revoke(revocations, max(5.0, 5 * self.limit))
         with self.lock:
             self.counters.revoked += len(revocations)

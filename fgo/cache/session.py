@@ -103,6 +103,19 @@ class SharedCache:
         return {"published": stored, "bytes_published": size,
                 "publish_s": round(time.monotonic() - t0, 3)}
 
+    def known_revocations(self) -> trust.Revoked:
+        """What this head knows to be revoked: the signed revocations beside its local tier
+        (its own, and the cluster's as its helper found them)."""
+        known = trust.Revoked()
+        for data in self.local().revocations():
+            try:
+                r = wire.decode(data, wire.CacheRevocation)
+            except wire.ProtocolMismatch:
+                continue
+            if trust.revocation_signed(self.key, self.ns, r):
+                known.add(r)
+        return known
+
     def revoke(self, client: Any, revocations: list[wire.CacheRevocation]) -> int:
         """REVOCATIONS to every worker and beside the local tier; the entries removed from
         the workers' disks."""
@@ -113,11 +126,12 @@ class SharedCache:
             local.keep_revocations([wire.encode(r) for r in revocations])
         except OSError:
             pass
-        for r in revocations:  # what this head itself fetched earlier goes too
-            for e in local.records():
-                if r.producer and r.producer in trust.producers(e.producer) \
-                        or (e.action, e.output) == (r.action, r.output):
-                    local.remove(e.action)
+        revoked = trust.Revoked()
+        for r in revocations:
+            revoked.add(r)
+        for e in local.records():  # what this head itself fetched earlier goes too
+            if revoked.covers(e.action, e.output, e.producer):
+                local.remove(e.action)
         return ClusterTier(client, self.ns, self.key).revoke(revocations, REVOKE_TIMEOUT_S)
 
     def counters(self) -> dict[str, Any]:

@@ -110,6 +110,7 @@ class ClusterTier:
         self.where: dict[str, str] = {}         # action -> worker, from the index
         self.records: dict[str, CacheEntry] = {}  # action -> its signed fields (no body)
         self.revoked = trust.Revoked()
+        self.revocations: list[CacheRevocation] = []  # the signed ones the workers keep
         self.forged = 0         # index entries whose signature did not verify
         self.refused = 0        # index entries a revocation covers (kept by some worker)
 
@@ -135,6 +136,7 @@ class ClusterTier:
             for r in share.revoked:
                 if self.key is not None and trust.revocation_signed(self.key, self.ns, r):
                     self.revoked.add(r)
+                    self.revocations.append(r)
         for worker, share in shares.items():
             for e in share.entries:
                 if self.key is None or not trust.entry_signed(self.key, self.ns, e):

@@ -230,9 +230,11 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
         if m["conclusive"]:
             conclusive.append(m)
     revocations += trust.recheck_revocations(shared.key, shared.ns, conclusive, now)
-    revoked = trust.Revoked()
+    revoked = shared.known_revocations()  # nothing a revoked worker made is published
+    new = trust.Revoked()
     for r in revocations:
         revoked.add(r)
+        new.add(r)
     if revocations:
         out["revoked"] = out.get("revoked", 0) + len(revocations)
         out["revoked_entries"] = out.get("revoked_entries", 0) + \
@@ -242,11 +244,11 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
                                                  ("reason", r.reason)) if v}
                               for r in revocations]
         # this build's own outputs from a worker a re-check found wrong are in doubt too
-        found_wrong = revoked.producers - excluded
-        out["doubted_buildids"] = [a["build_id"] for a in report["actions"]
-                                   if a["mode"] in ("remote", "split") and a.get("build_id")
-                                   and trust.producers(known.producer.get(
-                                       (_prefix(a["build_id"]) or "")[:30], "")) & found_wrong]
+        found_wrong = new.producers - excluded
+        out["doubted_buildids"] = [
+            a["build_id"] for a in report["actions"] if a.get("build_id")
+            and trust.producers(known.producer.get(_prefix(a["build_id"]) or "", ""))
+            & found_wrong]
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
     return {**out, **shared.publish(cluster.client, known, skip, revoked)}
