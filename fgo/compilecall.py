@@ -195,14 +195,18 @@ def sandbox_args(call: CompileCall, sandbox: str, goroot: str) -> list[str]:
     return args
 
 
-def sandbox_importcfg(text: str, sandbox: str) -> str:
-    """importcfg with every packagefile pointing into the sandbox."""
+def sandbox_importcfg(text: str, sandbox: str, where: dict[str, str] | None = None) -> str:
+    """importcfg with every packagefile pointing into the sandbox, or where WHERE (archive
+    path -> another path, e.g. the blob in a store) says it is. The compiler records no
+    archive path in its output: it reads the export data, whose positions are its own."""
+    where = where or {}
     lines = []
     for line in text.splitlines():
         verb, _, rest = line.strip().partition(" ")
         if verb == "packagefile":
             pkg, _, file = rest.partition("=")
-            line = f"packagefile {pkg}={in_sandbox(sandbox, file.strip())}"
+            file = file.strip()
+            line = f"packagefile {pkg}={where.get(file) or in_sandbox(sandbox, file)}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -184,8 +184,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shards", _shards, "auto", "Shards per split package: K >= 2, or auto.",
             metavar="K|auto"),
     Setting("verify_rate", _share, 0.03,
-            "Share of remote compiles also compiled on the head node and compared while it "
-            "has a core free (besides one early compile of each worker).", metavar="R"),
+            "Share of remote compiles compiled again and compared: on the head node when it "
+            "has a core free, else on another worker (besides one of each worker's first "
+            "compiles, on the head).", metavar="R"),
+    Setting("verify_catch", _share, None,
+            "Check enough of each worker's compiles to catch, with 99% confidence, one that "
+            "is wrong on this share of them (0.05: 90 checks a worker; needs the build's size "
+            "from an earlier build of the same target) [off: --verify-rate only].",
+            metavar="Q"),
     Setting("verify_splits", _one_of("first", "always", "off"), "first",
             "Compile a split package stock on the head node and compare: the first time its "
             "inputs are seen, always, or never.", metavar="first|always|off"),

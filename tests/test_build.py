@@ -122,9 +122,15 @@ def test_bad_input_one_line_error(hello: Path, args: list[str], needle: str) -> 
 
 
 def test_check_compares_with_plain_build(hello: Path) -> None:
+    """--check: every archive (the module's and the standard library's) and the binary,
+    each by sha256 against one plain go build into an empty GOCACHE."""
     _, rep = fgo_build(hello, "-o", str(hello / "c.bin"), opts=("--check",))
     kinds = {c["what"] for c in rep["checks"]}
     assert kinds == {"archive", "binary"} and all(c["ok"] for c in rep["checks"])
+    archives = {c["name"] for c in rep["checks"] if c["what"] == "archive"}
+    assert {"example.com/hello", "example.com/hello/greet", "runtime", "fmt"} <= archives
+    assert len(archives) > 40
+    assert all(c["detail"].startswith("sha256 ") for c in rep["checks"])
 
 
 @pytest.mark.slow

@@ -194,4 +194,4 @@ def test_k_from_the_free_hosts(free: int, policy_: SplitPolicy, k: int) -> None:
     got, why = choose_shards(BIG, 100, policy.split_hosts(free, policy_.shards), policy_)
     assert got == k, why
     if k == 1:
-        assert why == "1 free worker(s)"
+        assert why == "1 free host(s): go's -c already uses its cores"

@@ -246,3 +246,118 @@ def test_chain_must_be_the_only_dep() -> None:
     g = dag([("a", "b"), ("c", "b")], {"a": 1, "b": 1, "c": 1})
     with pytest.raises(ValueError, match="alone"):
         sim.list_schedule(g, 2, chain={"a": "b"})
+
+
+# ---------------------------------------------------------------- go build with -c
+
+def test_token_pool_is_gc_go() -> None:
+    # -p 1: no pool, every compile gets GOMAXPROCS
+    one = sim.TokenPool(16, p=1)
+    assert [one.acquire() for _ in range(3)] == [16, 16, 16]
+    # GOMAXPROCS 16, -p 16: minTokens 4, tokens 2*16 + 4*16 = 96
+    pool = sim.TokenPool(16)
+    assert (pool.min_tokens, pool.tokens, pool.p) == (4, 96, 16)
+    got = [pool.acquire() for _ in range(16)]
+    # 1st: (96 - 15*4)/2 = 18 -> 16; 2nd: (80 - 56)/2 = 12; 3rd: (68 - 52)/2 = 8; ...
+    assert got[:4] == [16, 12, 8, 6]
+    assert all(c >= 4 for c in got) and pool.tokens >= 0
+    for c in got:
+        pool.release(c)
+    assert pool.tokens == pool.total and pool.concurrent == 0
+    # a 2-core machine: every compile of go build gets -c=2
+    two = sim.TokenPool(2)
+    assert [two.acquire(), two.acquire()] == [2, 2]
+    assert sim._go_div(-3, 2) == -1 and sim._go_div(3, 2) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 96), st.integers(1, 64), st.lists(st.booleans(), max_size=200))
+def test_token_pool_never_runs_out(procs: int, p: int, ops: list[bool]) -> None:
+    pool = sim.TokenPool(procs, p)
+    held: list[int] = []
+    for acquire in ops:
+        if acquire and len(held) < p:
+            c = pool.acquire()
+            assert 1 <= c <= procs
+            held.append(c)
+        elif held:
+            pool.release(held.pop(0))
+        if p > 1:
+            assert pool.tokens >= 0 and sum(held) + pool.tokens == pool.total
+
+
+def test_amdahl_and_parallel_fraction() -> None:
+    assert sim.amdahl(1, 0.7) == 1.0
+    assert sim.amdahl(4, 1.0) == pytest.approx(4.0)
+    assert sim.amdahl(1e9, 0.75) == pytest.approx(4.0)
+    for f in (0.0, 0.3, 0.9, 1.0):
+        assert sim.parallel_fraction(sim.amdahl(2, f), 2) == pytest.approx(f)
+        assert sim.parallel_fraction(sim.amdahl(8, f), 8) == pytest.approx(f)
+    assert sim.parallel_fraction(0.9) == 0.0 and sim.parallel_fraction(2.5) == 1.0
+    s = sim.CompileShape(1, 8, 1, 0.5)
+    assert s.wall(1) == 10 and s.wall(2) == pytest.approx(1 + 8 / (1 / 0.75) + 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_dags(), st.integers(1, 6))
+def test_go_build_at_c1_is_go_order_list_scheduling(gd: tuple[nx.DiGraph, dict[int, float]],
+                                                     k: int) -> None:
+    g, d = gd
+    d = {n: float(int(v)) for n, v in d.items()}  # whole seconds: ties are exact in both
+    for n in g:
+        g.nodes[n].update(mode="build", priority=(n * 7) % 5)
+    shapes = sim.compile_shapes(g, d, default_parallel=0.8)
+    s = sim.gobuild_schedule(g, sim.GoBuild(k, fixed_c=1), d, shapes)
+    ref = sim.list_schedule(g, k, d, sim.go_priorities(g))
+    assert s.makespan == pytest.approx(ref.makespan, abs=1e-6)
+    # more backend threads never hurt without contention, and never beat the span
+    fast = sim.gobuild_schedule(g, sim.GoBuild(k, contention=False), d, shapes)
+    assert fast.makespan <= s.makespan + 1e-6
+    floor = graph.span(g, {n: shapes[n].wall(max(k, 1) * 1000) for n in g})
+    assert fast.makespan >= floor - 1e-6
+
+
+def test_lone_compile_gets_the_node() -> None:
+    g = dag([], {"big": 10})
+    shapes = {"big": sim.CompileShape(1, 8, 1, 1.0)}
+    s = sim.gobuild_schedule(g, sim.GoBuild(16), shapes=shapes)
+    assert s.c["big"] == 16 and s.makespan == pytest.approx(1 + 8 / 16 + 1)
+    # Amdahl: f = 0.5 on 16 goroutines
+    half = {"big": sim.CompileShape(1, 8, 1, 0.5)}
+    assert sim.gobuild_schedule(g, sim.GoBuild(16), shapes=half).makespan == pytest.approx(
+        1 + 4 + 4 / 16 + 1)
+    # -p 1: c = GOMAXPROCS too
+    assert sim.gobuild_schedule(g, sim.GoBuild(8, p=1), shapes=shapes).c["big"] == 8
+
+
+def test_threads_share_the_cores() -> None:
+    g = dag([], {"a": 2, "b": 2})
+    shapes = {n: sim.CompileShape(0, 2, 0, 1.0) for n in "ab"}
+    # two compiles, 2 cores, -c=2 each: 4 threads on 2 cores, 4 CPU-s of work
+    assert sim.gobuild_schedule(g, sim.GoBuild(2), shapes=shapes).makespan == pytest.approx(2)
+    assert sim.gobuild_schedule(g, sim.GoBuild(2, contention=False),
+                                shapes=shapes).makespan == pytest.approx(1)
+    # one core, -p 2: the two single-threaded compiles share it
+    one = {n: sim.CompileShape(2, 0, 0, 0.0) for n in "ab"}
+    s = sim.gobuild_schedule(g, sim.GoBuild(1, p=2), shapes=one)
+    assert s.makespan == pytest.approx(4) and s.finish["a"] == pytest.approx(4)
+
+
+def test_compile_shapes_scale_to_the_graph() -> None:
+    g = dag([("a", "l")], {"a": 20, "l": 1}, l={"mode": "link"})
+    sh = sim.compile_shapes(g, phases={"a": sim.CompileShape(1, 8, 1, 0.6)})
+    assert set(sh) == {"a"} and sh["a"].total == pytest.approx(20) and sh["a"].B == pytest.approx(16)
+    sh = sim.compile_shapes(g, default_parallel=lambda b: 0.1 * b)
+    assert sh["a"].F == pytest.approx(20 * sim.DEFAULT_SHARES[0])
+    assert sh["a"].parallel == pytest.approx(0.1 * 20 * sim.DEFAULT_SHARES[1])
+
+
+def test_sweep_with_the_go_build_baseline() -> None:
+    g = dag([("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")], {"a": 1, "b": 6, "c": 2, "d": 1})
+    shapes = sim.compile_shapes(g, default_parallel=0.9)
+    rows = sim.sweep(g, [1, 2, 4], shapes=shapes)
+    assert rows[0]["go_build_c1"] == pytest.approx(rows[0]["go_list"])
+    for r in rows:
+        assert r["go_build_c"] <= r["go_build_c1"] + 1e-9
+    assert rows[2]["go_build_c"] < rows[2]["go_list"]
+    assert "go_build_c" not in sim.sweep(g, [2])[0]

@@ -4,52 +4,68 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
+from fgo.head import checks, ledger
 from fgo.head import verification as v
 
 
-def test_sampling_is_deterministic_and_near_the_rate() -> None:
+def test_the_sample_comes_from_a_secret_a_worker_cannot_know() -> None:
     keys = [f"pkg{i}" for i in range(20000)]
-    share = sum(v.sampled(k, 0.05) for k in keys) / len(keys)
+    a, b = b"a" * 32, b"b" * 32
+    share = sum(checks.secret_draw(a, k) < 0.05 for k in keys) / len(keys)
     assert 0.04 < share < 0.06
-    assert [v.sampled(k, 0.05) for k in keys[:50]] == [v.sampled(k, 0.05) for k in keys[:50]]
-    assert not any(v.sampled(k, 0) for k in keys[:1000])
-    assert all(v.sampled(k, 1.0) for k in keys[:1000])
+    # the same key samples differently under another build's secret
+    assert [checks.secret_draw(a, k) < 0.5 for k in keys[:64]] != \
+        [checks.secret_draw(b, k) < 0.5 for k in keys[:64]]
+    assert {checks.first_check_at(a, f"w{i}") for i in range(200)} == \
+        set(range(1, checks.FIRST_WITHIN + 1))
 
 
-def test_remote_reason_every_branch() -> None:
-    always = next(k for k in (f"k{i}" for i in range(1000)) if v.sampled(k, 0.5))
-    never = next(k for k in (f"k{i}" for i in range(1000)) if not v.sampled(k, 0.5))
-    assert v.remote_reason("w1", set(), never, 0.0, head_busy=True) == "first of worker"
-    assert v.remote_reason("w1", {"w1"}, always, 0.5, head_busy=False) == "sampled"
-    assert v.remote_reason("w1", {"w1"}, always, 0.5, head_busy=True) is None
-    assert v.remote_reason("w1", {"w1"}, never, 0.5, head_busy=False) is None
+def test_check_reason_every_branch() -> None:
+    assert checks.check_reason(True, 1, 2, 0.9, 0.03) is None            # not its turn yet
+    assert checks.check_reason(True, 2, 2, 0.9, 0.03) == "first of worker"
+    assert checks.check_reason(True, 5, 2, 0.9, 0.03) == "first of worker"  # still due
+    assert checks.check_reason(False, 5, 2, 0.01, 0.03) == "sampled"
+    assert checks.check_reason(False, 5, 2, 0.9, 0.03) is None
 
 
-def test_a_workers_first_check_is_a_small_compile_or_an_early_one() -> None:
-    never = next(k for k in (f"k{i}" for i in range(1000)) if not v.sampled(k, 0.5))
-    big, small = v.FIRST_CHECK_MAX_BYTES + 1, v.FIRST_CHECK_MAX_BYTES
-    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=big, nth=1) is None
-    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=small,
-                           nth=2) == "first of worker"
-    assert v.remote_reason("w1", set(), never, 0.5, False, source_bytes=big,
-                           nth=v.FIRST_CHECK_BY) == "first of worker"
-    assert v.remote_reason("w1", {"w1"}, never, 0.5, False, source_bytes=small, nth=2) is None
+def test_where_a_check_runs() -> None:
+    assert checks.where_to_check("first of worker", False, True) == "head"  # the reference
+    assert checks.where_to_check("sampled", True, True) == "head"
+    assert checks.where_to_check("sampled", False, True) == "cross"         # the head is busy
+    assert checks.where_to_check("sampled", False, False) == "head"         # nobody else
+    assert checks.arbiter(True, False) == ["checker"]
+    assert checks.arbiter(False, True) == ["producer"]
+    assert checks.arbiter(False, False) == ["producer", "checker"]
+
+
+def test_the_catch_formula() -> None:
+    """A worker wrong on 5% of its compiles escapes c checks with probability 0.95^c: 90
+    checks catch it with 99% confidence."""
+    assert checks.checks_needed(0.05, 0.99) == 90
+    assert checks.catch_probability(0.05, 90) >= 0.99 > checks.catch_probability(0.05, 89)
+    assert checks.checks_needed(0.5, 0.99) == 7
+    assert checks.sample_rate(0.03, None, 240) == 0.03
+    assert checks.sample_rate(0.03, 0.05, 240) == 90 / 240      # etcd's 480 on 2 workers
+    assert checks.sample_rate(0.03, 0.05, 50) == 1.0
+    assert checks.sample_rate(0.5, 0.05, 10_000) == 0.5
 
 
 def test_split_needs_check_every_mode() -> None:
-    assert v.split_needs_check("first", verified=False)
-    assert not v.split_needs_check("first", verified=True)
-    assert v.split_needs_check("always", verified=True)
-    assert not v.split_needs_check("off", verified=False)
+    assert checks.split_needs_check("first", False, 0.9, 0.03) == "first of inputs"
+    assert checks.split_needs_check("first", True, 0.9, 0.03) is None
+    assert checks.split_needs_check("first", True, 0.01, 0.03) == "sampled"   # re-checked
+    assert checks.split_needs_check("always", True, 0.9, 0.03) == "always"
+    assert checks.split_needs_check("off", False, 0.0, 1.0) is None
 
 
 def test_action_id_prefix_decodes_gos_hash_to_string() -> None:
     action = hashlib.sha256(b"action").digest()
     encoded = base64.urlsafe_b64encode(action[:15]).decode()   # cmd/internal/buildid.HashToString
-    assert v.action_id_prefix(f"{encoded}/{encoded}") == action[:15].hex()
-    assert v.action_id_prefix("short/x") is None
+    assert checks.action_id_prefix(f"{encoded}/{encoded}") == action[:15].hex()
+    assert checks.action_id_prefix("short/x") is None
 
 
 def test_evict_removes_the_index_and_its_output(tmp_path: Path) -> None:
@@ -64,38 +80,38 @@ def test_evict_removes_the_index_and_its_output(tmp_path: Path) -> None:
     other = tmp_path / action.hex()[:2] / f"{'ff' * 32}-a"
     other.write_text("v1 x y 1 1\n")
     encoded = base64.urlsafe_b64encode(action[:15]).decode()
-    removed = v.evict(tmp_path, f"{encoded}/{encoded}")
+    removed = ledger.evict(tmp_path, f"{encoded}/{encoded}")
     assert sorted(removed) == sorted([str(index), str(data)])
     assert not index.exists() and not data.exists() and other.exists()
 
 
 def test_ledger_remembers_and_disables(tmp_path: Path) -> None:
     path = tmp_path / "ledger.json"
-    ledger = v.Ledger(path)
-    key = v.split_key("s" * 64, "p", "h" * 64, 2)
-    assert not ledger.is_verified(key) and ledger.split_allowed("s" * 64, "p")
-    ledger.record(key, True, "s" * 64, "p")
+    book = ledger.Ledger(path)
+    key = checks.split_key("s" * 64, "p", "h" * 64, 2)
+    assert not book.is_verified(key) and book.split_allowed("s" * 64, "p")
+    book.record(key, True, "s" * 64, "p")
     assert not path.exists()  # written once per build, by save
-    ledger.save()
-    again = v.Ledger(path)
+    book.save()
+    again = ledger.Ledger(path)
     assert again.is_verified(key)
     again.record(key, False, "s" * 64, "p", "mismatch at p.F")
     again.save()
-    third = v.Ledger(path)
+    third = ledger.Ledger(path)
     assert not third.is_verified(key) and not third.split_allowed("s" * 64, "p")
     assert third.split_allowed("t" * 64, "p")  # another compiler series may split it
 
 
 def test_inputs_are_identified_by_gos_action_id() -> None:
-    assert v.inputs_id("AAAA/BBBB", {"/tmp/go-build1/importcfg": "x"}) == "AAAA"
-    assert v.inputs_id("AAAA/BBBB", {"/tmp/go-build2/importcfg": "y"}) == "AAAA"  # new WORK dir
-    assert v.inputs_id("", {"/a": "1"}) == v.inputs_hash({"/a": "1"}) != v.inputs_id("", {"/a": "2"})
+    assert checks.inputs_id("AAAA/BBBB", {"/tmp/go-build1/importcfg": "x"}) == "AAAA"
+    assert checks.inputs_id("AAAA/BBBB", {"/tmp/go-build2/importcfg": "y"}) == "AAAA"  # new WORK dir
+    assert checks.inputs_id("", {"/a": "1"}) == checks.inputs_hash({"/a": "1"}) != checks.inputs_id("", {"/a": "2"})
 
 
 def test_corrupt_ledger_is_empty(tmp_path: Path) -> None:
     path = tmp_path / "ledger.json"
     path.write_text("{not json")
-    assert not v.Ledger(path).verified
+    assert not ledger.Ledger(path).verified
 
 
 class Result:
@@ -114,11 +130,20 @@ def job(result: Result, runs: list | None = None, name: str = ""):
     return local
 
 
+def _verifier(**kw) -> v.Verifier:
+    """A verifier whose workers' first checks come at their first compile."""
+    ver = v.Verifier(**kw)
+    while any(checks.first_check_at(ver.secret, w) != 1
+              for w in ("w1", "w2", "w1 (speculative)")):
+        ver.secret = os.urandom(32)
+    return ver
+
+
 def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
     runs: list[str] = []
     excluded: list[str] = []
-    ver = v.Verifier(rate=0.0, split_mode="first", ledger=v.Ledger(tmp_path / "l.json"),
-                     on_exclude=excluded.append)
+    ver = _verifier(rate=0.0, split_mode="first", ledger=ledger.Ledger(tmp_path / "l.json"),
+                    on_exclude=excluded.append)
     same, right = Result({"/o/_pkg_.a": b"same"}), Result({"/o/_pkg_.a": b"right"})
     ver.after_remote("p/good", "w1", {"/src/x.go": "1"}, lambda: {"/o/_pkg_.a": b"same"}, "",
                      job(same, runs, "good"))
@@ -136,13 +161,91 @@ def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
     ver.close()
 
 
+def test_a_busy_head_sends_samples_to_another_worker() -> None:
+    """The sampling rate holds under load: the head keeps the first check of each worker;
+    a sample goes to another worker, and agreeing outputs are a match."""
+    ver = _verifier(rate=1.0)
+    ver.head_free = lambda: False
+    ver.other_workers = lambda worker: True
+    crossed: list[str] = []
+
+    def cross(result: Result):
+        def pick(avoid: str):
+            crossed.append(avoid)
+            result.worker, result.exit = "w9", 0
+            return lambda: result
+        return pick
+    ok = Result({"/o/_pkg_.a": b"x"})
+    for i in range(3):
+        ver.after_remote(f"p{i}", "w1", {f"/{i}": "1"}, lambda: {"/o/_pkg_.a": b"x"}, f"A{i}/A{i}",
+                         job(ok), cross=cross(Result({"/o/_pkg_.a": b"x"})))
+    assert ver.wait() == []
+    rep = ver.report()
+    assert [c["where"] for c in rep["checks"]] == ["head", "cross", "cross"]
+    assert crossed == ["w1", "w1"] and rep["checked"] == rep["matched"] == 3
+    assert rep["cross_checks"] == 2 and rep["catch"]["workers"]["w1"]["checks"] == 3
+    ver.close()
+
+
+def test_a_disagreement_is_arbitrated_by_the_head() -> None:
+    """The producer and the checking worker differ: the head's own compile names the wrong
+    one, who is excluded."""
+    excluded: list[str] = []
+    ver = _verifier(rate=1.0, on_exclude=excluded.append)
+    ver.head_free = lambda: False
+    ver.other_workers = lambda worker: True
+    reference = Result({"/o/_pkg_.a": b"right"})
+    first = Result({"/o/_pkg_.a": b"right"})
+    ver.after_remote("p0", "w1", {"/0": "1"}, lambda: {"/o/_pkg_.a": b"right"}, "A/A", job(first))
+
+    def lying_checker(avoid: str):
+        wrong = Result({"/o/_pkg_.a": b"WRONG"})
+        wrong.worker, wrong.exit = "w9", 0
+        return lambda: wrong
+    ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"right"}, "B/B",
+                     job(reference), cross=lying_checker)
+    mismatches = ver.wait()
+    assert [m.worker for m in mismatches] == ["w9"] and excluded == ["w9"]
+    assert ver.report()["checks"][1]["matched"] is True
+    ver.close()
+
+
+def test_an_unverifiable_first_check_leaves_the_worker_unchecked() -> None:
+    """A check the head cannot run proves nothing: the worker's next compile is checked."""
+    runs: list[str] = []
+    ver = _verifier(rate=0.0)
+    ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "",
+                     job(Result({}, ok=False), runs, "broken"))
+    ver.wait()
+    ver.after_remote("p2", "w1", {"/2": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "",
+                     job(Result({"/o/_pkg_.a": b"x"}), runs, "again"))
+    ver.after_remote("p3", "w1", {"/3": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "",
+                     job(Result({"/o/_pkg_.a": b"x"}), runs, "not this one"))
+    ver.wait()
+    assert runs == ["broken", "again"]
+    rep = ver.report()
+    assert (rep["checked"], rep["unverifiable"]) == (1, 1)
+    ver.close()
+
+
+def test_a_speculative_mismatch_excludes_the_real_worker() -> None:
+    excluded: list[str] = []
+    ver = _verifier(rate=0.0, on_exclude=excluded.append)
+    ver.after_remote("p", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"spec"}, "S/S",
+                     job(Result({"/o/_pkg_.a": b"stock"})), speculative=True)
+    mismatches = ver.wait()
+    assert [(m.worker, m.kind) for m in mismatches] == [("w1", "speculative")]
+    assert excluded == ["w1"] and ver.suspects() == ["S/S"]
+    ver.close()
+
+
 def test_verifier_splits_once_per_key_and_disables_after_a_mismatch(tmp_path: Path) -> None:
-    ledger = v.Ledger(tmp_path / "l.json")
+    book = ledger.Ledger(tmp_path / "l.json")
     runs: list[str] = []
     stock = Result({"/o/_pkg_.a": b"stock"})
     outcomes: list[tuple] = []
     series = "s" * 64
-    ver = v.Verifier(split_mode="first", ledger=ledger)
+    ver = v.Verifier(rate=0.0, split_mode="first", ledger=book)
     for _ in range(2):
         ver.after_split(series, "p", 2, "w1+w2", {"/a.go": "1"}, {"/o/_pkg_.a": b"stock"}, "",
                         job(stock, runs), lambda *o: outcomes.append(o))
@@ -151,8 +254,8 @@ def test_verifier_splits_once_per_key_and_disables_after_a_mismatch(tmp_path: Pa
     assert outcomes and outcomes[0][0] is True and outcomes[0][1] == outcomes[0][2]
     ver.after_split(series, "q", 2, "w1+w2", {"/b.go": "1"}, {"/o/_pkg_.a": b"bad"}, "",
                     job(stock, runs))
-    assert ver.wait() and not ledger.split_allowed(series, "q") and ledger.split_allowed(series, "p")
-    always = v.Verifier(split_mode="always", ledger=ledger)
+    assert ver.wait() and not book.split_allowed(series, "q") and book.split_allowed(series, "p")
+    always = v.Verifier(split_mode="always", ledger=book)
     always.after_split(series, "p", 2, "w1+w2", {"/a.go": "1"}, {"/o/_pkg_.a": b"stock"}, "",
                        job(stock, runs))
     always.wait()
@@ -162,7 +265,7 @@ def test_verifier_splits_once_per_key_and_disables_after_a_mismatch(tmp_path: Pa
 
 
 def test_unverifiable_is_not_a_match() -> None:
-    ver = v.Verifier(rate=1.0)
+    ver = _verifier(rate=1.0)
     ver.after_remote("p", "w1", {}, lambda: {"/o/_pkg_.a": b"x"}, "", job(Result({}, ok=False)))
     assert ver.wait() == []
     rep = ver.report()
@@ -171,7 +274,7 @@ def test_unverifiable_is_not_a_match() -> None:
 
 
 def test_an_excluded_worker_taints_everything_it_produced() -> None:
-    ver = v.Verifier(rate=0.0)
+    ver = _verifier(rate=0.0)
     ok, bad = Result({"/o/_pkg_.a": b"x"}), Result({"/o/_pkg_.a": b"y"})
     ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
     ver.after_remote("p2", "w2", {"/2": "2"}, lambda: {"/o/_pkg_.a": b"x"}, "B1/B1", job(bad))
@@ -187,21 +290,3 @@ def test_idle_cores_over_the_interval() -> None:
     assert headload.idle_cores((100, 1000), (150, 1100), cores=2) == 1.0   # half of 2 cores
     assert headload.idle_cores((100, 1000), (100, 1100), cores=2) == 0.0   # all busy
     assert headload.idle_cores((100, 1000), (100, 1000), cores=2) == 0.0   # no time passed
-
-
-def test_a_busy_head_skips_samples_but_never_a_workers_first_check(tmp_path: Path) -> None:
-    from fgo.head.headload import HeadLoad
-    stat = tmp_path / "stat"
-    busy = HeadLoad(str(stat))  # no readable counters: free, until a reading says otherwise
-    busy.cpus, busy.last, busy.at, busy.free = {"cpu0"}, (0, 0), 0.0, True
-    stat.write_text("cpu0 100 0 0 0 0 0 0 0 0 0\n")   # 100 jiffies, none idle
-    assert busy.core_free() is False
-    ver = v.Verifier(rate=1.0, head=busy)
-    ok = Result({"/o/_pkg_.a": b"x"})
-    ver.after_remote("p1", "w1", {"/1": "1"}, lambda: {"/o/_pkg_.a": b"x"}, "A1/A1", job(ok))
-    ver.after_remote("p2", "w1", {"/2": "2"}, lambda: {"/o/_pkg_.a": b"x"}, "A2/A2", job(ok))
-    assert ver.wait() == []
-    rep = ver.report()
-    assert [c["reason"] for c in rep["checks"]] == ["first of worker"]
-    assert rep["skipped_busy"] == 1
-    ver.close()

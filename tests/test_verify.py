@@ -14,6 +14,8 @@ from conftest import FGO, GOPATH_ENV, clean_env, require_gopath
 
 from fgo import toolchain
 from fgo.verify import builds as fv
+from fgo.verify import check as fc
+
 LIB_SRC = """package lib
 
 // Double returns 2*x.
@@ -242,3 +244,179 @@ def test_verify_distributed_and_split_variants(tmp_path):
     assert [b["variant"] for b in j["builds"]] == ["go", "fgo", "fgo-split2", "fgo-pipelined"]
     for c in j["comparisons"]:
         assert c["matched"] and c["packages_compared"] > 20 and not c["differing_packages"]
+
+
+# ------------------------------------------------------------------ fgo build --check's comparison
+
+
+def _files(d: Path, contents: dict[str, bytes]) -> dict[str, str]:
+    """CONTENTS (import path -> bytes) as files in D: import path -> file."""
+    d.mkdir(parents=True)
+    for name, data in contents.items():
+        (d / name.replace("/", "_")).write_bytes(data)
+    return {name: str(d / name.replace("/", "_")) for name in contents}
+
+
+def test_check_fails_on_a_package_missing_on_either_side(tmp_path):
+    """--check compares every archive either build has: one only fgo's build has is
+    'missing on the plain side', one only the plain build has 'missing in fgo's build',
+    with the reason when the action graph named it but the cache lacked it."""
+    mine = fc.Outputs(_files(tmp_path / "a", {"p/x": b"same", "p/onlyfgo": b"extra"}),
+                      missing={"p/lost": "GOCACHE has no archive for action ID abc"})
+    plain = fc.Outputs(_files(tmp_path / "b", {"p/x": b"same", "p/onlyplain": b"extra",
+                                               "p/lost": b"here"}))
+    checks = fc.compare_outputs("archive", mine, plain, fc._sha, fc._explain_archive)
+    by = {c["name"]: c for c in checks}
+    assert [c["name"] for c in checks] == sorted(by) == ["p/lost", "p/onlyfgo", "p/onlyplain", "p/x"]
+    assert by["p/x"]["ok"] and by["p/x"]["detail"].startswith("sha256 ")
+    assert not by["p/onlyfgo"]["ok"] and by["p/onlyfgo"]["detail"] == "missing on the plain side"
+    assert not by["p/onlyplain"]["ok"] and by["p/onlyplain"]["detail"] == "missing in fgo's build"
+    assert by["p/lost"]["detail"] == "missing in fgo's build (GOCACHE has no archive for action ID abc)"
+    assert all(set(c) == {"what", "name", "ok", "detail"} and c["what"] == "archive" for c in checks)
+    # nothing on one side is all failures, never an empty (passing) list
+    assert [c["ok"] for c in fc.compare_outputs("binary", fc.Outputs(), plain, fc._sha,
+                                                 fc._explain_binary)] == [False] * 3
+
+
+def test_check_byte_mismatch_names_the_first_differing_symbol(builds):
+    """Byte-level: two real archives and binaries whose lib.Triple differs; the detail
+    names the member and the symbol, for the archive and for the binary."""
+    lib = "example.com/tiny/lib"
+    a, changed = builds["a"].output, builds["changed"].output
+    checks = fc.compare_outputs("archive", fc.Outputs({lib: str(a.archives[lib]),
+                                                       "runtime": str(a.archives["runtime"])}),
+                                fc.Outputs({lib: str(changed.archives[lib]),
+                                            "runtime": str(changed.archives["runtime"])}),
+                                fc._sha, fc._explain_archive)
+    assert [c["ok"] for c in checks] == [False, True]
+    assert "_go_.o: first differing symbol example.com/tiny/lib.Triple" in checks[0]["detail"]
+    assert "(fgo) != " in checks[0]["detail"]
+    [b] = fc.compare_outputs("binary", fc.Outputs({"tiny": str(a.binaries["tiny"])}),
+                             fc.Outputs({"tiny": str(changed.binaries["tiny"])}),
+                             fc._sha, fc._explain_binary)
+    assert not b["ok"] and "first differing symbol example.com/tiny/lib.Triple" in b["detail"]
+
+
+def test_check_finds_each_archive_through_its_action_id(tmp_path, shared_cache):
+    """The archives compared are the ones go's cache holds for the action IDs the build's
+    action graph records: every package of a real build, each carrying that build ID."""
+    from fgo.verify import goobj
+    project = write_module(tmp_path / "m")
+    ag = tmp_path / "ag.json"
+    env = toolchain.go_env(GOCACHE=str(shared_cache))
+    proc = subprocess.run([str(toolchain.go_binary()), "build", "-trimpath", f"-debug-actiongraph={ag}",
+                           "-o", str(tmp_path / "bin") + "/", "."], cwd=project, env=env,
+                          check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    graph = json.loads(ag.read_text())
+    found = fc.archives_of(graph, shared_cache)
+    nodes = fc.graph_archives(graph)
+    assert not found.missing and set(found.files) == set(nodes) and len(nodes) > 20
+    for pkg, path in found.files.items():
+        member = next(m for m in goobj.read_ar(Path(path).read_bytes(), path)
+                      if m.name in ("__.PKGDEF", "_go_.o"))
+        assert goobj.pkgdef_build_id(member.data) == nodes[pkg]["BuildID"], pkg
+    assert fc.binaries_of(graph).files == {"example.com/tiny": str(tmp_path / "bin" / "tiny")}
+    # an empty cache: every package is missing, with its action ID
+    empty = fc.archives_of(graph, tmp_path / "empty")
+    assert not empty.files and set(empty.missing) == set(nodes)
+
+
+def test_check_reads_fgo_cacheprogs_local_tier(tmp_path):
+    """With go's cache through fgo cacheprog, the archive is the local tier's body."""
+    action_id = "j4Uy0855oAK7ZpXmrfTf"  # HashToString of a hash starting 8f8532...
+    prefix = fc.action_hex_prefix(action_id)
+    assert prefix == "8f8532d3ce79a002bb6695e6adf4df"
+    full = prefix + "4527f15afab6fd752c609a880e92599fcc"
+    assert fc.cached_archive(tmp_path, action_id) is None
+    tier = tmp_path / "fgo" / "go1.27.3-abc" / full[:2]
+    tier.mkdir(parents=True)
+    (tier / f"{full}-d").write_bytes(b"!<arch>\n")
+    assert fc.cached_archive(tmp_path, action_id) == tier / f"{full}-d"
+    # go's own layout first: the index names the output
+    out = "f9" + "0" * 62
+    (tmp_path / full[:2]).mkdir()
+    (tmp_path / full[:2] / f"{full}-a").write_text(f"v1 {full} {out} 8 1\n")
+    (tmp_path / out[:2]).mkdir(exist_ok=True)
+    (tmp_path / out[:2] / f"{out}-d").write_bytes(b"!<arch>\n")
+    assert fc.cached_archive(tmp_path, action_id) == tmp_path / out[:2] / f"{out}-d"
+    assert fc.action_hex_prefix("short") is None and fc.action_hex_prefix("!" * 20) is None
+
+
+def test_check_plain_build_arguments(tmp_path):
+    """The plain build writes into the check's directory, never the user's; adds -o only
+    when fgo's build wrote binaries; drops the user's -debug-actiongraph."""
+    r = fc._retarget_output
+    assert r(["-o", "app", "."], "/T", tmp_path) == ["-o", "/T/app", "."]
+    assert r(["./..."], "/T", tmp_path, binaries=False) == ["./..."]
+    assert r(["./..."], "/T", tmp_path) == ["-o", "/T/", "./..."]
+    assert r(["-o", os.devnull, "."], "/T", tmp_path) == ["-o", os.devnull, "."]
+    assert r(["-debug-actiongraph=g.json", "-a", "-debug-actiongraph", "h.json", "."], "/T",
+             tmp_path, binaries=False) == ["-a", "."]
+
+
+# ------------------------------------------------------------------ variation (reprotest-style)
+
+
+def test_variation_variants_are_registered_and_listed():
+    for name in ("go-otherdir", "go-gomaxprocs1", "go-p1", "fgo-workers1", "fgo-workers2"):
+        v = fv.variant_by_name(name)
+        assert v is not None and v.flags_key == "", name  # held to byte identity
+    r = subprocess.run([FGO, "verify", "--help"], check=False, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0
+    for name in fv.VARIANTS:
+        assert f"  {name} " in r.stdout, name
+
+
+def test_run_flags_add_what_a_variant_needs_to_every_build():
+    otherdir = fv.VARIANTS["go-otherdir"]
+    go = fv.VARIANTS["go"]
+    assert fv.run_flags([go, fv.VARIANTS["go-p1"]], ["-v"]) == (["-v"], [])
+    assert fv.run_flags([go, otherdir], ["-v"]) == (["-v", "-trimpath", "-buildvcs=false"],
+                                                    ["-trimpath", "-buildvcs=false"])
+    assert fv.run_flags([go, otherdir], ["-trimpath=true", "-buildvcs=false"]) == \
+        (["-trimpath=true", "-buildvcs=false"], [])
+
+
+def test_distribution_problem():
+    ok = {"cluster": {"workers": 1}, "totals": {"remote": 30, "split": 0}}
+    assert fv.distribution_problem(ok, 1) is None
+    assert "2 worker(s), not 1" in fv.distribution_problem({**ok, "cluster": {"workers": 2}}, 1)
+    none = {"cluster": {"workers": 1}, "totals": {"remote": 0, "fallback_reasons": {"x": 3}}}
+    assert "no compile ran on a worker" in fv.distribution_problem(none, 1)
+
+
+def test_otherdir_builds_a_copy_whose_paths_would_differ(tmp_path, shared_cache):
+    """go-otherdir really builds elsewhere: without -trimpath the copy's archives name
+    their new directory (what the run's added -trimpath takes out of the comparison)."""
+    project = write_module(tmp_path / "orig")
+    env = toolchain.go_env(GOCACHE=str(shared_cache))
+    req = fv.BuildRequest(project / "lib", ["."], [], tmp_path / "a", shared_cache, env)
+    moved = fv.relocate(req, tmp_path / "else")
+    assert moved.project == tmp_path / "else" / "module" / "lib"
+    assert (moved.project.parent / "go.mod").is_file()  # the whole module, from below its root
+    a = fv.BuildResult("orig", "", fv.go_build(req))
+    b = fv.BuildResult("copy", "", fv.go_build(fv.replace(moved, out_dir=tmp_path / "b")))
+    c = fv.compare_builds(a, b)
+    assert not c.matched and c.differing_packages == ["example.com/tiny/lib"]
+    archive = b.output.archives["example.com/tiny/lib"].read_bytes()
+    assert str(moved.project).encode() in archive and str(req.project).encode() not in archive
+
+
+def test_verify_variation_variants_on_a_small_module(tmp_path):
+    """Another directory, GOMAXPROCS=1, go -p 1, fgo with one worker: each byte-identical
+    to the baseline, every archive and the binary, build IDs included."""
+    project = write_module(tmp_path / "tiny")
+    names = ["go", "go-otherdir", "go-gomaxprocs1", "go-p1", "fgo-workers1"]
+    r = subprocess.run([FGO, "verify", "--json", *(a for n in names for a in ("-v", n)),
+                        str(project)], check=False, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    j = json.loads(r.stdout)
+    assert j["matched"] is True and [b["variant"] for b in j["builds"]] == names
+    assert j["added_flags"] == ["-trimpath", "-buildvcs=false"]
+    assert j["go_flags"] == ["-trimpath", "-buildvcs=false"]
+    for c in j["comparisons"]:
+        assert c["strict"] and c["matched"], c["b"]
+        assert c["packages_compared"] == c["packages_identical"] > 20
+        assert [b["status"] for b in c["binaries"]] == ["identical"]

@@ -21,7 +21,7 @@ Policies, for k identical workers and zero communication cost:
     count) is the number of goroutines taking actions from that queue. On top
     of that each compile gets `-c` backend threads from a token pool
     (gc.go:compilerConcurrency). `go_priorities` + `list_schedule` simulates
-    that order (without the -c threads).
+    that order without the -c threads; (e) below with them.
 (c) `split_graph` then (b): chosen large packages are replaced by K shard
     nodes (each frontend F + backend B/K, or measured shard times) with the
     package's deps, plus a merge node (D) that its dependents wait for.
@@ -29,6 +29,15 @@ Policies, for k identical workers and zero communication cost:
     backend B + D in one process; dependents' compiles wait only for the
     frontend (the export data), links and other actions for the whole; with
     chosen packages also split K ways as in (c).
+
+(e) `gobuild_schedule`: the baseline a user runs instead, `go build` on ONE node of N cores
+    with its defaults: -p N goroutines in go's order, and each compile's backend on c
+    goroutines, c from go1.27.3's token pool (`TokenPool`, cmd/go/internal/work/gc.go
+    compilerConcurrency) as the compile starts. A compile's backend speedup with c is
+    Amdahl's, with a per-package parallel fraction measured from -c=1 against -c=2
+    (`parallel_fraction`); threads beyond the N cores share them (processor sharing).
+    `sweep(..., shapes=...)` adds it to every table (go_build_c) next to the policies above,
+    which give every worker one core and every compile -c=1.
 
 `lower_bound`: max(work / k, span) — no schedule on k workers can beat it.
 Work, span, critical path, bottom levels and levels are `fgo.analysis.graph`'s
@@ -326,12 +335,17 @@ def pipelined_graph(g: nx.DiGraph, specs: Mapping[Any, SplitSpec], dur: Duration
 
 def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
           specs: Mapping[str, SplitSpec] | None = None,
-          shards_for_k: Callable[[int], int] = lambda k: min(k, 16)) -> list[dict[str, Any]]:
+          shards_for_k: Callable[[int], int] = lambda k: min(k, 16),
+          shapes: Mapping[Any, CompileShape] | None = None) -> list[dict[str, Any]]:
     """Makespans of every policy for each k, with the bounds; one dict per k.
 
     Keys: k, levels (a), cp_list (b), go_list (go's own order), split_cp_list (c),
     shards (K used for (c)), lower_bound, lower_bound_split, span, span_split, work,
     work_split. Without SPECS, (c) equals (b).
+    With SHAPES (`compile_shapes` of g: each compile's F/B/D and backend parallel
+    fraction) also the baseline a user would run instead: go_build_c, `go build` on one
+    node of k cores with its default -p and -c (`gobuild_schedule`), and go_build_c1,
+    the same node with every compile at -c=1.
     """
     d = dict(_dur(g, dur))
     w, sp = graph.work(g, d), graph.span(g, d)
@@ -357,6 +371,9 @@ def sweep(g: nx.DiGraph, ks: Iterable[int], dur: Durations | None = None,
             "work": w,
             "work_split": graph.work(h, hd),
         }
+        if shapes is not None:
+            row["go_build_c"] = gobuild_schedule(g, GoBuild(k), d, shapes).makespan
+            row["go_build_c1"] = gobuild_schedule(g, GoBuild(k, fixed_c=1), d, shapes).makespan
         rows.append(row)
     return rows
 
@@ -373,3 +390,229 @@ def spec_from_phases(ph: Mapping[str, float], merge_extra_s: float = 0.0,
     f = ph.get("frontend", 0.0) + ph.get("unaccounted", 0.0)
     return SplitSpec(f, ph.get("backend", 0.0), ph.get("dumpobj", 0.0) + merge_extra_s,
                      scale_to_action=scale_to_action)
+
+
+# ---------------------------------------------------------------- go build on one node, with -c
+
+def _go_div(a: int, b: int) -> int:
+    """Go's integer division (truncates toward zero, unlike Python's //)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+class TokenPool:
+    """go1.27.3's backend concurrency pool, line for line.
+
+    cmd/go/internal/work/gc.go: `initCompilerConcurrencyPool` sets
+        minTokens = min(4, maxCompilerConcurrency)          (maxCompilerConcurrency = GOMAXPROCS)
+        tokens    = 2*maxCompilerConcurrency + minTokens*cfg.BuildP
+    and `compilerConcurrency`, called as each compile starts (gc.go: `gc`), returns
+        GOMAXPROCS                               if -p == 1 (no pool), else
+        concurrentProcesses++
+        setAside  = (BuildP - concurrentProcesses) * minTokens
+        available = tokens - setAside
+        c         = max(min(available/2, GOMAXPROCS), minTokens);  tokens -= c
+    and gives the c tokens back when the compile ends. go passes `-c=c` only if c > 1; the
+    compiler's default -c is GOMAXPROCS (base/flag.go), so c == 1 means 1 here too.
+    """
+
+    def __init__(self, gomaxprocs: int, p: int | None = None) -> None:
+        if gomaxprocs < 1:
+            raise ValueError("GOMAXPROCS must be >= 1")
+        self.gomaxprocs = gomaxprocs
+        self.p = gomaxprocs if p is None else p  # cfg.BuildP defaults to GOMAXPROCS
+        if self.p < 1:
+            raise ValueError("-p must be >= 1")
+        self.min_tokens = min(4, gomaxprocs)
+        self.tokens = 2 * gomaxprocs + self.min_tokens * self.p
+        self.total = self.tokens
+        self.concurrent = 0
+
+    def acquire(self) -> int:
+        if self.p == 1:
+            return self.gomaxprocs
+        self.concurrent += 1
+        set_aside = (self.p - self.concurrent) * self.min_tokens
+        available = self.tokens - set_aside
+        c = max(min(_go_div(available, 2), self.gomaxprocs), self.min_tokens)
+        self.tokens -= c
+        return c
+
+    def release(self, c: int) -> None:
+        if self.p == 1:
+            return
+        self.concurrent -= 1
+        self.tokens += c
+
+
+def amdahl(c: float, f: float) -> float:
+    """Backend speedup with c goroutines when a fraction F of the -c=1 backend time
+    parallelises perfectly: 1 / ((1 - F) + F / c)."""
+    if c < 1:
+        raise ValueError("c must be >= 1")
+    f = min(max(f, 0.0), 1.0)
+    return 1.0 / ((1.0 - f) + f / c)
+
+
+def parallel_fraction(speedup: float, c: float = 2.0) -> float:
+    """The Amdahl fraction that gives SPEEDUP (= B at -c=1 / B at -c=C), clipped to [0, 1]."""
+    if c <= 1:
+        raise ValueError("c must be > 1")
+    if speedup <= 0:
+        raise ValueError("speedup must be > 0")
+    return min(1.0, max(0.0, (1.0 - 1.0 / speedup) / (1.0 - 1.0 / c)))
+
+
+@dataclass(frozen=True)
+class CompileShape:
+    """One compile as go build's -c sees it: seconds at -c=1 (F frontend, B backend
+    `be:compilefuncs`, D dumpobj), and the Amdahl fraction of B that -c parallelises."""
+
+    F: float
+    B: float
+    D: float
+    parallel: float
+
+    @property
+    def total(self) -> float:
+        return self.F + self.B + self.D
+
+    def wall(self, c: int) -> float:
+        """Its duration alone with -c=C (enough idle cores)."""
+        return self.F + self.B / amdahl(c, self.parallel) + self.D
+
+
+# Where a compile's F/B/D are not measured: the shares of a cold etcd build's compile time per
+# the compiler's -bench (measured-facts-2: frontend 32% of all compile time; dumpobj ~4%).
+DEFAULT_SHARES = (0.32, 0.64, 0.04)
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """`go build` on one node: CORES = GOMAXPROCS of go and of every compile; -p P
+    (default: CORES). FIXED_C: every compile gets -c=FIXED_C (e.g. `-gcflags=all=-c=4`,
+    or Go 1.9's experiments) instead of the pool's c. CONTENTION: when the running
+    threads outnumber the cores, every thread gets CORES / threads of a core
+    (processor sharing); without it, every thread gets a core of its own."""
+
+    cores: int
+    p: int | None = None
+    fixed_c: int | None = None
+    contention: bool = True
+
+    @property
+    def procs(self) -> int:
+        return self.cores if self.p is None else self.p
+
+
+@dataclass
+class GoBuildSchedule(Schedule):
+    """A `gobuild_schedule` result: also each compile's -c and the CPU-seconds it used."""
+
+    c: dict[Any, int] = field(default_factory=dict)
+
+
+def compile_shapes(g: nx.DiGraph, dur: Durations | None = None,
+                   phases: Mapping[Any, CompileShape] | None = None,
+                   default_parallel: float | Callable[[float], float] = 0.5,
+                   shares: tuple[float, float, float] = DEFAULT_SHARES,
+                   mode: str = "build") -> dict[Any, CompileShape]:
+    """A CompileShape for every MODE node of g, scaled to its duration in DUR (the graph's
+    -c=1 duration is the truth; the shape only says how it divides). PHASES (by node) give
+    measured F/B/D/parallel; other nodes divide by SHARES and get DEFAULT_PARALLEL (a
+    constant, or a function of the node's B seconds)."""
+    d = _dur(g, dur)
+    out: dict[Any, CompileShape] = {}
+    for n in g:
+        if g.nodes[n].get("mode") != mode:
+            continue
+        t = max(0.0, float(d[n]))
+        ph = (phases or {}).get(n)
+        if ph is not None and ph.total > 0:
+            k = t / ph.total
+            out[n] = CompileShape(ph.F * k, ph.B * k, ph.D * k, ph.parallel)
+            continue
+        b = shares[1] * t
+        f = default_parallel(b) if callable(default_parallel) else default_parallel
+        out[n] = CompileShape(shares[0] * t, b, shares[2] * t, f)
+    return out
+
+
+def gobuild_schedule(g: nx.DiGraph, build: GoBuild, dur: Durations | None = None,
+                     shapes: Mapping[Any, CompileShape] | None = None,
+                     priority: Mapping[Any, float] | None = None) -> GoBuildSchedule:
+    """Simulate `go build` on one node of BUILD.cores cores, backend concurrency included.
+
+    -p goroutines take ready actions in go's order (`go_priorities`, or PRIORITY); a compile
+    (a node in SHAPES, see `compile_shapes`) asks the token pool (`TokenPool`) for its c as it
+    starts, runs its frontend F on one thread, its backend as Amdahl says (the parallel part
+    fB on c threads, the rest (1-f)B on one), then D on one thread, and returns the tokens.
+    Every other action runs on one thread for its duration. Threads share the cores (fluid
+    processor sharing, see GoBuild.contention). With c = 1 everywhere and -p <= cores this
+    is `list_schedule(g, p, dur, go_priorities(g))`.
+    """
+    d = _dur(g, dur)
+    shapes = shapes or {}
+    pool = TokenPool(build.cores, build.procs)
+    prio = priority if priority is not None else go_priorities(g)
+    order = {n: i for i, n in enumerate(g)}
+    pending = {n: g.in_degree(n) for n in g}
+    ready: list[tuple[float, int, Any]] = [(-prio[n], order[n], n) for n in g if pending[n] == 0]
+    heapq.heapify(ready)
+    free = list(range(build.procs))
+    heapq.heapify(free)
+    segs: dict[Any, list[list[float]]] = {}   # running node -> [[cpu-seconds left, threads], ...]
+    out = GoBuildSchedule(0.0)
+    now = 0.0
+    done = 0
+    eps = 1e-12
+
+    def segments(n: Any, c: int) -> list[list[float]]:
+        s = shapes.get(n)
+        if s is None:
+            return [[max(0.0, float(d[n])), 1.0]]
+        fb = min(max(s.parallel, 0.0), 1.0) * s.B
+        return [[s.F, 1.0], [fb, float(c)], [s.B - fb, 1.0], [s.D, 1.0]]
+
+    def finish(n: Any) -> None:
+        nonlocal done
+        del segs[n]
+        out.finish[n] = now
+        done += 1
+        if n in out.c and build.fixed_c is None:
+            pool.release(out.c[n])
+        heapq.heappush(free, out.worker[n])
+        for s in g.successors(n):
+            pending[s] -= 1
+            if pending[s] == 0:
+                heapq.heappush(ready, (-prio[s], order[s], s))
+
+    while done < len(pending):
+        while ready and free:
+            _, _, n = heapq.heappop(ready)
+            c = 1
+            if n in shapes:
+                c = pool.acquire() if build.fixed_c is None else build.fixed_c
+                out.c[n] = c
+            out.start[n], out.worker[n] = now, heapq.heappop(free)
+            # an empty list (nothing to run) still ends at the next event, as in list_schedule
+            segs[n] = [x for x in segments(n, c) if x[0] > eps]
+        if not segs:
+            raise ValueError("graph has a cycle or unreachable nodes")
+        busy = [s for s in segs.values() if s]
+        threads = sum(s[0][1] for s in busy)
+        share = min(1.0, build.cores / threads) if build.contention and threads else 1.0
+        dt = 0.0 if len(busy) < len(segs) else min(s[0][0] / (s[0][1] * share) for s in busy)
+        now += dt
+        ended = []
+        for n, s in segs.items():
+            if s:
+                s[0][0] -= dt * s[0][1] * share
+            while s and s[0][0] <= eps * max(1.0, now):
+                s.pop(0)
+            if not s:
+                ended.append(n)
+        for n in sorted(ended, key=order.__getitem__):
+            finish(n)
+    out.makespan = max(out.finish.values(), default=0.0)
+    return out

@@ -153,6 +153,8 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
     local = LocalCluster(n_workers=n, threads_per_worker=threads, processes=True,
                          memory_limit=0, dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(local, set_as_default=False)
+    # the build decides splits from the workers it sees: see them all before it starts
+    client.wait_for_workers(n, timeout=max(timeout, 60.0))
     install(client, service)
     return Cluster(client, local, local.scheduler_address, _dashboard(client, remote=False))
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,10 +118,10 @@ class Outcome:
     worker: str                                # who ran it ("head" for the head's own run)
     task: CompileTask | None = None            # what was sent (verification recompiles it)
     local_job: LocalJob | None = None          # how the head recompiles it, to verify
+    cross_job: Any = None                      # how another worker does (tasks.CrossJob)
     speculative: tuple[str, str] | None = None  # (placeholder build ID, go's): rewrite it
     split_check: dict[str, Any] | None = None  # a split: series, k, workers, for its check
     dispatch_s: float | None = None            # request to tool start, plus tool end to reply
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"straggler": True}
 
 
 class Completion:
@@ -184,7 +184,8 @@ class Completion:
             self.verifier.after_remote(action.package, outcome.worker, task.inputs, outputs,
                                        action.buildid, outcome.local_job,
                                        action.record.source_bytes,
-                                       speculative=outcome.mode == "speculative")
+                                       speculative=outcome.mode == "speculative",
+                                       cross=outcome.cross_job)
         elif outcome.mode == "split" and outcome.split_check is not None:
             c = outcome.split_check
             self.verifier.after_split(c["series"], action.package, c["k"], c["workers"],

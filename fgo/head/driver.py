@@ -187,7 +187,7 @@ def _provenance(report: dict[str, Any]) -> Any:
     the action-ID prefix of its -buildid (what the cache's entries are signed with)."""
     from fgo.cache import trust
     from fgo.cache.publish import Provenance
-    from fgo.head.verification import action_id_prefix
+    from fgo.head.checks import action_id_prefix
     checks = (report.get("verification") or {}).get("checks", [])
     matched = {(c["package"], c["worker"]) for c in checks
                if c.get("matched") and c.get("kind") in ("remote", "speculative")}
@@ -216,6 +216,7 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
     build's cache entries, signed, only when verification found no mismatch; the counters
     for the report."""
     from fgo.cache import trust
+    from fgo.head.checks import action_id_prefix
     out: dict[str, Any] = {"scheduler": cluster.scheduler, **shared.counters()}
     known = _provenance(report)
     excluded = set((report.get("verification") or {}).get("excluded", []))
@@ -247,16 +248,11 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
         found_wrong = new.producers - excluded
         out["doubted_buildids"] = [
             a["build_id"] for a in report["actions"] if a.get("build_id")
-            and trust.producers(known.producer.get(_prefix(a["build_id"]) or "", ""))
+            and trust.producers(known.producer.get(action_id_prefix(a["build_id"]) or "", ""))
             & found_wrong]
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
     return {**out, **shared.publish(cluster.client, known, skip, revoked)}
-
-
-def _prefix(buildid: str) -> str | None:
-    from fgo.head.verification import action_id_prefix
-    return action_id_prefix(buildid)
 
 
 def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,
@@ -329,7 +325,8 @@ def _evict(buildids: list[str], shared: Any = None) -> list[str]:
     through fgo cacheprog (the build then publishes nothing to the cluster tier)."""
     if not buildids:
         return []
-    from fgo.head.verification import action_id_prefix, evict
+    from fgo.head.checks import action_id_prefix
+    from fgo.head.ledger import evict
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     removed = [path for b in buildids for path in evict(Path(gocache), b)] if gocache else []
     if shared is not None:

@@ -21,6 +21,7 @@ class WorkerState:
     address: str
     threads: int
     store_id: str
+    cores: int = 1                     # the cores its process may run on
     running: int = 0                   # real compiles
     speculating: int = 0               # speculative compiles
 
@@ -31,8 +32,9 @@ class Placement:
     stored: dict[str, set[str]] = field(default_factory=dict)     # store_id -> blobs held
     inflight: dict[str, set[str]] = field(default_factory=dict)   # store_id -> blobs on the way
 
-    def add_worker(self, address: str, threads: int, store_id: str, hashes: set[str]) -> None:
-        self.workers[address] = WorkerState(address, threads, store_id)
+    def add_worker(self, address: str, threads: int, store_id: str, hashes: set[str],
+                   cores: int = 1) -> None:
+        self.workers[address] = WorkerState(address, threads, store_id, cores)
         self.stored.setdefault(store_id, set()).update(hashes)
         self.inflight.setdefault(store_id, set())
 
@@ -68,6 +70,26 @@ class Placement:
         best = max(free, key=lambda w: sum(size for sha, size in needs.items() if sha in held(w)))
         best.speculating += 1
         return best.address
+
+    def choose_check(self, needs: dict[str, int], avoid: str) -> str | None:
+        """A worker other than AVOID for a cross-check of a compile needing NEEDS: one with
+        a free thread first, else any other (it waits there, in idle time); counted as a
+        speculation (it yields to real compiles). None: there is no other worker."""
+        others = [w for w in self.workers.values() if w.address != avoid]
+        if not others:
+            return None
+        held = lambda w: self.stored[w.store_id] | self.inflight[w.store_id]  # noqa: E731
+        best = max(others, key=lambda w: (w.running + w.speculating < w.threads,
+                                          sum(size for sha, size in needs.items()
+                                              if sha in held(w))))
+        best.speculating += 1
+        return best.address
+
+    def cores_per_compile(self) -> int:
+        """The cores one compile has on a worker (its cores over its threads), the fewest
+        of any worker: the -c a whole compile or a shard can use there."""
+        return min((max(1, w.cores // max(1, w.threads)) for w in self.workers.values()),
+                   default=1)
 
     def free_hosts(self) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a

@@ -128,7 +128,7 @@ class WorkerPool:
                     warnings.append(f"worker {address} {why}")
                     continue
                 self.placement.add_worker(address, info.nthreads, info.store_id,
-                                          set(info.hashes))
+                                          set(info.hashes), info.cores)
                 if info.shares_files:
                     self.shares_files.add(address)
             hosts = len({w.store_id for w in self.placement.workers.values()})
@@ -191,6 +191,15 @@ class WorkerPool:
         with self.lock:
             return self.placement.choose_speculative(needs)
 
+    def choose_check(self, needs: dict[str, int], avoid: str) -> str | None:
+        with self.lock:
+            return self.placement.choose_check(needs, avoid)
+
+    def has_other(self, worker: str) -> bool:
+        """Whether a worker besides WORKER is in use (one that could cross-check it)."""
+        with self.lock:
+            return any(a != worker for a in self.placement.workers)
+
     def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
         with self.lock:
             return self.placement.transfer(address, needs)
@@ -210,6 +219,10 @@ class WorkerPool:
     def free_hosts(self) -> int:
         with self.lock:
             return self.placement.free_hosts()
+
+    def cores_per_compile(self) -> int:
+        with self.lock:
+            return self.placement.cores_per_compile()
 
     def free_threads(self) -> int:
         with self.lock:

@@ -63,7 +63,9 @@ class RemoteExecutor:
             confirmed = list(needs)
             if result.worker == "head":
                 return Outcome(result, "head", "head")
-            return Outcome(result, "remote", address, task=task, local_job=head_job(task, inputs))
+            return Outcome(result, "remote", address, task=task, local_job=head_job(task, inputs),
+                           cross_job=self.tasks.cross_job(call, action.request.env, inputs,
+                                                          self.task_timeout))
         finally:
             self.pool.finished(address, sent, confirmed)
 

@@ -54,7 +54,8 @@ class BuildOptions:
     check: bool = False                                 # also build plainly and compare
     quiet: bool = False
     timeout: float = default("timeout")                 # a slower remote compile runs here
-    verify_rate: float = default("verify_rate")         # share recompiled here and compared
+    verify_rate: float = default("verify_rate")         # share compiled again and compared
+    verify_catch: float | None = default("verify_catch")  # a wrong share to catch at 99%
     verify_splits: str = default("verify_splits")       # first | always | off
     shared_cache: bool = default("shared_cache")        # with --scheduler: fgo cacheprog
     cache_size: int = default("cache_size")             # the local tier's size limit
@@ -82,7 +83,7 @@ class BuildSession:
                  project: Path) -> None:
         self.cluster = cluster
         self.opts = opts
-        self.verifier = _verifier(opts)
+        self.verifier = _verifier(opts, project)
         self.completion = Completion(recorder, self.verifier)
         self.slots = LocalSlots(policy.head_cores() if opts.local_slots is None
                                 else opts.local_slots)
@@ -105,6 +106,7 @@ class BuildSession:
             self.pool.lazy_start = self.workers_count
         if self.remote is not None and self.slots.n > 0:
             self.racer = self.remote.racer = Racer(self.slots)
+        self._wire_verifier()
         if self.pool is not None:
             self.verifier.on_exclude = self.pool.exclude
             if opts.pipeline or opts.pipeline is None and not cluster.local:
@@ -115,6 +117,21 @@ class BuildSession:
                 self.pool.start_now()
             if opts.split_large is not None:
                 self.front.split = self._splitter()
+
+    def _wire_verifier(self) -> None:
+        """Checks go to the head while it has a core free (a free local slot, and its
+        cores idle enough), else to another worker; the build's size splits over its
+        workers once they are known; pending cross-checks run at full priority once go
+        build waits for them (the link)."""
+        verifier, slots = self.verifier, self.slots
+        if slots.n:
+            verifier.head_free = lambda: slots.available() > 0 and verifier.head.core_free()
+        if self.pool is not None and self.tasks is not None:
+            pool, tasks = self.pool, self.tasks
+            verifier.other_workers = pool.has_other
+            verifier.before_wait = tasks.promote_checks
+            pool.on_learned.append(lambda hosts, threads: verifier.size_known(
+                len(pool.placement.workers)))
 
     def start(self) -> None:
         self.front.start()
@@ -181,11 +198,16 @@ class BuildSession:
                 lambda: threading.Thread(target=plan, name="fgo-plan", daemon=True).start())
 
 
-def _verifier(opts: BuildOptions) -> Any:
-    """The default verification; --check compiles every split stock here as well."""
-    from fgo.head.verification import Ledger, Verifier
+def _verifier(opts: BuildOptions, project: Path) -> Any:
+    """The default verification; --check compiles every split stock here as well. The
+    build's size, for a catch target, is the last build of the same target's."""
+    from fgo.head.ledger import Ledger
+    from fgo.head.verification import Verifier
     from fgo.paths import cache_dir
-    return Verifier(rate=opts.verify_rate,
+    from fgo.report.record import last_durations
+    expected = len(last_durations(project, opts.go_args)) if opts.verify_catch else 0
+    return Verifier(rate=opts.verify_rate, catch=opts.verify_catch,
+                    expected_per_worker=expected or None,
                     split_mode="always" if opts.check else opts.verify_splits,
                     ledger=Ledger(Path(os.environ.get("FGO_LEDGER")
                                        or cache_dir() / "verified-splits.json")))

@@ -343,6 +343,8 @@ class Speculator:
         task = self.tasks.whole(call, action.request.env, inputs)
         return Outcome(replace(result, outputs={out: result.outputs[spec.output]}),
                        "speculative", spec.worker, task=task, local_job=head_job(task, inputs),
+                       cross_job=self.tasks.cross_job(call, action.request.env, inputs,
+                                                      self.task_timeout),
                        speculative=(spec.buildid, action.buildid))
 
     def close(self) -> None:

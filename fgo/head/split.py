@@ -55,6 +55,7 @@ class SplitExecutor:
     def run(self, action: CompileAction) -> Outcome | None:
         """ACTION split, or None: not worth it (the record says why), or it fell back."""
         from fgo import planner
+        from fgo.planner import decide
         rec = action.record
         call = action.parse()
         plan_started = time.perf_counter()
@@ -66,7 +67,9 @@ class SplitExecutor:
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
         free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
-        plan = planner.plan(scan, free, self.policy)
+        overheads = decide.Overheads(
+            backend_speedup=decide.backend_speedup(self.pool.cores_per_compile()))
+        plan = planner.plan(scan, free, self.policy, overheads)
         rec.split = {"decision": plan.reason, "k": plan.k,
                      "plan_s": round(time.perf_counter() - plan_started, 4),
                      "predicted_whole_s": round(plan.predicted_whole, 3),

@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from fgo import toolchain
+from fgo import toolchain, wire
 from fgo.blobs import Blob
 from fgo.compilecall import CompileCall
 from fgo.head.action import LocalJob, new_task_id
+from fgo.head.policy import RemoteFailure
 from fgo.head.pool import WorkerPool
-from fgo.wire import CompileResult, CompileTask, SplitRole
+from fgo.wire import CompileResult, CompileTask, Promote, SplitRole
+
+CrossJob = Callable[[str], Callable[[], CompileResult]]
 
 
 class Tasks:
@@ -21,6 +24,7 @@ class Tasks:
 
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
+        self.checking: list[tuple[str, str]] = []  # cross-checks sent: (worker, their -o)
 
     def whole(self, call: CompileCall, env: dict[str, str], inputs: dict[str, Blob],
               task_id: str | None = None) -> CompileTask:
@@ -62,6 +66,42 @@ class Tasks:
         """The bytes TASK brings to its worker's store, as bytes or as paths to read."""
         sizes = {b.sha: b.size for b in inputs.values()}
         return sum(len(d) for d in task.blobs.values()) + sum(sizes[s] for s in task.blob_paths)
+
+
+    def cross_job(self, call: CompileCall, env: dict[str, str], inputs: dict[str, Blob],
+                  timeout: float) -> CrossJob:
+        """How another worker than the producer compiles CALL again, to cross-check it:
+        calling the result with the producer's address picks the worker and snapshots the
+        inputs as bytes at once (go build may remove its work directory); calling what that
+        returns runs it there, in that worker's idle time, and waits for its answer."""
+        pool = self.pool
+
+        def pick(avoid: str) -> Callable[[], CompileResult]:
+            needs = {b.sha: b.size for b in inputs.values()}
+            address = pool.choose_check(needs, avoid)
+            if address is None:
+                raise RemoteFailure("no other worker to cross-check on")
+            task, sent = self.for_worker(address, call, env, inputs)
+            task = replace(Tasks.with_bytes(task, inputs, sent), deliver=False,
+                           early_export=False, speculative=True)
+            self.checking.append((address, call.outputs[0] if call.outputs else ""))
+
+            def run() -> CompileResult:
+                ok = False
+                try:
+                    data = pool.submit(address, wire.OP_COMPILE, task).result(timeout)
+                    result = wire.decode(data, CompileResult)
+                    ok = result.ok
+                    return result
+                finally:
+                    pool.finished(address, sent, list(needs) if ok else [], speculative=True)
+            return run
+        return pick
+
+    def promote_checks(self) -> None:
+        """go build waits for the checks now (the link): no longer below real compiles."""
+        for address, output in list(self.checking):
+            self.pool.tell(address, wire.OP_PROMOTE, Promote(output))
 
 
 def head_job(task: CompileTask, inputs: dict[str, Blob]) -> LocalJob:

@@ -50,7 +50,7 @@ def _object_starts(text: str) -> list[int]:
     return starts
 
 
-def make_plan(project: Path, go_args: list[str], workers: int, split_large: str | None) -> dict[str, Any]:
+def make_plan(project: Path, go_args: list[str], hosts: int, split_large: str | None) -> dict[str, Any]:
     from fgo import planner
     from fgo.planner.decide import (SplitPolicy, critical_path, critical_path_priority,
                                     graph_from_go_list)
@@ -72,7 +72,7 @@ def make_plan(project: Path, go_args: list[str], workers: int, split_large: str 
             scan, row["scan_error"] = None, str(exc).splitlines()[0]
         if scan is not None:
             c = planner.predict(scan)
-            sp = planner.plan(scan, workers, policy)
+            sp = planner.plan(scan, hosts, policy)
             row.update(functions=len(scan.units), lines=scan.total_lines,
                        predicted={"F": round(c.F, 3), "B": round(c.B, 3), "D": round(c.D, 3)},
                        split={"k": sp.k, "reason": sp.reason,
@@ -90,7 +90,7 @@ def make_plan(project: Path, go_args: list[str], workers: int, split_large: str 
         row["priority_s"] = round(prio.get(row["package"], 0.0), 3)
     mains = [p["ImportPath"] for p in pkgs if p.get("Name") == "main" and not p.get("DepOnly")]
     return {
-        "project": str(project), "go_args": go_args, "workers": workers,
+        "project": str(project), "go_args": go_args, "hosts": hosts,
         "costs_from": "last build" if measured else "cost model",
         "actions": {"compile": len(pkgs), "link": len(mains)},
         "depth": len(levels),

@@ -5,8 +5,14 @@ process repeats the frontend F, then compiles its share of the backend B; the K-
 ship their results (transfer) and the leader injects them (merge) before it writes the
 object (D):
 
-    split(K)  = F + B/K + D + fixed + (K-1) * (transfer_per_shard + merge_per_shard)
-    whole     = F + B/backend_speedup + D          (the stock compile, maybe with -c>1)
+    split(K)  = F + B/(K s) + D + fixed + (K-1) * (transfer_per_shard + merge_per_shard)
+    whole     = F + B/s + D                        (the stock compile, with go's -c)
+
+where s is the backend's speedup from its -c goroutines on one host (Amdahl with the
+backend's parallel fraction: ec2's measured 0.66; a 16-core node's -c=16 gives s = 2.6):
+every shard gets it on its own host as the whole compile does on one. On one host a split
+never pays (its shards share the cores -c already uses): only other hosts add capacity,
+so the caller counts free hosts, not workers.
 
 K is chosen to minimise split(K) over 2 <= K <= min(free workers, functions, max_shards).
 """
@@ -43,7 +49,7 @@ class Overheads:
     transfer_per_shard: float = 0.35  # ship inputs to a shard's worker + its result back
     merge_per_shard: float = 0.25     # leader: decode + inject one shard's result (ssa: ~0.24)
     fixed: float = 0.2                # per split package: plan, dispatch, digest check
-    backend_speedup: float = 1.0      # stock compile's -c>1 backend speedup (baseline)
+    backend_speedup: float = 1.0      # the backend's speedup from -c on one host (backend_speedup())
     max_shards: int = 8
 
 
@@ -81,6 +87,18 @@ class SplitPlan:
                 "shard_loads": self.shard_loads}
 
 
+# The backend's parallel fraction under -c: measured on aws-sdk-go's ec2 with -c=2 against
+# -c=1, the second core free (experiments/results/aws_c2.json: 0.66; sagemaker 0.76, ssa
+# 0.72, net/http 0.69, runtime 0.57).
+BACKEND_PARALLEL_FRACTION = 0.66
+
+
+def backend_speedup(cores: int, fraction: float = BACKEND_PARALLEL_FRACTION) -> float:
+    """The backend's speedup from go's -c with CORES goroutines on one host (Amdahl)."""
+    c = max(1, cores)
+    return 1.0 / ((1.0 - fraction) + fraction / c)
+
+
 def whole_time(cost: CostLike, o: Overheads = Overheads()) -> float:
     return cost.F + cost.B / o.backend_speedup + cost.D
 
@@ -89,7 +107,7 @@ def split_time(cost: CostLike, k: int, o: Overheads = Overheads()) -> float:
     """Predicted wall time of the package compiled as K shards (K=1: whole)."""
     if k <= 1:
         return whole_time(cost, o)
-    return (cost.F + cost.B / k + cost.D + o.fixed
+    return (cost.F + cost.B / (k * o.backend_speedup) + cost.D + o.fixed
             + (k - 1) * (o.transfer_per_shard + o.merge_per_shard))
 
 
@@ -111,7 +129,7 @@ def choose_shards(cost: CostLike, n_funcs: int, free_workers: int,
     if policy.threshold is not None and not forced and whole <= policy.threshold:
         return 1, f"predicted {whole:.2f}s <= threshold {policy.threshold:g}s"
     if cap < 2:
-        return 1, f"{free_workers} free worker(s)"
+        return 1, f"{free_workers} free host(s): go's -c already uses its cores"
     if policy.shards is not None:
         k = cap
     else:
@@ -160,7 +178,7 @@ def plan_split(cost: CostLike, unit_weights: Sequence[float], free_workers: int,
     shards = partition(unit_weights, k)
     total = float(sum(unit_weights)) or 1.0
     loads = [cost.B * sum(unit_weights[i] for i in sh) / total for sh in shards]
-    predicted = cost.F + max(loads) + cost.D + o.fixed + (k - 1) * (
+    predicted = cost.F + max(loads) / o.backend_speedup + cost.D + o.fixed + (k - 1) * (
         o.transfer_per_shard + o.merge_per_shard)
     return SplitPlan(k, why, whole, predicted, shards, loads)
 

@@ -194,6 +194,8 @@ def summary_line(report: dict[str, Any]) -> str:
     verified = ""
     if v := report.get("verification"):
         verified = f" {v['checked']} verified"
+        if v.get("cross_checks"):
+            verified += f" ({v['cross_checks']} on other workers)"
         if v["mismatched"]:
             verified += f", {len(v['mismatched'])} MISMATCHED (build failed)"
         verified += ";"

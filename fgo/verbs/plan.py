@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -19,17 +18,18 @@ from fgo.planner.buildplan import make_plan, write_dot
 @click.argument("go_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--dot", metavar="FILE", help="Write the package graph for Graphviz.")
-@click.option("--workers", type=click.IntRange(1), default=None,
-              help="Workers to plan for [this machine's cores].")
+@click.option("--hosts", type=click.IntRange(1), default=1, show_default=True,
+              help="Hosts to plan for: a split only pays on other hosts (go's -c already "
+                   "uses this one's cores).")
 @click.option("--split-large", is_flag=False, flag_value="auto", default="auto",
               metavar="[=SECONDS]", help="The threshold fgo build --split-large would use.")
 def plan(project: str, go_args: tuple[str, ...], as_json: bool, dot: str | None,
-         workers: int | None, split_large: str) -> None:
+         hosts: int, split_large: str) -> None:
     """Show the action graph of building PROJECT (default: the current directory) and
     what --split-large would split; arguments after -- go to go build."""
     proj = project_dir(project)
     try:
-        result = make_plan(proj, list(go_args), workers or os.cpu_count() or 1, split_large)
+        result = make_plan(proj, list(go_args), hosts, split_large)
     except ValueError:
         raise FgoError(f"--split-large takes SECONDS, not {split_large!r}") from None
     if dot:

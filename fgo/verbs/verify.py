@@ -15,15 +15,31 @@ from fgo.cliargs import go_args_command
 from fgo.errors import FgoError
 from fgo.goflags import split_go_args, without_output_flag
 from fgo.toolchain import ToolchainError
-from fgo.verify.builds import (DEFAULT_VARIANTS, VARIANTS, VerifyError, render, report_dict,
-                               run_verify, variant_by_name)
+from fgo.verify.builds import (
+    DEFAULT_VARIANTS,
+    VARIANTS,
+    VerifyError,
+    render,
+    report_dict,
+    run_verify,
+    variant_by_name,
+)
 from fgo.verify.goobj import GoobjError
-
 
 PREFIX = "fgo verify"  # its errors' lines start so (exit status 2)
 
 
-@go_args_command(name="verify")
+def variants_table() -> str:
+    """The known variants, a line each (--list-variants, and --help's epilog)."""
+    width = max(map(len, VARIANTS))
+    return "\n".join(f"{v.name:<{width}}  {v.description}" for v in VARIANTS.values())
+
+
+# \b keeps click from rewrapping the table
+EPILOG = "\b\nVariants (-v NAME):\n" + "\n".join("  " + l for l in variants_table().splitlines())
+
+
+@go_args_command(name="verify", epilog=EPILOG)
 @click.argument("project", type=click.Path(path_type=Path), default=".")
 @click.argument("go_build_flags", nargs=-1, type=click.UNPROCESSED)
 @click.option("-p", "--pkg", "packages", multiple=True, metavar="PATTERN",
@@ -46,12 +62,14 @@ def verify_cmd(project: Path, go_build_flags: tuple[str, ...], packages: tuple[s
     Each build uses a fresh, empty GOCACHE. Every package archive and binary is
     compared with the first build; for the first differing package the report
     names the archive member and the symbols that differ. Arguments after `--` go
-    to every `go build`: flags, then package patterns (as with -p). Exit status: 0 all matched, 1 differences, 2 bad input or a
-    failed build.
+    to every `go build`: flags, then package patterns (as with -p). Variants that
+    vary the environment (go-otherdir, go-gomaxprocs1, go-p1, fgo-workers1/2) are
+    held to byte identity with the baseline; go-otherdir adds -trimpath and
+    -buildvcs=false to every build. Exit status: 0 all matched, 1 differences, 2
+    bad input or a failed build.
     """
     if list_variants:
-        for v in VARIANTS.values():
-            click.echo(f"{v.name:<12} {v.description}")
+        click.echo(variants_table())
         return
     if not project.is_dir():
         raise FgoError(f"{project}: not a directory", prefix=PREFIX)

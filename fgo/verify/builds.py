@@ -22,25 +22,38 @@ Hook for other build modes (fgo distributed, --split-large ...)::
 Variants with the same ``flags_key`` must produce byte-identical files, build IDs
 included; across different keys (e.g. ``-gcflags=all=-c=4``) build IDs and the
 build info recorded in binaries legitimately differ and are ignored.
+
+Variation variants (reprotest-style) change what must not matter and keep the flags, so
+they are held to byte identity with the baseline: the project's directory
+(``go-otherdir``; a variant's ``common_flags`` such as -trimpath then go to every build
+of the run, since paths legitimately differ without it), GOMAXPROCS (``go-gomaxprocs1``),
+go's -p (``go-p1``), fgo's workers (``fgo-workers1``, ``fgo-workers2``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-
+from fgo.goflags import without_output_flag
+from fgo.toolchain import (
+    ToolchainError,
+    go_binary,
+    go_env,
+    last_line,
+    run_build,
+    run_go,
+)
 from fgo.verify import diff as fdiff
 from fgo.verify import goobj
 from fgo.verify.goobj import GoobjError
-from fgo.goflags import without_output_flag
-from fgo.toolchain import ToolchainError, go_binary, go_env, last_line, run_build, run_go
 
 
 class VerifyError(Exception):
@@ -78,6 +91,7 @@ class Variant:
     build: BuildFn
     flags_key: str = ""  # equal keys => outputs must be byte-identical (build IDs included)
     description: str = ""
+    common_flags: tuple[str, ...] = ()  # flags every build of a run with this variant gets
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -174,22 +188,46 @@ register_variant(_go_variant("go-c4", ["-gcflags=all=-c=4"], "-c=4",
                              "go build -gcflags=all=-c=4 (4 backend workers)"))
 
 
-def fgo_build(req: BuildRequest, fgo_options: list[str]) -> BuildOutput:
-    """`fgo build` (embedded cluster, or FGO_SCHEDULER's) into the request's GOCACHE."""
+def fgo_build(req: BuildRequest, fgo_options: list[str], workers: int | None = None) -> BuildOutput:
+    """`fgo build` (embedded cluster, or FGO_SCHEDULER's) into the request's GOCACHE.
+
+    With WORKERS, the build's report must show that many workers and compiles run on
+    them: a build that quietly ran everything on the head would make the comparison
+    of worker counts vacuous."""
     t = time.monotonic()
     req.out_dir.mkdir(parents=True, exist_ok=True)
-    fgo = [sys.executable, "-m", "fgo.cli", "build", "-q", *fgo_options, str(req.project), "--"]
+    report = req.gocache.parent / f"{req.gocache.name}-fgo-report.json"
+    fgo = [sys.executable, "-m", "fgo.cli", "build", "-q", "--report", str(report),
+           *fgo_options, str(req.project), "--"]
     proc = run_build(fgo, ["-o", str(req.out_dir) + os.sep, *req.go_flags, *req.packages],
                      cwd=req.project, env=req.env, timeout=req.timeout)
     if proc.returncode != 0:
         raise VerifyError(f"fgo build {' '.join(fgo_options)} failed: {last_line(proc.stderr)}")
+    if workers is not None:
+        try:
+            problem = distribution_problem(json.loads(report.read_text()), workers)
+        except (OSError, ValueError) as exc:
+            problem = f"no build report ({exc})"
+        if problem:
+            raise VerifyError(f"fgo build {' '.join(fgo_options)}: {problem}")
     binaries = {p.name: p for p in sorted(req.out_dir.iterdir()) if p.is_file()}
     return BuildOutput(binaries, list_archives(req), time.monotonic() - t, proc.stderr)
 
 
-def _fgo_variant(name: str, options: list[str], desc: str) -> Variant:
+def distribution_problem(report: dict, workers: int) -> str | None:
+    """Why an fgo build report does not show a build on WORKERS workers, or None."""
+    have = report.get("cluster", {}).get("workers")
+    remote = report.get("totals", {}).get("remote", 0) + report.get("totals", {}).get("split", 0)
+    if have != workers:
+        return f"the build had {have} worker(s), not {workers}"
+    if not remote:
+        return f"no compile ran on a worker ({report.get('totals', {}).get('fallback_reasons') or 'all local'})"
+    return None
+
+
+def _fgo_variant(name: str, options: list[str], desc: str, workers: int | None = None) -> Variant:
     # same flags_key as plain go: fgo must be byte-identical to it, build IDs included
-    return Variant(name, lambda req: fgo_build(req, options), "", desc)
+    return Variant(name, lambda req: fgo_build(req, options, workers), "", desc)
 
 
 register_variant(_fgo_variant("fgo", [], "fgo build on the Dask cluster"))
@@ -198,6 +236,87 @@ register_variant(_fgo_variant("fgo-pipelined", ["--pipeline"],
 for _k in (2, 3):
     register_variant(_fgo_variant(f"fgo-split{_k}", ["--split-large=0", "--shards", str(_k)],
                                   f"fgo build --split-large=0 --shards {_k} (every package split)"))
+
+
+# ------------------------------------------------------------------ variation (reprotest-style)
+#
+# The same build under a changed environment must give the same bytes: these variants
+# change one thing that must not matter (where the project lives, how many threads go and
+# its compilers get, how many processes go runs at once, how many workers fgo has) and
+# keep the flags, so each is compared with the baseline byte for byte, build IDs included.
+
+
+def with_env(req: BuildRequest, **env: str) -> BuildRequest:
+    """REQ with ENV added to its environment (for the build and for collecting archives)."""
+    return replace(req, env={**req.env, **env})
+
+
+VCS_DIRS = (".git", ".hg", ".svn", ".bzr", ".fossil")
+
+
+def relocate(req: BuildRequest, dest: Path) -> BuildRequest:
+    """REQ for a copy of its project under DEST: in module mode the whole module (go.mod's
+    directory) is copied, in GOPATH mode the project's directory to DEST/gopath/src/<the
+    same import path>, with DEST/gopath first on GOPATH so the copy is what go builds.
+
+    VCS directories are not copied (the build runs with -buildvcs=false: a copy is not a
+    checkout). The request's project is the copy's counterpart of the original directory."""
+    project = req.project.resolve()
+    gomod = run_go(["env", "GOMOD"], cwd=project, env=req.env, check=False).stdout.strip()
+    ignore = shutil.ignore_patterns(*VCS_DIRS)
+    if gomod and gomod != os.devnull:
+        root = Path(gomod).parent
+        copy = dest / "module"
+        shutil.copytree(root, copy, symlinks=True, ignore=ignore)
+        return replace(req, project=copy / project.relative_to(root))
+    gopath = run_go(["env", "GOPATH"], cwd=project, env=req.env, check=False).stdout.strip()
+    for entry in filter(None, gopath.split(os.pathsep)):
+        src = Path(entry).resolve() / "src"
+        if project.is_relative_to(src):
+            copy = dest / "gopath" / "src" / project.relative_to(src)
+            shutil.copytree(project, copy, symlinks=True, ignore=ignore)
+            new_gopath = os.pathsep.join([str(dest / "gopath"), gopath])
+            return replace(req, project=copy, env={**req.env, "GOPATH": new_gopath})
+    raise VerifyError(f"{project} is in no module and under no GOPATH entry's src: "
+                      "nothing to copy to another directory")
+
+
+def build_elsewhere(req: BuildRequest) -> BuildOutput:
+    """Plain go build of a copy of the project in another directory (longer path, other
+    parent): the -trimpath the run adds keeps the paths out of the output."""
+    moved = relocate(req, req.out_dir.parent / "elsewhere" / "a-longer-directory-name")
+    return go_build(replace(moved, out_dir=req.out_dir))
+
+
+def _env_variant(name: str, env: dict[str, str], desc: str) -> Variant:
+    return Variant(name, lambda req: go_build(with_env(req, **env)), "", desc)
+
+
+register_variant(Variant("go-otherdir", build_elsewhere, "",
+                         "go build of a copy of the project elsewhere "
+                         "(adds -trimpath -buildvcs=false to every build)",
+                         common_flags=("-trimpath", "-buildvcs=false")))
+register_variant(_env_variant("go-gomaxprocs1", {"GOMAXPROCS": "1"},
+                              "go build with GOMAXPROCS=1 (go and its compilers on one thread)"))
+register_variant(_go_variant("go-p1", ["-p", "1"], "",
+                             "go build -p 1 (one action at a time)"))
+for _n in (1, 2):
+    register_variant(_fgo_variant(f"fgo-workers{_n}", ["--workers", str(_n), "--local-slots", "0"],
+                                  f"fgo build --workers {_n} --local-slots 0 "
+                                  f"({_n} worker{'s' if _n > 1 else ''}, no local slots)",
+                                  workers=_n))
+
+
+def run_flags(variants: list[Variant], go_flags: list[str]) -> tuple[list[str], list[str]]:
+    """The flags every build of a run gets: GO_FLAGS plus what a chosen variant needs in
+    all of them for its comparison to mean something (go-otherdir: -trimpath), and the
+    flags added that way."""
+    added = []
+    for v in variants:
+        for f in v.common_flags:
+            if f not in go_flags and f not in added and f"{f}=true" not in go_flags:
+                added.append(f)
+    return [*go_flags, *added], added
 
 
 # ------------------------------------------------------------------ comparison core
@@ -358,6 +477,7 @@ class VerifyReport:
     comparisons: list[BuildComparison]
     matched: bool
     workdir: str = ""
+    added_flags: list[str] = field(default_factory=list)  # go_flags a variant added (run_flags)
 
 
 def run_verify(project: Path, variants: list[Variant], packages: list[str] | None = None,
@@ -368,8 +488,11 @@ def run_verify(project: Path, variants: list[Variant], packages: list[str] | Non
     if len(variants) < 2:
         raise VerifyError("need at least two build variants to compare")
     packages = packages or ["."]
-    go_flags = go_flags or []
     say = progress or (lambda s: None)
+    go_flags, added = run_flags(variants, go_flags or [])
+    if added:
+        needs = sorted({v.name for v in variants if set(v.common_flags) & set(added)})
+        say(f"every build gets {' '.join(added)} (for {', '.join(needs)})")
     root = Path(workdir).resolve() if workdir else Path(tempfile.mkdtemp(prefix="fgo-verify-"))
     results: list[BuildResult] = []
     builds = []
@@ -408,7 +531,7 @@ def run_verify(project: Path, variants: list[Variant], packages: list[str] | Non
         comparisons.append(compare_builds(results[0], results[i],
                                           binary_reference=_binary_reference(results, i)))
     return VerifyReport(str(project), packages, go_flags, builds, comparisons,
-                        all(c.matched for c in comparisons), str(root))
+                        all(c.matched for c in comparisons), str(root), added)
 
 
 # ------------------------------------------------------------------ output
@@ -427,9 +550,12 @@ def report_dict(r: VerifyReport) -> dict:
 
 def render(r: VerifyReport) -> str:
     lines = [f"fgo verify {r.project} (packages: {' '.join(r.packages)}"
-             + (f"; flags: {' '.join(r.go_flags)}" if r.go_flags else "") + ")"]
+             + (f"; flags: {' '.join(r.go_flags)}" if r.go_flags else "")
+             + (f" ({' '.join(r.added_flags)} added for the variants)" if r.added_flags else "")
+             + ")"]
+    width = max([10, *(len(bd["variant"]) for bd in r.builds)])
     for bd in r.builds:
-        lines.append(f"  build {bd['variant']:<10} {bd['seconds']:>6.1f} s  {bd['archives']} archives, "
+        lines.append(f"  build {bd['variant']:<{width}} {bd['seconds']:>6.1f} s  {bd['archives']} archives, "
                      f"{len(bd['binaries'])} binaries  ({bd['description']})")
     for c in r.comparisons:
         mode = "byte for byte" if c.strict else "ignoring build IDs (flags differ)"

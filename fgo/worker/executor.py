@@ -53,16 +53,13 @@ def execute(task: CompileTask, worker: str = "local",
         return CompileResult(status, worker, reason=reason, missing=missing)
     call = task.call
     sandbox.check_paths([*task.inputs, *call.outputs, call.cwd])
-    box = sandbox.make()
-    try:
+    with sandbox.lease(call) as box:
         args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
         env = tool_env(task.env)
         if split is not None:
             return shard.run(task, split, args, env, box, worker, started,
                              on_export=on_export, fetch=fetch)
         return _compile(task, args, env, box, worker, started, on_export)
-    finally:
-        sandbox.remove_later(box)
 
 
 def tool_env(env: dict[str, str]) -> dict[str, str]:
@@ -76,7 +73,7 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
              started: float, on_export: Callable[[ExportReady], None] | None) -> CompileResult:
     call = task.call
     tool = str(toolchain.tool_path("compile"))
-    argv = [tool, *faults.compile_args(args)]
+    argv = [tool, *faults.compile_args(args, task.task_id)]
     early = box + "/fgo-early-export.a"
     patched = runner.patched_compiler() if task.early_export and on_export else None
     if patched is not None:

@@ -12,6 +12,8 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
 - ``wrong-archive``: every whole compile on the worker runs with ``-N -l`` (no
   optimization, no inlining): a well-formed archive that is not the one a stock
   compile produces, which only verification against a local compile can catch;
+- ``wrong:Q``: the same, on a share Q of the worker's compiles only (an intermittent fault:
+  the worker's first check may well pass);
 - ``wrong-shard``: every shard process runs with ``GOCOMPILEDEBUG=ssa/dse/off`` (dead
   store elimination off): a well-formed result whose digests are valid but whose
   functions' instructions differ from a stock compile's. The split's fingerprint covers
@@ -31,6 +33,7 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -53,9 +56,26 @@ def after_plan() -> None:
         os.replace(path + ".next", path)
 
 
-def compile_args(args: list[str]) -> list[str]:
-    """A whole compile's ARGS as the fault leaves them (flags go before the files)."""
-    return ["-N", "-l", *args] if _fault() == "wrong-archive" else args
+def compile_args(args: list[str], task_id: str = "") -> list[str]:
+    """A whole compile's ARGS as the fault leaves them (flags go before the files):
+    ``wrong-archive`` on every compile, ``wrong:Q`` on a share Q of them (drawn from the
+    task's id, so that a test can tell which)."""
+    fault = _fault()
+    if fault == "wrong-archive" or fault.startswith("wrong:") and wrong_draw(task_id) < _share(fault):
+        return ["-N", "-l", *args]
+    return args
+
+
+def wrong_draw(task_id: str) -> float:
+    """The number in [0, 1) that decides whether ``wrong:Q`` hits the task TASK_ID."""
+    return int(hashlib.sha256(f"wrong {task_id}".encode()).hexdigest()[:8], 16) / 2 ** 32
+
+
+def _share(fault: str) -> float:
+    try:
+        return float(fault.split(":", 1)[1])
+    except ValueError:
+        return 0.0
 
 
 def shard_env(env: dict[str, str]) -> dict[str, str]:

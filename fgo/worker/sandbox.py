@@ -1,17 +1,22 @@
 """A compile's sandbox: its inputs laid out from the store at their original absolute paths
-under a fresh directory, its outputs read back, the directory removed off the critical
-path. Used by the worker's executor and its split roles, and by the head's verification
-when it recompiles from its own store.
+under a directory of its own, its outputs read back. Used by the worker's executor and its
+split roles, and by the head's verification when it recompiles from its own store.
+
+Sandboxes are reused: a compile leases one, and when it ends only the files it placed or
+wrote are removed, its directories kept for the next (making and removing a fresh tree for
+every compile was most of a worker's own CPU per compile: makedirs of each input's
+directory, then an rmtree of them all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
 import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from fgo import compilecall
@@ -31,23 +36,66 @@ def check_paths(paths: list[str]) -> None:
             raise BadTask(f"path {path!r} is not a clean absolute path")
 
 
-def make() -> str:
-    """A new sandbox directory."""
-    root = cache_dir() / "sandbox"
-    root.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkdtemp(dir=root, prefix="t")
+_free: list[str] = []              # sandboxes not leased now
+_free_lock = threading.Lock()
+_placed: dict[str, list[str]] = {}  # sandbox -> the files placed or rewritten in it
+
+
+@contextlib.contextmanager
+def lease(call: CompileCall) -> Iterator[str]:
+    """A sandbox for CALL, emptied of what CALL placed and wrote when the block ends."""
+    with _free_lock:
+        box = _free.pop() if _free else None
+    if box is None or not os.path.isdir(box):
+        root = cache_dir() / "sandbox"
+        root.mkdir(parents=True, exist_ok=True)
+        box = tempfile.mkdtemp(dir=root, prefix="t")
+    _placed[box] = []
+    try:
+        yield box
+    finally:
+        _empty(box, call)
+        with _free_lock:
+            _free.append(box)
+
+
+def _empty(box: str, call: CompileCall) -> None:
+    """Remove the files CALL's compile placed and wrote in BOX (its directories stay)."""
+    for path in [*_placed.pop(box, []), *(box + out for out in call.outputs)]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    with os.scandir(box) as entries:  # what a split's processes write beside the tree
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
 
 
 def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox: str,
                 head_goroot: str) -> list[str]:
-    """Lay INPUTS (path -> sha256) out under SANDBOX; CALL's arguments for running there."""
+    """Lay INPUTS (path -> sha256) out under SANDBOX; CALL's arguments for running there.
+
+    The imports' archives (export data, most of a compile's inputs, each in a directory of
+    its own) are not laid out: the importcfg names their blobs in the store, where the
+    compiler reads them in place. Sources stay at their paths under the sandbox: the
+    compiler records their names, and resolves relative //line names against them."""
     made: set[str] = set()
+    archives = set(call.archives)
+    placed = _placed.setdefault(sandbox, [])
     for path, sha in inputs.items():
-        _place(store, sha, sandbox + path, made)
-    # configs name absolute paths: rewrite them to point into the sandbox
+        if path not in archives:
+            _place(store, sha, sandbox + path, made)
+            placed.append(sandbox + path)
+    # configs name absolute paths: rewrite them to point into the sandbox, or the store
     if call.importcfg:
         text = store.path(inputs[call.importcfg]).read_text()
-        _rewrite(sandbox + call.importcfg, compilecall.sandbox_importcfg(text, sandbox).encode())
+        in_store = {a: str(store.path(inputs[a])) for a in archives if a in inputs}
+        _rewrite(sandbox + call.importcfg,
+                 compilecall.sandbox_importcfg(text, sandbox, in_store).encode())
     if call.embedcfg:
         data = store.path(inputs[call.embedcfg]).read_bytes()
         _rewrite(sandbox + call.embedcfg, compilecall.sandbox_embedcfg(data, sandbox))
@@ -66,13 +114,19 @@ def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
         made.add(parent)
     try:
         os.link(store.path(sha), dest)
+    except FileExistsError:  # left by a compile that was killed: replace it
+        os.unlink(dest)
+        os.link(store.path(sha), dest)
     except OSError:  # another filesystem: copy
         shutil.copyfile(store.path(sha), dest)
 
 
 def _rewrite(path: str, data: bytes) -> None:
     """Replace a placed (hard-linked) file without touching the store's copy."""
-    os.unlink(path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     with open(path, "wb") as f:
         f.write(data)
 
@@ -99,23 +153,3 @@ def deliver(outputs: dict[str, bytes]) -> dict[str, tuple[str, int]]:
             f.write(data)
         delivered[path] = (staged, len(data))
     return delivered
-
-
-_cleanup: queue.SimpleQueue[str] | None = None
-_cleanup_lock = threading.Lock()
-
-
-def remove_later(sandbox: str) -> None:
-    """Delete a finished sandbox off the task's critical path (one cleaner thread)."""
-    global _cleanup
-    with _cleanup_lock:
-        if _cleanup is None:
-            _cleanup = queue.SimpleQueue()
-            threading.Thread(target=_cleaner, args=(_cleanup,), name="fgo-sandbox-cleaner",
-                             daemon=True).start()
-    _cleanup.put(sandbox)
-
-
-def _cleaner(q: queue.SimpleQueue[str]) -> None:
-    while True:
-        shutil.rmtree(q.get(), ignore_errors=True)

@@ -355,6 +355,30 @@ def test_a_worker_returning_a_wrong_archive_is_caught(hello: Path, tmp_path: Pat
     assert ok
 
 
+def test_an_intermittently_wrong_worker_is_caught(hello: Path, tmp_path: Path, faults) -> None:
+    """Worker 1 compiles half its compiles wrong (-N -l), the others right: its first check
+    may pass. --verify-catch 0.3 checks enough of each worker's compiles (13: the build's
+    size from an earlier build of the same target) that one wrong on half of them escapes
+    with probability 0.5^13; it is caught, excluded, and nothing wrong is kept."""
+    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache"),
+           "FGO_LEDGER": str(tmp_path / "ledger.json")}
+    args = ("--", "-a", "-o", str(hello / "fgo.bin"))
+    with RealCluster(tmp_path / "warm", workers=2) as cluster:  # learns the build's size
+        first = run_fgo("build", "-q", "--scheduler", cluster.address, "--no-shared-cache",
+                        str(hello), *args, env=env)
+    assert first.returncode == 0, first.stderr
+    report = tmp_path / "r.json"
+    with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_FAULT": "wrong:0.5"}}) as cluster:
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       "--no-shared-cache", "--verify-catch", "0.3", str(hello), *args,
+                       env=env)
+    faults.injected()
+    rep = caught(proc, report, "remote")
+    v = rep["verification"]
+    assert v["rate"] > 0.2 and len(v["excluded"]) == 1, v
+    ok = plain_build_is_right(hello, {k: env[k] for k in ("GOCACHE", "FGO_LEDGER")})
+    faults.outcome(ok)
+    assert ok
 
 
 WRONG_SHARD_REFUSED = ("merge-refused: shard result fgo-shard-1.res was compiled with other settings: "
