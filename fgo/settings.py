@@ -204,10 +204,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_timeout", _positive, 2.0,
             "A cluster-tier request slower than this turns that tier off.",
             verbs=(BUILD, CACHEPROG), metavar="SECONDS"),
-    Setting("cache_key", _path, "~/.config/fgo/cache.key",
-            "The key heads sign and check cluster-tier entries with (workers never see it): "
-            "a file, created with 32 random bytes (mode 0600) on first use; teammates share "
-            "it like the TLS files.", verbs=(BUILD, CACHEPROG), metavar="FILE"),
+    Setting("cache_key", _path, None,
+            "The key heads sign and check cluster-tier entries with (workers never see it); "
+            "a file named here must exist. Default: cache.key beside --tls-key, else "
+            "~/.config/fgo/cache.key, made with 32 random bytes (mode 0600) by the first head "
+            "that needs it; teammates share it like the TLS files.", verbs=(BUILD, CACHEPROG),
+            metavar="FILE"),
     Setting("cache_recheck", _share, 0.03,
             "Share of cluster hits a worker computed and no head compared that are answered "
             "as misses, so that go computes them again and the result is compared with the "

@@ -33,6 +33,8 @@ def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     ORACLE_GOCACHE = root / "oracle-gocache"
     os.environ["FGO_LEDGER"] = str(root / "verified-splits.json")  # not the developer's ledger
     os.environ["FGO_CACHE_KEY"] = str(root / "cache.key")  # nor the developer's cache key
+    from fgo.cache import trust
+    trust.load_key(root / "cache.key")  # a key named must exist: the session's heads share it
     # The suite tests the distributed path: no compile runs on the head's own slots unless
     # a test asks for them (--local-slots N); a user's default is the head's cores.
     os.environ.setdefault("FGO_LOCAL_SLOTS", "0")

@@ -214,6 +214,62 @@ def test_the_key_file_is_made_once_private_and_refused_when_open(tmp_path: Path)
     assert trust.key_path("~/k") == Path.home() / "k"
 
 
+def test_where_the_key_is() -> None:
+    home = Path.home()
+    assert trust.key_location("~/team.key", "/etc/fgo/tls/head.key") == (home / "team.key",
+                                                                         False)
+    assert trust.key_location(None, "/etc/fgo/tls/head.key") == (
+        Path("/etc/fgo/tls/cache.key"), True)  # beside the TLS files
+    assert trust.key_location(None, None) == (home / ".config" / "fgo" / "cache.key", True)
+
+
+def test_what_a_head_makes_of_an_entry() -> None:
+    from dataclasses import replace
+    good = trust.sign_entry(KEY, "ns", entry())
+    index = replace(good, body=b"", size=len(good.body))
+    none = trust.Revoked()
+    assert trust.index_verdict(KEY, "ns", index, none) == "usable"
+    assert trust.index_verdict(None, "ns", index, none) == "forged"  # no key: nothing trusted
+    assert trust.index_verdict(KEY, "ns", replace(index, signature=""), none) == "forged"
+    assert trust.index_verdict(bytes(32), "ns", index, none) == "forged"
+    gone = trust.Revoked()
+    gone.add(trust.revoke_producer(KEY, "ns", W1, "wrong", 1.0))
+    assert trust.index_verdict(KEY, "ns", index, gone) == "refused"
+    assert trust.fetched_verdict(KEY, "ns", index, good) == "usable"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"an archivX")) == "altered"
+    # a body cut short under its signed size; one whose size is its own is not signed
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"",
+                                                           size=len(good.body))) == "altered"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"")) == "forged"
+    other = trust.sign_entry(KEY, "ns", entry(body=b"another archive"))  # signed, not this one
+    assert trust.fetched_verdict(KEY, "ns", index, other) == "forged"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, producer=W2)) == "forged"
+    assert trust.fetched_verdict(None, "ns", index, good) == "forged"
+
+
+def test_a_key_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    """fgo build and fgo cacheprog refuse a named key file that is missing, not a file or
+    open to others: one line, exit 2, before any cluster is reached."""
+    project = write_tree(tmp_path / "p", HELLO)
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(bytes(32))
+    loose.chmod(0o666)
+    env = {**os.environ, "FGO_CACHE_KEY": str(tmp_path / "missing.key")}
+    for bad, why in ((tmp_path / "missing.key", "does not exist"),
+                     (tmp_path, "is not a file"), (loose, "chmod 600")):
+        for verb in (["build", "--scheduler", "tcp://127.0.0.1:9", "--cache-key", str(bad),
+                      str(project)],
+                     ["cacheprog", "--scheduler", "tcp://127.0.0.1:9", "--cache-key",
+                      str(bad)]):
+            proc = run_fgo(*verb, env=env, input="", timeout=120)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 2 and len(lines) == 1 and why in lines[0], proc.stderr
+            assert "--cache-key" in lines[0] and "Traceback" not in proc.stderr
+    proc = run_fgo("cacheprog", "--scheduler", "tcp://127.0.0.1:9", env=env, input="",
+                   timeout=120)  # FGO_CACHE_KEY names it just the same
+    assert proc.returncode == 2 and "does not exist" in proc.stderr, proc.stderr
+
+
 def test_many_heads_making_the_key_at_once_end_with_one(tmp_path: Path) -> None:
     import concurrent.futures
     path = tmp_path / "k" / "cache.key"
@@ -304,6 +360,7 @@ def go_env(head: Path, **extra: str) -> dict[str, str]:
     the shim is not rebuilt); the cache key is the team's, shared by every head beside it
     (made by the first that needs it). No hit is re-checked unless a test asks: the hit
     counts these tests compare are then exact."""
+    trust.load_key(head.parent / "cache.key")  # a key named must exist
     return toolchain.go_env({**os.environ, "GOCACHE": str(head / "gocache"),
                              "HOME": str(head / "home"), "FGO_LEDGER": str(head / "ledger.json"),
                              "FGO_CACHE_DIR": str(paths.cache_dir()),

@@ -139,9 +139,10 @@ class ClusterTier:
                     self.revocations.append(r)
         for worker, share in shares.items():
             for e in share.entries:
-                if self.key is None or not trust.entry_signed(self.key, self.ns, e):
+                verdict = trust.index_verdict(self.key, self.ns, e, self.revoked)
+                if verdict == "forged":
                     self.forged += 1
-                elif self.revoked.covers(e.action, e.output, e.producer):
+                elif verdict == "refused":
                     self.refused += 1
                 else:
                     self.where[e.action] = worker
@@ -167,13 +168,10 @@ class ClusterTier:
             return Fetched(None, "forged")
         if found is None:
             return Fetched(None, "gone")
-        if (self.key is None or not trust.entry_signed(self.key, self.ns, found)
-                or (found.output, found.signature) != (signed.output, signed.signature)):
-            return Fetched(None, "forged")
-        if not trust.body_matches(found):
+        verdict = trust.fetched_verdict(self.key, self.ns, signed, found)
+        if verdict == "altered":
             self._drop(worker, action, found.output)
-            return Fetched(None, "altered")
-        return Fetched(found)
+        return Fetched(found) if verdict == "usable" else Fetched(None, verdict)
 
     def forget(self, action: str) -> None:
         self.where.pop(action, None)

@@ -99,6 +99,32 @@ def body_matches(e: CacheEntry) -> bool:
             and hashlib.sha256(e.body).hexdigest() == e.output)
 
 
+def index_verdict(key: bytes | None, ns: str, e: CacheEntry, revoked: "Revoked") -> str:
+    """What a head makes of entry E in a worker's index: "usable", "forged" (no valid
+    signature under KEY for NS; without a key nothing is) or "refused" (a revocation covers
+    it)."""
+    if key is None or not entry_signed(key, ns, e):
+        return "forged"
+    if revoked.covers(e.action, e.output, e.producer):
+        return "refused"
+    return "usable"
+
+
+def fetched_verdict(key: bytes | None, ns: str, indexed: CacheEntry,
+                    found: CacheEntry) -> str:
+    """What a head makes of the entry FOUND on a get, the index having said INDEXED:
+    "usable"; "forged" when its signature does not verify or it is not the entry the index
+    named (a worker swapping in another signed entry); "altered" when its body does not hash
+    to the signed output ID and size."""
+    if key is None or not entry_signed(key, ns, found) \
+            or (found.action, found.output, found.signature) != \
+            (indexed.action, indexed.output, indexed.signature):
+        return "forged"
+    if not body_matches(found):
+        return "altered"
+    return "usable"
+
+
 # ------------------------------------------------------------------ producers
 
 def join_producers(workers: Iterable[str]) -> str:
@@ -208,8 +234,25 @@ def new_secret() -> bytes:
 
 # ------------------------------------------------------------------ the key file
 
+DEFAULT_KEY = "~/.config/fgo/cache.key"
+KEY_NAME = "cache.key"
+
+
 def key_path(setting: str) -> Path:
     return Path(os.path.expanduser(setting))
+
+
+def key_location(given: str | None, tls_key: str | None) -> tuple[Path, bool]:
+    """Where this head's key is, and whether a head may make it there. A file the user named
+    (--cache-key, FGO_CACHE_KEY, [tool.fgo]) must exist: a typo must not make a key no other
+    head has. Otherwise `cache.key` beside the head's TLS key when the cluster speaks TLS
+    (teammates are handed both together), else ~/.config/fgo/cache.key; either made by the
+    first head that needs it."""
+    if given:
+        return key_path(given), False
+    if tls_key:
+        return key_path(tls_key).parent / KEY_NAME, True
+    return key_path(DEFAULT_KEY), True
 
 
 def load_key(path: Path, create: bool = True) -> bytes:
@@ -221,7 +264,8 @@ def load_key(path: Path, create: bool = True) -> bytes:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         if not create:
-            raise CacheKeyError(f"cache key {path} does not exist") from None
+            raise CacheKeyError(f"cache key {path} does not exist (copy the heads' key "
+                                f"there)") from None
         _create_key(path)
         return load_key(path, create=False)
     except OSError as exc:

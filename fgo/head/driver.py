@@ -89,13 +89,14 @@ def run(opts: BuildOptions) -> int:
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
+    key = _cache_key(opts)  # bad input fails before any cluster is reached
     cluster = _connect(opts)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
-            shared = _shared_cache(opts, cluster, Path(tmp))
+            shared = _shared_cache(opts, cluster, Path(tmp), key)
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, session, tmp, shared)
             build_cpu += _own_cpu()
@@ -158,26 +159,36 @@ def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
     return session
 
 
-def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
-    """This build's shared cache: with a cluster given (--scheduler) unless
-    --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
-    if not (opts.shared_cache and opts.scheduler and cluster is not None):
+def _cache_key(opts: BuildOptions) -> tuple[Path, bytes] | None:
+    """The heads' key file and key when this build uses the shared cache (a head makes the
+    default one on first use); a key that cannot be used is an FgoError."""
+    if not (opts.shared_cache and opts.scheduler):
         return None
     from fgo.cache import trust
+    path, create = trust.key_location(opts.cache_key, opts.tls[2])
+    try:
+        return path, trust.load_key(path, create)
+    except trust.CacheKeyError as exc:
+        raise FgoError(f"--cache-key: {exc}") from None
+
+
+def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
+                  key: tuple[Path, bytes] | None) -> Any:
+    """This build's shared cache: with a cluster given (--scheduler) unless
+    --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
+    if key is None or cluster is None:
+        return None
     from fgo.cache.session import SharedCache, cacheprog_args
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     if not gocache or gocache == "off":
         return None
-    key_file = str(trust.key_path(opts.cache_key))
-    try:
-        key = trust.load_key(Path(key_file))  # a head makes it on first use
-    except trust.CacheKeyError as exc:
-        raise FgoError(f"--cache-key: {exc}") from None
+    key_file, secret = key
     try:
         return SharedCache(Path(gocache), toolchain.identity(), tmp,
                            cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
-                                          opts.cache_timeout, key_file, opts.cache_recheck),
-                           key)
+                                          opts.cache_timeout, str(key_file),
+                                          opts.cache_recheck),
+                           secret)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fgo import settings
+from fgo.errors import FgoError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,15 +33,14 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
     scheduler, limit = resolved["scheduler"], resolved["cache_timeout"]
     security = tls_security(settings.tls(resolved))
-    key, why = None, ""
-    if scheduler:  # a head: the key is made on first use
+    key = None
+    if scheduler:  # a head: the default key is made on first use
+        path, create = trust.key_location(resolved["cache_key"], resolved["tls_key"])
         try:
-            key = trust.load_key(trust.key_path(resolved["cache_key"]))
+            key = trust.load_key(path, create)
         except trust.CacheKeyError as exc:
-            why = str(exc)
-            print(f"fgo cacheprog: {exc}; the cluster tier is off", file=sys.stderr)
-    remote = (lambda: _connect(scheduler, security, ns, limit, key, why)) if scheduler \
-        else None
+            raise FgoError(f"--cache-key: {exc}", prefix="fgo cacheprog") from None
+    remote = (lambda: _connect(scheduler, security, ns, limit, key)) if scheduler else None
     server = Server(local, remote, limit, resolved["cache_size"], *environ_paths(), key=key,
                     recheck=resolved["cache_recheck"])
     server.serve(sys.stdin.buffer, sys.stdout.buffer)
@@ -53,13 +53,10 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     os._exit(0)
 
 
-def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes | None,
-             why: str) -> object:
+def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes) -> object:
     from fgo.cache.tier import ClusterTier
     from fgo.cluster.connect import connect
     from fgo.worker.service import CompileService
-    if key is None:  # nothing of the cluster tier could be checked
-        raise RuntimeError(why or "no cache key")
     cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
                       service=CompileService())
     tier = ClusterTier(cluster.client, ns, key)
