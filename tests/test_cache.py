@@ -854,6 +854,8 @@ def test_shared_cache_is_off_when_asked() -> None:
     from fgo.head import driver
     from fgo.head.session import BuildOptions
     opts = BuildOptions(project=".", scheduler="tcp://127.0.0.1:1", shared_cache=False)
-    assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent")) is None
+    assert driver._cache_key(opts) is None  # no key is even read
+    assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent"),
+                                key=driver._cache_key(opts)) is None
     assert settings.resolve(Path("/"), {}, {"FGO_SHARED_CACHE": "0"})["shared_cache"] is False
     assert settings.resolve(Path("/"), {}, {})["shared_cache"] is True
