@@ -107,6 +107,13 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _path(v: Any) -> str:
+    path = str(v)
+    if not path.strip():
+        raise ValueError("an empty path")
+    return path
+
+
 # ------------------------------------------------------------------ the table
 
 BUILD, CACHEPROG, CACHE = "build", "cacheprog", "cache"
@@ -199,6 +206,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_timeout", _positive, 2.0,
             "A cluster-tier request slower than this turns that tier off.",
             verbs=(BUILD, CACHEPROG), metavar="SECONDS"),
+    Setting("cache_key", _path, None,
+            "The key heads sign and check cluster-tier entries with (workers never see it); "
+            "a file named here must exist. Default: cache.key beside --tls-key, else "
+            "~/.config/fgo/cache.key, made with 32 random bytes (mode 0600) by the first head "
+            "that needs it; teammates share it like the TLS files.", verbs=(BUILD, CACHEPROG),
+            metavar="FILE"),
+    Setting("cache_recheck", _share, 0.03,
+            "Share of cluster hits a worker computed and no head compared that are answered "
+            "as misses, so that go computes them again and the result is compared with the "
+            "entry (a difference revokes it, and its producer's other entries).",
+            verbs=(BUILD, CACHEPROG), metavar="R"),
     Setting("pipeline", parse_bool, None,
             "Start a package's dependents from its export data while its backend still runs "
             "(speculative compiles, matched by content).", kind="pair",

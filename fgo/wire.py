@@ -17,6 +17,8 @@ adapter):
   leader -> worker  ShardFetch              worker -> leader ShardResult
   head   -> worker  Cancel, Promote         worker -> head  bool
   head   -> worker  CachePut                worker -> head  int
+  head   -> worker  (Client.run) index, get worker -> head CacheIndex, CacheEntry
+  head   -> workers (Client.run) CacheRevocation list: every worker keeps a copy
 
 A task carries the blobs the head believes the worker's store lacks (`blobs`, by sha256);
 if the store lacks more, the answer is `Status.MISSING` with the hashes, and the head
@@ -310,13 +312,25 @@ class Promote:
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """A go build cache entry as it travels between a head and the worker that keeps it."""
+    """A go build cache entry as it travels between a head and the worker that keeps it.
+
+    Every field but the body is signed by the publishing head (`signature`: HMAC-SHA256
+    with the key heads share, over fgo.cache.trust's canonical encoding with the
+    namespace); a worker keeps what it was given and never makes or checks a signature."""
 
     action: str                        # hex action ID
     output: str                        # hex output ID: sha256 of the body
     body: bytes
     put_time: float
     seconds: float = 0.0               # the compile time it saves, when the publisher knew it
+    producer: str = ""                 # who computed it: worker address(es), or "head"
+    checked: bool = False              # the publishing build compared that compile with its own
+    signature: str = ""                # hex; "" for none (never used by a head)
+    size: int = -1                     # the body's size; -1: len(body) (an index has no body)
+
+    @property
+    def length(self) -> int:
+        return len(self.body) if self.size < 0 else self.size
 
 
 @dataclass(frozen=True)
@@ -328,10 +342,32 @@ class CachePut:
     version: int = PROTOCOL_VERSION
 
 
+@dataclass(frozen=True)
+class CacheRevocation:
+    """A head's word that an entry (ACTION with OUTPUT), or everything PRODUCER computed, is
+    wrong and must never be used: signed like an entry; every worker keeps a copy."""
+
+    action: str = ""                   # with OUTPUT: one entry
+    output: str = ""
+    producer: str = ""                 # or: every entry this worker took part in
+    reason: str = ""
+    time: float = 0.0
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class CacheIndex:
+    """A worker's share of a namespace: its entries without bodies, and the revocations it
+    keeps."""
+
+    entries: list[CacheEntry]
+    revoked: list[CacheRevocation]
+
+
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
-    Promote, CacheEntry, CachePut, Identity, CompileCall)}
+    Promote, CacheEntry, CachePut, CacheRevocation, CacheIndex, Identity, CompileCall)}
 
 
 # ------------------------------------------------------------------ the codec

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,9 @@ def isolated_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("GOFLAGS", "-buildvcs=false")
     ORACLE_GOCACHE = root / "oracle-gocache"
     os.environ["FGO_LEDGER"] = str(root / "verified-splits.json")  # not the developer's ledger
+    os.environ["FGO_CACHE_KEY"] = str(root / "cache.key")  # nor the developer's cache key
+    from fgo.cache import trust
+    trust.load_key(root / "cache.key")  # a key named must exist: the session's heads share it
     # The suite tests the distributed path: no compile runs on the head's own slots unless
     # a test asks for them (--local-slots N); a user's default is the head's cores.
     os.environ.setdefault("FGO_LOCAL_SLOTS", "0")
@@ -107,22 +111,51 @@ def stop_processes(procs: list[subprocess.Popen], timeout: float = 10) -> None:
             p.kill()
 
 
+def make_certs(root: Path) -> dict[str, Path]:
+    """A self-signed CA and one certificate it signed, for every party on 127.0.0.1."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    root.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (root / n for n in ("ca.key", "ca.pem", "key.pem", "req.csr",
+                                                      "cert.pem"))
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fgo-test-ca",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
+        "-out", str(csr))
+    ext = root / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-out", str(cert), "-extfile", str(ext))
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+def tls_flags(certs: dict[str, Path]) -> list[str]:
+    return ["--tls-ca-file", str(certs["ca"]), "--tls-cert", str(certs["cert"]),
+            "--tls-key", str(certs["key"])]
+
+
 class RealCluster:
     """`dask scheduler` and N `dask worker` processes on 127.0.0.1, each worker its own store."""
 
     def __init__(self, root: Path, workers: int = 2, stores: dict[int, Path] | None = None,
-                 envs: dict[int, dict[str, str]] | None = None, wrap: list[str] | None = None) -> None:
+                 envs: dict[int, dict[str, str]] | None = None, wrap: list[str] | None = None,
+                 tls: dict[str, Path] | None = None) -> None:
         """STORES/ENVS: a worker's own store directory / extra environment, by index;
-        WRAP: a command prefix every worker is started under (e.g. a mount namespace)."""
+        WRAP: a command prefix every worker is started under (e.g. a mount namespace);
+        TLS: make_certs' files, for a cluster that speaks only TLS."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.tls_args = tls_flags(tls) if tls else []
+        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
         self.stores = stores or {}
         self.envs = envs or {}
         self.wrap = wrap or []
         self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
-                                                   "--dashboard-address", ":0"], {})
+                                                   "--dashboard-address", ":0", *self.tls_args,
+                                                   *(["--protocol", "tls"] if tls else [])], {})
         self.workers: list[subprocess.Popen[bytes]] = []
         for i in range(workers):
             self.add_worker(i)
@@ -140,14 +173,25 @@ class RealCluster:
     def add_worker(self, i: int) -> subprocess.Popen[bytes]:
         store = self.stores.get(i, self.root / f"store-{i}")
         w = self._spawn("worker", [self.address, "--nthreads", "1", "--no-nanny",
-                                   "--host", "127.0.0.1", "--dashboard-address", ":0"],
+                                   "--host", "127.0.0.1", "--dashboard-address", ":0",
+                                   *self.tls_args],
                         {"FGO_STORE": str(store), **self.envs.get(i, {})}, self.wrap)
         self.workers.append(w)
         return w
 
-    def wait_for_workers(self, n: int, timeout: float = 60) -> None:
+    def client(self, timeout: float = 60) -> Any:
+        """A distributed.Client of this cluster (TLS included)."""
         from distributed import Client
-        with Client(self.address, timeout=timeout) as c:
+        security = None
+        if self.tls:
+            from distributed.security import Security
+            security = Security(tls_ca_file=str(self.tls["ca"]),
+                                tls_client_cert=str(self.tls["cert"]),
+                                tls_client_key=str(self.tls["key"]), require_encryption=True)
+        return Client(self.address, timeout=timeout, security=security)
+
+    def wait_for_workers(self, n: int, timeout: float = 60) -> None:
+        with self.client(timeout) as c:
             c.wait_for_workers(n, timeout=timeout)
 
     def __enter__(self) -> RealCluster:

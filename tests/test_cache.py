@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FGO, HELLO, RealCluster, oracle_build, run_fgo, sha, wait_until, write_tree
-from fgo import paths, toolchain
+from conftest import (FGO, HELLO, RealCluster, make_certs, oracle_build, run_fgo, sha,
+                      tls_flags, wait_until, write_tree)
+from fgo import paths, toolchain, wire
 from fgo.cache import store
 from fgo.cache import tier
-from fgo.wire import CacheEntry
+from fgo.cache import trust
+from fgo.wire import CacheEntry, CacheRevocation
 from fgo.cache import protocol
 from fgo.cache.local import DiskTier, EntryInfo, lru_victims
 from fgo.settings import parse_size
@@ -104,14 +106,266 @@ def test_disk_tier_refuses_and_deletes_damaged_entries(tmp_path: Path) -> None:
     assert store.evict_prefix(a[:30]) and store.get(a) is None
 
 
+# ------------------------------------------------------------------ trust (pure)
+
+KEY = bytes(range(32))
+W1, W2 = "tcp://10.0.0.1:9000", "tcp://10.0.0.2:9000"
+
+
+def entry(action: str = "ab" * 32, body: bytes = b"an archive", **kw) -> CacheEntry:
+    import hashlib
+    return CacheEntry(action, hashlib.sha256(body).hexdigest(), body, 1.7e9 + 0.1234567,
+                      **{"seconds": 0.5, "producer": W1, **kw})
+
+
+def test_canonical_encoding_is_unambiguous() -> None:
+    # a separator moved between fields changes the bytes
+    assert trust.canonical("d", ("ab", "c")) != trust.canonical("d", ("a", "bc"))
+    assert trust.canonical("d", ("a", "")) != trust.canonical("d", ("a",))
+    assert trust.canonical("d", ("é",)) == b"\0\0\0\x01d\0\0\0\x02\xc3\xa9"
+    e = entry()
+    # the body counts only through output and size; times as milliseconds
+    assert trust.entry_message("ns", e) == trust.entry_message("ns", CacheEntry(
+        e.action, e.output, b"", e.put_time + 1e-5, e.seconds, e.producer, size=len(e.body)))
+    assert trust.entry_message("ns", e) != trust.revocation_message(
+        "ns", CacheRevocation(e.action, e.output))  # another domain
+
+
+def test_a_signature_covers_every_field_and_the_namespace() -> None:
+    from dataclasses import replace
+    signed = trust.sign_entry(KEY, "ns", entry())
+    assert trust.entry_signed(KEY, "ns", signed) and trust.body_matches(signed)
+    assert signed.put_time == round(1.7e9 + 0.1234567, 3)
+    assert not trust.entry_signed(bytes(32), "ns", signed)          # another key
+    assert not trust.entry_signed(KEY, "other-ns", signed)          # moved to another toolchain
+    for change in ({"action": "cd" * 32}, {"output": "00" * 32}, {"size": 3},
+                   {"producer": W2}, {"checked": True}, {"put_time": 1.0}, {"seconds": 9.0},
+                   {"signature": ""}, {"signature": "zz"}, {"signature": None},
+                   {"put_time": "not a time"}):
+        assert not trust.entry_signed(KEY, "ns", replace(signed, **change)), change
+    # another body under the same signed fields is signed, and caught by its hash
+    other = replace(signed, body=b"an archivX")
+    assert trust.entry_signed(KEY, "ns", other) and not trust.body_matches(other)
+    assert not trust.body_matches(replace(signed, body=signed.body + b"!"))
+    # an index entry (no body) carries its size
+    index = replace(signed, body=b"", size=len(signed.body))
+    assert trust.entry_signed(KEY, "ns", index)
+
+
+def test_revocations_are_signed_and_cover_entries_or_producers() -> None:
+    from dataclasses import replace
+    one = trust.revoke_entry(KEY, "ns", "ab" * 32, "01" * 32, "re-check", 5.0)
+    worker = trust.revoke_producer(KEY, "ns", W1, "verification", 5.0)
+    assert trust.revocation_signed(KEY, "ns", one) and trust.revocation_signed(KEY, "ns", worker)
+    assert not trust.revocation_signed(KEY, "ns", replace(one, output="02" * 32))
+    assert not trust.revocation_signed(KEY, "ns", replace(worker, producer=W2))
+    assert not trust.revocation_signed(bytes(32), "ns", worker)
+    revoked = trust.Revoked()
+    revoked.add(one)
+    assert revoked.covers("ab" * 32, "01" * 32, W2)
+    assert not revoked.covers("ab" * 32, "02" * 32, W2)   # a sound entry published since
+    revoked.add(worker)
+    assert revoked.covers("cd" * 32, "03" * 32, W1)
+    assert revoked.covers("cd" * 32, "03" * 32, trust.join_producers([W2, W1]))  # a split
+    assert not revoked.covers("cd" * 32, "03" * 32, trust.HEAD)
+    found = [{"action": "ab" * 32, "producer": trust.join_producers([W1, W2]),
+              "signed_output": "01" * 32, "output": "02" * 32}]
+    rs = trust.recheck_revocations(KEY, "ns", found + found, 5.0)
+    assert sorted((r.action, r.producer) for r in rs) == [("", W1), ("", W2), ("ab" * 32, "")]
+    assert all(trust.revocation_signed(KEY, "ns", r) for r in rs)
+
+
+def test_rechecks_are_sampled_by_a_secret_only_for_workers_unchecked_entries() -> None:
+    actions = [f"{i:064x}" for i in range(4000)]
+    a, b = b"secret a" * 4, b"secret b" * 4
+    chosen = {x for x in actions if trust.sampled(a, x, 0.03)}
+    assert 80 < len(chosen) < 160                               # 120 expected
+    other = {x for x in actions if trust.sampled(b, x, 0.03)}
+    assert len(chosen & other) < 20                             # ~4 expected by chance
+    assert all(trust.sampled(a, x, 1.0) for x in actions[:100])
+    assert not any(trust.sampled(a, x, 0.0) for x in actions)
+    assert trust.new_secret() != trust.new_secret()
+    assert trust.recheck_wanted(a, entry(producer=W1), 1.0)
+    assert trust.recheck_wanted(a, entry(producer=trust.join_producers([W1, W2])), 1.0)
+    assert not trust.recheck_wanted(a, entry(producer=trust.HEAD), 1.0)  # the head's own
+    assert not trust.recheck_wanted(a, entry(producer=W1, checked=True), 1.0)
+
+
+def test_the_key_file_is_made_once_private_and_refused_when_open(tmp_path: Path) -> None:
+    import stat as st
+    path = tmp_path / "cfg" / "fgo" / "cache.key"
+    key = trust.load_key(path)
+    assert len(key) == 32 and trust.load_key(path) == key and trust.load_key(path, False) == key
+    assert st.S_IMODE(path.stat().st_mode) == 0o600
+    assert st.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == ["cache.key"]  # no temporary left
+    with pytest.raises(trust.CacheKeyError, match="does not exist"):
+        trust.load_key(tmp_path / "none", create=False)
+    path.chmod(0o644)
+    with pytest.raises(trust.CacheKeyError, match="chmod 600"):
+        trust.load_key(path)
+    path.chmod(0o640)  # a team's group may share it
+    assert trust.load_key(path) == key
+    short = tmp_path / "short"
+    short.write_bytes(b"x" * 8)
+    short.chmod(0o600)
+    with pytest.raises(trust.CacheKeyError, match="fewer than 16"):
+        trust.load_key(short)
+    assert trust.key_path("~/k") == Path.home() / "k"
+
+
+def test_where_the_key_is() -> None:
+    home = Path.home()
+    assert trust.key_location("~/team.key", "/etc/fgo/tls/head.key") == (home / "team.key",
+                                                                         False)
+    assert trust.key_location(None, "/etc/fgo/tls/head.key") == (
+        Path("/etc/fgo/tls/cache.key"), True)  # beside the TLS files
+    assert trust.key_location(None, None) == (home / ".config" / "fgo" / "cache.key", True)
+
+
+def test_what_a_head_makes_of_an_entry() -> None:
+    from dataclasses import replace
+    good = trust.sign_entry(KEY, "ns", entry())
+    index = replace(good, body=b"", size=len(good.body))
+    none = trust.Revoked()
+    assert trust.index_verdict(KEY, "ns", index, none) == "usable"
+    assert trust.index_verdict(None, "ns", index, none) == "forged"  # no key: nothing trusted
+    assert trust.index_verdict(KEY, "ns", replace(index, signature=""), none) == "forged"
+    assert trust.index_verdict(bytes(32), "ns", index, none) == "forged"
+    gone = trust.Revoked()
+    gone.add(trust.revoke_producer(KEY, "ns", W1, "wrong", 1.0))
+    assert trust.index_verdict(KEY, "ns", index, gone) == "refused"
+    assert trust.fetched_verdict(KEY, "ns", index, good) == "usable"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"an archivX")) == "altered"
+    # a body cut short under its signed size; one whose size is its own is not signed
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"",
+                                                           size=len(good.body))) == "altered"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, body=b"")) == "forged"
+    other = trust.sign_entry(KEY, "ns", entry(body=b"another archive"))  # signed, not this one
+    assert trust.fetched_verdict(KEY, "ns", index, other) == "forged"
+    assert trust.fetched_verdict(KEY, "ns", index, replace(good, producer=W2)) == "forged"
+    assert trust.fetched_verdict(None, "ns", index, good) == "forged"
+
+
+def test_a_key_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    """fgo build and fgo cacheprog refuse a named key file that is missing, not a file or
+    open to others: one line, exit 2, before any cluster is reached."""
+    project = write_tree(tmp_path / "p", HELLO)
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(bytes(32))
+    loose.chmod(0o666)
+    env = {**os.environ, "FGO_CACHE_KEY": str(tmp_path / "missing.key")}
+    for bad, why in ((tmp_path / "missing.key", "does not exist"),
+                     (tmp_path, "is not a file"), (loose, "chmod 600")):
+        for verb in (["build", "--scheduler", "tcp://127.0.0.1:9", "--cache-key", str(bad),
+                      str(project)],
+                     ["cacheprog", "--scheduler", "tcp://127.0.0.1:9", "--cache-key",
+                      str(bad)]):
+            proc = run_fgo(*verb, env=env, input="", timeout=120)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 2 and len(lines) == 1 and why in lines[0], proc.stderr
+            assert "--cache-key" in lines[0] and "Traceback" not in proc.stderr
+    proc = run_fgo("cacheprog", "--scheduler", "tcp://127.0.0.1:9", env=env, input="",
+                   timeout=120)  # FGO_CACHE_KEY names it just the same
+    assert proc.returncode == 2 and "does not exist" in proc.stderr, proc.stderr
+
+
+def test_many_heads_making_the_key_at_once_end_with_one(tmp_path: Path) -> None:
+    import concurrent.futures
+    path = tmp_path / "k" / "cache.key"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: trust.load_key(path), range(32)))
+    assert len(keys) == 1
+
+
+def test_the_disk_tier_keeps_signed_fields_and_revocations(tmp_path: Path) -> None:
+    t = DiskTier(tmp_path / "t")
+    e = trust.sign_entry(KEY, "ns", entry(producer="tcp://[::1]:9 x+y%z", checked=True))
+    t.put(e.action, e.output, e.body, e.put_time, e.seconds, e.producer, e.checked, e.signature)
+    got = t.record(e.action)
+    back = CacheEntry(got.action, got.output, b"", got.put_time, got.seconds, got.producer,
+                      got.checked, got.signature, got.size)
+    assert trust.entry_signed(KEY, "ns", back) and got.producer == e.producer
+    t.put("cd" * 32, e.output, e.body)  # go's own put: no signed fields
+    assert t.record("cd" * 32).signature == "" and t.stats()["entries"] == 2
+    r = wire.encode(trust.revoke_producer(KEY, "ns", W1, "why", 1.0))
+    assert t.keep_revocations([r, r]) == 1 and t.keep_revocations([r]) == 0
+    assert t.revocations() == [r] and t.stats()["entries"] == 2
+
+
+def test_a_put_go_sends_again_is_not_decoded() -> None:
+    import hashlib
+    body = os.urandom(3000)
+    put = protocol.Request(1, "put", b"\x01" * 32, hashlib.sha256(body).digest(), body)
+    asked = []
+
+    def known(action: bytes, output: bytes, size: int) -> bool:
+        asked.append(size)
+        return True
+    got = protocol.read_request(io.BytesIO(protocol.encode_request(put)), known)
+    assert got.reused and got.body == b"" and asked == [3000]
+    # a line of another length is decoded (and then refused by its size)
+    bad = protocol.encode_request(put).replace(b'"\n', b'AAAA"\n')
+    with pytest.raises(protocol.ProtocolError):
+        protocol.read_request(io.BytesIO(bad), known)
+    assert protocol.read_request(io.BytesIO(protocol.encode_request(put)),
+                                 lambda *a: False) == put
+
+
+def test_replayed_puts_cost_less_when_the_local_tier_has_them(tmp_path: Path) -> None:
+    """What go sends again (a -a build, a re-check, a second go process) is not decoded or
+    hashed: a replay of puts shaped like etcd's (1452 puts, 259 MB; here a fifth of them),
+    through the whole loop, CPU measured both ways."""
+    import hashlib
+    import random
+    import resource
+    from fgo.cache.server import Server
+    rng = random.Random(7)
+    sizes = [int(rng.paretovariate(1.2) * 60_000) for _ in range(290)]
+    scale = 52e6 / sum(sizes)
+    bodies = [rng.randbytes(max(1, int(n * scale))) for n in sizes]
+    stream = b"".join(protocol.encode_request(protocol.Request(
+        i + 1, "put", hashlib.sha256(b"a%d" % i).digest(), hashlib.sha256(b).digest(), b))
+        for i, b in enumerate(bodies)) + protocol.encode_request(protocol.Request(9999, "close"))
+
+    def serve(reuse: bool) -> tuple[float, Server]:
+        server = Server(DiskTier(tmp_path / "local"), None, 2.0, 1 << 40)
+        if not reuse:
+            server.known = lambda *a: False
+        out = io.BytesIO()
+        t0 = resource.getrusage(resource.RUSAGE_SELF)
+        server.serve(io.BytesIO(stream), out)
+        t1 = resource.getrusage(resource.RUSAGE_SELF)
+        assert out.getvalue().count(b"DiskPath") == len(bodies)
+        return (t1.ru_utime + t1.ru_stime) - (t0.ru_utime + t0.ru_stime), server
+
+    serve(True)  # the first time: every body stored
+    again, full = [], []
+    for _ in range(2):
+        s, server = serve(False)
+        full.append(s)
+        assert server.counters.reused == 0
+        s, server = serve(True)
+        again.append(s)
+        assert server.counters.reused == len(bodies)
+    print(f"\nreplay of {len(bodies)} puts, {sum(map(len, bodies)) / 1e6:.0f} MB: "
+          f"{min(full):.2f} CPU-s decoding, {min(again):.2f} CPU-s reused")
+    assert min(again) < 0.5 * min(full)
+
+
 # ------------------------------------------------------------------ real go, real cluster
 
 def go_env(head: Path, **extra: str) -> dict[str, str]:
     """A head node of its own: its own GOCACHE and HOME (fgo's cache dir stays shared so
-    the shim is not rebuilt)."""
+    the shim is not rebuilt); the cache key is the team's, shared by every head beside it
+    (made by the first that needs it). No hit is re-checked unless a test asks: the hit
+    counts these tests compare are then exact."""
+    trust.load_key(head.parent / "cache.key")  # a key named must exist
     return toolchain.go_env({**os.environ, "GOCACHE": str(head / "gocache"),
                              "HOME": str(head / "home"), "FGO_LEDGER": str(head / "ledger.json"),
-                             "FGO_CACHE_DIR": str(paths.cache_dir()), **extra})
+                             "FGO_CACHE_DIR": str(paths.cache_dir()),
+                             "FGO_CACHE_KEY": str(head.parent / "cache.key"),
+                             "FGO_CACHE_RECHECK": "0", **extra})
 
 
 def cacheprog(*args: str) -> str:
@@ -148,9 +402,9 @@ def hit_rate(rep: dict) -> float:
 
 
 def cluster_entries(cluster: RealCluster, ns: str = NS) -> dict[str, list[str]]:
-    from distributed import Client
-    with Client(cluster.address, timeout=30) as c:
-        return c.run(store.store_index, ns)
+    with cluster.client(30) as c:
+        got = c.run(store.store_index, ns)
+    return {w: [e["action"] for e in v["entries"]] for w, v in got.items()}
 
 
 def worker_store(cluster: RealCluster, i: int, ns: str = NS) -> DiskTier:
@@ -268,8 +522,28 @@ def test_cache_worker_killed_mid_build(heads: tuple[Path, Path], tmp_path: Path,
     assert c["remote"].startswith("skipped") or c["misses"] > 2, c  # its share: misses
 
 
-def test_a_corrupted_entry_is_a_miss_and_deleted(heads: tuple[Path, Path], tmp_path: Path,
-                                                 real_cluster: RealCluster, faults) -> None:
+def entries_of(t: DiskTier) -> list[CacheEntry]:
+    """T's entries as a head signed them (bodies included)."""
+    out = []
+    for e in t.records():
+        body = e.path.read_bytes()
+        out.append(CacheEntry(e.action, e.output, body, e.put_time, e.seconds, e.producer,
+                              e.checked, e.signature))
+    return out
+
+
+def plant(t: DiskTier, e: CacheEntry) -> None:
+    """E on T's disk as it is (what a bad worker, or a damaged disk, can do)."""
+    t.put(e.action, e.output, e.body, e.put_time, e.seconds, e.producer, e.checked,
+          e.signature)
+
+
+def test_altered_entries_are_never_used(heads: tuple[Path, Path], tmp_path: Path,
+                                        real_cluster: RealCluster, faults) -> None:
+    """On worker 0's disk every body damaged (its index intact: signed, but another body);
+    on worker 1's every other entry's body and output ID in the index replaced by another
+    entry's, consistently (the worker's own hash check passes; the signature does not)."""
+    import hashlib
     a, b = heads
     head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
     store = worker_store(real_cluster, 0)
@@ -282,16 +556,191 @@ def test_a_corrupted_entry_is_a_miss_and_deleted(heads: tuple[Path, Path], tmp_p
             body.write_bytes(bytes(data))
             corrupted.append(e.action)
     assert len(corrupted) > 10
+    second = worker_store(real_cluster, 1)
+    theirs = [e for e in entries_of(second) if e.body]
+    swapped = []
+    for e, other in zip(theirs[::2], theirs[1::2]):
+        index = second.root / e.action[:2] / f"{e.action}-a"
+        (second.root / e.action[:2] / f"{e.action}-d").write_bytes(other.body)
+        fields = index.read_text().split()
+        fields[:2] = [hashlib.sha256(other.body).hexdigest(), str(len(other.body))]
+        index.write_text(" ".join(fields) + "\n")
+        assert second.get(e.action) is not None  # sound as far as the worker can tell
+        swapped.append(e.action)
+    assert len(swapped) > 10
+    faults.injected(2)
+    _, rep = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin")
+    ok = sha(tmp_path / "b.bin") == oracle_sha(b)
+    faults.outcome(ok, 2)
+    assert ok
+    c = rep["shared_cache"]
+    assert c["remote_hits"] > 10 and c["misses"] > 10, c
+    assert c["altered"] > 10 and c["forged"] >= len(swapped), c
+    # what B asked for was removed, recompiled, and published again, now sound
+    asked = set(DiskTier(tmp_path / "B" / "gocache" / "fgo" / NS).actions()) & set(corrupted)
+    assert asked and all(store.get(x) is not None for x in asked)
+
+
+def test_forged_entries_are_never_used(heads: tuple[Path, Path], tmp_path: Path,
+                                       real_cluster: RealCluster, faults) -> None:
+    """Every entry in the cluster tier replaced by a worker with a wrong body (another
+    entry's, its output ID consistent) under no signature, another key's, another entry's
+    valid signature, or a valid one made for another toolchain's namespace: B uses none."""
+    import hashlib
+    from dataclasses import replace
+    a, b = heads
+    head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
+    key = trust.load_key(tmp_path / "cache.key", create=False)
+    other_ns = tier.namespace(toolchain.Identity(toolchain.go_version(), "e" * 64))
+    n = 0
+    for i in range(2):
+        t = worker_store(real_cluster, i)
+        mine = entries_of(t)
+        for j, (e, other) in enumerate(zip(mine, mine[1:] + mine[:1])):
+            wrong = replace(e, body=other.body, output=hashlib.sha256(other.body).hexdigest())
+            wrong = [replace(wrong, signature=""),
+                     trust.sign_entry(b"not the team's key" * 2, NS, wrong),
+                     replace(wrong, signature=other.signature),
+                     trust.sign_entry(key, other_ns, wrong)][j % 4]
+            plant(t, wrong)
+            n += 1
+    assert n > 60
     faults.injected()
     _, rep = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin")
     ok = sha(tmp_path / "b.bin") == oracle_sha(b)
     faults.outcome(ok)
     assert ok
     c = rep["shared_cache"]
-    assert c["remote_hits"] > 10 and c["misses"] > 10, c
-    # what B asked for was deleted, recompiled, and published again, now sound
-    asked = set(DiskTier(tmp_path / "B" / "gocache" / "fgo" / NS).actions()) & set(corrupted)
-    assert asked and all(store.get(x) is not None for x in asked)
+    assert c["indexed"] == 0 and c["remote_hits"] == 0 and c["forged"] == n, c
+
+
+def test_a_wrong_entry_found_by_a_recheck_is_revoked(heads: tuple[Path, Path], tmp_path: Path,
+                                                     real_cluster: RealCluster,
+                                                     faults) -> None:
+    """Three entries a worker P produced hold another package's archive, signed by a head
+    (its verification sampled them out). B re-checks every hit (--cache-recheck 1): go's
+    own compile differs from those three and from nothing else; they, and everything P
+    produced, are revoked across the cluster; a worker that keeps one anyway cannot make C
+    use it; every binary is the oracle's."""
+    import hashlib
+    from dataclasses import replace
+    a, b = heads
+    c_dir = write_tree(tmp_path / "C" / "third" / "hello", HELLO)
+    head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
+    key = trust.load_key(tmp_path / "cache.key", create=False)
+    stores = [worker_store(real_cluster, i) for i in range(2)]
+    held = [(t, e) for t in stores for e in entries_of(t)
+            if e.body and trust.from_workers(e.producer) and not e.checked]
+    producer = max({e.producer for _, e in held},
+                   key=lambda p: sum(e.producer == p for _, e in held))
+    victims = [(t, e) for t, e in held if e.producer == producer][:3]
+    assert len(victims) == 3
+    wrong = {}
+    for (t, e), (_, other) in zip(victims, victims[1:] + victims[:1]):
+        bad = trust.sign_entry(key, NS, replace(
+            e, body=other.body, output=hashlib.sha256(other.body).hexdigest()))
+        plant(t, bad)
+        wrong[e.action] = (t, bad)
+    faults.injected()
+    _, rep_b = head_build(b, real_cluster, go_env(tmp_path / "B", FGO_CACHE_RECHECK="1"),
+                          tmp_path / "b.bin")
+    cb = rep_b["shared_cache"]
+    assert {m["action"] for m in cb["recheck_mismatched"]} == set(wrong), cb
+    assert all(m["conclusive"] and m["producer"] == producer for m in cb["recheck_mismatched"])
+    assert cb["recheck_matched"] > 10 and cb["rechecked"] >= cb["recheck_matched"] + 3, cb
+    assert cb["revoked"] == 4 and cb["revoked_entries"] >= 3, cb  # 3 entries and P
+    assert {r.get("producer") for r in cb["revocations"]} >= {producer}
+    assert "revoked" in proc_line(rep_b)
+    # nothing P produced is left on the workers' disks, and both keep the revocations
+    assert not any(e.producer == producer for t in stores for e in t.records())
+    with real_cluster.client() as cl:
+        kept = cl.run(store.store_index, NS)
+    assert all(any(r["producer"] == producer for r in v["revoked"]) for v in kept.values())
+    # a worker that ignores a revocation keeps its wrong entry: C still never uses it
+    action, (t, bad) = next(iter(wrong.items()))
+    plant(t, bad)
+    _, rep_c = head_build(c_dir, real_cluster, go_env(tmp_path / "C", FGO_CACHE_RECHECK="0"),
+                          tmp_path / "c.bin")
+    cc = rep_c["shared_cache"]
+    assert cc["refused"] >= 1 and cc["remote_hits"] > 10, cc
+    fetched = DiskTier(tmp_path / "C" / "gocache" / "fgo" / NS).records()
+    assert fetched and not any(producer in trust.producers(e.producer) for e in fetched)
+    # C compiled on P too, and (knowing the revocation) published none of that
+    t.remove(action)
+    assert any(a["worker"] == producer for a in rep_c["actions"] if a["mode"] == "remote")
+    assert not any(e.producer == producer for t in stores for e in t.records())
+    ok = sha(tmp_path / "b.bin") == sha(tmp_path / "c.bin") == oracle_sha(b)
+    faults.outcome(ok)
+    assert ok
+
+
+def test_plain_go_rechecks_and_revokes_at_close(hello: Path, tmp_path: Path,
+                                                real_cluster: RealCluster, faults) -> None:
+    """Under plain go the helper settles a re-check itself (go computed the put on this
+    head): A's entries, published as a worker's, one of them holding another's body; B
+    re-checks every hit, finds exactly that one, and at close revokes it and its producer
+    on every worker before publishing its own."""
+    import hashlib
+    from dataclasses import replace
+    plain_go(hello, go_env(tmp_path / "A", GOCACHEPROG=cacheprog()), "build", "-trimpath",
+             "-o", str(tmp_path / "a.bin"))
+    key = trust.load_key(tmp_path / "cache.key")
+    worker = "tcp://127.0.0.1:1"  # said to have compiled them
+    records = sorted((e for e in DiskTier(tmp_path / "A" / "gocache" / "fgo" / NS).records()
+                      if e.size), key=lambda e: -e.size)
+    entries = [trust.sign_entry(key, NS, CacheEntry(e.action, e.output, e.path.read_bytes(),
+                                                    e.put_time, 0.1, worker))
+               for e in records]
+    victim, other = entries[0], entries[1]
+    entries[0] = trust.sign_entry(key, NS, replace(
+        victim, body=other.body, output=hashlib.sha256(other.body).hexdigest()))
+    with real_cluster.client(30) as c:
+        assert tier.ClusterTier(c, NS, key).put_many(entries, 60) == len(entries) > 50
+    faults.injected()
+    b = plain_go(hello, go_env(tmp_path / "B", GOCACHEPROG=cacheprog(
+        "-v", "--scheduler", real_cluster.address, "--cache-recheck", "1")),
+        "build", "-trimpath", "-o", str(tmp_path / "b.bin"))
+    assert re.search(r"\d+ rechecked, 2 revoked, 1 re-checks DIFFERED", b.stderr), b.stderr
+    with real_cluster.client(30) as c:
+        kept = c.run(store.store_index, NS)
+    assert all([r["producer"] for r in v["revoked"] if r["producer"]] == [worker]
+               and any(r["action"] == victim.action for r in v["revoked"])
+               for v in kept.values()), kept
+    now = {e["action"]: e for v in kept.values() for e in v["entries"]}
+    assert not any(e["producer"] == worker for e in now.values())
+    assert now[victim.action]["output"] == victim.output  # B's own, published after
+    ok = sha(tmp_path / "b.bin") == oracle_sha(hello)
+    faults.outcome(ok)
+    assert ok
+
+
+def proc_line(report: dict) -> str:
+    from fgo.report.record import summary_line
+    return summary_line(report)
+
+
+def test_cacheprog_over_tls(heads: tuple[Path, Path], tmp_path: Path) -> None:
+    """go through `fgo cacheprog` with the TLS flags against a cluster that speaks only
+    TLS: B gets A's entries; without the certificate the cluster tier is a miss, never a
+    failure."""
+    a, b = heads
+    certs = make_certs(tmp_path / "certs")
+    with RealCluster(tmp_path / "c", workers=2, tls=certs) as cluster:
+        prog = cacheprog("-v", "--scheduler", cluster.address, *tls_flags(certs))
+        first = plain_go(a, go_env(tmp_path / "A", GOCACHEPROG=prog), "build", "-trimpath",
+                         "-o", str(tmp_path / "a.bin"))
+        assert "published" in first.stderr, first.stderr
+        second = plain_go(b, go_env(tmp_path / "B", GOCACHEPROG=prog), "build", "-trimpath",
+                          "-o", str(tmp_path / "b.bin"))
+        hits = re.search(r"cache (\d+) hits \((\d+) cluster\)", second.stderr)
+        assert hits and int(hits.group(2)) > 50, second.stderr
+        assert "forged" not in second.stderr and "altered" not in second.stderr
+        plain = cacheprog("-v", "--scheduler", cluster.address)
+        third = plain_go(b, go_env(tmp_path / "B2", GOCACHEPROG=plain), "build", "-trimpath",
+                         "-o", str(tmp_path / "c.bin"))
+        assert "cluster tier skipped" in third.stderr and "speaks TLS" in third.stderr
+    assert sha(tmp_path / "a.bin") == sha(tmp_path / "b.bin") == sha(tmp_path / "c.bin") \
+        == oracle_sha(b)
 
 
 def test_a_full_cluster_tier_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
@@ -364,16 +813,34 @@ def test_another_toolchains_entries_are_never_used(heads: tuple[Path, Path], tmp
 def test_a_verification_mismatch_publishes_nothing_and_leaves_nothing(
         hello: Path, tmp_path: Path, faults) -> None:
     """Worker 1 compiles with -N -l: the build fails, nothing reaches the cluster tier, the
-    wrong archives leave the local tier, and a plain go build under the helper (same
-    GOCACHE) gives the oracle's binary."""
+    wrong archives leave the local tier, every cluster entry worker 1 produced earlier is
+    revoked (on whichever worker holds it; every worker keeps the revocation), and a plain
+    go build under the helper (same GOCACHE) gives the oracle's binary."""
     env = go_env(tmp_path / "head")
+    key = trust.load_key(tmp_path / "cache.key")  # the team's key, made before any head
     with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_FAULT": "wrong-archive"}}) as cluster:
+        with cluster.client(30) as c:
+            stores = c.run(lambda: os.environ["FGO_STORE"])
+        bad = next(w for w, path in stores.items() if path.endswith("store-1"))
+        good = next(w for w in stores if w != bad)
+        earlier = {p: trust.sign_entry(key, NS, entry(f"{i:064x}", f"by {p}".encode(), producer=p))
+                   for i, p in enumerate((bad, good))}
+        held = worker_store(cluster, 0)
+        for e in earlier.values():
+            plant(held, e)
         proc, rep = head_build(hello, cluster, env, tmp_path / "fgo.bin", ok=False)
         faults.injected()
         assert proc.returncode != 0 and "verification failed" in proc.stderr
-        assert sum(len(v) for v in cluster_entries(cluster).values()) == 0
+        assert held.record(earlier[bad].action) is None                # revoked
+        assert held.record(earlier[good].action) is not None           # another's stays
+        assert {a for v in cluster_entries(cluster).values() for a in v} == \
+            {earlier[good].action}                                      # nothing published
+        with cluster.client(30) as c:
+            kept = c.run(store.store_index, NS)
+        assert all([r["producer"] for r in v["revoked"]] == [bad] for v in kept.values())
     c = rep["shared_cache"]
     assert c["published"] == 0 and c["withheld"] and c["puts"] > 0
+    assert c["revoked"] == 1 and c["revoked_entries"] == 1, c
     assert any("/fgo/" in p for p in rep["verification"]["evicted"])
     after = plain_go(hello, {**env, "GOCACHEPROG": cacheprog()}, "build", "-trimpath", "-o",
                      str(tmp_path / "after.bin"))
@@ -387,6 +854,8 @@ def test_shared_cache_is_off_when_asked() -> None:
     from fgo.head import driver
     from fgo.head.session import BuildOptions
     opts = BuildOptions(project=".", scheduler="tcp://127.0.0.1:1", shared_cache=False)
-    assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent")) is None
+    assert driver._cache_key(opts) is None  # no key is even read
+    assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent"),
+                                key=driver._cache_key(opts)) is None
     assert settings.resolve(Path("/"), {}, {"FGO_SHARED_CACHE": "0"})["shared_cache"] is False
     assert settings.resolve(Path("/"), {}, {})["shared_cache"] is True

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from conftest import VENV_BIN, dask_command, free_port, oracle_build, run_fgo, sha, stop_processes
+from conftest import (VENV_BIN, dask_command, free_port, make_certs as _certs, oracle_build,
+                      run_fgo, sha, stop_processes)
 
 
 def test_worker_setup_prepares_every_worker(real_cluster) -> None:
@@ -20,25 +18,6 @@ def test_worker_setup_prepares_every_worker(real_cluster) -> None:
     assert len(results) == 2
     for r in results.values():
         assert r["go"] == "go1.27.3" and Path(r["patched_compiler"]).is_file()
-
-
-def _certs(root: Path) -> dict[str, Path]:
-    """A self-signed CA and one certificate it signed, for every party on 127.0.0.1."""
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed")
-    root.mkdir(parents=True, exist_ok=True)
-    ca_key, ca, key, csr, cert = (root / n for n in ("ca.key", "ca.pem", "key.pem", "req.csr",
-                                                      "cert.pem"))
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fgo-test-ca",
-        "-keyout", str(ca_key), "-out", str(ca))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key),
-        "-out", str(csr))
-    ext = root / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-        "-days", "2", "-out", str(cert), "-extfile", str(ext))
-    return {"ca": ca, "cert": cert, "key": key}
 
 
 def test_tls_cluster_refuses_a_client_without_the_certificate(hello: Path, tmp_path: Path) -> None:

@@ -1,20 +1,26 @@
 """A disk tier of go's build cache: the head's local tier, and each worker's cluster store.
 
-ROOT/ab/<action>-a holds "<output id> <size> <put time> <compile seconds>" and ROOT/ab/<action>-d the body,
-the file whose path go is given (DiskPath). The -a file's mtime is the entry's last use,
-so eviction is LRU by last use. A body that does not hash to its output ID is a miss and is
-deleted. Decisions (which entries to evict) are pure functions.
+ROOT/ab/<action>-a holds "<output id> <size> <put time> <compile seconds> p=<producer>
+c=<checked> s=<signature>" (the last three as the publishing head signed them, see
+fgo.cache.trust; absent in entries of go's own puts) and ROOT/ab/<action>-d the body, the
+file whose path go is given (DiskPath). The -a file's mtime is the entry's last use, so
+eviction is LRU by last use. ROOT/revoked/ keeps the revocations this tier has been given.
+On the head's side a body that does not hash to its output ID is a miss and is deleted.
+Decisions (which entries to evict) are pure functions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
 
 from fgo.fileio import file_sha256, write_atomically
 
@@ -59,6 +65,9 @@ class Entry:
     put_time: float
     path: Path         # the body
     seconds: float = 0.0  # what producing it cost (a compile's time, when fgo build knew it)
+    producer: str = ""    # as signed by the publishing head ("" for go's own puts)
+    checked: bool = False
+    signature: str = ""
 
 
 class DiskTier:
@@ -78,32 +87,50 @@ class DiskTier:
         it is deleted: its body does not hash to its output ID, or has the wrong size)."""
         index, body = self._paths(action)
         try:
-            output, size, put_time, seconds = _fields(index)
+            entry = _entry(action, index, body)
             actual = body.stat().st_size
         except (OSError, ValueError):
             return None
-        if actual != int(size) or verify and file_sha256(body) != output:
+        if actual != entry.size or verify and file_sha256(body) != entry.output:
             self.remove(action)
             return None
         _touch(index)
-        return Entry(action, output, int(size), float(put_time), body, float(seconds))
+        return entry
 
-    def read(self, action: str) -> tuple[Entry, bytes] | None:
-        """The entry and its body, verified against each other (the worker's get)."""
+    def read(self, action: str, verify: bool = True) -> tuple[Entry, bytes] | None:
+        """The entry and its body; with VERIFY only when they match (else it is deleted).
+        A worker's get does not verify: the head checks what it is given, and counts."""
         index, body_path = self._paths(action)
         try:
-            output, _, put_time, seconds = _fields(index)
+            entry = _entry(action, index, body_path)
             body = body_path.read_bytes()
         except (OSError, ValueError):
             return None
-        if hashlib.sha256(body).hexdigest() != output:
+        if verify and hashlib.sha256(body).hexdigest() != entry.output:
             self.remove(action)
             return None
         _touch(index)
-        return Entry(action, output, len(body), float(put_time), body_path, float(seconds)), body
+        return entry, body
+
+    def record(self, action: str) -> Entry | None:
+        """ACTION's index fields alone (nothing read from the body)."""
+        index, body = self._paths(action)
+        try:
+            return _entry(action, index, body)
+        except (OSError, ValueError):
+            return None
+
+    def records(self) -> list[Entry]:
+        """Every entry's index fields (a worker's index for the heads)."""
+        out = []
+        for action in self.actions():
+            if (entry := self.record(action)) is not None:
+                out.append(entry)
+        return out
 
     def put(self, action: str, output: str, body: bytes, put_time: float | None = None,
-            seconds: float = 0.0) -> Entry:
+            seconds: float = 0.0, producer: str = "", checked: bool = False,
+            signature: str = "") -> Entry:
         """Store BODY under ACTION (atomically: body first, then the index naming it).
         Refuses a body that does not hash to OUTPUT; OSError when the disk refuses."""
         if hashlib.sha256(body).hexdigest() != output:
@@ -113,12 +140,13 @@ class DiskTier:
         put_time = time.time() if put_time is None else put_time
         write_atomically(body_path, body)
         try:
-            write_atomically(index,
-                              f"{output} {len(body)} {put_time:.3f} {seconds:.3f}\n".encode())
+            write_atomically(index, _index_line(output, len(body), put_time, seconds,
+                                                producer, checked, signature))
         except OSError:
             body_path.unlink(missing_ok=True)
             raise
-        return Entry(action, output, len(body), put_time, body_path, seconds)
+        return Entry(action, output, len(body), put_time, body_path, seconds, producer,
+                     checked, signature)
 
     def remove(self, action: str) -> list[str]:
         removed = []
@@ -175,9 +203,47 @@ class DiskTier:
         return n
 
 
-def _fields(index: Path) -> tuple[str, str, str, str]:
+    # --- revocations ---
+
+    def keep_revocations(self, revocations: list[dict[str, Any]]) -> int:
+        """Keep REVOCATIONS (plain data), each once, in ROOT/revoked: how many were new."""
+        d = self.root / "revoked"
+        d.mkdir(parents=True, exist_ok=True)
+        new = 0
+        for r in revocations:
+            data = json.dumps(r, sort_keys=True).encode()
+            path = d / hashlib.sha256(data).hexdigest()
+            if not path.exists():
+                write_atomically(path, data)
+                new += 1
+        return new
+
+    def revocations(self) -> list[dict[str, Any]]:
+        d = self.root / "revoked"
+        out = []
+        for path in sorted(d.iterdir()) if d.is_dir() else []:
+            try:
+                out.append(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+
+def _index_line(output: str, size: int, put_time: float, seconds: float, producer: str,
+                checked: bool, signature: str) -> bytes:
+    line = f"{output} {size} {put_time:.3f} {seconds:.3f}"
+    if producer or checked or signature:
+        line += f" p={quote(producer, safe='')} c={int(bool(checked))} s={signature}"
+    return (line + "\n").encode()
+
+
+def _entry(action: str, index: Path, body: Path) -> Entry:
+    """The entry ACTION's index file names (ValueError when it is not one)."""
     output, size, put_time, *rest = index.read_text().split()
-    return output, size, put_time, rest[0] if rest else "0"
+    seconds = rest[0] if rest and "=" not in rest[0] else "0"
+    tags = dict(t.split("=", 1) for t in rest if "=" in t)
+    return Entry(action, output, int(size), float(put_time), body, float(seconds),
+                 unquote(tags.get("p", "")), tags.get("c") == "1", tags.get("s", ""))
 
 
 def gocache_dir(environ: dict[str, str]) -> Path:

@@ -1,16 +1,22 @@
 """Publishing: entries of the local tier copied to the cluster tier, by a head node only.
 
 `fgo build` publishes the puts its go build listed (FGO_CACHE_PENDING) once verification
-found no mismatch; a plain go build's cacheprog publishes its own at close.
+found no mismatch; a plain go build's cacheprog publishes its own at close. Each entry is
+signed with the heads' key over its fields: who produced it (the worker that compiled it,
+as the build's report says, or the head itself) and whether the build's verification
+compared that compile with its own (fgo.cache.trust).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from fgo.cache import trust
+from fgo.cache.local import DiskTier
 from fgo.cache.tier import ClusterTier
 from fgo.wire import CacheEntry
-from fgo.cache.local import DiskTier
 
 PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
 
@@ -36,20 +42,40 @@ def compile_seconds(action: str, seconds_by_prefix: dict[str, float]) -> float:
     return seconds_by_prefix.get(action[:30], 0.0)
 
 
-def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str],
-                    seconds_by_prefix: dict[str, float],
-                    skip: frozenset[str] = frozenset()) -> tuple[int, int]:
+@dataclass
+class Provenance:
+    """What a build knows of its compiles, by the action-ID prefix -buildid gives (30 hex
+    digits): how long each took, who produced it, whether verification compared it."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    producer: dict[str, str] = field(default_factory=dict)
+    checked: dict[str, bool] = field(default_factory=dict)
+
+    def of(self, action: str) -> tuple[float, str, bool]:
+        p = action[:30]
+        return (self.seconds.get(p, 0.0), self.producer.get(p, trust.HEAD),
+                self.checked.get(p, False))
+
+
+def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key: bytes,
+                    known: Provenance | None = None, skip: frozenset[str] = frozenset(),
+                    revoked: trust.Revoked | None = None) -> tuple[int, int]:
     """Copy ACTIONS from LOCAL to the cluster tier (each verified against its output ID on
-    the way); (entries stored, bytes sent). An entry no longer in LOCAL (trimmed, or evicted
-    after a mismatch) is not published."""
+    the way, and signed with KEY); (entries stored, bytes sent). An entry no longer in
+    LOCAL (trimmed, or evicted after a mismatch), or whose producer is REVOKED, is not
+    published."""
+    known = known or Provenance()
     entries = []
     for action in actions:
         found = local.read(action)
         if found is None:
             continue
         entry, body = found
-        entries.append(CacheEntry(action, entry.output, body, entry.put_time,
-                              compile_seconds(action, seconds_by_prefix)))
+        seconds, producer, checked = known.of(action)
+        if revoked is not None and revoked.covers(action, entry.output, producer):
+            continue
+        entries.append(trust.sign_entry(key, tier.ns, CacheEntry(
+            action, entry.output, body, entry.put_time, seconds, producer, checked)))
     if not entries:
         return 0, 0
     stored = tier.put_many(entries, PUBLISH_TIMEOUT_S, skip=skip)

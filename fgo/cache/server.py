@@ -8,6 +8,14 @@ verification found no mismatch (the puts are listed in FGO_CACHE_PENDING), or, u
 go build, at close. The cluster tier is best effort: a request slower than the limit, or a
 cluster that cannot be reached, turns it off for the rest of the process; every trouble
 there is a miss, never a failed build.
+
+The cluster tier is trusted only as far as the heads' signatures go (fgo.cache.trust): an
+entry is used only when signed by a head and its body hashes to the signed output ID, and
+no revocation covers it. A sampled share of the cluster hits a worker computed and no head
+compared (`recheck`) is answered as a miss instead, so that go computes it again; its put
+is compared with the signed output ID, and a difference revokes the entry and everything
+its producer computed (at close under plain go, which computed it here; by fgo build after
+its verification otherwise).
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from fgo.cache import protocol
+from fgo import wire
+from fgo.cache import protocol, trust
 from fgo.errors import FgoError
 from fgo.cache.local import DiskTier, Entry
 from fgo.cache.protocol import Request, Response
+from fgo.wire import CacheRevocation
 
 PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
 STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
@@ -70,6 +80,15 @@ class Counters:
     bytes_published: int = 0
     publish_s: float = 0.0
     trimmed: int = 0
+    reused: int = 0              # puts whose body the local tier held already (not decoded)
+    forged: int = 0              # cluster entries whose signature did not verify: not used
+    altered: int = 0             # signed, but the body hashed to another output ID: not used
+    refused: int = 0             # entries a revocation covers: not used
+    rechecked: int = 0           # cluster hits answered as a miss, to compare go's own put
+    recheck_matched: int = 0     # ... whose put had the signed output ID
+    recheck_mismatched: list[dict[str, Any]] = field(default_factory=list)
+    revoked: int = 0             # revocations this process sent (entries and producers)
+    revoked_entries: int = 0     # entries they removed from the workers' disks
     latencies: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -89,8 +108,15 @@ class Server:
 
     def __init__(self, local: DiskTier, remote: Callable[[], Any] | None, limit: float,
                  size_limit: int, pending: Path | None = None, stats: Path | None = None,
-                 threads: int = 4) -> None:
+                 threads: int = 4, key: bytes | None = None, recheck: float = 0.0,
+                 secret: bytes | None = None) -> None:
         self.local = local
+        self.key = key
+        self.recheck = recheck
+        self.secret = secret if secret is not None else trust.new_secret()
+        self.revoked = trust.Revoked()           # what no get may answer with
+        self.rechecks: dict[str, tuple[wire.CacheEntry, str]] = {}  # action -> (signed, holder)
+        self._load_local_revocations()
         self.limit = limit
         self.size_limit = size_limit
         self.pending = pending
@@ -126,7 +152,34 @@ class Server:
                     self.tier = tier
                     self.counters.remote = "ready"
                     self.counters.indexed = len(tier.where)
+                    self.counters.forged += tier.forged
+                    self.counters.refused += tier.refused
+                    # a new object, not changed in place: gets read it without the lock
+                    self.revoked = trust.Revoked(self.revoked.entries | tier.revoked.entries,
+                                                 self.revoked.producers |
+                                                 tier.revoked.producers)
+            self._keep(tier.revocations)
         self.ready.set()
+
+    def _keep(self, revocations: list[CacheRevocation]) -> None:
+        """A copy beside the local tier of what the workers keep: this head knows it even
+        if every worker lost it, and fgo build publishes nothing a revoked worker made."""
+        try:
+            self.local.keep_revocations([wire.encode(r) for r in revocations])
+        except OSError:
+            pass
+
+    def _load_local_revocations(self) -> None:
+        """The revocations this head keeps beside its local tier (signed ones only)."""
+        if self.key is None:
+            return
+        for data in self.local.revocations():
+            try:
+                r = wire.decode(data, CacheRevocation)
+            except wire.ProtocolMismatch:
+                continue
+            if trust.revocation_signed(self.key, self.local.root.name, r):
+                self.revoked.add(r)
 
     def _skip(self, why: str) -> None:
         with self.lock:
@@ -147,9 +200,18 @@ class Server:
         tier = self._remote_tier()
         if tier is None or action not in tier.where:
             return None
+        signed = tier.records[action]
+        if trust.recheck_wanted(self.secret, signed, self.recheck):
+            # go computes it again; its put is compared with the signed output ID
+            holder = tier.where.get(action, "")
+            tier.forget(action)
+            with self.lock:
+                self.rechecks[action] = (signed, holder)
+                self.counters.rechecked += 1
+            return None
         t0 = time.monotonic()
         try:
-            found = tier.get(action, self.limit)
+            fetched = tier.get(action, self.limit)
         except Exception as exc:
             self._skip(str(exc))
             return None
@@ -159,12 +221,15 @@ class Server:
             del self.counters.latencies[:-RECENT]
             self.counters.fetch_s += took
             why = remote_verdict(self.counters.latencies, self.limit)
+            if fetched.why in ("forged", "altered"):
+                setattr(self.counters, fetched.why, getattr(self.counters, fetched.why) + 1)
         if why:
             self._skip(why)
+        found = fetched.entry
         if found is None:
             return None
         try:
-            entry = self._store(action, found.output, found.body)
+            entry = self._store(action, found.output, found.body, found)
         except (OSError, ValueError):
             return None  # no disk at all: go cannot be given a file, so a miss
         with self.lock:
@@ -176,12 +241,18 @@ class Server:
 
     # --- requests ---
 
-    def _store(self, action: str, output: str, body: bytes) -> Entry:
-        """BODY in the local tier; when that disk refuses it, in a spill directory kept only
-        until close: go needs a file for every put (its module index reads back what it
-        put, and fails without it), the cache just does not keep it."""
+    def _store(self, action: str, output: str, body: bytes,
+               signed: wire.CacheEntry | None = None) -> Entry:
+        """BODY in the local tier (with SIGNED's fields, for an entry of the cluster tier:
+        a later revocation of its producer then reaches it here too); when that disk
+        refuses it, in a spill directory kept only until close: go needs a file for every
+        put (its module index reads back what it put, and fails without it), the cache
+        just does not keep it."""
         try:
-            return self.local.put(action, output, body)
+            if signed is None:
+                return self.local.put(action, output, body)
+            return self.local.put(action, output, body, signed.put_time, signed.seconds,
+                                  signed.producer, signed.checked, signed.signature)
         except OSError:
             pass
         with self.lock:
@@ -199,6 +270,11 @@ class Server:
         with self.lock:
             entry = self.spilled.get(action)
         entry = entry or self.local.get(action)
+        if entry is not None and self.revoked.covers(action, entry.output, entry.producer):
+            self.local.remove(action)  # fetched before a head revoked it
+            with self.lock:
+                self.counters.refused += 1
+            entry = None
         if entry is not None:
             with self.lock:
                 self.counters.local_hits += 1
@@ -213,10 +289,24 @@ class Server:
         return Response(req.id, output_id=bytes.fromhex(entry.output), size=entry.size,
                         time=entry.put_time, disk_path=str(entry.path))
 
+    def known(self, action_id: bytes, output_id: bytes, size: int) -> bool:
+        """Whether the local tier holds ACTION_ID's entry with this output ID and size (go's
+        put then needs no decoding: see protocol.read_request)."""
+        try:
+            entry = self.local.get(action_id.hex(), verify=False)
+        except ValueError:
+            return False
+        return entry is not None and entry.output == output_id.hex() and entry.size == size
+
     def put(self, req: Request) -> Response:
         action, output = req.action_id.hex(), req.output_id.hex()
         try:
-            entry = self._store(action, output, req.body)
+            if req.reused:
+                entry = self.local.get(action, verify=False)
+                if entry is None or entry.output != output:
+                    raise OSError("the entry went away while go sent it again")
+            else:
+                entry = self._store(action, output, req.body)
         except (OSError, ValueError) as exc:
             # go carries on without the cache entry (it keeps the file it built)
             with self.lock:
@@ -224,7 +314,9 @@ class Server:
             return Response(req.id, err=f"fgo cacheprog: cannot store {action[:12]}: {exc}")
         with self.lock:
             self.counters.puts += 1
+            self.counters.reused += req.reused
             self.used.add(action)
+            self._compare(action, output)
             if action in self.spilled:  # not in the cache: nothing to publish
                 return Response(req.id, disk_path=str(entry.path))
             self.puts.append(entry)
@@ -234,16 +326,33 @@ class Server:
                                         "size": entry.size}) + "\n")
         return Response(req.id, disk_path=str(entry.path))
 
+    def _compare(self, action: str, output: str) -> None:
+        """go's put of an entry it was told was a miss for a re-check (under self.lock)."""
+        found = self.rechecks.pop(action, None)
+        if found is None:
+            return
+        signed, holder = found
+        if signed.output == output:
+            self.counters.recheck_matched += 1
+            return
+        self.counters.recheck_mismatched.append({
+            "action": action, "producer": signed.producer, "holder": holder,
+            "signed_output": signed.output, "output": output})
+
     def close(self) -> None:
         """The end of go's build: publish (plain go build), trim the local tier, write the
         counters."""
         self.pool.shutdown(wait=True)
-        if self.pending is None and self.puts:
+        if self.pending is None and (self.puts or self.counters.recheck_mismatched):
             tier = self._remote_tier()
-            if tier is not None:
+            if tier is not None and self.key is not None:
+                # go computed every put here: its word against a worker's is the head's
+                self.revoke(tier, trust.recheck_revocations(
+                    self.key, tier.ns, self.counters.recheck_mismatched, time.time()))
                 from fgo.cache.publish import publish_entries
                 t0 = time.monotonic()
-                n, size = publish_entries(tier, self.local, [e.action for e in self.puts], {})
+                n, size = publish_entries(tier, self.local, [e.action for e in self.puts],
+                                          self.key, revoked=tier.revoked)
                 self.counters.published, self.counters.bytes_published = n, size
                 self.counters.publish_s = time.monotonic() - t0
         # what fgo build has yet to publish stays until a later trim
@@ -258,13 +367,23 @@ class Server:
             except OSError:
                 pass
 
+    def revoke(self, tier: Any, revocations: list[CacheRevocation]) -> None:
+        """REVOCATIONS to every worker and beside the local tier (a head's own copy)."""
+        if not revocations:
+            return
+        self._keep(revocations)
+        removed = tier.revoke(revocations, max(5.0, 5 * self.limit))
+        with self.lock:
+            self.counters.revoked += len(revocations)
+            self.counters.revoked_entries += removed
+
     # --- the loop ---
 
     def serve(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         self._send(stdout, Response(0, known_commands=protocol.COMMANDS))
         while True:
             try:
-                req = protocol.read_request(stdin)
+                req = protocol.read_request(stdin, self.known)
             except protocol.ProtocolError as exc:
                 self.close()
                 raise FgoError(f"go sent a request fgo cannot read: {exc}",

@@ -2,8 +2,11 @@
 
 These functions run on the workers: `store_put` through fgo's cache handler
 (fgo.worker.service) when a head publishes, the others through Client.run (the cacheprog's
-index, a get, `fgo cache stats|trim|clear`). Workers never write an entry of their own
-accord. Entries are filed under a namespace naming the exact toolchain.
+index, a get, a revocation, `fgo cache stats|trim|clear`). Workers never write an entry of
+their own accord, and hold no key: they keep the fields and signature a head gave them
+beside the body, serve them as they are (a head checks the signature and the body's hash,
+fgo.cache.trust), and keep every revocation a head sends. Entries are filed under a
+namespace naming the exact toolchain.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from fgo import settings
 from fgo.cache.local import DiskTier
-from fgo.wire import CacheEntry, encode
+from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, decode, encode
 
 NAMESPACE = re.compile(r"^go[0-9A-Za-z.+_-]+-[0-9a-f]{16}$")
 
@@ -49,18 +52,36 @@ def store_limit() -> int:
     return settings.parse_size(os.environ.get(size.env_name) or size.default)
 
 
-def store_index(ns: str) -> list[str]:
-    return _store(ns).actions()
+def _wire(entry: Any, body: bytes = b"") -> CacheEntry:
+    return CacheEntry(entry.action, entry.output, body, entry.put_time, entry.seconds,
+                      entry.producer, entry.checked, entry.signature, entry.size)
+
+
+def store_index(ns: str) -> dict[str, Any]:
+    """This worker's share of NS without bodies, and the revocations it keeps (a
+    wire.CacheIndex as plain data)."""
+    store = _store(ns)
+    return encode(CacheIndex([_wire(e) for e in store.records()],
+                             [decode(r, CacheRevocation) for r in store.revocations()
+                              if _is_revocation(r)]))
+
+
+def _is_revocation(data: Any) -> bool:
+    try:
+        decode(data, CacheRevocation)
+        return True
+    except ValueError:
+        return False
 
 
 def store_get(ns: str, action: str) -> dict[str, Any] | None:
-    """The entry of ACTION as plain data (a wire.CacheEntry), or None: absent, or damaged
-    (and then deleted)."""
-    found = _store(ns).read(action)
+    """The entry of ACTION as plain data (a wire.CacheEntry: its body as it is on this
+    disk, its size as the index says), or None."""
+    found = _store(ns).read(action, verify=False)
     if found is None:
         return None
     entry, body = found
-    return encode(CacheEntry(action, entry.output, body, entry.put_time, entry.seconds))
+    return encode(_wire(entry, body))
 
 
 def store_put(ns: str, entries: list[CacheEntry]) -> int:
@@ -68,11 +89,36 @@ def store_put(ns: str, entries: list[CacheEntry]) -> int:
     store = _store(ns)
     for e in entries:
         try:
-            store.put(e.action, e.output, e.body, e.put_time, e.seconds)
+            store.put(e.action, e.output, e.body, e.put_time, e.seconds, e.producer,
+                      e.checked, e.signature)
         except (OSError, ValueError):
             continue  # a full disk or a damaged body: not stored, a later miss
     evicted = set(store.trim(store_limit()))
     return sum(1 for e in entries if e.action not in evicted and store.get(e.action, verify=False))
+
+
+def store_revoke(ns: str, revocations: list[dict[str, Any]]) -> int:
+    """Keep REVOCATIONS (plain wire.CacheRevocation) and remove the entries they name: an
+    entry by action and output, or every entry a revoked producer took part in; how many
+    entries were removed. (Unsigned as far as this worker can tell: the heads check the
+    signature of every revocation they read back.)"""
+    store = _store(ns)
+    rs = [decode(r, CacheRevocation) for r in revocations]
+    store.keep_revocations([encode(r) for r in rs])
+    gone = {r.producer for r in rs if r.producer}
+    pairs = {(r.action, r.output) for r in rs if r.action}
+    removed = 0
+    for e in store.records():
+        if (e.action, e.output) in pairs or gone & set(e.producer.split("+")):
+            removed += bool(store.remove(e.action))
+    return removed
+
+
+def store_drop(ns: str, action: str, output: str) -> bool:
+    """Remove ACTION's entry if it still names OUTPUT (a head found its body damaged)."""
+    store = _store(ns)
+    found = store.record(action)
+    return found is not None and found.output == output and bool(store.remove(action))
 
 
 def store_stats(ns: str | None) -> dict[str, Any]:

@@ -8,6 +8,13 @@ once (one round trip to all workers), so a miss costs no request at all, and a g
 only the worker that holds the entry. Workers never write entries of their own accord:
 `store_put` runs only when a head node publishes.
 
+Workers are not trusted with what a head uses (fgo.cache.trust): an entry of the index
+counts only when the publishing head's signature over it verifies and no revocation any
+worker keeps covers it; a fetched entry only when its fields are the index's, signed, and
+its body hashes to the signed output ID. Anything else is a miss, counted as forged (the
+signature does not verify) or altered (signed, but the body is another), and a damaged
+body is removed from its worker.
+
 This module is the head's side; the worker's (`store_*`) is fgo.cache.store. A publish
 goes straight to the cache handler of fgo's worker service (a wire.CachePut); the index
 and gets go through Client.run, answered as plain data.
@@ -17,15 +24,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fgo import wire
-from fgo.cache.store import store_get, store_index, store_put, store_stats
+from fgo.cache import trust
+from fgo.cache.store import (store_drop, store_get, store_index, store_put, store_revoke,
+                             store_stats)
 from fgo.cluster import rpc
 from fgo.cluster.deadline import Late, within
 from fgo.toolchain import Identity
-from fgo.wire import CacheEntry
+from fgo.wire import CacheEntry, CacheIndex, CacheRevocation
 
 # ------------------------------------------------------------------ decisions (pure)
 
@@ -80,53 +90,114 @@ class RemoteError(Exception):
     """The cluster tier did not answer in time, or not at all."""
 
 
-class ClusterTier:
-    """The head's view of the cluster tier of one namespace (a distributed.Client)."""
+@dataclass(frozen=True)
+class Fetched:
+    """What a get found: ENTRY (checked), or None and WHY ("gone", "forged", "altered")."""
 
-    def __init__(self, client: Any, ns: str) -> None:
+    entry: CacheEntry | None
+    why: str = ""
+
+
+class ClusterTier:
+    """The head's view of the cluster tier of one namespace (a distributed.Client). KEY:
+    the heads' cache key (None: nothing of the cluster tier is trusted, every entry is a
+    miss; only for publishing to a namespace no head reads, as in tests)."""
+
+    def __init__(self, client: Any, ns: str, key: bytes | None = None) -> None:
         self.client = client
         self.ns = ns
-        self.where: dict[str, str] = {}   # action -> worker, from the index
+        self.key = key
+        self.where: dict[str, str] = {}         # action -> worker, from the index
+        self.records: dict[str, CacheEntry] = {}  # action -> its signed fields (no body)
+        self.revoked = trust.Revoked()
+        self.revocations: list[CacheRevocation] = []  # the signed ones the workers keep
+        self.forged = 0         # index entries whose signature did not verify
+        self.refused = 0        # index entries a revocation covers (kept by some worker)
 
     def workers(self, timeout: float = 5.0) -> list[str]:
         return sorted(within(timeout, self.client.scheduler_info, n_workers=-1,
                              what="the scheduler's worker list")["workers"])
 
     def load_index(self, timeout: float) -> int:
-        """Learn which worker holds which entry of the namespace: the number of entries."""
+        """Learn which worker holds which entry of the namespace: the number of entries a
+        head may use (signed, and no worker keeps a revocation covering it)."""
         try:
             found = self.client.run(store_index, self.ns, on_error="return",
                                     callback_timeout=timeout)
         except Exception as exc:
             raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
-        for worker, actions in sorted(found.items()):
-            if isinstance(actions, BaseException):
-                continue  # that worker's share is a miss
-            for action in actions:
-                self.where[action] = worker
+        shares: dict[str, CacheIndex] = {}
+        for worker, data in sorted(found.items()):
+            try:
+                shares[worker] = wire.decode(data, CacheIndex)
+            except wire.ProtocolMismatch:
+                continue  # that worker's share is a miss (gone, or another fgo)
+        for share in shares.values():  # every worker's revocations count for all entries
+            for r in share.revoked:
+                if self.key is not None and trust.revocation_signed(self.key, self.ns, r):
+                    self.revoked.add(r)
+                    self.revocations.append(r)
+        for worker, share in shares.items():
+            for e in share.entries:
+                verdict = trust.index_verdict(self.key, self.ns, e, self.revoked)
+                if verdict == "forged":
+                    self.forged += 1
+                elif verdict == "refused":
+                    self.refused += 1
+                else:
+                    self.where[e.action] = worker
+                    self.records[e.action] = e
         return len(self.where)
 
-    def get(self, action: str, timeout: float) -> CacheEntry | None:
-        """The entry of ACTION, or None; RemoteError when its worker does not answer within
-        TIMEOUT. A body that does not hash to its output ID is a miss."""
-        worker = self.where.get(action)
-        if worker is None:
-            return None
+    def get(self, action: str, timeout: float) -> Fetched:
+        """The entry of ACTION, checked; RemoteError when its worker does not answer
+        within TIMEOUT."""
+        worker, signed = self.where.get(action), self.records.get(action)
+        if worker is None or signed is None:
+            return Fetched(None, "gone")
         try:
             got = self.client.run(store_get, self.ns, action, workers=[worker],
                                   on_error="raise", callback_timeout=timeout)
         except Exception as exc:
-            self.where.pop(action, None)
+            self.forget(action)
             raise RemoteError(f"get from {worker}: {type(exc).__name__}: {exc}") from None
-        found = got.get(worker)
-        if found is not None:
-            found = wire.decode(found, CacheEntry)
+        self.forget(action)  # asked once: a second get of it is go's, answered locally
+        try:
+            found = wire.decode(got.get(worker), CacheEntry) if got.get(worker) else None
+        except wire.ProtocolMismatch:
+            return Fetched(None, "forged")
         if found is None:
-            self.where.pop(action, None)
-            return None
-        if hashlib.sha256(found.body).hexdigest() != found.output:  # damaged on the way
-            return None
-        return found
+            return Fetched(None, "gone")
+        verdict = trust.fetched_verdict(self.key, self.ns, signed, found)
+        if verdict == "altered":
+            self._drop(worker, action, found.output)
+        return Fetched(found) if verdict == "usable" else Fetched(None, verdict)
+
+    def forget(self, action: str) -> None:
+        self.where.pop(action, None)
+
+    def _drop(self, worker: str, action: str, output: str) -> None:
+        """Ask WORKER to remove ACTION's damaged entry (not waited for: a miss either way)."""
+        try:
+            self.client.run(store_drop, self.ns, action, output, workers=[worker], wait=False)
+        except Exception:
+            pass
+
+    def revoke(self, revocations: list[CacheRevocation], timeout: float) -> int:
+        """Send REVOCATIONS to every worker, each to keep them and remove the entries they
+        name: the entries removed (a worker that does not answer keeps its copies; every
+        other worker's revocations still cover them for every head)."""
+        if not revocations:
+            return 0
+        for r in revocations:
+            self.revoked.add(r)
+        data = [wire.encode(r) for r in revocations]
+        try:
+            got = within(timeout, self.client.run, store_revoke, self.ns, data,
+                         on_error="return", what="revoking cache entries")
+        except Exception:
+            return 0
+        return sum(v for v in got.values() if isinstance(v, int))
 
     def put_many(self, entries: list[CacheEntry], timeout: float,
                  batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset()) -> int:

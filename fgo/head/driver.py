@@ -99,6 +99,7 @@ def run(opts: BuildOptions) -> int:
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
+    key = _cache_key(opts)  # bad input fails before any cluster is reached
     alone = policy.go_alone(opts.scheduler, _slots(opts), opts.workers is not None,
                             opts.split_large, opts.pipeline)
     cluster = None if alone else _connect(opts)
@@ -110,7 +111,7 @@ def run(opts: BuildOptions) -> int:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
-            shared = _shared_cache(opts, cluster, Path(tmp))
+            shared = _shared_cache(opts, cluster, Path(tmp), key)
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, session, tmp, shared)
             build_cpu += _own_cpu()
@@ -141,6 +142,9 @@ def run(opts: BuildOptions) -> int:
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
                     else frozenset())
+                if doubted := report["shared_cache"].pop("doubted_buildids", []):
+                    # a re-check found a worker wrong: its outputs of this build go too
+                    report["shared_cache"]["evicted"] = _evict(doubted, shared)
     finally:
         if cluster is not None:
             cluster.close()
@@ -174,35 +178,111 @@ def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
     return session
 
 
-def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path) -> Any:
+def _cache_key(opts: BuildOptions) -> tuple[Path, bytes] | None:
+    """The heads' key file and key when this build uses the shared cache (a head makes the
+    default one on first use); a key that cannot be used is an FgoError."""
+    if not (opts.shared_cache and opts.scheduler):
+        return None
+    from fgo.cache import trust
+    path, create = trust.key_location(opts.cache_key, opts.tls[2])
+    try:
+        return path, trust.load_key(path, create)
+    except trust.CacheKeyError as exc:
+        raise FgoError(f"--cache-key: {exc}") from None
+
+
+def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
+                  key: tuple[Path, bytes] | None) -> Any:
     """This build's shared cache: with a cluster given (--scheduler) unless
     --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
-    if not (opts.shared_cache and opts.scheduler and cluster is not None):
+    if key is None or cluster is None:
         return None
     from fgo.cache.session import SharedCache, cacheprog_args
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     if not gocache or gocache == "off":
         return None
+    key_file, secret = key
     try:
         return SharedCache(Path(gocache), toolchain.identity(), tmp,
                            cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
-                                          opts.cache_timeout))
+                                          opts.cache_timeout, str(key_file),
+                                          opts.cache_recheck),
+                           secret)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
 
 
+def _provenance(report: dict[str, Any]) -> Any:
+    """Who produced each compile of this build and whether verification compared it, by
+    the action-ID prefix of its -buildid (what the cache's entries are signed with)."""
+    from fgo.cache import trust
+    from fgo.cache.publish import Provenance
+    from fgo.head.checks import action_id_prefix
+    checks = (report.get("verification") or {}).get("checks", [])
+    matched = {(c["package"], c["worker"]) for c in checks
+               if c.get("matched") and c.get("kind") in ("remote", "speculative")}
+    split_matched = {c["package"] for c in checks if c.get("matched") and c.get("kind") == "split"}
+    known = Provenance()
+    for a in report["actions"]:
+        if a["mode"] not in ("remote", "local", "split") or not a.get("build_id") \
+                or not (p := action_id_prefix(a["build_id"])):
+            continue
+        if a.get("duration_s"):
+            known.seconds[p] = a["duration_s"]
+        if a["mode"] == "remote" and a.get("worker"):
+            known.producer[p] = a["worker"]
+            known.checked[p] = (a["package"], a["worker"]) in matched
+        elif a["mode"] == "split":
+            workers = (a.get("split") or {}).get("workers") or [a.get("worker") or ""]
+            known.producer[p] = trust.join_producers(workers)
+            known.checked[p] = a["package"] in split_matched
+    return known
+
+
 def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
            skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Publish this build's cache entries to the cluster tier, only when verification found
-    no mismatch; the counters for the report."""
+    """Revoke what this build found wrong (every cluster entry of a worker its verification
+    excluded; an entry a re-check found different, with its producer's), then publish this
+    build's cache entries, signed, only when verification found no mismatch; the counters
+    for the report."""
+    from fgo.cache import trust
     from fgo.head.checks import action_id_prefix
-    out = {"scheduler": cluster.scheduler, **shared.counters()}
+    out: dict[str, Any] = {"scheduler": cluster.scheduler, **shared.counters()}
+    known = _provenance(report)
+    excluded = set((report.get("verification") or {}).get("excluded", []))
+    now = time.time()
+    revocations = trust.worker_revocations(shared.key, shared.ns, excluded,
+                                           "fgo build's verification found it wrong", now)
+    conclusive = []
+    for m in out.get("recheck_mismatched", []):
+        # who computed go's put: a worker this build excluded cannot settle it
+        m["recomputed_by"] = by = known.producer.get(m["action"][:30], trust.HEAD)
+        m["conclusive"] = not trust.producers(by) & excluded
+        if m["conclusive"]:
+            conclusive.append(m)
+    revocations += trust.recheck_revocations(shared.key, shared.ns, conclusive, now)
+    revoked = shared.known_revocations()  # nothing a revoked worker made is published
+    new = trust.Revoked()
+    for r in revocations:
+        revoked.add(r)
+        new.add(r)
+    if revocations:
+        out["revoked"] = out.get("revoked", 0) + len(revocations)
+        out["revoked_entries"] = out.get("revoked_entries", 0) + \
+            shared.revoke(cluster.client, revocations)
+        out["revocations"] = [{k: v for k, v in (("action", r.action), ("output", r.output),
+                                                 ("producer", r.producer),
+                                                 ("reason", r.reason)) if v}
+                              for r in revocations]
+        # this build's own outputs from a worker a re-check found wrong are in doubt too
+        found_wrong = new.producers - excluded
+        out["doubted_buildids"] = [
+            a["build_id"] for a in report["actions"] if a.get("build_id")
+            and trust.producers(known.producer.get(action_id_prefix(a["build_id"]) or "", ""))
+            & found_wrong]
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
-    seconds = {p: a["duration_s"] for a in report["actions"]
-               if a["mode"] in ("remote", "local", "split") and a.get("duration_s")
-               and a.get("build_id") and (p := action_id_prefix(a["build_id"]))}
-    return {**out, **shared.publish(cluster.client, seconds, skip)}
+    return {**out, **shared.publish(cluster.client, known, skip, revoked)}
 
 
 def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,

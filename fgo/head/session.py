@@ -60,6 +60,8 @@ class BuildOptions:
     shared_cache: bool = default("shared_cache")        # with --scheduler: fgo cacheprog
     cache_size: int = default("cache_size")             # the local tier's size limit
     cache_timeout: float = default("cache_timeout")     # a slower cluster tier: off
+    cache_key: str | None = default("cache_key")        # the heads' key (fgo.cache.trust)
+    cache_recheck: float = default("cache_recheck")     # share of cluster hits re-checked
     pipeline: bool | None = default("pipeline")         # None: where it pays
 
     @classmethod

@@ -232,6 +232,12 @@ def cache_summary(c: dict[str, Any]) -> str:
         line += f", {c['saved_s']:.1f}s saved"
     if c.get("published"):
         line += f", {c['published']} published"
+    # the cluster tier's trust (fgo.cache.trust), only when something happened
+    trouble = [f"{c[k]} {k}" for k in ("forged", "altered", "rechecked", "revoked") if c.get(k)]
+    if c.get("recheck_mismatched"):
+        trouble.append(f"{len(c['recheck_mismatched'])} re-checks DIFFERED")
+    if trouble:
+        line += ", " + ", ".join(trouble)
     if c["remote"].startswith("skipped"):
         line += f"; cluster tier {c['remote']}"
     return line

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from fgo import settings
+from fgo.errors import FgoError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
 
         GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go build ./...
     """
+    from fgo.cache import trust
     from fgo.cache.tier import running_namespace
     from fgo.cluster.connect import tls_security
     from fgo.cache.local import DiskTier, gocache_dir, local_root
@@ -31,8 +33,16 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
     scheduler, limit = resolved["scheduler"], resolved["cache_timeout"]
     security = tls_security(settings.tls(resolved))
-    remote = (lambda: _connect(scheduler, security, ns, limit)) if scheduler else None
-    server = Server(local, remote, limit, resolved["cache_size"], *environ_paths())
+    key = None
+    if scheduler:  # a head: the default key is made on first use
+        path, create = trust.key_location(resolved["cache_key"], resolved["tls_key"])
+        try:
+            key = trust.load_key(path, create)
+        except trust.CacheKeyError as exc:
+            raise FgoError(f"--cache-key: {exc}", prefix="fgo cacheprog") from None
+    remote = (lambda: _connect(scheduler, security, ns, limit, key)) if scheduler else None
+    server = Server(local, remote, limit, resolved["cache_size"], *environ_paths(), key=key,
+                    recheck=resolved["cache_recheck"])
     server.serve(sys.stdin.buffer, sys.stdout.buffer)
     if print_counters:
         print(f"fgo cacheprog: {cache_summary(server.counters.to_json())}", file=sys.stderr)
@@ -43,12 +53,12 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     os._exit(0)
 
 
-def _connect(scheduler: str, security: object, ns: str, limit: float) -> object:
+def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes) -> object:
     from fgo.cache.tier import ClusterTier
     from fgo.cluster.connect import connect
     from fgo.worker.service import CompileService
     cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
                       service=CompileService())
-    tier = ClusterTier(cluster.client, ns)
+    tier = ClusterTier(cluster.client, ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier
