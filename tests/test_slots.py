@@ -109,7 +109,7 @@ def test_with_a_cluster_the_head_compiles_on_its_slots_first(hello: Path, tmp_pa
                    str(hello), "--", "-a", "-o", str(hello / "fgo2.bin"))
     assert proc.returncode == 0, proc.stderr
     t = _report(report)["totals"]
-    assert t["slot"] > 0 and t["slot"] + t["remote"] + t["fallbacks"] == t["local"] + t["remote"], t
+    assert t["slot"] > 0 and t["by_go"] == 0, t        # the shim ran them, on the head's slots
     assert "on slots" in proc.stderr
     assert oracle_build(hello, "-a", "-o", str(hello / "go2.bin")).returncode == 0
     assert sha(hello / "fgo2.bin") == sha(hello / "go2.bin")
