@@ -15,8 +15,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from experiments.sections import (corpus, das5, fgo_build, model, overhead, pipelining, scaleout,
-                                  shard_cost, shared_cache, simulation, split, verification)
+from experiments.sections import (corpus, das5, faults, fgo_build, model, overhead, pipelining,
+                                  scaleout, shard_cost, shared_cache, simulation, split, verification)
 from experiments.sections.common import Context
 
 # Written by experiments/conftest.py at the end of a --benchmark session: how long it took.
@@ -70,6 +70,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                (das5.RESULTS,), Kind.SIMULATED, das5.render),
     Experiment("shard_cost", "What a real shard costs", "test_10_shard_cost.py",
                (shard_cost.RESULTS,), Kind.MEASURED, shard_cost.render),
+    Experiment("faults", "A randomized fault campaign", "test_12_faults.py",
+               (faults.RESULTS,), Kind.MEASURED, faults.render),
 )
 
 
