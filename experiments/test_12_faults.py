@@ -649,6 +649,9 @@ def summary_meta(rows: list[dict[str, Any]], wall: float, seed: int, hosts: str 
                     "shared filesystem)" if hosts is None else "measured on real processes on 127.0.0.1"}
 
 
+# the campaign stops itself (FGO_FAULT_BUDGET_S, per-build timeouts): pytest-timeout's 1800 s
+# default would end it mid-build (the first full run ended so, its rows saved build by build)
+@pytest.mark.timeout(6 * 3600)
 def test_fault_campaign(benchmark, lab) -> None:
     seed = int(os.environ.get("FGO_FAULT_SEED", SEED))
     target = int(os.environ.get("FGO_FAULT_TARGET", TARGET))
