@@ -15,8 +15,9 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from experiments.sections import (at_scale, corpus, das5, fgo_build, model, overhead, pipelining, scaleout,
-                                  shard_cost, shared_cache, simulation, split, verification)
+from experiments.sections import (at_scale, corpus, das5, faults, fgo_build, model, overhead,
+                                  pipelining, scaleout, shard_cost, shared_cache, simulation,
+                                  split, verification)
 from experiments.sections.common import Context
 
 # Written by experiments/conftest.py at the end of a --benchmark session: how long it took.
@@ -74,6 +75,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                (at_scale.RESULTS,), Kind.SIMULATED, at_scale.render),
     Experiment("limits", "Where fgo cannot help", "test_11_aws.py",
                (at_scale.LIMITS,), Kind.SIMULATED, at_scale.render_limits),
+    Experiment("faults", "A randomized fault campaign", "test_12_faults.py",
+               (faults.RESULTS,), Kind.MEASURED, faults.render),
 )
 
 

@@ -29,6 +29,11 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   been read, FILE is replaced by FILE.next (a source edited, or added, after the
   prediction): speculations from the stale plan must be discarded. The build waits for
   the plan under this fault, so that go build itself sees the edited tree.
+
+With FGO_FAULT_LOG set as well, every time the fault actually changes something (a
+compile run wrong, a blob or shard damaged) a line "<fault> <point> <task>" is appended
+to that file: the fault campaign (experiments/test_12_faults.py) counts a fault as
+injected only when it hit.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import os
 from typing import Any
 
 FAULT_ENV = "FGO_FAULT"
+LOG_ENV = "FGO_FAULT_LOG"
 POINTS = ("transfer", "shard")
 
 
@@ -62,8 +68,17 @@ def compile_args(args: list[str], task_id: str = "") -> list[str]:
     task's id, so that a test can tell which)."""
     fault = _fault()
     if fault == "wrong-archive" or fault.startswith("wrong:") and wrong_draw(task_id) < _share(fault):
+        _hit("compile", task_id)
         return ["-N", "-l", *args]
     return args
+
+
+def _hit(point: str, what: str = "") -> None:
+    """Record that the fault changed something (FGO_FAULT_LOG): what a campaign counts."""
+    log = os.environ.get(LOG_ENV)
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{_fault()} {point} {what}\n")
 
 
 def wrong_draw(task_id: str) -> float:
@@ -107,10 +122,13 @@ def damage(point: str, data: bytes) -> bytes:
     if not fault or not data:
         return data
     if point == "transfer" and fault == "corrupt-transfer":
+        _hit(point)
         return bytes([data[0] ^ 0xFF]) + data[1:]
     if point == "shard" and fault == "corrupt-shard":
+        _hit(point)
         middle = len(data) // 2
         return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
     if point == "shard" and fault == "truncate-shard":
+        _hit(point)
         return data[: len(data) // 2]
     return data
