@@ -8,7 +8,7 @@ The inputs are files under experiments/results/, so the simulation reruns in sec
 - etcd: the go build of experiment 8's first pair (results/scaleout/etcd-pair0-go
   .actiongraph.json) and the bytes its fgo build moved (etcd-pair0-fgo.report.json);
 - fgo's costs over TCP (dispatch, the fixed part of a build) as experiment 9 measured them
-  (results/das5.json meta), the backend's parallel fraction under -c (results/aws_check.json),
+  (its TCP row in results/overhead.json; results/das5.json's meta before it had them), the backend's parallel fraction under -c (results/aws_check.json),
   the measured shard times (aws_split.json, shard_cost.json) and export-data times
   (pipeline_measured.json).
 
@@ -82,8 +82,14 @@ def cpu_durations(g: nx.DiGraph) -> dict[Any, float]:
 
 
 def das5_costs(results: Path = RESULTS) -> makespan.Costs:
-    """fgo's costs over TCP as experiment 9 measured them (das5.json's meta), at 1 Gb/s;
-    the head on a node of its own (its CPU is no compile's loss)."""
+    """fgo's costs over TCP as experiment 9 measured them (its TCP row's model costs, else
+    das5.json's meta, from an earlier TCP run), at 1 Gb/s; the head's CPU is no compile's
+    loss (it has a node's cores)."""
+    rows = json.loads((results / "overhead.json").read_text())["rows"]
+    tcp = next((r for r in rows if r.get("pair") == "tcp" and "model_fixed_s" in r), None)
+    if tcp is not None:
+        return makespan.Costs(dispatch_s=tcp["model_dispatch_s"], fixed_s=tcp["model_fixed_s"],
+                              bytes_per_s=GBIT_BYTES_PER_S)
     m = json.loads((results / "das5.json").read_text())["meta"]
     return makespan.Costs(dispatch_s=m["dispatch_s"], fixed_s=m["fixed_s"],
                           bytes_per_s=GBIT_BYTES_PER_S)

@@ -13,14 +13,18 @@ def render(ctx: Context) -> list[str]:
     if not doc:
         return []
     rows, summaries = runs_and_summaries(doc, "run")
-    md = [(f"{label(doc['meta'], 'measured')}. Cold `fgo build -a` on the embedded 2-worker cluster, "
+    md = [(f"{label(doc['meta'], 'measured')}. Cold `fgo build -a` on the embedded 2-worker cluster "
+           "(every compile remote, `--local-slots 0`, in runs that show a `share`), "
            "empty GOCACHE and store each run (`pytest experiments/test_5_verification.py "
-           "--benchmark`). `default` verifies each worker's first remote compile and a 3% sample "
-           "on the head node; `rate 0` only each worker's first; the split runs split every "
+           "--benchmark`). `default` checks one of each worker's first compiles and a 3% sample "
+           "drawn from the build's secret, on the head node when it has a core free, else on "
+           "another worker (cross-checks); `rate 0` only each worker's first; `share` is the "
+           "verified share of the remote compiles; the split runs split every "
            "package in two and compile it stock on the head node when the ledger has not seen "
            "its inputs."), "",
           table(rows, [("project", "project"), ("run", "run"), ("pair", "pair"),
-                       ("wall_s", "wall s"), ("checked", "verified"), ("split_checked", "splits verified"),
+                       ("wall_s", "wall s"), ("checked", "verified"), ("checked_share", "share"),
+                       ("cross_checks", "on other workers"), ("split_checked", "splits verified"),
                        ("verify_s", "head s verifying"), ("wait_s", "link wait s"),
                        ("remote", "remote"), ("split", "split")]),
           ""]
