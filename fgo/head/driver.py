@@ -93,8 +93,9 @@ def _compile_service() -> Any:
 
 
 def run(opts: BuildOptions) -> int:
-    """`fgo build`: go build with fgo's shim, then verification, the report and the exit
-    status (go build's own, or 1 when a verification or --check found a mismatch)."""
+    """`fgo build`: go build, through fgo's shim when there is anything to distribute (else
+    alone), then verification, the report and the exit status (go build's own, or 1 when a
+    verification or --check found a mismatch)."""
     started = time.monotonic()
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
