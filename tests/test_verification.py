@@ -161,6 +161,26 @@ def test_verifier_counts_matches_and_names_a_mismatch(tmp_path: Path) -> None:
     ver.close()
 
 
+def test_a_worker_that_stops_short_of_its_pick_is_checked_on_its_last_compile() -> None:
+    """A worker's first check comes at a secret one of its first compiles; one that does
+    fewer (a wrong worker with two compiles to do) is checked on its latest one when the
+    build waits (the link asks first), on the head, and caught before anything is linked."""
+    ver = v.Verifier(rate=0.0)
+    while checks.first_check_at(ver.secret, "w1") != 4:
+        ver.secret = os.urandom(32)
+    runs: list[str] = []
+    right = Result({"/o/_pkg_.a": b"right"})
+    for name in ("a", "b"):
+        ver.after_remote(f"p/{name}", "w1", {f"/src/{name}.go": "1"},
+                         lambda: {"/o/_pkg_.a": b"wrong"}, f"{name}/{name}", job(right, runs, name))
+    assert runs == []                       # not its turn yet
+    mismatches = ver.wait()
+    assert runs == ["b"]                    # its latest compile
+    assert [(m.package, m.worker) for m in mismatches] == [("p/b", "w1")]
+    assert ver.wait() == mismatches and runs == ["b"]   # once
+    ver.close()
+
+
 def test_a_busy_head_sends_samples_to_another_worker() -> None:
     """The sampling rate holds under load: the head keeps the first check of each worker;
     a sample goes to another worker, and agreeing outputs are a match."""

@@ -80,6 +80,9 @@ class _Worker:
     checks: int = 0
     first_pending: bool = True
     first_at: int = 1
+    # its latest compile while the first check is still due, ready to check: a worker whose
+    # compiles end before its secret pick is checked on that one when the build waits
+    held: Callable[[], None] | None = None
 
 
 def first_symbol(path: str, a: bytes, b: bytes) -> str:
@@ -162,7 +165,11 @@ class Verifier:
             reason = checks.check_reason(state.first_pending, state.compiles, state.first_at,
                                          checks.secret_draw(self.secret, key), self.rate)
             if reason is None:
+                if state.first_pending:   # read now: go build rewrites its outputs later
+                    state.held = self._holder(package, worker, path, speculative, local,
+                                              outputs(), buildid)
                 return
+            state.held = None
             where = checks.where_to_check(reason, self.head_free(),
                                           cross is not None and self.other_workers(worker))
             state.checks += 1
@@ -173,6 +180,27 @@ class Verifier:
             self._submit_cross(check, cross(worker), local(), outputs(), buildid, path)
         else:
             self._submit_head(check, local(), outputs(), buildid, None, None, path)
+
+    def _holder(self, package: str, worker: str, path: str, speculative: bool,
+                local: LocalJob, outputs: dict[str, bytes], buildid: str) -> Callable[[], None]:
+        def check_now() -> None:
+            check = Check(package, worker, "speculative" if speculative else "remote",
+                          "first of worker (its last compile: it did fewer than its pick)",
+                          "head")
+            self._submit_head(check, local(), outputs, buildid, None, None, path)
+        return check_now
+
+    def _first_checks_due(self) -> None:
+        """Every worker that stopped short of its first check's secret pick is checked on
+        its latest compile, on the head (the reference), before anything is linked."""
+        with self.lock:
+            due = [(state, state.held) for state in self.workers.values()
+                   if state.first_pending and state.held is not None]
+            for state, _ in due:
+                state.held, state.first_pending = None, False
+                state.checks += 1
+        for _, check_now in due:
+            check_now()
 
     def split_wanted(self, series: str, package: str) -> bool:
         return self.ledger is None or self.ledger.split_allowed(series, package)
@@ -300,6 +328,7 @@ class Verifier:
     def wait(self) -> list[Mismatch]:
         """Block until every pending check is done; the mismatches so far."""
         t0 = time.monotonic()
+        self._first_checks_due()
         self.before_wait()
         while True:
             with self.lock:
