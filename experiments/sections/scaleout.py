@@ -76,8 +76,8 @@ def _cpu_by_role(runs: list[dict[str, Any]]) -> list[str]:
         mine = [r for r in runs if r["project"] == project]
         fgo = [r["cpu_by_role"] for r in mine if r.get("cpu_by_role")]
         go_cpu = statistics.median(r["cpu_s"] for r in mine if r["side"] == "go")
-        roles = sorted({k for b in fgo for k in b}, key=lambda k: -statistics.median(
-            b.get(k, 0.0) for b in fgo))
+        roles = sorted({k for b in fgo for k in b}, key=lambda k: (-statistics.median(
+            b.get(k, 0.0) for b in fgo), k))   # ties by name: the same markdown every time
         rows = [{"role": k, "cpu_s": round(statistics.median(b.get(k, 0.0) for b in fgo), 2)}
                 for k in roles]
         total = round(sum(x["cpu_s"] for x in rows), 1)
