@@ -106,6 +106,23 @@ def tbf(dev: str, rate: str) -> list[str]:
 
 # ------------------------------------------------------------ commands
 
+def add_bridge(bridge: str, gateway: str) -> None:
+    """The head's side: a bridge at GATEWAY/24 that every host's veth joins."""
+    _run(["ip", "link", "add", bridge, "type", "bridge"])
+    _run(["ip", "addr", "add", f"{gateway}/24", "dev", bridge])
+    _run(["ip", "link", "set", bridge, "up"])
+
+
+def add_namespace(ns: str, veth: str, bridge: str, address: str) -> None:
+    """Network namespace NS behind a veth pair (VETH on BRIDGE, eth0 inside at ADDRESS/24)."""
+    _run(["ip", "netns", "add", ns])
+    _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
+    _run(["ip", "link", "set", veth, "master", bridge, "up"])
+    _run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"])
+    _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
+    _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+
+
 def _run(cmd: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=60)
     if check and proc.returncode != 0:
@@ -259,19 +276,12 @@ class Hosts:
         x = pick_subnet(self.owner, used_subnets())
         self.bridge = bridge_name(self.owner)
         self.gateway = f"10.77.{x}.1"
-        _run(["ip", "link", "add", self.bridge, "type", "bridge"])
-        _run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
-        _run(["ip", "link", "set", self.bridge, "up"])
+        add_bridge(self.bridge, self.gateway)
         for i, core in enumerate(self.cores):
             ns, veth = names(self.owner, i)
             host = Host(i, core, ns, veth, f"10.77.{x}.{10 + i}", self.workdir / f"host{i}")
             self.hosts.append(host)
-            _run(["ip", "netns", "add", ns])
-            _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
-            _run(["ip", "link", "set", veth, "master", self.bridge, "up"])
-            _run(["ip", "-n", ns, "addr", "add", f"{host.address}/24", "dev", "eth0"])
-            _run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            add_namespace(ns, veth, self.bridge, host.address)
             _run(tbf(veth, self.rate))                                   # head -> host
             _run(["ip", "netns", "exec", ns, *tbf("eth0", self.rate)])   # host -> head
             isolation.make_install(host.install)

@@ -106,21 +106,13 @@ class Links:
         hostsmod.remove_stale()
         x = hostsmod.pick_subnet(self.owner, hostsmod.used_subnets())
         self.bridge, self.gateway = hostsmod.bridge_name(self.owner), f"10.77.{x}.1"
-        run = hostsmod._run
         try:
-            run(["ip", "link", "add", self.bridge, "type", "bridge"])
-            run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
-            run(["ip", "link", "set", self.bridge, "up"])
+            hostsmod.add_bridge(self.bridge, self.gateway)
             for i in range(self.n):
                 ns, veth = hostsmod.names(self.owner, i)
                 addr = f"10.77.{x}.{10 + i}"
                 self.hosts.append((ns, veth, addr))
-                run(["ip", "netns", "add", ns])
-                run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
-                run(["ip", "link", "set", veth, "master", self.bridge, "up"])
-                run(["ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0"])
-                run(["ip", "-n", ns, "link", "set", "eth0", "up"])
-                run(["ip", "-n", ns, "link", "set", "lo", "up"])
+                hostsmod.add_namespace(ns, veth, self.bridge, addr)
                 self.rate(i, hostsmod.RATE, add=True)
         except BaseException:
             self.__exit__()
