@@ -82,10 +82,6 @@ def _connect(opts: BuildOptions) -> Any:
         return None
 
 
-def _slots(opts: BuildOptions) -> int:
-    return policy.head_cores() if opts.local_slots is None else opts.local_slots
-
-
 def _compile_service() -> Any:
     """fgo's worker plugin (imported only when a cluster is used: it imports dask)."""
     from fgo.worker.service import CompileService
@@ -101,11 +97,12 @@ def run(opts: BuildOptions) -> int:
     if "toolexec" in _user_flags(opts.go_args):
         raise FgoError("-toolexec cannot be combined with fgo (fgo is the toolexec program)")
     key = _cache_key(opts)  # bad input fails before any cluster is reached
-    alone = policy.go_alone(opts.scheduler, _slots(opts), opts.workers is not None,
+    slots = policy.local_slots(opts.local_slots)
+    alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline)
     cluster = None if alone else _connect(opts)
     if alone and not opts.quiet:
-        print(f"fgo: {_slots(opts)} local slots; nothing to distribute on one machine: go build "
+        print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     try:
@@ -332,7 +329,7 @@ def _cluster_info(cluster: Any, session: BuildSession | None,
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
             "workers": workers, "threads": threads,
             "local_slots": session.slots.n if session else
-            (_slots(opts) if not opts.scheduler else 0),
+            (policy.local_slots(opts.local_slots) if not opts.scheduler else 0),
             "go_alone": session is None and not opts.scheduler,
             "unresponsive": sorted(session.pool.unresponsive) if session and session.pool
             else []}

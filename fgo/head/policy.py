@@ -74,6 +74,11 @@ def head_cores() -> int:
         else os.cpu_count() or 1
 
 
+def local_slots(asked: int | None) -> int:
+    """The head's local slots: --local-slots, else its cores."""
+    return head_cores() if asked is None else asked
+
+
 def parallelism(slots: int, worker_threads: int, workers_add_capacity: bool) -> int | None:
     """go build's -p: the head's local SLOTS, plus the WORKER_THREADS when the workers add
     capacity (an embedded cluster on the head's own cores adds none unless asked for); None

@@ -85,8 +85,7 @@ class BuildSession:
         self.opts = opts
         self.verifier = _verifier(opts, project)
         self.completion = Completion(recorder, self.verifier)
-        self.slots = LocalSlots(policy.head_cores() if opts.local_slots is None
-                                else opts.local_slots)
+        self.slots = LocalSlots(policy.local_slots(opts.local_slots))
         self.blobs = BlobIndex()
         self.pool = WorkerPool(cluster, tmp) if cluster is not None else None
         self.tasks = Tasks(self.pool) if self.pool is not None else None
