@@ -170,9 +170,17 @@ def test_a_worker_that_stops_short_of_its_pick_is_checked_on_its_last_compile() 
         ver.secret = os.urandom(32)
     runs: list[str] = []
     right = Result({"/o/_pkg_.a": b"right"})
+    workdir_gone = False
+
+    def snapshot(name: str):
+        def local():          # go build removes its work dir once it has its answer
+            assert not workdir_gone, "snapshotted after go build removed the inputs"
+            return job(right, runs, name)()
+        return local
     for name in ("a", "b"):
         ver.after_remote(f"p/{name}", "w1", {f"/src/{name}.go": "1"},
-                         lambda: {"/o/_pkg_.a": b"wrong"}, f"{name}/{name}", job(right, runs, name))
+                         lambda: {"/o/_pkg_.a": b"wrong"}, f"{name}/{name}", snapshot(name))
+    workdir_gone = True
     assert runs == []                       # not its turn yet
     mismatches = ver.wait()
     assert runs == ["b"]                    # its latest compile

@@ -165,9 +165,9 @@ class Verifier:
             reason = checks.check_reason(state.first_pending, state.compiles, state.first_at,
                                          checks.secret_draw(self.secret, key), self.rate)
             if reason is None:
-                if state.first_pending:   # read now: go build rewrites its outputs later
+                if state.first_pending:   # read now: go build removes its work dir and
                     state.held = self._holder(package, worker, path, speculative, local,
-                                              outputs(), buildid)
+                                              outputs, buildid)   # rewrites its outputs
                 return
             state.held = None
             where = checks.where_to_check(reason, self.head_free(),
@@ -182,12 +182,20 @@ class Verifier:
             self._submit_head(check, local(), outputs(), buildid, None, None, path)
 
     def _holder(self, package: str, worker: str, path: str, speculative: bool,
-                local: LocalJob, outputs: dict[str, bytes], buildid: str) -> Callable[[], None]:
+                local: LocalJob, outputs: Callable[[], dict[str, bytes]],
+                buildid: str) -> Callable[[], None] | None:
+        """The check of this compile, its inputs and outputs read now (by the link, go build
+        has removed the work directory they were in); None if they cannot be read."""
+        try:
+            job, theirs = local(), outputs()
+        except OSError:
+            return None
+
         def check_now() -> None:
             check = Check(package, worker, "speculative" if speculative else "remote",
                           "first of worker (its last compile: it did fewer than its pick)",
                           "head")
-            self._submit_head(check, local(), outputs, buildid, None, None, path)
+            self._submit_head(check, job, theirs, buildid, None, None, path)
         return check_now
 
     def _first_checks_due(self) -> None:
