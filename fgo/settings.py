@@ -191,8 +191,9 @@ SETTINGS: tuple[Setting, ...] = (
             "compiles, on the head).", metavar="R"),
     Setting("verify_catch", _share, None,
             "Check enough of each worker's compiles to catch, with 99% confidence, one that "
-            "is wrong on this share of them (0.05: 90 checks a worker; needs the build's size "
-            "from an earlier build of the same target) [off: --verify-rate only].",
+            "is wrong on this share of them (0.05: 90 checks a worker, the build's size taken "
+            "from an earlier build of the same target; with none, every compile) "
+            "[off: --verify-rate only].",
             metavar="Q"),
     Setting("verify_splits", _one_of("first", "always", "off"), "first",
             "Compile a split package stock on the head node and compare: the first time its "

@@ -50,6 +50,7 @@ def test_the_catch_formula() -> None:
     assert checks.sample_rate(0.03, None, 240) == 0.03
     assert checks.sample_rate(0.03, 0.05, 240) == 90 / 240      # etcd's 480 on 2 workers
     assert checks.sample_rate(0.03, 0.05, 50) == 1.0
+    assert checks.sample_rate(0.03, 0.05, None) == 1.0          # size unknown: check all
     assert checks.sample_rate(0.5, 0.05, 10_000) == 0.5
 
 

@@ -48,9 +48,12 @@ def catch_probability(q: float, checks: int) -> float:
 def sample_rate(floor: float, q: float | None, expected_per_worker: float | None,
                 confidence: float = CONFIDENCE) -> float:
     """The share of a worker's compiles to check: the FLOOR, raised to meet a catch target
-    Q with CONFIDENCE when the worker's EXPECTED_PER_WORKER compiles are known."""
-    if not q or not expected_per_worker:
+    Q with CONFIDENCE for the worker's EXPECTED_PER_WORKER compiles; all of them while that
+    is unknown (a first build: a promise of 99% is not kept by guessing)."""
+    if not q:
         return floor
+    if not expected_per_worker:
+        return 1.0
     return max(floor, min(1.0, checks_needed(q, confidence) / expected_per_worker))
 
 
