@@ -60,6 +60,13 @@ def test_straggler_deadline_uses_the_median_measured_rate() -> None:
     assert policy.straggler_deadline(100, rates) == policy.STRAGGLER_MIN_S
 
 
+def test_a_cross_check_waits_for_a_straggler_s_time_then_the_head_checks() -> None:
+    assert policy.cross_check_deadline(1.0, 600.0) == policy.CROSS_MIN_S == 30.0
+    assert policy.cross_check_deadline(20.0, 600.0) == 100.0        # 5 x the producer's time
+    assert policy.cross_check_deadline(500.0, 600.0) == 600.0       # never past --timeout
+    assert policy.cross_check_deadline(1.0, 5.0) == 5.0
+
+
 def test_straggler_deadline_of_a_compile_without_go_source() -> None:
     assert policy.straggler_deadline(0, [1.0] * 5) == policy.STRAGGLER_MIN_S
     assert policy.straggler_deadline(0, [100.0] * 5) == pytest.approx(500.0)  # counted as 1 byte

@@ -391,3 +391,48 @@ def test_a_files_hash_is_remembered_until_the_file_changes(tmp_path: Path, monke
     tool.unlink()
     tool.write_bytes(b"three")          # ...but a changed file (size, mtime or inode) is
     assert toolchain.remembered_sha256(tool) == sha256(b"three")
+
+
+def test_a_cross_check_on_a_worker_that_stopped_answering_gives_up_and_cancels(
+        tmp_path: Path) -> None:
+    """A cross-check waits at most its deadline (policy.cross_check_deadline): a worker
+    stopped under it (SIGSTOP keeps its connections open) is told to cancel, and the check
+    fails over to the head instead of holding the link for --timeout (the fault campaign's
+    one hang)."""
+    import concurrent.futures
+
+    from fgo.blobs import Blob
+    from fgo.head.policy import RemoteFailure
+    from fgo.head.tasks import Tasks
+
+    src = tmp_path / "a.go"
+    src.write_text("package a\n")
+    told: list[tuple[str, str]] = []
+
+    class Pool:
+        identity = toolchain.identity()
+
+        def choose_check(self, needs: dict, avoid: str) -> str:
+            return "w2"
+
+        def transfer(self, address: str, needs: dict) -> tuple[list[str], list[str]]:
+            return list(needs), []
+
+        def shares(self, address: str) -> bool:
+            return False
+
+        def submit(self, address: str, op: str, message: object) -> concurrent.futures.Future:
+            return concurrent.futures.Future()          # never answered
+
+        def tell(self, address: str, op: str, message: object) -> None:
+            told.append((address, op))
+
+        def finished(self, *args: object, **kw: object) -> None:
+            pass
+
+    call = compileargs.parse(["-o", str(tmp_path / "a.a"), "-p", "a", str(src)], str(tmp_path))
+    inputs = {str(src): Blob("s" * 64, src.stat().st_size, str(src), False)}
+    run = Tasks(Pool()).cross_job(call, {}, inputs, 0.2)("w1")  # type: ignore[arg-type]
+    with pytest.raises(RemoteFailure, match="cross-check on w2: no answer within 0.2s"):
+        run()
+    assert told == [("w2", wire.OP_CANCEL)]

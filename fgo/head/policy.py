@@ -24,6 +24,7 @@ from fgo.wire import Status
 
 STRAGGLER_MIN_S = 10.0     # never race a compile that has run for less than this
 STRAGGLER_FACTOR = 5.0     # ... or for less than this many times its expected duration
+CROSS_MIN_S = 30.0         # a cross-check (run in its worker's idle time) waited for at least
 DEFAULT_RATE_S_PER_BYTE = 1e-5  # ~1 s per 100 kB of source, until this build has measured
 MIN_RATE_SAMPLES = 5       # remote compiles measured before their median rate is trusted
 RATE_WINDOW = 200          # the most recent actions the rate is taken from
@@ -109,6 +110,14 @@ def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     remote compiles so far, once there are MIN_RATE_SAMPLES of them), at least
     STRAGGLER_MIN_S."""
     return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * expected_seconds(source, rates))
+
+
+def cross_check_deadline(producer_s: float, timeout: float) -> float:
+    """Seconds to wait for a cross-check of a compile its producer ran in PRODUCER_S: the
+    straggler factor over that, at least CROSS_MIN_S (it waits for its worker's idle
+    time), at most the remote TIMEOUT. Past it the head checks instead: a stopped worker
+    must not hold the link for the whole remote timeout."""
+    return min(timeout, max(CROSS_MIN_S, STRAGGLER_FACTOR * max(producer_s, 0.0)))
 
 
 def start_backup(elapsed: float, deadline: float, can_race: bool, racing: bool) -> bool:

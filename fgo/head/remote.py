@@ -64,8 +64,9 @@ class RemoteExecutor:
             if result.worker == "head":
                 return Outcome(result, "head", "head")
             return Outcome(result, "remote", address, task=task, local_job=head_job(task, inputs),
-                           cross_job=self.tasks.cross_job(call, action.request.env, inputs,
-                                                          self.task_timeout))
+                           cross_job=self.tasks.cross_job(
+                               call, action.request.env, inputs, policy.cross_check_deadline(
+                                   result.tool_done - result.tool_start, self.task_timeout)))
         finally:
             self.pool.finished(address, sent, confirmed)
 

@@ -43,6 +43,7 @@ import networkx as nx
 from fgo import compilecall, wire
 from fgo.blobs import Blob, BlobIndex
 from fgo.goarchive import export_data
+from fgo.head import policy
 from fgo.head.action import CompileAction, Outcome
 from fgo.head.exports import Export, Exports
 from fgo.head.pool import WorkerPool
@@ -343,8 +344,9 @@ class Speculator:
         task = self.tasks.whole(call, action.request.env, inputs)
         return Outcome(replace(result, outputs={out: result.outputs[spec.output]}),
                        "speculative", spec.worker, task=task, local_job=head_job(task, inputs),
-                       cross_job=self.tasks.cross_job(call, action.request.env, inputs,
-                                                      self.task_timeout),
+                       cross_job=self.tasks.cross_job(
+                           call, action.request.env, inputs,
+                           policy.cross_check_deadline(took, self.task_timeout)),
                        speculative=(spec.buildid, action.buildid))
 
     def close(self) -> None:

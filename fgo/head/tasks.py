@@ -5,6 +5,7 @@ the head's files). Also the head's own recompile of a task, which verification r
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ from fgo.compilecall import CompileCall
 from fgo.head.action import LocalJob, new_task_id
 from fgo.head.policy import RemoteFailure
 from fgo.head.pool import WorkerPool
-from fgo.wire import CompileResult, CompileTask, Promote, SplitRole
+from fgo.wire import Cancel, CompileResult, CompileTask, Promote, SplitRole
 
 CrossJob = Callable[[str], Callable[[], CompileResult]]
 
@@ -73,7 +74,8 @@ class Tasks:
         """How another worker than the producer compiles CALL again, to cross-check it:
         calling the result with the producer's address picks the worker and snapshots the
         inputs as bytes at once (go build may remove its work directory); calling what that
-        returns runs it there, in that worker's idle time, and waits for its answer."""
+        returns runs it there, in that worker's idle time, and waits for its answer at most
+        TIMEOUT seconds (policy.cross_check_deadline; then RemoteFailure: the head checks)."""
         pool = self.pool
 
         def pick(avoid: str) -> Callable[[], CompileResult]:
@@ -88,8 +90,15 @@ class Tasks:
 
             def run() -> CompileResult:
                 ok = False
+                future = pool.submit(address, wire.OP_COMPILE, task)
                 try:
-                    data = pool.submit(address, wire.OP_COMPILE, task).result(timeout)
+                    try:
+                        data = future.result(timeout)
+                    except concurrent.futures.TimeoutError:  # a stopped worker: the head checks
+                        future.cancel()
+                        pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
+                        raise RemoteFailure(f"cross-check on {address}: no answer within "
+                                            f"{timeout:g}s") from None
                     result = wire.decode(data, CompileResult)
                     ok = result.ok
                     return result
