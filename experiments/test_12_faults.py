@@ -15,8 +15,8 @@ count after which it fires, the cache entry it alters) and injected one per buil
 - a full disk counts when the build reports the store's ENOSPC; a cache entry altered or
   forged on a worker's disk counts when the build read it (the entry was deleted or used).
 
-Every build (`fgo build --scheduler ...` of the test projects hello and large, without -a,
-in a copy of a head GOCACHE whose local tier holds std, the cluster tier emptied unless the
+Every build (`fgo build --scheduler ... --verify-catch 0.05` of the test projects hello and
+large, without -a, in a copy of a head GOCACHE whose local tier holds std, the cluster tier emptied unless the
 fault needs it) is compared by sha256 with ONE oracle per project: a plain `go build` into
 its own empty GOCACHE, built once. The cluster tier and the head's local tier are compared
 entry by entry (action ID -> output ID) with the oracles' GOCACHEs. Results:
@@ -53,6 +53,9 @@ TARGET = 200                # injected faults
 BUDGET_S = 2850.0           # the campaign stops here even if short of TARGET (recorded)
 BUILD_TIMEOUT_S = 120.0     # a build still running then is a hang (a failure)
 Q = 0.1                     # the intermittent worker's share of wrong compiles
+CATCH = 0.05                # every build runs with --verify-catch CATCH: a worker wrong on this
+                            # share of its compiles caught with 99% confidence (the campaign of
+                            # 2026-12-03 09:33, at the default 3% sample, let 8 of 12 through)
 WORKERS = 2
 WARM_STD = ("os", "sort", "strconv", "reflect")  # in the head's template caches; fmt and the
                                                 # projects' packages compile in each build
@@ -398,7 +401,7 @@ class Campaign:
         opts += [] if shared else ["--no-shared-cache"]
         cmd = [str(labmod.FGO), "build", "-q", "--report", str(report), "--scheduler",
                self.cluster.address, *opts, str(self.projects[project]), "--", "-o", str(out)]
-        env = go_env(GOCACHE=str(gocache), FGO_LOCAL_SLOTS="0",
+        env = go_env(GOCACHE=str(gocache), FGO_LOCAL_SLOTS="0", FGO_VERIFY_CATCH=str(CATCH),
                      FGO_LEDGER=str(self.root / f"ledger-{name}.json"))
         return (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  errors="replace", env=env, start_new_session=True), report, gocache)
@@ -633,7 +636,7 @@ def summary_meta(rows: list[dict[str, Any]], wall: float, seed: int, hosts: str 
     wq = [{"armed": r["target_compiles"] > 0, "injected": r["injected"], "outcome": r["outcome"],
            "checks": r["target_checks"]} for r in rows if r["kind"] == "wrong-q"]
     return {"seed": seed, "target": target, "budget_s": budget, "build_timeout_s": BUILD_TIMEOUT_S,
-            "q": Q, "workers": WORKERS, "campaign_wall_s": round(wall, 1),
+            "q": Q, "verify_catch": CATCH, "workers": WORKERS, "campaign_wall_s": round(wall, 1),
             "emulated_hosts": hosts is None,
             "no_hosts_reason": hosts or "",
             "kinds": sorted(kinds), "tally": plan.tally(rows), "catch": plan.catch_rate(wq, Q),
