@@ -436,3 +436,15 @@ def test_a_cross_check_on_a_worker_that_stopped_answering_gives_up_and_cancels(
     with pytest.raises(RemoteFailure, match="cross-check on w2: no answer within 0.2s"):
         run()
     assert told == [("w2", wire.OP_CANCEL)]
+
+
+def test_a_worker_keeps_heartbeats_and_drops_the_profiler() -> None:
+    """fgo's service quiets Dask's housekeeping on a `dask worker`: the profiler stops, the
+    tick and the monitors slow down, the heartbeat and everything else are left alone, and
+    nothing is made more frequent."""
+    plan = service.housekeeping_plan({"profile": 10, "profile-cycle": 1000, "tick": 20,
+                                      "monitor": 500, "memory_monitor": 100, "heartbeat": 1000,
+                                      "keep-alive": 1000})
+    assert plan == {"profile": None, "profile-cycle": None, "tick": 1000, "monitor": 5000,
+                    "memory_monitor": 1000}
+    assert service.housekeeping_plan({"tick": 2000, "memory_monitor": 1000}) == {}

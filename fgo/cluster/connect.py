@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,9 +129,11 @@ def tls_security(tls: tuple[str | None, str | None, str | None]) -> Any:
 
 
 def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
-            timeout: float = 5.0, security: Any = None, service: Any = None) -> Cluster:
+            timeout: float = 5.0, security: Any = None, service: Any = None,
+            extras: Sequence[Any] = ()) -> Cluster:
     """SCHEDULER (tcp://host:port) or, when None, an embedded cluster sized to this machine;
-    SERVICE (a WorkerPlugin) installed on its workers."""
+    SERVICE (a WorkerPlugin) installed on its workers, and on a SCHEDULER's the EXTRAS
+    plugins (optional: one that fails to install is left out)."""
     _configure_dask()
     from distributed import Client, LocalCluster
     if scheduler:
@@ -148,6 +150,11 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
             client.close()
             raise ClusterError(f"scheduler {scheduler} has no workers") from None
         install(client, service)
+        for plugin in extras:
+            try:
+                within(INSTALL_S, client.register_plugin, plugin, what=f"installing {plugin.name}")
+            except Exception:  # noqa: BLE001 - an optional nicety: the build goes on
+                pass
         return Cluster(client, None, scheduler, _dashboard(client, remote=True))
     n = workers or os.cpu_count() or 1
     # Workers in processes of their own: their event loops, threads and result encoding
