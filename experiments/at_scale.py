@@ -81,18 +81,20 @@ def cpu_durations(g: nx.DiGraph) -> dict[Any, float]:
     return graph.node_weights(g, "cpu")
 
 
-def das5_costs(results: Path = RESULTS) -> makespan.Costs:
+def das5_costs(results: Path = RESULTS) -> tuple[makespan.Costs, str]:
     """fgo's costs over TCP as experiment 9 measured them (its TCP row's model costs, else
     das5.json's meta, from an earlier TCP run), at 1 Gb/s; the head's CPU is no compile's
-    loss (it has a node's cores)."""
-    rows = json.loads((results / "overhead.json").read_text())["rows"]
-    tcp = next((r for r in rows if r.get("pair") == "tcp" and "model_fixed_s" in r), None)
+    loss (it has a node's cores). With where they came from."""
+    doc = json.loads((results / "overhead.json").read_text())
+    tcp = next((r for r in doc["rows"] if r.get("pair") == "tcp" and "model_fixed_s" in r), None)
     if tcp is not None:
-        return makespan.Costs(dispatch_s=tcp["model_dispatch_s"], fixed_s=tcp["model_fixed_s"],
-                              bytes_per_s=GBIT_BYTES_PER_S)
+        return (makespan.Costs(dispatch_s=tcp["model_dispatch_s"], fixed_s=tcp["model_fixed_s"],
+                               bytes_per_s=GBIT_BYTES_PER_S),
+                f"overhead.json's TCP row (experiment 9, {doc['meta'].get('date', '?')})")
     m = json.loads((results / "das5.json").read_text())["meta"]
-    return makespan.Costs(dispatch_s=m["dispatch_s"], fixed_s=m["fixed_s"],
-                          bytes_per_s=GBIT_BYTES_PER_S)
+    return (makespan.Costs(dispatch_s=m["dispatch_s"], fixed_s=m["fixed_s"],
+                           bytes_per_s=GBIT_BYTES_PER_S),
+            f"das5.json meta (an earlier TCP run, {m.get('date', '?')})")
 
 
 def parallel_fractions(results: Path = RESULTS) -> tuple[dict[str, float], float]:

@@ -116,7 +116,7 @@ def two_hosts_prediction(pkgs: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.quick
 def test_das5_at_scale(lab) -> None:
     """Simulated: aws service/... and etcd on 1-8 DAS-5 nodes against go build on one."""
-    costs = sc.das5_costs()
+    costs, costs_from = sc.das5_costs()
     fracs, default_frac = sc.export_fracs()
     aws = aws_inputs()
     etcd = etcd_inputs()
@@ -146,7 +146,7 @@ def test_das5_at_scale(lab) -> None:
                      "aws_run_load": [aws["doc"]["build"]["loadavg_before"][0],
                                       aws["doc"]["build"]["loadavg_after"][0]],
                      "etcd": str(ETCD_GRAPH.relative_to(sc.REPO)),
-                     "costs": "das5.json meta (experiment 9, over TCP)"},
+                     "costs": costs_from},
              go_fixed_s={"aws": round(aws["go_fixed_s"], 2), "etcd": round(etcd["go_fixed_s"], 2)},
              dispatch_s=costs.dispatch_s, fixed_s=costs.fixed_s, link_bytes_per_s=costs.bytes_per_s,
              cores_per_node=sc.CORES, max_shards=sc.MAX_SHARDS, export_frac_default=default_frac,
