@@ -44,7 +44,9 @@ def render(ctx: Context) -> list[str]:
           table([*kinds, total], COLUMNS),
           ""]
     if c.get("builds"):
-        md.append(f"- The intermittent worker (FGO_FAULT=wrong:{meta.get('q')}, default verification): "
+        how = (f"`--verify-catch {meta['verify_catch']}`" if meta.get("verify_catch")
+               else "default verification")
+        md.append(f"- The intermittent worker (FGO_FAULT=wrong:{meta.get('q')}, {how}): "
                   f"caught in **{c['caught']} of {c['builds']}** builds in which it compiled "
                   f"(measured {c['measured']:.3f}), formula 1 - (1 - q)^c over each build's checks of "
                   f"its compiles (`fgo.head.checks.catch_probability`, mean c = {c['mean_checks']}): "

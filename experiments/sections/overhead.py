@@ -53,6 +53,16 @@ def _rpc(r: dict[str, Any]) -> str:
             f"one RPC to fgo's handler {r['rpc_head_cpu_ms']} ms and {r['rpc_wall_ms']} ms.")
 
 
+def _idle(t: dict[str, Any]) -> str:
+    idle = t.get("workers_idle_cpu_pct")
+    if not idle:
+        return ""
+    defaults, quieted = idle["dask defaults"], idle["after fgo's service"]
+    return (f"; idle, the {t.get('worker_processes')} worker processes together take "
+            f"{defaults}% of a core under Dask's defaults and {quieted}% once fgo's service "
+            "has quieted them")
+
+
 def _tcp(t: dict[str, Any]) -> str:
     met = ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in t["targets"].items())
     worker = t.get("worker_cpu_per_remote_ms")
@@ -60,8 +70,9 @@ def _tcp(t: dict[str, Any]) -> str:
             f"compile remote (`{t['fgo_command']}`): median dispatch **{t['dispatch_median_ms']} "
             f"ms**, head CPU {t['head_cpu_per_remote_ms']} ms per remote compile "
             f"({t['head_build_cpu_per_remote_ms']} ms while go build ran)"
-            + (f", each worker process's own CPU (its compiles not counted) {worker} ms per "
-               f"remote compile" if worker is not None else "")
+            + (f", the worker processes' own CPU (nannies included, their compiles not "
+               f"counted) {worker} ms per remote compile" if worker is not None else "")
+            + _idle(t)
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
                if t.get("head_peak_rss_mb") else "")
