@@ -80,11 +80,15 @@ def local_slots(asked: int | None) -> int:
     return head_cores() if asked is None else asked
 
 
-def parallelism(slots: int, worker_threads: int, workers_add_capacity: bool) -> int | None:
-    """go build's -p: the head's local SLOTS, plus the WORKER_THREADS when the workers add
-    capacity (an embedded cluster on the head's own cores adds none unless asked for); None
-    (go's default) when that is nothing."""
-    return (slots + (worker_threads if workers_add_capacity else 0)) or None
+def parallelism(slots: int, worker_threads: int, workers_add_capacity: bool,
+                workers: int = 0) -> int | None:
+    """go build's -p: the head's local SLOTS, plus, when the workers add capacity (an
+    embedded cluster on the head's own cores adds none unless asked for), their
+    WORKER_THREADS and one compile queued at each of the WORKERS: it starts there as the one
+    before it ends, instead of a round trip later (go build -> shim -> head -> worker: 25 ms
+    idle per remote compile, measured by experiment 8). None (go's default) when that is
+    nothing."""
+    return (slots + (worker_threads + workers if workers_add_capacity else 0)) or None
 
 
 def embedded_adds_capacity(slots: int, workers_given: bool) -> bool:
