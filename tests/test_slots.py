@@ -30,6 +30,7 @@ def test_go_builds_parallelism_counts_the_slots_and_the_workers_that_add_capacit
     assert policy.parallelism(2, 4, True) == 6              # head slots + remote threads
     assert policy.parallelism(1, 1, True, workers=1) == 3   # ... + one queued at each worker
     assert policy.parallelism(2, 2, False, workers=1) == 2
+    assert policy.parallelism(0, 4, True, workers=2) == 4   # no slot to race a queued one
     assert policy.parallelism(2, 2, False) == 2             # an embedded cluster on the same cores
     assert policy.parallelism(0, 0, True) is None           # go's default
     assert policy.embedded_adds_capacity(0, False)          # a head that must not compile

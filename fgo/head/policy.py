@@ -84,11 +84,14 @@ def parallelism(slots: int, worker_threads: int, workers_add_capacity: bool,
                 workers: int = 0) -> int | None:
     """go build's -p: the head's local SLOTS, plus, when the workers add capacity (an
     embedded cluster on the head's own cores adds none unless asked for), their
-    WORKER_THREADS and one compile queued at each of the WORKERS: it starts there as the one
-    before it ends, instead of a round trip later (go build -> shim -> head -> worker: 25 ms
-    idle per remote compile, measured by experiment 8). None (go's default) when that is
-    nothing."""
-    return (slots + (worker_threads + workers if workers_add_capacity else 0)) or None
+    WORKER_THREADS, and, when the head has slots, one compile queued at each of the WORKERS:
+    it starts there as the one before it ends, instead of a round trip later (go build ->
+    shim -> head -> worker: 25 ms idle per remote compile, measured by experiment 8). Only
+    with slots: a queued compile stuck behind a long one is then raced by the first slot
+    that frees (fgo.head.race); without, it would wait there while another worker idles
+    (placement is final: nothing steals it). None (go's default) when that is nothing."""
+    queued = workers if slots else 0
+    return (slots + (worker_threads + queued if workers_add_capacity else 0)) or None
 
 
 def embedded_adds_capacity(slots: int, workers_given: bool) -> bool:
