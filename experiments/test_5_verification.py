@@ -102,5 +102,9 @@ def test_verification_cost(benchmark, lab, name: str) -> None:
     lab.save("verification", rows, what="measured: fgo build -a wall with and without the default "
                                          "verification; splits with a cold and a warm ledger")
     benchmark.extra_info.update({k: v for k, v in summary.items() if not isinstance(v, list)})
-    assert split["split, warm ledger"]["split_checked"] == 0  # nothing is verified twice
+    # the warm ledger re-checks a sample of its splits (a key proves what matched once), not all
+    warm = split["split, warm ledger"]
+    assert warm["split_checked"] <= 0.1 * warm["split"], warm
+    # every default build checks its share of its remote compiles, whatever the head's load
+    assert all(r["checked_share"] >= 0.03 for r in runs if r.get("run") == "default"), runs
     assert split["split, cold ledger"]["split_checked"] > 0

@@ -4,7 +4,9 @@ A real cluster (`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, a new
 pair). Head A builds the project with an empty GOCACHE and an empty cluster tier
 (`fgo build --scheduler ...`, the shared cache on by default: a cold build that publishes);
 head B, with its own empty GOCACHE, HOME and fgo cache directory, builds the same sources:
-its compiles should be cache hits fetched from the workers. Each pair also has a cold build
+its compiles should be cache hits fetched from the workers. The heads share one cache key
+(`--cache-key`, as a team shares it beside the TLS files): entries are signed by A, checked
+by B. Each pair also has a cold build
 with `--no-shared-cache` (A's cost of publishing: it must stay within 5% of it), run before
 A in odd pairs and after B in even ones. B depends on A's entries, so B always follows A.
 
@@ -67,13 +69,27 @@ def cluster(root: Path, workers: int = 2) -> Iterator[str]:
         log.close()
 
 
+def team_key(lab: Any) -> Path:
+    """The key the team's heads sign cluster-tier entries with, shared like the TLS files
+    (a head without it can check no entry: every hit would be a miss)."""
+    key = getattr(lab, "shared_cache_key", None)
+    if key is None:
+        key = lab.tmpdir("team") / "cache.key"
+        key.write_bytes(os.urandom(32))
+        key.chmod(0o600)
+        lab.shared_cache_key = key
+    return key
+
+
 def head(lab: Any, name: str) -> dict[str, str]:
-    """A head node of its own: empty GOCACHE, HOME and fgo cache dir (with the shim)."""
+    """A head node of its own: empty GOCACHE, HOME and fgo cache dir (with the shim); the
+    team's cache key."""
     root = lab.tmpdir(f"head-{name}")
     fgo_cache = root / "fgo-cache"
     shutil.copytree(paths.cache_dir() / "shim", fgo_cache / "shim")
     return {"GOCACHE": str(root / "gocache"), "HOME": str(root / "home"),
-            "FGO_CACHE_DIR": str(fgo_cache), "FGO_LEDGER": str(root / "ledger.json")}
+            "FGO_CACHE_DIR": str(fgo_cache), "FGO_LEDGER": str(root / "ledger.json"),
+            "FGO_CACHE_KEY": str(team_key(lab))}
 
 
 def build(lab: Any, name: str, address: str, side: str, opts: list[str]) -> dict[str, Any]:
@@ -95,7 +111,7 @@ def build(lab: Any, name: str, address: str, side: str, opts: list[str]) -> dict
                                      "bytes_fetched", "bytes_published", "fetch_s", "saved_s",
                                      "publish_s", "remote")},
             "loadavg": labmod.loadavg(),
-            "command": f"GOCACHE=<empty> HOME=<empty> fgo {' '.join(args)}"}
+            "command": f"GOCACHE=<empty> HOME=<empty> FGO_CACHE_KEY=<team key> fgo {' '.join(args)}"}
 
 
 def measure(lab: Any, name: str, pairs: int, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:

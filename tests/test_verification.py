@@ -29,6 +29,11 @@ def test_check_reason_every_branch() -> None:
     assert checks.check_reason(True, 5, 2, 0.9, 0.03) == "first of worker"  # still due
     assert checks.check_reason(False, 5, 2, 0.01, 0.03) == "sampled"
     assert checks.check_reason(False, 5, 2, 0.9, 0.03) is None
+    # the build's checks fell behind 3% of its compiles: the next one is checked
+    assert checks.check_reason(False, 5, 2, 0.9, 0.03, checked=1, compiles=34) == "keeping the rate"
+    assert checks.check_reason(False, 5, 2, 0.9, 0.03, checked=1, compiles=33) is None
+    assert checks.check_reason(False, 5, 2, 0.9, 0.03, checked=2, compiles=34) is None
+    assert checks.check_reason(False, 5, 2, 0.9, 0.0, checked=0, compiles=34) is None  # off
 
 
 def test_where_a_check_runs() -> None:
@@ -319,3 +324,18 @@ def test_idle_cores_over_the_interval() -> None:
     assert headload.idle_cores((100, 1000), (150, 1100), cores=2) == 1.0   # half of 2 cores
     assert headload.idle_cores((100, 1000), (100, 1100), cores=2) == 0.0   # all busy
     assert headload.idle_cores((100, 1000), (100, 1000), cores=2) == 0.0   # no time passed
+
+
+def test_every_build_checks_its_share_whatever_the_draws() -> None:
+    """A random sample meets its rate on average; each build must: however the secret
+    draws fall, the checks never fall behind RATE of the compiles back so far."""
+    for _ in range(5):
+        ver = v.Verifier(rate=0.1)
+        same = Result({"/o/_pkg_.a": b"same"})
+        for i in range(200):
+            ver.after_remote(f"p/{i}", f"w{i % 2}", {f"/src/{i}.go": "1"},
+                             lambda: {"/o/_pkg_.a": b"same"}, f"{i}/{i}", job(same))
+            assert ver.remote_checks >= 0.1 * (i + 1), i
+        assert not ver.wait()
+        assert len(ver.checks) >= 20
+        ver.close()

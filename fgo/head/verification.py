@@ -134,6 +134,8 @@ class Verifier:
         self.excluded: set[str] = set()
         self.produced: dict[str, list[str]] = {}   # worker -> -buildid of each remote compile
         self.checks: list[Check] = []
+        self.remote_compiles = 0                   # remote compiles back so far
+        self.remote_checks = 0                     # ... and of those, checks started
         self.mismatches: list[Mismatch] = []
         self.wait_s = 0.0
 
@@ -162,14 +164,17 @@ class Verifier:
                 state = self.workers[path] = _Worker(first_at=checks.first_check_at(
                     self.secret, path))
             state.compiles += 1
+            self.remote_compiles += 1
             reason = checks.check_reason(state.first_pending, state.compiles, state.first_at,
-                                         checks.secret_draw(self.secret, key), self.rate)
+                                         checks.secret_draw(self.secret, key), self.rate,
+                                         self.remote_checks, self.remote_compiles)
             if reason is None:
                 if state.first_pending:   # read now: go build removes its work dir and
                     state.held = self._holder(package, worker, path, speculative, local,
                                               outputs, buildid)   # rewrites its outputs
                 return
             state.held = None
+            self.remote_checks += 1
             where = checks.where_to_check(reason, self.head_free(),
                                           cross is not None and self.other_workers(worker))
             state.checks += 1
@@ -207,6 +212,7 @@ class Verifier:
             for state, _ in due:
                 state.held, state.first_pending = None, False
                 state.checks += 1
+                self.remote_checks += 1
         for _, check_now in due:
             check_now()
 
