@@ -448,3 +448,15 @@ def test_a_worker_keeps_heartbeats_and_drops_the_profiler() -> None:
     assert plan == {"profile": None, "profile-cycle": None, "tick": 1000, "monitor": 5000,
                     "memory_monitor": 1000}
     assert service.housekeeping_plan({"tick": 2000, "memory_monitor": 1000}) == {}
+
+
+def test_a_race_the_head_won_is_not_counted_as_go_building_alone() -> None:
+    """A remote compile the head raced and won is recorded as a local run with no slot of
+    the shim's: it is fgo's work, not a compile go build ran without fgo (`by_go`)."""
+    from fgo.report.record import ActionRecord, Recorder, summarize
+    won = ActionRecord(package="p/a", tool="compile", mode="local", start=0.0,
+                       race={"winner": "head", "why": "critical path"})
+    alone = ActionRecord(package="p/b", tool="compile", mode="local", start=0.0)
+    slot = ActionRecord(package="p/c", tool="compile", mode="local", start=0.0, slot=0)
+    t = summarize(Recorder(), [won, alone, slot], 1.0)["totals"]
+    assert (t["by_go"], t["raced_won"], t["slot"]) == (1, 1, 1)

@@ -147,9 +147,9 @@ class BuildSession:
         return self.pool.size() if self.pool is not None else (0, 0)
 
     def parallelism(self) -> int | None:
-        """go build's -p: the head's local slots and the workers' threads, and one compile
-        queued at each worker, where they add capacity (None: go's default, when there is
-        neither)."""
+        """go build's -p: the head's local slots and, where they add capacity, the workers'
+        threads and (with slots) one compile queued at each worker (None: go's default, when
+        there is neither)."""
         workers, threads = self.size()
         return policy.parallelism(self.slots.n, threads, self.workers_count, workers)
 

@@ -124,7 +124,8 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
         "split": modes["split"],
         "slot": sum(1 for a in actions if a.slot is not None),   # run by the shim on a slot
         "by_go": sum(1 for a in actions                           # go ran it, no shim (one
-                     if a.mode == "local" and a.slot is None and not a.fallback),  # machine)
+                     if a.mode == "local" and a.slot is None and not a.fallback   # machine);
+                     and not a.race),                     # a race the head won is no such
         "raced": sum(1 for a in actions if a.race),            # the head ran it too
         "raced_won": sum(1 for a in actions if a.race and a.race.get("winner") == "head"),
         "fallbacks": sum(reasons.values()),

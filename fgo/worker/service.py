@@ -84,8 +84,8 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_CACHE_PUT] = handlers.cache_put
 
 
-# A `dask worker` started as the README says runs Dask's default housekeeping, measured
-# idle here at 3.5% of a core (0.71 s of CPU in 20 s): the statistical profiler samples
+# A `dask worker` started as the README says runs Dask's default housekeeping (experiment
+# 9's TCP row: two idle workers with their nannies take 12% of a core): the profiler samples
 # every thread each 10 ms, the event-loop tick runs every 20 ms, the system and memory
 # monitors poll psutil several times a second. A build's worker needs none of it at that
 # pace: a host that compiles loses that share of its core (fgo.cluster.connect.BUILD_CONFIG
