@@ -108,19 +108,9 @@ def self_cpu(pids: Iterable[int]) -> dict[int, float]:
 def python_tree(pid: int) -> list[int]:
     """PID and the Python processes below it: a `dask worker` is a nanny whose worker runs
     in a child process (multiprocessing's spawn); the compiles below them are not Python."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            exe = os.path.basename(os.readlink(f"/proc/{p}/exe"))
-            children = [c for task in Path(f"/proc/{p}/task").iterdir()  # any thread's
-                        for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        if p == pid or exe.startswith("python"):
-            out.append(p)
-            todo += [int(c) for c in children]
-    return out
+    import psutil  # Dask's own dependency
+    return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True)
+                   if c.name().startswith("python"))]
 
 
 def unavailable() -> str | None:

@@ -16,8 +16,8 @@ count after which it fires, the cache entry it alters) and injected one per buil
   forged on a worker's disk counts when the build read it (the entry was deleted or used).
 
 Every build (`fgo build --scheduler ... --verify-catch 0.05` of the test projects hello and
-large, without -a, in a copy of a head GOCACHE whose local tier holds std, the cluster tier emptied unless the
-fault needs it) is compared by sha256 with ONE oracle per project: a plain `go build` into
+large, without -a, in a copy of a head GOCACHE whose local tier holds std, the cluster tier
+emptied unless the fault needs it) is compared by sha256 with ONE oracle per project: a plain `go build` into
 its own empty GOCACHE, built once. The cluster tier and the head's local tier are compared
 entry by entry (action ID -> output ID) with the oracles' GOCACHEs. Results:
 results/faults.json (+ csv); the seed is FGO_FAULT_SEED (default SEED), the target

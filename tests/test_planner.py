@@ -11,6 +11,7 @@ from pathlib import Path
 
 import networkx as nx  # type: ignore[import-untyped]
 import pytest
+from conftest import require_gopath  # a skip with its reason; CI (which installs it) fails
 
 from fgo import toolchain
 from fgo.analysis import bench
@@ -499,7 +500,6 @@ def test_giant_generated_package_within_25_percent() -> None:
     """service/ec2 (178k lines): stock -c=1 one at a time on 2 cores, F + B + D 11.2 s here
     (fgo/planner/costmodel.py REFERENCE, from experiments/results/aws_*.json); the model
     shipped before this test predicted 6.9 s."""
-    from conftest import require_gopath  # a skip with its reason; CI (which installs it) fails
     require_gopath("github.com/aws/aws-sdk-go/service/ec2", "golang-github-aws-aws-sdk-go-dev")
     scan = scan_files(sorted(p for p in AWS_EC2.glob("*.go") if not p.name.endswith("_test.go")))
     c = costmodel.predict(scan)

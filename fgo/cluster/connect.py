@@ -43,13 +43,19 @@ class Cluster:
 # event-loop tick runs every 20 ms per server, the memory and system monitors poll psutil
 # several times a second. None of it serves a build: compiles are pinned to their worker
 # (nothing to steal), hold little memory, and fgo keeps its own timings.
+# The same for a running `dask worker` and its nanny (fgo.worker.service): periodic
+# callback -> its interval in ms, or None: stopped.
+HOUSEKEEPING_MS: dict[str, float | None] = {
+    "profile": None, "profile-cycle": None,
+    "tick": 1000, "monitor": 5000, "memory_monitor": 1000,
+}
 BUILD_CONFIG = {
     "distributed.admin.large-graph-warning-threshold": "1GB",  # tasks carry their inputs
     "distributed.worker.daemon": False,
     "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "1s",
-    "distributed.admin.system-monitor.interval": "5s",
-    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": f"{HOUSEKEEPING_MS['tick']:g}ms",
+    "distributed.admin.system-monitor.interval": f"{HOUSEKEEPING_MS['monitor']:g}ms",
+    "distributed.worker.memory.monitor-interval": f"{HOUSEKEEPING_MS['memory_monitor']:g}ms",
     "distributed.scheduler.work-stealing": False,
     "distributed.scheduler.active-memory-manager.start": False,
     "distributed.deploy.cluster-repr-interval": "10s",

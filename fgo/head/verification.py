@@ -134,10 +134,18 @@ class Verifier:
         self.excluded: set[str] = set()
         self.produced: dict[str, list[str]] = {}   # worker -> -buildid of each remote compile
         self.checks: list[Check] = []
-        self.remote_compiles = 0                   # remote compiles back so far
-        self.remote_checks = 0                     # ... and of those, checks started
         self.mismatches: list[Mismatch] = []
         self.wait_s = 0.0
+
+    @property
+    def remote_compiles(self) -> int:
+        """Remote compiles back so far, every worker's (speculative paths included)."""
+        return sum(w.compiles for w in self.workers.values())
+
+    @property
+    def remote_checks(self) -> int:
+        """Checks started of those."""
+        return sum(w.checks for w in self.workers.values())
 
     def size_known(self, workers: int) -> None:
         """The build runs on WORKERS workers: the rate that meets the catch target."""
@@ -164,7 +172,6 @@ class Verifier:
                 state = self.workers[path] = _Worker(first_at=checks.first_check_at(
                     self.secret, path))
             state.compiles += 1
-            self.remote_compiles += 1
             reason = checks.check_reason(state.first_pending, state.compiles, state.first_at,
                                          checks.secret_draw(self.secret, key), self.rate,
                                          self.remote_checks, self.remote_compiles)
@@ -174,7 +181,6 @@ class Verifier:
                                               outputs, buildid)   # rewrites its outputs
                 return
             state.held = None
-            self.remote_checks += 1
             where = checks.where_to_check(reason, self.head_free(),
                                           cross is not None and self.other_workers(worker))
             state.checks += 1
@@ -212,7 +218,6 @@ class Verifier:
             for state, _ in due:
                 state.held, state.first_pending = None, False
                 state.checks += 1
-                self.remote_checks += 1
         for _, check_now in due:
             check_now()
 

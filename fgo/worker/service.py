@@ -27,6 +27,7 @@ from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
 
 from fgo import __version__, toolchain, wire
 from fgo.cluster import rpc
+from fgo.cluster.connect import HOUSEKEEPING_MS
 from fgo.wire import (Cancel, CachePut, CompileResult, CompileTask, ExportReady, Hello,
                       HelloReply, Promote, ShardFetch, ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
@@ -88,12 +89,8 @@ class CompileService(WorkerPlugin):
 # 9's TCP row: two idle workers with their nannies take 12% of a core): the profiler samples
 # every thread each 10 ms, the event-loop tick runs every 20 ms, the system and memory
 # monitors poll psutil several times a second. A build's worker needs none of it at that
-# pace: a host that compiles loses that share of its core (fgo.cluster.connect.BUILD_CONFIG
-# sets the same for the embedded cluster, before its workers start).
-HOUSEKEEPING_MS: dict[str, float | None] = {
-    "profile": None, "profile-cycle": None,      # stopped
-    "tick": 1000, "monitor": 5000, "memory_monitor": 1000,
-}
+# pace: a host that compiles loses that share of its core. The intervals are the embedded
+# cluster's (fgo.cluster.connect.HOUSEKEEPING_MS, set there before its workers start).
 
 
 def housekeeping_plan(callbacks: dict[str, float]) -> dict[str, float | None]:
