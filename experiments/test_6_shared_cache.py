@@ -30,7 +30,7 @@ import pytest
 
 from experiments import lab as labmod
 from experiments.lab import CORPUS
-from fgo import paths
+from fgo import paths, toolchain
 
 PAIRS = {"etcd": 3, "gin": 1}
 
@@ -102,9 +102,11 @@ def build(lab: Any, name: str, address: str, side: str, opts: list[str]) -> dict
     wall, proc = labmod.run_fgo(args, p.env(**env_extra), cwd=out)
     assert proc.returncode == 0, f"fgo {' '.join(args)}: exit {proc.returncode}: {proc.stderr[-2000:]}"
     rep = json.loads(report.read_text())
+    binary = out / name.replace("/", "_")
+    binary_sha = toolchain.file_sha256(binary) if p.binary else None
     lab.drop(out)
     t, c = rep["totals"], rep.get("shared_cache", {})
-    return {"project": name, "run": side, "wall_s": round(wall, 3),
+    return {"project": name, "run": side, "wall_s": round(wall, 3), "binary_sha256": binary_sha,
             "actions": t["actions"], "cached": t["cached"], "remote": t["remote"],
             "hit_rate": round(t["cached"] / t["actions"], 4) if t["actions"] else None,
             **{k: c.get(k) for k in ("remote_hits", "local_hits", "misses", "puts", "published",
@@ -114,10 +116,28 @@ def build(lab: Any, name: str, address: str, side: str, opts: list[str]) -> dict
             "command": f"GOCACHE=<empty> HOME=<empty> FGO_CACHE_KEY=<team key> fgo {' '.join(args)}"}
 
 
+def oracle_sha(lab: Any, name: str) -> str | None:
+    """The sha256 of a plain `go build`'s binary of NAME, into an empty GOCACHE of its own
+    that no fgo build wrote to (None for a library: there is no binary to compare)."""
+    p = CORPUS[name]
+    if not p.binary:
+        return None
+    cache, out = lab.tmpdir("oracle-gocache"), lab.tmpdir("oracle-out")
+    proc = subprocess.run([str(toolchain.go_binary()), "build", *p.build_args(out)],
+                          env=p.env(GOCACHE=str(cache)), cwd=p.source_dir(),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sha = toolchain.file_sha256(out / name.replace("/", "_"))
+    for d in (cache, out):
+        lab.drop(d)
+    return sha
+
+
 def measure(lab: Any, name: str, pairs: int, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """PAIRS pairs; the results file is rewritten after each (a long run that is stopped
     keeps the pairs it finished)."""
     rows: list[dict[str, Any]] = []
+    oracle = oracle_sha(lab, name)
     for i in range(pairs):
         with cluster(lab.tmpdir("cluster")) as address:
             local_only = lambda: build(lab, name, address, "cold, --no-shared-cache",  # noqa: E731
@@ -129,6 +149,8 @@ def measure(lab: Any, name: str, pairs: int, kept: list[dict[str, Any]]) -> list
             pair.append(build(lab, name, address, "B (own GOCACHE, HOME)", []))
             if i % 2 == 0:
                 pair.append(local_only())
+        # every binary, B's from the cluster tier above all, is the plain go build's
+        assert all(r["binary_sha256"] == oracle for r in pair), (oracle, pair)
         rows += [{"pair": i, **r} for r in pair]
         save(lab, [*kept, *rows, summarize(name, rows)])
     return rows
