@@ -124,6 +124,23 @@ def gopath_env(gocache: Path) -> None:
     os.environ.update(GO111MODULE="off", GOPATH=str(GOCODE), GOCACHE=str(gocache), GOFLAGS="")
 
 
+SUBSET_MAIN = "fgo-aws-subset"  # the import path of the program subset_program writes
+
+
+def subset_program(root: Path) -> Path:
+    """A GOPATH entry at ROOT holding SUBSET_MAIN: a main package that imports the QUICK
+    subset, so that building it builds the subset and yields one binary (what experiment 8's
+    identity check compares). Returns ROOT, to go in front of Debian's GOPATH."""
+    src = root / "src" / SUBSET_MAIN
+    src.mkdir(parents=True, exist_ok=True)
+    imports = "".join(f'\t_ "{pkg}"\n' for pkg in QUICK)
+    (src / "main.go").write_text(
+        "// Command fgo-aws-subset links aws-sdk-go's five largest services: a wide build\n"
+        "// of giant generated packages with one output.\n"
+        f"package main\n\nimport (\n{imports})\n\nfunc main() {{}}\n")
+    return root
+
+
 def write(name: str, data: Mapping[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     p = RESULTS / name

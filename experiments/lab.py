@@ -46,8 +46,13 @@ class Project:
     gopath: bool           # Debian sources: GO111MODULE=off GOPATH=/usr/share/gocode
     binary: bool           # a main package: built with -o
     note: str = ""
+    # GOPATH mode only: a GOPATH entry in front of Debian's holding TARGET (a main package
+    # written by the experiment that imports library packages: one binary to compare)
+    overlay: Path | None = None
 
     def source_dir(self) -> Path:
+        if self.overlay is not None:
+            return self.overlay / "src" / self.target
         if self.gopath:
             return GOCODE / "src" / self.target
         return toolchain.goroot() / "src" / self.target
@@ -56,7 +61,8 @@ class Project:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("GO", "CGO_"))}
         env = toolchain.go_env(base, GOFLAGS="", **extra)
         if self.gopath:
-            env.update(GO111MODULE="off", GOPATH=str(GOCODE))
+            gopath = [str(self.overlay)] if self.overlay is not None else []
+            env.update(GO111MODULE="off", GOPATH=os.pathsep.join([*gopath, str(GOCODE)]))
         else:
             env.setdefault("GOPATH", str(Path(tempfile.gettempdir()) / "fgo-exp-gopath"))
         return env
@@ -216,10 +222,11 @@ class Lab:
 
     # ------------------------------------------------------------ builds
 
-    def require(self, name: str) -> None:
-        """Skip the calling test when the project's sources are not installed (fail under
-        FGO_REQUIRE_CORPORA=1: CI installs them, so missing ones are a broken setup)."""
-        src = CORPUS[name].source_dir()
+    def require(self, name: str, src: Path | None = None) -> None:
+        """Skip the calling test when the project's sources (SRC, else its CORPUS entry's) are
+        not installed (fail under FGO_REQUIRE_CORPORA=1: CI installs them, so missing ones are
+        a broken setup)."""
+        src = src or CORPUS[name].source_dir()
         if not src.exists():
             import pytest
 

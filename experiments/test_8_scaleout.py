@@ -10,10 +10,14 @@ links, own installations and stores, nothing shared with the head but the networ
   --scheduler ... --local-slots 1` against `taskset -c 0 go build -p 1`, for gin, etcd
   (GOPATH mode) and cmd/compile. (Before issue 24 the head had no slot and a second host
   sat on core 0 beside it.)
-- `cmd/compile/internal/ssa` alone (its dependencies in GOCACHE, it not): split in two
-  across two hosts, on cores 0 and 1 (`--split-large=0 --shards 2 --verify-splits off`,
-  what a warm verification ledger does) against the stock compile (-c=1: one core) of
-  `go build -p 1`.
+- the case fgo exists for (issue 25), in the same arrangement: aws-sdk-go's quick subset
+  (its five largest services and their 229 dependencies, linked by a main package written
+  into a GOPATH entry in front of Debian's, experiments/aws.subset_program) plain, with
+  `--split-large` (the model's own choice) and with `--pipeline`: full run only.
+- one giant package alone (its dependencies in GOCACHE, it not): split in two across two
+  hosts, on cores 0 and 1 (`--split-large=0 --shards 2 --verify-splits off`, what a warm
+  verification ledger does) against the stock compile (-c=1: one core) of `go build -p 1`:
+  `cmd/compile/internal/ssa`, and aws-sdk-go's `service/ec2` (178k lines, full run only).
 
 Sides alternate, PAIRS pairs each; speedup = go's wall / fgo's wall within a pair, the
 median reported, efficiency = speedup / 2 (two cores). Every fgo binary (or archive) must be
@@ -46,6 +50,7 @@ from typing import Any
 import pytest
 
 from experiments import acct
+from experiments import aws
 from experiments import hosts as hostsmod
 from experiments import lab as labmod
 from experiments.lab import CORPUS, GOCODE, Project
@@ -58,9 +63,16 @@ CORES = 2                     # what fgo has, in both arrangements; go build has
 WHOLE_OPTS = ["--local-slots", "1"]
 PAIRS = int(os.environ.get("FGO_SCALEOUT_PAIRS", "3"))  # fewer only to try the harness out
 QUICK = {"gin": 1}            # the --quick subset: one pair of gin
-TARGETS = {"etcd": 1.6, "ssa": 1.35}
+TARGETS = {"etcd": 1.6, "ssa": 1.35, "aws": 1.8, "ec2": 1.6}
 SSA = "cmd/compile/internal/ssa"
-SSA_PROJECT = Project("ssa", SSA, gopath=False, binary=False, note="split in two")
+GIANTS = {  # one package compiled alone and split in two
+    "ssa": Project("ssa", SSA, gopath=False, binary=False, note="split in two"),
+    "ec2": Project("ec2", f"{aws.AWS}/service/ec2", gopath=True, binary=False,
+                   note="split in two"),
+}
+# aws-sdk-go's subset built whole: plain, and with each of fgo's two ways to use more hosts
+AWS_VARIANTS = {"aws": [], "aws --split-large": ["--split-large"],
+                "aws --pipeline": ["--pipeline"]}
 SPLIT_OPTS = ["--split-large=0", "--shards", "2", "--verify-splits", "off"]
 RESULTS = "scaleout"
 
@@ -157,6 +169,10 @@ def report_row(report: Path) -> dict[str, Any]:
             "bytes_sent": t["bytes_sent"], "bytes_received": t["bytes_received"],
             "dispatch_median_ms": round(1e3 * t["dispatch_median_s"], 2) if t["dispatch_median_s"] else None,
             "verify_s": rep.get("verification", {}).get("seconds"),
+            "head_peak_rss_mb": (rep.get("head") or {}).get("peak_rss_mb"),
+            "workers_peak_rss_mb": rep.get("workers_peak_rss_mb"),
+            "speculation": {k: v for k, v in (rep.get("speculation") or {}).items()
+                            if k in ("started", "hits", "misses", "wasted_s", "head_start_s")},
             "split_actions": [{"package": a["package"], "duration_s": a["duration_s"],
                                "shards": (a.get("split") or {}).get("shards")} for a in split]}
 
@@ -190,8 +206,10 @@ def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opt
                            cpu_by_role=cpu.pop("by_role", None), hosts_cpu_s=cpu,
                            report=rel(report), **report_row(report))
                 # fail at once: a run on the head alone measures nothing about the hosts
+                # (a split is required where one is forced; bare --split-large lets the model
+                # choose, and the row says what it chose)
                 why = hostsmod.measured_nothing(
-                    row, split_wanted=any(o.startswith("--split-large") for o in opts))
+                    row, split_wanted=any(o.startswith("--split-large=") for o in opts))
                 assert not why, f"{name} pair {i}: {'; '.join(why)} ({rel(report)})"
             lab.drop(cache)
             outputs[side] = toolchain.file_sha256(binary)
@@ -264,27 +282,62 @@ def test_scaleout(benchmark, lab, hosts, name: str) -> None:
     assert all(r["remote"] > 0 for r in fgo_runs), "nothing ran on the emulated hosts"
 
 
-def ssa_dependencies(lab) -> Path:
-    """A GOCACHE holding SSA's dependencies (not SSA): the template each run copies."""
-    cache = lab.tmpdir("ssa-deps")
-    env = SSA_PROJECT.env(GOCACHE=str(cache))
-    deps = subprocess.run([str(toolchain.go_binary()), "list", "-deps", SSA], env=env,
-                          cwd=SSA_PROJECT.source_dir(), capture_output=True, text=True,
+def aws_subset(lab) -> Project:
+    """The aws-sdk-go quick subset as one main package (experiments/aws.subset_program), in
+    a GOPATH entry of this session's: both sides of every pair build the same source paths."""
+    lab.require("aws-sdk-go", aws.PROJECT)
+    root = aws.subset_program(lab.tmpdir("aws-overlay"))
+    return Project("aws", aws.SUBSET_MAIN, gopath=True, binary=True, overlay=root,
+                   note="aws-sdk-go's five largest services and their dependencies")
+
+
+@pytest.mark.parametrize("hosts", [WHOLE_HOSTS], indirect=True, ids=["head+1host"])
+@pytest.mark.parametrize("variant", list(AWS_VARIANTS))
+def test_scaleout_aws(benchmark, lab, hosts, variant: str) -> None:
+    if lab.quick:
+        pytest.skip("not part of --quick: about 100 s a build on one core")
+    p = aws_subset(lab)
+    opts = [*WHOLE_OPTS, *AWS_VARIANTS[variant]]
+    rows = benchmark.pedantic(measure, args=(lab, hosts, variant, p, PAIRS, ["-a"], opts,
+                                             lambda: lab.tmpdir("gocache")),
+                              rounds=1, iterations=1)
+    s = summary(variant, rows, "cold -a, empty GOCACHE and worker stores; the head's slot on "
+                "core 0 + 1 host on core 1; " + (" ".join(AWS_VARIANTS[variant]) or "plain"))
+    s["target"], s["met"] = TARGETS["aws"], s["speedup_median"] >= TARGETS["aws"]
+    save(lab, hosts, variant, [*rows, s])
+    benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
+    assert s["identical"], [r for r in rows if not r["identical"]]
+    fgo_runs = [r for r in rows if r["side"] == "fgo"]
+    assert all(r["remote"] > 0 for r in fgo_runs), "nothing ran on the emulated hosts"
+    if "--pipeline" in opts:
+        assert all(r["speculation"].get("started") for r in fgo_runs), "nothing was pipelined"
+
+
+def dependencies(lab, p: Project) -> Path:
+    """A GOCACHE holding P's dependencies (not P): the template each run copies."""
+    cache = lab.tmpdir(f"{p.name}-deps")
+    env = p.env(GOCACHE=str(cache))
+    deps = subprocess.run([str(toolchain.go_binary()), "list", "-deps", p.target], env=env,
+                          cwd=p.source_dir(), capture_output=True, text=True,
                           check=True).stdout.split()
-    built = subprocess.run([str(toolchain.go_binary()), "build", *[d for d in deps if d != SSA]],
-                           env=env, cwd=SSA_PROJECT.source_dir(), capture_output=True, text=True)
+    built = subprocess.run([str(toolchain.go_binary()), "build",
+                            *[d for d in deps if d != p.target]],
+                           env=env, cwd=p.source_dir(), capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     return cache
 
 
 @pytest.mark.parametrize("hosts", [SPLIT_HOSTS], indirect=True, ids=["2hosts"])
-def test_ssa_split(benchmark, lab, hosts) -> None:
+@pytest.mark.parametrize("name", list(GIANTS))
+def test_giant_split(benchmark, lab, hosts, name: str) -> None:
     if lab.quick:
         pytest.skip("not part of --quick")
     ok, why = labmod.fgo_available("build", ["--split-large", "--verify-splits"])
     if not ok:
         pytest.skip(why)
-    template = ssa_dependencies(lab)
+    p = GIANTS[name]
+    lab.require(name, p.source_dir())
+    template = dependencies(lab, p)
 
     def cache() -> Path:
         copy = lab.tmpdir("gocache")
@@ -293,13 +346,14 @@ def test_ssa_split(benchmark, lab, hosts) -> None:
         return copy
 
     try:
-        rows = benchmark.pedantic(measure, args=(lab, hosts, "ssa", SSA_PROJECT, PAIRS, [],
+        rows = benchmark.pedantic(measure, args=(lab, hosts, name, p, PAIRS, [],
                                                  SPLIT_OPTS, cache), rounds=1, iterations=1)
     finally:
         lab.drop(template)
-    s = summary("ssa", rows, f"{SSA} alone, split K=2 across 2 hosts (cores 0, 1) vs stock -c=1")
-    save(lab, hosts, "ssa", [*rows, s])
+    s = summary(name, rows, f"{p.target} alone, split K=2 across 2 hosts (cores 0, 1) vs "
+                "stock -c=1")
+    save(lab, hosts, name, [*rows, s])
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
     assert s["identical"], [r for r in rows if not r["identical"]]
     splits = [a for r in rows if r["side"] == "fgo" for a in r["split_actions"]]
-    assert len(splits) == PAIRS and all(a["package"] == SSA for a in splits), splits
+    assert len(splits) == PAIRS and all(a["package"] == p.target for a in splits), splits

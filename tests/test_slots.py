@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import RealCluster, oracle_build, run_fgo, sha
 from fgo.head import policy
-from fgo.head.race import InFlight, Racer, candidate
+from fgo.head.race import InFlight, Racer, candidate, running_first
 from fgo.head.slots import LocalSlots
 
 
@@ -24,6 +24,41 @@ def test_the_compile_expected_to_finish_last_is_raced() -> None:
     assert candidate([InFlight(3, 0.1, 0.3)]) is None       # about to finish: not worth it
     assert candidate([InFlight(4, 9.0, 2.0)]) == 4           # past its time: a straggler
     assert candidate([]) is None
+
+
+def test_a_compile_queued_at_its_worker_is_taken_before_one_is_raced() -> None:
+    """Taking a queued compile runs nothing twice: it comes first, the longest expected."""
+    running = InFlight(1, elapsed=1.0, expected=20.0)
+    assert candidate([running, InFlight(2, 0.0, 3.0, queued=True),
+                      InFlight(3, 0.0, 8.0, queued=True)]) == 3
+    assert candidate([running, InFlight(2, 0.0, 0.2, queued=True)]) == 1  # too short to take
+    assert running_first([5, 6, 7], threads=1) == {5}
+    assert running_first([5, 6, 7], threads=2) == {5, 6}
+
+
+def test_the_slot_goes_to_the_compile_waiting_behind_another_on_its_worker() -> None:
+    slots = LocalSlots(1)
+    racer = Racer(slots, grace=0.01)
+    mine = slots.take()
+    first, second = object(), object()
+    wake_first, wake_second = threading.Event(), threading.Event()
+    racer.track(first, expected=30.0, wake=wake_first, worker="w", threads=1)
+    racer.track(second, expected=10.0, wake=wake_second, worker="w", threads=1)
+    slots.release(mine)
+    assert wake_second.wait(2) and not wake_first.is_set()
+    assert racer.wants(second, 0.5) and racer.takes(second) and not racer.takes(first)
+    assert not racer.take_if_queued(first)                # it runs: a straggler race, no take
+    racer.untrack(first)
+    racer.done(second)
+    racer.untrack(second)
+    assert slots.available() == 1
+
+
+def test_a_worker_is_probed_at_most_every_few_seconds_and_never_once_left_out() -> None:
+    assert policy.probe_due(100.0, None, False)
+    assert not policy.probe_due(100.0, 95.0, False)
+    assert policy.probe_due(100.0, 100.0 - policy.PROBE_EVERY_S, False)
+    assert not policy.probe_due(100.0, None, True)
 
 
 def test_go_builds_parallelism_counts_the_slots_and_the_workers_that_add_capacity() -> None:

@@ -101,6 +101,20 @@ def test_placement_prefers_free_threads() -> None:
     assert p.choose({"x": 5}) == "w2"                # w1 is busy now
 
 
+def test_a_paused_worker_gets_nothing_new_until_it_resumes() -> None:
+    p = Placement()
+    p.add_worker("w1", 1, "s1", {"x"})
+    p.add_worker("w2", 1, "s2", set())
+    assert p.pause("w1") and not p.pause("w1") and not p.pause("nobody")
+    assert p.choose({"x": 5}) == "w2" and p.choose({"x": 5}) == "w2"   # queued, not w1
+    assert p.choose_speculative({}) is None and p.free_threads() == 0
+    assert p.choose_check({}, avoid="w2") is None and p.free_hosts() == 0
+    p.pause("w2")
+    assert p.choose({"x": 5}) is None                # nobody to place on
+    p.resume("w1")
+    assert p.choose({"x": 5}) == "w1"
+
+
 def test_export_data_of_a_real_archive(tmp_path: Path) -> None:
     src = tmp_path / "p.go"
     src.write_text("package p\n\nfunc F() int { return 42 }\n")

@@ -61,3 +61,29 @@ def ask(client: Any, address: str, op: str, message: Any, timeout: float) -> Any
     except concurrent.futures.TimeoutError:
         future.cancel()
         raise TimeoutError(f"{address} did not answer {op} within {timeout:g}s") from None
+
+
+async def _identity(pool: Any, address: str) -> Any:
+    comm = await pool.connect(address)
+    try:
+        await comm.write({"op": "identity", "reply": True}, on_error="raise")
+        data = await comm.read()
+    except BaseException:
+        comm.abort()
+        raise
+    pool.reuse(address, comm)
+    return data
+
+
+def alive(client: Any, address: str, timeout: float) -> bool:
+    """Whether ADDRESS answers Dask's own `identity` within TIMEOUT seconds: a round trip on
+    its event loop alone (no thread, no store), which a stopped or cut-off worker misses."""
+    import asyncio
+    future = asyncio.run_coroutine_threadsafe(_identity(client.rpc, address),
+                                              client.loop.asyncio_loop)
+    try:
+        future.result(timeout)
+        return True
+    except Exception:  # noqa: BLE001 - late (TimeoutError), refused or gone
+        future.cancel()
+        return False

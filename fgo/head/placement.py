@@ -24,6 +24,7 @@ class WorkerState:
     cores: int = 1                     # the cores its process may run on
     running: int = 0                   # real compiles
     speculating: int = 0               # speculative compiles
+    paused: bool = False               # asked whether it is alive: nothing new until it answers
 
 
 @dataclass
@@ -41,6 +42,22 @@ class Placement:
     def remove_worker(self, address: str) -> None:
         self.workers.pop(address, None)
 
+    def pause(self, address: str) -> bool:
+        """Place nothing more on ADDRESS until `resume`; False if it is unknown or paused."""
+        w = self.workers.get(address)
+        if w is None or w.paused:
+            return False
+        w.paused = True
+        return True
+
+    def resume(self, address: str) -> None:
+        if (w := self.workers.get(address)) is not None:
+            w.paused = False
+
+    def usable(self) -> list[WorkerState]:
+        """The workers new work may go to."""
+        return [w for w in self.workers.values() if not w.paused]
+
     def total_threads(self) -> int:
         return sum(w.threads for w in self.workers.values())
 
@@ -51,19 +68,20 @@ class Placement:
             local_bytes = sum(size for sha, size in needs.items() if sha in held)
             return (w.running < w.threads, w.running + w.speculating < w.threads, local_bytes,
                     -w.running)
-        if not self.workers:
+        usable = self.usable()
+        if not usable:
             return None
-        best = max(self.workers.values(), key=score)
+        best = max(usable, key=score)
         best.running += 1
         return best.address
 
     def free_threads(self) -> int:
         """Worker threads no compile holds now, real or speculative."""
-        return sum(max(0, w.threads - w.running - w.speculating) for w in self.workers.values())
+        return sum(max(0, w.threads - w.running - w.speculating) for w in self.usable())
 
     def choose_speculative(self, needs: dict[str, int]) -> str | None:
         """A worker with a thread no compile holds, for a speculative compile; None if none."""
-        free = [w for w in self.workers.values() if w.running + w.speculating < w.threads]
+        free = [w for w in self.usable() if w.running + w.speculating < w.threads]
         if not free:
             return None
         held = lambda w: self.stored[w.store_id] | self.inflight[w.store_id]  # noqa: E731
@@ -75,7 +93,7 @@ class Placement:
         """A worker other than AVOID for a cross-check of a compile needing NEEDS: one with
         a free thread first, else any other (it waits there, in idle time); counted as a
         speculation (it yields to real compiles). None: there is no other worker."""
-        others = [w for w in self.workers.values() if w.address != avoid]
+        others = [w for w in self.usable() if w.address != avoid]
         if not others:
             return None
         held = lambda w: self.stored[w.store_id] | self.inflight[w.store_id]  # noqa: E731
@@ -96,7 +114,7 @@ class Placement:
         compile's own -c backend goroutines already use, so only other hosts add capacity.
         (Measured: ssa split in two on one 2-core host took 18.8-20.0 s against 13.2-14.7 s
         for go build's -c=2 compile; each process's frontend slowed from ~5 s to 7.6 s.)"""
-        return len({w.store_id for w in self.workers.values() if w.running < w.threads})
+        return len({w.store_id for w in self.usable() if w.running < w.threads})
 
     def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
         """K workers for the shards of one package: distinct ones while there are enough."""

@@ -31,6 +31,7 @@ RATE_WINDOW = 200          # the most recent actions the rate is taken from
 MAX_RESENDS = 1            # a task whose store lacks blobs is resent this many times
 
 STRAGGLER_WON = "straggler: the local run finished first"
+TAKEN_FAILED = "taken from its worker's queue: the head's run failed to start"
 NO_WORKER = "no usable worker"
 CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
 NO_SHARD_WORKER = "no usable worker for a shard"
@@ -117,6 +118,16 @@ def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     remote compiles so far, once there are MIN_RATE_SAMPLES of them), at least
     STRAGGLER_MIN_S."""
     return max(STRAGGLER_MIN_S, STRAGGLER_FACTOR * expected_seconds(source, rates))
+
+
+PROBE_EVERY_S = 10.0       # a worker answering a probe is not asked again sooner than this
+
+
+def probe_due(now: float, last: float | None, left_out: bool) -> bool:
+    """Whether to ask a worker whether it is alive now: not one already left out, nor one
+    asked within PROBE_EVERY_S (a slow worker's compiles would otherwise ask it on every
+    poll)."""
+    return not left_out and (last is None or now - last >= PROBE_EVERY_S)
 
 
 def cross_check_deadline(producer_s: float, timeout: float) -> float:

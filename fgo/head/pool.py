@@ -45,7 +45,8 @@ class WorkerPool:
         self.stopped = False                       # go build has ended
         self.lazy_start = True                     # an embedded cluster may start on demand
         self.refused: set[str] = set()             # another toolchain/protocol, or excluded
-        self.unresponsive: set[str] = set()        # no answer to the handshake
+        self.unresponsive: set[str] = set()        # no answer to the handshake or a probe
+        self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
         # A worker that reads this file's text shares the head's files.
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
@@ -145,6 +146,43 @@ class WorkerPool:
             self.placement.remove_worker(address)
             self.shares_files.discard(address)
 
+    def probe(self, address: str) -> None:
+        """ADDRESS has not answered a compile for STRAGGLER_MIN_S: ask whether it is alive,
+        in the background (at most once per PROBE_EVERY_S); no new work goes there until it
+        answers (a round trip on its event loop: milliseconds when it is alive). Silence
+        within HANDSHAKE_S leaves it out of the rest of the build, as a worker that missed
+        the handshake: its compiles in flight fall back (it is no longer `live`), nothing is
+        published to it, the report names it. (A SIGSTOPped worker cost 10-70 s a compile,
+        and 30 s at the publish.)"""
+        with self.lock:
+            if not policy.probe_due(time.monotonic(), self._probed.get(address),
+                                    address in self.unresponsive):
+                return
+            self._probed[address] = time.monotonic()
+            self.placement.pause(address)
+        threading.Thread(target=self._probe, args=(address,), name="fgo-probe",
+                         daemon=True).start()
+
+    def _probe(self, address: str) -> None:
+        alive = self._answers(address)
+        with self.lock:
+            if alive:
+                self.placement.resume(address)
+                return
+            self.unresponsive.add(address)
+            self.placement.remove_worker(address)
+            self.shares_files.discard(address)
+        print(f"fgo: worker {address} did not answer within {HANDSHAKE_S:g}s: left out; "
+              "its compiles run elsewhere", file=sys.stderr)
+
+    def _answers(self, address: str) -> bool:
+        return rpc.alive(self.client, address, HANDSHAKE_S)
+
+    def threads_of(self, address: str) -> int:
+        with self.lock:
+            w = self.placement.workers.get(address)
+            return w.threads if w is not None else 1
+
     def paths_unshared(self, address: str) -> None:
         """ADDRESS could not read a file by the head's path after all: send it bytes."""
         with self.lock:
@@ -167,7 +205,7 @@ class WorkerPool:
                 except Exception:  # the scheduler itself is gone: nobody is alive
                     self._live = set()
                 self._live_at = time.monotonic()
-            return self._live
+            return self._live - self.unresponsive
 
     def size(self) -> tuple[int, int]:
         """Workers and threads: as learned, or as the embedded cluster will start them."""
@@ -223,7 +261,10 @@ class WorkerPool:
             return {}
         from fgo.worker.service import peak_rss_mb
         try:
-            return dict(within(SCHEDULER_S, self.client.run, peak_rss_mb, what="peak memory"))
+            with self.lock:
+                answering = sorted(self.placement.workers)  # not one left out as stopped
+            return dict(within(SCHEDULER_S, self.client.run, peak_rss_mb, workers=answering,
+                               what="peak memory")) if answering else {}
         except Exception:  # noqa: BLE001 - a worker gone by now: no figure, the build stands
             return {}
 

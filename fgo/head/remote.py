@@ -120,7 +120,8 @@ class RemoteExecutor:
         source = action.record.source_bytes
         straggle_after = policy.straggler_deadline(source, rates)
         if self.racer is not None and task.split is None:
-            self.racer.track(action, policy.expected_seconds(source, rates), wake)
+            self.racer.track(action, policy.expected_seconds(source, rates), wake, address,
+                             self.pool.threads_of(address))
         race: Race | None = None
         try:
             while True:
@@ -133,8 +134,13 @@ class RemoteExecutor:
                         raise policy.remote_error(exc) from None
                     return _decode(data)
                 elapsed = time.monotonic() - started
+                if elapsed > policy.STRAGGLER_MIN_S:
+                    self.pool.probe(address)  # stopped, or only busy?
                 if race is None and task.split is None:
                     race = self._maybe_race(action, elapsed, straggle_after)
+                    if race is not None and race.take:
+                        self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
+                        return self._taken(action, race, future, elapsed)
                 if race is not None and race.run.done.is_set():
                     if race.run.ok():
                         assert race.run.result is not None
@@ -147,6 +153,12 @@ class RemoteExecutor:
                                           address, watch, self.pool.live())
                 if why:
                     self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
+                    if race is not None:  # the head's run of it is under way: that one
+                        race.run.done.wait()
+                        if race.run.ok():
+                            assert race.run.result is not None
+                            race.won(action, elapsed)
+                            return race.run.result
                     raise RemoteFailure(why)
         finally:
             if race is not None and not race.finished:
@@ -158,12 +170,34 @@ class RemoteExecutor:
 
     def _maybe_race(self, action: CompileAction, elapsed: float,
                     straggle_after: float) -> Race | None:
-        """A head run of ACTION if it is a straggler, or the racer wants one now."""
+        """A head run of ACTION if it is a straggler, or the racer wants one now (a take,
+        if it was still queued at its worker)."""
         if elapsed > straggle_after:
-            return Race(HeadRun(action), straggler=True, release=None)
+            return Race(HeadRun(action), straggler=True, release=None,
+                        take=self.racer is not None and self.racer.take_if_queued(action))
         if self.racer is not None and self.racer.wants(action, elapsed):
-            return Race(HeadRun(action), straggler=False, release=self.racer.done)
+            return Race(HeadRun(action), straggler=False, release=self.racer.done,
+                        take=self.racer.takes(action))
         return None
+
+    def _taken(self, action: CompileAction, race: Race, future: Any,
+               elapsed: float) -> CompileResult:
+        """ACTION taken from its worker's queue (told to drop it): the head's run is its
+        compile. Should that run fail to start, what the worker answered (it may have
+        started it before the word came), else RemoteFailure: the caller compiles locally."""
+        race.run.done.wait()
+        if race.run.ok():
+            assert race.run.result is not None
+            race.won(action, elapsed)
+            return race.run.result
+        race.lost(action)
+        try:
+            result = _decode(future.result(timeout=POLL_S))
+        except Exception:  # noqa: BLE001 - dropped, or no answer: the head compiles it again
+            raise RemoteFailure(policy.TAKEN_FAILED) from None
+        if result.status is not Status.OK:
+            raise RemoteFailure(policy.TAKEN_FAILED)
+        return result
 
 
 @dataclass
@@ -173,19 +207,23 @@ class Race:
     run: HeadRun
     straggler: bool                                  # raced for being slow, not by the racer
     release: Callable[[Any], None] | None            # gives the racer's slot back
+    take: bool = False                               # taken from its worker's queue
     finished: bool = False
+
+    @property
+    def why(self) -> str:
+        return "straggler" if self.straggler else "queued" if self.take else "critical path"
 
     def won(self, action: CompileAction, elapsed: float) -> None:
         action.record.race = {"started_s": round(elapsed, 3), "winner": "head",
-                              "why": "straggler" if self.straggler else "critical path"}
+                              "why": self.why}
         if self.straggler:
             action.record.fallback = policy.STRAGGLER_WON
         self._end(action)
 
     def lost(self, action: CompileAction) -> None:
         self.run.cancel()
-        action.record.race = {"winner": "remote",
-                              "why": "straggler" if self.straggler else "critical path"}
+        action.record.race = {"winner": "remote", "why": self.why}
         self._end(action)
 
     def _end(self, action: CompileAction) -> None:
