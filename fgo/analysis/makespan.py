@@ -99,17 +99,24 @@ def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
 
 def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
                       export_frac: Mapping[str, float], default_frac: float,
-                      node_bytes: Mapping[Any, float] | None = None) -> float:
+                      node_bytes: Mapping[Any, float] | None = None,
+                      local_slots: int = 0) -> float:
     """`predict` with pipelining: each compile's dependents (compiles) may start once a
     share EXPORT_FRAC[package] (else DEFAULT_FRAC) of its time has passed, when its early
-    export data is there (`simulate.pipelined_graph`); links and the rest wait for all."""
+    export data is there (`simulate.pipelined_graph`); links and the rest wait for all.
+    LOCAL_SLOTS as in `predict`."""
     d = with_costs(g, dur, costs, node_bytes)
     specs = {}
     for n in g:
         if is_compile(g, n):
             f = export_frac.get(g.nodes[n].get("package", ""), default_frac)
             specs[n] = simulate.SplitSpec(frontend_s=f, backend_s=1.0 - f, merge_s=0.0)
-    return costs.fixed_s + simulate.pipelined_graph(g, specs, d).schedule(k).makespan
+    p = simulate.pipelined_graph(g, specs, d)
+    if not local_slots:
+        return costs.fixed_s + p.schedule(k).makespan
+    bare = simulate.pipelined_graph(g, specs, dur)  # the same processes without fgo's costs
+    return costs.fixed_s + simulate.list_schedule(p.graph, k, p.dur, chain=p.chain,
+                                                  local=local_slots, local_dur=bare.dur).makespan
 
 
 def predict_processes(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
