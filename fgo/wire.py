@@ -12,7 +12,8 @@ adapter):
 
   shim   -> head    ShimRequest             head -> shim    ShimReply
   head   -> worker  Hello                   worker -> head  HelloReply
-  head   -> worker  CompileTask             worker -> head  ExportReady*, CompileResult
+  head   -> worker  CompileTask             worker -> head  ExportReady*, OutputChunk*,
+                                                            CompileResult
   head   -> worker  CompileTask(split k>0)  worker -> head  ShardDone
   leader -> worker  ShardFetch              worker -> leader ShardResult
   head   -> worker  Cancel, Promote         worker -> head  bool
@@ -39,8 +40,8 @@ from fgo.compilecall import CompileCall
 from fgo.toolchain import Identity
 
 # 4: plain data instead of pickled classes; Hello; shards fetched by RPC; ExportReady from
-# leaders; CompilerStats.
-PROTOCOL_VERSION = 4
+# leaders; CompilerStats. 5: large outputs streamed in OutputChunks.
+PROTOCOL_VERSION = 5
 
 # The handlers fgo installs on every worker (fgo.worker.service), by Dask op name.
 OP_HELLO = "fgo_hello"
@@ -166,6 +167,20 @@ class CompileTask:
     # compile runs below the worker's real ones (niced, its own threads).
     early_export: bool = False
     speculative: bool = False
+    # A whole compile's outputs larger than this go back as OutputChunks before the answer
+    # (0: all inside it): neither side then holds a giant archive (aws-sdk-go's ec2: 64 MB)
+    # in memory, let alone its copies in the message.
+    stream_above: int = 0
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """Part of a compile's output, sent before its CompileResult (task.stream_above)."""
+
+    path: str                          # the output, as in call.outputs
+    offset: int
+    data: bytes
     version: int = PROTOCOL_VERSION
 
 
@@ -230,6 +245,7 @@ class CompileResult:
     outputs: dict[str, bytes] = field(default_factory=dict)  # path -> bytes (call.outputs)
     # with task.deliver: path -> (the output staged beside it, size), for the head to move
     delivered: dict[str, tuple[str, int]] = field(default_factory=dict)
+    streamed: dict[str, int] = field(default_factory=dict)  # path -> size, sent as OutputChunks
     output_sha256: str | None = None   # of the -o output, hashed on the worker
     started: float = 0.0               # time.time() of: the task's start,
     tool_start: float = 0.0            # the tool's start,
@@ -366,6 +382,7 @@ class CacheIndex:
 
 MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
+    OutputChunk,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
     Promote, CacheEntry, CachePut, CacheRevocation, CacheIndex, Identity, CompileCall)}
 

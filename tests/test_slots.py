@@ -11,29 +11,35 @@ from pathlib import Path
 
 from conftest import RealCluster, oracle_build, run_fgo, sha
 from fgo.head import policy
-from fgo.head.race import InFlight, Racer, candidate, running_first
+from fgo.head.race import InFlight, Racer, candidate, queue_waits, running_first
 from fgo.head.slots import LocalSlots
 
 
 # ------------------------------------------------------------------ decisions
 
-def test_the_compile_expected_to_finish_last_is_raced() -> None:
-    flights = [InFlight(1, elapsed=1.0, expected=2.0), InFlight(2, elapsed=0.5, expected=6.0),
-               InFlight(3, elapsed=0.1, expected=0.3)]
-    assert candidate(flights) == 2                          # 5.5 s left
-    assert candidate([InFlight(3, 0.1, 0.3)]) is None       # about to finish: not worth it
-    assert candidate([InFlight(4, 9.0, 2.0)]) == 4           # past its time: a straggler
+def test_a_running_compile_is_raced_only_when_the_head_would_finish_first() -> None:
+    on_time = [InFlight(1, elapsed=1.0, expected=2.0), InFlight(2, elapsed=0.5, expected=6.0)]
+    assert candidate(on_time) is None                       # its worker finishes first
+    assert candidate([InFlight(4, 9.0, 2.0), *on_time]) == 4  # late by more than the head takes
+    assert candidate([InFlight(5, 2.2, 2.0)]) is None        # late, but the head needs 2.5 s
+    assert candidate([InFlight(3, 0.4, 0.1)]) is None        # about to finish: not worth it
+    assert candidate([InFlight(3, 0.4, 0.1)], slowdown=1.0, min_remaining=0.3) == 3
     assert candidate([]) is None
 
 
 def test_a_compile_queued_at_its_worker_is_taken_before_one_is_raced() -> None:
     """Taking a queued compile runs nothing twice: it comes first, the longest expected."""
     running = InFlight(1, elapsed=1.0, expected=20.0)
-    assert candidate([running, InFlight(2, 0.0, 3.0, queued=True),
-                      InFlight(3, 0.0, 8.0, queued=True)]) == 3
-    assert candidate([running, InFlight(2, 0.0, 0.2, queued=True)]) == 1  # too short to take
+    assert candidate([running, InFlight(2, 0.0, 3.0, queued=True, wait=19.0),
+                      InFlight(3, 0.0, 8.0, queued=True, wait=22.0)]) == 3
+    assert candidate([running, InFlight(2, 0.0, 0.2, queued=True, wait=19.0)]) is None  # short
+    # its worker is about to start it: the head, slower, would finish later
+    assert candidate([running, InFlight(7, 0.0, 16.0, queued=True, wait=1.0)]) is None
     assert running_first([5, 6, 7], threads=1) == {5}
     assert running_first([5, 6, 7], threads=2) == {5, 6}
+    assert queue_waits([5.0], [3.0, 8.0], threads=1) == [5.0, 8.0]
+    assert queue_waits([5.0], [3.0], threads=2) == [0.0]     # a thread is free
+    assert queue_waits([-1.0], [2.0], threads=1) == [0.0]    # the one ahead is late
 
 
 def test_the_slot_goes_to_the_compile_waiting_behind_another_on_its_worker() -> None:
@@ -91,8 +97,9 @@ def test_a_free_slot_is_handed_to_the_remote_compile_go_waits_on() -> None:
     assert mine == 0 and slots.take() is None
     short, long = object(), object()
     wake_short, wake_long = threading.Event(), threading.Event()
-    racer.track(short, expected=0.1, wake=wake_short)
-    racer.track(long, expected=30.0, wake=wake_long)
+    racer.track(long, expected=0.01, wake=wake_long, worker="a")
+    time.sleep(0.6)                                         # late by more than the head takes
+    racer.track(short, expected=0.01, wake=wake_short, worker="b")
     slots.release(mine)                                     # go has nothing ready
     assert wake_long.wait(2) and not wake_short.is_set()
     assert racer.wants(long, 0.5) and not racer.wants(long, 0.6)   # raced once
@@ -108,7 +115,8 @@ def test_a_slot_handed_but_not_used_comes_back() -> None:
     slots = LocalSlots(1)
     racer = Racer(slots, grace=0.01)
     action, wake = object(), threading.Event()
-    racer.track(action, expected=30.0, wake=wake)
+    racer.track(action, expected=0.01, wake=wake)
+    time.sleep(0.6)
     slots.release(slots.take())
     assert wake.wait(2) and slots.available() == 0
     racer.untrack(action)                                   # its remote answer came first

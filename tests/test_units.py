@@ -474,3 +474,48 @@ def test_a_race_the_head_won_is_not_counted_as_go_building_alone() -> None:
     slot = ActionRecord(package="p/c", tool="compile", mode="local", start=0.0, slot=0)
     t = summarize(Recorder(), [won, alone, slot], 1.0)["totals"]
     assert (t["by_go"], t["raced_won"], t["slot"]) == (1, 1, 1)
+
+
+def test_a_large_output_streams_in_chunks_and_lands_whole(tmp_path: Path) -> None:
+    """The worker sends outputs above the threshold as OutputChunks (hashing the -o one as
+    it reads it); the head writes them aside as they come and hands them on as staged files
+    only when every one came whole; anything else fails the result and leaves no file."""
+    from fgo.head.policy import RemoteFailure
+    from fgo.head.remote import Received
+    from fgo.compilecall import CompileCall
+    box = tmp_path / "box"
+    out, small = str(tmp_path / "w" / "_pkg_.a"), str(tmp_path / "w" / "x.o")
+    Path(str(box) + str(tmp_path / "w")).mkdir(parents=True)
+    Path(tmp_path / "w").mkdir()
+    data = bytes(range(256)) * 40_000 + b"end"               # 10 MB: three chunks
+    Path(str(box) + out).write_bytes(data)
+    Path(str(box) + small).write_bytes(b"small")
+    call = CompileCall(args=[], cwd="/", outputs=[out, small], inputs=[])
+    sent: list[wire.OutputChunk] = []
+    streamed, digest = sandbox.stream_outputs(call, str(box), 1 << 20, sent.append)
+    assert streamed == {out: len(data)} and digest == sha256(data) and len(sent) == 3
+    assert sandbox.read_outputs(call, str(box), skip=streamed) == {small: b"small"}
+    chunks = [wire.decode(wire.encode(c), wire.OutputChunk) for c in sent]  # over the wire
+
+    received = Received(call.outputs)
+    for c in reversed(chunks):                              # by offset, in any order
+        received.chunk(c)
+    result = received.into(CompileResult(Status.OK, "w", streamed=streamed,
+                                         outputs={small: b"small"}))
+    staged, size = result.delivered[out]
+    received.close()
+    assert size == len(data) and Path(staged).read_bytes() == data
+    assert staged.startswith(out + ".fgo-")                  # what _write_outputs moves
+
+    short = Received(call.outputs)
+    short.chunk(chunks[0])
+    with pytest.raises(RemoteFailure):
+        short.into(CompileResult(Status.OK, "w", streamed=streamed))
+    short.close()
+    elsewhere = Received(call.outputs)
+    elsewhere.chunk(wire.OutputChunk(str(tmp_path / "evil"), 0, b"x"))
+    with pytest.raises(RemoteFailure):
+        elsewhere.into(CompileResult(Status.OK, "w", streamed={str(tmp_path / "evil"): 1}))
+    elsewhere.close()
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["_pkg_.a" + staged[len(out):]]
+    assert not (tmp_path / "evil").exists()

@@ -10,7 +10,7 @@ compared that compile with its own (fgo.cache.trust).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fgo.cache import trust
@@ -65,18 +65,25 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
     LOCAL (trimmed, or evicted after a mismatch), or whose producer is REVOKED, is not
     published."""
     known = known or Provenance()
-    entries = []
+    stubs = []  # bodies are read a batch at a time, as they are sent
     for action in actions:
-        found = local.read(action)
-        if found is None:
+        entry = local.record(action)
+        if entry is None:
             continue
-        entry, body = found
         seconds, producer, checked = known.of(action)
         if revoked is not None and revoked.covers(action, entry.output, producer):
             continue
-        entries.append(trust.sign_entry(key, tier.ns, CacheEntry(
-            action, entry.output, body, entry.put_time, seconds, producer, checked)))
-    if not entries:
+        stubs.append(CacheEntry(action, entry.output, b"", entry.put_time, seconds, producer,
+                                checked, size=entry.size))
+    if not stubs:
         return 0, 0
-    stored = tier.put_many(entries, PUBLISH_TIMEOUT_S, skip=skip)
-    return stored, sum(len(e.body) for e in entries)
+    sent = []
+
+    def load(stub: CacheEntry) -> CacheEntry | None:
+        found = local.read(stub.action)  # verified against its output ID on the way
+        if found is None or found[0].output != stub.output:
+            return None
+        sent.append(len(found[1]))
+        return trust.sign_entry(key, tier.ns, replace(stub, body=found[1], size=-1))
+    stored = tier.put_many(stubs, PUBLISH_TIMEOUT_S, skip=skip, load=load)
+    return stored, sum(sent)

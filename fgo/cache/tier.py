@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,9 +201,13 @@ class ClusterTier:
         return sum(v for v in got.values() if isinstance(v, int))
 
     def put_many(self, entries: list[CacheEntry], timeout: float,
-                 batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset()) -> int:
+                 batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset(),
+                 load: Callable[[CacheEntry], CacheEntry | None] | None = None) -> int:
         """Publish ENTRIES to their owners, all owners at once (each has its own link and
-        disk), none to the workers in SKIP (known not to answer); how many were stored."""
+        disk), none to the workers in SKIP (known not to answer); how many were stored.
+        With LOAD, ENTRIES are stubs (`size` set, no body) that LOAD turns into what is sent
+        (None: left out) one batch at a time: the head then holds a batch per owner, not
+        every output of the build (a wide build's 283 MB)."""
         workers = self.workers()
         by_owner: dict[str, list[CacheEntry]] = {}
         for e in entries:
@@ -213,16 +218,21 @@ class ClusterTier:
             return 0
         with concurrent.futures.ThreadPoolExecutor(len(by_owner),
                                                    thread_name_prefix="fgo-publish") as pool:
-            return sum(pool.map(lambda item: self._put_to(*item, timeout, batch_bytes),
+            return sum(pool.map(lambda item: self._put_to(*item, timeout, batch_bytes, load),
                                 sorted(by_owner.items())))
 
-    def _put_to(self, worker: str, mine: list[CacheEntry], timeout: float, batch_bytes: int) -> int:
+    def _put_to(self, worker: str, mine: list[CacheEntry], timeout: float, batch_bytes: int,
+                load: Callable[[CacheEntry], CacheEntry | None] | None = None) -> int:
         """MINE to WORKER, a batch at a time; a worker that lets a batch time out (stopped,
         or its link gone) gets nothing more in this publish."""
         index = {e.action: e for e in mine}
         stored, direct = 0, True
-        for batch in batches([(e.action, len(e.body)) for e in mine], batch_bytes):
+        for batch in batches([(e.action, e.length) for e in mine], batch_bytes):
             entries = [index[a] for a in batch]
+            if load is not None:
+                entries = [e for e in map(load, entries) if e is not None]
+                if not entries:
+                    continue
             try:
                 if direct:
                     try:

@@ -22,21 +22,25 @@ from typing import Any
 from fgo import wire
 
 
+STREAMED = {cls.__name__: cls for cls in (wire.ExportReady, wire.OutputChunk)}
+
+
 async def call(pool: Any, address: str, op: str, message: Any,
                on_stream: Callable[[Any], None] | None = None) -> Any:
     """MESSAGE to ADDRESS's handler OP; its answer (plain data). Messages the handler
-    streams before its answer (ExportReady) go to ON_STREAM, decoded, on the event loop
-    (it must not block)."""
+    streams before its answer (ExportReady, OutputChunk) go to ON_STREAM, decoded, on the
+    event loop (it must not block for long)."""
     comm = await pool.connect(address)
     try:
         await comm.write({"op": op, "message": wire.encode(message), "reply": True},
                          on_error="raise")
         while True:
             data = await comm.read()
-            if wire.message_type(data) != "ExportReady":
+            streamed = STREAMED.get(wire.message_type(data))
+            if streamed is None:
                 break
             if on_stream is not None:
-                on_stream(wire.decode(data, wire.ExportReady))
+                on_stream(wire.decode(data, streamed))
     except BaseException:
         comm.abort()  # never reuse a connection with an answer still to come
         raise

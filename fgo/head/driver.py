@@ -128,8 +128,6 @@ def run(opts: BuildOptions) -> int:
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
                                cluster=_cluster_info(cluster, session, opts), checks=checks)
-            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
-                                       _own_peak_rss_mb())
             if session is not None and session.pool is not None:
                 report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
             if session is not None and session.speculator is not None:
@@ -145,6 +143,9 @@ def run(opts: BuildOptions) -> int:
                 if doubted := report["shared_cache"].pop("doubted_buildids", []):
                     # a re-check found a worker wrong: its outputs of this build go too
                     report["shared_cache"]["evicted"] = _evict(doubted, shared)
+            # last: the publish is part of what the head costs, in CPU and in memory
+            report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
+                                       _own_peak_rss_mb())
     finally:
         if cluster is not None:
             cluster.close()

@@ -32,6 +32,7 @@ MAX_RESENDS = 1            # a task whose store lacks blobs is resent this many 
 
 STRAGGLER_WON = "straggler: the local run finished first"
 TAKEN_FAILED = "taken from its worker's queue: the head's run failed to start"
+STREAM_BROKEN = "an output streamed in chunks came incomplete"
 NO_WORKER = "no usable worker"
 CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
 NO_SHARD_WORKER = "no usable worker for a shard"

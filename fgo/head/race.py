@@ -5,13 +5,19 @@ never worse than local).
 
 go build asks for its next compile as soon as one returns, so a slot that stays free for
 GRACE_S after a compile ended means go has nothing ready: the build waits on what runs
-remotely. Then a compile still queued at its worker (go build's -p counts one queued compile
-per worker) is taken: the head runs it and its worker drops it and moves on, so nothing is
-done twice (experiment 8, aws-sdk-go: three giant services queued on one host while the
-head raced the one already running there and lost 15 of 16 races). With none queued, the
-running compile with the longest expected remaining time is raced on that slot, if it is
-expected to run at least MIN_REMAINING_S more (a head run of a compile about to finish
-would only take the slot from go's next request).
+remotely. Then the slot goes where the head is expected to finish first, a compile taking
+HEAD_SLOWDOWN times as long there (the head's core also carries fgo, go build, the
+cacheprog and the checks):
+- a compile still queued at its worker (go build's -p counts one queued compile per
+  worker) is taken if the head finishes it before its worker would have: the head runs it,
+  its worker drops it and moves on, nothing runs twice (experiment 8, aws-sdk-go: three
+  giant services queued on one host while the head raced the one already running there and
+  lost 15 of 16 races);
+- a running compile is raced only when it is late: past its expected time by more than the
+  head would take (a stopped or slow worker). A race of one on schedule only takes CPU from
+  the head's other work (the same runs: 5-6 races lost per build, 1 won).
+Either must be expected to take at least MIN_REMAINING_S (a head run of a compile about to
+finish would only take the slot from go's next request).
 
 `candidate` is the decision (pure); `Racer` keeps the compiles in flight and hands a slot
 to the chosen one.
@@ -29,6 +35,10 @@ from fgo.head.slots import LocalSlots
 
 GRACE_S = 0.05          # a slot free this long: go build has nothing ready
 MIN_REMAINING_S = 0.5   # race only what is expected to run at least this much longer
+# A compile on the head's slot against one on a worker: experiment 8 (aws-sdk-go, the head
+# pinned to one core) charged 17% of the head core to fgo's own processes and go build,
+# besides the checks: 1 / (1 - 0.2).
+HEAD_SLOWDOWN = 1.25
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,22 @@ class InFlight:
     elapsed: float          # seconds it has run on its worker (0 while queued there)
     expected: float         # its expected duration, seconds
     queued: bool = False    # waiting at its worker behind other compiles
+    wait: float = 0.0       # queued: expected seconds until its worker starts it
 
 
-def candidate(inflight: Sequence[InFlight], min_remaining: float = MIN_REMAINING_S) -> int | None:
-    """The key of the remote compile to take: a queued one first, the longest expected (its
-    worker drops it: nothing runs twice), if it is expected to take at least MIN_REMAINING;
-    else the running one with the longest expected remaining time, if that is at least
-    MIN_REMAINING; a compile past its expected time counts as about to finish no sooner than
-    its own elapsed time again (a straggler is worth racing)."""
-    queued = [f for f in inflight if f.queued and f.expected >= min_remaining]
+def candidate(inflight: Sequence[InFlight], min_remaining: float = MIN_REMAINING_S,
+              slowdown: float = HEAD_SLOWDOWN) -> int | None:
+    """The key of the remote compile the head's free slot should run, or None.
+    A queued one first (its worker drops it: nothing runs twice) if the head, SLOWDOWN
+    times slower, finishes it before its worker would (its wait plus its time): the
+    longest expected. Else a running one that is late, the latest: one past its expected
+    time counts as about to finish no sooner than its own elapsed time again, so it is
+    raced once that exceeds what the head would take. Each only if expected to take at
+    least MIN_REMAINING."""
+    def here(f: InFlight) -> float:
+        return slowdown * f.expected
+    queued = [f for f in inflight if f.queued and f.expected >= min_remaining
+              and here(f) < f.wait + f.expected]
     if queued:
         return max(queued, key=lambda f: f.expected).key
     best, best_left = None, min_remaining
@@ -55,9 +72,25 @@ def candidate(inflight: Sequence[InFlight], min_remaining: float = MIN_REMAINING
         if f.queued:
             continue
         left = f.expected - f.elapsed if f.elapsed < f.expected else f.elapsed
-        if left >= best_left:
+        if left >= best_left and here(f) < left:
             best, best_left = f.key, left
     return best
+
+
+def queue_waits(running_left: Sequence[float], queued_expected: Sequence[float],
+                threads: int) -> list[float]:
+    """Expected seconds until each of a worker's queued compiles starts (in its queue's
+    order, each QUEUED_EXPECTED long), given what its RUNNING compiles have left and its
+    THREADS: each starts on the thread that frees first."""
+    free = sorted([max(0.0, x) for x in running_left] + [0.0] * max(0, threads - len(running_left)))
+    free = free[:max(1, threads)]
+    waits = []
+    for d in queued_expected:
+        free.sort()
+        start = free[0]
+        waits.append(start)
+        free[0] = start + d
+    return waits
 
 
 def running_first(order: Sequence[int], threads: int) -> set[int]:
@@ -125,6 +158,20 @@ class Racer:
             entry.take = entry.raced = True
             return True
 
+    def _waits(self, now: float) -> dict[int, float]:
+        """Each queued compile's expected wait at its worker (under the lock)."""
+        out: dict[int, float] = {}
+        workers = {e.worker for e in self.inflight.values() if e.running_since is None}
+        for w in workers:
+            mine = sorted((e for e in self.inflight.values() if e.worker == w and not e.take),
+                          key=lambda e: e.sent)
+            running = [e.expected - (now - e.running_since) for e in mine if e.running_since]
+            queued = [e for e in mine if e.running_since is None]
+            for e, wait in zip(queued, queue_waits(running, [q.expected for q in queued],
+                                                    mine[0].threads if mine else 1)):
+                out[id(e.action)] = wait
+        return out
+
     def _started(self, worker: str) -> None:
         """Mark the compiles WORKER runs now (under the lock): a taken one is not there."""
         mine = sorted((e for e in self.inflight.values() if e.worker == worker and not e.take),
@@ -166,9 +213,11 @@ class Racer:
         """A slot freed GRACE ago: if go has not taken it, race the best candidate on it."""
         now = time.monotonic()
         with self.lock:
+            waits = self._waits(now)
             entries = {k: e for k, e in self.inflight.items() if not e.raced and e.slot is None}
             key = candidate([InFlight(k, now - e.running_since if e.running_since else 0.0,
-                                      e.expected, queued=e.running_since is None)
+                                      e.expected, queued=e.running_since is None,
+                                      wait=waits.get(k, 0.0))
                              for k, e in entries.items()])
             if key is None:
                 return

@@ -11,8 +11,11 @@ RemoteFailure: the shim runs the compile.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,9 +28,13 @@ from fgo.head.policy import RemoteFailure
 from fgo.head.pool import WorkerPool
 from fgo.head.tasks import Tasks, head_job
 from fgo.report.record import Recorder
-from fgo.wire import Cancel, CompileResult, CompileTask, Status
+from fgo.wire import Cancel, CompileResult, CompileTask, OutputChunk, Status
 
 POLL_S = 0.5  # how often a wait looks at liveness and the timeout (an answer wakes it)
+# A whole compile's outputs above this come back as OutputChunks, written aside as they
+# come: most archives are smaller, aws-sdk-go's ec2 is 64 MB (and its copies in one message
+# made the head's and the worker's peak memory follow the build's largest archive).
+STREAM_ABOVE = 1 << 20
 
 
 class RemoteExecutor:
@@ -57,6 +64,8 @@ class RemoteExecutor:
         try:
             call = action.parse()
             task, sent = self.tasks.for_worker(address, call, action.request.env, inputs)
+            if not task.deliver:
+                task = replace(task, stream_above=STREAM_ABOVE)
             if self.speculator is not None and self.speculator.early_export:
                 task = replace(task, early_export=True)
             result = self.run_task(action, task, address, sent)
@@ -111,7 +120,14 @@ class RemoteExecutor:
             speculator, package, split = self.speculator, action.package, task.split is not None
             on_export = lambda ready: speculator.export_ready(  # noqa: E731
                 package, ready.data, at=ready.at, split=split)
-        future = self.pool.submit(address, wire.OP_COMPILE, task, on_export)
+        received = Received(action.parse().outputs)
+
+        def on_stream(message: Any) -> None:  # on the client's event loop
+            if isinstance(message, OutputChunk):
+                received.chunk(message)
+            elif on_export is not None:
+                on_export(message)
+        future = self.pool.submit(address, wire.OP_COMPILE, task, on_stream)
         wake = threading.Event()  # set when the answer comes, or the racer hands a slot
         future.add_done_callback(lambda _: wake.set())
         started = time.monotonic()
@@ -132,7 +148,7 @@ class RemoteExecutor:
                         data = future.result()
                     except Exception as exc:  # the worker died under it, or the call failed
                         raise policy.remote_error(exc) from None
-                    return _decode(data)
+                    return received.into(_decode(data))
                 elapsed = time.monotonic() - started
                 if elapsed > policy.STRAGGLER_MIN_S:
                     self.pool.probe(address)  # stopped, or only busy?
@@ -161,6 +177,7 @@ class RemoteExecutor:
                             return race.run.result
                     raise RemoteFailure(why)
         finally:
+            received.close()  # what was not handed on in a result is removed
             if race is not None and not race.finished:
                 race.lost(action)
             if self.racer is not None:
@@ -239,3 +256,61 @@ def _decode(data: Any) -> CompileResult:
         return wire.decode(data, CompileResult)
     except wire.ProtocolMismatch as exc:
         return CompileResult(Status.PROTOCOL, "?", reason=str(exc))
+
+
+class Received:
+    """A compile's outputs that come as OutputChunks (task.stream_above), each written aside
+    beside its path as it comes, so the head never holds a whole one: `into` hands them to
+    the result as staged files (moved into place only if the result is used, as a worker
+    on this host stages its own); whatever `into` did not hand on, `close` removes."""
+
+    def __init__(self, outputs: list[str]) -> None:
+        self.allowed = set(outputs)
+        self.files: dict[str, tuple[str, Any]] = {}   # path -> (aside, open file)
+        self.bad = ""                                  # why the stream cannot be used
+        self.handed = False
+        self.closed = False                            # chunks still coming are dropped
+        self.lock = threading.Lock()                   # chunk (event loop) against close
+
+    def chunk(self, c: OutputChunk) -> None:
+        with self.lock:
+            if not self.closed:
+                self._write(c)
+
+    def _write(self, c: OutputChunk) -> None:
+        if c.path not in self.allowed:   # a worker must not write anywhere else
+            self.bad = f"unexpected output {c.path}"
+            return
+        try:
+            if c.path not in self.files:
+                aside = f"{c.path}.fgo-recv-{uuid.uuid4().hex[:8]}"
+                self.files[c.path] = (aside, open(aside, "wb"))
+            f = self.files[c.path][1]
+            f.seek(c.offset)
+            f.write(c.data)
+        except OSError as exc:
+            self.bad = f"writing {c.path}: {exc}"
+
+    def into(self, result: CompileResult) -> CompileResult:
+        """RESULT with its streamed outputs as staged files (`delivered`); RemoteFailure if
+        one is missing, of another size, or could not be written."""
+        for _, f in self.files.values():
+            f.close()
+        if not result.streamed and not self.files:
+            return result
+        sizes = {p: os.path.getsize(aside) for p, (aside, _) in self.files.items()
+                 if os.path.exists(aside)}
+        if self.bad or sizes != result.streamed:
+            raise RemoteFailure(policy.STREAM_BROKEN + (f": {self.bad}" if self.bad else ""))
+        self.handed = True
+        return replace(result, delivered={**result.delivered, **{
+            p: (self.files[p][0], size) for p, size in sizes.items()}})
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+        for aside, f in self.files.values():
+            f.close()
+            if not self.handed:
+                with contextlib.suppress(OSError):
+                    os.unlink(aside)

@@ -20,7 +20,7 @@ from fgo import toolchain
 from fgo.blobs import CorruptBlob, Store, store_root
 from fgo.compiler import flags as fgoflags
 from fgo.goarchive import read_export_data
-from fgo.wire import CompileResult, CompileTask, ExportReady, ShardDone, ShardFetch, \
+from fgo.wire import CompileResult, CompileTask, ExportReady, OutputChunk, ShardDone, ShardFetch, \
     ShardResult, Status
 from fgo.worker import faults, runner, sandbox, shard
 
@@ -37,11 +37,13 @@ def worker_store() -> Store:
 
 def execute(task: CompileTask, worker: str = "local",
             on_export: Callable[[ExportReady], None] | None = None,
-            fetch: Fetch | None = None) -> CompileResult | ShardDone:
+            fetch: Fetch | None = None,
+            on_chunk: Callable[[OutputChunk], None] | None = None) -> CompileResult | ShardDone:
     """Run TASK on this host (WORKER names it in the answer): a whole compile or a split's
     leader (a CompileResult), or one shard (a ShardDone; its result stays here until the
     leader fetches it). With task.early_export, ON_EXPORT is given the package's export
-    data while the backend still runs; FETCH gets a leader its shards' results."""
+    data while the backend still runs; FETCH gets a leader its shards' results; ON_CHUNK
+    is sent a whole compile's outputs above task.stream_above, a chunk at a time."""
     started = time.time()
     split = task.split
     problem = _admit(task)
@@ -59,7 +61,7 @@ def execute(task: CompileTask, worker: str = "local",
         if split is not None:
             return shard.run(task, split, args, env, box, worker, started,
                              on_export=on_export, fetch=fetch)
-        return _compile(task, args, env, box, worker, started, on_export)
+        return _compile(task, args, env, box, worker, started, on_export, on_chunk)
 
 
 def tool_env(env: dict[str, str]) -> dict[str, str]:
@@ -70,7 +72,8 @@ def tool_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, worker: str,
-             started: float, on_export: Callable[[ExportReady], None] | None) -> CompileResult:
+             started: float, on_export: Callable[[ExportReady], None] | None,
+             on_chunk: Callable[[OutputChunk], None] | None = None) -> CompileResult:
     call = task.call
     tool = str(toolchain.tool_path("compile"))
     argv = [tool, *faults.compile_args(args, task.task_id)]
@@ -89,14 +92,18 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
     tool_done = time.time()
     if run.cancelled:
         return CompileResult(Status.CANCELLED, worker, reason="cancelled by the head")
-    outputs = sandbox.read_outputs(call, box) if run.returncode == 0 else {}
-    digest = sandbox.output_sha256(call, outputs)
+    streamed: dict[str, int] = {}
+    digest = None
+    if run.returncode == 0 and on_chunk is not None and task.stream_above and not task.deliver:
+        streamed, digest = sandbox.stream_outputs(call, box, task.stream_above, on_chunk)
+    outputs = sandbox.read_outputs(call, box, skip=streamed) if run.returncode == 0 else {}
+    digest = digest or sandbox.output_sha256(call, outputs)
     delivered = sandbox.deliver(outputs) if task.deliver else {}
     return CompileResult(Status.OK, worker, exit=run.returncode,
                          output=run.output.replace(box.encode(), b""),
                          outputs={} if task.deliver else outputs, delivered=delivered,
-                         output_sha256=digest, started=started, tool_start=tool_start,
-                         tool_done=tool_done, returned=time.time())
+                         streamed=streamed, output_sha256=digest, started=started,
+                         tool_start=tool_start, tool_done=tool_done, returned=time.time())
 
 
 def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:

@@ -29,7 +29,7 @@ from fgo import __version__, toolchain, wire
 from fgo.cluster import rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
 from fgo.wire import (Cancel, CachePut, CompileResult, CompileTask, ExportReady, Hello,
-                      HelloReply, Promote, ShardFetch, ShardResult, Status)
+                      HelloReply, OutputChunk, Promote, ShardFetch, ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
 
@@ -149,13 +149,13 @@ class Handlers:
         except wire.ProtocolMismatch as exc:
             return _answer(CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc)))
 
-        def on_export(ready: ExportReady) -> None:  # in the compile's thread
-            asyncio.run_coroutine_threadsafe(comm.write(_answer(ready)), loop).result()
+        def send(message: ExportReady | OutputChunk) -> None:  # in the compile's thread
+            asyncio.run_coroutine_threadsafe(comm.write(_answer(message)), loop).result()
 
         # The worker's own task threads: a compile takes a slot like any task.
         pool = self.speculative if task.speculative else self.worker.executors["default"]
         result = await loop.run_in_executor(pool, executor.execute, task, self.worker.address,
-                                            on_export, self._fetch)
+                                            send, self._fetch, send)
         return _answer(result)
 
     def _fetch(self, address: str, request: ShardFetch) -> ShardResult:
