@@ -188,7 +188,7 @@ def measure(lab, hosts, name: str, p: Project, pairs: int, extra: list[str], opt
     asserted after all rows are kept."""
     store = lab.results / RESULTS
     store.mkdir(parents=True, exist_ok=True)
-    tag = name.replace("/", "_")
+    tag = name.replace("/", "_").replace(" --", "+")   # aws --pipeline: aws+pipeline
     rows, mismatched = [], []
     for i in range(pairs):
         outputs = {}

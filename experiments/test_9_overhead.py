@@ -360,7 +360,10 @@ def test_model_predicts_the_measured_walls(lab) -> None:
       pair's `go build -p 1` on one core, 2 slots (the head's own one and one host since
       issue 24: it pays no dispatch; before, 2 single-core hosts), each compile's bytes at
       1 Gb/s, and all of fgo's CPU that is not a compile (`non_compile_cpu`) as work the
-      compiles lose."""
+      compiles lose; costs fitted on the other builds of the same project (aws-sdk-go's
+      plain, --split-large and --pipeline runs are projects of their own), a build with
+      pipelining predicted as one (`makespan.predict_pipelined`, each package's export
+      fraction from experiment 7's measured runs)."""
     rows = []
     # builds with remote compiles only: where go build compiled alone there is no fgo cost
     # to fit, and the model (k slots, each compile one) does not hold go's own -c concurrency
