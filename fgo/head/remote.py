@@ -156,7 +156,7 @@ class RemoteExecutor:
                     race = self._maybe_race(action, elapsed, straggle_after)
                     if race is not None and race.take:
                         self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
-                        return self._taken(action, race, future, elapsed)
+                        return self._taken(action, race, future, elapsed, received)
                 if race is not None and race.run.done.is_set():
                     if race.run.ok():
                         assert race.run.result is not None
@@ -197,8 +197,8 @@ class RemoteExecutor:
                         take=self.racer.takes(action))
         return None
 
-    def _taken(self, action: CompileAction, race: Race, future: Any,
-               elapsed: float) -> CompileResult:
+    def _taken(self, action: CompileAction, race: Race, future: Any, elapsed: float,
+               received: Received) -> CompileResult:
         """ACTION taken from its worker's queue (told to drop it): the head's run is its
         compile. Should that run fail to start, what the worker answered (it may have
         started it before the word came), else RemoteFailure: the caller compiles locally."""
@@ -214,7 +214,7 @@ class RemoteExecutor:
             raise RemoteFailure(policy.TAKEN_FAILED) from None
         if result.status is not Status.OK:
             raise RemoteFailure(policy.TAKEN_FAILED)
-        return result
+        return received.into(result)
 
 
 @dataclass
