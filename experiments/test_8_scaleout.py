@@ -73,7 +73,9 @@ GIANTS = {  # one package compiled alone and split in two
 # aws-sdk-go's subset built whole: plain, and with each of fgo's two ways to use more hosts
 AWS_VARIANTS = {"aws": [], "aws --split-large": ["--split-large"],
                 "aws --pipeline": ["--pipeline"]}
-SPLIT_OPTS = ["--split-large=0", "--shards", "2", "--verify-splits", "off"]
+# the template GOCACHE holds the package's dependencies: go must read it as a plain directory
+# (fgo's cacheprog would start from an empty local tier and rebuild, and split, all of them)
+SPLIT_OPTS = ["--split-large=0", "--shards", "2", "--verify-splits", "off", "--no-shared-cache"]
 RESULTS = "scaleout"
 
 
