@@ -86,7 +86,7 @@ def measured_nothing(row: dict[str, Any], split_wanted: bool = False,
     that cannot read what they are sent (a path instead of bytes, a store that refuses) make
     every compile fall back to the head: the build still succeeds, on the head alone."""
     why = []
-    if not row.get("remote"):
+    if not row.get("remote") and not row.get("split"):  # a split's shards ran there
         why.append("no compile ran on the emulated hosts")
     reasons = row.get("fallback_reasons") or {}
     if reasons.get("store-error"):

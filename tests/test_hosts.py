@@ -106,6 +106,9 @@ def test_a_run_on_the_head_alone_measured_nothing() -> None:
     assert hosts.measured_nothing({**ok, "fallbacks": 10}) != []   # > 10% fell back
     assert hosts.measured_nothing(ok, split_wanted=True) == ["a split was asked for and none ran"]
     assert hosts.measured_nothing({**ok, "split": 1}, split_wanted=True) == []
+    # one package alone, split: its shards are what ran on the hosts
+    assert hosts.measured_nothing({**alone, "fallbacks": 0, "fallback_reasons": {},
+                                   "local": 0, "split": 1}, split_wanted=True) == []
 
 
 def test_a_host_has_a_tmp_of_its_own_and_still_runs_fgo(tmp_path: Path, can_emulate) -> None:
