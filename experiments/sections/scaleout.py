@@ -25,9 +25,12 @@ def render(ctx: Context) -> list[str]:
            "the arrangement): the head compiles on its own core (`--local-slots 1`) and one host "
            "on core 1 takes the overflow; rows whose `what` names no slot were measured before "
            "issue 24, with no slot on the head and a second host beside it on core 0. Cold: `-a`, "
-           "empty GOCACHE and worker stores, a fresh cluster each run; `ssa`: "
-           "`cmd/compile/internal/ssa` alone (its dependencies cached) split K=2 across two hosts "
-           "(cores 0 and 1) against its stock `-c=1` compile. "
+           "empty GOCACHE and worker stores, a fresh cluster each run; `aws`: aws-sdk-go's quick "
+           "subset (ec2, sagemaker, iot, glue, ssm and their dependencies: 234 compiles) linked "
+           "by one main package, plain and with `--split-large` (the model's own choice) or "
+           "`--pipeline`; `ssa` and `ec2`: `cmd/compile/internal/ssa` or aws-sdk-go's "
+           "`service/ec2` alone (its dependencies cached) split K=2 across two hosts (cores 0 "
+           "and 1) against its stock `-c=1` compile. "
            "Sides alternate; speedup = go wall / fgo wall within a pair, median of the pairs; "
            "efficiency = speedup / 2. Every fgo output is byte-identical to its pair's go build "
            "(asserted). Re-run one row: `.venv/bin/pytest experiments/test_8_scaleout.py "
@@ -53,7 +56,26 @@ def render(ctx: Context) -> list[str]:
            ("Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
             "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`."),
            ""]
-    return md + _cpu_by_role(runs)
+    return md + _memory(runs) + _cpu_by_role(runs)
+
+
+def _memory(runs: list[dict[str, Any]]) -> list[str]:
+    """Peak resident memory of the head (the fgo process: its shim server is a thread of it)
+    and of the host's worker process, the most over each project's fgo runs."""
+    rows = []
+    for project in sorted({r["project"] for r in runs if r.get("head_peak_rss_mb")}):
+        mine = [r for r in runs if r["project"] == project and r.get("head_peak_rss_mb")]
+        workers = [v for r in mine for v in (r.get("workers_peak_rss_mb") or {}).values()]
+        rows.append({"project": project, "runs": len(mine),
+                     "head": max(r["head_peak_rss_mb"] for r in mine),
+                     "worker": max(workers) if workers else None,
+                     "dates": ", ".join(sorted({r["date"][:10] for r in mine}))})
+    if not rows:
+        return []
+    return [("Peak memory (MB, the most over each project's fgo runs; the report's `head` and "
+             "`workers_peak_rss_mb`):"), "",
+            table(rows, [("project", "project"), ("runs", "runs"), ("head", "head MB"),
+                         ("worker", "worker MB"), ("dates", "dates")]), ""]
 
 
 def _provisional(runs: list[dict[str, Any]], summaries: list[dict[str, Any]], cores: int) -> list[str]:
