@@ -233,7 +233,7 @@ def summary(name: str, rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
         pairs.setdefault(r["pair"], {})[r["side"]] = r
     speedups = [round(p["go"]["wall_s"] / p["fgo"]["wall_s"], 3) for p in pairs.values()]
     median = statistics.median(speedups)
-    target = TARGETS.get(name)
+    target = TARGETS.get(name.split(" ")[0])  # aws --pipeline: aws's
     return {"project": name, "side": "summary", "what": what, "pairs": len(speedups),
             "speedups": speedups, "speedup_median": round(median, 3),
             "efficiency": round(median / CORES, 3),
@@ -305,7 +305,6 @@ def test_scaleout_aws(benchmark, lab, hosts, variant: str) -> None:
                               rounds=1, iterations=1)
     s = summary(variant, rows, "cold -a, empty GOCACHE and worker stores; the head's slot on "
                 "core 0 + 1 host on core 1; " + (" ".join(AWS_VARIANTS[variant]) or "plain"))
-    s["target"], s["met"] = TARGETS["aws"], s["speedup_median"] >= TARGETS["aws"]
     save(lab, hosts, variant, [*rows, s])
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
     assert s["identical"], [r for r in rows if not r["identical"]]

@@ -30,10 +30,17 @@ async def call(pool: Any, address: str, op: str, message: Any,
     """MESSAGE to ADDRESS's handler OP; its answer (plain data). Messages the handler
     streams before its answer (ExportReady, OutputChunk) go to ON_STREAM, decoded, on the
     event loop (it must not block for long)."""
+    return await _exchange(pool, address, {"op": op, "message": wire.encode(message),
+                                           "reply": True}, on_stream)
+
+
+async def _exchange(pool: Any, address: str, request: dict[str, Any],
+                    on_stream: Callable[[Any], None] | None = None) -> Any:
+    """REQUEST to ADDRESS over a pooled connection; its answer, after any streamed
+    messages (to ON_STREAM)."""
     comm = await pool.connect(address)
     try:
-        await comm.write({"op": op, "message": wire.encode(message), "reply": True},
-                         on_error="raise")
+        await comm.write(request, on_error="raise")
         while True:
             data = await comm.read()
             streamed = STREAMED.get(wire.message_type(data))
@@ -67,24 +74,13 @@ def ask(client: Any, address: str, op: str, message: Any, timeout: float) -> Any
         raise TimeoutError(f"{address} did not answer {op} within {timeout:g}s") from None
 
 
-async def _identity(pool: Any, address: str) -> Any:
-    comm = await pool.connect(address)
-    try:
-        await comm.write({"op": "identity", "reply": True}, on_error="raise")
-        data = await comm.read()
-    except BaseException:
-        comm.abort()
-        raise
-    pool.reuse(address, comm)
-    return data
-
-
 def alive(client: Any, address: str, timeout: float) -> bool:
     """Whether ADDRESS answers Dask's own `identity` within TIMEOUT seconds: a round trip on
     its event loop alone (no thread, no store), which a stopped or cut-off worker misses."""
     import asyncio
-    future = asyncio.run_coroutine_threadsafe(_identity(client.rpc, address),
-                                              client.loop.asyncio_loop)
+    future = asyncio.run_coroutine_threadsafe(
+        _exchange(client.rpc, address, {"op": "identity", "reply": True}),
+        client.loop.asyncio_loop)
     try:
         future.result(timeout)
         return True

@@ -158,13 +158,18 @@ class Racer:
             entry.take = entry.raced = True
             return True
 
+    def _at(self, worker: str) -> list[_Entry]:
+        """WORKER's compiles in the order it got them (under the lock): a taken one is not
+        there any more."""
+        return sorted((e for e in self.inflight.values() if e.worker == worker and not e.take),
+                      key=lambda e: e.sent)
+
     def _waits(self, now: float) -> dict[int, float]:
         """Each queued compile's expected wait at its worker (under the lock)."""
         out: dict[int, float] = {}
         workers = {e.worker for e in self.inflight.values() if e.running_since is None}
         for w in workers:
-            mine = sorted((e for e in self.inflight.values() if e.worker == w and not e.take),
-                          key=lambda e: e.sent)
+            mine = self._at(w)
             running = [e.expected - (now - e.running_since) for e in mine if e.running_since]
             queued = [e for e in mine if e.running_since is None]
             for e, wait in zip(queued, queue_waits(running, [q.expected for q in queued],
@@ -173,9 +178,8 @@ class Racer:
         return out
 
     def _started(self, worker: str) -> None:
-        """Mark the compiles WORKER runs now (under the lock): a taken one is not there."""
-        mine = sorted((e for e in self.inflight.values() if e.worker == worker and not e.take),
-                      key=lambda e: e.sent)
+        """Mark the compiles WORKER runs now (under the lock)."""
+        mine = self._at(worker)
         if not mine:
             return
         running = running_first([id(e.action) for e in mine], mine[0].threads)

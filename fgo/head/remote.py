@@ -158,11 +158,9 @@ class RemoteExecutor:
                         self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
                         return self._taken(action, race, future, elapsed, received)
                 if race is not None and race.run.done.is_set():
-                    if race.run.ok():
-                        assert race.run.result is not None
+                    if (won := race.result(action, elapsed)) is not None:
                         self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
-                        race.won(action, elapsed)
-                        return race.run.result
+                        return won
                     race.lost(action)
                     race = None  # the head's try failed: keep waiting remotely
                 why = policy.wait_verdict(time.monotonic() - started, self.task_timeout,
@@ -171,10 +169,8 @@ class RemoteExecutor:
                     self.pool.tell(address, wire.OP_CANCEL, Cancel(task.task_id))
                     if race is not None:  # the head's run of it is under way: that one
                         race.run.done.wait()
-                        if race.run.ok():
-                            assert race.run.result is not None
-                            race.won(action, elapsed)
-                            return race.run.result
+                        if (won := race.result(action, elapsed)) is not None:
+                            return won
                     raise RemoteFailure(why)
         finally:
             received.close()  # what was not handed on in a result is removed
@@ -203,10 +199,8 @@ class RemoteExecutor:
         compile. Should that run fail to start, what the worker answered (it may have
         started it before the word came), else RemoteFailure: the caller compiles locally."""
         race.run.done.wait()
-        if race.run.ok():
-            assert race.run.result is not None
-            race.won(action, elapsed)
-            return race.run.result
+        if (won := race.result(action, elapsed)) is not None:
+            return won
         race.lost(action)
         try:
             result = _decode(future.result(timeout=POLL_S))
@@ -230,6 +224,14 @@ class Race:
     @property
     def why(self) -> str:
         return "straggler" if self.straggler else "queued" if self.take else "critical path"
+
+    def result(self, action: CompileAction, elapsed: float) -> CompileResult | None:
+        """The head's run's result if it finished usable (the race is then won), else None."""
+        if not self.run.ok():
+            return None
+        assert self.run.result is not None
+        self.won(action, elapsed)
+        return self.run.result
 
     def won(self, action: CompileAction, elapsed: float) -> None:
         action.record.race = {"started_s": round(elapsed, 3), "winner": "head",
