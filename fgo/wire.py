@@ -50,6 +50,7 @@ OP_FETCH = "fgo_shard_fetch"
 OP_CANCEL = "fgo_cancel"
 OP_PROMOTE = "fgo_promote"
 OP_CACHE_PUT = "fgo_cache"
+OP_CACHE_ADOPT = "fgo_cache_adopt"
 
 T = TypeVar("T")
 
@@ -359,6 +360,26 @@ class CachePut:
 
 
 @dataclass(frozen=True)
+class HeldEntry:
+    """An entry whose body the worker holds as the archive it compiled: RAW, the sha256 of
+    the archive as it left the compiler, which go build gave `-buildid BUILD_ID`."""
+
+    entry: CacheEntry                  # signed, no body
+    raw: str
+    build_id: str
+
+
+@dataclass(frozen=True)
+class CacheAdopt:
+    """A head publishes entries of namespace NS whose bodies the worker makes from the
+    archives it holds (fgo.cache.held): no body crosses the network."""
+
+    ns: str
+    held: list[HeldEntry]
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
 class CacheRevocation:
     """A head's word that an entry (ACTION with OUTPUT), or everything PRODUCER computed, is
     wrong and must never be used: signed like an entry; every worker keeps a copy."""
@@ -384,7 +405,7 @@ MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
     OutputChunk,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
-    Promote, CacheEntry, CachePut, CacheRevocation, CacheIndex, Identity, CompileCall)}
+    Promote, CacheEntry, CachePut, HeldEntry, CacheAdopt, CacheRevocation, CacheIndex, Identity, CompileCall)}
 
 
 # ------------------------------------------------------------------ the codec

@@ -293,6 +293,40 @@ def test_the_disk_tier_keeps_signed_fields_and_revocations(tmp_path: Path) -> No
     assert t.revocations() == [r] and t.stats()["entries"] == 2
 
 
+def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: Path) -> None:
+    """go build rewrites a compile's placeholder build ID with the archive's content hash
+    before caching it; `go tool buildid -w` is that same rewrite (cmd/internal/buildid)."""
+    from fgo import gobuildid
+    (tmp_path / "p.go").write_text("package p\n\nfunc F(x int) int { return x * 2 }\n")
+    action = "abcdefghijklmnopqrst"
+    placeholder = f"{action}/{action}"
+    go = str(toolchain.go_binary())
+    subprocess.run([go, "tool", "compile", "-p", "p", "-buildid", placeholder, "-o", "raw.a",
+                    "p.go"], cwd=tmp_path, check=True, env=toolchain.go_env(os.environ))
+    raw = (tmp_path / "raw.a").read_bytes()
+    (tmp_path / "go.a").write_bytes(raw)
+    subprocess.run([go, "tool", "buildid", "-w", "go.a"], cwd=tmp_path, check=True,
+                   env=toolchain.go_env(os.environ))
+    assert raw.count(placeholder.encode()) >= 1
+    assert gobuildid.content_rewrite(raw, placeholder) == (tmp_path / "go.a").read_bytes()
+    assert gobuildid.content_rewrite(raw, "zzzzzzzzzzzzzzzzzzzz/zzzzzzzzzzzzzzzzzzzz") is None
+    assert gobuildid.content_rewrite(b"\x7fELF" + raw[8:], placeholder) is None
+
+
+def test_only_a_single_workers_own_archive_is_published_by_reference() -> None:
+    from fgo.cache.publish import Provenance, held_by_producer
+    stub = lambda action, producer: CacheEntry(action, "00" * 32, b"", 0.0,  # noqa: E731
+                                               producer=producer, size=10)
+    known = Provenance(archive={"a" * 30: ("11" * 32, "X/X"), "b" * 30: ("22" * 32, "Y/Y"),
+                                "c" * 30: ("33" * 32, "Z/Z"), "d" * 30: ("44" * 32, "V/V")})
+    stubs = [stub("a" * 64, "tcp://w1"), stub("b" * 64, trust.join_producers(["tcp://w1",
+                                                                               "tcp://w2"])),
+             stub("c" * 64, trust.HEAD), stub("d" * 64, "tcp://gone"),
+             stub("e" * 64, "tcp://w1")]   # no archive: a subkey ("stdout"), a local compile
+    got = held_by_producer(stubs, known, frozenset({"tcp://gone"}))
+    assert got == {"tcp://w1": [(stubs[0], "11" * 32, "X/X")]}
+
+
 def test_a_put_go_sends_again_is_not_decoded() -> None:
     import hashlib
     body = os.urandom(3000)
@@ -446,12 +480,17 @@ def test_two_heads_share_one_cluster(heads: tuple[Path, Path], tmp_path: Path,
     _, rep_a = head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
     ca = rep_a["shared_cache"]
     assert ca["remote"] == "ready" and ca["puts"] > 60 and ca["published"] == ca["puts"], ca
+    # a remote compile's archive is published from the worker that kept it, unless go
+    # appended its assembly's objects (runtime, math/big, ...: their bodies are sent)
+    assert rep_a["totals"]["remote"] >= ca["published_by_reference"] > \
+        rep_a["totals"]["remote"] / 2, ca
     proc, rep_b = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin",
                              "--trace", str(tmp_path / "b.trace"))
     cb = rep_b["shared_cache"]
     assert hit_rate(rep_b) >= 0.95, (cb, [(x["package"], x["mode"]) for x in rep_b["actions"]
                                         if x["mode"] != "cached"])
     assert cb["remote_hits"] > 60 and cb["bytes_fetched"] > 1e6 and cb["saved_s"] > 0, cb
+    assert cb["altered"] == cb["forged"] == 0, cb  # the adopted bodies are go's
     assert "cluster)" in proc.stderr.splitlines()[-1]  # the summary line
     trace = json.loads((tmp_path / "b.trace").read_text())
     assert trace["otherData"]["shared_cache"]["remote_hits"] == cb["remote_hits"]
@@ -577,8 +616,10 @@ def test_altered_entries_are_never_used(heads: tuple[Path, Path], tmp_path: Path
     assert c["remote_hits"] > 10 and c["misses"] > 10, c
     assert c["altered"] > 10 and c["forged"] >= len(swapped), c
     # what B asked for was removed, recompiled, and published again, now sound
+    # (on its owner, or on the worker that compiled it again and kept the archive)
     asked = set(DiskTier(tmp_path / "B" / "gocache" / "fgo" / NS).actions()) & set(corrupted)
-    assert asked and all(store.get(x) is not None for x in asked)
+    assert asked and all(any(worker_store(real_cluster, i).get(x) is not None
+                             for i in range(2)) for x in asked)
 
 
 def test_forged_entries_are_never_used(heads: tuple[Path, Path], tmp_path: Path,

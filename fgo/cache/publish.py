@@ -9,6 +9,7 @@ compared that compile with its own (fgo.cache.trust).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from fgo.cache import trust
 from fgo.cache.local import DiskTier
 from fgo.cache.tier import ClusterTier
-from fgo.wire import CacheEntry
+from fgo.wire import CacheEntry, HeldEntry
 
 PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
 
@@ -50,6 +51,9 @@ class Provenance:
     seconds: dict[str, float] = field(default_factory=dict)
     producer: dict[str, str] = field(default_factory=dict)
     checked: dict[str, bool] = field(default_factory=dict)
+    # a remote compile's archive as it left the compiler (its sha256) and go's -buildid:
+    # its worker keeps it, and makes the entry's body from it (fgo.cache.held)
+    archive: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def of(self, action: str) -> tuple[float, str, bool]:
         p = action[:30]
@@ -57,13 +61,31 @@ class Provenance:
                 self.checked.get(p, False))
 
 
+def held_by_producer(stubs: list[CacheEntry], known: Provenance,
+                     skip: frozenset[str]) -> dict[str, list[tuple[CacheEntry, str, str]]]:
+    """Of STUBS, those whose body their producer (one worker, not in SKIP) can make from
+    the archive it compiled: worker -> [(stub, archive sha256, build ID)]. Only an entry
+    under the compile's own action ID: the archive is that entry's body (its "stdout"
+    subkey and the like are not)."""
+    out: dict[str, list[tuple[CacheEntry, str, str]]] = {}
+    for stub in stubs:
+        archive = known.archive.get(stub.action[:30])
+        producer = stub.producer
+        if archive is None or producer in skip or producer == trust.HEAD \
+                or len(trust.producers(producer)) != 1:
+            continue
+        out.setdefault(producer, []).append((stub, *archive))
+    return out
+
+
 def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key: bytes,
                     known: Provenance | None = None, skip: frozenset[str] = frozenset(),
-                    revoked: trust.Revoked | None = None) -> tuple[int, int]:
-    """Copy ACTIONS from LOCAL to the cluster tier (each verified against its output ID on
-    the way, and signed with KEY); (entries stored, bytes sent). An entry no longer in
-    LOCAL (trimmed, or evicted after a mismatch), or whose producer is REVOKED, is not
-    published."""
+                    revoked: trust.Revoked | None = None) -> tuple[int, int, int]:
+    """Copy ACTIONS from LOCAL to the cluster tier, signed with KEY: as references to the
+    archives their producers kept (no body sent) where there is one, the rest with their
+    bodies (each verified against its output ID on the way), and then those a producer
+    could not make; (entries stored, bytes sent, entries stored by reference). An entry no longer in LOCAL (trimmed, or evicted after a
+    mismatch), or whose producer is REVOKED, is not published."""
     known = known or Provenance()
     stubs = []  # bodies are read a batch at a time, as they are sent
     for action in actions:
@@ -76,7 +98,12 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
         stubs.append(CacheEntry(action, entry.output, b"", entry.put_time, seconds, producer,
                                 checked, size=entry.size))
     if not stubs:
-        return 0, 0
+        return 0, 0, 0
+    by_reference = {
+        worker: [HeldEntry(trust.sign_entry(key, tier.ns, stub), raw, build_id)
+                 for stub, raw, build_id in items]
+        for worker, items in held_by_producer(stubs, known, skip).items()}
+    referenced = {h.entry.action for held in by_reference.values() for h in held}
     sent = []
 
     def load(stub: CacheEntry) -> CacheEntry | None:
@@ -85,5 +112,14 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
             return None
         sent.append(len(found[1]))
         return trust.sign_entry(key, tier.ns, replace(stub, body=found[1], size=-1))
-    stored = tier.put_many(stubs, PUBLISH_TIMEOUT_S, skip=skip, load=load)
-    return stored, sum(sent)
+
+    def put(entries: list[CacheEntry]) -> int:
+        return tier.put_many(entries, PUBLISH_TIMEOUT_S, skip=skip, load=load) if entries else 0
+
+    # the workers make their bodies while the head sends the others'
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fgo-adopt") as pool:
+        adopting = pool.submit(tier.adopt_many, by_reference, PUBLISH_TIMEOUT_S)
+        stored = put([s for s in stubs if s.action not in referenced])
+        adopted = adopting.result()
+    stored += put([s for s in stubs if s.action in referenced and s.action not in adopted])
+    return stored + len(adopted), sum(sent), len(adopted)

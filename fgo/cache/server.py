@@ -351,8 +351,8 @@ class Server:
                     self.key, tier.ns, self.counters.recheck_mismatched, time.time()))
                 from fgo.cache.publish import publish_entries
                 t0 = time.monotonic()
-                n, size = publish_entries(tier, self.local, [e.action for e in self.puts],
-                                          self.key, revoked=tier.revoked)
+                n, size, _ = publish_entries(tier, self.local, [e.action for e in self.puts],
+                                             self.key, revoked=tier.revoked)
                 self.counters.published, self.counters.bytes_published = n, size
                 self.counters.publish_s = time.monotonic() - t0
         # what fgo build has yet to publish stays until a later trim

@@ -95,12 +95,12 @@ class SharedCache:
         actions = pending_actions(self.pending)
         tier = ClusterTier(client, self.ns, self.key)
         try:
-            stored, size = publish_entries(tier, self.local(), actions, self.key, known, skip,
-                                           revoked)
+            stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
+                                                    known, skip, revoked)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
             return {"published": 0, "bytes_published": 0, "publish_error": str(exc),
                     "publish_s": round(time.monotonic() - t0, 3)}
-        return {"published": stored, "bytes_published": size,
+        return {"published": stored, "bytes_published": size, "published_by_reference": adopted,
                 "publish_s": round(time.monotonic() - t0, 3)}
 
     def known_revocations(self) -> trust.Revoked:

@@ -1,7 +1,7 @@
 """The cluster tier on a worker: this worker's share of the cache entries, on its disk.
 
-These functions run on the workers: `store_put` through fgo's cache handler
-(fgo.worker.service) when a head publishes, the others through Client.run (the cacheprog's
+These functions run on the workers: `store_put` and `store_adopt` through fgo's cache
+handlers (fgo.worker.service) when a head publishes, the others through Client.run (the cacheprog's
 index, a get, a revocation, `fgo cache stats|trim|clear`). Workers never write an entry of
 their own accord, and hold no key: they keep the fields and signature a head gave them
 beside the body, serve them as they are (a head checks the signature and the body's hash,
@@ -18,7 +18,7 @@ from typing import Any
 
 from fgo import settings
 from fgo.cache.local import DiskTier
-from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, decode, encode
+from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, HeldEntry, decode, encode
 
 NAMESPACE = re.compile(r"^go[0-9A-Za-z.+_-]+-[0-9a-f]{16}$")
 
@@ -95,6 +95,32 @@ def store_put(ns: str, entries: list[CacheEntry]) -> int:
             continue  # a full disk or a damaged body: not stored, a later miss
     evicted = set(store.trim(store_limit()))
     return sum(1 for e in entries if e.action not in evicted and store.get(e.action, verify=False))
+
+
+def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
+    """Store the entries of HELD with the bodies this worker makes from the archives it
+    compiled and kept (fgo.cache.held): each as go build cached it, from the build ID go
+    gave the compile (fgo.gobuildid); the actions stored. An entry whose archive is gone,
+    or whose body does not hash to its signed output ID, is left out: the head sends it."""
+    from fgo import gobuildid
+    from fgo.cache import held as kept
+    store = _store(ns)
+    adopted = []
+    for h in held:
+        raw = kept.read(h.raw)
+        body = gobuildid.content_rewrite(raw, h.build_id) if raw is not None else None
+        if body is None or len(body) != h.entry.length:
+            continue
+        e = h.entry
+        try:
+            store.put(e.action, e.output, body, e.put_time, e.seconds, e.producer, e.checked,
+                      e.signature)
+        except (OSError, ValueError):
+            continue  # another body than go cached (ValueError), or a full disk
+        kept.release(h.raw)
+        adopted.append(e.action)
+    evicted = set(store.trim(store_limit()))
+    return [a for a in adopted if a not in evicted]
 
 
 def store_revoke(ns: str, revocations: list[dict[str, Any]]) -> int:

@@ -16,8 +16,9 @@ signature does not verify) or altered (signed, but the body is another), and a d
 body is removed from its worker.
 
 This module is the head's side; the worker's (`store_*`) is fgo.cache.store. A publish
-goes straight to the cache handler of fgo's worker service (a wire.CachePut); the index
-and gets go through Client.run, answered as plain data.
+goes straight to the cache handlers of fgo's worker service: a wire.CachePut with the
+bodies, or, for an archive the worker compiled and kept, a wire.CacheAdopt naming it;
+the index and gets go through Client.run, answered as plain data.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from fgo.cache.store import (store_drop, store_get, store_index, store_put, stor
 from fgo.cluster import rpc
 from fgo.cluster.deadline import Late, within
 from fgo.toolchain import Identity
-from fgo.wire import CacheEntry, CacheIndex, CacheRevocation
+from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, HeldEntry
 
 # ------------------------------------------------------------------ decisions (pure)
 
@@ -85,6 +86,12 @@ async def _put_direct(client: Any, worker: str, ns: str, entries: list[CacheEntr
     connection: Client.run would pass every body through the scheduler (a cold etcd
     build publishes 259 MB), often on the head's own host."""
     return int(await rpc.call(client.rpc, worker, wire.OP_CACHE_PUT, wire.CachePut(ns, entries)))
+
+
+async def _adopt_direct(client: Any, worker: str, ns: str, held: list[HeldEntry]) -> list[str]:
+    """HELD to WORKER's adopt handler: the actions it stored from archives it kept."""
+    got = await rpc.call(client.rpc, worker, wire.OP_CACHE_ADOPT, wire.CacheAdopt(ns, held))
+    return [str(a) for a in got] if isinstance(got, (list, tuple)) else []  # msgpack: a tuple
 
 
 class RemoteError(Exception):
@@ -220,6 +227,36 @@ class ClusterTier:
                                                    thread_name_prefix="fgo-publish") as pool:
             return sum(pool.map(lambda item: self._put_to(*item, timeout, batch_bytes, load),
                                 sorted(by_owner.items())))
+
+    def adopt_many(self, held: dict[str, list[HeldEntry]], timeout: float,
+                   batch_bytes: int = 256 << 20) -> set[str]:
+        """Entries each worker of HELD makes from the archives it compiled and kept (no
+        body sent), all workers at once; the actions stored. A worker gone from the
+        cluster, without the handler, or late, adopts nothing more: the caller sends those
+        bodies as usual."""
+        if not held:
+            return set()
+        workers = set(self.workers())
+        mine = {w: h for w, h in held.items() if w in workers and h}
+        if not mine:
+            return set()
+
+        def adopt(worker: str, items: list[HeldEntry]) -> set[str]:
+            index = {h.entry.action: h for h in items}
+            done: set[str] = set()
+            for batch in batches([(h.entry.action, h.entry.length) for h in items],
+                                 batch_bytes):
+                try:
+                    done.update(within(timeout, self.client.sync, _adopt_direct, self.client,
+                                       worker, self.ns, [index[a] for a in batch],
+                                       what=f"publishing to {worker}"))
+                except Exception:
+                    break  # late, gone, or an older fgo there: the rest are sent
+            return done
+
+        with concurrent.futures.ThreadPoolExecutor(len(mine),
+                                                   thread_name_prefix="fgo-adopt") as pool:
+            return set().union(*pool.map(lambda item: adopt(*item), sorted(mine.items())))
 
     def _put_to(self, worker: str, mine: list[CacheEntry], timeout: float, batch_bytes: int,
                 load: Callable[[CacheEntry], CacheEntry | None] | None = None) -> int:

@@ -233,6 +233,9 @@ def _provenance(report: dict[str, Any]) -> Any:
         if a["mode"] == "remote" and a.get("worker"):
             known.producer[p] = a["worker"]
             known.checked[p] = (a["package"], a["worker"]) in matched
+            if a.get("output_sha256"):  # the worker kept that archive: go's -buildid made it
+                action = a["build_id"].split("/")[0]
+                known.archive[p] = (a["output_sha256"], f"{action}/{action}")
         elif a["mode"] == "split":
             workers = (a.get("split") or {}).get("workers") or [a.get("worker") or ""]
             known.producer[p] = trust.join_producers(workers)

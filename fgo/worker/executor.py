@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fgo import toolchain
+from fgo import compilecall, toolchain
+from fgo.cache import held
 from fgo.blobs import CorruptBlob, Store, store_root
 from fgo.compiler import flags as fgoflags
 from fgo.goarchive import read_export_data
@@ -98,6 +99,8 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
         streamed, digest = sandbox.stream_outputs(call, box, task.stream_above, on_chunk)
     outputs = sandbox.read_outputs(call, box, skip=streamed) if run.returncode == 0 else {}
     digest = digest or sandbox.output_sha256(call, outputs)
+    if digest and call.outputs and compilecall.buildid_of(call):
+        held.keep(box + call.outputs[0], digest)  # its cache entry is published from here
     delivered = sandbox.deliver(outputs) if task.deliver else {}
     return CompileResult(Status.OK, worker, exit=run.returncode,
                          output=run.output.replace(box.encode(), b""),

@@ -13,7 +13,8 @@ mismatch, never misread), runs the work in a thread and answers with plain data:
 - shard fetch: a leader, on another worker, takes a shard result kept here;
 - cancel: stop a task or a split that the head no longer wants;
 - promote: a speculative compile go build now waits for runs as a real one;
-- cache put: a head publishes entries of the cluster cache tier this worker owns.
+- cache put: a head publishes entries of the cluster cache tier this worker owns;
+- cache adopt: ... entries whose bodies this worker makes from archives it compiled.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from typing import Any
 from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
 
 from fgo import __version__, toolchain, wire
+from fgo.cache import held
 from fgo.cluster import rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
-from fgo.wire import (Cancel, CachePut, CompileResult, CompileTask, ExportReady, Hello,
+from fgo.wire import (Cancel, CacheAdopt, CachePut, CompileResult, CompileTask, ExportReady, Hello,
                       HelloReply, OutputChunk, Promote, ShardFetch, ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
@@ -83,6 +85,10 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_CANCEL] = handlers.cancel
         worker.handlers[wire.OP_PROMOTE] = handlers.promote
         worker.handlers[wire.OP_CACHE_PUT] = handlers.cache_put
+        worker.handlers[wire.OP_CACHE_ADOPT] = handlers.cache_adopt
+
+    def teardown(self, worker: Any) -> None:
+        held.clear()  # the archives it kept for a publish: no head can name them now
 
 
 # A `dask worker` started as the README says runs Dask's default housekeeping (experiment
@@ -194,3 +200,9 @@ class Handlers:
         put = wire.decode(message, CachePut)
         return await asyncio.get_running_loop().run_in_executor(
             None, store_put, put.ns, put.entries)
+
+    async def cache_adopt(self, comm: Any = None, message: Any = None) -> list[str]:
+        from fgo.cache.store import store_adopt
+        adopt = wire.decode(message, CacheAdopt)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, store_adopt, adopt.ns, adopt.held)

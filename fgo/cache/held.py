@@ -1,0 +1,105 @@
+"""Archives a worker keeps after compiling them, until a head publishes their cache entries.
+
+The head receives every remote compile's archive, and go build caches it; publishing it
+to the cluster tier used to send the same bytes back (a cold etcd build: 156 MB received,
+then 260 MB published). The worker that compiled an archive keeps it instead (a hard link
+of the sandbox's output, by its sha256: no copy), and a head's publish names it
+(fgo.cache.store.store_adopt). Bounded: the oldest go past HELD_BYTES; an adopted one goes
+at once; whatever a worker held before it started belongs to builds that are over.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from fgo.paths import cache_dir
+
+HELD_BYTES = 2 << 30          # a build's remote archives: etcd 156 MB, aws-sdk-go's subset 283 MB
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+_lock = threading.Lock()
+_sizes: OrderedDict[str, int] = OrderedDict()   # sha256 -> size, oldest first
+_root: Path | None = None
+
+
+def root() -> Path:
+    """The held archives' directory, emptied the first time this process uses it; beside the
+    sandboxes, on the same disk (so a hard link)."""
+    global _root
+    with _lock:
+        if _root is None:
+            _root = cache_dir() / f"held-{os.getpid()}"
+            shutil.rmtree(_root, ignore_errors=True)
+            for stale in cache_dir().glob("held-*"):   # of a worker that is gone
+                if not _alive(stale.name.removeprefix("held-")):
+                    shutil.rmtree(stale, ignore_errors=True)
+            _root.mkdir(parents=True, exist_ok=True)
+        return _root
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def keep(path: str, sha: str) -> None:
+    """Hold the file at PATH (its sha256 is SHA) for a later publish; best effort."""
+    if not SHA256.match(sha):
+        return
+    base = root()
+    dest = base / sha
+    try:
+        size = os.path.getsize(path)
+        os.link(path, dest)
+    except FileExistsError:
+        size = os.path.getsize(dest)
+    except OSError:
+        return  # another filesystem, a full disk: the head sends the body instead
+    with _lock:
+        _sizes[sha] = size
+        _sizes.move_to_end(sha)
+        total = sum(_sizes.values())
+        while total > HELD_BYTES and len(_sizes) > 1:
+            old, n = _sizes.popitem(last=False)
+            total -= n
+            (base / old).unlink(missing_ok=True)
+
+
+def read(sha: str) -> bytes | None:
+    """The held archive SHA, or None."""
+    if not SHA256.match(sha):
+        return None
+    try:
+        return (root() / sha).read_bytes()
+    except OSError:
+        return None
+
+
+def release(sha: str) -> None:
+    """Drop the held archive SHA (its entry is in the cluster tier now)."""
+    if not SHA256.match(sha):
+        return
+    base = root()
+    with _lock:
+        _sizes.pop(sha, None)
+    (base / sha).unlink(missing_ok=True)
+
+
+def clear() -> None:
+    """Drop every held archive (the worker is closing)."""
+    global _root
+    with _lock:
+        _sizes.clear()
+        base, _root = _root, None
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
