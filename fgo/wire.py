@@ -51,6 +51,7 @@ OP_CANCEL = "fgo_cancel"
 OP_PROMOTE = "fgo_promote"
 OP_CACHE_PUT = "fgo_cache"
 OP_CACHE_ADOPT = "fgo_cache_adopt"
+OP_CACHE_STAGE = "fgo_cache_stage"
 
 T = TypeVar("T")
 
@@ -361,12 +362,22 @@ class CachePut:
 
 @dataclass(frozen=True)
 class HeldEntry:
-    """An entry whose body the worker holds as the archive it compiled: RAW, the sha256 of
-    the archive as it left the compiler, which go build gave `-buildid BUILD_ID`."""
+    """An entry whose body the worker holds: RAW, the sha256 of the archive it compiled,
+    which go build gave `-buildid BUILD_ID`; or, BUILD_ID "", a body the head staged there
+    (RAW: its output ID)."""
 
     entry: CacheEntry                  # signed, no body
     raw: str
     build_id: str
+
+
+@dataclass(frozen=True)
+class CacheStage:
+    """While its build runs, a head sends BODIES (output ID -> body) of its own compiles to
+    the worker that will own their entries: held there, not entries (fgo.cache.held)."""
+
+    bodies: dict[str, bytes]
+    version: int = PROTOCOL_VERSION
 
 
 @dataclass(frozen=True)
@@ -405,7 +416,7 @@ MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
     OutputChunk,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
-    Promote, CacheEntry, CachePut, HeldEntry, CacheAdopt, CacheRevocation, CacheIndex, Identity, CompileCall)}
+    Promote, CacheEntry, CachePut, HeldEntry, CacheStage, CacheAdopt, CacheRevocation, CacheIndex, Identity, CompileCall)}
 
 
 # ------------------------------------------------------------------ the codec

@@ -1,11 +1,15 @@
-"""Archives a worker keeps after compiling them, until a head publishes their cache entries.
+"""Bodies a worker keeps until a head publishes their cache entries: archives it compiled,
+and bodies a head staged while its build ran.
 
 The head receives every remote compile's archive, and go build caches it; publishing it
 to the cluster tier used to send the same bytes back (a cold etcd build: 156 MB received,
 then 260 MB published). The worker that compiled an archive keeps it instead (a hard link
 of the sandbox's output, by its sha256: no copy), and a head's publish names it
-(fgo.cache.store.store_adopt). Bounded: the oldest go past HELD_BYTES; an adopted one goes
-at once; whatever a worker held before it started belongs to builds that are over.
+(fgo.cache.store.store_adopt). A head also stages the bodies no worker holds on the
+workers that will own their entries while go build still runs (fgo.cache.stage), so that
+its publish after the build sends little but signed records. Bounded: the oldest go past
+HELD_BYTES; an adopted one goes at once; whatever a worker held before it started belongs
+to builds that are over.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from fgo.fileio import write_atomically
 from fgo.paths import cache_dir
 
 HELD_BYTES = 2 << 30          # a build's remote archives: etcd 156 MB, aws-sdk-go's subset 283 MB
@@ -65,6 +70,26 @@ def keep(path: str, sha: str) -> None:
         size = os.path.getsize(dest)
     except OSError:
         return  # another filesystem, a full disk: the head sends the body instead
+    _account(base, sha, size)
+
+
+def keep_bytes(sha: str, data: bytes) -> bool:
+    """Hold DATA, a body a head staged while its build ran, under the output ID SHA it
+    named (not checked here: an entry is stored only if its body hashes to the signed
+    output ID, fgo.cache.store.store_adopt); whether it is held."""
+    if not SHA256.match(sha):
+        return False
+    base = root()
+    try:
+        write_atomically(base / sha, data)
+    except OSError:
+        return False
+    _account(base, sha, len(data))
+    return True
+
+
+def _account(base: Path, sha: str, size: int) -> None:
+    """SHA (SIZE bytes) is held now; the oldest go past HELD_BYTES."""
     with _lock:
         _sizes[sha] = size
         _sizes.move_to_end(sha)
@@ -76,7 +101,7 @@ def keep(path: str, sha: str) -> None:
 
 
 def read(sha: str) -> bytes | None:
-    """The held archive SHA, or None."""
+    """The held body SHA, or None."""
     if not SHA256.match(sha):
         return None
     try:
@@ -86,7 +111,7 @@ def read(sha: str) -> bytes | None:
 
 
 def release(sha: str) -> None:
-    """Drop the held archive SHA (its entry is in the cluster tier now)."""
+    """Drop the held body SHA (its entry is in the cluster tier now)."""
     if not SHA256.match(sha):
         return
     base = root()
@@ -96,7 +121,7 @@ def release(sha: str) -> None:
 
 
 def clear() -> None:
-    """Drop every held archive (the worker is closing)."""
+    """Drop every held body (the worker is closing)."""
     global _root
     with _lock:
         _sizes.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -78,14 +79,29 @@ def held_by_producer(stubs: list[CacheEntry], known: Provenance,
     return out
 
 
+def staged_by_worker(stubs: list[CacheEntry], staged: Mapping[str, str],
+                     skip: frozenset[str]) -> dict[str, list[tuple[CacheEntry, str, str]]]:
+    """Of STUBS, those whose body was staged on a worker (STAGED: action -> worker) not in
+    SKIP: worker -> [(stub, output ID, "")] (the body is the entry's as it is)."""
+    out: dict[str, list[tuple[CacheEntry, str, str]]] = {}
+    for stub in stubs:
+        worker = staged.get(stub.action)
+        if worker is not None and worker not in skip:
+            out.setdefault(worker, []).append((stub, stub.output, ""))
+    return out
+
+
 def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key: bytes,
                     known: Provenance | None = None, skip: frozenset[str] = frozenset(),
-                    revoked: trust.Revoked | None = None) -> tuple[int, int, int]:
+                    revoked: trust.Revoked | None = None,
+                    staged: Mapping[str, str] | None = None) -> tuple[int, int, int]:
     """Copy ACTIONS from LOCAL to the cluster tier, signed with KEY: as references to the
-    archives their producers kept (no body sent) where there is one, the rest with their
-    bodies (each verified against its output ID on the way), and then those a producer
-    could not make; (entries stored, bytes sent, entries stored by reference). An entry no longer in LOCAL (trimmed, or evicted after a
-    mismatch), or whose producer is REVOKED, is not published."""
+    bodies STAGED on a worker while the build ran (action -> worker) or to the archives
+    their producers kept, with no body sent, where there is one; the rest with their bodies
+    (each verified against its output ID on the way), and then those a worker could not
+    make. (entries stored, bytes sent, entries stored by reference). An entry no longer in
+    LOCAL (trimmed, or evicted after a mismatch), or whose producer is REVOKED, is not
+    published."""
     known = known or Provenance()
     stubs = []  # bodies are read a batch at a time, as they are sent
     for action in actions:
@@ -99,10 +115,15 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
                                 checked, size=entry.size))
     if not stubs:
         return 0, 0, 0
+    held = staged_by_worker(stubs, staged or {}, skip)
+    placed = {stub.action for items in held.values() for stub, _, _ in items}
+    for worker, items in held_by_producer([s for s in stubs if s.action not in placed], known,
+                                          skip).items():
+        held.setdefault(worker, []).extend(items)
     by_reference = {
         worker: [HeldEntry(trust.sign_entry(key, tier.ns, stub), raw, build_id)
                  for stub, raw, build_id in items]
-        for worker, items in held_by_producer(stubs, known, skip).items()}
+        for worker, items in held.items()}
     referenced = {h.entry.action for held in by_reference.values() for h in held}
     sent = []
 

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fgo import wire
 from fgo.cache import trust
@@ -19,6 +19,7 @@ from fgo.cache.tier import ClusterTier, namespace
 from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import PENDING_ENV, STATS_ENV
+from fgo.cache.stage import Stager
 
 REVOKE_TIMEOUT_S = 30.0
 
@@ -87,20 +88,30 @@ class SharedCache:
     def ns(self) -> str:
         return namespace(self.identity)
 
+    def stage(self, client: Any, wanted: Callable[[str, int], bool]) -> Stager:
+        """Stage the bodies no worker holds (WANTED(action-ID prefix, size)) on the workers
+        while go build runs (fgo.cache.stage): `stop` it before the publish."""
+        return Stager(ClusterTier(client, self.ns, self.key), self.local(), self.pending,
+                      wanted).start()
+
     def publish(self, client: Any, known: Provenance, skip: frozenset[str] = frozenset(),
-                revoked: trust.Revoked | None = None) -> dict[str, Any]:
+                revoked: trust.Revoked | None = None,
+                stager: Stager | None = None) -> dict[str, Any]:
         """Copy this build's puts to the cluster tier, signed (none to the workers in SKIP,
-        which did not answer this build; none a REVOKED producer computed); what it cost."""
+        which did not answer this build; none a REVOKED producer computed), by reference
+        to what STAGER staged; what it cost."""
         t0 = time.monotonic()
+        staged = stager.stop() if stager is not None else {}
         actions = pending_actions(self.pending)
         tier = ClusterTier(client, self.ns, self.key)
         try:
             stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
-                                                    known, skip, revoked)
+                                                    known, skip, revoked, staged)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
             return {"published": 0, "bytes_published": 0, "publish_error": str(exc),
                     "publish_s": round(time.monotonic() - t0, 3)}
         return {"published": stored, "bytes_published": size, "published_by_reference": adopted,
+                "bytes_staged": stager.bytes if stager is not None else 0,
                 "publish_s": round(time.monotonic() - t0, 3)}
 
     def known_revocations(self) -> trust.Revoked:

@@ -98,18 +98,20 @@ def store_put(ns: str, entries: list[CacheEntry]) -> int:
 
 
 def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
-    """Store the entries of HELD with the bodies this worker makes from the archives it
-    compiled and kept (fgo.cache.held): each as go build cached it, from the build ID go
-    gave the compile (fgo.gobuildid); the actions stored. An entry whose archive is gone,
-    or whose body does not hash to its signed output ID, is left out: the head sends it."""
+    """Store the entries of HELD with the bodies this worker holds (fgo.cache.held): a body
+    a head staged, or one made from an archive it compiled as go build cached it, from the
+    build ID go gave the compile (fgo.gobuildid); the actions stored. An entry whose body
+    is gone, or does not hash to its signed output ID, is left out: the head sends it."""
     from fgo import gobuildid
     from fgo.cache import held as kept
     store = _store(ns)
     adopted = []
     for h in held:
         raw = kept.read(h.raw)
-        body = gobuildid.content_rewrite(raw, h.build_id) if raw is not None else None
-        if body is None or len(body) != h.entry.length:
+        if raw is None or len(raw) != h.entry.length:  # gone, or go appended to it
+            continue
+        body = gobuildid.content_rewrite(raw, h.build_id) if h.build_id else raw
+        if body is None:
             continue
         e = h.entry
         try:

@@ -107,11 +107,15 @@ def run(opts: BuildOptions) -> int:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
+    stager = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp), key)
+            if shared is not None and session is not None:
+                # bodies no worker holds go to the workers while go build runs
+                stager = shared.stage(cluster.client, session.front.worker_lacks)
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, session, tmp, shared)
             build_cpu += _own_cpu()
@@ -139,7 +143,7 @@ def run(opts: BuildOptions) -> int:
                 report["shared_cache"] = _share(
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
-                    else frozenset())
+                    else frozenset(), stager)
                 if doubted := report["shared_cache"].pop("doubted_buildids", []):
                     # a re-check found a worker wrong: its outputs of this build go too
                     report["shared_cache"]["evicted"] = _evict(doubted, shared)
@@ -147,6 +151,8 @@ def run(opts: BuildOptions) -> int:
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
                                        _own_peak_rss_mb())
     finally:
+        if stager is not None:
+            stager.stop()
         if cluster is not None:
             cluster.close()
     _publish(project, opts, report, graph)
@@ -244,7 +250,7 @@ def _provenance(report: dict[str, Any]) -> Any:
 
 
 def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
-           skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+           skip: frozenset[str] = frozenset(), stager: Any = None) -> dict[str, Any]:
     """Revoke what this build found wrong (every cluster entry of a worker its verification
     excluded; an entry a re-check found different, with its producer's), then publish this
     build's cache entries, signed, only when verification found no mismatch; the counters
@@ -286,7 +292,7 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
             & found_wrong]
     if mismatched:
         return {**out, "published": 0, "withheld": "verification found a mismatch"}
-    return {**out, **shared.publish(cluster.client, known, skip, revoked)}
+    return {**out, **shared.publish(cluster.client, known, skip, revoked, stager)}
 
 
 def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socketserver
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from fgo.blobs import BlobIndex
-from fgo.compilecall import NotRemoteSafe
+from fgo.compilecall import NotRemoteSafe, absolute, buildid_of, flag_value
 from fgo.head import policy
 from fgo.head.action import CompileAction, Completion
+from fgo.head.checks import action_id_prefix
 from fgo.head.pool import WorkerPool
 from fgo.head.remote import RemoteExecutor
 from fgo.head.slots import LocalSlots
@@ -77,6 +79,14 @@ class ShimServer:
             self._server.server_close()
 
 
+def _output_size(call: Any) -> int:
+    out = flag_value(call.args, "-o")
+    try:
+        return os.path.getsize(absolute(call.cwd, out)) if out else -1
+    except OSError:
+        return -1
+
+
 class Front:
     """One build's front: asks the executors in order and answers the shim."""
 
@@ -95,6 +105,10 @@ class Front:
         self.lock = threading.Lock()
         self.running: dict[int, CompileAction] = {}  # in flight, for progress and the racer
         self.parallelism: int | None = None          # go build's -p
+        # by action-ID prefix: compiles no worker holds the archive of (the head's own,
+        # splits) and the archive sizes of those a worker ran (fgo.cache.stage)
+        self.unheld: set[str] = set()
+        self.held_sizes: dict[str, int] = {}
         self.server = ShimServer(socket_path, self.handle)
 
     @property
@@ -186,6 +200,17 @@ class Front:
     def _done(self, action: CompileAction) -> None:
         with self.lock:
             self.running.pop(id(action), None)
+        if action.call is not None and (prefix := action_id_prefix(buildid_of(action.call))):
+            if action.record.mode == "remote":
+                self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
+            else:
+                self.unheld.add(prefix)
+
+    def worker_lacks(self, prefix: str, size: int) -> bool:
+        """Whether no worker holds the body (SIZE bytes) go cached for the compile of this
+        action-ID prefix: the head ran it, or go appended to its worker's archive (a
+        package's assembly or cgo objects)."""
+        return prefix in self.unheld or self.held_sizes.get(prefix, size) != size
         self.recorder.add(action.record,
                           action.needs() if action.inputs is not None else None)
 

@@ -14,7 +14,9 @@ mismatch, never misread), runs the work in a thread and answers with plain data:
 - cancel: stop a task or a split that the head no longer wants;
 - promote: a speculative compile go build now waits for runs as a real one;
 - cache put: a head publishes entries of the cluster cache tier this worker owns;
-- cache adopt: ... entries whose bodies this worker makes from archives it compiled.
+- cache stage: ... bodies of a head's own compiles, held until it publishes their entries;
+- cache adopt: ... entries whose bodies this worker holds (staged, or made from archives
+  it compiled).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from fgo import __version__, toolchain, wire
 from fgo.cache import held
 from fgo.cluster import rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
-from fgo.wire import (Cancel, CacheAdopt, CachePut, CompileResult, CompileTask, ExportReady, Hello,
+from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CompileResult, CompileTask, ExportReady, Hello,
                       HelloReply, OutputChunk, Promote, ShardFetch, ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
@@ -86,6 +88,7 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_PROMOTE] = handlers.promote
         worker.handlers[wire.OP_CACHE_PUT] = handlers.cache_put
         worker.handlers[wire.OP_CACHE_ADOPT] = handlers.cache_adopt
+        worker.handlers[wire.OP_CACHE_STAGE] = handlers.cache_stage
 
     def teardown(self, worker: Any) -> None:
         held.clear()  # the archives it kept for a publish: no head can name them now
@@ -200,6 +203,11 @@ class Handlers:
         put = wire.decode(message, CachePut)
         return await asyncio.get_running_loop().run_in_executor(
             None, store_put, put.ns, put.entries)
+
+    async def cache_stage(self, comm: Any = None, message: Any = None) -> int:
+        stage = wire.decode(message, CacheStage)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sum(held.keep_bytes(sha, body) for sha, body in stage.bodies.items()))
 
     async def cache_adopt(self, comm: Any = None, message: Any = None) -> list[str]:
         from fgo.cache.store import store_adopt

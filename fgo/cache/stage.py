@@ -1,0 +1,143 @@
+"""Staging: while go build runs, the bodies of the head's own compiles go to the workers that
+will own their entries, so that the publish after the build sends signed records only.
+
+A build publishes only once its verification found no mismatch, and that is after go build
+ends: sending every body then put the whole transfer on the build's wall (a cold etcd
+build: 260 MB, 4.9 s). A remote compile's archive is on its worker already (fgo.cache.held);
+the bodies no worker holds (the head's own compiles', and those go appended assembly or
+cgo objects to) are staged there meanwhile, a batch a second, as go puts
+them. Staged is not published: a worker holds the body without an entry until a signed
+record names it (fgo.cache.store.store_adopt), and drops it when it closes. Whatever was
+not staged (small bodies, the last packages, a worker that did not answer) is sent at the
+publish as before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgo import wire
+from fgo.cache.local import DiskTier
+from fgo.cache.tier import ClusterTier, batches, owner
+from fgo.cluster import rpc
+from fgo.cluster.deadline import within
+
+STAGE_EVERY_S = 1.0
+MIN_BYTES = 16 << 10      # smaller bodies cost more in messages than at the publish
+BATCH_BYTES = 8 << 20     # one message: 70 ms at 1 Gb/s
+STAGE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Put:
+    action: str
+    output: str
+    size: int
+
+
+def read_puts(data: str) -> tuple[list[Put], int]:
+    """The complete lines of DATA (FGO_CACHE_PENDING's, from some offset: ASCII) as puts, and
+    how many bytes they took (a line still being written stays for the next read)."""
+    end = data.rfind("\n") + 1
+    puts = []
+    for line in data[:end].splitlines():
+        try:
+            p = json.loads(line)
+            puts.append(Put(str(p["action"]), str(p["output"]), int(p["size"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return puts, end
+
+
+def to_stage(puts: list[Put], wanted: Callable[[str, int], bool], workers: list[str],
+             staged: set[str]) -> dict[str, list[Put]]:
+    """Of PUTS, what to stage, by the worker that will own each entry: bodies of at least
+    MIN_BYTES that no worker holds (WANTED(action-ID prefix, size): a remote compile's
+    archive is on its worker already, unless go appended to it), each once."""
+    out: dict[str, list[Put]] = {}
+    for p in puts:
+        if p.size < MIN_BYTES or p.action in staged or not wanted(p.action[:30], p.size):
+            continue
+        w = owner(p.action, workers)
+        if w is not None:
+            out.setdefault(w, []).append(p)
+    return out
+
+
+async def _stage_direct(client: Any, worker: str, bodies: dict[str, bytes]) -> int:
+    return int(await rpc.call(client.rpc, worker, wire.OP_CACHE_STAGE, wire.CacheStage(bodies)))
+
+
+class Stager:
+    """Stages the puts listed in PENDING (read from LOCAL) on TIER's workers, in a thread of
+    its own, until `stop`."""
+
+    def __init__(self, tier: ClusterTier, local: DiskTier, pending: Path,
+                 wanted: Callable[[str, int], bool]) -> None:
+        self.tier = tier
+        self.local = local
+        self.pending = pending
+        self.wanted = wanted
+        self.staged: dict[str, str] = {}   # action -> the worker holding its body
+        self.bytes = 0
+        self._offset = 0
+        self._failed: set[str] = set()     # workers that did not take a batch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="fgo-stage")
+
+    def start(self) -> Stager:
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, str]:
+        """No more staging (a batch on its way finishes); action -> worker of the staged."""
+        self._stop.set()
+        self._thread.join()
+        return dict(self.staged)
+
+    def _run(self) -> None:
+        try:
+            workers = self.tier.workers()
+        except Exception:
+            return  # the publish sends everything, as it would have
+        while not self._stop.wait(STAGE_EVERY_S):
+            self._stage_new(workers)
+
+    def _stage_new(self, workers: list[str]) -> None:
+        try:
+            with open(self.pending, "rb") as f:
+                f.seek(self._offset)
+                puts, used = read_puts(f.read().decode(errors="replace"))
+        except OSError:
+            return  # go has put nothing yet
+        self._offset += used
+        live = [w for w in workers if w not in self._failed]
+        for worker, mine in to_stage(puts, self.wanted, live, set(self.staged)).items():
+            for batch in batches([(p.action, p.size) for p in mine], BATCH_BYTES):
+                if self._stop.is_set() or worker in self._failed:
+                    return
+                self._send(worker, [p for p in mine if p.action in set(batch)])
+
+    def _send(self, worker: str, puts: list[Put]) -> None:
+        bodies, actions = {}, {}
+        for p in puts:
+            found = self.local.read(p.action, verify=False)  # the worker's adopt checks it
+            if found is not None and found[0].output == p.output:
+                bodies[p.output] = found[1]
+                actions[p.action] = p.output
+        if not bodies:
+            return
+        try:
+            within(STAGE_TIMEOUT_S, self.tier.client.sync, _stage_direct, self.tier.client,
+                   worker, bodies, what=f"staging on {worker}")
+        except Exception:
+            self._failed.add(worker)  # its share is sent at the publish
+            return
+        for action in actions:
+            self.staged[action] = worker
+        self.bytes += sum(map(len, bodies.values()))
