@@ -205,14 +205,14 @@ class Front:
                 self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
             else:
                 self.unheld.add(prefix)
+        self.recorder.add(action.record,
+                          action.needs() if action.inputs is not None else None)
 
     def worker_lacks(self, prefix: str, size: int) -> bool:
         """Whether no worker holds the body (SIZE bytes) go cached for the compile of this
         action-ID prefix: the head ran it, or go appended to its worker's archive (a
         package's assembly or cgo objects)."""
         return prefix in self.unheld or self.held_sizes.get(prefix, size) != size
-        self.recorder.add(action.record,
-                          action.needs() if action.inputs is not None else None)
 
     def link_gate(self) -> ShimReply:
         """The shim asks before every link: it may run once every pending verification is
