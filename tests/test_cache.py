@@ -346,6 +346,29 @@ def test_the_head_stages_its_own_compiles_bodies_each_once_on_their_owner() -> N
     assert staged_by_worker([stub], {"a" * 64: "tcp://w1"}, frozenset({"tcp://w1"})) == {}
 
 
+def test_a_put_is_read_from_the_file_go_put_it_from(tmp_path: Path) -> None:
+    """The head lists each compile's -o by action-ID prefix; the cacheprog takes a put's body
+    from that file, not from its base64 line, only when it is exactly the body go names."""
+    import hashlib
+    from fgo.cache.outputs import OutputLog, OutputPaths, parse
+    assert parse("a /x\nb /y z\nc /w") == ({"a": "/x", "b": "/y z"}, len("a /x\nb /y z\n"))
+    body = os.urandom(5000)
+    (tmp_path / "_pkg_.a").write_bytes(body)
+    action = bytes(range(32))
+    log = OutputLog(tmp_path / "outputs.txt")
+    paths = OutputPaths(tmp_path / "outputs.txt")
+    assert paths.body(action, hashlib.sha256(body).digest(), len(body)) is None  # not listed yet
+    log.add(action[:15].hex(), str(tmp_path / "_pkg_.a"))
+    assert paths.body(action, hashlib.sha256(body).digest(), len(body)) == body
+    assert paths.body(action, hashlib.sha256(b"other").digest(), len(body)) is None
+    assert paths.body(action, hashlib.sha256(body).digest(), len(body) + 1) is None
+    put = protocol.Request(7, "put", action, hashlib.sha256(body).digest(), body)
+    got = protocol.read_request(io.BytesIO(protocol.encode_request(put)),
+                                lambda a, o, n: paths.body(a, o, n) or False)
+    assert got == put and not got.reused
+    log.close()
+
+
 def test_a_put_go_sends_again_is_not_decoded() -> None:
     import hashlib
     body = os.urandom(3000)
@@ -505,6 +528,8 @@ def test_two_heads_share_one_cluster(heads: tuple[Path, Path], tmp_path: Path,
     remote = rep_a["totals"]["remote"]
     assert remote > 10 and ca["bytes_staged"] > 1e6 and \
         ca["published_by_reference"] > remote / 2 + 10, (remote, ca)
+    # every compile's body was read from its archive, not decoded from go's base64 line
+    assert ca["from_files"] >= rep_a["totals"]["actions"] - 2, ca
     proc, rep_b = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin",
                              "--trace", str(tmp_path / "b.trace"))
     cb = rep_b["shared_cache"]

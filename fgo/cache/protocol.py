@@ -93,12 +93,15 @@ def _skippable(line: bytes, size: int) -> bool:
 
 
 def read_request(stream: IO[bytes],
-                 known: Callable[[bytes, bytes, int], bool] | None = None) -> Request | None:
+                 known: Callable[[bytes, bytes, int], bool | bytes] | None = None
+                 ) -> Request | None:
     """The next Request from STREAM (its body read too), or None at the end of input.
 
     KNOWN(action, output, size) says whether the helper already holds that put's body (the
     same action and output ID: go's output ID is the sha256 of the body): its line is then
-    read but neither decoded nor hashed (`reused`), as long as its length is right."""
+    read but neither decoded nor hashed (`reused`), as long as its length is right; or it
+    gives the body itself, found elsewhere and checked against the output ID (the file go
+    just put from), which saves decoding the line (base64 decodes at 160 MB/s here)."""
     line = _next_line(stream)
     if not line:
         return None
@@ -112,9 +115,14 @@ def read_request(stream: IO[bytes],
     if size > 0:
         body_line = _next_line(stream)
         if known is not None and req.command == "put" and req.action_id and req.output_id \
-                and _skippable(body_line, size) and known(req.action_id, req.output_id, size):
-            req.reused = True
-            return req
+                and _skippable(body_line, size):
+            found = known(req.action_id, req.output_id, size)
+            if found is True:
+                req.reused = True
+                return req
+            if isinstance(found, bytes) and len(found) == size:
+                req.body = found
+                return req
         try:
             req.body = _body(body_line)
         except (ValueError, TypeError) as exc:

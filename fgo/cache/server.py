@@ -37,11 +37,13 @@ from fgo import wire
 from fgo.cache import protocol, trust
 from fgo.errors import FgoError
 from fgo.cache.local import DiskTier, Entry
+from fgo.cache.outputs import OutputPaths
 from fgo.cache.protocol import Request, Response
 from fgo.wire import CacheRevocation
 
 PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
 STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
+OUTPUTS_ENV = "FGO_CACHE_OUTPUTS"   # fgo build: its compiles' -o files (fgo.cache.outputs)
 RECENT = 8                          # latencies the slowness rule looks at
 GRACE_S = 300.0                     # entries used this recently may be another go's files
 
@@ -81,6 +83,7 @@ class Counters:
     publish_s: float = 0.0
     trimmed: int = 0
     reused: int = 0              # puts whose body the local tier held already (not decoded)
+    from_files: int = 0          # puts whose body was read from go's file (not decoded)
     forged: int = 0              # cluster entries whose signature did not verify: not used
     altered: int = 0             # signed, but the body hashed to another output ID: not used
     refused: int = 0             # entries a revocation covers: not used
@@ -109,8 +112,9 @@ class Server:
     def __init__(self, local: DiskTier, remote: Callable[[], Any] | None, limit: float,
                  size_limit: int, pending: Path | None = None, stats: Path | None = None,
                  threads: int = 4, key: bytes | None = None, recheck: float = 0.0,
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None, outputs: Path | None = None) -> None:
         self.local = local
+        self.outputs = OutputPaths(outputs)    # the compiles' -o files, as the head lists them
         self.key = key
         self.recheck = recheck
         self.secret = secret if secret is not None else trust.new_secret()
@@ -289,14 +293,22 @@ class Server:
         return Response(req.id, output_id=bytes.fromhex(entry.output), size=entry.size,
                         time=entry.put_time, disk_path=str(entry.path))
 
-    def known(self, action_id: bytes, output_id: bytes, size: int) -> bool:
-        """Whether the local tier holds ACTION_ID's entry with this output ID and size (go's
-        put then needs no decoding: see protocol.read_request)."""
+    def known(self, action_id: bytes, output_id: bytes, size: int) -> bool | bytes:
+        """Whether the local tier holds ACTION_ID's entry with this output ID and size, or
+        else the body itself from the file go put it from (fgo.cache.outputs): go's put
+        then needs no decoding (protocol.read_request)."""
         try:
             entry = self.local.get(action_id.hex(), verify=False)
         except ValueError:
+            entry = None
+        if entry is not None and entry.output == output_id.hex() and entry.size == size:
+            return True
+        body = self.outputs.body(action_id, output_id, size)
+        if body is None:
             return False
-        return entry is not None and entry.output == output_id.hex() and entry.size == size
+        with self.lock:
+            self.counters.from_files += 1
+        return body
 
     def put(self, req: Request) -> Response:
         action, output = req.action_id.hex(), req.output_id.hex()
@@ -422,3 +434,9 @@ def environ_paths() -> tuple[Path | None, Path | None]:
     """FGO_CACHE_PENDING and FGO_CACHE_STATS, as fgo build sets them for its go build."""
     pending, stats = os.environ.get(PENDING_ENV), os.environ.get(STATS_ENV)
     return (Path(pending) if pending else None, Path(stats) if stats else None)
+
+
+def environ_outputs() -> Path | None:
+    """FGO_CACHE_OUTPUTS, as fgo build sets it: where its compiles' -o files are listed."""
+    value = os.environ.get(OUTPUTS_ENV)
+    return Path(value) if value else None

@@ -18,7 +18,7 @@ from fgo.cache import trust
 from fgo.cache.tier import ClusterTier, namespace
 from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
-from fgo.cache.server import PENDING_ENV, STATS_ENV
+from fgo.cache.server import OUTPUTS_ENV, PENDING_ENV, STATS_ENV
 from fgo.cache.stage import Stager
 
 REVOKE_TIMEOUT_S = 30.0
@@ -72,12 +72,18 @@ class SharedCache:
     def stats_path(self) -> Path:
         return self.tmp / "cache-stats.json"
 
+    @property
+    def outputs(self) -> Path:
+        """Where the head lists its compiles' -o files for the cacheprog (fgo.cache.outputs)."""
+        return self.tmp / "cache-outputs.txt"
+
     def local(self) -> DiskTier:
         return DiskTier(local_root(self.gocache, namespace(self.identity)))
 
     def go_env(self) -> dict[str, str]:
         return {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
-                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path)}
+                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path),
+                OUTPUTS_ENV: str(self.outputs)}
 
     def evict(self, prefixes: list[str]) -> list[str]:
         """Remove the local tier's entries of these action-ID prefixes (failed verification)."""

@@ -107,15 +107,18 @@ def run(opts: BuildOptions) -> int:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
-    stager = None
+    stager = session = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp), key)
             if shared is not None and session is not None:
-                # bodies no worker holds go to the workers while go build runs
+                # bodies no worker holds go to the workers while go build runs; the
+                # cacheprog reads go's bodies from the compiles' files, not from base64
+                from fgo.cache.outputs import OutputLog
                 stager = shared.stage(cluster.client, session.front.worker_lacks)
+                session.front.output_log = OutputLog(shared.outputs)
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, session, tmp, shared)
             build_cpu += _own_cpu()
@@ -153,6 +156,8 @@ def run(opts: BuildOptions) -> int:
     finally:
         if stager is not None:
             stager.stop()
+        if session is not None and session.front.output_log is not None:
+            session.front.output_log.close()
         if cluster is not None:
             cluster.close()
     _publish(project, opts, report, graph)

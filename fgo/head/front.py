@@ -79,10 +79,15 @@ class ShimServer:
             self._server.server_close()
 
 
-def _output_size(call: Any) -> int:
+def _output(call: Any) -> str | None:
     out = flag_value(call.args, "-o")
+    return absolute(call.cwd, out) if out else None
+
+
+def _output_size(call: Any) -> int:
+    out = _output(call)
     try:
-        return os.path.getsize(absolute(call.cwd, out)) if out else -1
+        return os.path.getsize(out) if out else -1
     except OSError:
         return -1
 
@@ -109,6 +114,7 @@ class Front:
         # splits) and the archive sizes of those a worker ran (fgo.cache.stage)
         self.unheld: set[str] = set()
         self.held_sizes: dict[str, int] = {}
+        self.output_log: Any = None                  # fgo.cache.outputs.OutputLog
         self.server = ShimServer(socket_path, self.handle)
 
     @property
@@ -205,6 +211,8 @@ class Front:
                 self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
             else:
                 self.unheld.add(prefix)
+            if self.output_log is not None and (out := _output(action.call)):
+                self.output_log.add(prefix, out)  # go puts its body from there
         self.recorder.add(action.record,
                           action.needs() if action.inputs is not None else None)
 

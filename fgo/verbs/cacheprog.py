@@ -26,7 +26,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     from fgo.cache.tier import running_namespace
     from fgo.cluster.connect import tls_security
     from fgo.cache.local import DiskTier, gocache_dir, local_root
-    from fgo.cache.server import Server, environ_paths
+    from fgo.cache.server import Server, environ_outputs, environ_paths
     from fgo.report.record import cache_summary
     resolved = settings.resolve(Path.cwd(), flags, verb=settings.CACHEPROG)
     ns = running_namespace(dict(os.environ))
@@ -42,7 +42,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
             raise FgoError(f"--cache-key: {exc}", prefix="fgo cacheprog") from None
     remote = (lambda: _connect(scheduler, security, ns, limit, key)) if scheduler else None
     server = Server(local, remote, limit, resolved["cache_size"], *environ_paths(), key=key,
-                    recheck=resolved["cache_recheck"])
+                    recheck=resolved["cache_recheck"], outputs=environ_outputs())
     server.serve(sys.stdin.buffer, sys.stdout.buffer)
     if print_counters:
         print(f"fgo cacheprog: {cache_summary(server.counters.to_json())}", file=sys.stderr)
