@@ -373,8 +373,9 @@ class HeldEntry:
 
 @dataclass(frozen=True)
 class CacheStage:
-    """While its build runs, a head sends BODIES (output ID -> body) of its own compiles to
-    the worker that will own their entries: held there, not entries (fgo.cache.held)."""
+    """While its build runs, a head sends BODIES (output ID -> body) no worker holds (its
+    own compiles') to the worker that will own their entries: held there, not entries
+    (fgo.cache.held, fgo.cache.stage)."""
 
     bodies: dict[str, bytes]
     version: int = PROTOCOL_VERSION
@@ -382,8 +383,8 @@ class CacheStage:
 
 @dataclass(frozen=True)
 class CacheAdopt:
-    """A head publishes entries of namespace NS whose bodies the worker makes from the
-    archives it holds (fgo.cache.held): no body crosses the network."""
+    """A head publishes entries of namespace NS whose bodies the worker holds (fgo.cache.held):
+    no body crosses the network."""
 
     ns: str
     held: list[HeldEntry]
@@ -416,7 +417,8 @@ MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
     OutputChunk,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
-    Promote, CacheEntry, CachePut, HeldEntry, CacheStage, CacheAdopt, CacheRevocation, CacheIndex, Identity, CompileCall)}
+    Promote, CacheEntry, CachePut, HeldEntry, CacheStage, CacheAdopt, CacheRevocation,
+    CacheIndex, Identity, CompileCall)}
 
 
 # ------------------------------------------------------------------ the codec

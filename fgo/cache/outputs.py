@@ -1,11 +1,12 @@
 """Where go build's compiles wrote their archives, for fgo cacheprog: by action-ID prefix.
 
 go sends every put's body as a base64 line, and decoding it was the largest part of the
-cacheprog's CPU on the head's core (Python's base64 decodes a few hundred MB/s at best). For a compile, the
-body is the file go just put from: the compile's -o, after go rewrote its build ID (and
-appended a package's assembly objects). The head lists each compile's -o as it ends
-(`OutputLog.add`); the cacheprog reads that file and, when it holds exactly the body go
-names (its size and sha256 are go's output ID), skips the line (`OutputPaths.body`).
+cacheprog's CPU on the head's core (Python decodes base64 several times slower than it
+hashes). For a compile, the body is the file go just put from: the compile's -o, after go
+rewrote its build ID (and appended a package's assembly objects). The head lists each
+compile's -o as it ends (`OutputLog.add`); the cacheprog reads that file and, when it
+holds exactly the body go names (its size and sha256 are go's output ID), skips the line
+(`OutputPaths.body`).
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
         worker: [HeldEntry(trust.sign_entry(key, tier.ns, stub), raw, build_id)
                  for stub, raw, build_id in items]
         for worker, items in held.items()}
-    referenced = {h.entry.action for held in by_reference.values() for h in held}
+    referenced = {h.entry.action for items in by_reference.values() for h in items}
     sent = []
 
     def load(stub: CacheEntry) -> CacheEntry | None:

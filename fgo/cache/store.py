@@ -1,12 +1,12 @@
 """The cluster tier on a worker: this worker's share of the cache entries, on its disk.
 
 These functions run on the workers: `store_put` and `store_adopt` through fgo's cache
-handlers (fgo.worker.service) when a head publishes, the others through Client.run (the cacheprog's
-index, a get, a revocation, `fgo cache stats|trim|clear`). Workers never write an entry of
-their own accord, and hold no key: they keep the fields and signature a head gave them
-beside the body, serve them as they are (a head checks the signature and the body's hash,
-fgo.cache.trust), and keep every revocation a head sends. Entries are filed under a
-namespace naming the exact toolchain.
+handlers (fgo.worker.service) when a head publishes, the others through Client.run (the
+cacheprog's index, a get, a revocation, `fgo cache stats|trim|clear`). Workers never write
+an entry of their own accord, and hold no key: they keep the fields and signature a head
+gave them beside the body, serve them as they are (a head checks the signature and the
+body's hash, fgo.cache.trust), and keep every revocation a head sends. Entries are filed
+under a namespace naming the exact toolchain.
 """
 
 from __future__ import annotations

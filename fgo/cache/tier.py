@@ -17,8 +17,9 @@ body is removed from its worker.
 
 This module is the head's side; the worker's (`store_*`) is fgo.cache.store. A publish
 goes straight to the cache handlers of fgo's worker service: a wire.CachePut with the
-bodies, or, for an archive the worker compiled and kept, a wire.CacheAdopt naming it;
-the index and gets go through Client.run, answered as plain data.
+bodies, or, for a body the worker holds (an archive it compiled, or one the head staged
+there while the build ran), a wire.CacheAdopt naming it; the index and gets go through
+Client.run, answered as plain data.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ async def _put_direct(client: Any, worker: str, ns: str, entries: list[CacheEntr
 
 
 async def _adopt_direct(client: Any, worker: str, ns: str, held: list[HeldEntry]) -> list[str]:
-    """HELD to WORKER's adopt handler: the actions it stored from archives it kept."""
+    """HELD to WORKER's adopt handler: the actions it stored from the bodies it holds."""
     got = await rpc.call(client.rpc, worker, wire.OP_CACHE_ADOPT, wire.CacheAdopt(ns, held))
     return [str(a) for a in got] if isinstance(got, (list, tuple)) else []  # msgpack: a tuple
 
@@ -230,8 +231,9 @@ class ClusterTier:
 
     def adopt_many(self, held: dict[str, list[HeldEntry]], timeout: float,
                    batch_bytes: int = 256 << 20) -> set[str]:
-        """Entries each worker of HELD makes from the archives it compiled and kept (no
-        body sent), all workers at once; the actions stored. A worker gone from the
+        """Entries each worker of HELD makes from the bodies it holds (archives it compiled,
+        bodies staged there: fgo.cache.held; none sent), all workers at once; the actions
+        stored. A worker gone from the
         cluster, without the handler, or late, adopts nothing more: the caller sends those
         bodies as usual."""
         if not held:

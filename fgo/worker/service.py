@@ -14,9 +14,10 @@ mismatch, never misread), runs the work in a thread and answers with plain data:
 - cancel: stop a task or a split that the head no longer wants;
 - promote: a speculative compile go build now waits for runs as a real one;
 - cache put: a head publishes entries of the cluster cache tier this worker owns;
-- cache stage: ... bodies of a head's own compiles, held until it publishes their entries;
-- cache adopt: ... entries whose bodies this worker holds (staged, or made from archives
-  it compiled).
+- cache stage: bodies no worker holds (a head's own compiles'), held until it publishes
+  their entries;
+- cache adopt: a head publishes entries whose bodies this worker holds (staged, or made
+  from archives it compiled).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from fgo import __version__, toolchain, wire
 from fgo.cache import held
 from fgo.cluster import rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
-from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CompileResult, CompileTask, ExportReady, Hello,
-                      HelloReply, OutputChunk, Promote, ShardFetch, ShardResult, Status)
+from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CompileResult, CompileTask,
+                      ExportReady, Hello, HelloReply, OutputChunk, Promote, ShardFetch,
+                      ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
 
