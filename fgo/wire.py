@@ -52,6 +52,7 @@ OP_PROMOTE = "fgo_promote"
 OP_CACHE_PUT = "fgo_cache"
 OP_CACHE_ADOPT = "fgo_cache_adopt"
 OP_CACHE_STAGE = "fgo_cache_stage"
+OP_CACHE_STAGE_PART = "fgo_cache_stage_part"
 
 T = TypeVar("T")
 
@@ -382,6 +383,18 @@ class CacheStage:
 
 
 @dataclass(frozen=True)
+class CacheStagePart:
+    """DATA at OFFSET of a staged body of TOTAL bytes with output ID OUTPUT: a large body goes
+    a part at a time (neither side then holds it whole, nor Dask's copies of it)."""
+
+    output: str
+    offset: int
+    total: int
+    data: bytes
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
 class CacheAdopt:
     """A head publishes entries of namespace NS whose bodies the worker holds (fgo.cache.held):
     no body crosses the network."""
@@ -417,7 +430,7 @@ MESSAGES: dict[str, type] = {cls.__name__: cls for cls in (
     ShimRequest, ShimReply, Hello, HelloReply, ShardPeer, SplitRole, CompileTask, ExportReady,
     OutputChunk,
     CompilerStats, ShardInfo, CompileResult, ShardDone, ShardFetch, ShardResult, Cancel,
-    Promote, CacheEntry, CachePut, HeldEntry, CacheStage, CacheAdopt, CacheRevocation,
+    Promote, CacheEntry, CachePut, HeldEntry, CacheStage, CacheStagePart, CacheAdopt, CacheRevocation,
     CacheIndex, Identity, CompileCall)}
 
 

@@ -346,6 +346,28 @@ def test_the_head_stages_its_own_compiles_bodies_each_once_on_their_owner() -> N
     assert staged_by_worker([stub], {"a" * 64: "tcp://w1"}, frozenset({"tcp://w1"})) == {}
 
 
+def test_a_worker_holds_a_large_staged_body_from_its_parts_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    from fgo.cache import held
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))
+    held.clear()
+    body = os.urandom(10_000)
+    sha = hashlib.sha256(body).hexdigest()
+    try:
+        assert held.keep_part(sha, 0, len(body), body[:4000])
+        assert held.read(sha) is None                              # not whole yet
+        assert not held.keep_part(sha, 6000, len(body), body[6000:])  # a part went missing
+        assert held.keep_part(sha, 4000, len(body), body[4000:8000])
+        assert held.keep_part(sha, 8000, len(body), body[8000:])
+        assert held.read(sha) == body
+        assert not held.keep_part(sha, 0, 10, b"x" * 11)           # past its size
+        held.release(sha)
+        assert held.read(sha) is None
+    finally:
+        held.clear()
+
+
 def test_a_put_is_read_from_the_file_go_put_it_from(tmp_path: Path) -> None:
     """The head lists each compile's -o by action-ID prefix; the cacheprog takes a put's body
     from that file, not from its base64 line, only when it is exactly the body go names."""

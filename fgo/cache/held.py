@@ -88,6 +88,29 @@ def keep_bytes(sha: str, data: bytes) -> bool:
     return True
 
 
+def keep_part(sha: str, offset: int, total: int, data: bytes) -> bool:
+    """DATA at OFFSET of a staged body of TOTAL bytes (parts come in order; the last one
+    makes it held, as `keep_bytes` would); whether it was taken."""
+    if not SHA256.match(sha) or offset < 0 or offset + len(data) > total:
+        return False
+    base = root()
+    part = base / f".part-{sha}"
+    try:
+        if offset == 0:
+            part.write_bytes(data)
+        elif not part.exists() or part.stat().st_size != offset:
+            return False  # a part went missing: the head sends the body at the publish
+        else:
+            with open(part, "ab") as f:
+                f.write(data)
+        if offset + len(data) == total:
+            os.replace(part, base / sha)
+            _account(base, sha, total)
+    except OSError:
+        return False
+    return True
+
+
 def _account(base: Path, sha: str, size: int) -> None:
     """SHA (SIZE bytes) is held now; the oldest go past HELD_BYTES."""
     with _lock:

@@ -107,7 +107,7 @@ class SharedCache:
         which did not answer this build; none a REVOKED producer computed), by reference
         to what STAGER staged; what it cost."""
         t0 = time.monotonic()
-        staged = stager.stop() if stager is not None else {}
+        staged = stager.stop(flush=True) if stager is not None else {}
         actions = pending_actions(self.pending)
         tier = ClusterTier(client, self.ns, self.key)
         try:

@@ -30,6 +30,7 @@ from fgo.cluster.deadline import within
 STAGE_EVERY_S = 1.0
 MIN_BYTES = 16 << 10      # smaller bodies cost more in messages than at the publish
 BATCH_BYTES = 8 << 20     # one message: 70 ms at 1 Gb/s
+PART_BYTES = 4 << 20      # a body larger than this goes in parts of this size
 STAGE_TIMEOUT_S = 30.0
 
 
@@ -69,8 +70,8 @@ def to_stage(puts: list[Put], wanted: Callable[[str, int], bool], workers: list[
     return out
 
 
-async def _stage_direct(client: Any, worker: str, bodies: dict[str, bytes]) -> int:
-    return int(await rpc.call(client.rpc, worker, wire.OP_CACHE_STAGE, wire.CacheStage(bodies)))
+async def _stage_direct(client: Any, worker: str, op: str, message: Any) -> Any:
+    return await rpc.call(client.rpc, worker, op, message)
 
 
 class Stager:
@@ -88,14 +89,18 @@ class Stager:
         self._offset = 0
         self._failed: set[str] = set()     # workers that did not take a batch
         self._stop = threading.Event()
+        self._flush = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="fgo-stage")
 
     def start(self) -> Stager:
         self._thread.start()
         return self
 
-    def stop(self) -> dict[str, str]:
-        """No more staging (a batch on its way finishes); action -> worker of the staged."""
+    def stop(self, flush: bool = False) -> dict[str, str]:
+        """No more staging (a batch on its way finishes), after what go put since the last
+        pass when FLUSH (the publish: its own sends would hold a large body whole); action
+        -> worker of the staged."""
+        self._flush = flush
         self._stop.set()
         self._thread.join()
         return dict(self.staged)
@@ -107,8 +112,10 @@ class Stager:
             return  # the publish sends everything, as it would have
         while not self._stop.wait(STAGE_EVERY_S):
             self._stage_new(workers)
+        if self._flush:
+            self._stage_new(workers, final=True)
 
-    def _stage_new(self, workers: list[str]) -> None:
+    def _stage_new(self, workers: list[str], final: bool = False) -> None:
         try:
             with open(self.pending, "rb") as f:
                 f.seek(self._offset)
@@ -119,9 +126,23 @@ class Stager:
         live = [w for w in workers if w not in self._failed]
         for worker, mine in to_stage(puts, self.wanted, live, set(self.staged)).items():
             for batch in batches([(p.action, p.size) for p in mine], BATCH_BYTES):
-                if self._stop.is_set() or worker in self._failed:
+                if (self._stop.is_set() and not final) or worker in self._failed:
                     return
-                self._send(worker, [p for p in mine if p.action in set(batch)])
+                chosen = [p for p in mine if p.action in set(batch)]
+                for p in chosen:
+                    if p.size > PART_BYTES:
+                        self._send_parts(worker, p)
+                self._send(worker, [p for p in chosen if p.size <= PART_BYTES])
+
+    def _call(self, worker: str, op: str, message: Any) -> Any:
+        """MESSAGE to WORKER's OP; None when it did not answer (nothing more goes there: its
+        share is sent at the publish)."""
+        try:
+            return within(STAGE_TIMEOUT_S, self.tier.client.sync, _stage_direct,
+                          self.tier.client, worker, op, message, what=f"staging on {worker}")
+        except Exception:
+            self._failed.add(worker)
+            return None
 
     def _send(self, worker: str, puts: list[Put]) -> None:
         bodies, actions = {}, {}
@@ -130,14 +151,28 @@ class Stager:
             if found is not None and found[0].output == p.output:
                 bodies[p.output] = found[1]
                 actions[p.action] = p.output
-        if not bodies:
-            return
-        try:
-            within(STAGE_TIMEOUT_S, self.tier.client.sync, _stage_direct, self.tier.client,
-                   worker, bodies, what=f"staging on {worker}")
-        except Exception:
-            self._failed.add(worker)  # its share is sent at the publish
+        if not bodies or not self._call(worker, wire.OP_CACHE_STAGE, wire.CacheStage(bodies)):
             return
         for action in actions:
             self.staged[action] = worker
         self.bytes += sum(map(len, bodies.values()))
+
+    def _send_parts(self, worker: str, p: Put) -> None:
+        """P's body, PART_BYTES at a time, read from the local tier as it goes."""
+        entry = self.local.record(p.action)
+        if entry is None or entry.output != p.output or entry.size != p.size:
+            return
+        try:
+            with open(entry.path, "rb") as f:
+                offset = 0
+                while offset < p.size:
+                    data = f.read(PART_BYTES)
+                    if not data or worker in self._failed or not self._call(
+                            worker, wire.OP_CACHE_STAGE_PART,
+                            wire.CacheStagePart(p.output, offset, p.size, data)):
+                        return
+                    offset += len(data)
+        except OSError:
+            return
+        self.staged[p.action] = worker
+        self.bytes += p.size

@@ -33,7 +33,8 @@ from fgo import __version__, toolchain, wire
 from fgo.cache import held
 from fgo.cluster import rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
-from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CompileResult, CompileTask,
+from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CacheStagePart, CompileResult,
+                      CompileTask,
                       ExportReady, Hello, HelloReply, OutputChunk, Promote, ShardFetch,
                       ShardResult, Status)
 from fgo.worker import executor, faults, runner, shard
@@ -91,6 +92,7 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_CACHE_PUT] = handlers.cache_put
         worker.handlers[wire.OP_CACHE_ADOPT] = handlers.cache_adopt
         worker.handlers[wire.OP_CACHE_STAGE] = handlers.cache_stage
+        worker.handlers[wire.OP_CACHE_STAGE_PART] = handlers.cache_stage_part
 
     def teardown(self, worker: Any) -> None:
         held.clear()  # the archives it kept for a publish: no head can name them now
@@ -210,6 +212,11 @@ class Handlers:
         stage = wire.decode(message, CacheStage)
         return await asyncio.get_running_loop().run_in_executor(
             None, lambda: sum(held.keep_bytes(sha, body) for sha, body in stage.bodies.items()))
+
+    async def cache_stage_part(self, comm: Any = None, message: Any = None) -> bool:
+        part = wire.decode(message, CacheStagePart)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, held.keep_part, part.output, part.offset, part.total, part.data)
 
     async def cache_adopt(self, comm: Any = None, message: Any = None) -> list[str]:
         from fgo.cache.store import store_adopt
