@@ -9,7 +9,6 @@ compared that compile with its own (fgo.cache.trust).
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -137,10 +136,9 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
     def put(entries: list[CacheEntry]) -> int:
         return tier.put_many(entries, PUBLISH_TIMEOUT_S, skip=skip, load=load) if entries else 0
 
-    # the workers make their bodies while the head sends the others'
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fgo-adopt") as pool:
-        adopting = pool.submit(tier.adopt_many, by_reference, PUBLISH_TIMEOUT_S)
-        stored = put([s for s in stubs if s.action not in referenced])
-        adopted = adopting.result()
+    # one after the other: a worker's put and adopt each trim its share, and a trim running
+    # beside the other's writes counted entries it then removed
+    stored = put([s for s in stubs if s.action not in referenced])
+    adopted = tier.adopt_many(by_reference, PUBLISH_TIMEOUT_S)
     stored += put([s for s in stubs if s.action in referenced and s.action not in adopted])
     return stored + len(adopted), sum(sent), len(adopted)

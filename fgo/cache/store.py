@@ -121,8 +121,8 @@ def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
             continue  # another body than go cached (ValueError), or a full disk
         kept.release(h.raw)
         adopted.append(e.action)
-    evicted = set(store.trim(store_limit()))
-    return [a for a in adopted if a not in evicted]
+    store.trim(store_limit())
+    return [a for a in adopted if store.get(a, verify=False)]
 
 
 def store_revoke(ns: str, revocations: list[dict[str, Any]]) -> int:
