@@ -115,6 +115,7 @@ class Server:
                  secret: bytes | None = None, outputs: Path | None = None) -> None:
         self.local = local
         self.outputs = OutputPaths(outputs)    # the compiles' -o files, as the head lists them
+        self.hashed: set[str] = set()           # actions whose put body `known` hashed
         self.key = key
         self.recheck = recheck
         self.secret = secret if secret is not None else trust.new_secret()
@@ -246,7 +247,7 @@ class Server:
     # --- requests ---
 
     def _store(self, action: str, output: str, body: bytes,
-               signed: wire.CacheEntry | None = None) -> Entry:
+               signed: wire.CacheEntry | None = None, hashed: bool = False) -> Entry:
         """BODY in the local tier (with SIGNED's fields, for an entry of the cluster tier:
         a later revocation of its producer then reaches it here too); when that disk
         refuses it, in a spill directory kept only until close: go needs a file for every
@@ -254,7 +255,7 @@ class Server:
         just does not keep it."""
         try:
             if signed is None:
-                return self.local.put(action, output, body)
+                return self.local.put(action, output, body, hashed=hashed)
             return self.local.put(action, output, body, signed.put_time, signed.seconds,
                                   signed.producer, signed.checked, signed.signature)
         except OSError:
@@ -308,6 +309,7 @@ class Server:
             return False
         with self.lock:
             self.counters.from_files += 1
+            self.hashed.add(action_id.hex())  # its put need not hash it again
         return body
 
     def put(self, req: Request) -> Response:
@@ -318,7 +320,10 @@ class Server:
                 if entry is None or entry.output != output:
                     raise OSError("the entry went away while go sent it again")
             else:
-                entry = self._store(action, output, req.body)
+                with self.lock:
+                    hashed = action in self.hashed
+                    self.hashed.discard(action)
+                entry = self._store(action, output, req.body, hashed=hashed)
         except (OSError, ValueError) as exc:
             # go carries on without the cache entry (it keeps the file it built)
             with self.lock:
