@@ -1,8 +1,8 @@
 """Files as fgo keeps them: content hashes, versions without reading, atomic writes.
 
 One place for what the head, the workers and the cache all do to files: a writer that
-leaves a whole file or none (a full disk, a killed process) and the sha256 that names
-blobs, cache bodies and outputs.
+leaves a whole file or none (a full disk, a killed process), the sha256 that names
+blobs, cache bodies and outputs, and a reader of the lines another process appends.
 """
 
 from __future__ import annotations
@@ -52,3 +52,30 @@ def write_atomically(dest: Path | str, data: bytes, mode: int | None = None) -> 
         except OSError:
             pass
         raise
+
+
+def complete_lines(data: bytes) -> tuple[list[bytes], int]:
+    """The complete lines of DATA and how many bytes they take: a last line without its
+    newline is still being written (or was cut short by a killed writer)."""
+    end = data.rfind(b"\n") + 1
+    return data[:end].splitlines(), end
+
+
+class LineTail:
+    """The lines another process appends to PATH, each read once: every `new_lines` gives
+    the complete lines written since the last (none while PATH does not exist)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_lines(self) -> list[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        lines, used = complete_lines(data)
+        self.offset += used
+        return lines

@@ -332,9 +332,8 @@ def test_the_head_stages_its_own_compiles_bodies_each_once_on_their_owner() -> N
     from fgo.cache.publish import staged_by_worker
     lines = [json.dumps({"action": a * 64, "output": "0" * 64, "size": n})
              for a, n in (("a", 1 << 20), ("b", 100), ("c", 1 << 20), ("d", 1 << 20))]
-    data = "\n".join(lines) + "\n" + lines[0][:10]          # the last line still being written
-    puts, used = stage.read_puts(data)
-    assert [p.action[0] for p in puts] == ["a", "b", "c", "d"] and data[used:] == lines[0][:10]
+    puts = stage.read_puts([line.encode() for line in lines] + [b"not a put"])
+    assert [p.action[0] for p in puts] == ["a", "b", "c", "d"]
     workers = ["tcp://w1", "tcp://w2"]
     got = stage.to_stage(puts, lambda prefix, size: prefix != "c" * 30, workers, {"d" * 64})
     # b is too small to be worth a message, c a remote compile's (on its worker), d staged
@@ -373,7 +372,7 @@ def test_a_put_is_read_from_the_file_go_put_it_from(tmp_path: Path) -> None:
     from that file, not from its base64 line, only when it is exactly the body go names."""
     import hashlib
     from fgo.cache.outputs import OutputLog, OutputPaths, parse
-    assert parse("a /x\nb /y z\nc /w") == ({"a": "/x", "b": "/y z"}, len("a /x\nb /y z\n"))
+    assert parse([b"a /x", b"b /y z", b"c"]) == {"a": "/x", "b": "/y z"}
     body = os.urandom(5000)
     (tmp_path / "_pkg_.a").write_bytes(body)
     action = bytes(range(32))

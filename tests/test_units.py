@@ -10,7 +10,7 @@ import pytest
 from fgo import compilecall as compileargs
 from fgo import toolchain, wire
 from fgo.blobs import BlobIndex, CorruptBlob, Store
-from fgo.fileio import sha256
+from fgo.fileio import LineTail, sha256
 from fgo.goarchive import export_data, read_export_data
 from fgo.head.placement import Placement
 from fgo.wire import CompileResult, CompileTask, Status
@@ -161,6 +161,20 @@ def test_executor_reports_missing_and_corrupt_blobs() -> None:
     assert missing.missing == [sha256(b"never sent")]
     corrupt = executor.execute(_task(call, {"/a.go": "f" * 64}, {"f" * 64: b"junk"}))
     assert corrupt.status == "corrupt"
+
+
+def test_a_tail_gives_each_complete_line_once(tmp_path: Path) -> None:
+    """Another process appends lines as it goes: a reader sees each whole line once, and a
+    line still being written only once it ends."""
+    log = tmp_path / "log"
+    tail = LineTail(log)
+    assert tail.new_lines() == []                       # nothing written yet
+    log.write_bytes(b"a 1\nb 2\nc")
+    assert tail.new_lines() == [b"a 1", b"b 2"]
+    assert tail.new_lines() == []
+    with open(log, "ab") as f:
+        f.write(b" 3\n\xffd 4\n")
+    assert tail.new_lines() == [b"c 3", b"\xffd 4"]
 
 
 def test_every_message_travels_as_plain_data() -> None:

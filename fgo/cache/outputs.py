@@ -16,6 +16,8 @@ import os
 import threading
 from pathlib import Path
 
+from fgo.fileio import LineTail
+
 
 class OutputLog:
     """The head's side: one line per compile, "PREFIX PATH", flushed before go can put it."""
@@ -23,13 +25,13 @@ class OutputLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._file = open(path, "a")
+        self._file = open(path, "ab")
 
     def add(self, prefix: str, output: str) -> None:
         if " " in prefix or "\n" in output:
             return
         with self._lock:
-            self._file.write(f"{prefix} {output}\n")
+            self._file.write(prefix.encode() + b" " + os.fsencode(output) + b"\n")
             self._file.flush()
 
     def close(self) -> None:
@@ -37,40 +39,28 @@ class OutputLog:
             self._file.close()
 
 
-def parse(data: str) -> tuple[dict[str, str], int]:
-    """The complete lines of DATA (from some offset: ASCII but for paths) as prefix -> path,
-    and how many characters they took (a line being written stays for the next read)."""
-    end = data.rfind("\n") + 1
+def parse(lines: list[bytes]) -> dict[str, str]:
+    """LINES ("PREFIX PATH") as prefix -> path (a path is bytes as the OS gives it)."""
     out = {}
-    for line in data[:end].splitlines():
-        prefix, _, path = line.partition(" ")
+    for line in lines:
+        prefix, _, path = line.partition(b" ")
         if prefix and path:
-            out[prefix] = path
-    return out, end
+            out[prefix.decode(errors="replace")] = os.fsdecode(path)
+    return out
 
 
 class OutputPaths:
     """The cacheprog's side: the compiles' outputs the head listed at PATH."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
         self.paths: dict[str, str] = {}
-        self._offset = 0
+        self._log = LineTail(path) if path is not None else None
         self._lock = threading.Lock()
 
     def lookup(self, prefix: str) -> str | None:
         with self._lock:
-            if prefix not in self.paths and self.path is not None:
-                try:
-                    with open(self.path, "rb") as f:
-                        f.seek(self._offset)
-                        data = f.read()
-                except OSError:
-                    return None
-                text = data.decode(errors="surrogateescape")
-                found, used = parse(text)
-                self.paths.update(found)
-                self._offset += len(text[:used].encode(errors="surrogateescape"))
+            if prefix not in self.paths and self._log is not None:
+                self.paths.update(parse(self._log.new_lines()))
             return self.paths.get(prefix)
 
     def body(self, action: bytes, output: bytes, size: int) -> bytes | None:

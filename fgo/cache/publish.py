@@ -17,23 +17,21 @@ from pathlib import Path
 from fgo.cache import trust
 from fgo.cache.local import DiskTier
 from fgo.cache.tier import ClusterTier
+from fgo.fileio import LineTail
 from fgo.wire import CacheEntry, HeldEntry
 
 PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
 
 
 def pending_actions(path: Path) -> list[str]:
-    """The action IDs a go build put, in order, each once (a missing list: none)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
+    """The action IDs a go build put, in order, each once (a missing list: none; a last
+    line cut short by a killed cacheprog is not one)."""
     out = []
-    for line in lines:
+    for line in LineTail(path).new_lines():
         try:
             out.append(json.loads(line)["action"])
         except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a killed cacheprog
+            continue
     return list(dict.fromkeys(out))
 
 

@@ -26,6 +26,7 @@ from fgo.cache.local import DiskTier
 from fgo.cache.tier import ClusterTier, batches, owner
 from fgo.cluster import rpc
 from fgo.cluster.deadline import within
+from fgo.fileio import LineTail
 
 STAGE_EVERY_S = 1.0
 MIN_BYTES = 16 << 10      # smaller bodies cost more in messages than at the publish
@@ -41,18 +42,16 @@ class Put:
     size: int
 
 
-def read_puts(data: str) -> tuple[list[Put], int]:
-    """The complete lines of DATA (FGO_CACHE_PENDING's, from some offset: ASCII) as puts, and
-    how many bytes they took (a line still being written stays for the next read)."""
-    end = data.rfind("\n") + 1
+def read_puts(lines: list[bytes]) -> list[Put]:
+    """FGO_CACHE_PENDING's LINES as puts (a line that is not one is skipped)."""
     puts = []
-    for line in data[:end].splitlines():
+    for line in lines:
         try:
             p = json.loads(line)
             puts.append(Put(str(p["action"]), str(p["output"]), int(p["size"])))
         except (ValueError, KeyError, TypeError):
             continue
-    return puts, end
+    return puts
 
 
 def to_stage(puts: list[Put], wanted: Callable[[str, int], bool], workers: list[str],
@@ -82,11 +81,10 @@ class Stager:
                  wanted: Callable[[str, int], bool]) -> None:
         self.tier = tier
         self.local = local
-        self.pending = pending
         self.wanted = wanted
         self.staged: dict[str, str] = {}   # action -> the worker holding its body
         self.bytes = 0
-        self._offset = 0
+        self._pending = LineTail(pending)
         self._failed: set[str] = set()     # workers that did not take a batch
         self._stop = threading.Event()
         self._flush = False
@@ -116,13 +114,7 @@ class Stager:
             self._stage_new(workers, final=True)
 
     def _stage_new(self, workers: list[str], final: bool = False) -> None:
-        try:
-            with open(self.pending, "rb") as f:
-                f.seek(self._offset)
-                puts, used = read_puts(f.read().decode(errors="replace"))
-        except OSError:
-            return  # go has put nothing yet
-        self._offset += used
+        puts = read_puts(self._pending.new_lines())
         live = [w for w in workers if w not in self._failed]
         for worker, mine in to_stage(puts, self.wanted, live, set(self.staged)).items():
             for batch in batches([(p.action, p.size) for p in mine], BATCH_BYTES):
