@@ -367,6 +367,31 @@ def test_a_worker_holds_a_large_staged_body_from_its_parts_in_order(
         held.clear()
 
 
+def test_a_second_head_installing_the_service_keeps_what_the_first_is_owed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each head installs fgo's service on the workers; Dask tears the old one down when it
+    is replaced. Only the worker's close drops the archives it keeps for a publish."""
+    import hashlib
+    from distributed import Client, LocalCluster
+    from fgo.cache import held
+    from fgo.worker.service import CompileService, worker_closing
+    assert worker_closing("closing") and not worker_closing("running")
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))
+    body = os.urandom(5000)
+    sha = hashlib.sha256(body).hexdigest()
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                           dashboard_address=None)
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            client.register_plugin(CompileService())
+            assert held.keep_bytes(sha, body)       # the worker's (in this process)
+            client.register_plugin(CompileService())  # another head's build begins
+            assert held.read(sha) == body
+    finally:
+        cluster.close()
+    assert held.read(sha) is None
+
+
 def test_a_put_is_read_from_the_file_go_put_it_from(tmp_path: Path) -> None:
     """The head lists each compile's -o by action-ID prefix; the cacheprog takes a put's body
     from that file, not from its base64 line, only when it is exactly the body go names."""

@@ -40,8 +40,12 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
             key = trust.load_key(path, create)
         except trust.CacheKeyError as exc:
             raise FgoError(f"--cache-key: {exc}", prefix="fgo cacheprog") from None
-    remote = (lambda: _connect(scheduler, security, ns, limit, key)) if scheduler else None
-    server = Server(local, remote, limit, resolved["cache_size"], *environ_paths(), key=key,
+    pending, stats = environ_paths()
+    # under fgo build, the head has installed fgo's service on the workers already
+    install = pending is None
+    remote = (lambda: _connect(scheduler, security, ns, limit, key, install)) \
+        if scheduler else None
+    server = Server(local, remote, limit, resolved["cache_size"], pending, stats, key=key,
                     recheck=resolved["cache_recheck"], outputs=environ_outputs())
     server.serve(sys.stdin.buffer, sys.stdout.buffer)
     if print_counters:
@@ -53,12 +57,16 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     os._exit(0)
 
 
-def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes) -> object:
+def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes,
+             install: bool) -> object:
     from fgo.cache.tier import ClusterTier
     from fgo.cluster.connect import connect
-    from fgo.worker.service import CompileService
+    service = None
+    if install:
+        from fgo.worker.service import CompileService
+        service = CompileService()
     cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
-                      service=CompileService())
+                      service=service)
     tier = ClusterTier(cluster.client, ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier

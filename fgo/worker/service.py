@@ -95,7 +95,15 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_CACHE_STAGE_PART] = handlers.cache_stage_part
 
     def teardown(self, worker: Any) -> None:
-        held.clear()  # the archives it kept for a publish: no head can name them now
+        if worker_closing(worker.status.name):
+            held.clear()  # the archives it kept for a publish: no head can name them now
+
+
+def worker_closing(status: str) -> bool:
+    """Whether a plugin's teardown is the worker's close (Dask's Status name), not another
+    head installing the service again over this one while the worker runs: the archives
+    kept for the first head's publish must stay then."""
+    return status in ("closing", "closing_gracefully", "closed", "failed")
 
 
 # A `dask worker` started as the README says runs Dask's default housekeeping (experiment
