@@ -576,6 +576,8 @@ def test_two_heads_share_one_cluster(heads: tuple[Path, Path], tmp_path: Path,
         ca["published_by_reference"] > remote / 2 + 10, (remote, ca)
     # every compile's body was read from its archive, not decoded from go's base64 line
     assert ca["from_files"] >= rep_a["totals"]["actions"] - 2, ca
+    # published beside the link, as its gate let it run: go build's later puts, few, after
+    assert ca["published_early"] > ca["published"] - 5, ca
     proc, rep_b = head_build(b, real_cluster, go_env(tmp_path / "B"), tmp_path / "b.bin",
                              "--trace", str(tmp_path / "b.trace"))
     cb = rep_b["shared_cache"]

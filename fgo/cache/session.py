@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +64,10 @@ class SharedCache:
     tmp: Path                # this build's temporary directory
     command: list[str]       # cacheprog_args(...)
     key: bytes               # the heads' cache key (trust.load_key)
+    # what this build published already (action IDs), and its early pass (publish_early)
+    published: set[str] = field(default_factory=set, init=False, repr=False)
+    _early: threading.Thread | None = field(default=None, init=False, repr=False)
+    _early_result: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def pending(self) -> Path:
@@ -100,25 +105,64 @@ class SharedCache:
         return Stager(ClusterTier(client, self.ns, self.key), self.local(), self.pending,
                       wanted).start()
 
+    def publish_early(self, client: Any, known: Callable[[], Provenance],
+                      skip: Callable[[], frozenset[str]], stager: Stager | None) -> None:
+        """Publish, in a thread, what go build has put so far. Called when its first link
+        may run: every compile before it is done and verified, so the publish runs beside
+        the link (one core busy, the workers idle) rather than after go build. `publish`
+        sends the rest; a mismatch found later revokes its worker's entries, these too."""
+        if self._early is not None:
+            return
+
+        def run() -> None:
+            t0 = time.monotonic()
+            self._early_result = self._publish_new(client, known(), skip(),
+                                                   self.known_revocations(), stager)
+            self._early_result["publish_early_s"] = round(time.monotonic() - t0, 3)
+        self._early = threading.Thread(target=run, daemon=True, name="fgo-publish-early")
+        self._early.start()
+
+    def early_result(self) -> dict[str, Any]:
+        """The early pass's counters, once it has ended (empty when there was none)."""
+        if self._early is not None:
+            self._early.join()
+        return dict(self._early_result)
+
     def publish(self, client: Any, known: Provenance, skip: frozenset[str] = frozenset(),
                 revoked: trust.Revoked | None = None,
                 stager: Stager | None = None) -> dict[str, Any]:
         """Copy this build's puts to the cluster tier, signed (none to the workers in SKIP,
         which did not answer this build; none a REVOKED producer computed), by reference
-        to what STAGER staged; what it cost."""
+        to what STAGER staged; what it cost. What the early pass published is not sent
+        again; publish_s is what the build waited for after go build."""
         t0 = time.monotonic()
+        early = self.early_result()
+        late = self._publish_new(client, known, skip, revoked, stager)
+        out: dict[str, Any] = {
+            k: early.get(k, 0) + late.get(k, 0)
+            for k in ("published", "bytes_published", "published_by_reference")}
+        out["bytes_staged"] = stager.bytes if stager is not None else 0
+        if errors := [r["publish_error"] for r in (early, late) if "publish_error" in r]:
+            out["publish_error"] = "; ".join(errors)
+        if early:
+            out["published_early"] = early.get("published", 0)
+            out["publish_early_s"] = early["publish_early_s"]
+        out["publish_s"] = round(time.monotonic() - t0, 3)
+        return out
+
+    def _publish_new(self, client: Any, known: Provenance, skip: frozenset[str],
+                     revoked: trust.Revoked | None, stager: Stager | None) -> dict[str, Any]:
+        """One pass: the puts listed since the last pass."""
         staged = stager.stop(flush=True) if stager is not None else {}
-        actions = pending_actions(self.pending)
+        actions = [a for a in pending_actions(self.pending) if a not in self.published]
         tier = ClusterTier(client, self.ns, self.key)
         try:
             stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
                                                     known, skip, revoked, staged)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
-            return {"published": 0, "bytes_published": 0, "publish_error": str(exc),
-                    "publish_s": round(time.monotonic() - t0, 3)}
-        return {"published": stored, "bytes_published": size, "published_by_reference": adopted,
-                "bytes_staged": stager.bytes if stager is not None else 0,
-                "publish_s": round(time.monotonic() - t0, 3)}
+            return {"published": 0, "bytes_published": 0, "publish_error": str(exc)}
+        self.published.update(actions)
+        return {"published": stored, "bytes_published": size, "published_by_reference": adopted}
 
     def known_revocations(self) -> trust.Revoked:
         """What this head knows to be revoked: the signed revocations beside its local tier

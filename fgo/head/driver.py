@@ -14,6 +14,8 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,9 @@ def run(opts: BuildOptions) -> int:
                 from fgo.cache.outputs import OutputLog
                 stager = shared.stage(cluster.client, session.front.worker_lacks)
                 session.front.output_log = OutputLog(shared.outputs)
+                # the publish runs beside the link, once its gate found nothing wrong
+                session.front.on_link = _early_publish(shared, cluster, session, recorder,
+                                                       stager)
             build_cpu = -_own_cpu()
             exit_code, graph = _go_build(project, opts, session, tmp, shared)
             build_cpu += _own_cpu()
@@ -224,18 +229,17 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
         raise FgoError(f"--shared-cache: {exc}") from None
 
 
-def _provenance(report: dict[str, Any]) -> Any:
-    """Who produced each compile of this build and whether verification compared it, by
-    the action-ID prefix of its -buildid (what the cache's entries are signed with)."""
+def _provenance(actions: list[dict[str, Any]], checks: list[dict[str, Any]]) -> Any:
+    """Who produced each compile of ACTIONS and whether verification compared it (CHECKS),
+    by the action-ID prefix of its -buildid (what the cache's entries are signed with)."""
     from fgo.cache import trust
     from fgo.cache.publish import Provenance
     from fgo.head.checks import action_id_prefix
-    checks = (report.get("verification") or {}).get("checks", [])
     matched = {(c["package"], c["worker"]) for c in checks
                if c.get("matched") and c.get("kind") in ("remote", "speculative")}
     split_matched = {c["package"] for c in checks if c.get("matched") and c.get("kind") == "split"}
     known = Provenance()
-    for a in report["actions"]:
+    for a in actions:
         if a["mode"] not in ("remote", "local", "split") or not a.get("build_id") \
                 or not (p := action_id_prefix(a["build_id"])):
             continue
@@ -254,6 +258,21 @@ def _provenance(report: dict[str, Any]) -> Any:
     return known
 
 
+def _early_publish(shared: Any, cluster: Any, session: BuildSession, recorder: Recorder,
+                   stager: Any) -> Callable[[], None]:
+    """What the link gate calls: publish what go build put so far, from what the build
+    knows by then (its compiles so far, the checks that passed)."""
+    def known() -> Any:
+        with recorder.lock:
+            actions = [asdict(a) for a in recorder.actions]
+        verifier = session.verifier
+        return _provenance(actions, verifier.report()["checks"] if verifier else [])
+
+    def skip() -> frozenset[str]:
+        return frozenset(session.pool.unresponsive) if session.pool else frozenset()
+    return lambda: shared.publish_early(cluster.client, known, skip, stager)
+
+
 def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
            skip: frozenset[str] = frozenset(), stager: Any = None) -> dict[str, Any]:
     """Revoke what this build found wrong (every cluster entry of a worker its verification
@@ -263,7 +282,7 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
     from fgo.cache import trust
     from fgo.head.checks import action_id_prefix
     out: dict[str, Any] = {"scheduler": cluster.scheduler, **shared.counters()}
-    known = _provenance(report)
+    known = _provenance(report["actions"], (report.get("verification") or {}).get("checks", []))
     excluded = set((report.get("verification") or {}).get("excluded", []))
     now = time.time()
     revocations = trust.worker_revocations(shared.key, shared.ns, excluded,
@@ -295,8 +314,10 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
             a["build_id"] for a in report["actions"] if a.get("build_id")
             and trust.producers(known.producer.get(action_id_prefix(a["build_id"]) or "", ""))
             & found_wrong]
-    if mismatched:
-        return {**out, "published": 0, "withheld": "verification found a mismatch"}
+    if mismatched:  # what the link's early pass published came from checked compiles
+        early = shared.early_result()       # (a worker found wrong later: revoked above)
+        return {**out, "published": early.get("published", 0),
+                "withheld": "verification found a mismatch"}
     return {**out, **shared.publish(cluster.client, known, skip, revoked, stager)}
 
 

@@ -115,6 +115,8 @@ class Front:
         self.unheld: set[str] = set()
         self.held_sizes: dict[str, int] = {}
         self.output_log: Any = None                  # fgo.cache.outputs.OutputLog
+        # told when a link may run: every compile before it is done and verified
+        self.on_link: Callable[[], None] = lambda: None
         self.server = ShimServer(socket_path, self.handle)
 
     @property
@@ -207,6 +209,8 @@ class Front:
         with self.lock:
             self.running.pop(id(action), None)
         if action.call is not None and (prefix := action_id_prefix(buildid_of(action.call))):
+            # go's action ID, known before go's action graph is (an early publish uses it)
+            action.record.build_id = action.record.build_id or buildid_of(action.call)
             if action.record.mode == "remote":
                 self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
             else:
@@ -225,10 +229,9 @@ class Front:
     def link_gate(self) -> ShimReply:
         """The shim asks before every link: it may run once every pending verification is
         done, and never when one found a mismatch (the wrong archive is never linked)."""
-        if self.verifier is None:
-            return ShimReply(local=True)
-        mismatches = self.verifier.wait()
+        mismatches = self.verifier.wait() if self.verifier is not None else []
         if not mismatches:
+            self.on_link()
             return ShimReply(local=True)
         text = "".join(m.line() + "\n" for m in mismatches)
         return ShimReply(local=False, exit=1, output=text.encode())
