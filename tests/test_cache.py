@@ -309,6 +309,9 @@ def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: 
                    env=toolchain.go_env(os.environ))
     assert raw.count(placeholder.encode()) >= 1
     assert gobuildid.content_rewrite(raw, placeholder) == (tmp_path / "go.a").read_bytes()
+    held = bytearray(raw)   # as a worker reads a kept archive: rewritten in place, not copied
+    assert gobuildid.content_rewrite(held, placeholder) is held
+    assert held == (tmp_path / "go.a").read_bytes()
     assert gobuildid.content_rewrite(raw, "zzzzzzzzzzzzzzzzzzzz/zzzzzzzzzzzzzzzzzzzz") is None
     assert gobuildid.content_rewrite(b"\x7fELF" + raw[8:], placeholder) is None
 

@@ -123,12 +123,17 @@ def _account(base: Path, sha: str, size: int) -> None:
             (base / old).unlink(missing_ok=True)
 
 
-def read(sha: str) -> bytes | None:
-    """The held body SHA, or None."""
+def read(sha: str) -> bytearray | None:
+    """The held body SHA, or None: a bytearray, which the publish rewrites in place (an
+    archive of tens of MB is held once in memory, not copied)."""
     if not SHA256.match(sha):
         return None
     try:
-        return (root() / sha).read_bytes()
+        with open(root() / sha, "rb") as f:
+            data = bytearray(os.fstat(f.fileno()).st_size)
+            if f.readinto(data) != len(data):
+                return None  # cut short under us
+            return data
     except OSError:
         return None
 

@@ -102,27 +102,31 @@ def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
     a head staged, or one made from an archive it compiled as go build cached it, from the
     build ID go gave the compile (fgo.gobuildid); the actions stored. An entry whose body
     is gone, or does not hash to its signed output ID, is left out: the head sends it."""
-    from fgo import gobuildid
-    from fgo.cache import held as kept
     store = _store(ns)
-    adopted = []
-    for h in held:
-        raw = kept.read(h.raw)
-        if raw is None or len(raw) != h.entry.length:  # gone, or go appended to it
-            continue
-        body = gobuildid.content_rewrite(raw, h.build_id) if h.build_id else raw
-        if body is None:
-            continue
-        e = h.entry
-        try:
-            store.put(e.action, e.output, body, e.put_time, e.seconds, e.producer, e.checked,
-                      e.signature)
-        except (OSError, ValueError):
-            continue  # another body than go cached (ValueError), or a full disk
-        kept.release(h.raw)
-        adopted.append(e.action)
+    adopted = [h.entry.action for h in held if _adopt_one(store, h)]
     store.trim(store_limit())
     return [a for a in adopted if store.get(a, verify=False)]
+
+
+def _adopt_one(store: DiskTier, h: HeldEntry) -> bool:
+    """H's entry stored from the body this worker holds (one body in memory at a time: it
+    is gone when this returns)."""
+    from fgo import gobuildid
+    from fgo.cache import held as kept
+    raw = kept.read(h.raw)
+    if raw is None or len(raw) != h.entry.length:  # gone, or go appended to it
+        return False
+    body = gobuildid.content_rewrite(raw, h.build_id) if h.build_id else raw
+    if body is None:
+        return False
+    e = h.entry
+    try:
+        store.put(e.action, e.output, body, e.put_time, e.seconds, e.producer, e.checked,
+                  e.signature)
+    except (OSError, ValueError):
+        return False  # another body than go cached (ValueError), or a full disk
+    kept.release(h.raw)
+    return True
 
 
 def store_revoke(ns: str, revocations: list[dict[str, Any]]) -> int:
