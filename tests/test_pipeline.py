@@ -140,6 +140,23 @@ def test_a_miss_names_the_part_that_differs() -> None:
     assert differs(("1", "2", "3"), ("1", "2", "y")) == "imports' export data differs"
 
 
+def test_a_speculations_archive_is_staged_not_made_on_its_worker() -> None:
+    """A speculation's worker kept the archive it compiled under the speculation's build ID:
+    the publish cannot have it make go's body, so the head stages the body it wrote."""
+    from fgo.head.driver import _provenance
+    from fgo.head.front import speculated
+    from fgo.report.record import ActionRecord
+    hit = {"outcome": "hit", "started": 0.0}
+    assert speculated(ActionRecord("p", "compile", "remote", speculation=hit))
+    assert not speculated(ActionRecord("p", "compile", "remote"))
+    actions = [{"package": p, "mode": "remote", "worker": "tcp://w", "duration_s": 1.0,
+                "build_id": f"{a * 20}/{a * 20}", "output_sha256": "ab" * 32, "speculation": spec}
+               for p, a, spec in (("x", "A", None), ("y", "B", hit))]
+    known = _provenance(actions, [])
+    assert list(known.archive.values()) == [("ab" * 32, f"{'A' * 20}/{'A' * 20}")]
+    assert len(known.producer) == 2   # both remote, by that worker
+
+
 # ------------------------------------------------------------------ real builds
 
 def _build(tree: Path, tmp_path: Path, *flags: str, env: dict[str, str] | None = None,

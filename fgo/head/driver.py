@@ -248,7 +248,8 @@ def _provenance(actions: list[dict[str, Any]], checks: list[dict[str, Any]]) -> 
         if a["mode"] == "remote" and a.get("worker"):
             known.producer[p] = a["worker"]
             known.checked[p] = (a["package"], a["worker"]) in matched
-            if a.get("output_sha256"):  # the worker kept that archive: go's -buildid made it
+            if a.get("output_sha256") and (a.get("speculation") or {}).get("outcome") != "hit":
+                # the worker kept that archive, made with go's -buildid (not a speculation's)
                 action = a["build_id"].split("/")[0]
                 known.archive[p] = (a["output_sha256"], f"{action}/{action}")
         elif a["mode"] == "split":

@@ -84,6 +84,12 @@ def _output(call: Any) -> str | None:
     return absolute(call.cwd, out) if out else None
 
 
+def speculated(rec: ActionRecord) -> bool:
+    """Whether a speculation answered this compile: its worker kept the archive it compiled
+    under the speculation's build ID, not go's, so it cannot make go's body from it."""
+    return (rec.speculation or {}).get("outcome") == "hit"
+
+
 def _output_size(call: Any) -> int:
     out = _output(call)
     try:
@@ -211,9 +217,9 @@ class Front:
         if action.call is not None and (prefix := action_id_prefix(buildid_of(action.call))):
             # go's action ID, known before go's action graph is (an early publish uses it)
             action.record.build_id = action.record.build_id or buildid_of(action.call)
-            if action.record.mode == "remote":
+            if action.record.mode == "remote" and not speculated(action.record):
                 self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
-            else:
+            else:  # the head's own, or a speculation's: its worker holds another build ID
                 self.unheld.add(prefix)
             if self.output_log is not None and (out := _output(action.call)):
                 self.output_log.add(prefix, out)  # go puts its body from there
