@@ -100,3 +100,28 @@ def test_processes_pay_once_per_process_and_dependents_start_at_the_export() -> 
     # a split in 2: the other shard is a process too (F + B/2 = 2 + 1 s, plus its dispatch)
     split = ms.predict_processes(g, 3, dur, ms.Costs(dispatch_s=0.5), specs, {"a": 2})
     assert split == pytest.approx(max(0.5 + 2 + 1, 0.5 + 2 + 0.5 + 2))
+
+
+def test_a_check_runs_on_the_head_before_the_link() -> None:
+    """Verification compiles a checked compile again on the head's slot, and the link waits
+    for it (its gate): a large checked compile late in the build lands on the critical path."""
+    g = graph({"a": "compile", "b": "compile", "c": "link"}, [("a", "c"), ("b", "c")])
+    dur = {"a": 2.0, "b": 5.0, "c": 1.0}
+    # the head's slot (0) takes a, the worker (1) b; b's check waits for the head's slot
+    assert ms.predict(g, 2, dur, ms.Costs(), local_slots=1) == 6.0
+    assert ms.predict(g, 2, dur, ms.Costs(), local_slots=1, checked=["b"]) == 11.0
+    assert ms.predict(g, 2, dur, ms.Costs(), local_slots=1, checked=["a"]) == 6.0
+    # with no head slot there is nowhere to place a check: it is not modelled
+    assert ms.predict(g, 2, dur, ms.Costs(), checked=["b"]) == 6.0
+
+
+def test_head_only_nodes_wait_for_a_head_slot() -> None:
+    from fgo.analysis import simulate
+    g = nx.DiGraph()
+    g.add_nodes_from(["x", "y", "z"])
+    dur = {"x": 4.0, "y": 1.0, "z": 1.0}
+    sched = simulate.list_schedule(g, 2, dur, priority={"x": 3, "y": 2, "z": 1}, local=1,
+                                   local_dur=dur, head_only={"y"})
+    # x takes the head's slot first; y must wait for it, so z runs on the worker meanwhile
+    assert sched.worker["x"] == 0 and sched.worker["y"] == 0 and sched.worker["z"] == 1
+    assert sched.start["y"] == 4.0 and sched.makespan == 5.0

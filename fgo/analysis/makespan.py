@@ -16,7 +16,7 @@ hosts): a model checked against the runs it was fitted on proves nothing.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,17 +45,18 @@ class Costs:
 
 def costs_from_run(report: Mapping[str, Any], wall_s: float,
                    bytes_per_s: float | None = None, shares_cores: bool = True,
-                   other_head_cpu_s: float = 0.0) -> Costs:
+                   other_head_cpu_s: float = 0.0, checks_apart: bool = False) -> Costs:
     """fgo's costs in one build: REPORT (fgo build --report) and its measured WALL_S. With
     SHARES_CORES (the head runs on a worker's core) the head's CPU counts: its own, the
-    verification compiles' and OTHER_HEAD_CPU_S (e.g. a scheduler process beside it)."""
+    verification compiles' (unless CHECKS_APART: a prediction schedules them, `with_checks`)
+    and OTHER_HEAD_CPU_S (e.g. a scheduler process beside it)."""
     actions = [a for a in report["actions"] if a.get("start") and a.get("end")]
     dispatch = [a["dispatch_s"] for a in report["actions"]
                 if a.get("dispatch_s") is not None and a.get("mode") == "remote"]
     span = max(a["end"] for a in actions) - min(a["start"] for a in actions) if actions else 0.0
     remote = report.get("totals", {}).get("remote", 0)
-    head = ((report.get("head") or {}).get("cpu_s", 0.0)
-            + (report.get("verification") or {}).get("seconds", 0.0) + other_head_cpu_s)
+    checks = 0.0 if checks_apart else (report.get("verification") or {}).get("seconds", 0.0)
+    head = (report.get("head") or {}).get("cpu_s", 0.0) + checks + other_head_cpu_s
     return Costs(dispatch_s=statistics.median(dispatch) if dispatch else 0.0,
                  fixed_s=max(0.0, wall_s - span), bytes_per_s=bytes_per_s,
                  head_cpu_s=head / remote if shares_cores and remote else 0.0)
@@ -84,27 +85,51 @@ def with_costs(g: nx.DiGraph, dur: Durations, costs: Costs,
             for n in g}
 
 
+def with_checks(g: nx.DiGraph, dur: Durations,
+                checked: Collection[Any]) -> tuple[nx.DiGraph, dict[Any, float], set[Any]]:
+    """G with verification's compiles: each CHECKED compile n is compiled again on the head,
+    ("check", n), as long as n (DUR), after n and before every link (the link gate waits
+    for every check), first in line on the head; the graph, its durations and the checks
+    (`list_schedule`'s HEAD_ONLY)."""
+    out, d = g.copy(), {n: float(dur[n]) for n in g}
+    links = [n for n in g if g.nodes[n].get("mode") == "link"]
+    top = min((float(g.nodes[n].get("priority", 0) or 0) for n in g), default=0.0) - 1
+    checks = set()
+    for n in checked:
+        c = ("check", n)
+        out.add_node(c, mode="check", tool="compile", package=g.nodes[n].get("package"),
+                     priority=top)   # go's order: lowest first
+        out.add_edge(n, c)
+        out.add_edges_from((c, link) for link in links)
+        d[c] = d[n]
+        checks.add(c)
+    return out, d, checks
+
+
 def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
             node_bytes: Mapping[Any, float] | None = None,
             remote: Callable[[nx.DiGraph, Any], bool] = is_compile,
-            local_slots: int = 0) -> float:
+            local_slots: int = 0, checked: Collection[Any] = ()) -> float:
     """The wall time of a build of G on K slots: go's order (its action priorities, as go
     build's ready queue has them), durations DUR plus fgo's COSTS. The first LOCAL_SLOTS of
     the K are the head's own (--local-slots): taken first, and a compile there pays no
-    dispatch or transfer."""
+    dispatch or transfer; the compiles in CHECKED are compiled again there (`with_checks`)."""
+    g, dur, checks = with_checks(g, dur, checked) if checked and local_slots else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes, remote)
     return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g),
-                                                  local=local_slots, local_dur=dur).makespan
+                                                  local=local_slots, local_dur=dur,
+                                                  head_only=checks).makespan
 
 
 def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
                       export_frac: Mapping[str, float], default_frac: float,
                       node_bytes: Mapping[Any, float] | None = None,
-                      local_slots: int = 0) -> float:
+                      local_slots: int = 0, checked: Collection[Any] = ()) -> float:
     """`predict` with pipelining: each compile's dependents (compiles) may start once a
     share EXPORT_FRAC[package] (else DEFAULT_FRAC) of its time has passed, when its early
     export data is there (`simulate.pipelined_graph`); links and the rest wait for all.
-    LOCAL_SLOTS as in `predict`."""
+    LOCAL_SLOTS and CHECKED as in `predict` (a check is one process, not pipelined)."""
+    g, dur, checks = with_checks(g, dur, checked) if checked and local_slots else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes)
     specs = {}
     for n in g:
@@ -116,7 +141,8 @@ def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
         return costs.fixed_s + p.schedule(k).makespan
     bare = simulate.pipelined_graph(g, specs, dur)  # the same processes without fgo's costs
     return costs.fixed_s + simulate.list_schedule(p.graph, k, p.dur, chain=p.chain,
-                                                  local=local_slots, local_dur=bare.dur).makespan
+                                                  local=local_slots, local_dur=bare.dur,
+                                                  head_only=checks).makespan
 
 
 def predict_processes(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,

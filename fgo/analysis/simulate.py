@@ -47,7 +47,7 @@ Work, span, critical path, bottom levels and levels are `fgo.analysis.graph`'s
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +96,8 @@ def go_priorities(g: nx.DiGraph, attr: str = "priority") -> dict[Any, float]:
 def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
                   priority: Mapping[Any, float] | None = None,
                   chain: Mapping[Any, Any] | None = None,
-                  local: int = 0, local_dur: Durations | None = None) -> Schedule:
+                  local: int = 0, local_dur: Durations | None = None,
+                  head_only: Collection[Any] = ()) -> Schedule:
     """Greedy (non-delay) list scheduling of the DAG on k identical workers.
 
     Whenever a worker is idle and a node is ready (all deps finished), the
@@ -108,6 +109,8 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
     LOCAL: the first LOCAL of the k workers are the head's own slots, taken first when free
     (the lowest free id starts next), where a node takes LOCAL_DUR (e.g. without the
     remote path's dispatch and transfer) instead of DUR.
+    HEAD_ONLY: nodes that run on those LOCAL slots only (e.g. verification's compiles); one
+    waits for a free head slot while the others take the workers.
     """
     if k < 1:
         raise ValueError("k must be >= 1")
@@ -136,9 +139,15 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
         heapq.heappush(running, (sched.finish[n], order[n], w, n))
 
     while done < len(pending):
+        waiting = []  # head-only nodes while no head slot is free
         while ready and free:
-            _, _, n = heapq.heappop(ready)
-            start(n, heapq.heappop(free))
+            item = heapq.heappop(ready)
+            if local and item[2] in head_only and free[0] >= local:
+                waiting.append(item)
+                continue
+            start(item[2], heapq.heappop(free))
+        for item in waiting:
+            heapq.heappush(ready, item)
         if not running:
             raise ValueError("graph has a cycle or unreachable nodes")
         now = running[0][0]
