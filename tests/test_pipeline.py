@@ -144,11 +144,10 @@ def test_a_speculations_archive_is_staged_not_made_on_its_worker() -> None:
     """A speculation's worker kept the archive it compiled under the speculation's build ID:
     the publish cannot have it make go's body, so the head stages the body it wrote."""
     from fgo.head.driver import _provenance
-    from fgo.head.front import speculated
-    from fgo.report.record import ActionRecord
+    from fgo.report.record import speculation_hit
     hit = {"outcome": "hit", "started": 0.0}
-    assert speculated(ActionRecord("p", "compile", "remote", speculation=hit))
-    assert not speculated(ActionRecord("p", "compile", "remote"))
+    assert speculation_hit(hit) and not speculation_hit(None)
+    assert not speculation_hit({"outcome": "none", "why": "not predicted"})
     actions = [{"package": p, "mode": "remote", "worker": "tcp://w", "duration_s": 1.0,
                 "build_id": f"{a * 20}/{a * 20}", "output_sha256": "ab" * 32, "speculation": spec}
                for p, a, spec in (("x", "A", None), ("y", "B", hit))]

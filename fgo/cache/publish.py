@@ -9,13 +9,13 @@ compared that compile with its own (fgo.cache.trust).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fgo.cache import trust
 from fgo.cache.local import DiskTier
+from fgo.cache.stage import read_puts
 from fgo.cache.tier import ClusterTier
 from fgo.fileio import LineTail
 from fgo.wire import CacheEntry, HeldEntry
@@ -26,13 +26,7 @@ PUBLISH_TIMEOUT_S = 30.0  # one batch (32 MB: 0.3 s at 1 Gb/s) to one worker
 def pending_actions(path: Path) -> list[str]:
     """The action IDs a go build put, in order, each once (a missing list: none; a last
     line cut short by a killed cacheprog is not one)."""
-    out = []
-    for line in LineTail(path).new_lines():
-        try:
-            out.append(json.loads(line)["action"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(p.action for p in read_puts(LineTail(path).new_lines())))
 
 
 def compile_seconds(action: str, seconds_by_prefix: dict[str, float]) -> float:

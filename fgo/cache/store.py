@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fgo import settings
+from fgo import gobuildid, settings
+from fgo.cache import held as kept
 from fgo.cache.local import DiskTier
 from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, HeldEntry, decode, encode
 
@@ -111,8 +112,6 @@ def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
 def _adopt_one(store: DiskTier, h: HeldEntry) -> bool:
     """H's entry stored from the body this worker holds (one body in memory at a time: it
     is gone when this returns)."""
-    from fgo import gobuildid
-    from fgo.cache import held as kept
     raw = kept.read(h.raw)
     if raw is None or len(raw) != h.entry.length:  # gone, or go appended to it
         return False

@@ -25,7 +25,7 @@ from fgo.head import policy
 from fgo.head.progress import Progress
 from fgo.head.session import BuildOptions, BuildSession
 from fgo.report.record import (Recorder, head_cost, merge_actiongraph, remember,
-                               summarize, summary_line, write)
+                               speculation_hit, summarize, summary_line, write)
 
 
 def project_dir(project: str) -> Path:
@@ -248,7 +248,7 @@ def _provenance(actions: list[dict[str, Any]], checks: list[dict[str, Any]]) -> 
         if a["mode"] == "remote" and a.get("worker"):
             known.producer[p] = a["worker"]
             known.checked[p] = (a["package"], a["worker"]) in matched
-            if a.get("output_sha256") and (a.get("speculation") or {}).get("outcome") != "hit":
+            if a.get("output_sha256") and not speculation_hit(a.get("speculation")):
                 # the worker kept that archive, made with go's -buildid (not a speculation's)
                 action = a["build_id"].split("/")[0]
                 known.archive[p] = (a["output_sha256"], f"{action}/{action}")

@@ -27,7 +27,7 @@ from fgo.head.checks import action_id_prefix
 from fgo.head.pool import WorkerPool
 from fgo.head.remote import RemoteExecutor
 from fgo.head.slots import LocalSlots
-from fgo.report.record import ActionRecord, Recorder
+from fgo.report.record import ActionRecord, Recorder, speculation_hit
 from fgo.wire import ShimReply, ShimRequest
 
 Released = Callable[[], None]
@@ -82,12 +82,6 @@ class ShimServer:
 def _output(call: Any) -> str | None:
     out = flag_value(call.args, "-o")
     return absolute(call.cwd, out) if out else None
-
-
-def speculated(rec: ActionRecord) -> bool:
-    """Whether a speculation answered this compile: its worker kept the archive it compiled
-    under the speculation's build ID, not go's, so it cannot make go's body from it."""
-    return (rec.speculation or {}).get("outcome") == "hit"
 
 
 def _output_size(call: Any) -> int:
@@ -214,10 +208,12 @@ class Front:
     def _done(self, action: CompileAction) -> None:
         with self.lock:
             self.running.pop(id(action), None)
-        if action.call is not None and (prefix := action_id_prefix(buildid_of(action.call))):
+        buildid = buildid_of(action.call) if action.call is not None else ""
+        if prefix := action_id_prefix(buildid):
             # go's action ID, known before go's action graph is (an early publish uses it)
-            action.record.build_id = action.record.build_id or buildid_of(action.call)
-            if action.record.mode == "remote" and not speculated(action.record):
+            action.record.build_id = action.record.build_id or buildid
+            # a speculation's worker kept its archive under another build ID than go's
+            if action.record.mode == "remote" and not speculation_hit(action.record.speculation):
                 self.held_sizes[prefix] = _output_size(action.call)  # before go appends to it
             else:  # the head's own, or a speculation's: its worker holds another build ID
                 self.unheld.add(prefix)

@@ -50,6 +50,12 @@ class ActionRecord:
     slot: int | None = None        # the local slot the shim ran it on
 
 
+def speculation_hit(speculation: dict[str, Any] | None) -> bool:
+    """Whether a speculation answered the compile (ActionRecord.speculation, or its dict in
+    a report): its worker compiled it under the speculation's build ID, not go's."""
+    return (speculation or {}).get("outcome") == "hit"
+
+
 @dataclass
 class Recorder:
     """Thread-safe collector of the build's action records."""
