@@ -887,10 +887,14 @@ def test_a_full_cluster_tier_is_a_miss(heads: tuple[Path, Path], tmp_path: Path,
     full = {"FGO_CACHE_SIZE": "0"}
     with RealCluster(tmp_path / "c", workers=2, envs={0: full, 1: full}) as cluster:
         _, rep_a = head_build(a, cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
+        kept = [worker_store(cluster, i).stats() for i in range(2)]
         faults.injected()
         _, rep_b = head_build(b, cluster, go_env(tmp_path / "B"), tmp_path / "b.bin")
-    # the limit leaves room for empty bodies only (go stores a few, e.g. empty stdout)
-    assert rep_a["shared_cache"]["puts"] > 60 and rep_a["shared_cache"]["published"] < 5
+    # the limit leaves room for empty bodies only (go stores a few, e.g. an empty stdout:
+    # how many depends on the build, so the claim is on bytes)
+    c = rep_a["shared_cache"]
+    assert c["puts"] > 60 and c["published"] < c["puts"] / 10, c
+    assert sum(k["bytes"] for k in kept) == 0, kept
     assert rep_b["shared_cache"]["bytes_fetched"] == 0 and rep_b["totals"]["cached"] == 0
     ok = sha(tmp_path / "b.bin") == oracle_sha(b)
     faults.outcome(ok)

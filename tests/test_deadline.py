@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fgo.cluster.deadline import Late, per_worker, within
+from fgo.cluster.deadline import Late, LateWorkers, per_worker, within
 
 
 def test_within_returns_and_raises_as_the_call_does() -> None:
@@ -40,3 +40,17 @@ def test_per_worker_leaves_out_who_does_not_answer() -> None:
     assert answers["a"] == "A" and answers["b"] == "B"
     assert isinstance(answers["broken"], OSError)
     assert per_worker(0.1, ask, []) == ({}, [])
+
+
+def test_a_wait_stops_once_its_worker_is_found_late() -> None:
+    """A publish waiting on a worker that a probe meanwhile found stopped gives up then,
+    not at its own deadline; a worker found late once is skipped by every later call."""
+    never = threading.Event()
+    late = LateWorkers()
+    threading.Timer(0.3, late.add, ("w1",)).start()
+    t0 = time.monotonic()
+    with pytest.raises(Late):
+        within(30, never.wait, abandon=lambda: "w1" in late)
+    assert time.monotonic() - t0 < 5
+    assert "w1" in late and "w2" not in late and late.snapshot() == {"w1"}
+    assert within(1, lambda: 7, abandon=lambda: False) == 7

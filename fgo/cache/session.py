@@ -21,6 +21,7 @@ from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import OUTPUTS_ENV, PENDING_ENV, STATS_ENV
 from fgo.cache.stage import Stager
+from fgo.cluster.deadline import LateWorkers
 
 REVOKE_TIMEOUT_S = 30.0
 
@@ -68,6 +69,9 @@ class SharedCache:
     published: set[str] = field(default_factory=set, init=False, repr=False)
     _early: threading.Thread | None = field(default=None, init=False, repr=False)
     _early_result: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    # the workers found unresponsive (by the build's probes, or a deadline of the
+    # staging or a publish pass): no later pass waits for them again
+    late: LateWorkers = field(default_factory=LateWorkers, init=False, repr=False)
 
     @property
     def pending(self) -> Path:
@@ -102,7 +106,8 @@ class SharedCache:
     def stage(self, client: Any, wanted: Callable[[str, int], bool]) -> Stager:
         """Stage the bodies no worker holds (WANTED(action-ID prefix, size)) on the workers
         while go build runs (fgo.cache.stage): `stop` it before the publish."""
-        return Stager(ClusterTier(client, self.ns, self.key), self.local(), self.pending,
+        return Stager(ClusterTier(client, self.ns, self.key, self.late), self.local(),
+                      self.pending,
                       wanted).start()
 
     def publish_early(self, client: Any, known: Callable[[], Provenance],
@@ -155,7 +160,7 @@ class SharedCache:
         """One pass: the puts listed since the last pass."""
         staged = stager.stop(flush=True) if stager is not None else {}
         actions = [a for a in pending_actions(self.pending) if a not in self.published]
-        tier = ClusterTier(client, self.ns, self.key)
+        tier = ClusterTier(client, self.ns, self.key, self.late)
         try:
             stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
                                                     known, skip, revoked, staged)

@@ -25,7 +25,7 @@ from fgo import wire
 from fgo.cache.local import DiskTier
 from fgo.cache.tier import ClusterTier, batches, owner
 from fgo.cluster import rpc
-from fgo.cluster.deadline import within
+from fgo.cluster.deadline import Late, within
 from fgo.fileio import LineTail
 
 STAGE_EVERY_S = 1.0
@@ -115,10 +115,11 @@ class Stager:
 
     def _stage_new(self, workers: list[str], final: bool = False) -> None:
         puts = read_puts(self._pending.new_lines())
-        live = [w for w in workers if w not in self._failed]
+        live = [w for w in workers if w not in self._failed and w not in self.tier.late]
         for worker, mine in to_stage(puts, self.wanted, live, set(self.staged)).items():
             for batch in batches([(p.action, p.size) for p in mine], BATCH_BYTES):
-                if (self._stop.is_set() and not final) or worker in self._failed:
+                if (self._stop.is_set() and not final) or worker in self._failed \
+                        or worker in self.tier.late:
                     return
                 chosen = [p for p in mine if p.action in set(batch)]
                 for p in chosen:
@@ -128,13 +129,16 @@ class Stager:
 
     def _call(self, worker: str, op: str, message: Any) -> Any:
         """MESSAGE to WORKER's OP; None when it did not answer (nothing more goes there: its
-        share is sent at the publish)."""
+        share is sent at the publish, unless it missed the deadline: then not even that)."""
         try:
             return within(STAGE_TIMEOUT_S, self.tier.client.sync, _stage_direct,
-                          self.tier.client, worker, op, message, what=f"staging on {worker}")
+                          self.tier.client, worker, op, message, what=f"staging on {worker}",
+                          abandon=lambda: worker in self.tier.late)
+        except Late:
+            self.tier.late.add(worker)
         except Exception:
             self._failed.add(worker)
-            return None
+        return None
 
     def _send(self, worker: str, puts: list[Put]) -> None:
         bodies, actions = {}, {}
@@ -159,9 +163,10 @@ class Stager:
                 offset = 0
                 while offset < p.size:
                     data = f.read(PART_BYTES)
-                    if not data or worker in self._failed or not self._call(
-                            worker, wire.OP_CACHE_STAGE_PART,
-                            wire.CacheStagePart(p.output, offset, p.size, data)):
+                    if not data or worker in self._failed or worker in self.tier.late:
+                        return
+                    part = wire.CacheStagePart(p.output, offset, p.size, data)
+                    if not self._call(worker, wire.OP_CACHE_STAGE_PART, part):
                         return
                     offset += len(data)
         except OSError:

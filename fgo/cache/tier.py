@@ -36,7 +36,7 @@ from fgo.cache import trust
 from fgo.cache.store import (store_drop, store_get, store_index, store_put, store_revoke,
                              store_stats)
 from fgo.cluster import rpc
-from fgo.cluster.deadline import Late, within
+from fgo.cluster.deadline import Late, LateWorkers, within
 from fgo.toolchain import Identity
 from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, HeldEntry
 
@@ -110,12 +110,16 @@ class Fetched:
 class ClusterTier:
     """The head's view of the cluster tier of one namespace (a distributed.Client). KEY:
     the heads' cache key (None: nothing of the cluster tier is trusted, every entry is a
-    miss; only for publishing to a namespace no head reads, as in tests)."""
+    miss; only for publishing to a namespace no head reads, as in tests). LATE: the
+    workers this build found unresponsive, shared with whoever else finds them; the tier
+    adds those that miss a deadline of its own, and sends them nothing more."""
 
-    def __init__(self, client: Any, ns: str, key: bytes | None = None) -> None:
+    def __init__(self, client: Any, ns: str, key: bytes | None = None,
+                 late: LateWorkers | None = None) -> None:
         self.client = client
         self.ns = ns
         self.key = key
+        self.late = late if late is not None else LateWorkers()
         self.where: dict[str, str] = {}         # action -> worker, from the index
         self.records: dict[str, CacheEntry] = {}  # action -> its signed fields (no body)
         self.revoked = trust.Revoked()
@@ -217,6 +221,7 @@ class ClusterTier:
         (None: left out) one batch at a time: the head then holds a batch per owner, not
         every output of the build (a wide build's 283 MB)."""
         workers = self.workers()
+        skip = skip | self.late.snapshot()
         by_owner: dict[str, list[CacheEntry]] = {}
         for e in entries:
             w = owner(e.action, workers)
@@ -238,7 +243,7 @@ class ClusterTier:
         bodies as usual."""
         if not held:
             return set()
-        workers = set(self.workers())
+        workers = set(self.workers()) - self.late.snapshot()
         mine = {w: h for w, h in held.items() if w in workers and h}
         if not mine:
             return set()
@@ -251,9 +256,13 @@ class ClusterTier:
                 try:
                     done.update(within(timeout, self.client.sync, _adopt_direct, self.client,
                                        worker, self.ns, [index[a] for a in batch],
-                                       what=f"publishing to {worker}"))
+                                       what=f"publishing to {worker}",
+                                       abandon=lambda: worker in self.late))
+                except Late:
+                    self.late.add(worker)
+                    break  # nothing more goes there, not even the bodies
                 except Exception:
-                    break  # late, gone, or an older fgo there: the rest are sent
+                    break  # gone, or an older fgo there: the rest are sent
             return done
 
         with concurrent.futures.ThreadPoolExecutor(len(mine),
@@ -263,10 +272,14 @@ class ClusterTier:
     def _put_to(self, worker: str, mine: list[CacheEntry], timeout: float, batch_bytes: int,
                 load: Callable[[CacheEntry], CacheEntry | None] | None = None) -> int:
         """MINE to WORKER, a batch at a time; a worker that lets a batch time out (stopped,
-        or its link gone) gets nothing more in this publish."""
+        or its link gone), or that a probe found stopped meanwhile, gets nothing more in
+        this build."""
         index = {e.action: e for e in mine}
         stored, direct = 0, True
+        gave_up = lambda: worker in self.late  # noqa: E731  (a probe found it stopped)
         for batch in batches([(e.action, e.length) for e in mine], batch_bytes):
+            if gave_up():
+                return stored
             entries = [index[a] for a in batch]
             if load is not None:
                 entries = [e for e in map(load, entries) if e is not None]
@@ -276,16 +289,18 @@ class ClusterTier:
                 if direct:
                     try:
                         stored += within(timeout, self.client.sync, _put_direct, self.client,
-                                         worker, self.ns, entries, what=f"publishing to {worker}")
+                                         worker, self.ns, entries, what=f"publishing to {worker}",
+                                         abandon=gave_up)
                         continue
                     except Late:
                         raise
                     except Exception:  # no fgo handler there (a cacheprog-only cluster): a run
                         direct = False
                 got = within(timeout, self.client.run, store_put, self.ns, entries,
-                             workers=[worker], what=f"publishing to {worker}")
+                             workers=[worker], what=f"publishing to {worker}", abandon=gave_up)
                 stored += got.get(worker, 0)
             except Late:
+                self.late.add(worker)
                 return stored  # the rest of its share stays unpublished: later misses
             except Exception:
                 continue  # that batch stays unpublished: a later miss

@@ -12,6 +12,7 @@ unresponsive worker is left out and reported while the others are used.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -27,9 +28,14 @@ class Late(TimeoutError):
     """A call into the cluster did not return within its deadline."""
 
 
-def within(seconds: float, fn: Callable[..., T], *args: Any, what: str = "", **kwargs: Any) -> T:
-    """FN(*ARGS, **KWARGS), or Late after SECONDS (FN then runs on, unwaited, in a daemon
-    thread). FN's own exception is raised as it is."""
+ABANDON_POLL_S = 0.25  # how often a wait with a give-up test looks at it
+
+
+def within(seconds: float, fn: Callable[..., T], *args: Any, what: str = "",
+           abandon: Callable[[], bool] | None = None, **kwargs: Any) -> T:
+    """FN(*ARGS, **KWARGS), or Late after SECONDS, or as soon as ABANDON() is true (the
+    worker it waits for was found unresponsive meanwhile). FN then runs on, unwaited, in a
+    daemon thread. FN's own exception is raised as it is."""
     box: dict[str, Any] = {}
     done = threading.Event()
 
@@ -42,11 +48,47 @@ def within(seconds: float, fn: Callable[..., T], *args: Any, what: str = "", **k
             done.set()
 
     threading.Thread(target=call, name=f"fgo-deadline-{what or 'call'}", daemon=True).start()
-    if not done.wait(seconds):
+    if not _wait(done, seconds, abandon):
         raise Late(f"{what or 'a cluster call'} did not answer within {seconds:g}s")
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def _wait(done: threading.Event, seconds: float, abandon: Callable[[], bool] | None) -> bool:
+    """Whether DONE was set within SECONDS, and before ABANDON() turned true."""
+    if abandon is None:
+        return done.wait(seconds)
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if done.wait(min(left, ABANDON_POLL_S)):
+            return True
+        if abandon():
+            return False
+    return done.is_set()
+
+
+class LateWorkers:
+    """The workers that missed a deadline during this build, or that a probe found
+    stopped: every later call leaves them out instead of waiting for each in turn (a
+    stopped worker cost its staging, a put, an adopt and a second put 30 s each: 100 s
+    after hello's build). Shared by the threads that call the cluster."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workers: set[str] = set()
+
+    def add(self, worker: str) -> None:
+        with self._lock:
+            self._workers.add(worker)
+
+    def __contains__(self, worker: object) -> bool:
+        with self._lock:
+            return worker in self._workers
+
+    def snapshot(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._workers)
 
 
 def per_worker(seconds: float, fn: Callable[[str], T], workers: Iterable[str]

@@ -119,6 +119,10 @@ def run(opts: BuildOptions) -> int:
                 # bodies no worker holds go to the workers while go build runs; the
                 # cacheprog reads go's bodies from the compiles' files, not from base64
                 from fgo.cache.outputs import OutputLog
+                if session.pool is not None:  # one found stopped is sent nothing more
+                    session.pool.on_unresponsive.append(shared.late.add)
+                    for worker in sorted(session.pool.unresponsive):
+                        shared.late.add(worker)
                 stager = shared.stage(cluster.client, session.front.worker_lacks)
                 session.front.output_log = OutputLog(shared.outputs)
                 # the publish runs beside the link, once its gate found nothing wrong
@@ -155,6 +159,14 @@ def run(opts: BuildOptions) -> int:
                 if doubted := report["shared_cache"].pop("doubted_buildids", []):
                     # a re-check found a worker wrong: its outputs of this build go too
                     report["shared_cache"]["evicted"] = _evict(doubted, shared)
+            if session is not None and session.pool is not None:
+                # with those found stopped after the summary: a probe's late answer, a
+                # deadline of the staging or the publish
+                with session.pool.lock:
+                    late = set(session.pool.unresponsive)
+                if shared is not None:
+                    late |= shared.late.snapshot()
+                report["cluster"]["unresponsive"] = sorted(late)
             # last: the publish is part of what the head costs, in CPU and in memory
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
                                        _own_peak_rss_mb())

@@ -52,6 +52,7 @@ class WorkerPool:
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
         self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
         self.on_free: list[Callable[[], None]] = []             # a worker thread came free
+        self.on_unresponsive: list[Callable[[str], None]] = []  # a worker was left out
         self._live: set[str] = set()
         self._live_at = 0.0
         self._late = 0
@@ -122,6 +123,8 @@ class WorkerPool:
         warnings = [f"worker {w} did not answer within {HANDSHAKE_S:g}s: left out" for w in late]
         with self.lock:
             self.unresponsive.update(late)
+        self._left_out(late)
+        with self.lock:
             for address, answer in sorted(answers.items()):
                 why, info = _judge_hello(answer, self.identity)
                 if info is None:
@@ -172,8 +175,14 @@ class WorkerPool:
             self.unresponsive.add(address)
             self.placement.remove_worker(address)
             self.shares_files.discard(address)
+        self._left_out([address])
         print(f"fgo: worker {address} did not answer within {HANDSHAKE_S:g}s: left out; "
               "its compiles run elsewhere", file=sys.stderr)
+
+    def _left_out(self, addresses: list[str]) -> None:
+        for address in addresses:
+            for listener in self.on_unresponsive:
+                listener(address)
 
     def _answers(self, address: str) -> bool:
         return rpc.alive(self.client, address, HANDSHAKE_S)
