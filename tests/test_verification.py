@@ -339,3 +339,38 @@ def test_every_build_checks_its_share_whatever_the_draws() -> None:
         assert not ver.wait()
         assert len(ver.checks) >= 20
         ver.close()
+
+
+def test_a_long_compile_is_drawn_when_it_is_sent() -> None:
+    """A compile expected to take long is drawn at dispatch with the draw and the rate its
+    result would get; a short one is left to its result."""
+    assert checks.dispatch_reason(1.0, 0.01, 0.03, 0, 10) is None        # short: later
+    assert checks.dispatch_reason(20.0, 0.01, 0.03, 5, 10) == "sampled"
+    assert checks.dispatch_reason(20.0, 0.9, 0.03, 0, 10) == "keeping the rate"
+    assert checks.dispatch_reason(20.0, 0.9, 0.03, 1, 10) is None
+
+
+def test_a_check_drawn_at_dispatch_runs_beside_its_remote_compile() -> None:
+    """Its reference compile starts when the compile is sent (before its result is
+    back); the result is compared with it, a wrong one is named and its worker excluded;
+    a draw whose compile ran elsewhere (the head won it) is dropped at the wait."""
+    ver = _verifier(rate=1.0)
+    runs: list[str] = []
+    right = Result({"/o/_pkg_.a": b"right"})
+    assert ver.at_dispatch("p/ec2", "w1", {"/src/ec2.go": "1"}, "E/E", 30.0,
+                           job(right, runs, "ec2"))
+    assert not ver.at_dispatch("p/small", "w1", {"/src/s.go": "1"}, "S/S", 0.5,
+                               job(right, runs, "small"))
+    ver.head_pool.submit(lambda: None).result()   # the reference has run meanwhile
+    assert runs == ["ec2"]
+    ver.after_remote("p/ec2", "w1", {"/src/ec2.go": "1"}, lambda: {"/o/_pkg_.a": b"wrong"},
+                     "E/E", job(right, runs, "again"))
+    assert ver.at_dispatch("p/won", "w2", {"/src/w.go": "1"}, "W/W", 30.0,
+                           job(right, runs, "won"))
+    mismatches = ver.wait()
+    assert "again" not in runs                    # compared with the one from dispatch
+    assert [(m.package, m.worker) for m in mismatches] == [("p/ec2", "w1")]
+    rep = ver.report()
+    assert rep["at_dispatch"] == 1 and rep["checks"][0]["reason"] == "first of worker"
+    assert not ver.early
+    ver.close()

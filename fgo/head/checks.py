@@ -87,6 +87,22 @@ def check_reason(first_pending: bool, nth: int, first_at: int, drawn: float, rat
     return None
 
 
+AT_DISPATCH_S = 4.0   # a compile expected to take this long is drawn when it is sent
+
+
+def dispatch_reason(expected_s: float, drawn: float, rate: float, checked: int,
+                    compiles: int) -> str | None:
+    """Why a compile expected to take EXPECTED_S is checked from the moment it is sent
+    (its reference compile on the head beside the remote one), or None: decided when it
+    comes back, as any. The draw is the one its result would get (keyed on its inputs, so
+    no worker can tell), and the rate is kept over CHECKED of COMPILES (this one and the
+    checks already drawn at dispatch counted). A long compile checked only once it is back
+    puts its whole length again before the link: aws-sdk-go's ec2, 16.7 s."""
+    if expected_s < AT_DISPATCH_S:
+        return None
+    return check_reason(False, 0, 1, drawn, rate, checked, compiles)
+
+
 def where_to_check(reason: str, head_free: bool, other_workers: bool) -> str:
     """"head" or "cross": a worker's first check and a split's are the head's own compile
     (the reference); a sample goes to another worker while the head has no core free."""

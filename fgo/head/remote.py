@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fgo import wire
+from fgo.blobs import Blob
 from fgo.head import policy
 from fgo.head.action import CompileAction, Outcome
 from fgo.head.headrun import HeadRun
@@ -50,6 +51,7 @@ class RemoteExecutor:
         # Dynamic execution (fgo.head.race): whether the head races a compile now, on a
         # local slot it frees again when the race ends; None: only stragglers are raced.
         self.racer: Any = None
+        self.verifier: Any = None                 # a long compile may be checked from dispatch
 
     def run(self, action: CompileAction) -> Outcome:
         """ACTION on the best worker. RemoteFailure: nobody, or nothing usable."""
@@ -68,6 +70,7 @@ class RemoteExecutor:
                 task = replace(task, stream_above=STREAM_ABOVE)
             if self.speculator is not None and self.speculator.early_export:
                 task = replace(task, early_export=True)
+            self._check_from_dispatch(action, task, address, inputs)
             result = self.run_task(action, task, address, sent)
             confirmed = list(needs)
             if result.worker == "head":
@@ -78,6 +81,18 @@ class RemoteExecutor:
                                    result.tool_done - result.tool_start, self.task_timeout)))
         finally:
             self.pool.finished(address, sent, confirmed)
+
+    def _check_from_dispatch(self, action: CompileAction, task: CompileTask, address: str,
+                             inputs: dict[str, Blob]) -> None:
+        """Let verification draw a long compile now, so that its reference compile runs
+        beside the remote one rather than after it (fgo.head.checks.dispatch_reason)."""
+        if self.verifier is None or task.split is not None or task.speculative:
+            return
+        with self.recorder.lock:
+            rates = policy.remote_rates(self.recorder.actions)
+        expected = policy.expected_seconds(action.record.source_bytes, rates)
+        self.verifier.at_dispatch(action.package, address, task.inputs, action.buildid,
+                                  expected, head_job(task, inputs))
 
     def run_task(self, action: CompileAction, task: CompileTask, address: str, sent: list[str],
                  watch: tuple[str, ...] = ()) -> CompileResult:

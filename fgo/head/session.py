@@ -106,6 +106,8 @@ class BuildSession:
         if self.remote is not None and self.slots.n > 0:
             self.racer = self.remote.racer = Racer(self.slots)
         self._wire_verifier()
+        if self.remote is not None:
+            self.remote.verifier = self.verifier
         if self.pool is not None:
             self.verifier.on_exclude = self.pool.exclude
             if opts.pipeline or opts.pipeline is None and not cluster.local:

@@ -70,6 +70,16 @@ class Check:
     checker: str = ""
     matched: bool | None = None
     seconds: float = 0.0
+    at_dispatch: bool = False  # its reference compile started when the compile was sent
+
+
+@dataclass
+class _Early:
+    """A check drawn when its compile was sent: why, and its reference compile running
+    on the head meanwhile (a future of its outputs, or None when it could not run)."""
+
+    reason: str
+    reference: concurrent.futures.Future[tuple[dict[str, bytes] | None, float]]
 
 
 @dataclass
@@ -134,6 +144,7 @@ class Verifier:
         self.excluded: set[str] = set()
         self.produced: dict[str, list[str]] = {}   # worker -> -buildid of each remote compile
         self.checks: list[Check] = []
+        self.early: dict[str, _Early] = {}         # compile key -> its check drawn at dispatch
         self.mismatches: list[Mismatch] = []
         self.wait_s = 0.0
 
@@ -154,6 +165,39 @@ class Verifier:
 
     # --- what to verify ---
 
+    def at_dispatch(self, package: str, worker: str, input_shas: dict[str, str],
+                    buildid: str, expected_s: float, local: LocalJob) -> bool:
+        """A compile expected to take EXPECTED_S was just sent to WORKER: whether it is
+        checked from now (checks.dispatch_reason): its reference compile (LOCAL) starts on
+        the head now, beside the remote one, and `after_remote` compares the two."""
+        key = f"{package} {checks.inputs_id(buildid, input_shas)}"
+        with self.lock:
+            drawn = len(self.early)
+            reason = checks.dispatch_reason(expected_s, checks.secret_draw(self.secret, key),
+                                            self.rate, self.remote_checks + drawn,
+                                            self.remote_compiles + drawn + 1)
+        if reason is None:
+            return False
+        try:
+            job = local()   # its inputs read now, as a check after the result would
+        except OSError:
+            return False
+        reference = self.head_pool.submit(self._reference, job)
+        with self.lock:
+            self.early[key] = _Early(reason, reference)
+        return True
+
+    @staticmethod
+    def _reference(job: Callable[[], Any]) -> tuple[dict[str, bytes] | None, float]:
+        t0 = time.monotonic()
+        try:
+            result = job()
+        except Exception:  # noqa: BLE001  (unverifiable, never a match)
+            result = None
+        outputs = result.outputs if result is not None and getattr(result, "ok", False) \
+            else None
+        return outputs, time.monotonic() - t0
+
     def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
                      outputs: Callable[[], dict[str, bytes]], buildid: str,
                      local: LocalJob, source_bytes: int = 0, speculative: bool = False,
@@ -172,25 +216,59 @@ class Verifier:
                 state = self.workers[path] = _Worker(first_at=checks.first_check_at(
                     self.secret, path))
             state.compiles += 1
-            reason = checks.check_reason(state.first_pending, state.compiles, state.first_at,
-                                         checks.secret_draw(self.secret, key), self.rate,
-                                         self.remote_checks, self.remote_compiles)
-            if reason is None:
-                if state.first_pending:   # read now: go build removes its work dir and
-                    state.held = self._holder(package, worker, path, speculative, local,
-                                              outputs, buildid)   # rewrites its outputs
-                return
-            state.held = None
-            where = checks.where_to_check(reason, self.head_free(),
-                                          cross is not None and self.other_workers(worker))
-            state.checks += 1
-            if reason == "first of worker":
-                state.first_pending = False  # again if this one is unverifiable
-        check = Check(package, worker, "speculative" if speculative else "remote", reason, where)
-        if where == "cross" and cross is not None:
+            early = self.early.pop(key, None) if not speculative else None
+            if early is not None:
+                check = self._early_check(state, package, worker, early)
+            else:
+                reason = checks.check_reason(state.first_pending, state.compiles,
+                                             state.first_at, checks.secret_draw(self.secret, key),
+                                             self.rate, self.remote_checks, self.remote_compiles)
+                if reason is None:
+                    if state.first_pending:   # read now: go build removes its work dir and
+                        state.held = self._holder(package, worker, path, speculative, local,
+                                                  outputs, buildid)   # rewrites its outputs
+                    return
+                state.held = None
+                where = checks.where_to_check(reason, self.head_free(),
+                                              cross is not None and self.other_workers(worker))
+                state.checks += 1
+                if reason == "first of worker":
+                    state.first_pending = False  # again if this one is unverifiable
+                check = Check(package, worker, "speculative" if speculative else "remote",
+                              reason, where)
+        if early is not None:
+            self._submit_compare(check, early, outputs(), buildid, path)
+        elif check.where == "cross" and cross is not None:
             self._submit_cross(check, cross(worker), local(), outputs(), buildid, path)
         else:
             self._submit_head(check, local(), outputs(), buildid, None, None, path)
+
+    def _early_check(self, state: _Worker, package: str, worker: str, early: _Early) -> Check:
+        """The check of a compile drawn at dispatch, now that it is back (under self.lock):
+        it is the worker's first check, too, when it falls on or past its pick."""
+        first = state.first_pending and state.compiles >= state.first_at
+        state.checks += 1
+        state.held = None
+        if first:
+            state.first_pending = False
+        return Check(package, worker, "remote", "first of worker" if first else early.reason,
+                     "head", at_dispatch=True)
+
+    def _submit_compare(self, check: Check, early: _Early, outputs: dict[str, bytes],
+                        buildid: str, path: str) -> None:
+        with self.lock:
+            self.checks.append(check)
+            self.pending.append(self.cross_pool.submit(
+                self._compare_early, check, early, outputs, buildid, path))
+
+    def _compare_early(self, check: Check, early: _Early, outputs: dict[str, bytes],
+                       buildid: str, path: str) -> None:
+        reference, seconds = early.reference.result()
+        check.seconds = round(seconds, 3)
+        if reference is None:
+            self._unverifiable(path)
+            return
+        self._judge(check, outputs, reference, buildid, None, None)
 
     def _holder(self, package: str, worker: str, path: str, speculative: bool,
                 local: LocalJob, outputs: Callable[[], dict[str, bytes]],
@@ -263,6 +341,12 @@ class Verifier:
         if theirs is None:
             self._unverifiable(path)
             return
+        self._judge(check, outputs, theirs, buildid, split, done)
+
+    def _judge(self, check: Check, outputs: dict[str, bytes], theirs: dict[str, bytes],
+               buildid: str, split: tuple[str, str] | None,
+               done: Callable[[bool, str, str], None] | None) -> None:
+        """CHECK's outcome: OUTPUTS (the compile checked) against THEIRS (the reference)."""
         differ = checks.differing_outputs(outputs, theirs)
         check.matched = not differ
         mismatch = self._mismatch(check, check.worker, outputs, theirs, buildid) if differ else None
@@ -347,6 +431,10 @@ class Verifier:
     def wait(self) -> list[Mismatch]:
         """Block until every pending check is done; the mismatches so far."""
         t0 = time.monotonic()
+        with self.lock:  # drawn at dispatch, but their compiles ran elsewhere (the head's)
+            orphans, self.early = list(self.early.values()), {}
+        for e in orphans:
+            e.reference.cancel()
         self._first_checks_due()
         self.before_wait()
         while True:
@@ -388,6 +476,7 @@ class Verifier:
             "unverifiable": sum(1 for c in done if c.matched is None),
             "head_checks": sum(1 for c in done if c.where == "head"),
             "cross_checks": sum(1 for c in done if c.where == "cross"),
+            "at_dispatch": sum(1 for c in done if c.at_dispatch),
             "remote_compiles": compiles,
             "remote_checked": sum(1 for c in remote if c.matched is not None),
             "catch": {"q": q, "confidence_needed": checks.CONFIDENCE,
