@@ -327,13 +327,16 @@ def _leave_one_out_by_project(runs: list[dict], fit) -> list[tuple[dict, makespa
     return out
 
 
-def head_checks(g, report: dict | None) -> list:
-    """The compiles of G that REPORT's verification compiled again on the head (which ones
-    is the build's secret draw: the prediction takes them as the build made them)."""
-    checks = ((report or {}).get("verification") or {}).get("checks", [])
-    packages = {c["package"] for c in checks
-                if c.get("where") == "head" and c.get("kind") in ("remote", "speculative")}
-    return [n for n in g if makespan.is_compile(g, n) and g.nodes[n].get("package") in packages]
+def head_checks(g, report: dict | None) -> tuple[list, list]:
+    """The compiles of G that REPORT's verification compiled again on the head, and of
+    those the ones drawn when they were sent (which ones is the build's secret draw: the
+    prediction takes them as the build made them)."""
+    checks = [c for c in ((report or {}).get("verification") or {}).get("checks", [])
+              if c.get("where") == "head" and c.get("kind") in ("remote", "speculative")]
+    packages = {c["package"] for c in checks}
+    early = {c["package"] for c in checks if c.get("at_dispatch")}
+    nodes = [n for n in g if makespan.is_compile(g, n) and g.nodes[n].get("package") in packages]
+    return nodes, [n for n in nodes if g.nodes[n].get("package") in early]
 
 
 def _predicted_row(r: dict, costs: makespan.Costs, kind: str, graph_path: Path, measured: float,
@@ -349,14 +352,15 @@ def _predicted_row(r: dict, costs: makespan.Costs, kind: str, graph_path: Path, 
     nbytes = makespan.bytes_by_node(g, report) if report and costs.bytes_per_s else None
     # the head's own slots (experiment 8 since issue 24: one, beside one host) pay no dispatch
     local = min(2, int(((report or {}).get("cluster") or {}).get("local_slots") or 0))
-    checked = head_checks(g, report) if checks_apart else []
+    checked, early = head_checks(g, report) if checks_apart else ([], [])
     if pipelined is not None:
         predicted = makespan.predict_pipelined(g, 2, dur, costs, *pipelined, nbytes,
-                                               local_slots=local, checked=checked)
+                                               local_slots=local, checked=checked,
+                                               at_dispatch=early)
         kind += ", pipelined"
     else:
         predicted = makespan.predict(g, 2, dur, costs, nbytes, local_slots=local,
-                                     checked=checked)
+                                     checked=checked, at_dispatch=early)
     if checked:
         kind += ", its checks on the head"
     return {"project": r["project"], "pair": r["pair"], "kind": kind, "measured_s": measured,

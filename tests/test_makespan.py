@@ -113,6 +113,9 @@ def test_a_check_runs_on_the_head_before_the_link() -> None:
     assert ms.predict(g, 2, dur, ms.Costs(), local_slots=1, checked=["a"]) == 6.0
     # with no head slot there is nowhere to place a check: it is not modelled
     assert ms.predict(g, 2, dur, ms.Costs(), checked=["b"]) == 6.0
+    # drawn when b was sent, its check runs on the head beside it (0-5 s), a after it
+    assert ms.predict(g, 2, dur, ms.Costs(), local_slots=1, checked=["b"],
+                      at_dispatch=["b"]) == 8.0
 
 
 def test_head_only_nodes_wait_for_a_head_slot() -> None:

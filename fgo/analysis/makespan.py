@@ -85,12 +85,13 @@ def with_costs(g: nx.DiGraph, dur: Durations, costs: Costs,
             for n in g}
 
 
-def with_checks(g: nx.DiGraph, dur: Durations,
-                checked: Collection[Any]) -> tuple[nx.DiGraph, dict[Any, float], set[Any]]:
+def with_checks(g: nx.DiGraph, dur: Durations, checked: Collection[Any],
+                at_dispatch: Collection[Any] = ()) -> tuple[nx.DiGraph, dict[Any, float], set[Any]]:
     """G with verification's compiles: each CHECKED compile n is compiled again on the head,
-    ("check", n), as long as n (DUR), after n and before every link (the link gate waits
-    for every check), first in line on the head; the graph, its durations and the checks
-    (`list_schedule`'s HEAD_ONLY)."""
+    ("check", n), as long as n (DUR), after n (or, for those drawn AT_DISPATCH, from when n
+    may start: beside it) and before every link (the link gate waits for every check),
+    first in line on the head; the graph, its durations and the checks (`list_schedule`'s
+    HEAD_ONLY)."""
     out, d = g.copy(), {n: float(dur[n]) for n in g}
     links = [n for n in g if g.nodes[n].get("mode") == "link"]
     top = min((float(g.nodes[n].get("priority", 0) or 0) for n in g), default=0.0) - 1
@@ -99,7 +100,10 @@ def with_checks(g: nx.DiGraph, dur: Durations,
         c = ("check", n)
         out.add_node(c, mode="check", tool="compile", package=g.nodes[n].get("package"),
                      priority=top)   # go's order: lowest first
-        out.add_edge(n, c)
+        if n in at_dispatch:
+            out.add_edges_from((p, c) for p in g.predecessors(n))
+        else:
+            out.add_edge(n, c)
         out.add_edges_from((c, link) for link in links)
         d[c] = d[n]
         checks.add(c)
@@ -109,12 +113,15 @@ def with_checks(g: nx.DiGraph, dur: Durations,
 def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
             node_bytes: Mapping[Any, float] | None = None,
             remote: Callable[[nx.DiGraph, Any], bool] = is_compile,
-            local_slots: int = 0, checked: Collection[Any] = ()) -> float:
+            local_slots: int = 0, checked: Collection[Any] = (),
+            at_dispatch: Collection[Any] = ()) -> float:
     """The wall time of a build of G on K slots: go's order (its action priorities, as go
     build's ready queue has them), durations DUR plus fgo's COSTS. The first LOCAL_SLOTS of
     the K are the head's own (--local-slots): taken first, and a compile there pays no
-    dispatch or transfer; the compiles in CHECKED are compiled again there (`with_checks`)."""
-    g, dur, checks = with_checks(g, dur, checked) if checked and local_slots else (g, dur, set())
+    dispatch or transfer; the compiles in CHECKED are compiled again there (`with_checks`,
+    those in AT_DISPATCH beside their remote compile)."""
+    g, dur, checks = with_checks(g, dur, checked, at_dispatch) if checked and local_slots \
+        else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes, remote)
     return costs.fixed_s + simulate.list_schedule(g, k, d, simulate.go_priorities(g),
                                                   local=local_slots, local_dur=dur,
@@ -124,12 +131,15 @@ def predict(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
 def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
                       export_frac: Mapping[str, float], default_frac: float,
                       node_bytes: Mapping[Any, float] | None = None,
-                      local_slots: int = 0, checked: Collection[Any] = ()) -> float:
+                      local_slots: int = 0, checked: Collection[Any] = (),
+                      at_dispatch: Collection[Any] = ()) -> float:
     """`predict` with pipelining: each compile's dependents (compiles) may start once a
     share EXPORT_FRAC[package] (else DEFAULT_FRAC) of its time has passed, when its early
     export data is there (`simulate.pipelined_graph`); links and the rest wait for all.
-    LOCAL_SLOTS and CHECKED as in `predict` (a check is one process, not pipelined)."""
-    g, dur, checks = with_checks(g, dur, checked) if checked and local_slots else (g, dur, set())
+    LOCAL_SLOTS, CHECKED and AT_DISPATCH as in `predict` (a check is one process, not
+    pipelined)."""
+    g, dur, checks = with_checks(g, dur, checked, at_dispatch) if checked and local_slots \
+        else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes)
     specs = {}
     for n in g:
