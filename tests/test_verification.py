@@ -353,7 +353,8 @@ def test_a_long_compile_is_drawn_when_it_is_sent() -> None:
 def test_a_check_drawn_at_dispatch_runs_beside_its_remote_compile() -> None:
     """Its reference compile starts when the compile is sent (before its result is
     back); the result is compared with it, a wrong one is named and its worker excluded;
-    a draw whose compile ran elsewhere (the head won it) is dropped at the wait."""
+    a draw whose compile gave no remote result (the head won it) is dropped; a link's
+    wait leaves the draws of compiles still out alone."""
     ver = _verifier(rate=1.0)
     runs: list[str] = []
     right = Result({"/o/_pkg_.a": b"right"})
@@ -365,12 +366,17 @@ def test_a_check_drawn_at_dispatch_runs_beside_its_remote_compile() -> None:
     assert runs == ["ec2"]
     ver.after_remote("p/ec2", "w1", {"/src/ec2.go": "1"}, lambda: {"/o/_pkg_.a": b"wrong"},
                      "E/E", job(right, runs, "again"))
-    assert ver.at_dispatch("p/won", "w2", {"/src/w.go": "1"}, "W/W", 30.0,
-                           job(right, runs, "won"))
-    mismatches = ver.wait()
+    won = ver.at_dispatch("p/won", "w2", {"/src/w.go": "1"}, "W/W", 30.0,
+                          job(right, runs, "won"))
+    late = ver.at_dispatch("p/late", "w2", {"/src/l.go": "1"}, "L/L", 30.0,
+                           job(right, runs, "late"))
+    assert won and late
+    ver.drop_early(won)                           # the head's run of it won
+    mismatches = ver.wait()                       # a link's gate: "late" is still out
     assert "again" not in runs                    # compared with the one from dispatch
     assert [(m.package, m.worker) for m in mismatches] == [("p/ec2", "w1")]
     rep = ver.report()
     assert rep["at_dispatch"] == 1 and rep["checks"][0]["reason"] == "first of worker"
-    assert not ver.early
+    assert set(ver.early) == {late}
     ver.close()
+    assert not ver.early

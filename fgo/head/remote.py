@@ -70,9 +70,16 @@ class RemoteExecutor:
                 task = replace(task, stream_above=STREAM_ABOVE)
             if self.speculator is not None and self.speculator.early_export:
                 task = replace(task, early_export=True)
-            self._check_from_dispatch(action, task, address, inputs)
-            result = self.run_task(action, task, address, sent)
+            drawn = self._check_from_dispatch(action, task, address, inputs)
+            try:
+                result = self.run_task(action, task, address, sent)
+            except BaseException:
+                if drawn is not None:
+                    self.verifier.drop_early(drawn)
+                raise
             confirmed = list(needs)
+            if drawn is not None and (result.worker == "head" or result.exit != 0):
+                self.verifier.drop_early(drawn)  # nothing of the worker's to compare
             if result.worker == "head":
                 return Outcome(result, "head", "head")
             return Outcome(result, "remote", address, task=task, local_job=head_job(task, inputs),
@@ -83,16 +90,19 @@ class RemoteExecutor:
             self.pool.finished(address, sent, confirmed)
 
     def _check_from_dispatch(self, action: CompileAction, task: CompileTask, address: str,
-                             inputs: dict[str, Blob]) -> None:
+                             inputs: dict[str, Blob]) -> str | None:
         """Let verification draw a long compile now, so that its reference compile runs
-        beside the remote one rather than after it (fgo.head.checks.dispatch_reason)."""
+        beside the remote one rather than after it (fgo.head.checks.dispatch_reason); the
+        draw's key, or None."""
         if self.verifier is None or task.split is not None or task.speculative:
-            return
+            return None
         with self.recorder.lock:
             rates = policy.remote_rates(self.recorder.actions)
         expected = policy.expected_seconds(action.record.source_bytes, rates)
-        self.verifier.at_dispatch(action.package, address, task.inputs, action.buildid,
-                                  expected, head_job(task, inputs))
+        key: str | None = self.verifier.at_dispatch(action.package, address, task.inputs,
+                                                    action.buildid, expected,
+                                                    head_job(task, inputs))
+        return key
 
     def run_task(self, action: CompileAction, task: CompileTask, address: str, sent: list[str],
                  watch: tuple[str, ...] = ()) -> CompileResult:

@@ -166,10 +166,11 @@ class Verifier:
     # --- what to verify ---
 
     def at_dispatch(self, package: str, worker: str, input_shas: dict[str, str],
-                    buildid: str, expected_s: float, local: LocalJob) -> bool:
+                    buildid: str, expected_s: float, local: LocalJob) -> str | None:
         """A compile expected to take EXPECTED_S was just sent to WORKER: whether it is
         checked from now (checks.dispatch_reason): its reference compile (LOCAL) starts on
-        the head now, beside the remote one, and `after_remote` compares the two."""
+        the head now, beside the remote one, and `after_remote` compares the two. The draw's
+        key, for `drop_early` should no remote result come; None when not drawn."""
         key = f"{package} {checks.inputs_id(buildid, input_shas)}"
         with self.lock:
             drawn = len(self.early)
@@ -177,15 +178,23 @@ class Verifier:
                                             self.rate, self.remote_checks + drawn,
                                             self.remote_compiles + drawn + 1)
         if reason is None:
-            return False
+            return None
         try:
             job = local()   # its inputs read now, as a check after the result would
         except OSError:
-            return False
+            return None
         reference = self.head_pool.submit(self._reference, job)
         with self.lock:
             self.early[key] = _Early(reason, reference)
-        return True
+        return key
+
+    def drop_early(self, key: str) -> None:
+        """The compile drawn under KEY at dispatch gives no remote result to check (the
+        head's run of it won, it failed, or it falls back): its reference is not needed."""
+        with self.lock:
+            early = self.early.pop(key, None)
+        if early is not None:
+            early.reference.cancel()   # if it has not started yet
 
     @staticmethod
     def _reference(job: Callable[[], Any]) -> tuple[dict[str, bytes] | None, float]:
@@ -431,10 +440,6 @@ class Verifier:
     def wait(self) -> list[Mismatch]:
         """Block until every pending check is done; the mismatches so far."""
         t0 = time.monotonic()
-        with self.lock:  # drawn at dispatch, but their compiles ran elsewhere (the head's)
-            orphans, self.early = list(self.early.values()), {}
-        for e in orphans:
-            e.reference.cancel()
         self._first_checks_due()
         self.before_wait()
         while True:
@@ -457,6 +462,10 @@ class Verifier:
 
     def close(self) -> None:
         """Finish pending checks and write what the ledger learned."""
+        with self.lock:   # drawn at dispatch, never compared: the build is over
+            unused, self.early = list(self.early.values()), {}
+        for e in unused:
+            e.reference.cancel()
         self.head_pool.shutdown(wait=True, cancel_futures=False)
         self.cross_pool.shutdown(wait=True, cancel_futures=False)
         if self.ledger is not None:
