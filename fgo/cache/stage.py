@@ -115,17 +115,21 @@ class Stager:
 
     def _stage_new(self, workers: list[str], final: bool = False) -> None:
         puts = read_puts(self._pending.new_lines())
-        live = [w for w in workers if w not in self._failed and w not in self.tier.late]
+        live = [w for w in workers if not self._gone(w)]
         for worker, mine in to_stage(puts, self.wanted, live, set(self.staged)).items():
             for batch in batches([(p.action, p.size) for p in mine], BATCH_BYTES):
-                if (self._stop.is_set() and not final) or worker in self._failed \
-                        or worker in self.tier.late:
+                if (self._stop.is_set() and not final) or self._gone(worker):
                     return
                 chosen = [p for p in mine if p.action in set(batch)]
                 for p in chosen:
                     if p.size > PART_BYTES:
                         self._send_parts(worker, p)
                 self._send(worker, [p for p in chosen if p.size <= PART_BYTES])
+
+    def _gone(self, worker: str) -> bool:
+        """WORKER takes nothing more: it failed a call, or missed a deadline (of this
+        staging, a publish or the build's probe)."""
+        return worker in self._failed or worker in self.tier.late
 
     def _call(self, worker: str, op: str, message: Any) -> Any:
         """MESSAGE to WORKER's OP; None when it did not answer (nothing more goes there: its
@@ -163,7 +167,7 @@ class Stager:
                 offset = 0
                 while offset < p.size:
                     data = f.read(PART_BYTES)
-                    if not data or worker in self._failed or worker in self.tier.late:
+                    if not data or self._gone(worker):
                         return
                     part = wire.CacheStagePart(p.output, offset, p.size, data)
                     if not self._call(worker, wire.OP_CACHE_STAGE_PART, part):

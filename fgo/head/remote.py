@@ -70,9 +70,10 @@ class RemoteExecutor:
                 task = replace(task, stream_above=STREAM_ABOVE)
             if self.speculator is not None and self.speculator.early_export:
                 task = replace(task, early_export=True)
-            drawn = self._check_from_dispatch(action, task, address, inputs)
+            rates = self._rates()
+            drawn = self._check_from_dispatch(action, task, address, inputs, rates)
             try:
-                result = self.run_task(action, task, address, sent)
+                result = self.run_task(action, task, address, sent, rates=rates)
             except BaseException:
                 if drawn is not None:
                     self.verifier.drop_early(drawn)
@@ -89,15 +90,18 @@ class RemoteExecutor:
         finally:
             self.pool.finished(address, sent, confirmed)
 
+    def _rates(self) -> list[float]:
+        """Seconds per source byte of the build's recent remote compiles."""
+        with self.recorder.lock:
+            return policy.remote_rates(self.recorder.actions)
+
     def _check_from_dispatch(self, action: CompileAction, task: CompileTask, address: str,
-                             inputs: dict[str, Blob]) -> str | None:
+                             inputs: dict[str, Blob], rates: list[float]) -> str | None:
         """Let verification draw a long compile now, so that its reference compile runs
         beside the remote one rather than after it (fgo.head.checks.dispatch_reason); the
         draw's key, or None."""
         if self.verifier is None or task.split is not None or task.speculative:
             return None
-        with self.recorder.lock:
-            rates = policy.remote_rates(self.recorder.actions)
         expected = policy.expected_seconds(action.record.source_bytes, rates)
         key: str | None = self.verifier.at_dispatch(action.package, address, task.inputs,
                                                     action.buildid, expected,
@@ -105,12 +109,14 @@ class RemoteExecutor:
         return key
 
     def run_task(self, action: CompileAction, task: CompileTask, address: str, sent: list[str],
-                 watch: tuple[str, ...] = ()) -> CompileResult:
+                 watch: tuple[str, ...] = (), rates: list[float] | None = None) -> CompileResult:
         """TASK on ADDRESS (whose result needs the WATCHed workers too); a store that lacks
-        blobs gets them resent. A usable result, or RemoteFailure."""
+        blobs gets them resent. A usable result, or RemoteFailure. RATES: the build's
+        remote rates, when the caller has them already."""
         inputs = action.inputs or {}
         action.record.bytes_in += Tasks.bytes_sent(task, inputs)
-        result = self._wait(action, task, address, watch)
+        rates = self._rates() if rates is None else rates
+        result = self._wait(action, task, address, watch, rates)
         resends = 0
         while True:
             verdict = self.judge(address, result, resends)
@@ -123,7 +129,7 @@ class RemoteExecutor:
             sent += verdict.resend
             action.record.bytes_in += Tasks.bytes_sent(task, inputs)
             resends += 1
-            result = self._wait(action, task, address, watch)
+            result = self._wait(action, task, address, watch, rates)
 
     def judge(self, address: str, result: CompileResult, resends: int = 0) -> policy.Verdict:
         """What to do with ADDRESS's RESULT: use it or resend (the verdict), or fall back
@@ -138,7 +144,7 @@ class RemoteExecutor:
         return verdict
 
     def _wait(self, action: CompileAction, task: CompileTask, address: str,
-              watch: tuple[str, ...]) -> CompileResult:
+              watch: tuple[str, ...], rates: list[float]) -> CompileResult:
         """TASK's answer from ADDRESS, or the head's own run of it when that wins first."""
         on_export = None
         if task.early_export and self.speculator is not None:
@@ -156,8 +162,6 @@ class RemoteExecutor:
         wake = threading.Event()  # set when the answer comes, or the racer hands a slot
         future.add_done_callback(lambda _: wake.set())
         started = time.monotonic()
-        with self.recorder.lock:
-            rates = policy.remote_rates(self.recorder.actions)
         source = action.record.source_bytes
         straggle_after = policy.straggler_deadline(source, rates)
         if self.racer is not None and task.split is None:

@@ -95,6 +95,19 @@ class _Worker:
     held: Callable[[], None] | None = None
 
 
+def _compile(job: Callable[[], Any]) -> tuple[dict[str, bytes] | None, float]:
+    """JOB's outputs (a compile that checks), or None when it could not run; its seconds."""
+    t0 = time.monotonic()
+    try:
+        result = job()
+    except Exception:  # cannot verify here: counted as unverifiable, never as a match
+        result = None
+    seconds = time.monotonic() - t0
+    if result is None or not getattr(result, "ok", False):
+        return None, seconds
+    return result.outputs, seconds
+
+
 def first_symbol(path: str, a: bytes, b: bytes) -> str:
     """What differs first between two archives, named by fgo diff's engine."""
     try:
@@ -171,6 +184,8 @@ class Verifier:
         checked from now (checks.dispatch_reason): its reference compile (LOCAL) starts on
         the head now, beside the remote one, and `after_remote` compares the two. The draw's
         key, for `drop_early` should no remote result come; None when not drawn."""
+        if expected_s < checks.AT_DISPATCH_S:  # most compiles: no key to hash, no draw
+            return None
         key = f"{package} {checks.inputs_id(buildid, input_shas)}"
         with self.lock:
             drawn = len(self.early)
@@ -183,7 +198,7 @@ class Verifier:
             job = local()   # its inputs read now, as a check after the result would
         except OSError:
             return None
-        reference = self.head_pool.submit(self._reference, job)
+        reference = self.head_pool.submit(_compile, job)
         with self.lock:
             self.early[key] = _Early(reason, reference)
         return key
@@ -195,17 +210,6 @@ class Verifier:
             early = self.early.pop(key, None)
         if early is not None:
             early.reference.cancel()   # if it has not started yet
-
-    @staticmethod
-    def _reference(job: Callable[[], Any]) -> tuple[dict[str, bytes] | None, float]:
-        t0 = time.monotonic()
-        try:
-            result = job()
-        except Exception:  # noqa: BLE001  (unverifiable, never a match)
-            result = None
-        outputs = result.outputs if result is not None and getattr(result, "ok", False) \
-            else None
-        return outputs, time.monotonic() - t0
 
     def after_remote(self, package: str, worker: str, input_shas: dict[str, str],
                      outputs: Callable[[], dict[str, bytes]], buildid: str,
@@ -402,15 +406,9 @@ class Verifier:
 
     def _run(self, check: Check, job: Callable[[], Any]) -> dict[str, bytes] | None:
         """JOB's outputs (the compile that checks), or None when it could not run."""
-        t0 = time.monotonic()
-        try:
-            result = job()
-        except Exception:  # cannot verify here: counted as unverifiable, never as a match
-            result = None
-        check.seconds = round(check.seconds + time.monotonic() - t0, 3)
-        if result is None or not getattr(result, "ok", False):
-            return None
-        return result.outputs
+        outputs, seconds = _compile(job)
+        check.seconds = round(check.seconds + seconds, 3)
+        return outputs
 
     def _unverifiable(self, path: str | None) -> None:
         """A check that could not run proves nothing: the worker's first check stays due."""
