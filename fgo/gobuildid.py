@@ -13,6 +13,8 @@ wrong entry.
 from __future__ import annotations
 
 import hashlib
+import os
+from typing import BinaryIO
 
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 ARCHIVE_MAGIC = b"!<arch>\n"
@@ -43,6 +45,51 @@ def find_and_hash(data: bytes, build_id: str) -> tuple[list[int], bytes]:
         start = i + len(needle)
     h.update(view[start:])
     return matches, h.digest()
+
+
+def _find_and_hash_stream(f: BinaryIO, needle: bytes, chunk: int = 1 << 20
+                          ) -> tuple[list[int], bytes]:
+    """find_and_hash over the file F read CHUNK bytes at a time: an occurrence that
+    straddles two chunks is found, since the bytes that could start one are carried over."""
+    zeros = bytes(len(needle))
+    h = hashlib.sha256()
+    matches: list[int] = []
+    base, buf = 0, b""                  # buf[0] is at file offset base
+    while True:
+        data = f.read(chunk)
+        buf = buf + data if buf else data
+        view = memoryview(buf)
+        start = 0
+        while (i := buf.find(needle, start)) >= 0:
+            matches.append(base + i)
+            h.update(view[start:i])
+            h.update(zeros)
+            start = i + len(needle)
+        if not data:
+            h.update(view[start:])
+            return matches, h.digest()
+        keep = max(start, len(buf) - len(needle) + 1)
+        h.update(view[start:keep])
+        base, buf = base + keep, buf[keep:]
+
+
+def rewrite_file(path: str, build_id: str) -> bool:
+    """content_rewrite on the file at PATH, in place and read in chunks (a worker adopting
+    a 60 MB archive it holds neither copies nor rewrites it whole); False, the file left as
+    it was, when go would not rewrite it."""
+    if "/" not in build_id:
+        return False
+    with open(path, "r+b") as f:
+        if f.read(len(ARCHIVE_MAGIC)) != ARCHIVE_MAGIC:
+            return False
+        f.seek(0)
+        matches, digest = _find_and_hash_stream(f, build_id.encode())
+        new_id = build_id[:build_id.rindex("/")] + "/" + hash_to_string(digest)
+        if not matches or len(new_id) != len(build_id):
+            return False
+        for i in matches:
+            os.pwrite(f.fileno(), new_id.encode(), i)
+    return True
 
 
 def content_rewrite(raw: bytes | bytearray, build_id: str) -> bytes | bytearray | None:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from fgo import paths, toolchain, wire
 from fgo.cache import store
 from fgo.cache import tier
 from fgo.cache import trust
-from fgo.wire import CacheEntry, CacheRevocation
+from fgo.wire import CacheEntry, CacheRevocation, HeldEntry
 from fgo.cache import protocol
 from fgo.cache.local import DiskTier, EntryInfo, lru_victims
 from fgo.settings import parse_size
@@ -74,10 +75,15 @@ def test_sizes_quoting_and_batches() -> None:
     assert tier.batches([("a", 5), ("b", 5), ("c", 20), ("d", 1)], 10) == [["a", "b"], ["c"], ["d"]]
 
 
-def test_protocol_round_trip_as_go_frames_it() -> None:
+STREAMS = [io.BytesIO,  # no peek: lines as they come; a pipe's reader, with a small buffer
+           lambda data: io.BufferedReader(io.BytesIO(data), 16)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream_of", STREAMS)
+def test_protocol_round_trip_as_go_frames_it(stream_of: Any) -> None:
     put = protocol.Request(7, "put", bytes(range(32)), bytes(32), b"body\n\x00")
     get = protocol.Request(8, "get", bytes(32))
-    stream = io.BytesIO(protocol.encode_request(put) + protocol.encode_request(get))
+    stream = stream_of(protocol.encode_request(put) + protocol.encode_request(get))
     assert protocol.read_request(stream) == put
     assert protocol.read_request(stream) == get
     assert protocol.read_request(stream) is None
@@ -85,10 +91,12 @@ def test_protocol_round_trip_as_go_frames_it() -> None:
     assert protocol.decode_response(protocol.encode_response(resp)) == resp
     assert protocol.encode_response(protocol.Response(3, miss=True)) == b'{"ID":3,"Miss":true}\n'
     with pytest.raises(protocol.ProtocolError):
-        protocol.read_request(io.BytesIO(b'{"ID": 1, "Command": "put", "BodySize": 9}\n"eA=="\n'))
+        protocol.read_request(stream_of(b'{"ID": 1, "Command": "put", "BodySize": 9}\n"eA=="\n'))
     # a body line with JSON escapes (which encoding/json never writes for base64) still reads
     escaped = b'{"ID": 2, "Command": "put", "BodySize": 3}\n"\\u0059\\/8A"\n'
-    assert protocol.read_request(io.BytesIO(escaped)).body == base64.b64decode("Y/8A")
+    stream = stream_of(escaped + protocol.encode_request(get))
+    assert protocol.read_request(stream).body == base64.b64decode("Y/8A")
+    assert protocol.read_request(stream) == get  # the longer line read to its end, no further
 
 
 def test_disk_tier_refuses_and_deletes_damaged_entries(tmp_path: Path) -> None:
@@ -316,6 +324,59 @@ def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: 
     assert gobuildid.content_rewrite(b"\x7fELF" + raw[8:], placeholder) is None
 
 
+def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's publish rewrites a held archive's build ID in place and moves the file
+    into the tier, with the bytes `go tool buildid -w` makes; a file its sandbox still links
+    is read and copied instead, and left as it was."""
+    import hashlib
+    from fgo import gobuildid
+    from fgo.cache import held, store
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FGO_SHARED_CACHE_DIR", str(tmp_path / "tier"))
+    (tmp_path / "p.go").write_text("package p\n\nfunc F(x int) int { return x * 3 }\n")
+    action = "bcdefghijklmnopqrstu"
+    placeholder = f"{action}/{action}"
+    go = str(toolchain.go_binary())
+    subprocess.run([go, "tool", "compile", "-p", "p", "-buildid", placeholder, "-o", "raw.a",
+                    "p.go"], cwd=tmp_path, check=True, env=toolchain.go_env(os.environ))
+    raw = (tmp_path / "raw.a").read_bytes()
+    (tmp_path / "go.a").write_bytes(raw)
+    subprocess.run([go, "tool", "buildid", "-w", "go.a"], cwd=tmp_path, check=True,
+                   env=toolchain.go_env(os.environ))
+    body = (tmp_path / "go.a").read_bytes()
+    for chunk in (7, len(placeholder), len(placeholder) + 1, 1 << 20):  # straddling ones
+        with open(tmp_path / "raw.a", "rb") as f:
+            assert gobuildid._find_and_hash_stream(f, placeholder.encode(), chunk) == \
+                gobuildid.find_and_hash(raw, placeholder)
+    sha = hashlib.sha256(raw).hexdigest()
+    ns = "go1.27.3-" + "0" * 16
+    held.clear()
+    try:
+        for i, linked in enumerate((True, False)):
+            act = f"{i}" * 64
+            entry = CacheEntry(act, hashlib.sha256(body).hexdigest(), b"", 1.0, size=len(body))
+            sandbox_output = tmp_path / f"out{i}.a"
+            sandbox_output.write_bytes(raw)
+            held.keep(str(sandbox_output), sha)
+            if not linked:
+                sandbox_output.unlink()     # the compile's sandbox let go of it
+            assert (held.exclusive(sha) is None) == linked
+            assert store.store_adopt(ns, [HeldEntry(entry, sha, placeholder)]) == [act]
+            assert store._store(ns).read(act)[1] == body
+            assert held.read(sha) is None                 # adopted: no longer held
+            if linked:
+                assert sandbox_output.read_bytes() == raw  # the sandbox's file untouched
+        wrong = CacheEntry("9" * 64, "1" * 64, b"", 1.0, size=len(raw))  # not go's body
+        (tmp_path / "out9.a").write_bytes(raw)
+        held.keep(str(tmp_path / "out9.a"), sha)
+        (tmp_path / "out9.a").unlink()
+        assert store.store_adopt(ns, [HeldEntry(wrong, sha, placeholder)]) == []
+        assert held.read(sha) is None and store._store(ns).record("9" * 64) is None
+    finally:
+        held.clear()
+
+
 def test_only_a_single_workers_own_archive_is_published_by_reference() -> None:
     from fgo.cache.publish import Provenance, held_by_producer
     stub = lambda action, producer: CacheEntry(action, "00" * 32, b"", 0.0,  # noqa: E731
@@ -418,7 +479,8 @@ def test_a_put_is_read_from_the_file_go_put_it_from(tmp_path: Path) -> None:
     log.close()
 
 
-def test_a_put_go_sends_again_is_not_decoded() -> None:
+@pytest.mark.parametrize("stream_of", STREAMS)
+def test_a_put_go_sends_again_is_not_decoded(stream_of: Any) -> None:
     import hashlib
     body = os.urandom(3000)
     put = protocol.Request(1, "put", b"\x01" * 32, hashlib.sha256(body).digest(), body)
@@ -427,13 +489,13 @@ def test_a_put_go_sends_again_is_not_decoded() -> None:
     def known(action: bytes, output: bytes, size: int) -> bool:
         asked.append(size)
         return True
-    got = protocol.read_request(io.BytesIO(protocol.encode_request(put)), known)
+    got = protocol.read_request(stream_of(protocol.encode_request(put)), known)
     assert got.reused and got.body == b"" and asked == [3000]
     # a line of another length is decoded (and then refused by its size)
     bad = protocol.encode_request(put).replace(b'"\n', b'AAAA"\n')
     with pytest.raises(protocol.ProtocolError):
-        protocol.read_request(io.BytesIO(bad), known)
-    assert protocol.read_request(io.BytesIO(protocol.encode_request(put)),
+        protocol.read_request(stream_of(bad), known)
+    assert protocol.read_request(stream_of(protocol.encode_request(put)),
                                  lambda *a: False) == put
 
 

@@ -138,6 +138,19 @@ def read(sha: str) -> bytearray | None:
         return None
 
 
+def exclusive(sha: str) -> str | None:
+    """The path of the held body SHA when nothing but the hold links its file (its
+    compile's sandbox has let go of it): the publish may then rewrite it in place and move
+    it into the cluster tier. None otherwise (gone, or still linked elsewhere)."""
+    if not SHA256.match(sha):
+        return None
+    path = root() / sha
+    try:
+        return str(path) if os.stat(path).st_nlink == 1 else None
+    except OSError:
+        return None
+
+
 def release(sha: str) -> None:
     """Drop the held body SHA (its entry is in the cluster tier now)."""
     if not SHA256.match(sha):

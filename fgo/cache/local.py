@@ -149,6 +149,32 @@ class DiskTier:
         return Entry(action, output, len(body), put_time, body_path, seconds, producer,
                      checked, signature)
 
+    def put_file(self, action: str, output: str, path: str, put_time: float | None = None,
+                 seconds: float = 0.0, producer: str = "", checked: bool = False,
+                 signature: str = "") -> Entry:
+        """`put` of the body in the file at PATH, moved into the tier (not copied: a worker
+        adopting an archive it holds); ValueError, PATH left where it was, when it does not
+        hash to OUTPUT; OSError when the disk refuses."""
+        if file_sha256(path) != output:
+            raise ValueError(f"body of {action[:12]} does not hash to its output ID")
+        size = os.path.getsize(path)
+        index, body_path = self._paths(action)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        put_time = time.time() if put_time is None else put_time
+        try:
+            os.replace(path, body_path)
+        except OSError:  # another filesystem: copied, as `put` would
+            shutil.copyfile(path, body_path.with_name(body_path.name + ".in"))
+            os.replace(body_path.with_name(body_path.name + ".in"), body_path)
+        try:
+            write_atomically(index, _index_line(output, size, put_time, seconds, producer,
+                                                checked, signature))
+        except OSError:
+            body_path.unlink(missing_ok=True)
+            raise
+        return Entry(action, output, size, put_time, body_path, seconds, producer, checked,
+                     signature)
+
     def remove(self, action: str) -> list[str]:
         removed = []
         for path in self._paths(action):
