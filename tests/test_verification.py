@@ -380,3 +380,28 @@ def test_a_check_drawn_at_dispatch_runs_beside_its_remote_compile() -> None:
     assert set(ver.early) == {late}
     ver.close()
     assert not ver.early
+
+
+def test_a_sampled_check_yields_the_heads_core_and_what_the_link_waits_for_does_not() -> None:
+    """A sampled check's compile runs below the head's priority (CHECK_NICE: what go build
+    waits for comes first); a reference drawn at dispatch and a worker's overdue first
+    check, which the link waits for, run at the head's own."""
+    import threading
+    ver = _verifier(rate=1.0)
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[str, int] = {}
+
+    def niceness(name: str):
+        def local():
+            def run():
+                seen[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+                return Result({"/o/_pkg_.a": b"same"})
+            return run
+        return local
+    assert ver.at_dispatch("p/ec2", "w1", {"/src/ec2.go": "1"}, "E/E", 30.0, niceness("dispatch"))
+    ver.after_remote("p/a", "w1", {"/src/a.go": "1"}, lambda: {"/o/_pkg_.a": b"same"}, "A/A",
+                     niceness("sampled"))
+    assert ver.wait() == []
+    assert seen == {"dispatch": base, "sampled": min(19, base + v.CHECK_NICE)}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base   # the head's own threads unchanged
+    ver.close()
