@@ -370,6 +370,31 @@ def test_a_worker_sharing_the_heads_files_reads_paths_and_stages_outputs(tmp_pat
     assert near.output_sha256 == sent.output_sha256
 
 
+def test_a_worker_holds_its_archive_for_the_publish_and_a_heads_check_does_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from fgo.cache import held
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
+    held.clear()
+    src = tmp_path / "p.go"
+    src.write_bytes(b"package p\n\nfunc F() int { return 7 }\n")
+    out = tmp_path / "b001" / "_pkg_.a"
+    call = compileargs.parse(["-o", str(out), "-p", "p", "-complete", "-pack", "-buildid",
+                              "abcdefghijklmnopqrst/abcdefghijklmnopqrst", str(src)],
+                             str(tmp_path))
+    sha = sha256(src.read_bytes())
+    task = _task(call, {str(src): sha}, {sha: src.read_bytes()})
+    try:
+        checked = executor.execute(task, "head")
+        assert checked.ok and checked.exit == 0, checked.output
+        assert held.read(checked.output_sha256) is None
+        remote = executor.execute(replace(task, task_id="u"), "tcp://w1")
+        assert remote.output_sha256 == checked.output_sha256
+        assert held.read(remote.output_sha256) == remote.outputs[str(out)]
+    finally:
+        held.clear()
+
+
 def test_only_a_worker_that_reads_the_token_shares_files(tmp_path: Path) -> None:
     token = tmp_path / "host-token"
     token.write_text("abc")

@@ -383,9 +383,9 @@ def test_a_check_drawn_at_dispatch_runs_beside_its_remote_compile() -> None:
 
 
 def test_a_sampled_check_yields_the_heads_core_and_what_the_link_waits_for_does_not() -> None:
-    """A sampled check's compile runs below the head's priority (CHECK_NICE: what go build
-    waits for comes first); a reference drawn at dispatch and a worker's overdue first
-    check, which the link waits for, run at the head's own."""
+    """A sampled check's compile runs CHECK_NICE below the head (what go build waits for
+    comes first); a reference drawn at dispatch, which the link may wait for, at the head's
+    own priority."""
     import threading
     ver = _verifier(rate=1.0)
     base = os.getpriority(os.PRIO_PROCESS, 0)

@@ -50,10 +50,12 @@ CHECK_NICE = 10
 
 
 def _lower_priority() -> None:
-    """This thread, and the compilers it starts, at CHECK_NICE (Linux: niceness is a
-    thread's, and a child takes its parent thread's)."""
+    """This thread, and the compilers it starts, CHECK_NICE below the head (Linux: niceness
+    is a thread's, and a child takes its parent thread's)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICE)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid,
+                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + CHECK_NICE))
     except (AttributeError, OSError):  # elsewhere: at the head's priority, as before
         pass
 
