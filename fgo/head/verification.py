@@ -41,23 +41,20 @@ SPLIT_MODES = ("first", "always", "off")
 CROSS_THREADS = 4   # cross-checks waiting on other workers at once
 # A sampled check on the head runs beside the head's own compiles, which go build waits for,
 # and was charged the same share of the core (the aws-sdk-go and etcd runs of experiment 8:
-# 1-8 s of checks on the head's core, its compiles 20-30% slower than in go's own run). At
-# this nice it takes about a tenth of the core from a compile, the rest of the idle time
-# (the checks finished long before the link in every run: wait_s 0). What the link waits
-# for now (a worker's first check, a split's, a reference drawn at dispatch) runs at the
-# head's own priority: a process cannot raise its priority again once lowered.
+# 1-8 s of checks on the head's core, its compiles 20-30% slower than in go's own run). Its
+# compiler runs this much nicer than the head: about a tenth of the core beside a compile,
+# the rest of the idle time. Only the compiler: a niced Python thread that holds the GIL
+# between its syscalls stalls every other thread of the head while the core is busy. What the
+# link waits for (a worker's first check due at the link, a split's, a reference drawn at
+# dispatch) runs at the head's own priority.
 CHECK_NICE = 10
 
 
-def _lower_priority() -> None:
-    """This thread, and the compilers it starts, CHECK_NICE below the head (Linux: niceness
-    is a thread's, and a child takes its parent thread's)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid,
-                       min(19, os.getpriority(os.PRIO_PROCESS, tid) + CHECK_NICE))
-    except (AttributeError, OSError):  # elsewhere: at the head's priority, as before
-        pass
+def _nice_checks() -> None:
+    """The check thread's compilers CHECK_NICE below the head (fgo.worker.runner)."""
+    from fgo.worker import runner
+    runner.nice_children(CHECK_NICE)
+
 
 # head: snapshot a compile's inputs now -> compile it here later
 LocalJob = Callable[[], Callable[[], Any]]
@@ -170,7 +167,7 @@ class Verifier:
         self.lock = threading.Lock()
         self.head_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fgo-verify")
         self.idle_pool = concurrent.futures.ThreadPoolExecutor(   # sampled: in idle time
-            1, thread_name_prefix="fgo-verify-idle", initializer=_lower_priority)
+            1, thread_name_prefix="fgo-verify-idle", initializer=_nice_checks)
         self.cross_pool = concurrent.futures.ThreadPoolExecutor(CROSS_THREADS,
                                                                 thread_name_prefix="fgo-cross")
         self.pending: list[concurrent.futures.Future[None]] = []
