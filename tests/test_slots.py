@@ -111,6 +111,26 @@ def test_a_free_slot_is_handed_to_the_remote_compile_go_waits_on() -> None:
     assert slots.available() == 1
 
 
+def test_a_compile_late_after_the_slot_freed_is_raced_when_its_wait_polls() -> None:
+    """The slot freed before the compile was even sent: no release comes to look again,
+    so the waits poll; the compile is raced once it is late, not at its straggler
+    deadline."""
+    slots = LocalSlots(1)
+    racer = Racer(slots, grace=0.01)
+    slots.release(slots.take())                             # go's last local compile ended
+    time.sleep(0.05)
+    late, wake = object(), threading.Event()
+    racer.track(late, expected=0.01, wake=wake, worker="w")
+    racer.poll()
+    assert not wake.is_set() and slots.available() == 1     # on schedule: left alone
+    time.sleep(0.6)                                         # late by more than the head takes
+    racer.poll()
+    assert wake.is_set() and racer.wants(late, 0.6) and slots.available() == 0
+    racer.done(late)
+    racer.untrack(late)
+    assert slots.available() == 1
+
+
 def test_a_slot_handed_but_not_used_comes_back() -> None:
     slots = LocalSlots(1)
     racer = Racer(slots, grace=0.01)

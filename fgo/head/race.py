@@ -208,6 +208,15 @@ class Racer:
                 entry.slot, entry.raced = None, True  # never raced twice
         self.slots.release(slot)
 
+    def poll(self) -> None:
+        """Look again while a slot is free (a waiting compile asks every POLL_S): a compile
+        that became late after the slot freed, with go build waiting on it and nothing else
+        to run, is raced now rather than at its straggler deadline (experiment 8: compiles
+        sent as the head's slot went idle waited 10-15 s at their worker while the head had
+        nothing to do)."""
+        if self.slots.available() and time.monotonic() - self.slots.freed_at >= self.grace:
+            self._offer()
+
     def _slot_freed(self) -> None:
         timer = threading.Timer(self.grace, self._offer)
         timer.daemon = True

@@ -170,7 +170,8 @@ class RemoteExecutor:
         race: Race | None = None
         try:
             while True:
-                wake.wait(POLL_S)
+                if not wake.wait(POLL_S) and self.racer is not None and task.split is None:
+                    self.racer.poll()   # a slot may have been free since this one got late
                 wake.clear()
                 if future.done():
                     try:
