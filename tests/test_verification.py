@@ -406,5 +406,6 @@ def test_a_sampled_check_yields_the_heads_core_and_what_the_link_waits_for_does_
     ver.after_remote("p/a", "w1", {"/src/a.go": "1"}, lambda: {"/o/_pkg_.a": b"same"}, "A/A",
                      niceness("sampled"))
     assert ver.wait() == []
+    ver.head_pool.submit(lambda: None).result()   # the reference from dispatch has run too
     assert seen == {"dispatch": (base, base), "sampled": (min(19, base + v.CHECK_NICE), base)}
     ver.close()
