@@ -301,12 +301,10 @@ def test_the_disk_tier_keeps_signed_fields_and_revocations(tmp_path: Path) -> No
     assert t.revocations() == [r] and t.stats()["entries"] == 2
 
 
-def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: Path) -> None:
-    """go build rewrites a compile's placeholder build ID with the archive's content hash
-    before caching it; `go tool buildid -w` is that same rewrite (cmd/internal/buildid)."""
-    from fgo import gobuildid
-    (tmp_path / "p.go").write_text("package p\n\nfunc F(x int) int { return x * 2 }\n")
-    action = "abcdefghijklmnopqrst"
+def _raw_and_go_archive(tmp_path: Path, action: str, body: str) -> tuple[bytes, bytes]:
+    """A compile's archive given `-buildid ACTION/ACTION`, and what `go tool buildid -w` makes
+    of it (what go build caches)."""
+    (tmp_path / "p.go").write_text(body)
     placeholder = f"{action}/{action}"
     go = str(toolchain.go_binary())
     subprocess.run([go, "tool", "compile", "-p", "p", "-buildid", placeholder, "-o", "raw.a",
@@ -315,6 +313,17 @@ def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: 
     (tmp_path / "go.a").write_bytes(raw)
     subprocess.run([go, "tool", "buildid", "-w", "go.a"], cwd=tmp_path, check=True,
                    env=toolchain.go_env(os.environ))
+    return raw, (tmp_path / "go.a").read_bytes()
+
+
+def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: Path) -> None:
+    """go build rewrites a compile's placeholder build ID with the archive's content hash
+    before caching it; `go tool buildid -w` is that same rewrite (cmd/internal/buildid)."""
+    from fgo import gobuildid
+    action = "abcdefghijklmnopqrst"
+    placeholder = f"{action}/{action}"
+    raw, _ = _raw_and_go_archive(tmp_path, action,
+                                 "package p\n\nfunc F(x int) int { return x * 2 }\n")
     assert raw.count(placeholder.encode()) >= 1
     assert gobuildid.content_rewrite(raw, placeholder) == (tmp_path / "go.a").read_bytes()
     held = bytearray(raw)   # as a worker reads a kept archive: rewritten in place, not copied
@@ -334,17 +343,10 @@ def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
     from fgo.cache import held, store
     monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FGO_SHARED_CACHE_DIR", str(tmp_path / "tier"))
-    (tmp_path / "p.go").write_text("package p\n\nfunc F(x int) int { return x * 3 }\n")
     action = "bcdefghijklmnopqrstu"
     placeholder = f"{action}/{action}"
-    go = str(toolchain.go_binary())
-    subprocess.run([go, "tool", "compile", "-p", "p", "-buildid", placeholder, "-o", "raw.a",
-                    "p.go"], cwd=tmp_path, check=True, env=toolchain.go_env(os.environ))
-    raw = (tmp_path / "raw.a").read_bytes()
-    (tmp_path / "go.a").write_bytes(raw)
-    subprocess.run([go, "tool", "buildid", "-w", "go.a"], cwd=tmp_path, check=True,
-                   env=toolchain.go_env(os.environ))
-    body = (tmp_path / "go.a").read_bytes()
+    raw, body = _raw_and_go_archive(tmp_path, action,
+                                    "package p\n\nfunc F(x int) int { return x * 3 }\n")
     for chunk in (7, len(placeholder), len(placeholder) + 1, 1 << 20):  # straddling ones
         with open(tmp_path / "raw.a", "rb") as f:
             assert gobuildid._find_and_hash_stream(f, placeholder.encode(), chunk) == \
