@@ -382,8 +382,10 @@ def test_model_predicts_the_measured_walls(lab) -> None:
       1 Gb/s, and all of fgo's CPU that is not a compile (`non_compile_cpu`) as work the
       compiles lose; costs fitted on the other builds of the same project (aws-sdk-go's
       plain, --split-large and --pipeline runs are projects of their own), a build with
-      pipelining predicted as one (`makespan.predict_pipelined`, each package's export
-      fraction from experiment 7's measured runs); the compiles its verification checked
+      pipelining predicted as fgo pipelines (`makespan.predict_pipelined`: speculations
+      only on remote slots go build leaves idle, paused for its work, nothing exported
+      early by the head's own compiles; each package's export fraction from experiment
+      7's measured runs); the compiles its verification checked
       on the head compiled again there before the link (`makespan.with_checks`), not spread
       over every compile as a cost."""
     rows = []

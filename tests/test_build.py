@@ -62,6 +62,14 @@ def test_real_cluster_binary_identical(hello: Path, real_cluster) -> None:
     t2 = rep2["totals"]
     assert t2["bytes_sent"] < t["bytes_sent"] and t2["bytes_sent"] <= 2 * t2["unique_input_bytes"]
     assert sha(hello / "fgo2.bin") == sha(hello / "go.bin")
+    # the build left the scheduler's own housekeeping quiet (Dask's task machinery as it was)
+    client = real_cluster.client()
+    try:
+        callbacks = client.run_on_scheduler(lambda dask_scheduler: {
+            n: pc.callback_time for n, pc in dask_scheduler.periodic_callbacks.items()})
+    finally:
+        client.close()
+    assert (callbacks["tick"], callbacks["monitor"]) == (1000, 5000)
 
 
 def test_noop_rebuild_and_one_file_edit(hello: Path) -> None:

@@ -386,3 +386,33 @@ def test_nodes_share_only_their_own_cores_and_delays_hold_a_slot() -> None:
     # with one node and no delays it is the model it was
     assert sim.gobuild_schedule(g, sim.GoBuild(1, p=2, nodes=1), shapes=one).makespan == \
         pytest.approx(4)
+
+
+def _ordered(g: nx.DiGraph, order: list[str]) -> nx.DiGraph:
+    for i, n in enumerate(order):
+        g.nodes[n]["priority"] = i   # go's post-order index: lowest first
+    return g
+
+
+def test_fgo_pipelining_speculates_a_dependent_on_an_idle_remote_slot() -> None:
+    # a -> b: b's imports have export data a quarter into a, and slot 1 is idle
+    g = _ordered(dag([("a", "b")], {"a": 4.0, "b": 4.0}), ["a", "b"])
+    frac = lambda n: 0.25  # noqa: E731
+    s = sim.speculative_schedule(g, 2, export_frac=frac)
+    assert (s.start["b"], s.makespan) == (1.0, 5.0)
+    # the head's own compile sends no export data early: b waits for a whole
+    assert sim.speculative_schedule(g, 2, export_frac=frac, local=1).makespan == 8.0
+    # one slot: nothing idle to speculate on
+    assert sim.speculative_schedule(g, 1, export_frac=frac).makespan == 8.0
+
+
+def test_a_speculation_yields_to_go_builds_work_and_shares_its_slot_once_asked_for() -> None:
+    """a -> b, c -> e: b is speculated on slot 1 when c frees it (t=2), paused while e
+    (go-ready) runs there, and once go build asks for b (a done, t=4) it shares slot 1
+    with e, slot 0 idle meanwhile: 9 s, where go's own order takes 8. The model can say
+    that pipelining loses."""
+    g = _ordered(dag([("a", "b"), ("c", "e")], {"a": 4.0, "b": 4.0, "c": 2.0, "e": 3.0}),
+                 ["a", "c", "e", "b"])
+    s = sim.speculative_schedule(g, 2, export_frac=lambda n: 0.25)
+    assert (s.start["b"], s.worker["b"], s.finish["e"], s.finish["b"]) == (2.0, 1, 6.0, 9.0)
+    assert sim.list_schedule(g, 2, priority=sim.go_priorities(g)).makespan == 8.0

@@ -133,26 +133,20 @@ def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
                       node_bytes: Mapping[Any, float] | None = None,
                       local_slots: int = 0, checked: Collection[Any] = (),
                       at_dispatch: Collection[Any] = ()) -> float:
-    """`predict` with pipelining: each compile's dependents (compiles) may start once a
-    share EXPORT_FRAC[package] (else DEFAULT_FRAC) of its time has passed, when its early
-    export data is there (`simulate.pipelined_graph`); links and the rest wait for all.
-    LOCAL_SLOTS, CHECKED and AT_DISPATCH as in `predict` (a check is one process, not
-    pipelined)."""
+    """`predict` with fgo's pipelining (`simulate.speculative_schedule`): a remote
+    compile's export data is out once a share EXPORT_FRAC[package] (else DEFAULT_FRAC) of
+    it has run, and a compile whose imports all have export data is speculated on a remote
+    slot that go build leaves idle; go's order otherwise. LOCAL_SLOTS, CHECKED and
+    AT_DISPATCH as in `predict` (a check is one process, not pipelined)."""
     g, dur, checks = with_checks(g, dur, checked, at_dispatch) if checked and local_slots \
         else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes)
-    specs = {}
-    for n in g:
-        if is_compile(g, n):
-            f = export_frac.get(g.nodes[n].get("package", ""), default_frac)
-            specs[n] = simulate.SplitSpec(frontend_s=f, backend_s=1.0 - f, merge_s=0.0)
-    p = simulate.pipelined_graph(g, specs, d)
-    if not local_slots:
-        return costs.fixed_s + p.schedule(k).makespan
-    bare = simulate.pipelined_graph(g, specs, dur)  # the same processes without fgo's costs
-    return costs.fixed_s + simulate.list_schedule(p.graph, k, p.dur, chain=p.chain,
-                                                  local=local_slots, local_dur=bare.dur,
-                                                  head_only=checks).makespan
+
+    def frac(n: Any) -> float:
+        return export_frac.get(g.nodes[n].get("package", ""), default_frac)
+    return costs.fixed_s + simulate.speculative_schedule(
+        g, k, d, frac, simulate.go_priorities(g), local=local_slots, local_dur=dur,
+        head_only=checks).makespan
 
 
 def predict_processes(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,

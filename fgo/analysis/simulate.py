@@ -28,7 +28,10 @@ Policies, for k identical workers and zero communication cost:
 (d) `pipelined_graph` then (b): each compile is its frontend F then its
     backend B + D in one process; dependents' compiles wait only for the
     frontend (the export data), links and other actions for the whole; with
-    chosen packages also split K ways as in (c).
+    chosen packages also split K ways as in (c). That is pipelining's ideal;
+    `speculative_schedule` is fgo's as it runs (go build stays the driver,
+    speculations only fill idle remote slots, the head's compiles export nothing
+    early).
 
 (e) `gobuild_schedule`: the baseline a user runs instead, `go build` on ONE node of N cores
     with its defaults: -p N goroutines in go's order, and each compile's backend on c
@@ -343,6 +346,143 @@ def pipelined_graph(g: nx.DiGraph, specs: Mapping[Any, SplitSpec], dur: Duration
         src = export[u] if g.nodes[v].get("mode") == mode else u
         h.add_edges_from((src, t) for t in entry[v])
     return Pipelined(h, hd, chain)
+
+
+# ---------------------------------------------------------------- fgo's pipelining
+
+@dataclass(eq=False)
+class _Job:
+    node: Any
+    total: float            # seconds of work at full speed
+    export_at: float        # work done when its export data is out (total: with the archive)
+    done: float = 0.0
+    exported: bool = False
+
+
+def speculative_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
+                         export_frac: Callable[[Any], float] = lambda n: 1.0,
+                         priority: Mapping[Any, float] | None = None,
+                         local: int = 0, local_dur: Durations | None = None,
+                         head_only: Collection[Any] = (), mode: str = "build") -> Schedule:
+    """fgo's pipelining as it runs (fgo.head.speculation), not (d)'s ideal.
+
+    go build stays the driver: a node is *go-ready* when every dep has finished, and
+    go-ready nodes take free slots in PRIORITY order (default: go's own), local slots
+    first, as in `list_schedule` (LOCAL, LOCAL_DUR, HEAD_ONLY alike). A `mode` node (a
+    compile) run on a remote slot (id >= LOCAL) sends its export data once EXPORT_FRAC(n)
+    of its work is done; one on a head's slot, and every other node, only with its
+    result (the head's own compiles run the stock way). A compile whose deps have all
+    sent export data but are not all finished is *speculable*: it starts in the
+    background of a remote slot that has nothing else to run (a speculation is niced:
+    it progresses only while its slot has no go-ready work), and once go build asks for
+    it (go-ready) it is promoted and shares its slot equally with the slot's own work.
+    A speculation never starts on a head's slot."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    d = _dur(g, dur)
+    ld = _dur(g, local_dur) if local else d
+    prio = priority if priority is not None else go_priorities(g)
+    order = {n: i for i, n in enumerate(g)}
+    is_mode = {n: g.nodes[n].get("mode") == mode for n in g}
+    deps_left = {n: g.in_degree(n) for n in g}
+    exports_left = {n: g.in_degree(n) for n in g}
+    go_ready: list[tuple[float, int, Any]] = []
+    spec_ready: list[tuple[float, int, Any]] = []
+    started: dict[Any, int] = {}                 # node -> slot
+    fg: list[list[_Job]] = [[] for _ in range(k)]   # go build's work on each slot
+    bg: list[_Job | None] = [None] * k              # a speculation, remote slots only
+    sched = Schedule(0.0)
+    now, finished, eps = 0.0, 0, 1e-9
+
+    def push(heap: list[tuple[float, int, Any]], n: Any) -> None:
+        heapq.heappush(heap, (-prio[n], order[n], n))
+
+    for n in g:
+        if deps_left[n] == 0:
+            push(go_ready, n)
+
+    def start(n: Any, w: int, background: bool) -> None:
+        t = max(0.0, float((ld if w < local else d)[n]))
+        early = w >= local and is_mode[n]
+        job = _Job(n, t, export_frac(n) * t if early else t)
+        started[n] = w
+        sched.start[n], sched.worker[n] = now, w
+        if background:
+            bg[w] = job
+        else:
+            fg[w].append(job)
+
+    def rates(w: int) -> list[tuple[_Job, float]]:
+        if fg[w]:
+            return [(j, 1.0 / len(fg[w])) for j in fg[w]]
+        spec = bg[w]
+        return [(spec, 1.0)] if spec is not None else []
+
+    def exported(n: Any) -> None:
+        for s in g.successors(n):
+            exports_left[s] -= 1
+            if exports_left[s] == 0 and deps_left[s] > 0 and is_mode[s] and s not in started:
+                push(spec_ready, s)
+
+    def complete(job: _Job, w: int) -> None:
+        nonlocal finished
+        n = job.node
+        sched.finish[n] = now
+        finished += 1
+        if fg[w] and job in fg[w]:
+            fg[w].remove(job)
+        else:
+            bg[w] = None
+        if not job.exported:
+            exported(n)
+        for s in g.successors(n):
+            deps_left[s] -= 1
+            if deps_left[s]:
+                continue
+            if s not in started:
+                push(go_ready, s)
+            elif (spec := bg[started[s]]) is not None and spec.node == s:  # promoted
+                fg[started[s]].append(spec)
+                bg[started[s]] = None
+
+    while finished < len(g):
+        # a slot that comes free goes to a speculation first: the speculator hears of
+        # it at once, go build's next request needs a round trip (then pauses it)
+        for w in range(local, k):
+            if fg[w] or bg[w] is not None:
+                continue
+            while spec_ready and (spec_ready[0][2] in started or not deps_left[spec_ready[0][2]]):
+                heapq.heappop(spec_ready)
+            if not spec_ready:
+                break
+            start(heapq.heappop(spec_ready)[2], w, background=True)
+        # go build's ready work, the head's slots first (lowest id)
+        free = [w for w in range(k) if not fg[w]]
+        waiting = []
+        while go_ready and free:
+            item = heapq.heappop(go_ready)
+            if local and item[2] in head_only and free[0] >= local:
+                waiting.append(item)
+                continue
+            start(item[2], free.pop(0), background=False)
+        for item in waiting:
+            heapq.heappush(go_ready, item)
+        running = [(j, r, w) for w in range(k) for j, r in rates(w)]
+        if not running:
+            raise ValueError("graph has a cycle or unreachable nodes")
+        step = min(((j.export_at if not j.exported else j.total) - j.done) / r
+                   for j, r, _ in running)
+        now += max(0.0, step)
+        for j, r, w in running:
+            j.done += r * step
+        for j, _, w in running:
+            if not j.exported and j.done >= j.export_at - eps and j.export_at < j.total:
+                j.exported = True
+                exported(j.node)
+            if j.done >= j.total - eps:
+                complete(j, w)
+    sched.makespan = max(sched.finish.values(), default=0.0)
+    return sched
 
 
 # ---------------------------------------------------------------- sweeps

@@ -75,10 +75,10 @@ def _connect(opts: BuildOptions) -> Any:
     if not opts.scheduler:
         return EmbeddedCluster(opts.workers, opts.threads, service=_compile_service)
     try:
-        from fgo.worker.service import QuietNanny
+        from fgo.worker.service import QuietNanny, QuietScheduler
         return connect(opts.scheduler, opts.workers, opts.threads,
                        security=tls_security(opts.tls), service=_compile_service(),
-                       extras=[QuietNanny()])
+                       extras=[QuietNanny(), QuietScheduler()])
     except ClusterError as exc:
         if not opts.fallback_local:
             raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None

@@ -27,7 +27,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from distributed.diagnostics.plugin import NannyPlugin, WorkerPlugin
+from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin, WorkerPlugin
 
 from fgo import __version__, toolchain, wire
 from fgo.cache import held
@@ -145,6 +145,18 @@ class QuietNanny(NannyPlugin):
 
     def setup(self, nanny: Any) -> None:
         quiet_housekeeping(nanny.periodic_callbacks)
+
+
+class QuietScheduler(SchedulerPlugin):
+    """The same for a running `dask scheduler` (measured idle here with one worker: 16 ms of
+    CPU a second, 3 ms once quiet; it runs beside the head). Its event-loop tick and system
+    monitor only: work stealing and the rest serve Dask's tasks, which other clients of the
+    same scheduler may send."""
+
+    name = "fgo-quiet-scheduler"
+
+    async def start(self, scheduler: Any) -> None:
+        quiet_housekeeping(scheduler.periodic_callbacks)
 
 
 class Handlers:
