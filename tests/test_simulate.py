@@ -416,3 +416,9 @@ def test_a_speculation_yields_to_go_builds_work_and_shares_its_slot_once_asked_f
     s = sim.speculative_schedule(g, 2, export_frac=lambda n: 0.25)
     assert (s.start["b"], s.worker["b"], s.finish["e"], s.finish["b"]) == (2.0, 1, 6.0, 9.0)
     assert sim.list_schedule(g, 2, priority=sim.go_priorities(g)).makespan == 8.0
+
+
+def test_a_head_that_exported_early_would_let_its_dependents_be_speculated() -> None:
+    g = _ordered(dag([("a", "b")], {"a": 4.0, "b": 4.0}), ["a", "b"])
+    s = sim.speculative_schedule(g, 2, export_frac=lambda n: 0.25, local=1, head_exports=True)
+    assert (s.worker["a"], s.start["b"], s.makespan) == (0, 1.0, 5.0)

@@ -132,12 +132,13 @@ def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
                       export_frac: Mapping[str, float], default_frac: float,
                       node_bytes: Mapping[Any, float] | None = None,
                       local_slots: int = 0, checked: Collection[Any] = (),
-                      at_dispatch: Collection[Any] = ()) -> float:
+                      at_dispatch: Collection[Any] = (), head_exports: bool = False) -> float:
     """`predict` with fgo's pipelining (`simulate.speculative_schedule`): a remote
     compile's export data is out once a share EXPORT_FRAC[package] (else DEFAULT_FRAC) of
     it has run, and a compile whose imports all have export data is speculated on a remote
     slot that go build leaves idle; go's order otherwise. LOCAL_SLOTS, CHECKED and
-    AT_DISPATCH as in `predict` (a check is one process, not pipelined)."""
+    AT_DISPATCH as in `predict` (a check is one process, not pipelined); HEAD_EXPORTS as in
+    `simulate.speculative_schedule`."""
     g, dur, checks = with_checks(g, dur, checked, at_dispatch) if checked and local_slots \
         else (g, dur, set())
     d = with_costs(g, dur, costs, node_bytes)
@@ -146,7 +147,7 @@ def predict_pipelined(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,
         return export_frac.get(g.nodes[n].get("package", ""), default_frac)
     return costs.fixed_s + simulate.speculative_schedule(
         g, k, d, frac, simulate.go_priorities(g), local=local_slots, local_dur=dur,
-        head_only=checks).makespan
+        head_only=checks, head_exports=head_exports).makespan
 
 
 def predict_processes(g: nx.DiGraph, k: int, dur: Durations, costs: Costs,

@@ -363,7 +363,8 @@ def speculative_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
                          export_frac: Callable[[Any], float] = lambda n: 1.0,
                          priority: Mapping[Any, float] | None = None,
                          local: int = 0, local_dur: Durations | None = None,
-                         head_only: Collection[Any] = (), mode: str = "build") -> Schedule:
+                         head_only: Collection[Any] = (), mode: str = "build",
+                         head_exports: bool = False) -> Schedule:
     """fgo's pipelining as it runs (fgo.head.speculation), not (d)'s ideal.
 
     go build stays the driver: a node is *go-ready* when every dep has finished, and
@@ -376,7 +377,8 @@ def speculative_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
     background of a remote slot that has nothing else to run (a speculation is niced:
     it progresses only while its slot has no go-ready work), and once go build asks for
     it (go-ready) it is promoted and shares its slot equally with the slot's own work.
-    A speculation never starts on a head's slot."""
+    A speculation never starts on a head's slot. HEAD_EXPORTS: the head's compiles send
+    their export data early as well (a design: the shim would run them with -fgoexport)."""
     if k < 1:
         raise ValueError("k must be >= 1")
     d = _dur(g, dur)
@@ -403,7 +405,7 @@ def speculative_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
 
     def start(n: Any, w: int, background: bool) -> None:
         t = max(0.0, float((ld if w < local else d)[n]))
-        early = w >= local and is_mode[n]
+        early = (w >= local or head_exports) and is_mode[n]
         job = _Job(n, t, export_frac(n) * t if early else t)
         started[n] = w
         sched.start[n], sched.worker[n] = now, w
