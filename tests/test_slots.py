@@ -131,6 +131,31 @@ def test_a_compile_late_after_the_slot_freed_is_raced_when_its_wait_polls() -> N
     assert slots.available() == 1
 
 
+def test_a_compile_queued_behind_a_long_one_takes_the_slot_before_a_newer_request() -> None:
+    """go build's next request got the free slot; the compile sent earlier and still queued
+    behind a long one on its worker takes it instead, when the head finishes it sooner than
+    its worker would; a short one, or none queued, leaves the slot to the request."""
+    slots = LocalSlots(1)
+    racer = Racer(slots, grace=10.0)           # no offer on release: only the request asks
+    running, queued = object(), object()
+    wake_running, wake_queued = threading.Event(), threading.Event()
+    racer.track(running, expected=20.0, wake=wake_running, worker="w", threads=1)
+    assert not racer.yield_to_queued(0)         # nothing queued: the request keeps its slot
+    racer.track(queued, expected=8.0, wake=wake_queued, worker="w", threads=1)
+    slot = slots.take()
+    assert slot == 0 and racer.yield_to_queued(slot)
+    assert wake_queued.is_set() and not wake_running.is_set()
+    assert racer.wants(queued, 0.5) and racer.takes(queued)
+    racer.done(queued)
+    racer.untrack(queued)
+    assert slots.available() == 1
+    short = object()
+    racer.track(short, expected=0.2, wake=threading.Event(), worker="w", threads=1)
+    assert not racer.yield_to_queued(slots.take())   # not worth a take: the request runs
+    racer.untrack(short)
+    racer.untrack(running)
+
+
 def test_a_slot_handed_but_not_used_comes_back() -> None:
     slots = LocalSlots(1)
     racer = Racer(slots, grace=0.01)

@@ -173,7 +173,7 @@ class Front:
                 outcome = self.split.run(action)
                 if outcome is not None:
                     return self.completion.finish(action, outcome)
-            if self._take_slot(action):
+            if self._take_slot(action, older_first=True):
                 return self._local(action, None)
             if self.remote is None or self.pool is None:
                 raise policy.RemoteFailure(policy.NO_WORKER)
@@ -183,15 +183,19 @@ class Front:
         except Exception as exc:  # whatever it was, it costs a local compile, not the build
             return self._local(action, policy.fallback_reason(exc))
 
-    def _take_slot(self, action: CompileAction) -> bool:
+    def _take_slot(self, action: CompileAction, older_first: bool = False) -> bool:
         """A local slot for ACTION if one is free. go runs at most `parallelism` tools at
         once, so more compiles in flight than that means a finished one's slot is about to
         come back (the compiler has exited; its connection's end is on its way): wait for it
-        rather than overflow."""
+        rather than overflow. OLDER_FIRST: a compile queued at a worker that the head would
+        finish sooner takes the slot instead (Racer.yield_to_queued); ACTION goes remote."""
         with self.lock:
             overdue = self.parallelism is not None and len(self.running) > self.parallelism
         slot = self.slots.take(wait=SLOT_WAIT_S if overdue else 0.0)
         if slot is None:
+            return False
+        racer = self.remote.racer if self.remote is not None else None
+        if older_first and racer is not None and racer.yield_to_queued(slot):
             return False
         action.slot = action.record.slot = slot
         return True
