@@ -442,7 +442,8 @@ class ProtocolMismatch(ValueError):
 
 # Values encoded and decoded as they are: most of a task's leaves (paths, hashes, flags).
 # Checked first by exact type, so that a leaf costs one set lookup, not a walk of the
-# checks below (encode was a tenth of the head's CPU per remote compile).
+# checks below (a 60-input task: 0.17 ms to encode and as much to decode, on the head and
+# on its worker per compile; 0.02 and 0.05 ms so).
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
