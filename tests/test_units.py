@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -558,3 +559,13 @@ def test_a_large_output_streams_in_chunks_and_lands_whole(tmp_path: Path) -> Non
     elsewhere.close()
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["_pkg_.a" + staged[len(out):]]
     assert not (tmp_path / "evil").exists()
+
+
+def test_a_speculative_compiler_runs_niced_and_a_real_one_does_not() -> None:
+    """The worker nices a speculative compile's process (its real compiles come first), the
+    same way the head nices its sampled checks' compilers (runner._lower)."""
+    from fgo.worker import runner
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    spec = runner.run("s", ["sh", "-c", "nice"], "/", dict(os.environ), speculative="/o/s.a")
+    real = runner.run("r", ["sh", "-c", "nice"], "/", dict(os.environ))
+    assert (int(spec.output), int(real.output)) == (min(19, base + runner.SPECULATIVE_NICE), base)

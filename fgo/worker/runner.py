@@ -33,8 +33,9 @@ def nice_children(increment: int) -> None:
     _children.nice = increment
 
 
-def _lower(proc: subprocess.Popen[bytes]) -> None:
-    increment = getattr(_children, "nice", 0)
+def _lower(proc: subprocess.Popen[bytes], base: int = 0) -> None:
+    """PROC BASE nicer than its parent, plus what its thread asked for (`nice_children`)."""
+    increment = base + getattr(_children, "nice", 0)
     if increment:
         try:
             os.setpriority(os.PRIO_PROCESS, proc.pid,
@@ -119,10 +120,8 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
         IDLE.real_started()
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT,
-                                preexec_fn=(lambda: os.nice(SPECULATIVE_NICE)) if speculative
-                                else None)
-        _lower(proc)
+                                stderr=subprocess.STDOUT)
+        _lower(proc, SPECULATIVE_NICE if speculative else 0)
         if not RUNNING.add(key, proc):
             proc.communicate()
             return Run(proc.returncode, b"", cancelled=True)
