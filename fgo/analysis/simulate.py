@@ -142,15 +142,7 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
         heapq.heappush(running, (sched.finish[n], order[n], w, n))
 
     while done < len(pending):
-        waiting = []  # head-only nodes while no head slot is free
-        while ready and free:
-            item = heapq.heappop(ready)
-            if local and item[2] in head_only and free[0] >= local:
-                waiting.append(item)
-                continue
-            start(item[2], heapq.heappop(free))
-        for item in waiting:
-            heapq.heappush(ready, item)
+        _start_ready(ready, free, local, head_only, start)
         if not running:
             raise ValueError("graph has a cycle or unreachable nodes")
         now = running[0][0]
@@ -167,6 +159,21 @@ def list_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
                 heapq.heappush(free, w)
     sched.makespan = max(sched.finish.values(), default=0.0)
     return sched
+
+
+def _start_ready(ready: list[tuple[float, int, Any]], free: list[int], local: int,
+                 head_only: Collection[Any], start: Callable[[Any, int], None]) -> None:
+    """START the READY nodes (a heap, highest priority first) on the FREE workers (a heap,
+    lowest id first) while both last; a HEAD_ONLY node waits for one of the first LOCAL."""
+    waiting = []
+    while ready and free:
+        item = heapq.heappop(ready)
+        if local and item[2] in head_only and free[0] >= local:
+            waiting.append(item)
+            continue
+        start(item[2], heapq.heappop(free))
+    for item in waiting:
+        heapq.heappush(ready, item)
 
 
 def lpt(tasks: Sequence[tuple[Any, float]], k: int, t0: float = 0.0) -> Schedule:
@@ -459,16 +466,8 @@ def speculative_schedule(g: nx.DiGraph, k: int, dur: Durations | None = None,
                 break
             start(heapq.heappop(spec_ready)[2], w, background=True)
         # go build's ready work, the head's slots first (lowest id)
-        free = [w for w in range(k) if not fg[w]]
-        waiting = []
-        while go_ready and free:
-            item = heapq.heappop(go_ready)
-            if local and item[2] in head_only and free[0] >= local:
-                waiting.append(item)
-                continue
-            start(item[2], free.pop(0), background=False)
-        for item in waiting:
-            heapq.heappush(go_ready, item)
+        _start_ready(go_ready, [w for w in range(k) if not fg[w]], local, head_only,
+                     lambda n, w: start(n, w, background=False))
         running = [(j, r, w) for w in range(k) for j, r in rates(w)]
         if not running:
             raise ValueError("graph has a cycle or unreachable nodes")

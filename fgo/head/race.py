@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,19 +216,7 @@ class Racer:
         so a compile queued behind a long one waited for it (experiment 8, aws-sdk-go: ec2
         8.8 s behind another service while the head ran newer, smaller compiles). Whether
         the slot was handed on."""
-        now = time.monotonic()
-        with self.lock:
-            waits = self._waits(now)
-            queued = {k: e for k, e in self.inflight.items()
-                      if not e.raced and e.slot is None and e.running_since is None}
-            key = candidate([InFlight(k, 0.0, e.expected, queued=True, wait=waits.get(k, 0.0))
-                             for k, e in queued.items()])
-            if key is None:
-                return False
-            entry = queued[key]
-            entry.slot, entry.take = slot, True
-        entry.wake.set()
-        return True
+        return self._hand(lambda: slot, queued_only=True)
 
     def poll(self) -> None:
         """Look again while a slot is free (a waiting compile asks every POLL_S): a compile
@@ -246,19 +234,27 @@ class Racer:
 
     def _offer(self) -> None:
         """A slot freed GRACE ago: if go has not taken it, race the best candidate on it."""
+        self._hand(self.slots.take)
+
+    def _hand(self, slot_for: Callable[[], int | None], queued_only: bool = False) -> bool:
+        """The `candidate` among the compiles in flight not raced yet (QUEUED_ONLY: those
+        still queued at their worker) gets the slot SLOT_FOR gives (a take if it is queued)
+        and is woken to race on it; whether one did."""
         now = time.monotonic()
         with self.lock:
             waits = self._waits(now)
-            entries = {k: e for k, e in self.inflight.items() if not e.raced and e.slot is None}
+            entries = {k: e for k, e in self.inflight.items() if not e.raced and e.slot is None
+                       and not (queued_only and e.running_since is not None)}
             key = candidate([InFlight(k, now - e.running_since if e.running_since else 0.0,
                                       e.expected, queued=e.running_since is None,
                                       wait=waits.get(k, 0.0))
                              for k, e in entries.items()])
             if key is None:
-                return
-            slot = self.slots.take()
+                return False
+            slot = slot_for()
             if slot is None:
-                return
+                return False
             entry = entries[key]
             entry.slot, entry.take = slot, entry.running_since is None
         entry.wake.set()
+        return True
