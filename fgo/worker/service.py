@@ -148,10 +148,10 @@ class QuietNanny(NannyPlugin):
 
 
 class QuietScheduler(SchedulerPlugin):
-    """The same for a running `dask scheduler` (measured idle here with one worker: 16 ms of
-    CPU a second, 3 ms once quiet; it runs beside the head). Its event-loop tick and system
-    monitor only: work stealing and the rest serve Dask's tasks, which other clients of the
-    same scheduler may send."""
+    """The same for a running `dask scheduler`, which often shares the head's cores
+    (experiment 8: its CPU a build 2.6 s before, 0.3 s after). Its event-loop tick and
+    system monitor only: work stealing and the rest serve Dask's tasks, which other clients
+    of the same scheduler may send."""
 
     name = "fgo-quiet-scheduler"
 
