@@ -18,8 +18,13 @@ from fgo.planner.prediction import Prediction, differs
 from conftest import RealCluster, oracle_build, run_fgo, sha, write_tree
 
 # A chain (main -> d -> c -> b -> a) over std: each link can only start from the export
-# data of the one before.
+# data of the one before. a's 2,000 small functions give its backend ~0.5 s after its export
+# data is out: long enough that b's speculation starts before go build can ask for b, on a
+# slow machine too (a tiny a left that a race of milliseconds, lost once in CI).
+_BULK = "".join(f"func F{i}(x int) int {{\n\ts := {i}\n\tfor j := 0; j < x; j++ {{\n"
+                f"\t\ts += j*{i} ^ (s >> 3)\n\t}}\n\treturn s\n}}\n\n" for i in range(2000))
 CHAIN = {
+    "a/bulk.go": "package a\n\n" + _BULK,
     "go.mod": "module example.com/chain\n\ngo 1.22\n",
     "a/a.go": 'package a\n\nimport "fmt"\n\nfunc A(x int) string { return fmt.Sprint(x * 2) }\n',
     "b/b.go": 'package b\n\nimport "example.com/chain/a"\n\nfunc B(x int) string { return a.A(x) + "b" }\n',
