@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +149,28 @@ class DiskTier:
             raise
         return Entry(action, output, len(body), put_time, body_path, seconds, producer,
                      checked, signature)
+
+    def put_link(self, action: str, output: str, path: str) -> Entry:
+        """`put` of the file at PATH by a hard link, not a copy: a compile's archive that go
+        put from and does not write again (its $WORK goes with the build: the link keeps
+        the body). Hashed once linked, so that what is checked is what the tier holds (a get
+        hashes it again). OSError when it cannot be linked (another filesystem), ValueError
+        when it does not hash to OUTPUT; nothing is left behind either way."""
+        index, body_path = self._paths(action)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        tmp = body_path.with_name(f".link-{os.getpid()}-{threading.get_ident()}-{action}")
+        os.link(path, tmp)
+        try:
+            size = tmp.stat().st_size
+            if file_sha256(tmp) != output:
+                raise ValueError(f"body of {action[:12]} does not hash to its output ID")
+            os.replace(tmp, body_path)
+            put_time = time.time()
+            write_atomically(index, _index_line(output, size, put_time, 0.0, "", False, ""))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Entry(action, output, size, put_time, body_path)
 
     def put_file(self, action: str, output: str, path: str, put_time: float | None = None,
                  seconds: float = 0.0, producer: str = "", checked: bool = False,

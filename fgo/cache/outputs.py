@@ -5,8 +5,10 @@ cacheprog's CPU on the head's core (Python decodes base64 several times slower t
 hashes). For a compile, the body is the file go just put from: the compile's -o, after go
 rewrote its build ID (and appended a package's assembly objects). The head lists each
 compile's -o as it ends (`OutputLog.add`); the cacheprog reads that file and, when it
-holds exactly the body go names (its size and sha256 are go's output ID), skips the line
-(`OutputPaths.body`).
+holds exactly the body go names (its size and sha256 are go's output ID), skips the line:
+it links that file into the local tier (`OutputPaths.path`, `DiskTier.put_link`: go does not
+write it again, and every later get hashes what it reads), or else stores the body read
+from it (`OutputPaths.body`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class OutputPaths:
             if prefix not in self.paths and self._log is not None:
                 self.paths.update(parse(self._log.new_lines()))
             return self.paths.get(prefix)
+
+    def path(self, action: bytes, size: int) -> str | None:
+        """The file go put ACTION from, when it has SIZE bytes (its contents unchecked)."""
+        path = self.lookup(action[:15].hex())
+        try:
+            return path if path is not None and os.path.getsize(path) == size else None
+        except OSError:
+            return None
 
     def body(self, action: bytes, output: bytes, size: int) -> bytes | None:
         """The body of go's put of ACTION (OUTPUT: its sha256, SIZE bytes) read from the
