@@ -19,6 +19,10 @@ links, own installations and stores, nothing shared with the head but the networ
   verification ledger does) against the stock compile (-c=1: one core) of `go build -p 1`:
   `cmd/compile/internal/ssa`, and aws-sdk-go's `service/ec2` (178k lines, full run only).
 
+- the ceiling of all of these on this machine (experiments/interference.py): `go build -a
+  -p 1` on core 0 alone against the same with another copy of it on core 1, for gin and etcd
+  (results/interference.json; full run only).
+
 Sides alternate, PAIRS pairs each; speedup = go's wall / fgo's wall within a pair, the
 median reported, efficiency = speedup / 2 (two cores). Every fgo binary (or archive) must be
 byte-identical to the go side's of its pair: a plain go build into an empty GOCACHE of its
@@ -51,10 +55,13 @@ import pytest
 
 from experiments import acct
 from experiments import aws
+from experiments import gap
 from experiments import hosts as hostsmod
+from experiments import interference
 from experiments import lab as labmod
 from experiments.lab import CORPUS, GOCODE, Project
 from fgo import toolchain
+from fgo.analysis import actiongraph
 
 HEAD_CORE = 0
 WHOLE_HOSTS = (1,)            # whole builds: the head's slot on core 0, one host on core 1
@@ -358,3 +365,67 @@ def test_giant_split(benchmark, lab, hosts, name: str) -> None:
     assert s["identical"], [r for r in rows if not r["identical"]]
     splits = [a for r in rows if r["side"] == "fgo" for a in r["split_actions"]]
     assert len(splits) == PAIRS and all(a["package"] == p.target for a in splits), splits
+
+
+@pytest.mark.parametrize("name", ["gin", "etcd"])
+def test_core_interference(benchmark, lab, name: str) -> None:
+    """The ceiling of the measurements above (experiments/interference.py): `go build -a -p
+    1` on the head's core alone, against the same with another copy of it on core 1."""
+    if lab.quick:
+        pytest.skip("not part of --quick")
+    lab.require(name)
+    p = CORPUS[name]
+
+    def run() -> list[dict[str, Any]]:
+        rows = []
+        for i in range(PAIRS):
+            for side in (("alone", "beside") if i % 2 == 0 else ("beside", "alone")):
+                cache = lab.tmpdir("gocache")
+                graph = lab.tmpdir("graph") / "go.actiongraph.json"
+                with (interference.beside(1, p.target, p.binary, p.env(), p.source_dir())
+                      if side == "beside" else contextlib.nullcontext("nothing")) as how:
+                    go, binary, cmd = go_side(lab, p, cache, ["-a"], graph)
+                lab.drop(cache)
+                lab.drop(graph.parent)
+                lab.drop(binary.parent)
+                rows.append({"project": name, "pair": i, "side": side, "wall_s": go.wall_s,
+                             "cpu_s": go.cpu_s, "load1_before": go.load1, "command": cmd,
+                             "core_1": how,
+                             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+        return rows
+
+    rows = benchmark.pedantic(run, rounds=1, iterations=1)
+    s = interference.summary(name, rows)
+    path = lab.results / f"{interference.RESULTS}.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    lab.save(interference.RESULTS, [r for r in old if r.get("project") != name] + rows + [s],
+             what="measured: go build -a -p 1 on core 0 alone, and with another copy of it on "
+             "core 1; the ceiling of two cores over one is 2 / slowdown", pairs=PAIRS)
+    benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
+    assert s["pairs"] == PAIRS and all(r["wall_s"] > 0 for r in rows)
+
+
+@pytest.mark.quick
+def test_where_the_speedup_goes(lab) -> None:
+    """Each whole-build pair of results/scaleout.json read again (experiments/gap.py): its
+    speedup against what go's own graph allows on two slots, and how much longer the same
+    compiles took on the head's slot and on the host than in go's run."""
+    path = lab.results / f"{RESULTS}.json"
+    srows = json.loads(path.read_text())["rows"] if path.exists() else []
+    go_runs = {(r["project"], r["pair"]): r for r in srows if r.get("side") == "go"}
+    rows = []
+    for r in srows:
+        go = go_runs.get((r["project"], r.get("pair")))
+        if r.get("side") != "fgo" or r.get("split") or not r.get("report") or go is None \
+                or not go.get("actiongraph"):
+            continue
+        graph = actiongraph.load(labmod.REPO / go["actiongraph"])
+        report = json.loads((labmod.REPO / r["report"]).read_text())
+        rows.append(gap.gap_row(r["project"], r["pair"], graph, report, go["wall_s"],
+                                r["wall_s"], r.get("cpu_by_role")))
+    if not rows:
+        pytest.skip("no whole-build pair in results/scaleout.json")
+    lab.save(gap.RESULTS, rows, what="read from experiment 8's pairs: the measured speedup, "
+             "what go's own graph allows on two slots, and the compiles' inflation by place")
+    assert all(r["graph_ceiling"] >= 1.0 and r["slot_compiles"] + r["host_compiles"] > 0
+               for r in rows)

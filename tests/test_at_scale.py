@@ -53,3 +53,46 @@ def test_parallelism_bounds_what_more_nodes_give() -> None:
     assert r["parallelism"] == 12.0 and r["nodes_that_help"] == 1
     assert r["bound_8_nodes_over_1"] == 1.0 and r["parallelism_split"] == 24.0
     assert sc.speedup_bound(64.0, 8) == 4.0 and sc.speedup_bound(64.0, 2) == 2.0
+
+
+def test_the_ceiling_of_two_cores_is_two_over_the_slowdown_beside_another_build() -> None:
+    from experiments import interference as itf
+    assert itf.slowdown([10.0, 20.0, 10.0], [12.0, 26.0, 11.0]) == pytest.approx(1.2)
+    assert itf.ceiling(1.25) == pytest.approx(1.6) and itf.ceiling(1.0, cores=4) == 4.0
+    with pytest.raises(ValueError):
+        itf.slowdown([1.0], [])
+    rows = [{"pair": i, "side": side, "wall_s": w, "cpu_s": c}
+            for i, (a, b) in enumerate([((10.0, 9.0), (13.0, 11.0)), ((10.0, 9.0), (12.0, 10.0))])
+            for side, (w, c) in (("alone", a), ("beside", b))]
+    s = itf.summary("x", rows)
+    assert (s["pairs"], s["slowdown"], s["ceiling_2_cores"]) == (2, 1.25, 1.6)
+    assert s["cpu_slowdown"] == pytest.approx(1.167, abs=1e-3)
+
+
+def test_where_a_two_core_builds_speedup_goes() -> None:
+    """experiments/gap.py: each place's compiles against go's own durations (a host's by its
+    tool time, without the dispatch), and the ceiling go's graph allows on two slots."""
+    from experiments import gap
+    g = nx.DiGraph()
+    for i, (n, secs) in enumerate({"a": 4.0, "b": 2.0, "c": 2.0, "m": 1.0}.items()):
+        g.add_node(n, mode="build" if n != "m" else "link", package=n, duration=secs, priority=i)
+    g.add_edges_from([("a", "m"), ("b", "m"), ("c", "m")])
+    assert gap.go_compile_seconds(g) == {"a": 4.0, "b": 2.0, "c": 2.0}
+    assert gap.graph_ceiling(g) == pytest.approx(9.0 / 5.0)  # a | b, c; then the link
+    actions = [
+        {"tool": "compile", "package": "a", "mode": "local", "slot": 0, "duration_s": 5.0},
+        {"tool": "compile", "package": "b", "mode": "remote", "duration_s": 2.5, "dispatch_s": 0.5,
+         "speculation": {"outcome": "none"}},
+        {"tool": "compile", "package": "c", "mode": "local", "slot": None, "duration_s": 9.0,
+         "race": {"winner": "head"}},                       # raced: not one compile's time
+        {"tool": "compile", "package": "c", "mode": "remote", "duration_s": 1.0,
+         "speculation": {"outcome": "hit"}},                # speculated: neither
+    ]
+    inf = gap.inflation(actions, gap.go_compile_seconds(g))
+    assert inf == {"slot": {"compiles": 1, "fgo_s": 5.0, "go_s": 4.0, "ratio": 1.25},
+                   "host": {"compiles": 1, "fgo_s": 2.0, "go_s": 2.0, "ratio": 1.0}}
+    row = gap.gap_row("p", 0, g, {"actions": actions}, 9.0, 6.0,
+                      {"host0 compiles": 3.0, "host0 python (worker, nanny)": 1.0,
+                       "fgo cacheprog": 2.0, "head compiles (verification, local)": 5.0})
+    assert (row["speedup"], row["slot_inflation"], row["host_inflation"]) == (1.5, 1.25, 1.0)
+    assert (row["head_other_cpu_s"], row["host_other_cpu_s"]) == (2.0, 1.0)

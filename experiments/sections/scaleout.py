@@ -56,7 +56,52 @@ def render(ctx: Context) -> list[str]:
            ("Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
             "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`."),
            ""]
-    return md + _memory(runs) + _cpu_by_role(runs)
+    return md + _ceiling(ctx) + _gap(ctx) + _memory(runs) + _cpu_by_role(runs)
+
+
+def _gap(ctx: Context) -> list[str]:
+    """Where each whole build's speedup went (experiments/gap.py), read from its pair."""
+    doc = ctx.load("gap.json")
+    if not doc:
+        return []
+    return [(f"{label(doc['meta'], 'read from the runs above')}. **Where the speedup goes** "
+             "(`experiments/gap.py`; `.venv/bin/pytest experiments/test_8_scaleout.py "
+             "--benchmark -k speedup_goes`): `graph ceiling` is what go's own action graph and "
+             "durations allow on two slots (list-scheduled, critical path first) over one; "
+             "`slot ×` and `host ×` how much longer the same compiles took on the head's slot "
+             "and on the host than in go's own run (a host's by its tool time, without "
+             "dispatch and queueing; raced and speculated compiles left out); `head other CPU` "
+             "every process on the head's core but its compiles (fgo, the cacheprog, go build, "
+             "the link, the scheduler: process accounting), `host other CPU` the host's Python."),
+            "",
+            table(doc["rows"], [("project", "project"), ("pair", "pair"), ("go_s", "go -p 1 s"),
+                                ("fgo_s", "fgo s"), ("speedup", "speedup"),
+                                ("graph_ceiling", "graph ceiling"),
+                                ("slot_compiles", "slot compiles"), ("slot_inflation", "slot ×"),
+                                ("host_compiles", "host compiles"), ("host_inflation", "host ×"),
+                                ("head_other_cpu_s", "head other CPU s"),
+                                ("host_other_cpu_s", "host other CPU s")]), ""]
+
+
+def _ceiling(ctx: Context) -> list[str]:
+    """What two cores can give over one on this machine, measured with go alone
+    (experiments/interference.py): the speedups above are against it, not against 2."""
+    doc = ctx.load("interference.json")
+    if not doc:
+        return []
+    _, summaries = runs_and_summaries(doc, "side")
+    return [(f"{label(doc['meta'], 'measured')}. **The ceiling of these speedups on this "
+             "machine**: `go build -a -p 1` pinned to core 0 alone, against the same with another "
+             "copy of it compiling on core 1 (`experiments/interference.py`; `.venv/bin/pytest "
+             "experiments/test_8_scaleout.py --benchmark -k interference`). A build beside "
+             "another runs `slowdown` times as long (its CPU seconds `cpu_slowdown` times: its "
+             "core does less per second, it does not wait), so two cores give at most "
+             "2 / slowdown over one, whoever drives them."), "",
+            table(summaries, [("project", "project"), ("pairs", "pairs"),
+                              ("alone_median_s", "alone s"), ("beside_median_s", "beside s"),
+                              ("slowdowns", "per pair"), ("slowdown", "slowdown"),
+                              ("cpu_slowdown", "CPU slowdown"),
+                              ("ceiling_2_cores", "ceiling of 2 cores")]), ""]
 
 
 def _memory(runs: list[dict[str, Any]]) -> list[str]:
