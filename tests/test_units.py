@@ -164,6 +164,24 @@ def test_executor_reports_missing_and_corrupt_blobs() -> None:
     assert corrupt.status == "corrupt"
 
 
+def test_blobs_riding_with_a_task_are_stored_on_arrival_not_when_it_runs() -> None:
+    """B waits for a blob riding with A (`wait_for`); A is still queued behind B (one thread).
+    A's arrival stored it (executor.receive, called by the service before a task queues),
+    so B goes ahead at once instead of waiting out WAIT_FOR_INFLIGHT_S."""
+    import time
+    from dataclasses import replace
+    data = os.urandom(64)
+    call = compileargs.CompileCall(args=["/b.go"], cwd="/", outputs=["/o.a"], inputs=["/b.go"])
+    a = _task(call, {}, {sha256(data): data})
+    b = replace(_task(call, {"/b.go": sha256(data)}, {}), wait_for=[sha256(data)])
+    assert executor.receive(a) is None and executor.receive(a) is None  # once, then a no-op
+    t = time.monotonic()
+    assert executor._admit(b) is None
+    assert time.monotonic() - t < 1.0
+    bad = _task(call, {}, {"f" * 64: b"junk"})
+    assert executor.receive(bad)[0] is Status.CORRUPT
+
+
 def test_a_tail_gives_each_complete_line_once(tmp_path: Path) -> None:
     """Another process appends lines as it goes: a reader sees each whole line once, and a
     line still being written only once it ends."""

@@ -110,17 +110,18 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
                          tool_start=tool_start, tool_done=tool_done, returned=time.time())
 
 
-def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:
-    """Why this worker cannot run TASK faithfully (status, reason, missing blobs), having
-    stored the blobs it brings; None: go ahead."""
-    mine = toolchain.identity()
-    if mine != task.identity:
-        return (Status.REFUSED, f"toolchain mismatch: head has {task.identity.describe()}, "
-                                f"worker has {mine.describe()}", [])
+def receive(task: CompileTask) -> tuple[Status, str] | None:
+    """Store the blobs TASK brings (bytes, or paths of the head's files this host reads),
+    each once; the problem (status, reason) if the store refused one, else None. The
+    worker's service calls it as the task arrives, before it queues for a thread: a task
+    told to wait for blobs riding with this one (`wait_for`) finds them whatever order the
+    two run in (a task queued behind the one waiting for its blobs held them back until the
+    wait's deadline: 10 s stalls in experiment 8's builds)."""
     store = worker_store()
     try:
         for sha, data in task.blobs.items():
-            store.put(sha, faults.damage("transfer", data))
+            if not store.has(sha):
+                store.put(sha, faults.damage("transfer", data))
         for sha, (path, export_only) in task.blob_paths.items():
             if store.has(sha):
                 continue
@@ -132,9 +133,23 @@ def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:
             except (FileNotFoundError, NotADirectoryError, CorruptBlob):
                 continue
     except CorruptBlob as exc:
-        return Status.CORRUPT, str(exc), []
+        return Status.CORRUPT, str(exc)
     except OSError as exc:  # a full or read-only store, or a head's file not shared after all
-        return Status.STORE_ERROR, f"{exc.strerror or exc} in {store.root}", []
+        return Status.STORE_ERROR, f"{exc.strerror or exc} in {store.root}"
+    return None
+
+
+def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:
+    """Why this worker cannot run TASK faithfully (status, reason, missing blobs), having
+    stored the blobs it brings (if its arrival did not already); None: go ahead."""
+    mine = toolchain.identity()
+    if mine != task.identity:
+        return (Status.REFUSED, f"toolchain mismatch: head has {task.identity.describe()}, "
+                                f"worker has {mine.describe()}", [])
+    refused = receive(task)
+    if refused is not None:
+        return (*refused, [])
+    store = worker_store()
     deadline = time.monotonic() + WAIT_FOR_INFLIGHT_S
     pending = [s for s in task.wait_for if not store.has(s)]
     while pending and time.monotonic() < deadline:

@@ -185,6 +185,9 @@ class Handlers:
         def send(message: ExportReady | OutputChunk) -> None:  # in the compile's thread
             asyncio.run_coroutine_threadsafe(comm.write(_answer(message)), loop).result()
 
+        # Its blobs into the store now, not when a thread takes it: another task may be
+        # waiting for them (executor.receive). A refusal is answered when it runs (_admit).
+        await loop.run_in_executor(None, executor.receive, task)
         # The worker's own task threads: a compile takes a slot like any task.
         pool = self.speculative if task.speculative else self.worker.executors["default"]
         result = await loop.run_in_executor(pool, executor.execute, task, self.worker.address,
