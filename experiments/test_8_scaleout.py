@@ -21,7 +21,10 @@ links, own installations and stores, nothing shared with the head but the networ
 
 - the ceiling of all of these on this machine (experiments/interference.py): `go build -a
   -p 1` on core 0 alone against the same with another copy of it on core 1, for gin and etcd
-  (results/interference.json; full run only).
+  (results/interference.json; full run only);
+- where each whole build's speedup went (experiments/gap.py), read again from its pair's go
+  action graph and fgo report: go's own graph's ceiling on two slots, and how much longer
+  the same compiles took on the head's slot and on the host (results/gap.json).
 
 Sides alternate, PAIRS pairs each; speedup = go's wall / fgo's wall within a pair, the
 median reported, efficiency = speedup / 2 (two cores). Every fgo binary (or archive) must be
