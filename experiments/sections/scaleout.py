@@ -10,6 +10,8 @@ from typing import Any
 from experiments.sections.common import Context, label, runs_and_summaries, table
 
 RESULTS = "scaleout.json"
+CEILING = "interference.json"    # experiments/interference.py
+GAP = "gap.json"                  # experiments/gap.py
 
 
 def render(ctx: Context) -> list[str]:
@@ -61,7 +63,7 @@ def render(ctx: Context) -> list[str]:
 
 def _gap(ctx: Context) -> list[str]:
     """Where each whole build's speedup went (experiments/gap.py), read from its pair."""
-    doc = ctx.load("gap.json")
+    doc = ctx.load(GAP)
     if not doc:
         return []
     return [(f"{label(doc['meta'], 'read from the runs above')}. **Where the speedup goes** "
@@ -86,7 +88,7 @@ def _gap(ctx: Context) -> list[str]:
 def _ceiling(ctx: Context) -> list[str]:
     """What two cores can give over one on this machine, measured with go alone
     (experiments/interference.py): the speedups above are against it, not against 2."""
-    doc = ctx.load("interference.json")
+    doc = ctx.load(CEILING)
     if not doc:
         return []
     _, summaries = runs_and_summaries(doc, "side")
