@@ -17,16 +17,13 @@ interference`).
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments import lab
 from fgo import toolchain
 
 RESULTS = "interference"
@@ -66,16 +63,8 @@ def beside(core: int, target: str, binary: bool, env: dict[str, str], cwd: Path
            ) -> Iterator[str]:
     """`go build -a -p 1 TARGET` over and over on CORE, each round into an emptied GOCACHE of
     its own (every round compiles everything), until the block ends. Yields how."""
-    work = Path(tempfile.mkdtemp(prefix="fgo-beside-"))
-    argv = [str(toolchain.go_binary()), "build", "-a", "-p", "1",
-            *(["-o", str(work / "out")] if binary else []), target]
-    script = 'while :; do rm -rf "$GOCACHE"; mkdir -p "$GOCACHE"; "$@" >/dev/null 2>&1; done'
-    proc = subprocess.Popen(["taskset", "-c", str(core), "bash", "-c", script, "beside", *argv],
-                            start_new_session=True, cwd=cwd,
-                            env={**env, "GOCACHE": str(work / "gocache")})
-    try:
-        yield f"the same `go build -a -p 1` in a loop pinned to core {core}, its own GOCACHE"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="fgo-beside-") as out:
+        argv = [str(toolchain.go_binary()), "build", "-a", "-p", "1",
+                *(["-o", str(Path(out) / "out")] if binary else []), target]
+        with lab.pinned_loop(core, argv, env, cwd, fresh_cache=True):
+            yield f"the same `go build -a -p 1` in a loop pinned to core {core}, its own GOCACHE"

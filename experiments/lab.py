@@ -486,22 +486,35 @@ def split_cpu(argv: Sequence[str], cwd: Path, tmp: Path, k: int, slots: int,
 
 
 @contextlib.contextmanager
+def pinned_loop(core: int, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None,
+                fresh_cache: bool = False) -> Iterator[None]:
+    """ARGV (a go build) over and over, pinned to CORE (taskset), in a GOCACHE of its own,
+    emptied before each round when FRESH_CACHE (each round then compiles everything, -a or
+    not); stopped, and its files removed, on exit."""
+    import signal
+    work = Path(tempfile.mkdtemp(prefix="fgo-loop-"))
+    (work / "gocache").mkdir()
+    empty = 'rm -rf "$GOCACHE"; mkdir -p "$GOCACHE"; ' if fresh_cache else ""
+    script = f'while :; do {empty}"$@" >/dev/null 2>&1; done'
+    proc = subprocess.Popen(["taskset", "-c", str(core), "bash", "-c", script, "loop", *argv],
+                            start_new_session=True, cwd=cwd,
+                            env={**env, "GOCACHE": str(work / "gocache")})
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def competing_load(core: int = 1) -> Iterator[str]:
     """Another build beside the measured one, as on a shared build machine: `go build -a -p 1
     std` over and over, pinned to CORE (taskset), in a GOCACHE of its own; stopped on exit.
     Yields how, for the results."""
-    import signal
-    cache = Path(tempfile.mkdtemp(prefix="fgo-load-"))
-    go = toolchain.go_binary()
-    script = f"while :; do GOCACHE={cache} {go} build -a -p 1 std >/dev/null 2>&1; done"
-    proc = subprocess.Popen(["taskset", "-c", str(core), "bash", "-c", script],
-                            start_new_session=True, env=toolchain.go_env())
-    try:
+    with pinned_loop(core, [str(toolchain.go_binary()), "build", "-a", "-p", "1", "std"],
+                     toolchain.go_env()):
         yield f"`go build -a -p 1 std` in a loop pinned to core {core} (taskset), own GOCACHE"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        shutil.rmtree(cache, ignore_errors=True)
 
 
 def save_results(results: Path, name: str, rows: list[dict[str, Any]], meta: dict[str, Any]) -> Path:
