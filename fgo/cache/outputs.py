@@ -76,12 +76,10 @@ class OutputPaths:
     def body(self, action: bytes, output: bytes, size: int) -> bytes | None:
         """The body of go's put of ACTION (OUTPUT: its sha256, SIZE bytes) read from the
         file go put it from, or None when that is not exactly it."""
-        path = self.lookup(action[:15].hex())
+        path = self.path(action, size)
         if path is None:
             return None
         try:
-            if os.path.getsize(path) != size:
-                return None
             with open(path, "rb") as f:
                 data = f.read()
         except OSError:
