@@ -76,4 +76,15 @@ def _tcp(t: dict[str, Any]) -> str:
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
                if t.get("head_peak_rss_mb") else "")
+            + _noop(t.get("noop"))
             + f". Targets: {met}.")
+
+
+def _noop(n: dict[str, Any] | None) -> str:
+    if not n:
+        return ""
+    tiers = sorted(set(str(x) for x in n["cluster_tier"]))
+    return (f"; a no-op rebuild on the same cluster (each side on its own warm cache, "
+            f"{n['pairs']} alternating pairs): go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
+            f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
+            f"(median; the cacheprog's cluster tier: {', '.join(tiers)})")
