@@ -114,6 +114,115 @@ def test_disk_tier_refuses_and_deletes_damaged_entries(tmp_path: Path) -> None:
     assert store.evict_prefix(a[:30]) and store.get(a) is None
 
 
+def test_a_stamp_vouches_for_an_unchanged_body_only() -> None:
+    from types import SimpleNamespace as St
+    from fgo.cache.local import RACY_S, body_stamp, stamp_vouches
+    st = St(st_ino=7, st_size=100, st_mtime_ns=5_000_000_000, st_ctime_ns=5_000_000_000)
+    stamp = body_stamp(st, 5.0 + RACY_S)
+    assert stamp_vouches(stamp, st)
+    for changed in ({"st_ino": 8}, {"st_size": 101}, {"st_mtime_ns": 5_000_000_001},
+                    {"st_ctime_ns": 5_000_000_001}):  # replaced, grown, written, chmod-ed
+        assert not stamp_vouches(stamp, St(**{**vars(st), **changed}))
+    # taken in the same clock tick as the last write: that write could have left the times
+    assert not stamp_vouches(body_stamp(st, 5.0 + RACY_S / 2), st)
+    assert not stamp_vouches("", st) and not stamp_vouches("1.2.x", st)
+
+
+def test_a_get_hashes_a_body_once_until_it_changes(tmp_path: Path, monkeypatch) -> None:
+    """A no-op build's gets hashed 140 MB (gin) each time; a stamp spares the hash until
+    the body's file changes, and a change is still caught."""
+    import hashlib
+    import time as _time
+    from fgo.cache import local
+    hashed = []
+    real = local.file_sha256
+    monkeypatch.setattr(local, "file_sha256", lambda p: hashed.append(p) or real(p))
+    tier_ = DiskTier(tmp_path / "t")
+    body = b"an archive" * 100
+    a = "ab" * 32
+    entry = tier_.put(a, hashlib.sha256(body).hexdigest(), body)
+    assert tier_.get(a) and len(hashed) == 1
+    # within RACY_S of the put's write, a get hashes and stamps nothing
+    assert tier_.get(a).stamp == "" and len(hashed) == 2
+    monkeypatch.setattr(local, "RACY_S", 0.0)
+    hashed.clear()
+    assert tier_.get(a) and tier_.get(a) and tier_.get(a, verify=True)
+    assert len(hashed) == 1, hashed                      # hashed and stamped once
+    os.chmod(entry.path, 0o644)                          # its ctime moved: hashed again
+    _time.sleep(0.05)
+    assert tier_.get(a) and len(hashed) == 2
+    _time.sleep(0.05)
+    with open(entry.path, "r+b") as f:                   # same size, other bytes
+        f.write(b"X")
+    assert tier_.get(a) is None and len(hashed) == 3 and not entry.path.exists()
+
+
+def test_trimming_is_due_when_the_tier_may_have_outgrown_its_limit() -> None:
+    from fgo.cache.local import TRIM_EVERY_S, trim_due
+    assert trim_due(None, 0, 100, 0.0)                     # never trimmed
+    assert not trim_due((0.0, 60), 0, 100, 10.0)           # a no-op build: nothing listed
+    assert not trim_due((0.0, 60), 40, 100, 10.0)
+    assert trim_due((0.0, 60), 41, 100, 10.0)              # over the limit now
+    assert trim_due((0.0, 0), 0, 100, TRIM_EVERY_S)        # others' puts, an hour on
+
+
+def test_a_closing_cacheprog_lists_the_tier_only_when_due(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    import hashlib
+    tier_ = DiskTier(tmp_path / "t")
+    for i in range(3):
+        body = b"x" * 40 + bytes([i])
+        tier_.put(f"{i:02x}" * 32, hashlib.sha256(body).hexdigest(), body)
+    listed = []
+    real = DiskTier.entries
+    monkeypatch.setattr(DiskTier, "entries", lambda self: listed.append(1) or real(self))
+    assert tier_.trim_if_due(1000, 0.0, frozenset(), 123) == [] and len(listed) == 1
+    assert tier_.trim_if_due(1000, 0.0, frozenset(), 0) == [] and len(listed) == 1
+    assert (tmp_path / "t" / "trimmed").read_text().split()[1] == "123"  # 3 x 41 bytes
+    assert len(tier_.trim_if_due(100, 0.0, frozenset(), 0)) == 1  # 123 > 100: trimmed
+    assert len(listed) == 2 and tier_.stats()["bytes"] == 82
+
+
+def test_a_cacheprog_meets_the_cluster_only_when_a_get_needs_it(tmp_path: Path) -> None:
+    """A no-op build's gets are all local hits: the cluster tier is never connected (its
+    Dask import beside the answers doubled a gin no-op). A miss connects it; so does a hit
+    a worker produced (a head may have revoked it since), and it waits for that."""
+    import hashlib
+    from fgo.cache.server import Server
+    local = DiskTier(tmp_path / "local")
+    own, theirs = b"go's own put", b"fetched from a worker"
+    local.put("01" * 32, hashlib.sha256(own).hexdigest(), own)
+    local.put("02" * 32, hashlib.sha256(theirs).hexdigest(), theirs, producer=W1)
+    connects = []
+
+    class NoTier:  # a cluster tier that holds nothing and revokes W1
+        where: dict = {}
+        records: dict = {}
+        forged = refused = 0
+        revocations: list = []
+        revoked = trust.Revoked()
+    NoTier.revoked.add(trust.revoke_producer(KEY, "ns", W1, "wrong", 1.0))
+
+    def remote():
+        connects.append(1)
+        return NoTier()
+
+    def serve(*actions: str) -> bytes:
+        server = Server(local, remote, 2.0, 1 << 40)
+        out = io.BytesIO()
+        reqs = [protocol.Request(i + 1, "get", bytes.fromhex(a)) for i, a in enumerate(actions)]
+        server.serve(io.BytesIO(b"".join(map(protocol.encode_request, reqs))
+                                + protocol.encode_request(protocol.Request(99, "close"))), out)
+        assert server.counters.remote == ("unused" if not connects else "ready")
+        return out.getvalue()
+
+    assert b"DiskPath" in serve("01" * 32) and connects == []       # a local hit alone
+    answer = serve("02" * 32)                                      # a worker's: revoked
+    assert connects == [1] and b"Miss" in answer and local.get("02" * 32) is None
+    connects.clear()
+    assert b"Miss" in serve("03" * 32) and connects == [1]          # a miss
+
+
 # ------------------------------------------------------------------ trust (pure)
 
 KEY = bytes(range(32))

@@ -2,11 +2,16 @@
 
 ROOT/ab/<action>-a holds "<output id> <size> <put time> <compile seconds> p=<producer>
 c=<checked> s=<signature>" (the last three as the publishing head signed them, see
-fgo.cache.trust; absent in entries of go's own puts) and ROOT/ab/<action>-d the body, the
-file whose path go is given (DiskPath). The -a file's mtime is the entry's last use, so
-eviction is LRU by last use. ROOT/revoked/ keeps the revocations this tier has been given.
+fgo.cache.trust; absent in entries of go's own puts), then "v=<stamp>" once a get hashed
+the body (below), and ROOT/ab/<action>-d the body, the file whose path go is given
+(DiskPath). The -a file's mtime is the entry's last use, so eviction is LRU by last use.
+ROOT/revoked/ keeps the revocations this tier has been given.
 On the head's side a body that does not hash to its output ID is a miss and is deleted.
-Decisions (which entries to evict) are pure functions.
+Hashing every body at every get cost a no-op build more than go's whole no-op (140 MB for
+gin), so a get that hashed a body records its file's inode, size, mtime and ctime; a later
+get hashes again only when they changed (a write, a rename over it, a chmod) or were too
+fresh to tell (as git's index does). Decisions (which entries to evict, whether a stamp
+still vouches for a body) are pure functions.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import re
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -56,6 +61,43 @@ def lru_victims(entries: list[EntryInfo], limit: int, now: float, grace: float,
     return victims
 
 
+# A body changed within this long of its stamp's taking can keep its times (they advance
+# by the kernel's clock tick, and a write in the same tick leaves them as they were).
+RACY_S = 2.0
+
+
+def body_stamp(st: os.stat_result, now: float) -> str:
+    """What a get records once it has hashed the body whose stat is ST, at NOW."""
+    return f"{st.st_ino}.{st.st_size}.{st.st_mtime_ns}.{st.st_ctime_ns}.{int(now * 1e9)}"
+
+
+def stamp_vouches(stamp: str, st: os.stat_result) -> bool:
+    """Whether STAMP, taken when the body hashed to its output ID, still vouches for the
+    file whose stat is ST: the same inode, size and times, taken RACY_S or more after the
+    file's last change (a later write, chmod or rename over it moves its ctime)."""
+    try:
+        ino, size, mtime, ctime, taken = (int(x) for x in stamp.split("."))
+    except ValueError:
+        return False
+    return ((ino, size, mtime, ctime) == (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            and taken - ctime >= RACY_S * 1e9)
+
+
+# A closing process lists every entry to trim only when the tier may have outgrown its
+# limit since the last trim, or that trim is this old (other programs' puts): listing a
+# large tier costs a no-op build more than go's own no-op (go trims once a day).
+TRIM_EVERY_S = 3600.0
+
+
+def trim_due(last: tuple[float, int] | None, added: int, limit: int, now: float) -> bool:
+    """Whether to trim: LAST is (when, bytes held after) the last trim and the puts since,
+    as recorded; ADDED the bytes this process put."""
+    if last is None:
+        return True
+    when, held = last
+    return now - when >= TRIM_EVERY_S or held + added > limit
+
+
 # ------------------------------------------------------------------ the store
 
 @dataclass(frozen=True)
@@ -69,6 +111,7 @@ class Entry:
     producer: str = ""    # as signed by the publishing head ("" for go's own puts)
     checked: bool = False
     signature: str = ""
+    stamp: str = ""       # the body's file as last hashed (body_stamp); "" until a get did
 
 
 class DiskTier:
@@ -89,13 +132,31 @@ class DiskTier:
         index, body = self._paths(action)
         try:
             entry = _entry(action, index, body)
-            actual = body.stat().st_size
+            st = body.stat()
         except (OSError, ValueError):
             return None
-        if actual != entry.size or verify and file_sha256(body) != entry.output:
+        if st.st_size != entry.size:
             self.remove(action)
             return None
+        if verify and not stamp_vouches(entry.stamp, st):
+            if file_sha256(body) != entry.output:
+                self.remove(action)
+                return None
+            now = time.time()
+            if now - st.st_ctime >= RACY_S:  # else a later get hashes it again
+                entry = self._restamp(index, entry, body_stamp(st, now))
         _touch(index)
+        return entry
+
+    def _restamp(self, index: Path, entry: Entry, stamp: str) -> Entry:
+        """ENTRY's index with STAMP (best effort: a read-only tier just hashes again)."""
+        entry = replace(entry, stamp=stamp)
+        try:
+            write_atomically(index, _index_line(entry.output, entry.size, entry.put_time,
+                                                entry.seconds, entry.producer, entry.checked,
+                                                entry.signature, stamp))
+        except OSError:
+            pass
         return entry
 
     def read(self, action: str, verify: bool = True) -> tuple[Entry, bytes] | None:
@@ -243,6 +304,35 @@ class DiskTier:
             self.remove(action)
         return victims
 
+    def trim_if_due(self, limit: int, grace: float, released: frozenset[str],
+                    added: int) -> list[str]:
+        """`trim` when trim_due says so (else nothing is listed), ADDED bytes counted either
+        way in ROOT/trimmed ("<time> <bytes>"; two closing at once may lose one's count:
+        the hourly trim catches up)."""
+        record = self.root / "trimmed"
+        last: tuple[float, int] | None
+        try:
+            fields = record.read_text().split()
+            last = (float(fields[0]), int(fields[1]))
+        except (OSError, ValueError, IndexError):
+            last = None
+        now = time.time()
+        victims: list[str] = []
+        if last is not None and not trim_due(last, added, limit, now):
+            when, held = last[0], last[1] + added
+        else:
+            entries = self.entries()
+            victims = lru_victims(entries, limit, now, grace, released)
+            for action in victims:
+                self.remove(action)
+            gone = set(victims)
+            when, held = now, sum(e.size for e in entries if e.action not in gone)
+        try:
+            write_atomically(record, f"{when:.3f} {held}\n".encode())
+        except OSError:
+            pass
+        return victims
+
     def stats(self) -> dict[str, int]:
         entries = self.entries()
         return {"entries": len(entries), "bytes": sum(e.size for e in entries)}
@@ -280,10 +370,12 @@ class DiskTier:
 
 
 def _index_line(output: str, size: int, put_time: float, seconds: float, producer: str,
-                checked: bool, signature: str) -> bytes:
+                checked: bool, signature: str, stamp: str = "") -> bytes:
     line = f"{output} {size} {put_time:.3f} {seconds:.3f}"
     if producer or checked or signature:
         line += f" p={quote(producer, safe='')} c={int(bool(checked))} s={signature}"
+    if stamp:
+        line += f" v={stamp}"
     return (line + "\n").encode()
 
 
@@ -293,7 +385,8 @@ def _entry(action: str, index: Path, body: Path) -> Entry:
     seconds = rest[0] if rest and "=" not in rest[0] else "0"
     tags = dict(t.split("=", 1) for t in rest if "=" in t)
     return Entry(action, output, int(size), float(put_time), body, float(seconds),
-                 unquote(tags.get("p", "")), tags.get("c") == "1", tags.get("s", ""))
+                 unquote(tags.get("p", "")), tags.get("c") == "1", tags.get("s", ""),
+                 tags.get("v", ""))
 
 
 def gocache_dir(environ: dict[str, str]) -> Path:

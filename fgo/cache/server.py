@@ -5,7 +5,9 @@ several at a time. A get is answered from the local tier, else from the cluster 
 entry is written to the local tier first: go reads the file named by DiskPath). A put goes
 to the local tier and is published to the cluster tier later: by `fgo build` once its
 verification found no mismatch (the puts are listed in FGO_CACHE_PENDING), or, under a plain
-go build, at close. The cluster tier is best effort: a request slower than the limit, or a
+go build, at close. The cluster tier is connected by the first request that needs it (a
+local miss, a local entry a worker produced, a publish): a build the local tier answers
+alone never imports Dask. The cluster tier is best effort: a request slower than the limit, or a
 cluster that cannot be reached, turns it off for the rest of the process; every trouble
 there is a miss, never a failed build.
 
@@ -76,7 +78,8 @@ class Counters:
     bytes_fetched: int = 0
     fetch_s: float = 0.0         # time spent getting entries from the cluster tier
     saved_s: float = 0.0         # compile seconds of the remote hits, less fetch_s
-    remote: str = "off"          # off | connecting | ready | skipped: WHY
+    remote: str = "off"          # off | unused (never needed) | connecting | ready | skipped: WHY
+    inline: int = 0              # local hits the reader answered itself
     indexed: int = 0             # entries of this toolchain in the cluster tier at start
     published: int = 0
     bytes_published: int = 0
@@ -138,14 +141,25 @@ class Server:
         self.ready = threading.Event()
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fgo-cache")
         self.started = time.monotonic()
+        self.remote = remote                    # connected by the first request needing it
         if remote is not None:
-            self.counters.remote = "connecting"
-            threading.Thread(target=self._connect, args=(remote,), daemon=True,
-                             name="fgo-cache-connect").start()
+            self.counters.remote = "unused"
         else:
             self.ready.set()
 
     # --- the cluster tier ---
+
+    def _need_remote(self) -> None:
+        """Start connecting the cluster tier (once). Not at the start: a build whose every
+        get the local tier answers (a no-op) then never imports Dask, whose import beside
+        the answers took a gin no-op from 0.6 to 1.1 s."""
+        with self.lock:
+            if self.remote is None or self.counters.remote != "unused":
+                return
+            self.counters.remote = "connecting"
+            self.started = time.monotonic()
+        threading.Thread(target=self._connect, args=(self.remote,), daemon=True,
+                         name="fgo-cache-connect").start()
 
     def _connect(self, remote: Callable[[], Any]) -> None:
         try:
@@ -193,12 +207,17 @@ class Server:
                 self.counters.remote = f"skipped: {why}"
             self.tier = None
 
-    def _remote_tier(self) -> Any:
-        """The cluster tier, waiting for it while it connects (within the limit)."""
+    def _remote_tier(self, patience: float | None = None) -> Any:
+        """The cluster tier, waiting for it while it connects (within the limit; within
+        PATIENCE too when given, and then without giving up on it)."""
+        self._need_remote()
         if not self.ready.is_set():
             # the index is worth waiting for at the start: the first packages are the
             # most depended on; past the limit, go on without it.
-            if not self.ready.wait(max(0.0, self.started + 10 * self.limit - time.monotonic())):
+            budget = max(0.0, self.started + 10 * self.limit - time.monotonic())
+            if patience is not None:
+                self.ready.wait(min(budget, patience))
+            elif not self.ready.wait(budget):
                 self._skip(f"not connected within {10 * self.limit:g}s")
         return self.tier
 
@@ -271,21 +290,51 @@ class Server:
             self.counters.spilled += 1
             return entry
 
+    def local_get(self, req: Request) -> Response | None:
+        """GET's answer when the local tier holds a usable entry and no cluster request is
+        needed for it, else None (`get` answers it, on a thread). The reader answers these
+        itself: a no-op build's hundreds of gets need no thread hand-off."""
+        action = req.action_id.hex()
+        with self.lock:
+            entry = self.spilled.get(action)
+        entry = entry or self.local.get(action)
+        if entry is None or trust.from_workers(entry.producer) and not self.ready.is_set():
+            return None
+        return self._answer_local(req, entry)
+
     def get(self, req: Request) -> Response:
         action = req.action_id.hex()
         with self.lock:
             entry = self.spilled.get(action)
         entry = entry or self.local.get(action)
-        if entry is not None and self.revoked.covers(action, entry.output, entry.producer):
+        if entry is not None and trust.from_workers(entry.producer):
+            # a worker's entry: the cluster's revocations may cover it, worth a short wait
+            # (a cluster that does not answer leaves the ones this head keeps)
+            self._remote_tier(patience=self.limit)
+        if entry is not None:
+            return self._answer_local(req, entry) or self._answer_fetched(req)
+        return self._answer_fetched(req)
+
+    def _answer_local(self, req: Request, entry: Entry) -> Response | None:
+        """ENTRY's hit, or None when a revocation covers it (then it is removed)."""
+        action = req.action_id.hex()
+        if self.revoked.covers(action, entry.output, entry.producer):
             self.local.remove(action)  # fetched before a head revoked it
             with self.lock:
                 self.counters.refused += 1
-            entry = None
-        if entry is not None:
-            with self.lock:
-                self.counters.local_hits += 1
-        else:
-            entry = self._fetch(action)
+            return None
+        with self.lock:
+            self.counters.local_hits += 1
+        return self._respond(req, entry)
+
+    def _answer_fetched(self, req: Request) -> Response:
+        action = req.action_id.hex()
+        entry = self._fetch(action)
+        return self._respond(req, entry)
+
+    def _respond(self, req: Request, entry: Entry | None) -> Response:
+        """The answer to a get: ENTRY, or a miss when None."""
+        action = req.action_id.hex()
         with self.lock:
             self.counters.gets += 1
             if entry is None:
@@ -389,8 +438,9 @@ class Server:
                 self.counters.publish_s = time.monotonic() - t0
         # what fgo build has yet to publish stays until a later trim
         keep = {e.action for e in self.puts} if self.pending is not None else set()
-        self.counters.trimmed = len(self.local.trim(self.size_limit, GRACE_S,
-                                                    frozenset(self.used - keep)))
+        added = sum(e.size for e in self.puts) + self.counters.bytes_fetched
+        self.counters.trimmed = len(self.local.trim_if_due(self.size_limit, GRACE_S,
+                                                           frozenset(self.used - keep), added))
         if self.spill_dir is not None:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
         if self.stats_path is not None:
@@ -427,11 +477,25 @@ class Server:
                 self.close()
                 self._send(stdout, Response(req.id))
                 return
+            if req.command == "get" and (resp := self._inline(req)) is not None:
+                self._send(stdout, resp)
+                continue
             handler = {"get": self.get, "put": self.put}.get(req.command)
             if handler is None:
                 self._send(stdout, Response(req.id, err=f"unknown command {req.command!r}"))
                 continue
             self.pool.submit(self._answer, stdout, handler, req)
+
+    def _inline(self, req: Request) -> Response | None:
+        """`local_get` on the reader; None (the thread's `get` answers) if it fails."""
+        try:
+            resp = self.local_get(req)
+        except Exception:  # noqa: BLE001 - the full path answers, and reports, it
+            return None
+        if resp is not None:
+            with self.lock:
+                self.counters.inline += 1
+        return resp
 
     def _answer(self, stdout: IO[bytes], handler: Callable[[Request], Response],
                 req: Request) -> None:
