@@ -223,6 +223,66 @@ def test_a_cacheprog_meets_the_cluster_only_when_a_get_needs_it(tmp_path: Path) 
     assert b"Miss" in serve("03" * 32) and connects == [1]          # a miss
 
 
+def test_the_index_a_head_read_serves_its_helper(tmp_path: Path) -> None:
+    """What fgo build read of the cluster tier at its start (save_index) is the index its
+    helper loads (ClusterTier.from_file): signatures and revocations judged as when the
+    helper asks the workers; a worker that answered with an error is a miss."""
+    from fgo.cache.tier import ClusterTier, save_index
+    good = trust.sign_entry(KEY, "ns", entry("ab" * 32))
+    other = trust.sign_entry(KEY, "ns", entry("cd" * 32, producer=W2))
+    forged = entry("ef" * 32)  # unsigned
+    gone = trust.revoke_producer(KEY, "ns", W2, "wrong", 1.0)
+    found = {W1: wire.encode(wire.CacheIndex([replace_body(good), replace_body(forged)], [])),
+             W2: wire.encode(wire.CacheIndex([replace_body(other)], [gone])),
+             "tcp://10.0.0.3:9000": RuntimeError("gone")}
+    save_index(found, tmp_path / "index")
+    tier_ = ClusterTier.from_file(tmp_path / "index", "ns", KEY)
+    assert tier_.client is None and tier_.where == {"ab" * 32: W1}, tier_.where
+    assert (tier_.forged, tier_.refused) == (1, 1) and tier_.revoked.covers("x", "y", W2)
+    (tmp_path / "bad").write_bytes(b"\xc1")
+    with pytest.raises(ValueError):
+        ClusterTier.from_file(tmp_path / "bad", "ns", KEY)
+
+
+def replace_body(e: CacheEntry) -> CacheEntry:
+    """E as an index holds it: its fields, no body."""
+    from dataclasses import replace
+    return replace(e, body=b"", size=e.length)
+
+
+def test_a_helper_under_fgo_build_needs_no_client_for_an_empty_cluster(
+        tmp_path: Path) -> None:
+    """A cold build on a fresh cluster: the index fgo build read holds nothing, so the
+    helper (a real `fgo cacheprog` process) answers its misses without a client of its own:
+    its scheduler here does not even exist."""
+    from fgo.cache.server import INDEX_ENV, PENDING_ENV, STATS_ENV
+    from fgo.cache.tier import save_index
+    save_index({W1: wire.encode(wire.CacheIndex([], []))}, tmp_path / "index")
+    env = {**os.environ, INDEX_ENV: str(tmp_path / "index"), GOCACHE_ENV: str(tmp_path / "gc"),
+           PENDING_ENV: str(tmp_path / "pending"), STATS_ENV: str(tmp_path / "stats"),
+           "HOME": str(tmp_path)}
+    reqs = [protocol.Request(1, "get", b"\x01" * 32), protocol.Request(2, "close")]
+    proc = subprocess.run([FGO, "cacheprog", "--scheduler", "tcp://127.0.0.1:9",
+                           "--cache-key", str(key_file(tmp_path))],
+                          input=b"".join(map(protocol.encode_request, reqs)), env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert b'"Miss":true' in proc.stdout.replace(b" ", b""), proc.stdout
+    stats = json.loads((tmp_path / "stats").read_text())
+    assert stats["remote"] == "ready" and stats["connected"] is False, stats
+    assert stats["misses"] == 1
+
+
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cache.key"
+    path.write_bytes(os.urandom(32))
+    path.chmod(0o600)
+    return path
+
+
+GOCACHE_ENV = "GOCACHE"
+
+
 # ------------------------------------------------------------------ trust (pure)
 
 KEY = bytes(range(32))

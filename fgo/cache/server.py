@@ -46,6 +46,7 @@ from fgo.wire import CacheRevocation
 PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
 STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
 OUTPUTS_ENV = "FGO_CACHE_OUTPUTS"   # fgo build: its compiles' -o files (fgo.cache.outputs)
+INDEX_ENV = "FGO_CACHE_INDEX"       # fgo build: the cluster tier's index, as the head read it
 RECENT = 8                          # latencies the slowness rule looks at
 GRACE_S = 300.0                     # entries used this recently may be another go's files
 
@@ -80,6 +81,8 @@ class Counters:
     saved_s: float = 0.0         # compile seconds of the remote hits, less fetch_s
     remote: str = "off"          # off | unused (never needed) | connecting | ready | skipped: WHY
     inline: int = 0              # local hits the reader answered itself
+    connected: bool = False      # a client of its own (not when fgo build's index said
+                                 # the cluster holds nothing this helper may use)
     indexed: int = 0             # entries of this toolchain in the cluster tier at start
     published: int = 0
     bytes_published: int = 0
@@ -171,6 +174,7 @@ class Server:
                 if self.counters.remote == "connecting":
                     self.tier = tier
                     self.counters.remote = "ready"
+                    self.counters.connected = getattr(tier, "client", None) is not None
                     self.counters.indexed = len(tier.where)
                     self.counters.forged += tier.forged
                     self.counters.refused += tier.refused
@@ -518,6 +522,13 @@ def environ_paths() -> tuple[Path | None, Path | None]:
     """FGO_CACHE_PENDING and FGO_CACHE_STATS, as fgo build sets them for its go build."""
     pending, stats = os.environ.get(PENDING_ENV), os.environ.get(STATS_ENV)
     return (Path(pending) if pending else None, Path(stats) if stats else None)
+
+
+def environ_index() -> Path | None:
+    """FGO_CACHE_INDEX, as fgo build sets it: the cluster tier's index it read at its start
+    (ClusterTier.snapshot), so that this helper need not ask the workers itself."""
+    value = os.environ.get(INDEX_ENV)
+    return Path(value) if value else None
 
 
 def environ_outputs() -> Path | None:

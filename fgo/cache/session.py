@@ -19,7 +19,7 @@ from fgo.cache import trust
 from fgo.cache.tier import ClusterTier, namespace
 from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
-from fgo.cache.server import OUTPUTS_ENV, PENDING_ENV, STATS_ENV
+from fgo.cache.server import INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, STATS_ENV
 from fgo.cache.stage import Stager
 from fgo.cluster.deadline import LateWorkers
 
@@ -89,10 +89,29 @@ class SharedCache:
     def local(self) -> DiskTier:
         return DiskTier(local_root(self.gocache, namespace(self.identity)))
 
+    @property
+    def index(self) -> Path:
+        """The cluster tier's index as this head read it, for its helper (`read_index`)."""
+        return self.tmp / "cache-index"
+
+    def read_index(self, client: Any, timeout: float) -> None:
+        """Read the cluster tier's index for the helper go starts: it then connects only
+        when the cluster holds an entry it may use (a helper's own Dask import and client
+        cost the head's core about a second at the build's start). Nothing is written when
+        the workers do not answer in time: the helper asks them itself."""
+        from fgo.cache.tier import RemoteError, fetch_index, save_index
+        try:
+            save_index(fetch_index(client, self.ns, timeout), self.index)
+        except (RemoteError, OSError):
+            pass
+
     def go_env(self) -> dict[str, str]:
-        return {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
-                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path),
-                OUTPUTS_ENV: str(self.outputs)}
+        env = {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
+               PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path),
+               OUTPUTS_ENV: str(self.outputs)}
+        if self.index.is_file():
+            env[INDEX_ENV] = str(self.index)
+        return env
 
     def evict(self, prefixes: list[str]) -> list[str]:
         """Remove the local tier's entries of these action-ID prefixes (failed verification)."""

@@ -107,6 +107,25 @@ class Fetched:
     why: str = ""
 
 
+def save_index(found: dict[str, Any], path: Path) -> None:
+    """FOUND (fetch_index's answers) in a file, for a helper to load with
+    ClusterTier.from_file instead of asking the workers itself (an exception a worker
+    answered with is kept as None: that share is a miss)."""
+    import msgpack  # type: ignore[import-untyped]
+    from fgo.fileio import write_atomically
+    plain = {w: None if isinstance(a, BaseException) else a for w, a in found.items()}
+    write_atomically(path, msgpack.packb(plain, use_bin_type=True))
+
+
+def fetch_index(client: Any, ns: str, timeout: float) -> dict[str, Any]:
+    """Every worker's share of NS (worker -> a plain CacheIndex, or the exception it
+    raised); RemoteError when the cluster does not answer within TIMEOUT."""
+    try:
+        return client.run(store_index, ns, on_error="return", callback_timeout=timeout)
+    except Exception as exc:
+        raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
+
+
 class ClusterTier:
     """The head's view of the cluster tier of one namespace (a distributed.Client). KEY:
     the heads' cache key (None: nothing of the cluster tier is trusted, every entry is a
@@ -134,11 +153,11 @@ class ClusterTier:
     def load_index(self, timeout: float) -> int:
         """Learn which worker holds which entry of the namespace: the number of entries a
         head may use (signed, and no worker keeps a revocation covering it)."""
-        try:
-            found = self.client.run(store_index, self.ns, on_error="return",
-                                    callback_timeout=timeout)
-        except Exception as exc:
-            raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
+        return self.index_from(fetch_index(self.client, self.ns, timeout))
+
+    def index_from(self, found: dict[str, Any]) -> int:
+        """`load_index` from FOUND, the workers' answers (worker -> plain CacheIndex), as
+        fetch_index gives them."""
         shares: dict[str, CacheIndex] = {}
         for worker, data in sorted(found.items()):
             try:
@@ -161,6 +180,22 @@ class ClusterTier:
                     self.where[e.action] = worker
                     self.records[e.action] = e
         return len(self.where)
+
+    @classmethod
+    def from_file(cls, path: Path, ns: str, key: bytes | None) -> ClusterTier:
+        """A tier without a client whose index is the snapshot at PATH (OSError, ValueError
+        when it cannot be read): what a helper under fgo build knows of the cluster without
+        importing Dask. Its `client` is set by whoever connects it."""
+        import msgpack  # type: ignore[import-untyped]
+        try:
+            found = msgpack.unpackb(path.read_bytes(), raw=False)
+        except msgpack.ExtraData as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(found, dict):
+            raise ValueError(f"{path} holds no index")
+        tier = cls(None, ns, key)
+        tier.index_from(found)
+        return tier
 
     def get(self, action: str, timeout: float) -> Fetched:
         """The entry of ACTION, checked; RemoteError when its worker does not answer

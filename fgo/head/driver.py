@@ -124,6 +124,8 @@ def run(opts: BuildOptions) -> int:
                     for worker in sorted(session.pool.unresponsive):
                         shared.late.add(worker)
                 stager = shared.stage(cluster.client, session.front.worker_lacks)
+                # read once here, for the helper go starts: no client of its own
+                shared.read_index(cluster.client, max(5.0, 5 * opts.cache_timeout))
                 session.front.output_log = OutputLog(shared.outputs)
                 # the publish runs beside the link, once its gate found nothing wrong
                 session.front.on_link = _early_publish(shared, cluster, session, recorder,

@@ -26,7 +26,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     from fgo.cache.tier import running_namespace
     from fgo.cluster.connect import tls_security
     from fgo.cache.local import DiskTier, gocache_dir, local_root
-    from fgo.cache.server import Server, environ_outputs, environ_paths
+    from fgo.cache.server import Server, environ_index, environ_outputs, environ_paths
     from fgo.report.record import cache_summary
     resolved = settings.resolve(Path.cwd(), flags, verb=settings.CACHEPROG)
     ns = running_namespace(dict(os.environ))
@@ -43,7 +43,8 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     pending, stats = environ_paths()
     # under fgo build, the head has installed fgo's service on the workers already
     install = pending is None
-    remote = (lambda: _connect(scheduler, security, ns, limit, key, install)) \
+    index = environ_index()
+    remote = (lambda: _connect(scheduler, security, ns, limit, key, install, index)) \
         if scheduler else None
     server = Server(local, remote, limit, resolved["cache_size"], pending, stats, key=key,
                     recheck=resolved["cache_recheck"], outputs=environ_outputs())
@@ -58,8 +59,19 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
 
 
 def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes,
-             install: bool) -> object:
+             install: bool, index: Path | None) -> object:
+    """The cluster tier. Under fgo build, from the index its head read (INDEX): when that
+    holds no entry this helper could use, without a client of its own (no Dask import, no
+    second connection: a cold build on a fresh cluster); else connected, its index loaded."""
     from fgo.cache.tier import ClusterTier
+    tier = None
+    if index is not None:
+        try:
+            tier = ClusterTier.from_file(index, ns, key)
+        except (OSError, ValueError):
+            tier = None  # asked again below
+        if tier is not None and not tier.where:
+            return tier
     from fgo.cluster.connect import connect
     service = None
     if install:
@@ -67,6 +79,9 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
         service = CompileService()
     cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
                       service=service)
+    if tier is not None:
+        tier.client = cluster.client
+        return tier
     tier = ClusterTier(cluster.client, ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier
