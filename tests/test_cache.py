@@ -250,27 +250,38 @@ def replace_body(e: CacheEntry) -> CacheEntry:
     return replace(e, body=b"", size=e.length)
 
 
-def test_a_helper_under_fgo_build_needs_no_client_for_an_empty_cluster(
+def test_a_helper_under_fgo_build_connects_only_for_an_entry_its_index_names(
         tmp_path: Path) -> None:
-    """A cold build on a fresh cluster: the index fgo build read holds nothing, so the
-    helper (a real `fgo cacheprog` process) answers its misses without a client of its own:
-    its scheduler here does not even exist."""
+    """A cold build, or an edit: the index fgo build read names no entry go asks for, so
+    the helper (a real `fgo cacheprog` process) answers its misses without a client of its
+    own: its scheduler here does not even exist. Only a get of an entry the index names
+    makes it connect (and that fails here: a miss, the tier skipped)."""
     from fgo.cache.server import INDEX_ENV, PENDING_ENV, STATS_ENV
     from fgo.cache.tier import save_index
-    save_index({W1: wire.encode(wire.CacheIndex([], []))}, tmp_path / "index")
+    key = key_file(tmp_path)
+    signed = trust.sign_entry(key.read_bytes(), NS, entry("ab" * 32))
+    save_index({W1: wire.encode(wire.CacheIndex([replace_body(signed)], []))},
+               tmp_path / "index")
     env = {**os.environ, INDEX_ENV: str(tmp_path / "index"), GOCACHE_ENV: str(tmp_path / "gc"),
            PENDING_ENV: str(tmp_path / "pending"), STATS_ENV: str(tmp_path / "stats"),
            "HOME": str(tmp_path)}
-    reqs = [protocol.Request(1, "get", b"\x01" * 32), protocol.Request(2, "close")]
-    proc = subprocess.run([FGO, "cacheprog", "--scheduler", "tcp://127.0.0.1:9",
-                           "--cache-key", str(key_file(tmp_path))],
-                          input=b"".join(map(protocol.encode_request, reqs)), env=env,
-                          capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert b'"Miss":true' in proc.stdout.replace(b" ", b""), proc.stdout
-    stats = json.loads((tmp_path / "stats").read_text())
+
+    def serve(*actions: bytes) -> dict[str, Any]:
+        reqs = [protocol.Request(i + 1, "get", a) for i, a in enumerate(actions)]
+        proc = subprocess.run([FGO, "cacheprog", "--scheduler", "tcp://127.0.0.1:9",
+                               "--cache-key", str(key), "--cache-timeout", "0.2"],
+                              input=b"".join(map(protocol.encode_request, reqs))
+                              + protocol.encode_request(protocol.Request(99, "close")),
+                              env=env, capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.replace(b" ", b"").count(b'"Miss":true') == len(actions)
+        return json.loads((tmp_path / "stats").read_text())
+
+    stats = serve(b"\x01" * 32, b"\x02" * 32)                  # misses it cannot answer
     assert stats["remote"] == "ready" and stats["connected"] is False, stats
-    assert stats["misses"] == 1
+    assert stats["indexed"] == 1 and stats["misses"] == 2
+    stats = serve(bytes.fromhex("ab" * 32))                     # one it names: connects
+    assert stats["remote"].startswith("skipped: unreachable"), stats
 
 
 def key_file(tmp_path: Path) -> Path:

@@ -81,8 +81,8 @@ class Counters:
     saved_s: float = 0.0         # compile seconds of the remote hits, less fetch_s
     remote: str = "off"          # off | unused (never needed) | connecting | ready | skipped: WHY
     inline: int = 0              # local hits the reader answered itself
-    connected: bool = False      # a client of its own (not when fgo build's index said
-                                 # the cluster holds nothing this helper may use)
+    connected: bool = False      # a client of its own (under fgo build: only once a get
+                                 # needed an entry the head's index names)
     indexed: int = 0             # entries of this toolchain in the cluster tier at start
     published: int = 0
     bytes_published: int = 0
@@ -237,6 +237,13 @@ class Server:
             with self.lock:
                 self.rechecks[action] = (signed, holder)
                 self.counters.rechecked += 1
+            return None
+        try:  # a helper given its head's index connects at its first use of the cluster
+            if getattr(tier, "ensure_client", None) and tier.ensure_client():
+                with self.lock:
+                    self.counters.connected = True
+        except Exception as exc:
+            self._skip(f"unreachable: {type(exc).__name__}: {exc}")
             return None
         t0 = time.monotonic()
         try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,8 @@ class ClusterTier:
     def __init__(self, client: Any, ns: str, key: bytes | None = None,
                  late: LateWorkers | None = None) -> None:
         self.client = client
+        self.connector: Callable[[], Any] | None = None  # makes `client` when it is None
+        self._connecting = threading.Lock()
         self.ns = ns
         self.key = key
         self.late = late if late is not None else LateWorkers()
@@ -145,6 +148,15 @@ class ClusterTier:
         self.revocations: list[CacheRevocation] = []  # the signed ones the workers keep
         self.forged = 0         # index entries whose signature did not verify
         self.refused = 0        # index entries a revocation covers (kept by some worker)
+
+    def ensure_client(self) -> bool:
+        """A client, made by `connector` the first time one is needed (a tier loaded
+        `from_file` has none); whether this call made it. Raises what the connector does."""
+        with self._connecting:
+            if self.client is not None or self.connector is None:
+                return False
+            self.client = self.connector()
+            return True
 
     def workers(self, timeout: float = 5.0) -> list[str]:
         return sorted(within(timeout, self.client.scheduler_info, n_workers=-1,
@@ -185,7 +197,7 @@ class ClusterTier:
     def from_file(cls, path: Path, ns: str, key: bytes | None) -> ClusterTier:
         """A tier without a client whose index is the snapshot at PATH (OSError, ValueError
         when it cannot be read): what a helper under fgo build knows of the cluster without
-        importing Dask. Its `client` is set by whoever connects it."""
+        importing Dask. Give it a `connector` for the first get of an entry it holds."""
         import msgpack  # type: ignore[import-untyped]
         try:
             found = msgpack.unpackb(path.read_bytes(), raw=False)

@@ -60,28 +60,28 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
 
 def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes,
              install: bool, index: Path | None) -> object:
-    """The cluster tier. Under fgo build, from the index its head read (INDEX): when that
-    holds no entry this helper could use, without a client of its own (no Dask import, no
-    second connection: a cold build on a fresh cluster); else connected, its index loaded."""
+    """The cluster tier. Under fgo build, from the index its head read (INDEX), and a
+    client of its own only once a get needs an entry the index names (no Dask import, no
+    second connection for a build whose misses the cluster cannot answer: a cold build,
+    an edit); else connected now, its index loaded."""
     from fgo.cache.tier import ClusterTier
-    tier = None
+
+    def client() -> object:
+        from fgo.cluster.connect import connect
+        service = None
+        if install:
+            from fgo.worker.service import CompileService
+            service = CompileService()
+        return connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
+                       service=service).client
     if index is not None:
         try:
             tier = ClusterTier.from_file(index, ns, key)
         except (OSError, ValueError):
-            tier = None  # asked again below
-        if tier is not None and not tier.where:
+            pass  # asked again below
+        else:
+            tier.connector = client
             return tier
-    from fgo.cluster.connect import connect
-    service = None
-    if install:
-        from fgo.worker.service import CompileService
-        service = CompileService()
-    cluster = connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
-                      service=service)
-    if tier is not None:
-        tier.client = cluster.client
-        return tier
-    tier = ClusterTier(cluster.client, ns, key)
+    tier = ClusterTier(client(), ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier
