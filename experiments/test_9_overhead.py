@@ -48,8 +48,9 @@ QUICK = {("gin", "quiet"): 1}   # --quick (CI): one pair proves the harness (the
 BIN = Path(sys.executable).parent
 
 
-def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go") -> dict:
-    p = CORPUS[name]
+def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go",
+            project: labmod.Project | None = None) -> dict:
+    p = project or CORPUS[name]
     graph = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.actiongraph.json"
     cmd = [str(toolchain.go_binary()), "build", f"-debug-actiongraph={graph}",
            *(["-a"] if cold else []), *p.build_args(out / "go")]
@@ -66,10 +67,15 @@ def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go")
 
 
 def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
-             scheduler: str | None = None, tag: str = "fgo") -> dict:
-    p = CORPUS[name]
+             scheduler: str | None = None, tag: str = "fgo",
+             project: labmod.Project | None = None, remote_only: bool = True) -> dict:
+    """fgo build of NAME (or PROJECT); with SCHEDULER, every compile remote unless not
+    REMOTE_ONLY (then fgo's default local slots)."""
+    p = project or CORPUS[name]
     report = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.report.json"
-    where = ["--scheduler", scheduler, "--local-slots", "0"] if scheduler else []
+    where = ["--scheduler", scheduler] if scheduler else []
+    if scheduler and remote_only:
+        where += ["--local-slots", "0"]
     args = ["build", *where, "--report", str(report), str(p.source_dir()), "--",
             *(["-a"] if cold else []), *p.build_args(out / "fgo")]
     (out / "fgo").mkdir(exist_ok=True)
@@ -217,6 +223,7 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
         go = go_side(lab, name, go_cache, out, True)
         same_outputs(go, run)
         noop = _noop_pairs(lab, name, go_cache, cache, store, out, address)
+        edit = _edit_pairs(lab, name, go_cache, cache, store, out, address)
     finally:
         for p in procs:
             p.terminate()
@@ -239,7 +246,7 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
            "worker_processes": len(workers),
            # the share of a core the idle workers (nannies included) take, all together
            "workers_idle_cpu_pct": {"dask defaults": idle_before, "after fgo's service": idle_after},
-           "noop": noop,
+           "noop": noop, "edit": edit,
            "targets": {"dispatch <= 10 ms": run["dispatch_median_ms"] <= 10,
                        "no-op with --scheduler <= go + 0.3 s": noop["extra_s"] <= 0.3,
                        "head CPU <= 3 ms per remote compile":
@@ -277,6 +284,53 @@ def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: P
     return {"pairs": NOOP_PAIRS, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
             "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
             "cluster_tier": tiers}
+
+
+EDIT_PAIRS = 3
+
+
+def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
+                address: str) -> dict:
+    """The loop a developer runs all day, with the cluster given: a copy of NAME's package
+    (a GOPATH entry in front of Debian's) gets one more file, another each pair, and each
+    side rebuilds on its own warm cache, alternating; fgo with its defaults (the head's
+    slots compile first). fgo's extra seconds (median of fgo - go per pair)."""
+    import dataclasses
+    import shutil
+    base = CORPUS[name]
+    overlay = lab.tmpdir("edit-overlay")
+    p = dataclasses.replace(base, overlay=overlay)
+    shutil.copytree(base.source_dir(), p.source_dir(), symlinks=True)
+    package = next(line.split()[1] for f in sorted(p.source_dir().glob("*.go"))
+                   for line in f.read_text().splitlines() if line.startswith("package "))
+    pairs, compiled = [], []
+    try:
+        # the copy's packages once on each side first (their paths are new): then each
+        # pair rebuilds the edited package alone
+        go_side(lab, name, go_cache, out, False, tag="go-edit", project=p)
+        fgo_side(lab, name, cache, store, out, False, address, tag="fgo-edit", project=p,
+                 remote_only=False)
+        for i in range(EDIT_PAIRS):
+            (p.source_dir() / "fgo_edit.go").write_text(
+                f"package {package}\n\n// FgoEdit{i} is experiment 9's edit {i}.\n"
+                f"func FgoEdit{i}() int {{ return {i} }}\n")
+            walls: dict[str, dict] = {}
+            for side in ("go", "fgo")[:: 1 if i % 2 == 0 else -1]:
+                walls[side] = go_side(lab, name, go_cache, out, False, tag="go-edit",
+                                      project=p) if side == "go" else \
+                    fgo_side(lab, name, cache, store, out, False, address, tag="fgo-edit",
+                             project=p, remote_only=False)
+            same_outputs(walls["go"], walls["fgo"])
+            rep = json.loads(Path(walls["fgo"]["report"]).read_text())
+            compiled.append(rep["totals"]["remote"] + rep["totals"]["local"])
+            pairs.append((walls["go"]["wall_s"], walls["fgo"]["wall_s"]))
+    finally:
+        lab.drop(overlay)
+    assert all(n >= 1 for n in compiled), compiled  # the edit was compiled, by fgo
+    return {"pairs": EDIT_PAIRS, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
+            "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
+            "ratio": round(statistics.median(f / g for g, f in pairs), 3),
+            "fgo_compiles": compiled}
 
 
 IDLE_WINDOW_S = 5.0

@@ -104,7 +104,7 @@ CLUSTER = [
     "module load prun",
     "dask-scheduler --port 8786 &",
     "prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1",
-    "fgo build --scheduler tcp://HEAD:8786 --split-large PROJECT",
+    "fgo build --scheduler tcp://HEAD:8786 --local-slots 0 --split-large PROJECT",
 ]
 SHARED_CACHE = 'GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go test ./...'
 WALKTHROUGH = [

@@ -76,7 +76,7 @@ def _tcp(t: dict[str, Any]) -> str:
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
                if t.get("head_peak_rss_mb") else "")
-            + _noop(t.get("noop"))
+            + _noop(t.get("noop")) + _edit(t.get("edit"))
             + f". Targets: {met}.")
 
 
@@ -88,3 +88,13 @@ def _noop(n: dict[str, Any] | None) -> str:
             f"{n['pairs']} alternating pairs): go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
             f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
             f"(median; the cacheprog's cluster tier: {', '.join(tiers)})")
+
+
+def _edit(e: dict[str, Any] | None) -> str:
+    if not e:
+        return ""
+    return (f"; one file added to the package and rebuilt, on each side's warm cache "
+            f"({e['pairs']} alternating pairs, fgo with its default local slots): go "
+            f"{'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
+            f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
+            f"(median; {e['ratio']}×)")
