@@ -261,7 +261,7 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
     benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, dict)})
 
 
-NOOP_PAIRS = 3
+NOOP_PAIRS = 5
 
 
 def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
@@ -286,7 +286,7 @@ def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: P
             "cluster_tier": tiers}
 
 
-EDIT_PAIRS = 3
+EDIT_PAIRS = 5
 
 
 def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
