@@ -184,9 +184,9 @@ def test_a_closing_cacheprog_lists_the_tier_only_when_due(tmp_path: Path,
 
 
 def test_a_cacheprog_meets_the_cluster_only_when_a_get_needs_it(tmp_path: Path) -> None:
-    """A no-op build's gets are all local hits: the cluster tier is never connected (its
-    Dask import beside the answers doubled a gin no-op). A miss connects it; so does a hit
-    a worker produced (a head may have revoked it since), and it waits for that."""
+    """A no-op build's gets are all local hits: the cluster tier is never connected (no
+    Dask import beside the answers). A miss connects it; so does a hit a worker produced
+    (a head may have revoked it since), and it waits for that."""
     import hashlib
     from fgo.cache.server import Server
     local = DiskTier(tmp_path / "local")

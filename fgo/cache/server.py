@@ -154,8 +154,8 @@ class Server:
 
     def _need_remote(self) -> None:
         """Start connecting the cluster tier (once). Not at the start: a build whose every
-        get the local tier answers (a no-op) then never imports Dask, whose import beside
-        the answers took a gin no-op from 0.6 to 1.1 s."""
+        get the local tier answers (a no-op) then never imports Dask, which beside the
+        answers cost a no-op more than go's own no-op takes."""
         with self.lock:
             if self.remote is None or self.counters.remote != "unused":
                 return
@@ -533,7 +533,7 @@ def environ_paths() -> tuple[Path | None, Path | None]:
 
 def environ_index() -> Path | None:
     """FGO_CACHE_INDEX, as fgo build sets it: the cluster tier's index it read at its start
-    (ClusterTier.snapshot), so that this helper need not ask the workers itself."""
+    (fgo.cache.tier.save_index), so that this helper need not ask the workers itself."""
     value = os.environ.get(INDEX_ENV)
     return Path(value) if value else None
 

@@ -95,10 +95,10 @@ class SharedCache:
         return self.tmp / "cache-index"
 
     def read_index(self, client: Any, timeout: float) -> None:
-        """Read the cluster tier's index for the helper go starts: it then connects only
-        when the cluster holds an entry it may use (a helper's own Dask import and client
-        cost the head's core about a second at the build's start). Nothing is written when
-        the workers do not answer in time: the helper asks them itself."""
+        """Read the cluster tier's index for the helper go starts: it then makes a client
+        of its own (its import of Dask, its connect: on the head's core, at the build's
+        start) only for a get of an entry the index names. Nothing is written when the
+        workers do not answer in time: the helper asks them itself."""
         from fgo.cache.tier import RemoteError, fetch_index, save_index
         try:
             save_index(fetch_index(client, self.ns, timeout), self.index)

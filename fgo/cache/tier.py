@@ -199,10 +199,7 @@ class ClusterTier:
         when it cannot be read): what a helper under fgo build knows of the cluster without
         importing Dask. Give it a `connector` for the first get of an entry it holds."""
         import msgpack  # type: ignore[import-untyped]
-        try:
-            found = msgpack.unpackb(path.read_bytes(), raw=False)
-        except msgpack.ExtraData as exc:
-            raise ValueError(str(exc)) from None
+        found = msgpack.unpackb(path.read_bytes(), raw=False)  # its errors are ValueErrors
         if not isinstance(found, dict):
             raise ValueError(f"{path} holds no index")
         tier = cls(None, ns, key)
