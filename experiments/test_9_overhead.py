@@ -9,7 +9,9 @@ cache, alternating: fgo's extra seconds. Loads: quiet (nothing else started), an
 another build beside it (lab.competing_load: `go build -a -p 1 std` in a loop pinned to one
 core), as on a shared build machine. From each fgo report: the head's CPU and peak memory.
 Finally one cold fgo build on a cluster of `dask scheduler` + 2 `dask worker` processes over
-TCP on 127.0.0.1 (--local-slots 0: every compile remote): its median dispatch.
+TCP on 127.0.0.1 (--local-slots 0: every compile remote): its median dispatch; then, on that
+cluster, the rebuilds a developer runs all day against go's own: no-ops, and a file added to
+a copy of the package (fgo with its default local slots), alternating pairs.
 
 Targets (issue 24): fgo/go <= 1.03, quiet and loaded; no-op within go's + 0.3 s; dispatch
 <= 10 ms over TCP. They are recorded as met or not, not asserted: this machine is shared.
@@ -21,9 +23,11 @@ GOCACHE). Results: results/overhead.json.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -295,8 +299,6 @@ def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: P
     (a GOPATH entry in front of Debian's) gets one more file, another each pair, and each
     side rebuilds on its own warm cache, alternating; fgo with its defaults (the head's
     slots compile first). fgo's extra seconds (median of fgo - go per pair)."""
-    import dataclasses
-    import shutil
     base = CORPUS[name]
     overlay = lab.tmpdir("edit-overlay")
     p = dataclasses.replace(base, overlay=overlay)
