@@ -129,14 +129,16 @@ def test_a_stamp_vouches_for_an_unchanged_body_only() -> None:
 
 
 def test_a_get_hashes_a_body_once_until_it_changes(tmp_path: Path, monkeypatch) -> None:
-    """A no-op build's gets hashed 140 MB (gin) each time; a stamp spares the hash until
-    the body's file changes, and a change is still caught."""
+    """A no-op build's gets each hashed their whole body; a stamp spares the hash until
+    the body's file changes, and a change is still caught. (RACY_S is set for the test:
+    a sleep of a clock tick or more stands for the real 2 s.)"""
     import hashlib
     import time as _time
     from fgo.cache import local
     hashed = []
     real = local.file_sha256
     monkeypatch.setattr(local, "file_sha256", lambda p: hashed.append(p) or real(p))
+    monkeypatch.setattr(local, "RACY_S", 3600.0)
     tier_ = DiskTier(tmp_path / "t")
     body = b"an archive" * 100
     a = "ab" * 32
@@ -145,9 +147,11 @@ def test_a_get_hashes_a_body_once_until_it_changes(tmp_path: Path, monkeypatch) 
     # within RACY_S of the put's write, a get hashes and stamps nothing
     assert tier_.get(a).stamp == "" and len(hashed) == 2
     monkeypatch.setattr(local, "RACY_S", 0.0)
+    _time.sleep(0.05)
     hashed.clear()
     assert tier_.get(a) and tier_.get(a) and tier_.get(a, verify=True)
     assert len(hashed) == 1, hashed                      # hashed and stamped once
+    _time.sleep(0.05)
     os.chmod(entry.path, 0o644)                          # its ctime moved: hashed again
     _time.sleep(0.05)
     assert tier_.get(a) and len(hashed) == 2
@@ -262,7 +266,7 @@ def test_a_helper_under_fgo_build_connects_only_for_an_entry_its_index_names(
     signed = trust.sign_entry(key.read_bytes(), NS, entry("ab" * 32))
     save_index({W1: wire.encode(wire.CacheIndex([replace_body(signed)], []))},
                tmp_path / "index")
-    env = {**os.environ, INDEX_ENV: str(tmp_path / "index"), GOCACHE_ENV: str(tmp_path / "gc"),
+    env = {**os.environ, INDEX_ENV: str(tmp_path / "index"), "GOCACHE": str(tmp_path / "gc"),
            PENDING_ENV: str(tmp_path / "pending"), STATS_ENV: str(tmp_path / "stats"),
            "HOME": str(tmp_path)}
 
@@ -289,9 +293,6 @@ def key_file(tmp_path: Path) -> Path:
     path.write_bytes(os.urandom(32))
     path.chmod(0o600)
     return path
-
-
-GOCACHE_ENV = "GOCACHE"
 
 
 # ------------------------------------------------------------------ trust (pure)
