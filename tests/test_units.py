@@ -587,3 +587,20 @@ def test_a_speculative_compiler_runs_niced_and_a_real_one_does_not() -> None:
     spec = runner.run("s", ["sh", "-c", "nice"], "/", dict(os.environ), speculative="/o/s.a")
     real = runner.run("r", ["sh", "-c", "nice"], "/", dict(os.environ))
     assert (int(spec.output), int(real.output)) == (min(19, base + runner.SPECULATIVE_NICE), base)
+
+
+def test_a_split_starts_only_when_it_cannot_deadlock_another() -> None:
+    """Two K = 3 splits on 2 worker threads held each other's shards behind their leaders
+    for 600 s (tests/test_split.py, large_generated[3]): a split starts alone, or beside
+    others only while all their processes fit the threads."""
+    from fgo.head.policy import split_may_start
+    assert split_may_start(3, 0, 2)          # alone: its extra shard queues before its leader
+    assert not split_may_start(3, 3, 2)      # beside another: the deadlock
+    assert split_may_start(2, 2, 4) and not split_may_start(3, 2, 4)
+
+
+def test_a_split_leader_shares_no_worker_with_its_shards_when_it_can() -> None:
+    from fgo.head.policy import leader_first
+    assert leader_first(["A", "B", "A"]) == ["B", "A", "A"]   # K = 3 on two workers
+    assert leader_first(["A", "B", "C"]) == ["A", "B", "C"]
+    assert leader_first(["A", "A", "B", "B"]) == ["A", "A", "B", "B"]  # none alone: as given

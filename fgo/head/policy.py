@@ -207,6 +207,28 @@ def remote_error(exc: BaseException) -> RemoteFailure:
 
 # --- the split ---
 
+def split_may_start(k: int, in_flight: int, threads: int) -> bool:
+    """Whether a split of K processes may start while splits holding IN_FLIGHT processes
+    run, on workers of THREADS threads in all. A leader holds its worker's thread while it
+    waits for its shards, and a worker runs its tasks in order: two splits whose K add up
+    to more than the threads can each hold a thread the other's shard is queued behind
+    (a deadlock: 2 workers, two K = 3 splits). Alone, a split may queue extra shards (they
+    are sent before its leader, so they run first)."""
+    return in_flight == 0 or in_flight + k <= threads
+
+
+def leader_first(addresses: list[str]) -> list[str]:
+    """ADDRESSES (a split's workers, leader first) with the leader on a worker none of its
+    shards shares when one exists: a shard queued behind its own leader on a worker of one
+    thread never runs (tasks reach a worker over several connections, in either order)."""
+    alone = [a for a in addresses if addresses.count(a) == 1]
+    if not alone or addresses[0] == alone[0]:
+        return list(addresses)
+    rest = list(addresses)
+    rest.remove(alone[0])
+    return [alone[0], *rest]
+
+
 def split_hosts(free_hosts: int, shards: int | None) -> int:
     """The hosts a split compile may plan K for: the free ones, counting this compile's own
     (so at least 1); an explicit --shards K is honoured even beyond them (extra shards

@@ -15,6 +15,7 @@ compiler series.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -51,6 +52,8 @@ class SplitExecutor:
         self.policy = SplitPolicy(threshold=options.threshold, shards=options.shards)
         self.series = patched.ensure_compiler().series  # built once, up front
         self._failed: dict[str, str] = {}                 # split id -> a shard's failure
+        self._in_flight = 0                                # processes of the splits running
+        self._room = threading.Condition()                 # ... and their end
 
     def run(self, action: CompileAction) -> Outcome | None:
         """ACTION split, or None: not worth it (the record says why), or it fell back."""
@@ -84,17 +87,28 @@ class SplitExecutor:
         plan_text = fgoflags.format_plan(
             (shard, scan.units[i].file, scan.units[i].line, "")
             for shard, units in enumerate(plan.shards) for i in units)
+        with self._room:  # wait for the splits running to leave room (policy.split_may_start)
+            if not self._room.wait_for(lambda: policy.split_may_start(
+                    plan.k, self._in_flight, self.pool.size()[1]), self.remote.task_timeout):
+                rec.split["decision"] = (f"not split: the splits running held "
+                                         f"{self._in_flight} of the workers' threads")
+                return None
+            self._in_flight += plan.k
         try:
             return self._run(action, plan.k, plan_text)
         except RemoteFailure as exc:
             rec.split["fallback"] = exc.reason
             return None
+        finally:
+            with self._room:
+                self._in_flight -= plan.k
+                self._room.notify_all()
 
     def _run(self, action: CompileAction, k: int, plan_text: str) -> Outcome:
         pool, rec, call, env = self.pool, action.record, action.parse(), action.request.env
         inputs = action.inputs or {}
         needs = action.needs()
-        addresses = pool.choose_distinct(needs, k)
+        addresses = policy.leader_first(pool.choose_distinct(needs, k))
         if len(addresses) < k:
             for a in addresses:
                 pool.finished(a, [], [])
