@@ -299,10 +299,16 @@ class DiskTier:
              released: frozenset[str] = frozenset()) -> list[str]:
         """Remove least recently used entries until the rest fit in LIMIT bytes (see
         lru_victims); the action IDs removed."""
-        victims = lru_victims(self.entries(), limit, time.time(), grace, released)
+        return self._trim(self.entries(), limit, grace, released, time.time())[0]
+
+    def _trim(self, entries: list[EntryInfo], limit: int, grace: float,
+              released: frozenset[str], now: float) -> tuple[list[str], int]:
+        """Remove ENTRIES' lru_victims: the action IDs removed and the bytes left."""
+        victims = lru_victims(entries, limit, now, grace, released)
         for action in victims:
             self.remove(action)
-        return victims
+        gone = set(victims)
+        return victims, sum(e.size for e in entries if e.action not in gone)
 
     def trim_if_due(self, limit: int, grace: float, released: frozenset[str],
                     added: int) -> list[str]:
@@ -321,12 +327,8 @@ class DiskTier:
         if last is not None and not trim_due(last, added, limit, now):
             when, held = last[0], last[1] + added
         else:
-            entries = self.entries()
-            victims = lru_victims(entries, limit, now, grace, released)
-            for action in victims:
-                self.remove(action)
-            gone = set(victims)
-            when, held = now, sum(e.size for e in entries if e.action not in gone)
+            victims, held = self._trim(self.entries(), limit, grace, released, now)
+            when = now
         try:
             write_atomically(record, f"{when:.3f} {held}\n".encode())
         except OSError:

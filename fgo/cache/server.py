@@ -305,19 +305,19 @@ class Server:
         """GET's answer when the local tier holds a usable entry and no cluster request is
         needed for it, else None (`get` answers it, on a thread). The reader answers these
         itself: a no-op build's hundreds of gets need no thread hand-off."""
-        action = req.action_id.hex()
-        with self.lock:
-            entry = self.spilled.get(action)
-        entry = entry or self.local.get(action)
+        entry = self._local_entry(req.action_id.hex())
         if entry is None or trust.from_workers(entry.producer) and not self.ready.is_set():
             return None
         return self._answer_local(req, entry)
 
-    def get(self, req: Request) -> Response:
-        action = req.action_id.hex()
+    def _local_entry(self, action: str) -> Entry | None:
+        """ACTION's entry spilled by this process, else in the local tier."""
         with self.lock:
             entry = self.spilled.get(action)
-        entry = entry or self.local.get(action)
+        return entry or self.local.get(action)
+
+    def get(self, req: Request) -> Response:
+        entry = self._local_entry(req.action_id.hex())
         if entry is not None and trust.from_workers(entry.producer):
             # a worker's entry: the cluster's revocations may cover it, worth a short wait
             # (a cluster that does not answer leaves the ones this head keeps)
