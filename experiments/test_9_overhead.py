@@ -266,73 +266,75 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
 
 
 NOOP_PAIRS = 5
+EDIT_PAIRS = 5
+
+
+def _rebuild_pairs(n: int, go: Callable[[], dict], fgo: Callable[[], dict],
+                   before: Callable[[int], None] = lambda i: None
+                   ) -> tuple[dict[str, Any], list[dict]]:
+    """N rebuilds of each side, alternating (go first in even pairs), BEFORE(i) ahead of
+    pair i, each pair's outputs the same: the walls, fgo's extra seconds (median of
+    fgo - go per pair) and fgo - go as a ratio; and fgo's reports."""
+    pairs, reports = [], []
+    for i in range(n):
+        before(i)
+        walls = {side: (go if side == "go" else fgo)()
+                 for side in ("go", "fgo")[:: 1 if i % 2 == 0 else -1]}
+        same_outputs(walls["go"], walls["fgo"])
+        reports.append(json.loads(Path(walls["fgo"]["report"]).read_text()))
+        pairs.append((walls["go"]["wall_s"], walls["fgo"]["wall_s"]))
+    return {"pairs": n, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
+            "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
+            "ratio": round(statistics.median(f / g for g, f in pairs), 3)}, reports
 
 
 def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
                 address: str) -> dict:
     """The rebuild a developer runs all day, with the cluster given: each side a no-op on
-    its own warm cache, alternating (go first in even pairs); fgo's extra seconds (median
-    of fgo - go per pair) and whether its cacheprog needed the cluster tier."""
-    pairs, tiers = [], []
-    for i in range(NOOP_PAIRS):
-        walls: dict[str, dict] = {}
-        for side in ("go", "fgo")[:: 1 if i % 2 == 0 else -1]:
-            walls[side] = go_side(lab, name, go_cache, out, False, tag="go-noop") \
-                if side == "go" else \
-                fgo_side(lab, name, cache, store, out, False, address, tag="fgo-noop")
-        same_outputs(walls["go"], walls["fgo"])
-        rep = json.loads(Path(walls["fgo"]["report"]).read_text())
+    its own warm cache; and whether fgo's cacheprog needed the cluster tier."""
+    row, reports = _rebuild_pairs(
+        NOOP_PAIRS, lambda: go_side(lab, name, go_cache, out, False, tag="go-noop"),
+        lambda: fgo_side(lab, name, cache, store, out, False, address, tag="fgo-noop"))
+    for rep in reports:
         assert rep["totals"]["remote"] == 0 and rep["totals"]["local"] == 0, rep["totals"]
-        tiers.append(rep.get("shared_cache", {}).get("remote"))
-        pairs.append((walls["go"]["wall_s"], walls["fgo"]["wall_s"]))
-    return {"pairs": NOOP_PAIRS, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
-            "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
-            "cluster_tier": tiers}
-
-
-EDIT_PAIRS = 5
+    return {**row, "cluster_tier": [r.get("shared_cache", {}).get("remote") for r in reports]}
 
 
 def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
                 address: str) -> dict:
     """The loop a developer runs all day, with the cluster given: a copy of NAME's package
     (a GOPATH entry in front of Debian's) gets one more file, another each pair, and each
-    side rebuilds on its own warm cache, alternating; fgo with its defaults (the head's
-    slots compile first). fgo's extra seconds (median of fgo - go per pair)."""
+    side rebuilds on its own warm cache; fgo with its defaults (the head's slots compile
+    first)."""
     base = CORPUS[name]
     overlay = lab.tmpdir("edit-overlay")
     p = dataclasses.replace(base, overlay=overlay)
     shutil.copytree(base.source_dir(), p.source_dir(), symlinks=True)
     package = next(line.split()[1] for f in sorted(p.source_dir().glob("*.go"))
                    for line in f.read_text().splitlines() if line.startswith("package "))
-    pairs, compiled = [], []
+
+    def go() -> dict:
+        return go_side(lab, name, go_cache, out, False, tag="go-edit", project=p)
+
+    def fgo() -> dict:
+        return fgo_side(lab, name, cache, store, out, False, address, tag="fgo-edit",
+                        project=p, remote_only=False)
+
+    def edit(i: int) -> None:
+        (p.source_dir() / "fgo_edit.go").write_text(
+            f"package {package}\n\n// FgoEdit{i} is experiment 9's edit {i}.\n"
+            f"func FgoEdit{i}() int {{ return {i} }}\n")
     try:
         # the copy's packages once on each side first (their paths are new): then each
         # pair rebuilds the edited package alone
-        go_side(lab, name, go_cache, out, False, tag="go-edit", project=p)
-        fgo_side(lab, name, cache, store, out, False, address, tag="fgo-edit", project=p,
-                 remote_only=False)
-        for i in range(EDIT_PAIRS):
-            (p.source_dir() / "fgo_edit.go").write_text(
-                f"package {package}\n\n// FgoEdit{i} is experiment 9's edit {i}.\n"
-                f"func FgoEdit{i}() int {{ return {i} }}\n")
-            walls: dict[str, dict] = {}
-            for side in ("go", "fgo")[:: 1 if i % 2 == 0 else -1]:
-                walls[side] = go_side(lab, name, go_cache, out, False, tag="go-edit",
-                                      project=p) if side == "go" else \
-                    fgo_side(lab, name, cache, store, out, False, address, tag="fgo-edit",
-                             project=p, remote_only=False)
-            same_outputs(walls["go"], walls["fgo"])
-            rep = json.loads(Path(walls["fgo"]["report"]).read_text())
-            compiled.append(rep["totals"]["remote"] + rep["totals"]["local"])
-            pairs.append((walls["go"]["wall_s"], walls["fgo"]["wall_s"]))
+        go()
+        fgo()
+        row, reports = _rebuild_pairs(EDIT_PAIRS, go, fgo, edit)
     finally:
         lab.drop(overlay)
+    compiled = [r["totals"]["remote"] + r["totals"]["local"] for r in reports]
     assert all(n >= 1 for n in compiled), compiled  # the edit was compiled, by fgo
-    return {"pairs": EDIT_PAIRS, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
-            "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
-            "ratio": round(statistics.median(f / g for g, f in pairs), 3),
-            "fgo_compiles": compiled}
+    return {**row, "fgo_compiles": compiled}
 
 
 IDLE_WINDOW_S = 5.0
