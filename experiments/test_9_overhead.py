@@ -285,7 +285,11 @@ def _rebuild_pairs(n: int, go: Callable[[], dict], fgo: Callable[[], dict],
         pairs.append((walls["go"]["wall_s"], walls["fgo"]["wall_s"]))
     return {"pairs": n, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
             "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
-            "ratio": round(statistics.median(f / g for g, f in pairs), 3)}, reports
+            "ratio": round(statistics.median(f / g for g, f in pairs), 3),
+            # go build started while the head connected (the cluster as the last build
+            # of the target found it)
+            "connected_beside_go": [bool(r["cluster"].get("connected_beside_go"))
+                                    for r in reports]}, reports
 
 
 def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,

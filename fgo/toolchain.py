@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ def go_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
 # --- running commands ------------------------------------------------------------------------
 
 ECHO_ENV = "FGO_ECHO"
+ABORT_POLL_S = 0.05  # how often `run_unless` looks at its abort
 
 
 def echoing() -> bool:
@@ -161,6 +163,28 @@ def run(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = None
         return subprocess.CompletedProcess(args, 0, empty, empty)
     return subprocess.run(args, cwd=cwd, env=env, text=text, capture_output=capture,
                           timeout=timeout, check=False)
+
+
+def run_unless(argv: Sequence[str | os.PathLike[str]], abort: threading.Event, *,
+               cwd: Path | str | None = None, env: dict[str, str] | None = None,
+               echo: bool | None = None) -> int | None:
+    """Run ARGV with its output streamed to ours, as `run` with CAPTURE False, unless ABORT
+    is set first: the command is then terminated and None returned. Its exit status."""
+    args = [os.fspath(a) for a in argv]
+    _echo(args, cwd, echo)
+    with subprocess.Popen(args, cwd=cwd, env=env) as proc:
+        try:
+            while True:
+                try:
+                    return proc.wait(timeout=ABORT_POLL_S)
+                except subprocess.TimeoutExpired:
+                    if abort.is_set():
+                        proc.terminate()
+                        proc.wait()
+                        return None
+        except BaseException:  # as subprocess.run does (an interrupt): no orphan go build
+            proc.kill()
+            raise
 
 
 def run_timed(argv: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None = None,

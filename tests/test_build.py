@@ -168,6 +168,34 @@ def test_unreachable_scheduler_with_fallback_local(hello: Path) -> None:
     assert t["remote"] == 0 and set(t["fallback_reasons"]) <= {"scheduler unreachable"}
 
 
+def test_rebuild_starts_go_build_while_connecting(hello: Path, real_cluster) -> None:
+    """A build of a target built on the same scheduler before starts go build while it
+    connects, sized as that build found the cluster: its compiles still reach the workers,
+    its binary is the oracle's. The scheduler gone: one line and a non-zero exit (go build
+    stopped), or with --fallback-local a local build that is the oracle's too."""
+    args = ("-a", "-o", str(hello / "fgo.bin"))
+    opts = ("--scheduler", real_cluster.address)
+    _, first = fgo_build(hello, *args, opts=opts)
+    assert not first["cluster"]["connected_beside_go"]
+    _, again = fgo_build(hello, *args, opts=opts)
+    assert again["cluster"]["connected_beside_go"]
+    assert again["cluster"]["workers"] == 2
+    assert again["totals"]["remote"] > 10, again["totals"]
+    assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    real_cluster.close()
+    started = time.monotonic()
+    gone = run_fgo("build", *opts, str(hello), "--", *args, timeout=120)
+    assert gone.returncode != 0
+    assert [line for line in gone.stderr.splitlines() if "cannot reach" in line], gone.stderr
+    assert "Traceback" not in gone.stderr
+    assert time.monotonic() - started < 60
+    (hello / "fgo.bin").unlink()
+    _, local = fgo_build(hello, *args, opts=("--fallback-local", *opts))
+    assert local["totals"]["remote"] == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+
+
 def test_plain_go_build_reuses_fgos_cache(tmp_path: Path) -> None:
     """fgo and go build share one cache: after fgo build, plain go build compiles nothing,
     cgo packages included (go asks `gcc -###` through -toolexec for their cache keys)."""

@@ -288,6 +288,39 @@ def test_a_helper_under_fgo_build_connects_only_for_an_entry_its_index_names(
     assert stats["remote"].startswith("skipped: unreachable"), stats
 
 
+@pytest.mark.parametrize("found", [{}, None], ids=["unreachable", "unread"])
+def test_a_helper_waits_for_the_index_its_head_is_still_reading(
+        tmp_path: Path, found: dict | None) -> None:
+    """go build starts while its head connects: the helper's first miss waits for the
+    index the head writes once connected (here 0.5 s after go's gets). An empty one (the
+    head could not reach the cluster) answers every miss with no connection; None (the
+    head's read failed) has the helper ask the workers itself (none here: a miss)."""
+    import threading
+    from fgo.cache.server import INDEX_ENV, PENDING_ENV, STATS_ENV
+    from fgo.cache.tier import save_index
+    key = key_file(tmp_path)
+    index = tmp_path / "index"
+    env = {**os.environ, INDEX_ENV: str(index), "GOCACHE": str(tmp_path / "gc"),
+           PENDING_ENV: str(tmp_path / "pending"), STATS_ENV: str(tmp_path / "stats"),
+           "HOME": str(tmp_path)}
+    reqs = [protocol.Request(1, "get", b"\x01" * 32), protocol.Request(99, "close")]
+    writer = threading.Timer(0.5, save_index, (found, index))
+    writer.start()
+    proc = subprocess.run([FGO, "cacheprog", "--scheduler", "tcp://127.0.0.1:9",
+                           "--cache-key", str(key), "--cache-timeout", "1"],
+                          input=b"".join(map(protocol.encode_request, reqs)),
+                          env=env, capture_output=True, timeout=120)
+    writer.join()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.replace(b" ", b"").count(b'"Miss":true') == 1, proc.stdout
+    stats = json.loads((tmp_path / "stats").read_text())
+    if found is None:
+        assert stats["remote"].startswith("skipped: unreachable"), stats
+    else:
+        assert stats["remote"] == "ready" and stats["connected"] is False, stats
+        assert stats["indexed"] == 0
+
+
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "cache.key"
     path.write_bytes(os.urandom(32))

@@ -202,3 +202,17 @@ def test_k_from_the_free_hosts(free: int, policy_: SplitPolicy, k: int) -> None:
     assert got == k, why
     if k == 1:
         assert why == "1 free host(s): go's -c already uses its cores"
+
+
+# --- go build started while the cluster connects ---
+
+def test_go_build_starts_beside_the_connect_only_as_remembered() -> None:
+    last = {"scheduler": "tcp://h:8786", "workers": 2, "threads": 4}
+    assert policy.connect_beside_go("tcp://h:8786", None, last) == (2, 2)
+    assert policy.connect_beside_go("tcp://h:8786", "auto", last) is None  # a split: connect
+    assert policy.connect_beside_go("tcp://other:8786", None, last) is None
+    assert policy.connect_beside_go(None, None, last) is None              # embedded
+    assert policy.connect_beside_go("tcp://h:8786", None, None) is None    # never built
+    for bad in ({**last, "workers": 0}, {**last, "threads": 1}, {**last, "workers": "2"},
+                {"scheduler": "tcp://h:8786"}):
+        assert policy.connect_beside_go("tcp://h:8786", None, bad) is None, bad

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -349,6 +350,46 @@ def test_the_runner_echoes_and_dry_runs(tmp_path: Path, capsys, monkeypatch) -> 
     monkeypatch.setenv(toolchain.ECHO_ENV, "0")
     toolchain.run(["true"])
     assert capsys.readouterr().err == ""
+
+
+def test_run_unless_stops_the_command_when_aborted(tmp_path: Path) -> None:
+    import threading
+    never = threading.Event()
+    assert toolchain.run_unless(["sh", "-c", "exit 3"], never) == 3
+    abort = threading.Event()
+    threading.Timer(0.2, abort.set).start()
+    started = time.monotonic()
+    assert toolchain.run_unless(["sleep", "30"], abort) is None
+    assert time.monotonic() - started < 10
+
+
+def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:
+    """fgo.cluster.connect.BackgroundCluster: connecting in a thread; its error, once it
+    has ended, is the ClusterError the build reports (any other exception named as one)."""
+    import threading
+    from fgo.cluster.connect import BackgroundCluster, Cluster, ClusterError
+    go_on = threading.Event()
+    made = Cluster(client="client", local=None, scheduler="tcp://h:1", dashboard=None)
+
+    def connect() -> Cluster:
+        go_on.wait(10)
+        return made
+    cluster = BackgroundCluster("tcp://h:1", connect, workers=3, threads=2)
+    assert not cluster.started and (cluster.workers, cluster.threads) == (3, 2)
+    assert not cluster.local and cluster.dashboard is None
+    go_on.set()
+    assert cluster.client == "client" and cluster.started and cluster.error is None
+
+    def refused() -> Cluster:
+        raise OSError("connection refused")
+    failed = BackgroundCluster("tcp://h:2", refused, workers=1, threads=1)
+    with pytest.raises(ClusterError, match="cannot reach scheduler tcp://h:2: OSError"):
+        failed.wait()
+    assert not failed.started and isinstance(failed.error, ClusterError)
+    failed.close()  # nothing to close: no error either
+    slow = BackgroundCluster("tcp://h:3", lambda: (time.sleep(5), made)[1], 1, 1)
+    with pytest.raises(ClusterError, match="not connected within 0.1s"):
+        slow.wait(timeout=0.1)
 
 
 def test_run_build_retries_a_library_without_o(tmp_path: Path) -> None:

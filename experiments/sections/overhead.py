@@ -87,7 +87,15 @@ def _noop(n: dict[str, Any] | None) -> str:
     return (f"; a no-op rebuild on the same cluster (each side on its own warm cache, "
             f"{n['pairs']} alternating pairs): go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
             f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
-            f"(median; the cacheprog's cluster tier: {', '.join(tiers)})")
+            f"(median; the cacheprog's cluster tier: {', '.join(tiers)}{_beside(n)})")
+
+
+def _beside(row: dict[str, Any]) -> str:
+    """How many of fgo's builds started go build while the head connected."""
+    beside = row.get("connected_beside_go")
+    if beside is None:  # a results file from before it was recorded
+        return ""
+    return f"; go build started while connecting in {sum(beside)} of {len(beside)}"
 
 
 def _edit(e: dict[str, Any] | None) -> str:
@@ -97,4 +105,4 @@ def _edit(e: dict[str, Any] | None) -> str:
             f"({e['pairs']} alternating pairs, fgo with its default local slots): go "
             f"{'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
             f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
-            f"(median; {e['ratio']}×)")
+            f"(median; {e['ratio']}×{_beside(e)})")

@@ -72,6 +72,8 @@ class SharedCache:
     # the workers found unresponsive (by the build's probes, or a deadline of the
     # staging or a publish pass): no later pass waits for them again
     late: LateWorkers = field(default_factory=LateWorkers, init=False, repr=False)
+    # go build starts before the index is read: its helper waits for the file
+    index_coming: bool = field(default=False, init=False)
 
     @property
     def pending(self) -> Path:
@@ -97,19 +99,35 @@ class SharedCache:
     def read_index(self, client: Any, timeout: float) -> None:
         """Read the cluster tier's index for the helper go starts: it then makes a client
         of its own (its import of Dask, its connect: on the head's core, at the build's
-        start) only for a get of an entry the index names. Nothing is written when the
-        workers do not answer in time: the helper asks them itself."""
+        start) only for a get of an entry the index names. When the workers do not answer
+        in time, the helper asks them itself (an index of None says so to a helper that
+        waits for it: `index_coming`)."""
         from fgo.cache.tier import RemoteError, fetch_index, save_index
         try:
             save_index(fetch_index(client, self.ns, timeout), self.index)
-        except (RemoteError, OSError):
+        except RemoteError:
+            self._save_index(None)
+        except OSError:
             pass
 
+    def no_cluster(self) -> None:
+        """The cluster could not be reached: an empty index, every miss the helper's own."""
+        self._save_index({})
+
+    def _save_index(self, found: dict[str, Any] | None) -> None:
+        from fgo.cache.tier import save_index
+        try:
+            save_index(found, self.index)
+        except OSError:
+            pass  # the helper waits its limit, and goes on without the cluster tier
+
     def go_env(self) -> dict[str, str]:
+        """go's environment; with INDEX_COMING, the helper waits for an index to appear (the
+        head reads it once connected, while go build starts)."""
         env = {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path),
                OUTPUTS_ENV: str(self.outputs)}
-        if self.index.is_file():
+        if self.index_coming or self.index.is_file():
             env[INDEX_ENV] = str(self.index)
         return env
 

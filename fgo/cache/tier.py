@@ -108,13 +108,15 @@ class Fetched:
     why: str = ""
 
 
-def save_index(found: dict[str, Any], path: Path) -> None:
+def save_index(found: dict[str, Any] | None, path: Path) -> None:
     """FOUND (fetch_index's answers) in a file, for a helper to load with
     ClusterTier.from_file instead of asking the workers itself (an exception a worker
-    answered with is kept as None: that share is a miss)."""
+    answered with is kept as None: that share is a miss). None: no index was read (the
+    helper asks the workers itself)."""
     import msgpack  # type: ignore[import-untyped]
     from fgo.fileio import write_atomically
-    plain = {w: None if isinstance(a, BaseException) else a for w, a in found.items()}
+    plain = None if found is None else \
+        {w: None if isinstance(a, BaseException) else a for w, a in found.items()}
     write_atomically(path, msgpack.packb(plain, use_bin_type=True))
 
 

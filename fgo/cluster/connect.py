@@ -16,6 +16,10 @@ from typing import Any
 
 from fgo.cluster.deadline import INSTALL_S, SCHEDULER_S, Late, within
 
+# the longest a connect may take: the client's and the workers' (5 s each), the service's
+# and the optional plugins' installs, the dashboard's two questions
+CONNECT_S = 4 * SCHEDULER_S + 4 * INSTALL_S
+
 
 class ClusterError(Exception):
     """The cluster cannot be reached or has no workers."""
@@ -102,6 +106,65 @@ class EmbeddedCluster:
             self._closed = True
             if self._cluster is not None:
                 self._cluster.close()
+
+
+class BackgroundCluster:
+    """A scheduler's cluster, connected in a thread from the build's start while go build
+    loads its packages, and sized meanwhile as the last build on it found it (WORKERS,
+    THREADS per worker): what fgo.head.pool reads before its handshake. CONNECT makes the
+    Cluster, with deadlines of its own; ERROR is why it could not, once it has ended."""
+
+    local = None
+
+    def __init__(self, scheduler: str, connect: Callable[[], Cluster], workers: int,
+                 threads: int) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads = threads
+        self.error: ClusterError | None = None
+        self._connect = connect
+        self._cluster: Cluster | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="fgo-connect", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._cluster = self._connect()
+        except ClusterError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - whatever it was, this cluster is not there
+            self.error = ClusterError(f"cannot reach scheduler {self.scheduler}: "
+                                      f"{type(exc).__name__}: {exc}")
+        finally:
+            self._done.set()
+
+    @property
+    def started(self) -> bool:
+        return self._cluster is not None
+
+    def wait(self, timeout: float = CONNECT_S) -> Cluster:
+        """The connected cluster; ClusterError when it could not be (or not within TIMEOUT)."""
+        if not self._done.wait(timeout):
+            self.error = ClusterError(f"scheduler {self.scheduler} not connected within "
+                                      f"{timeout:g}s")
+        if self._cluster is None:
+            raise self.error or ClusterError(f"cannot reach scheduler {self.scheduler}")
+        return self._cluster
+
+    @property
+    def client(self) -> Any:
+        return self.wait().client
+
+    @property
+    def dashboard(self) -> str | None:
+        return self._cluster.dashboard if self._cluster is not None else None
+
+    def close(self) -> None:
+        try:
+            cluster = self.wait()
+        except ClusterError:
+            return
+        cluster.close()
 
 
 def _configure_dask() -> None:

@@ -13,6 +13,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,8 +25,8 @@ from fgo.errors import FgoError
 from fgo.head import policy
 from fgo.head.progress import Progress
 from fgo.head.session import BuildOptions, BuildSession
-from fgo.report.record import (Recorder, head_cost, merge_actiongraph, remember,
-                               speculation_hit, summarize, summary_line, write)
+from fgo.report.record import (Recorder, head_cost, last_cluster, merge_actiongraph,
+                               remember, speculation_hit, summarize, summary_line, write)
 
 
 def project_dir(project: str) -> Path:
@@ -86,6 +87,74 @@ def _connect(opts: BuildOptions) -> Any:
         return None
 
 
+def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
+    """The scheduler's cluster, connected in the background while go build starts, sized
+    as the last build of this target found it (fgo.head.policy.connect_beside_go)."""
+    from fgo.cluster.connect import BackgroundCluster, tls_security
+    assert opts.scheduler
+    scheduler = opts.scheduler
+    tls_security(opts.tls)  # bad input fails here (Dask is imported only with TLS given)
+
+    def connect() -> Any:  # in the background: the import of Dask is most of it
+        from fgo.cluster.connect import connect
+        from fgo.worker.service import QuietNanny, QuietScheduler
+        return connect(scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
+                       service=_compile_service(), extras=[QuietNanny(), QuietScheduler()])
+    return BackgroundCluster(scheduler, connect, workers, threads)
+
+
+class _Connected:
+    """What the build does once its cluster is connected: the cluster tier's index read for
+    go's cacheprog, and the staging of the bodies no worker holds while go build runs. With
+    a scheduler still connecting (BackgroundCluster), in a thread beside go build; when it
+    cannot be reached, the cacheprog is told (every miss its own) and, unless
+    --fallback-local, go build is stopped (ABORT)."""
+
+    def __init__(self, cluster: Any, opts: BuildOptions, shared: Any,
+                 session: BuildSession | None) -> None:
+        self.cluster, self.opts, self.shared, self.session = cluster, opts, shared, session
+        self.abort = threading.Event()
+        self.error: Exception | None = None
+        self.stager: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.cluster is None:
+            return
+        if getattr(self.cluster, "started", True):  # connected already: before go build
+            self._run()
+            return
+        if self.shared is not None:
+            self.shared.index_coming = True
+        self._thread = threading.Thread(target=self._run, name="fgo-connected", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from fgo.cluster.connect import ClusterError
+        try:
+            client = self.cluster.client
+        except ClusterError as exc:
+            self.error = exc
+            if self.shared is not None:
+                self.shared.no_cluster()
+            if self.opts.fallback_local:
+                print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
+            else:
+                self.abort.set()
+            return
+        if self.shared is None or self.session is None:
+            return
+        # read first: the helper may be waiting for it
+        self.shared.read_index(client, max(5.0, 5 * self.opts.cache_timeout))
+        self.stager = self.shared.stage(client, self.session.front.worker_lacks)
+
+    def join(self) -> Any:
+        """The stager, once the connect and what follows it have ended."""
+        if self._thread is not None:
+            self._thread.join()
+        return self.stager
+
+
 def _compile_service() -> Any:
     """fgo's worker plugin (imported only when a cluster is used: it imports dask)."""
     from fgo.worker.service import CompileService
@@ -104,35 +173,42 @@ def run(opts: BuildOptions) -> int:
     slots = policy.local_slots(opts.local_slots)
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline)
-    cluster = None if alone else _connect(opts)
+    beside = None if alone else policy.connect_beside_go(
+        opts.scheduler, opts.split_large, last_cluster(project, opts.go_args))
+    cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
-    stager = session = None
+    stager = session = connected = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp), key)
+            connected = _Connected(cluster, opts, shared, session)
             if shared is not None and session is not None:
-                # bodies no worker holds go to the workers while go build runs; the
-                # cacheprog reads go's bodies from the compiles' files, not from base64
+                # the cacheprog reads go's bodies from the compiles' files, not from base64
                 from fgo.cache.outputs import OutputLog
                 if session.pool is not None:  # one found stopped is sent nothing more
                     session.pool.on_unresponsive.append(shared.late.add)
                     for worker in sorted(session.pool.unresponsive):
                         shared.late.add(worker)
-                stager = shared.stage(cluster.client, session.front.worker_lacks)
-                # read once here, for the helper go starts: no client of its own
-                shared.read_index(cluster.client, max(5.0, 5 * opts.cache_timeout))
                 session.front.output_log = OutputLog(shared.outputs)
                 # the publish runs beside the link, once its gate found nothing wrong
                 session.front.on_link = _early_publish(shared, cluster, session, recorder,
-                                                       stager)
+                                                       connected)
+            connected.start()
             build_cpu = -_own_cpu()
-            exit_code, graph = _go_build(project, opts, session, tmp, shared)
+            exit_code, graph = _go_build(project, opts, session, tmp, shared,
+                                         connected.abort)
             build_cpu += _own_cpu()
+            stager = connected.join()
+            if connected.error is not None:  # go build ran without the cluster, or was stopped
+                cluster = None
+                if not opts.fallback_local or exit_code is None:
+                    raise FgoError(f"{connected.error} (--fallback-local builds locally "
+                                   "instead)")
             verifier = session.verifier if session else None
             mismatches = verifier.wait() if verifier else []
             evicted = _evict(verifier.suspects() if mismatches else [], shared)
@@ -145,7 +221,8 @@ def run(opts: BuildOptions) -> int:
                                time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
-                               cluster=_cluster_info(cluster, session, opts), checks=checks)
+                               cluster=_cluster_info(cluster, session, opts, bool(beside)),
+                               checks=checks)
             if session is not None and session.pool is not None:
                 report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
             if session is not None and session.speculator is not None:
@@ -153,7 +230,7 @@ def run(opts: BuildOptions) -> int:
             if verifier is not None:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
-            if shared is not None:
+            if shared is not None and cluster is not None:
                 report["shared_cache"] = _share(
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
@@ -173,8 +250,8 @@ def run(opts: BuildOptions) -> int:
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
                                        _own_peak_rss_mb())
     finally:
-        if stager is not None:
-            stager.stop()
+        if connected is not None and connected.stager is not None:
+            connected.stager.stop()
         if session is not None and session.front.output_log is not None:
             session.front.output_log.close()
         if cluster is not None:
@@ -274,7 +351,7 @@ def _provenance(actions: list[dict[str, Any]], checks: list[dict[str, Any]]) -> 
 
 
 def _early_publish(shared: Any, cluster: Any, session: BuildSession, recorder: Recorder,
-                   stager: Any) -> Callable[[], None]:
+                   connected: _Connected) -> Callable[[], None]:
     """What the link gate calls: publish what go build put so far, from what the build
     knows by then (its compiles so far, the checks that passed)."""
     def known() -> Any:
@@ -285,7 +362,12 @@ def _early_publish(shared: Any, cluster: Any, session: BuildSession, recorder: R
 
     def skip() -> frozenset[str]:
         return frozenset(session.pool.unresponsive) if session.pool else frozenset()
-    return lambda: shared.publish_early(cluster.client, known, skip, stager)
+
+    def publish() -> None:
+        stager = connected.join()  # connected by the link, but perhaps only just
+        if connected.error is None:
+            shared.publish_early(cluster.client, known, skip, stager)
+    return publish
 
 
 def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
@@ -337,9 +419,10 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
 
 
 def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,
-              shared: Any = None) -> tuple[int, list[dict[str, Any]]]:
+              shared: Any = None, abort: threading.Event | None = None
+              ) -> tuple[int | None, list[dict[str, Any]]]:
     """Run go build (through the shim when there is a session; its cache through fgo
-    cacheprog with SHARED): its exit status and its action graph."""
+    cacheprog with SHARED): its exit status (None: stopped by ABORT) and its action graph."""
     from fgo.head.shim import shim_path
     env = toolchain.go_env()
     if shared is not None:
@@ -356,7 +439,7 @@ def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, t
     if progress:
         progress.start()
     try:
-        exit_code = toolchain.run(cmd, cwd=project, env=env, capture=False).returncode
+        exit_code = toolchain.run_unless(cmd, abort or threading.Event(), cwd=project, env=env)
     finally:
         if progress:
             progress.stop()
@@ -376,11 +459,12 @@ def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> li
     return checks
 
 
-def _cluster_info(cluster: Any, session: BuildSession | None,
-                  opts: BuildOptions) -> dict[str, Any]:
-    workers, threads = session.size() if session else (0, 0)
+def _cluster_info(cluster: Any, session: BuildSession | None, opts: BuildOptions,
+                  beside: bool = False) -> dict[str, Any]:
+    """BESIDE: go build started while the scheduler was connecting."""
+    workers, threads = session.size() if session and cluster is not None else (0, 0)
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
-            "workers": workers, "threads": threads,
+            "workers": workers, "threads": threads, "connected_beside_go": beside,
             "local_slots": session.slots.n if session else
             (policy.local_slots(opts.local_slots) if not opts.scheduler else 0),
             "go_alone": session is None and not opts.scheduler,

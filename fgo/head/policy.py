@@ -113,6 +113,23 @@ def go_alone(scheduler: str | None, slots: int, workers_given: bool, split_large
             and not pipeline)
 
 
+def connect_beside_go(scheduler: str | None, split_large: str | None,
+                      last: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(workers, threads per worker) when go build may start before the cluster is
+    connected, sized as the LAST build of this target found SCHEDULER's (its report's
+    "cluster"): go loads its packages (0.2 s for gin, 8 s for aws-sdk-go) while the head
+    imports Dask and connects (0.3-0.5 s). None: connect first, as go's -p needs the
+    cluster's size, which only a build on the same scheduler remembers, and a split is
+    decided from the workers seen at its first compile."""
+    if not scheduler or split_large is not None or not last:
+        return None
+    workers, threads = last.get("workers"), last.get("threads")
+    if last.get("scheduler") != scheduler or not isinstance(workers, int) \
+            or not isinstance(threads, int) or workers < 1 or threads < workers:
+        return None
+    return workers, threads // workers
+
+
 def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     """Seconds after which a remote compile of SOURCE bytes of Go also starts locally:
     STRAGGLER_FACTOR times its expected time (SOURCE at the median of RATES, the build's

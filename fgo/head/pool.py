@@ -4,8 +4,9 @@
 The pool learns its workers once, with a Hello to each, all at once and within one
 deadline: a worker that does not answer is left out and reported, one of another fgo
 protocol or toolchain is refused with a line naming both sides. An embedded cluster
-starts in the background on first use; until its workers are up, compiles run elsewhere
-(RemoteFailure CLUSTER_STARTING): go build never waits for worker processes.
+starts in the background on first use, and a scheduler may still be connecting when go
+build starts (fgo.cluster.connect.BackgroundCluster); until the workers are known, compiles
+run elsewhere (RemoteFailure CLUSTER_STARTING): go build never waits for worker processes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class WorkerPool:
         self.learned = False
         self._learn_lock = threading.Lock()
         self._starter: threading.Thread | None = None
+        self.start_failed = False                  # the cluster never came: no workers
         self.stopped = False                       # go build has ended
         self.lazy_start = True                     # an embedded cluster may start on demand
         self.refused: set[str] = set()             # another toolchain/protocol, or excluded
@@ -76,11 +78,23 @@ class WorkerPool:
                 return
             if not self.lazy_start:  # the embedded cluster would add nothing to an overflow
                 raise RemoteFailure(policy.NO_WORKER)
-            if self._starter is None:
-                self._starter = threading.Thread(target=self._start_and_learn,
-                                                 name="fgo-cluster-start", daemon=True)
-                self._starter.start()
+            self._start_in_background()
+            if self.start_failed:
+                raise RemoteFailure(policy.NO_WORKER)
         raise RemoteFailure(policy.CLUSTER_STARTING)
+
+    def start_soon(self) -> None:
+        """Learn the workers in the background, once the cluster is there (a scheduler
+        still connecting): compiles run elsewhere until then."""
+        with self._learn_lock:
+            if not self.learned:
+                self._start_in_background()
+
+    def _start_in_background(self) -> None:
+        if self._starter is None:
+            self._starter = threading.Thread(target=self._start_and_learn,
+                                             name="fgo-cluster-start", daemon=True)
+            self._starter.start()
 
     def start_now(self) -> None:
         """Start (an embedded cluster) and learn the workers now, waiting for them."""
@@ -93,7 +107,9 @@ class WorkerPool:
         try:
             self.client  # noqa: B018  (starts the embedded cluster)
         except Exception as exc:  # no workers, then: every compile runs elsewhere
-            if not self.stopped:  # a build that ended first (e.g. a compile error) says nothing
+            self.start_failed = True
+            # (a scheduler's connect failing is the driver's to report)
+            if self.cluster.local and not self.stopped:  # a build that ended first says nothing
                 print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
             return
         with self._learn_lock:

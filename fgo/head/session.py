@@ -113,9 +113,12 @@ class BuildSession:
             if opts.pipeline or opts.pipeline is None and not cluster.local:
                 # (an embedded cluster is one host: there pipelining is off unless asked)
                 self._pipeline(tmp, project)
-            if not cluster.local or opts.split_large is not None:
+            if opts.split_large is not None or not cluster.local \
+                    and getattr(cluster, "started", True):
                 # a split needs its workers from the first compile on
                 self.pool.start_now()
+            elif not cluster.local:  # a scheduler still connecting: the slots serve meanwhile
+                self.pool.start_soon()
             if opts.split_large is not None:
                 self.front.split = self._splitter()
 

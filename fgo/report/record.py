@@ -197,6 +197,16 @@ def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
             if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
 
 
+def last_cluster(project: Path, go_args: list[str]) -> dict[str, Any] | None:
+    """The cluster the last fgo build of this target reported (scheduler, workers, threads)."""
+    try:
+        report = json.loads(_report_path(project, go_args).read_text())
+    except (OSError, ValueError):
+        return None
+    cluster = report.get("cluster") if isinstance(report, dict) else None
+    return cluster if isinstance(cluster, dict) else None
+
+
 def summary_line(report: dict[str, Any]) -> str:
     t = report["totals"]
     reasons = [f"{n} {r}" for r, n in sorted(t["fallback_reasons"].items())]

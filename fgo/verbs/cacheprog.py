@@ -60,8 +60,9 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
 
 def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes,
              install: bool, index: Path | None) -> object:
-    """The cluster tier. Under fgo build, from the index its head read (INDEX), and a
-    client of its own only once a get needs an entry the index names (no Dask import, no
+    """The cluster tier. Under fgo build, from the index its head read (INDEX: a head still
+    connecting writes it soon), and a client of its own only once a get needs an entry the
+    index names (no Dask import, no
     second connection for a build whose misses the cluster cannot answer: a cold build,
     an edit); else connected now, its index loaded."""
     from fgo.cache.tier import ClusterTier
@@ -76,6 +77,8 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
                        service=service).client
     if index is not None:
         try:
+            # a head still connecting writes it soon; the server gives up at its own limit
+            _await_file(index, 10 * limit)
             tier = ClusterTier.from_file(index, ns, key)
         except (OSError, ValueError):
             pass  # asked again below
@@ -85,3 +88,14 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
     tier = ClusterTier(client(), ns, key)
     tier.load_index(timeout=max(5.0, 5 * limit))
     return tier
+
+
+INDEX_POLL_S = 0.01
+
+
+def _await_file(path: Path, seconds: float) -> None:
+    """Return once PATH exists, or after SECONDS (reading it then fails: OSError)."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(INDEX_POLL_S)
