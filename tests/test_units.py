@@ -392,6 +392,18 @@ def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:
         slow.wait(timeout=0.1)
 
 
+def test_a_clusters_size_is_remembered_by_its_scheduler(tmp_path: Path, monkeypatch) -> None:
+    from fgo.report.record import last_cluster, remember_cluster
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))
+    assert last_cluster("tcp://h:1") is None and last_cluster(None) is None
+    remember_cluster({"cluster": {"scheduler": "tcp://h:1", "workers": 2, "threads": 4,
+                                  "local_slots": 2}})
+    remember_cluster({"cluster": {"scheduler": "tcp://h:2", "workers": 0, "threads": 0}})
+    remember_cluster({"cluster": {"scheduler": None, "workers": 0, "threads": 0}})
+    assert last_cluster("tcp://h:1") == {"scheduler": "tcp://h:1", "workers": 2, "threads": 4}
+    assert last_cluster("tcp://h:2") is None  # an unreachable one is not remembered
+
+
 def test_run_build_retries_a_library_without_o(tmp_path: Path) -> None:
     (tmp_path / "go.mod").write_text("module example.com/lib\n\ngo 1.27\n")
     (tmp_path / "lib.go").write_text("package lib\n\nfunc F() int { return 1 }\n")

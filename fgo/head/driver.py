@@ -26,7 +26,8 @@ from fgo.head import policy
 from fgo.head.progress import Progress
 from fgo.head.session import BuildOptions, BuildSession
 from fgo.report.record import (Recorder, head_cost, last_cluster, merge_actiongraph,
-                               remember, speculation_hit, summarize, summary_line, write)
+                               remember, remember_cluster, speculation_hit, summarize,
+                               summary_line, write)
 
 
 def project_dir(project: str) -> Path:
@@ -174,7 +175,7 @@ def run(opts: BuildOptions) -> int:
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline)
     beside = None if alone else policy.connect_beside_go(
-        opts.scheduler, opts.split_large, last_cluster(project, opts.go_args))
+        opts.scheduler, opts.split_large, last_cluster(opts.scheduler))
     cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
@@ -478,6 +479,7 @@ def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],
     if opts.report:
         write(opts.report, report)
     remember(project, opts.go_args, report)
+    remember_cluster(report)
     if opts.trace:
         from fgo.report.trace import write_trace
         write_trace(opts.trace, report, graph)

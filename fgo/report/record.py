@@ -197,14 +197,34 @@ def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
             if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
 
 
-def last_cluster(project: Path, go_args: list[str]) -> dict[str, Any] | None:
-    """The cluster the last fgo build of this target reported (scheduler, workers, threads)."""
+def _cluster_path(scheduler: str) -> Path:
+    return cache_dir() / "clusters" / f"{hashlib.sha256(scheduler.encode()).hexdigest()[:16]}.json"
+
+
+def remember_cluster(report: dict[str, Any]) -> None:
+    """Keep the size of the cluster this build found (its scheduler, workers, threads), for
+    the next build on that scheduler, whatever its target (a no-op's too)."""
+    cluster = report.get("cluster") or {}
+    if not cluster.get("scheduler") or not cluster.get("workers"):
+        return
     try:
-        report = json.loads(_report_path(project, go_args).read_text())
+        path = _cluster_path(cluster["scheduler"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(str(path), {k: cluster[k] for k in ("scheduler", "workers", "threads")},
+              compact=True)
+    except OSError:
+        pass  # a cache we cannot write is no reason to fail a build
+
+
+def last_cluster(scheduler: str | None) -> dict[str, Any] | None:
+    """The cluster the last fgo build on SCHEDULER found (scheduler, workers, threads)."""
+    if not scheduler:
+        return None
+    try:
+        found = json.loads(_cluster_path(scheduler).read_text())
     except (OSError, ValueError):
         return None
-    cluster = report.get("cluster") if isinstance(report, dict) else None
-    return cluster if isinstance(cluster, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 def summary_line(report: dict[str, Any]) -> str:
