@@ -55,7 +55,7 @@ def running_namespace(environ: dict[str, str]) -> str:
     tooldir, version = environ.get("GOTOOLDIR"), environ.get("GOVERSION")
     compiler = Path(tooldir) / "compile" if tooldir else None
     if version and compiler is not None and compiler.is_file():
-        return namespace(Identity(version, toolchain.file_sha256(compiler)))
+        return namespace(Identity(version, toolchain.remembered_sha256(compiler)))
     return namespace(toolchain.identity())
 
 
