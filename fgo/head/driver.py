@@ -145,9 +145,13 @@ class _Connected:
             return
         if self.shared is None or self.session is None:
             return
-        # read first: the helper may be waiting for it
-        self.shared.read_index(client, max(5.0, 5 * self.opts.cache_timeout))
-        self.stager = self.shared.stage(client, self.session.front.worker_lacks)
+        try:
+            # read first: the helper may be waiting for it
+            self.shared.read_index(client, max(5.0, 5 * self.opts.cache_timeout))
+            self.stager = self.shared.stage(client, self.session.front.worker_lacks)
+        except Exception as exc:  # noqa: BLE001 - a thread's bug: one line, the build goes on
+            self.shared.no_cluster()  # (a helper waiting for the index: every miss its own)
+            print(f"fgo: shared cache: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     def join(self) -> Any:
         """The stager, once the connect and what follows it have ended."""
