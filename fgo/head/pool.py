@@ -23,6 +23,7 @@ from typing import Any
 
 from fgo import toolchain, wire
 from fgo.cluster import rpc
+from fgo.cluster.connect import CONNECT_S
 from fgo.cluster.deadline import HANDSHAKE_S, LIVENESS_S, SCHEDULER_S, Late, per_worker, within
 from fgo.head import policy
 from fgo.head.placement import Placement
@@ -69,7 +70,8 @@ class WorkerPool:
 
     def ensure(self) -> None:
         """Learn the workers once. An embedded cluster not started yet starts in the
-        background, and until its workers are up RemoteFailure(CLUSTER_STARTING)."""
+        background, and until its workers are up RemoteFailure(CLUSTER_STARTING); a
+        scheduler still connecting is waited for (within its deadlines)."""
         with self._learn_lock:
             if self.learned:
                 return
@@ -81,11 +83,19 @@ class WorkerPool:
             self._start_in_background()
             if self.start_failed:
                 raise RemoteFailure(policy.NO_WORKER)
-        raise RemoteFailure(policy.CLUSTER_STARTING)
+            starter = self._starter
+        if self.cluster.local or starter is None:
+            raise RemoteFailure(policy.CLUSTER_STARTING)
+        # a scheduler still connecting: its workers are a fraction of a second away, and
+        # running this here would put more compiles on the head than its slots
+        starter.join(CONNECT_S + HANDSHAKE_S)
+        if not self.learned or self.start_failed:
+            raise RemoteFailure(policy.NO_WORKER)
 
     def start_soon(self) -> None:
         """Learn the workers in the background, once the cluster is there (a scheduler
-        still connecting): compiles run elsewhere until then."""
+        still connecting): the head's slots compile meanwhile, a compile for the workers
+        waits (`ensure`)."""
         with self._learn_lock:
             if not self.learned:
                 self._start_in_background()
@@ -113,7 +123,7 @@ class WorkerPool:
                 print(f"fgo: the embedded cluster did not start: {exc}", file=sys.stderr)
             return
         with self._learn_lock:
-            if not self.stopped:
+            if not self.stopped and not self.learned:  # (an `ensure` may have learned first)
                 self._learn()
 
     def _learn(self) -> None:

@@ -117,7 +117,7 @@ class BuildSession:
                     and getattr(cluster, "started", True):
                 # a split needs its workers from the first compile on
                 self.pool.start_now()
-            elif not cluster.local:  # a scheduler still connecting: the slots serve meanwhile
+            elif not cluster.local:  # a scheduler still connecting: learned once it is up
                 self.pool.start_soon()
             if opts.split_large is not None:
                 self.front.split = self._splitter()
