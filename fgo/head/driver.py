@@ -90,7 +90,7 @@ def _connect(opts: BuildOptions) -> Any:
 
 def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
     """The scheduler's cluster, connected in the background while go build starts, sized
-    as the last build of this target found it (fgo.head.policy.connect_beside_go)."""
+    as the last build on it found it (fgo.head.policy.connect_beside_go)."""
     from fgo.cluster.connect import BackgroundCluster, tls_security
     assert opts.scheduler
     scheduler = opts.scheduler
@@ -120,7 +120,7 @@ class _Connected:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.cluster is None:
+        if self.cluster is None or self.cluster.local:  # embedded: started on demand only
             return
         if getattr(self.cluster, "started", True):  # connected already: before go build
             self._run()

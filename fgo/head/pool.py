@@ -4,9 +4,10 @@
 The pool learns its workers once, with a Hello to each, all at once and within one
 deadline: a worker that does not answer is left out and reported, one of another fgo
 protocol or toolchain is refused with a line naming both sides. An embedded cluster
-starts in the background on first use, and a scheduler may still be connecting when go
-build starts (fgo.cluster.connect.BackgroundCluster); until the workers are known, compiles
-run elsewhere (RemoteFailure CLUSTER_STARTING): go build never waits for worker processes.
+starts in the background on first use; until its workers are up, compiles run elsewhere
+(RemoteFailure CLUSTER_STARTING): go build never waits for worker processes. A scheduler
+may still be connecting when go build starts (fgo.cluster.connect.BackgroundCluster): a
+compile for the workers waits for it, a fraction of a second.
 """
 
 from __future__ import annotations

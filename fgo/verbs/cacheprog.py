@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from fgo import settings
 from fgo.errors import FgoError
+
+INDEX_POLL_S = 0.01  # how often a helper looks for the index its head is still reading
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,9 +65,8 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
              install: bool, index: Path | None) -> object:
     """The cluster tier. Under fgo build, from the index its head read (INDEX: a head still
     connecting writes it soon), and a client of its own only once a get needs an entry the
-    index names (no Dask import, no
-    second connection for a build whose misses the cluster cannot answer: a cold build,
-    an edit); else connected now, its index loaded."""
+    index names (no Dask import, no second connection for a build whose misses the cluster
+    cannot answer: a cold build, an edit); else connected now, its index loaded."""
     from fgo.cache.tier import ClusterTier
 
     def client() -> object:
@@ -90,12 +92,8 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
     return tier
 
 
-INDEX_POLL_S = 0.01
-
-
 def _await_file(path: Path, seconds: float) -> None:
     """Return once PATH exists, or after SECONDS (reading it then fails: OSError)."""
-    import time
     deadline = time.monotonic() + seconds
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(INDEX_POLL_S)
