@@ -422,6 +422,37 @@ def test_the_helpers_namespace_hashes_go_s_compiler_once(tmp_path: Path, monkeyp
     assert running_namespace(environ) == first
 
 
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(fallback: bool,
+                                                                        capsys) -> None:
+    """fgo.head.driver._Connected: the connect of a rebuild fails while go build runs. The
+    helper is told (an empty index: every miss its own); without --fallback-local go build
+    is stopped (its abort set), with it the build goes on locally, and says so."""
+    from fgo.cluster.connect import BackgroundCluster, Cluster, ClusterError
+    from fgo.head.driver import _Connected
+    from fgo.head.session import BuildOptions
+
+    def refused() -> Cluster:
+        raise ClusterError("cannot reach scheduler tcp://h:1: refused")
+
+    class Shared:
+        index_coming = False
+        told = 0
+
+        def no_cluster(self) -> None:
+            self.told += 1
+    shared = Shared()
+    connected = _Connected(BackgroundCluster("tcp://h:1", refused, 2, 1),
+                           BuildOptions(project=".", fallback_local=fallback), shared, None)
+    connected.start()
+    assert connected.join() is None
+    assert shared.index_coming and shared.told == 1
+    assert isinstance(connected.error, ClusterError)
+    assert connected.abort.is_set() is not fallback
+    said = capsys.readouterr().err
+    assert ("building locally (--fallback-local)" in said) is fallback
+
+
 def test_run_build_retries_a_library_without_o(tmp_path: Path) -> None:
     (tmp_path / "go.mod").write_text("module example.com/lib\n\ngo 1.27\n")
     (tmp_path / "lib.go").write_text("package lib\n\nfunc F() int { return 1 }\n")
