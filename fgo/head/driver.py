@@ -214,6 +214,7 @@ def run(opts: BuildOptions) -> int:
                 if not opts.fallback_local or exit_code is None:
                     raise FgoError(f"{connected.error} (--fallback-local builds locally "
                                    "instead)")
+            assert exit_code is not None  # None only for a go build stopped: raised above
             verifier = session.verifier if session else None
             mismatches = verifier.wait() if verifier else []
             evicted = _evict(verifier.suspects() if mismatches else [], shared)
