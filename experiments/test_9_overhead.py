@@ -286,8 +286,8 @@ def _rebuild_pairs(n: int, go: Callable[[], dict], fgo: Callable[[], dict],
     return {"pairs": n, "go_s": [g for g, _ in pairs], "fgo_s": [f for _, f in pairs],
             "extra_s": round(statistics.median(f - g for g, f in pairs), 3),
             "ratio": round(statistics.median(f / g for g, f in pairs), 3),
-            # go build started while the head connected (the cluster as the last build
-            # of the target found it)
+            # go build started while the head connected (the cluster sized as the last
+            # build on that scheduler found it)
             "connected_beside_go": [bool(r["cluster"].get("connected_beside_go"))
                                     for r in reports]}, reports
 
