@@ -181,17 +181,25 @@ def _silence(prefix: str, level: int) -> None:
             logging.getLogger(name).setLevel(level)
 
 
-def tls_security(tls: tuple[str | None, str | None, str | None]) -> Any:
-    """distributed's Security from (--tls-ca-file, --tls-cert, --tls-key); None without TLS."""
+def check_tls(tls: tuple[str | None, str | None, str | None]) -> bool:
+    """Whether (--tls-ca-file, --tls-cert, --tls-key) ask for TLS; an FgoError when they
+    cannot be used. Without Dask: a check at the start, before it is imported."""
     from fgo.errors import FgoError
-    ca, cert, key = tls
     if not any(tls):
-        return None
+        return False
     if not all(tls):
         raise FgoError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
     for path in tls:
-        if not os.path.isfile(path):
+        if not os.path.isfile(str(path)):
             raise FgoError(f"TLS file {path} does not exist")
+    return True
+
+
+def tls_security(tls: tuple[str | None, str | None, str | None]) -> Any:
+    """distributed's Security from (--tls-ca-file, --tls-cert, --tls-key); None without TLS."""
+    if not check_tls(tls):
+        return None
+    ca, cert, key = tls
     from distributed.security import Security
     return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
                     require_encryption=True)

@@ -91,13 +91,13 @@ def _connect(opts: BuildOptions) -> Any:
 def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
     """The scheduler's cluster, connected in the background while go build starts, sized
     as the last build on it found it (fgo.head.policy.connect_beside_go)."""
-    from fgo.cluster.connect import BackgroundCluster, tls_security
+    from fgo.cluster.connect import BackgroundCluster, check_tls
     assert opts.scheduler
     scheduler = opts.scheduler
-    tls_security(opts.tls)  # bad input fails here (Dask is imported only with TLS given)
+    check_tls(opts.tls)  # bad input fails here, before go build starts
 
     def connect() -> Any:  # in the background: the import of Dask is most of it
-        from fgo.cluster.connect import connect
+        from fgo.cluster.connect import connect, tls_security
         from fgo.worker.service import QuietNanny, QuietScheduler
         return connect(scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
                        service=_compile_service(), extras=[QuietNanny(), QuietScheduler()])
@@ -185,7 +185,7 @@ def run(opts: BuildOptions) -> int:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
-    stager = session = connected = None
+    session = connected = None
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
@@ -208,7 +208,7 @@ def run(opts: BuildOptions) -> int:
             exit_code, graph = _go_build(project, opts, session, tmp, shared,
                                          connected.abort)
             build_cpu += _own_cpu()
-            stager = connected.join()
+            connected.join()
             if connected.error is not None:  # go build ran without the cluster, or was stopped
                 cluster = None
                 if not opts.fallback_local or exit_code is None:
@@ -240,7 +240,7 @@ def run(opts: BuildOptions) -> int:
                 report["shared_cache"] = _share(
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
-                    else frozenset(), stager)
+                    else frozenset(), connected.stager)
                 if doubted := report["shared_cache"].pop("doubted_buildids", []):
                     # a re-check found a worker wrong: its outputs of this build go too
                     report["shared_cache"]["evicted"] = _evict(doubted, shared)

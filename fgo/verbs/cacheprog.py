@@ -27,7 +27,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     """
     from fgo.cache import trust
     from fgo.cache.tier import running_namespace
-    from fgo.cluster.connect import tls_security
+    from fgo.cluster.connect import check_tls
     from fgo.cache.local import DiskTier, gocache_dir, local_root
     from fgo.cache.server import Server, environ_index, environ_outputs, environ_paths
     from fgo.report.record import cache_summary
@@ -35,7 +35,8 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     ns = running_namespace(dict(os.environ))
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
     scheduler, limit = resolved["scheduler"], resolved["cache_timeout"]
-    security = tls_security(settings.tls(resolved))
+    tls = settings.tls(resolved)
+    check_tls(tls)  # bad input fails now; Dask is imported only if the cluster is needed
     key = None
     if scheduler:  # a head: the default key is made on first use
         path, create = trust.key_location(resolved["cache_key"], resolved["tls_key"])
@@ -47,7 +48,7 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     # under fgo build, the head has installed fgo's service on the workers already
     install = pending is None
     index = environ_index()
-    remote = (lambda: _connect(scheduler, security, ns, limit, key, install, index)) \
+    remote = (lambda: _connect(scheduler, tls, ns, limit, key, install, index)) \
         if scheduler else None
     server = Server(local, remote, limit, resolved["cache_size"], pending, stats, key=key,
                     recheck=resolved["cache_recheck"], outputs=environ_outputs())
@@ -61,8 +62,8 @@ def cacheprog_cmd(print_counters: bool, **flags: object) -> None:
     os._exit(0)
 
 
-def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes,
-             install: bool, index: Path | None) -> object:
+def _connect(scheduler: str, tls: tuple[str | None, str | None, str | None], ns: str,
+             limit: float, key: bytes, install: bool, index: Path | None) -> object:
     """The cluster tier. Under fgo build, from the index its head read (INDEX: a head still
     connecting writes it soon), and a client of its own only once a get needs an entry the
     index names (no Dask import, no second connection for a build whose misses the cluster
@@ -70,12 +71,12 @@ def _connect(scheduler: str, security: object, ns: str, limit: float, key: bytes
     from fgo.cache.tier import ClusterTier
 
     def client() -> object:
-        from fgo.cluster.connect import connect
+        from fgo.cluster.connect import connect, tls_security
         service = None
         if install:
             from fgo.worker.service import CompileService
             service = CompileService()
-        return connect(scheduler, timeout=max(5.0, 5 * limit), security=security,
+        return connect(scheduler, timeout=max(5.0, 5 * limit), security=tls_security(tls),
                        service=service).client
     if index is not None:
         try:
