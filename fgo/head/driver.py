@@ -73,19 +73,33 @@ def actiongraph_path(go_args: list[str], default: str, cwd: Path) -> str:
 def _connect(opts: BuildOptions) -> Any:
     """The cluster, or None when it is unreachable and --fallback-local allows a local build.
     The embedded one starts with the first compile that needs it."""
-    from fgo.cluster.connect import ClusterError, EmbeddedCluster, connect, tls_security
+    from fgo.cluster.connect import ClusterError, EmbeddedCluster
     if not opts.scheduler:
         return EmbeddedCluster(opts.workers, opts.threads, service=_compile_service)
     try:
-        from fgo.worker.service import QuietNanny, QuietScheduler
-        return connect(opts.scheduler, opts.workers, opts.threads,
-                       security=tls_security(opts.tls), service=_compile_service(),
-                       extras=[QuietNanny(), QuietScheduler()])
+        return _scheduler(opts)
     except ClusterError as exc:
         if not opts.fallback_local:
-            raise FgoError(f"{exc} (--fallback-local builds locally instead)") from None
-        print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
+            raise _unreachable(exc) from None
+        _building_locally(exc)
         return None
+
+
+def _scheduler(opts: BuildOptions) -> Any:
+    """The cluster of --scheduler, connected, fgo's service on its workers."""
+    from fgo.cluster.connect import connect, tls_security
+    from fgo.worker.service import QuietNanny, QuietScheduler
+    assert opts.scheduler
+    return connect(opts.scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
+                   service=_compile_service(), extras=[QuietNanny(), QuietScheduler()])
+
+
+def _unreachable(exc: Exception) -> FgoError:
+    return FgoError(f"{exc} (--fallback-local builds locally instead)")
+
+
+def _building_locally(exc: Exception) -> None:
+    print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
 
 
 def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
@@ -93,15 +107,9 @@ def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
     as the last build on it found it (fgo.head.policy.connect_beside_go)."""
     from fgo.cluster.connect import BackgroundCluster, check_tls
     assert opts.scheduler
-    scheduler = opts.scheduler
     check_tls(opts.tls)  # bad input fails here, before go build starts
-
-    def connect() -> Any:  # in the background: the import of Dask is most of it
-        from fgo.cluster.connect import connect, tls_security
-        from fgo.worker.service import QuietNanny, QuietScheduler
-        return connect(scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
-                       service=_compile_service(), extras=[QuietNanny(), QuietScheduler()])
-    return BackgroundCluster(scheduler, connect, workers, threads)
+    # in the background: the import of Dask is most of it
+    return BackgroundCluster(opts.scheduler, lambda: _scheduler(opts), workers, threads)
 
 
 class _Connected:
@@ -139,7 +147,7 @@ class _Connected:
             if self.shared is not None:
                 self.shared.no_cluster()
             if self.opts.fallback_local:
-                print(f"fgo: {exc}; building locally (--fallback-local)", file=sys.stderr)
+                _building_locally(exc)
             else:
                 self.abort.set()
             return
@@ -212,8 +220,7 @@ def run(opts: BuildOptions) -> int:
             if connected.error is not None:  # go build ran without the cluster, or was stopped
                 cluster = None
                 if not opts.fallback_local or exit_code is None:
-                    raise FgoError(f"{connected.error} (--fallback-local builds locally "
-                                   "instead)")
+                    raise _unreachable(connected.error)
             assert exit_code is not None  # None only for a go build stopped: raised above
             verifier = session.verifier if session else None
             mismatches = verifier.wait() if verifier else []
