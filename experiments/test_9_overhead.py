@@ -289,7 +289,12 @@ def _rebuild_pairs(n: int, go: Callable[[], dict], fgo: Callable[[], dict],
             # go build started while the head connected (the cluster sized as the last
             # build on that scheduler found it)
             "connected_beside_go": [bool(r["cluster"].get("connected_beside_go"))
-                                    for r in reports]}, reports
+                                    for r in reports],
+            # ... and it ended before anything needed the cluster: never connected
+            "not_connected": [bool(r["cluster"].get("not_waited_for")) for r in reports],
+            # its puts kept for the next build that connects (an edit's)
+            "deferred": [(r.get("shared_cache") or {}).get("deferred", 0) for r in reports]}, \
+        reports
 
 
 def _noop_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,

@@ -2,7 +2,8 @@
 
 One place for what the head, the workers and the cache all do to files: a writer that
 leaves a whole file or none (a full disk, a killed process), the sha256 that names
-blobs, cache bodies and outputs, and a reader of the lines another process appends.
+blobs, cache bodies and outputs, a reader of the lines another process appends, and a
+doorbell another process rings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 CHUNK = 1 << 20
@@ -79,3 +82,41 @@ class LineTail:
         lines, used = complete_lines(data)
         self.offset += used
         return lines
+
+
+class Doorbell:
+    """A named pipe another process rings once (`ring`) to wake a thread of this one
+    (`on_ring`): no polling, no CPU while nobody rings. fgo build's cacheprog rings its
+    head's at its first need of the cluster tier, and the head connects then."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        os.mkfifo(path, 0o600)
+        self._closed = False
+
+    def on_ring(self, callback: Callable[[], None]) -> None:
+        """Call CALLBACK in a thread once the bell rings (not when `close` wakes it)."""
+        def wait() -> None:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)  # returns once a writer opens it
+            except OSError:
+                return
+            os.close(fd)
+            if not self._closed:
+                callback()
+        threading.Thread(target=wait, name="fgo-doorbell", daemon=True).start()
+
+    def close(self) -> None:
+        """Wake the waiting thread without its callback."""
+        self._closed = True
+        ring(self.path)
+
+
+def ring(path: Path | str) -> bool:
+    """Ring the Doorbell at PATH; False when nobody waits at it (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: no reader (rung already, or closed); ENOENT: gone
+        return False
+    os.close(fd)
+    return True

@@ -173,18 +173,24 @@ def run_unless(argv: Sequence[str | os.PathLike[str]], abort: threading.Event, *
     args = [os.fspath(a) for a in argv]
     _echo(args, cwd, echo)
     with subprocess.Popen(args, cwd=cwd, env=env) as proc:
+        ended, stopped = threading.Event(), threading.Event()
+
+        def watch() -> None:  # the abort, looked at beside a wait that ends with the command
+            while not abort.wait(ABORT_POLL_S):
+                if ended.is_set():
+                    return
+            if not ended.is_set():
+                stopped.set()
+                proc.terminate()
+        threading.Thread(target=watch, name="fgo-abort-watch", daemon=True).start()
         try:
-            while True:
-                try:
-                    return proc.wait(timeout=ABORT_POLL_S)
-                except subprocess.TimeoutExpired:
-                    if abort.is_set():
-                        proc.terminate()
-                        proc.wait()
-                        return None
+            code = proc.wait()  # at once when it ends (a wait with a timeout polls)
         except BaseException:  # as subprocess.run does (an interrupt): no orphan go build
             proc.kill()
             raise
+        finally:
+            ended.set()
+        return None if stopped.is_set() else code
 
 
 def run_timed(argv: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None = None,
@@ -217,6 +223,16 @@ def last_line(text: str | None, default: str = "failed") -> str:
     """The last non-blank line of a command's output (its error, for go)."""
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else default
+
+
+def gocache() -> str:
+    """go's build cache directory as go build will use it ("off": none): $GOCACHE when it
+    is an absolute path (what go itself takes first), else `go env GOCACHE` (a go env file,
+    the defaults), which costs a process at every build's start."""
+    value = os.environ.get("GOCACHE", "")
+    if value == "off" or os.path.isabs(value):
+        return value
+    return run_go(["env", "GOCACHE"], check=False).stdout.strip()
 
 
 def run_go(args: list[str], cwd: Path | str | None = None,

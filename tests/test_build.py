@@ -169,30 +169,57 @@ def test_unreachable_scheduler_with_fallback_local(hello: Path) -> None:
 
 
 def test_rebuild_starts_go_build_while_connecting(hello: Path, real_cluster) -> None:
-    """A build of a target built on the same scheduler before starts go build while it
-    connects, sized as that build found the cluster: its compiles still reach the workers,
-    its binary is the oracle's. The scheduler gone: one line and a non-zero exit (go build
-    stopped), or with --fallback-local a local build that is the oracle's too."""
+    """A build of a target built on the same scheduler before starts go build at once and
+    connects when something needs the cluster, sized as that build found it: its compiles
+    still reach the workers, its binary is the oracle's; a no-op never connects. The
+    scheduler gone: one line and a non-zero exit (go build stopped), or with
+    --fallback-local a local build that is the oracle's too."""
     args = ("-a", "-o", str(hello / "fgo.bin"))
     opts = ("--scheduler", real_cluster.address)
-    _, first = fgo_build(hello, *args, opts=opts)
+    # a GOCACHE of its own: no entry fetched from the session's cluster tier, which a get
+    # would check against the cluster's revocations (that needs the cluster)
+    own = {"GOCACHE": str(hello.parent / "gocache")}
+    _, first = fgo_build(hello, *args, opts=opts, env=own)
     assert not first["cluster"]["connected_beside_go"]
-    _, again = fgo_build(hello, *args, opts=opts)
+    _, again = fgo_build(hello, *args, opts=opts, env=own)
     assert again["cluster"]["connected_beside_go"]
     assert again["cluster"]["workers"] == 2
     # a compile for the workers waits for the connect: none ran beside the head's slots
     assert again["totals"]["remote"] > 10 and again["totals"]["fallbacks"] == 0, again["totals"]
     assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
     assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    # a no-op needs nothing of the cluster (every get a local hit, nothing compiled or put):
+    # it never connects, and does not wait for it
+    noop_args = ("-o", str(hello / "fgo.bin"))
+    _, noop = fgo_build(hello, *noop_args, opts=opts, env=own)
+    assert noop["cluster"]["not_waited_for"], noop["cluster"]
+    assert noop["totals"]["remote"] == noop["totals"]["local"] == 0, noop["totals"]
+    assert noop["shared_cache"]["remote"] == "unused" and noop["shared_cache"]["puts"] == 0
+    # an edit on the warm cache (the head's slots, a user's default): compiled there at
+    # once, its puts kept for the next build that connects, and then published by it
+    (hello / "greet" / "extra.go").write_text("package greet\n\nfunc Extra() int { return 7 }\n")
+    _, edit = fgo_build(hello, *noop_args, opts=(*opts, "--local-slots", "2"), env=own)
+    assert edit["cluster"]["not_waited_for"] and edit["totals"]["local"] >= 1, edit["totals"]
+    assert edit["shared_cache"]["deferred"] == edit["shared_cache"]["puts"] >= 1
+    assert oracle_build(hello, "-o", str(hello / "go-edit.bin")).returncode == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go-edit.bin")
+    _, later = fgo_build(hello, *args, opts=opts, env=own)  # -a: its workers' compiles connect
+    assert later["shared_cache"]["published_deferred"] == edit["shared_cache"]["deferred"]
+    (hello / "greet" / "extra.go").unlink()
+    fgo_build(hello, *noop_args, opts=(*opts, "--local-slots", "2"), env=own)  # edit undone
     real_cluster.close()
+    _, noop = fgo_build(hello, *noop_args, opts=opts, env=own)  # needs nothing: nothing fails
+    assert noop["cluster"]["not_waited_for"]
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
     started = time.monotonic()
-    gone = run_fgo("build", *opts, str(hello), "--", *args, timeout=120)
+    gone = run_fgo("build", *opts, str(hello), "--", *args, timeout=120,
+                   env={**os.environ, **own})
     assert gone.returncode != 0
     assert [line for line in gone.stderr.splitlines() if "cannot reach" in line], gone.stderr
     assert "Traceback" not in gone.stderr
     assert time.monotonic() - started < 60
     (hello / "fgo.bin").unlink()
-    _, local = fgo_build(hello, *args, opts=("--fallback-local", *opts))
+    _, local = fgo_build(hello, *args, opts=("--fallback-local", *opts), env=own)
     assert local["totals"]["remote"] == 0
     assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,64 @@ def test_a_cacheprog_meets_the_cluster_only_when_a_get_needs_it(tmp_path: Path) 
     assert connects == [1] and b"Miss" in answer and local.get("02" * 32) is None
     connects.clear()
     assert b"Miss" in serve("03" * 32) and connects == [1]          # a miss
+
+
+def test_a_warm_caches_miss_neither_waits_for_the_cluster_nor_asks_for_it(
+        tmp_path: Path) -> None:
+    """Under a head that connects on demand (fgo build, a scheduler given): while every get
+    missed (a cold build), a miss asks the head to connect (its doorbell) and waits for the
+    tier; once one was a local hit (a warm cache: an edit), a miss is answered at once and
+    asks for nothing, so an edit never waits for Dask's import and the connect."""
+    import hashlib
+    import threading
+    from fgo.cache.server import Server, miss_waits_for_tier
+    assert miss_waits_for_tier(0) and not miss_waits_for_tier(1)
+    local = DiskTier(tmp_path / "local")
+    body = b"go's own put"
+    local.put("01" * 32, hashlib.sha256(body).hexdigest(), body)
+    never = threading.Event()
+
+    def remote():  # the head never connects: its index never comes
+        never.wait(30)
+        raise RuntimeError("not connected")
+
+    def serve(*actions: str) -> tuple[bytes, int, float]:
+        asked: list[int] = []
+        server = Server(local, remote, 0.1, 1 << 40, want=lambda: asked.append(1))
+        out = io.BytesIO()
+        reqs = [protocol.Request(i + 1, "get", bytes.fromhex(a)) for i, a in enumerate(actions)]
+        t0 = time.monotonic()
+        server.serve(io.BytesIO(b"".join(map(protocol.encode_request, reqs))
+                                + protocol.encode_request(protocol.Request(99, "close"))), out)
+        return out.getvalue(), len(asked), time.monotonic() - t0
+
+    answer, asked, took = serve("03" * 32)                   # cold: asks, waits its limit
+    assert b"Miss" in answer and asked == 1 and took >= 0.9, (asked, took)
+    answer, asked, took = serve("01" * 32, "03" * 32)        # warm: at once, asks nothing
+    assert b"DiskPath" in answer and b"Miss" in answer and asked == 0 and took < 0.5, took
+    never.set()
+
+
+def test_fgo_builds_helper_starts_from_its_heads_settings(tmp_path: Path) -> None:
+    """The helper go starts under fgo build (fgo.cache.helper.command: the head's settings
+    as one JSON argument, no command line): it serves go's protocol as `fgo cacheprog`
+    does; settings it cannot read are one line and exit 2, never a traceback."""
+    import sys
+    from fgo.cache.helper import command
+    from fgo.cache.session import go_quote
+    key = key_file(tmp_path)
+    argv = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 1.0, str(key), 0.03)
+    assert argv[:3] == [sys.executable, "-m", "fgo.cache.helper"] and go_quote(argv)
+    env = {**os.environ, "GOCACHE": str(tmp_path / "gc"), "HOME": str(tmp_path)}
+    reqs = [protocol.Request(1, "get", b"\x01" * 32), protocol.Request(99, "close")]
+    proc = subprocess.run(argv, input=b"".join(map(protocol.encode_request, reqs)), env=env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b'"KnownCommands"' in proc.stdout and b'"Miss":true' in proc.stdout.replace(b" ", b"")
+    for bad in ("{}", "not json"):
+        proc = subprocess.run([*argv[:3], bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("fgo cacheprog: bad settings"), proc.stderr
 
 
 def test_the_index_a_head_read_serves_its_helper(tmp_path: Path) -> None:

@@ -216,3 +216,13 @@ def test_go_build_starts_beside_the_connect_only_as_remembered() -> None:
     for bad in ({**last, "workers": 0}, {**last, "threads": 1}, {**last, "workers": "2"},
                 {"scheduler": "tcp://h:8786"}):
         assert policy.connect_beside_go("tcp://h:8786", None, bad) is None, bad
+
+
+def test_after_go_build_a_build_publishes_only_what_it_connected_for() -> None:
+    """After go build: connected, the build publishes; a connect still running (or never
+    asked for) means nothing went to the workers: an edit's puts are deferred to the next
+    build that connects, a no-op has nothing to publish; neither waits."""
+    assert policy.after_go_build(connecting=False, puts=3) == policy.PUBLISH
+    assert policy.after_go_build(connecting=False, puts=0) == policy.PUBLISH
+    assert policy.after_go_build(connecting=True, puts=1) == policy.DEFER      # an edit
+    assert policy.after_go_build(connecting=True, puts=0) == policy.NOTHING    # a no-op

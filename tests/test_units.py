@@ -364,8 +364,9 @@ def test_run_unless_stops_the_command_when_aborted(tmp_path: Path) -> None:
 
 
 def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:
-    """fgo.cluster.connect.BackgroundCluster: connecting in a thread; its error, once it
-    has ended, is the ClusterError the build reports (any other exception named as one)."""
+    """fgo.cluster.connect.BackgroundCluster: connecting in a thread once asked for (its
+    client); its error, once it has ended, is the ClusterError the build reports (any
+    other exception named as one)."""
     import threading
     from fgo.cluster.connect import BackgroundCluster, Cluster, ClusterError
     go_on = threading.Event()
@@ -390,6 +391,78 @@ def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:
     slow = BackgroundCluster("tcp://h:3", lambda: (time.sleep(5), made)[1], 1, 1)
     with pytest.raises(ClusterError, match="not connected within 0.1s"):
         slow.wait(timeout=0.1)
+
+
+def test_a_cluster_connected_on_demand_begins_when_asked_and_can_be_abandoned() -> None:
+    """BackgroundCluster: nothing is connected until something asks (`start`, or
+    `wait` by whoever needs the client); abandoned before, `close` and `wait` return at
+    once and the connect never runs; abandoned while it runs, the connect closes what it
+    made; after it ended, abandon says False (the build then uses it as usual)."""
+    import threading
+    from fgo.cluster.connect import BackgroundCluster, ClusterError
+    calls: list[str] = []
+    closed = threading.Event()
+
+    class Made:
+        client = "client"
+
+        def close(self) -> None:
+            closed.set()
+    go_on = threading.Event()
+
+    def connect() -> Made:
+        calls.append("connect")
+        go_on.wait(10)
+        return Made()
+    never = BackgroundCluster("tcp://h:1", connect, 2, 1)
+    time.sleep(0.1)
+    assert not never.begun and never.connecting and calls == []
+    assert never.abandon()
+    assert never.wait_begun() is False
+    never.start()
+    never.close()
+    with pytest.raises(ClusterError, match="not needed"):
+        never.wait(timeout=0.1)
+    assert calls == []
+    running = BackgroundCluster("tcp://h:2", connect, 2, 1)
+    running.start()
+    assert running.wait_begun()
+    deadline = time.monotonic() + 5
+    while not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert running.abandon()
+    running.close()  # at once: not waiting for the connect
+    go_on.set()
+    assert closed.wait(5)  # the connect closed what it made, as nobody will
+    done = BackgroundCluster("tcp://h:3", lambda: Made(), 2, 1)
+    assert done.client == "client"  # asked for: connected then
+    assert not done.connecting and done.abandon() is False
+
+
+def test_a_doorbell_wakes_its_thread_once_and_close_without_the_callback(tmp_path: Path) -> None:
+    """fgo.fileio.Doorbell: a ring from anyone (here this process; fgo cacheprog in a
+    build) calls the callback once; nobody listening, a ring says False; `close` wakes the
+    thread without the callback."""
+    import threading
+    from fgo.fileio import Doorbell, ring
+    assert ring(tmp_path / "none") is False
+    rung = threading.Event()
+    bell = Doorbell(tmp_path / "bell")
+    bell.on_ring(rung.set)
+    deadline = time.monotonic() + 5
+    while not ring(bell.path):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert rung.wait(5)
+    assert ring(bell.path) is False  # rung already: nobody listens any more
+    quiet = threading.Event()
+    other = Doorbell(tmp_path / "other")
+    other.on_ring(quiet.set)
+    time.sleep(0.1)
+    other.close()
+    time.sleep(0.2)
+    assert not quiet.is_set()
 
 
 def test_a_clusters_size_is_remembered_by_its_scheduler(tmp_path: Path, monkeypatch) -> None:
@@ -423,12 +496,14 @@ def test_the_helpers_namespace_hashes_go_s_compiler_once(tmp_path: Path, monkeyp
 
 
 @pytest.mark.parametrize("fallback", [False, True])
-def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(fallback: bool,
-                                                                        capsys) -> None:
-    """fgo.head.driver._Connected: the connect of a rebuild fails while go build runs. The
-    helper is told (an empty index: every miss its own); without --fallback-local go build
-    is stopped (its abort set), with it the build goes on locally, and says so."""
+def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(
+        fallback: bool, capsys, tmp_path: Path) -> None:
+    """fgo.head.driver._Connected: the connect of a rebuild, begun when its cacheprog rings
+    the doorbell (its first miss), fails while go build runs. The helper is told (an empty
+    index: every miss its own); without --fallback-local go build is stopped (its abort
+    set), with it the build goes on locally, and says so."""
     from fgo.cluster.connect import BackgroundCluster, Cluster, ClusterError
+    from fgo.fileio import ring
     from fgo.head.driver import _Connected
     from fgo.head.session import BuildOptions
 
@@ -438,14 +513,25 @@ def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(fallback
     class Shared:
         index_coming = False
         told = 0
+        want = tmp_path / "want"
 
         def no_cluster(self) -> None:
             self.told += 1
     shared = Shared()
-    connected = _Connected(BackgroundCluster("tcp://h:1", refused, 2, 1),
-                           BuildOptions(project=".", fallback_local=fallback), shared, None)
+    cluster = BackgroundCluster("tcp://h:1", refused, 2, 1)
+    connected = _Connected(cluster, BuildOptions(project=".", fallback_local=fallback),
+                           shared, None)
     connected.start()
+    time.sleep(0.2)
+    assert not cluster.begun and connected.connecting  # nothing has asked for it yet
+    deadline = time.monotonic() + 5
+    while not ring(shared.want):  # the helper's ring (its doorbell thread may be starting)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    connected._thread.join(10)
+    assert cluster.begun and not connected.connecting
     assert connected.join() is None
+    connected.close()
     assert shared.index_coming and shared.told == 1
     assert isinstance(connected.error, ClusterError)
     assert connected.abort.is_set() is not fallback

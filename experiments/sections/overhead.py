@@ -95,7 +95,12 @@ def _beside(row: dict[str, Any]) -> str:
     beside = row.get("connected_beside_go")
     if beside is None:  # a results file from before it was recorded
         return ""
-    return f"; go build started while connecting in {sum(beside)} of {len(beside)}"
+    out = f"; go build started while connecting in {sum(beside)} of {len(beside)}"
+    if (never := row.get("not_connected")) is not None:  # (recorded since the connect on demand)
+        out += f", never connected (nothing needed the cluster) in {sum(never)}"
+    if any(deferred := row.get("deferred") or []):
+        out += f", puts deferred to the next build that connects: {'/'.join(map(str, deferred))}"
+    return out
 
 
 def _edit(e: dict[str, Any] | None) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from fgo import toolchain
 from fgo.fileio import file_sha256, write_atomically
 
 HEX_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -398,6 +399,21 @@ def gocache_dir(environ: dict[str, str]) -> Path:
         return Path(gocache)
     xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
     return Path(xdg) / "go-build"
+
+
+def namespace(identity: toolchain.Identity) -> str:
+    """The directory every entry of IDENTITY's toolchain is filed under."""
+    return f"{identity.go_version}-{identity.compiler_sha256[:16]}"
+
+
+def running_namespace(environ: dict[str, str]) -> str:
+    """The namespace of the toolchain of the go that started us (go exports GOVERSION and
+    GOTOOLDIR to GOCACHEPROG), else of fgo's pinned one."""
+    tooldir, version = environ.get("GOTOOLDIR"), environ.get("GOVERSION")
+    compiler = Path(tooldir) / "compile" if tooldir else None
+    if version and compiler is not None and compiler.is_file():
+        return namespace(toolchain.Identity(version, toolchain.remembered_sha256(compiler)))
+    return namespace(toolchain.identity())
 
 
 def local_root(gocache: Path, namespace: str) -> Path:

@@ -33,20 +33,23 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
-from fgo import wire
 from fgo.cache import protocol, trust
 from fgo.errors import FgoError
 from fgo.cache.local import DiskTier, Entry
 from fgo.cache.outputs import OutputPaths
 from fgo.cache.protocol import Request, Response
-from fgo.wire import CacheRevocation
+
+if TYPE_CHECKING:  # (imported when used: fgo.wire's message classes cost a helper's start)
+    from fgo import wire
+    from fgo.wire import CacheRevocation
 
 PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
 STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
 OUTPUTS_ENV = "FGO_CACHE_OUTPUTS"   # fgo build: its compiles' -o files (fgo.cache.outputs)
 INDEX_ENV = "FGO_CACHE_INDEX"       # fgo build: the cluster tier's index, as the head read it
+WANT_ENV = "FGO_CACHE_WANT"         # fgo build: the doorbell that asks the head to connect
 RECENT = 8                          # latencies the slowness rule looks at
 GRACE_S = 300.0                     # entries used this recently may be another go's files
 
@@ -63,6 +66,17 @@ def remote_verdict(latencies: list[float], limit: float) -> str | None:
     if len(recent) >= RECENT and statistics.median(recent) > limit / 4:
         return f"median request {statistics.median(recent):.2f}s (limit {limit:g}s / 4)"
     return None
+
+
+def miss_waits_for_tier(local_hits: int) -> bool:
+    """Whether a miss waits for the cluster tier still connecting (and, under an fgo build
+    head that connects on demand, asks for it). While every get so far missed (a cold
+    build: its first packages are the most depended on), yes. Once the local tier answered
+    one (a warm cache: a rebuild's misses are mostly the developer's own edits, which no one
+    else built), the miss is answered at once and go compiles; later misses use the tier
+    once something connected it (a pull of many changes: its compiles overflow the head's
+    slots to the workers)."""
+    return local_hits == 0
 
 
 # ------------------------------------------------------------------ counters
@@ -118,8 +132,10 @@ class Server:
     def __init__(self, local: DiskTier, remote: Callable[[], Any] | None, limit: float,
                  size_limit: int, pending: Path | None = None, stats: Path | None = None,
                  threads: int = 4, key: bytes | None = None, recheck: float = 0.0,
-                 secret: bytes | None = None, outputs: Path | None = None) -> None:
+                 secret: bytes | None = None, outputs: Path | None = None,
+                 want: Callable[[], None] | None = None) -> None:
         self.local = local
+        self.want = want  # asks fgo build's head to connect (its doorbell), for a get that waits
         self.outputs = OutputPaths(outputs)    # the compiles' -o files, as the head lists them
         self.hashed: set[str] = set()           # actions whose put body `known` hashed
         self.linked: set[str] = set()           # actions whose put `known` linked in
@@ -188,6 +204,7 @@ class Server:
     def _keep(self, revocations: list[CacheRevocation]) -> None:
         """A copy beside the local tier of what the workers keep: this head knows it even
         if every worker lost it, and fgo build publishes nothing a revoked worker made."""
+        from fgo import wire
         try:
             self.local.keep_revocations([wire.encode(r) for r in revocations])
         except OSError:
@@ -197,9 +214,13 @@ class Server:
         """The revocations this head keeps beside its local tier (signed ones only)."""
         if self.key is None:
             return
-        for data in self.local.revocations():
+        kept = self.local.revocations()
+        if not kept:
+            return
+        from fgo import wire
+        for data in kept:
             try:
-                r = wire.decode(data, CacheRevocation)
+                r = wire.decode(data, wire.CacheRevocation)
             except wire.ProtocolMismatch:
                 continue
             if trust.revocation_signed(self.key, self.local.root.name, r):
@@ -215,6 +236,8 @@ class Server:
         """The cluster tier, waiting for it while it connects (within the limit; within
         PATIENCE too when given, and then without giving up on it)."""
         self._need_remote()
+        if not self.ready.is_set() and patience != 0.0 and self.want is not None:
+            self.want()  # a head that connects on demand: worth it for a get that waits
         if not self.ready.is_set():
             # the index is worth waiting for at the start: the first packages are the
             # most depended on; past the limit, go on without it.
@@ -226,7 +249,9 @@ class Server:
         return self.tier
 
     def _fetch(self, action: str) -> Entry | None:
-        tier = self._remote_tier()
+        with self.lock:
+            waits = miss_waits_for_tier(self.counters.local_hits)
+        tier = self._remote_tier(None if waits else 0.0)
         if tier is None or action not in tier.where:
             return None
         signed = tier.records[action]
@@ -535,6 +560,13 @@ def environ_index() -> Path | None:
     """FGO_CACHE_INDEX, as fgo build sets it: the cluster tier's index it read at its start
     (fgo.cache.tier.save_index), so that this helper need not ask the workers itself."""
     value = os.environ.get(INDEX_ENV)
+    return Path(value) if value else None
+
+
+def environ_want() -> Path | None:
+    """FGO_CACHE_WANT, as fgo build sets it: the doorbell (fgo.fileio.Doorbell) to ring
+    when the cluster tier is first needed, as its head connects only on demand."""
+    value = os.environ.get(WANT_ENV)
     return Path(value) if value else None
 
 

@@ -6,8 +6,8 @@ produced it; revocations of what the build found wrong."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,11 +19,12 @@ from fgo.cache import trust
 from fgo.cache.tier import ClusterTier, namespace
 from fgo.cache.local import DiskTier, local_root
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
-from fgo.cache.server import INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, STATS_ENV
+from fgo.cache.server import INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, STATS_ENV, WANT_ENV
 from fgo.cache.stage import Stager
 from fgo.cluster.deadline import LateWorkers
 
 REVOKE_TIMEOUT_S = 30.0
+ACTION_ID = re.compile(r"[0-9a-f]{64}")  # go's action IDs, as the local tier names entries
 
 
 def go_quote(args: list[str]) -> str:
@@ -42,28 +43,12 @@ def go_quote(args: list[str]) -> str:
     return " ".join(out)
 
 
-def cacheprog_args(scheduler: str, tls: tuple[str | None, str | None, str | None],
-                   size: int, timeout: float, key: str | None = None,
-                   recheck: float | None = None) -> list[str]:
-    """How go starts `fgo cacheprog` for this build: this interpreter, this fgo."""
-    args = [sys.executable, "-m", "fgo.cli", "cacheprog", "--scheduler", scheduler,
-            "--cache-size", str(size), "--cache-timeout", f"{timeout:g}"]
-    if key is not None:
-        args += ["--cache-key", key]
-    if recheck is not None:
-        args += ["--cache-recheck", f"{recheck:g}"]
-    for flag, value in zip(("--tls-ca-file", "--tls-cert", "--tls-key"), tls):
-        if value:
-            args += [flag, value]
-    return args
-
-
 @dataclass
 class SharedCache:
     gocache: Path
     identity: Any            # fgo.toolchain.Identity of the head's toolchain
     tmp: Path                # this build's temporary directory
-    command: list[str]       # cacheprog_args(...)
+    command: list[str]       # how go starts the helper: fgo.cache.helper.command(...)
     key: bytes               # the heads' cache key (trust.load_key)
     # what this build published already (action IDs), and its early pass (publish_early)
     published: set[str] = field(default_factory=set, init=False, repr=False)
@@ -90,6 +75,12 @@ class SharedCache:
 
     def local(self) -> DiskTier:
         return DiskTier(local_root(self.gocache, namespace(self.identity)))
+
+    @property
+    def want(self) -> Path:
+        """The doorbell its helper rings at its first need of the cluster tier (a head that
+        connects on demand: `index_coming`)."""
+        return self.tmp / "cache-want"
 
     @property
     def index(self) -> Path:
@@ -121,6 +112,40 @@ class SharedCache:
         except OSError:
             pass  # the helper waits its limit, and goes on without the cluster tier
 
+    def puts(self) -> int:
+        """How many outputs go build put (what this build has to publish)."""
+        return len(pending_actions(self.pending))
+
+    @property
+    def unpublished(self) -> Path:
+        """The puts of builds that ended before their connect (`defer`), beside the local
+        tier, for the next build that connects to publish."""
+        return self.local().root / "unpublished"
+
+    def defer(self) -> int:
+        """Keep this build's puts for the next build that connects (a build that needed
+        nothing of the cluster does not wait for it: fgo.head.policy.after_go_build)."""
+        actions = pending_actions(self.pending)
+        try:
+            self.unpublished.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.unpublished, "a") as f:
+                f.write("".join(f"{a}\n" for a in actions))
+        except OSError:
+            return 0  # not shared then: the entries stay in the local tier all the same
+        return len(actions)
+
+    def _take_deferred(self) -> list[str]:
+        """The puts earlier builds deferred, claimed by this one (another head on the same
+        GOCACHE does not publish them as well)."""
+        claimed = self.unpublished.with_name(f"unpublished.{os.getpid()}")
+        try:
+            os.rename(self.unpublished, claimed)
+            lines = claimed.read_text().split()
+            claimed.unlink()
+        except OSError:
+            return []
+        return [a for a in lines if ACTION_ID.fullmatch(a)]
+
     def go_env(self) -> dict[str, str]:
         """go's environment; with INDEX_COMING, the helper waits for an index to appear (the
         head reads it once connected, while go build starts)."""
@@ -129,6 +154,8 @@ class SharedCache:
                OUTPUTS_ENV: str(self.outputs)}
         if self.index_coming or self.index.is_file():
             env[INDEX_ENV] = str(self.index)
+        if self.index_coming and self.want.exists():
+            env[WANT_ENV] = str(self.want)
         return env
 
     def evict(self, prefixes: list[str]) -> list[str]:
@@ -182,7 +209,8 @@ class SharedCache:
         late = self._publish_new(client, known, skip, revoked, stager)
         out: dict[str, Any] = {
             k: early.get(k, 0) + late.get(k, 0)
-            for k in ("published", "bytes_published", "published_by_reference")}
+            for k in ("published", "bytes_published", "published_by_reference",
+                      "published_deferred")}
         out["bytes_staged"] = stager.bytes if stager is not None else 0
         if errors := [r["publish_error"] for r in (early, late) if "publish_error" in r]:
             out["publish_error"] = "; ".join(errors)
@@ -196,15 +224,27 @@ class SharedCache:
                      revoked: trust.Revoked | None, stager: Stager | None) -> dict[str, Any]:
         """One pass: the puts listed since the last pass."""
         staged = stager.stop(flush=True) if stager is not None else {}
-        actions = [a for a in pending_actions(self.pending) if a not in self.published]
+        # an earlier build's deferred puts: all its head's own compiles (Provenance's default)
+        deferred = [a for a in self._take_deferred() if a not in self.published]
+        actions = [a for a in dict.fromkeys(deferred + pending_actions(self.pending))
+                   if a not in self.published]
         tier = ClusterTier(client, self.ns, self.key, self.late)
         try:
             stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
                                                     known, skip, revoked, staged)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
+            self._keep_deferred(deferred)
             return {"published": 0, "bytes_published": 0, "publish_error": str(exc)}
         self.published.update(actions)
-        return {"published": stored, "bytes_published": size, "published_by_reference": adopted}
+        return {"published": stored, "bytes_published": size, "published_by_reference": adopted,
+                **({"published_deferred": len(deferred)} if deferred else {})}
+
+    def _keep_deferred(self, actions: list[str]) -> None:
+        try:
+            with open(self.unpublished, "a") as f:
+                f.write("".join(f"{a}\n" for a in actions))
+        except OSError:
+            pass
 
     def known_revocations(self) -> trust.Revoked:
         """What this head knows to be revoked: the signed revocations beside its local tier

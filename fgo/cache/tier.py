@@ -34,30 +34,14 @@ from typing import Any
 
 from fgo import wire
 from fgo.cache import trust
+from fgo.cache.local import namespace, running_namespace  # noqa: F401 (named here too)
 from fgo.cache.store import (store_drop, store_get, store_index, store_put, store_revoke,
                              store_stats)
 from fgo.cluster import rpc
 from fgo.cluster.deadline import Late, LateWorkers, within
-from fgo.toolchain import Identity
 from fgo.wire import CacheEntry, CacheIndex, CacheRevocation, HeldEntry
 
 # ------------------------------------------------------------------ decisions (pure)
-
-def namespace(identity: Identity) -> str:
-    """The directory every entry of IDENTITY's toolchain is filed under."""
-    return f"{identity.go_version}-{identity.compiler_sha256[:16]}"
-
-
-def running_namespace(environ: dict[str, str]) -> str:
-    """The namespace of the toolchain of the go that started us (go exports GOVERSION and
-    GOTOOLDIR to GOCACHEPROG), else of fgo's pinned one."""
-    from fgo import toolchain
-    tooldir, version = environ.get("GOTOOLDIR"), environ.get("GOVERSION")
-    compiler = Path(tooldir) / "compile" if tooldir else None
-    if version and compiler is not None and compiler.is_file():
-        return namespace(Identity(version, toolchain.remembered_sha256(compiler)))
-    return namespace(toolchain.identity())
-
 
 def owner(action: str, workers: list[str]) -> str | None:
     """The worker that holds ACTION: rendezvous (highest random weight) hashing."""

@@ -22,9 +22,10 @@ import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from fgo.wire import CacheEntry, CacheRevocation
+if TYPE_CHECKING:  # (imported when used: fgo.wire's message classes cost a helper's start)
+    from fgo.wire import CacheEntry, CacheRevocation
 
 ENTRY_DOMAIN = "fgo-cache-entry/1"
 REVOCATION_DOMAIN = "fgo-cache-revocation/1"
@@ -146,12 +147,14 @@ def from_workers(producer: str) -> bool:
 
 def revoke_entry(key: bytes, ns: str, action: str, output: str, reason: str,
                  now: float) -> CacheRevocation:
+    from fgo.wire import CacheRevocation
     r = CacheRevocation(action=action, output=output, reason=reason, time=round(now, 3))
     return replace(r, signature=mac(key, revocation_message(ns, r)))
 
 
 def revoke_producer(key: bytes, ns: str, producer: str, reason: str,
                     now: float) -> CacheRevocation:
+    from fgo.wire import CacheRevocation
     r = CacheRevocation(producer=producer, reason=reason, time=round(now, 3))
     return replace(r, signature=mac(key, revocation_message(ns, r)))
 

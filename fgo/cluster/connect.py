@@ -109,10 +109,13 @@ class EmbeddedCluster:
 
 
 class BackgroundCluster:
-    """A scheduler's cluster, connected in a thread from the build's start while go build
-    loads its packages, and sized meanwhile as the last build on it found it (WORKERS,
-    THREADS per worker): what fgo.head.pool reads before its handshake. CONNECT makes the
-    Cluster, with deadlines of its own; ERROR is why it could not, once it has ended."""
+    """A scheduler's cluster, connected in a thread once something needs it (`start`, or
+    `wait` for its client) while go build runs, and sized meanwhile as the last build on it
+    found it (WORKERS, THREADS per worker): what fgo.head.pool reads before its handshake.
+    CONNECT makes the Cluster, with deadlines of its own; ERROR is why it could not, once
+    it has ended. A rebuild that needs nothing of the cluster (a no-op: every get a local
+    hit, nothing compiled for the workers, nothing put) never imports Dask, whose import
+    on a two-core head competes with go build for the cores."""
 
     local = None
 
@@ -124,26 +127,76 @@ class BackgroundCluster:
         self.error: ClusterError | None = None
         self._connect = connect
         self._cluster: Cluster | None = None
-        self._done = threading.Event()
+        self._begun = False                 # start() was called
+        self._settled = threading.Event()   # ... or abandon()
+        self._done = threading.Event()      # the connect has ended
+        self._lock = threading.Lock()
+        self._abandoned = False
+
+    def start(self) -> None:
+        """Connect now, in the background (once; not after `abandon`)."""
+        with self._lock:
+            if self._begun or self._abandoned:
+                return
+            self._begun = True
+            self._settled.set()
         threading.Thread(target=self._run, name="fgo-connect", daemon=True).start()
 
     def _run(self) -> None:
+        cluster = None
         try:
-            self._cluster = self._connect()
+            cluster = self._connect()
         except ClusterError as exc:
             self.error = exc
         except Exception as exc:  # noqa: BLE001 - whatever it was, this cluster is not there
             self.error = ClusterError(f"cannot reach scheduler {self.scheduler}: "
                                       f"{type(exc).__name__}: {exc}")
         finally:
+            with self._lock:
+                abandoned = self._abandoned
+                if not abandoned:
+                    self._cluster = cluster
             self._done.set()
+        if abandoned and cluster is not None:  # a build that ended without it: closed here
+            cluster.close()
 
     @property
     def started(self) -> bool:
         return self._cluster is not None
 
+    @property
+    def begun(self) -> bool:
+        return self._begun
+
+    @property
+    def connecting(self) -> bool:
+        """Not connected yet: still connecting, or not asked to."""
+        return not self._done.is_set()
+
+    def wait_begun(self) -> bool:
+        """Block until something asks for the cluster (True) or it is abandoned (False): for
+        the threads that act once it is there."""
+        self._settled.wait()
+        return not self._abandoned
+
+    def abandon(self) -> bool:
+        """Give up the connect, not begun or still running (the build ended without needing
+        it): `close` then returns at once, and a connect running closes what it makes. False
+        when it had ended already."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._abandoned = True
+            self.error = ClusterError(f"scheduler {self.scheduler}: not needed, not waited for")
+            self._settled.set()
+            return True
+
     def wait(self, timeout: float = CONNECT_S) -> Cluster:
-        """The connected cluster; ClusterError when it could not be (or not within TIMEOUT)."""
+        """The connected cluster (connecting it now if nothing had); ClusterError when it
+        could not be (or not within TIMEOUT), or was abandoned."""
+        self.start()
+        if self._abandoned:
+            raise self.error or ClusterError(f"scheduler {self.scheduler}: abandoned")
         if not self._done.wait(timeout):
             self.error = ClusterError(f"scheduler {self.scheduler} not connected within "
                                       f"{timeout:g}s")
@@ -160,6 +213,8 @@ class BackgroundCluster:
         return self._cluster.dashboard if self._cluster is not None else None
 
     def close(self) -> None:
+        if self._abandoned or not self._begun:
+            return
         try:
             cluster = self.wait()
         except ClusterError:

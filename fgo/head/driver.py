@@ -108,16 +108,19 @@ def _connect_beside(opts: BuildOptions, workers: int, threads: int) -> Any:
     from fgo.cluster.connect import BackgroundCluster, check_tls
     assert opts.scheduler
     check_tls(opts.tls)  # bad input fails here, before go build starts
-    # in the background: the import of Dask is most of it
+    # on demand (a compile for the workers, the cacheprog's first miss, a publish), in the
+    # background: the import of Dask is most of it
     return BackgroundCluster(opts.scheduler, lambda: _scheduler(opts), workers, threads)
 
 
 class _Connected:
     """What the build does once its cluster is connected: the cluster tier's index read for
     go's cacheprog, and the staging of the bodies no worker holds while go build runs. With
-    a scheduler still connecting (BackgroundCluster), in a thread beside go build; when it
-    cannot be reached, the cacheprog is told (every miss its own) and, unless
-    --fallback-local, go build is stopped (ABORT)."""
+    a scheduler connected on demand (BackgroundCluster), in a thread beside go build, once
+    something needs the cluster: a compile for the workers (fgo.head.pool), the cacheprog's
+    first miss (it rings the doorbell), a publish (`join`). When it cannot be reached, the
+    cacheprog is told (every miss its own) and, unless --fallback-local, go build is
+    stopped (ABORT)."""
 
     def __init__(self, cluster: Any, opts: BuildOptions, shared: Any,
                  session: BuildSession | None) -> None:
@@ -125,7 +128,9 @@ class _Connected:
         self.abort = threading.Event()
         self.error: Exception | None = None
         self.stager: Any = None
+        self.abandoned = False  # go build ended first, needing nothing of the cluster
         self._thread: threading.Thread | None = None
+        self._doorbell: Any = None
 
     def start(self) -> None:
         if self.cluster is None or self.cluster.local:  # embedded: started on demand only
@@ -134,15 +139,26 @@ class _Connected:
             self._run()
             return
         if self.shared is not None:
+            from fgo.fileio import Doorbell
             self.shared.index_coming = True
+            self._doorbell = Doorbell(self.shared.want)
+            self._doorbell.on_ring(self.cluster.start)
         self._thread = threading.Thread(target=self._run, name="fgo-connected", daemon=True)
         self._thread.start()
 
+    def close(self) -> None:
+        if self._doorbell is not None:
+            self._doorbell.close()
+
     def _run(self) -> None:
         from fgo.cluster.connect import ClusterError
+        if not getattr(self.cluster, "wait_begun", lambda: True)():
+            return  # abandoned before anything needed it
         try:
             client = self.cluster.client
         except ClusterError as exc:
+            if self.abandoned:
+                return
             self.error = exc
             if self.shared is not None:
                 self.shared.no_cluster()
@@ -161,9 +177,24 @@ class _Connected:
             self.shared.no_cluster()  # (a helper waiting for the index: every miss its own)
             print(f"fgo: shared cache: {type(exc).__name__}: {exc}", file=sys.stderr)
 
+    @property
+    def connecting(self) -> bool:
+        """The scheduler is still being connected, beside go build."""
+        return self._thread is not None and bool(getattr(self.cluster, "connecting", False))
+
+    def abandon(self) -> bool:
+        """Stop waiting for a connect still running: the build ends without the cluster
+        (policy.after_go_build). False when it had just ended: then `join` it."""
+        if not self.cluster.abandon():
+            return False
+        self.abandoned = True
+        return True
+
     def join(self) -> Any:
-        """The stager, once the connect and what follows it have ended."""
-        if self._thread is not None:
+        """The stager, once the connect (begun now if nothing had asked for it) and what
+        follows it have ended."""
+        if self._thread is not None and not self.abandoned:
+            self.cluster.start()
             self._thread.join()
         return self.stager
 
@@ -194,6 +225,7 @@ def run(opts: BuildOptions) -> int:
               "compiles", file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     session = connected = None
+    deferred = 0
     try:
         with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
@@ -216,7 +248,13 @@ def run(opts: BuildOptions) -> int:
             exit_code, graph = _go_build(project, opts, session, tmp, shared,
                                          connected.abort)
             build_cpu += _own_cpu()
-            connected.join()
+            after = policy.after_go_build(connected.connecting,
+                                          shared.puts() if shared is not None else 0)
+            if after != policy.PUBLISH and connected.abandon():
+                deferred = shared.defer() if shared is not None and after == policy.DEFER \
+                    else 0
+            else:
+                connected.join()
             if connected.error is not None:  # go build ran without the cluster, or was stopped
                 cluster = None
                 if not opts.fallback_local or exit_code is None:
@@ -234,7 +272,8 @@ def run(opts: BuildOptions) -> int:
                                time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
-                               cluster=_cluster_info(cluster, session, opts, bool(beside)),
+                               cluster=_cluster_info(cluster, session, opts, bool(beside),
+                                                     connected.abandoned),
                                checks=checks)
             if session is not None and session.pool is not None:
                 report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
@@ -243,7 +282,10 @@ def run(opts: BuildOptions) -> int:
             if verifier is not None:
                 report["verification"] = {**verifier.report(), "evicted": evicted}
                 verifier.close()
-            if shared is not None and cluster is not None:
+            if shared is not None and connected.abandoned:
+                report["shared_cache"] = {"scheduler": opts.scheduler, **shared.counters(),
+                                          "published": 0, "deferred": deferred}
+            elif shared is not None and cluster is not None:
                 report["shared_cache"] = _share(
                     shared, cluster, report, bool(mismatches),
                     frozenset(session.pool.unresponsive) if session and session.pool
@@ -263,8 +305,10 @@ def run(opts: BuildOptions) -> int:
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
                                        _own_peak_rss_mb())
     finally:
-        if connected is not None and connected.stager is not None:
-            connected.stager.stop()
+        if connected is not None:
+            connected.close()
+            if connected.stager is not None:
+                connected.stager.stop()
         if session is not None and session.front.output_log is not None:
             session.front.output_log.close()
         if cluster is not None:
@@ -318,16 +362,16 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
     --no-shared-cache; None when go has no cache here (GOCACHE=off)."""
     if key is None or cluster is None:
         return None
-    from fgo.cache.session import SharedCache, cacheprog_args
-    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    from fgo.cache.helper import command
+    from fgo.cache.session import SharedCache
+    gocache = toolchain.gocache()
     if not gocache or gocache == "off":
         return None
     key_file, secret = key
     try:
         return SharedCache(Path(gocache), toolchain.identity(), tmp,
-                           cacheprog_args(cluster.scheduler, opts.tls, opts.cache_size,
-                                          opts.cache_timeout, str(key_file),
-                                          opts.cache_recheck),
+                           command(cluster.scheduler, opts.tls, opts.cache_size,
+                                   opts.cache_timeout, str(key_file), opts.cache_recheck),
                            secret)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
@@ -377,6 +421,8 @@ def _early_publish(shared: Any, cluster: Any, session: BuildSession, recorder: R
         return frozenset(session.pool.unresponsive) if session.pool else frozenset()
 
     def publish() -> None:
+        if connected.connecting:  # nothing needed the cluster so far: go build's end decides
+            return
         stager = connected.join()  # connected by the link, but perhaps only just
         if connected.error is None:
             shared.publish_early(cluster.client, known, skip, stager)
@@ -473,11 +519,13 @@ def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> li
 
 
 def _cluster_info(cluster: Any, session: BuildSession | None, opts: BuildOptions,
-                  beside: bool = False) -> dict[str, Any]:
-    """BESIDE: go build started while the scheduler was connecting."""
+                  beside: bool = False, abandoned: bool = False) -> dict[str, Any]:
+    """BESIDE: go build started while the scheduler was connecting; ABANDONED: it ended
+    before the connect, needing nothing of the cluster (the sizes are the remembered ones)."""
     workers, threads = session.size() if session and cluster is not None else (0, 0)
     return {"scheduler": cluster.scheduler if cluster else opts.scheduler,
             "workers": workers, "threads": threads, "connected_beside_go": beside,
+            "not_waited_for": abandoned,
             "local_slots": session.slots.n if session else
             (policy.local_slots(opts.local_slots) if not opts.scheduler else 0),
             "go_alone": session is None and not opts.scheduler,
@@ -508,7 +556,7 @@ def _evict(buildids: list[str], shared: Any = None) -> list[str]:
         return []
     from fgo.head.checks import action_id_prefix
     from fgo.head.ledger import evict
-    gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
+    gocache = toolchain.gocache()
     removed = [path for b in buildids for path in evict(Path(gocache), b)] if gocache else []
     if shared is not None:
         removed += shared.evict([p for b in buildids if (p := action_id_prefix(b))])

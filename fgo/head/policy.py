@@ -130,6 +130,21 @@ def connect_beside_go(scheduler: str | None, split_large: str | None,
     return workers, threads // workers
 
 
+PUBLISH, DEFER, NOTHING = "publish", "defer", "nothing"
+
+
+def after_go_build(connecting: bool, puts: int) -> str:
+    """What a build does with its cluster once go build has ended. PUBLISH: connected, its
+    puts go to the cluster tier as usual. A connect still running (or never asked for: the
+    cluster is connected on demand) means the build sent nothing to the workers, as a
+    compile for them waits for it: then DEFER its puts, all the head's own, to the next
+    build that connects (an edit's few; waiting would add Dask's import and the connect,
+    0.3-0.5 s, to a rebuild go finishes in as much), or NOTHING to publish (a no-op)."""
+    if not connecting:
+        return PUBLISH
+    return DEFER if puts else NOTHING
+
+
 def straggler_deadline(source: int, rates: Sequence[float]) -> float:
     """Seconds after which a remote compile of SOURCE bytes of Go also starts locally:
     STRAGGLER_FACTOR times its expected time (SOURCE at the median of RATES, the build's

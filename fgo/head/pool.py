@@ -87,8 +87,10 @@ class WorkerPool:
             starter = self._starter
         if self.cluster.local or starter is None:
             raise RemoteFailure(policy.CLUSTER_STARTING)
-        # a scheduler still connecting: its workers are a fraction of a second away, and
-        # running this here would put more compiles on the head than its slots
+        # a scheduler still connecting (or not yet: this compile is the first need of it):
+        # its workers are a fraction of a second away, and running this here would put
+        # more compiles on the head than its slots
+        self.cluster.start()
         starter.join(CONNECT_S + HANDSHAKE_S)
         if not self.learned or self.start_failed:
             raise RemoteFailure(policy.NO_WORKER)
@@ -115,6 +117,10 @@ class WorkerPool:
                 self._learn()
 
     def _start_and_learn(self) -> None:
+        # a scheduler connected on demand: learn once something asked for it
+        begun = getattr(self.cluster, "wait_begun", None)
+        if begun is not None and not begun():
+            return  # abandoned: the build ended without it
         try:
             self.client  # noqa: B018  (starts the embedded cluster)
         except Exception as exc:  # no workers, then: every compile runs elsewhere
