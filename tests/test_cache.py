@@ -24,12 +24,12 @@ from fgo.cache import tier
 from fgo.cache import trust
 from fgo.wire import CacheEntry, CacheRevocation, HeldEntry
 from fgo.cache import protocol
-from fgo.cache.local import DiskTier, EntryInfo, lru_victims
+from fgo.cache.local import DiskTier, EntryInfo, lru_victims, namespace
 from fgo.settings import parse_size
 from fgo.cache.server import remote_verdict
 from fgo.cache.session import go_quote
 
-NS = tier.namespace(toolchain.identity())
+NS = namespace(toolchain.identity())
 
 
 # ------------------------------------------------------------------ decisions (pure)
@@ -1102,7 +1102,7 @@ def test_forged_entries_are_never_used(heads: tuple[Path, Path], tmp_path: Path,
     a, b = heads
     head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
     key = trust.load_key(tmp_path / "cache.key", create=False)
-    other_ns = tier.namespace(toolchain.Identity(toolchain.go_version(), "e" * 64))
+    other_ns = namespace(toolchain.Identity(toolchain.go_version(), "e" * 64))
     n = 0
     for i in range(2):
         t = worker_store(real_cluster, i)
@@ -1307,7 +1307,7 @@ def test_another_toolchains_entries_are_never_used(heads: tuple[Path, Path], tmp
     from distributed import Client
     a, b = heads
     head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
-    other = tier.namespace(toolchain.Identity(toolchain.go_version(), "f" * 64))
+    other = namespace(toolchain.Identity(toolchain.go_version(), "f" * 64))
     actions = [x for v in cluster_entries(real_cluster).values() for x in v]
     with Client(real_cluster.address, timeout=30) as c:
         c.run(store.store_clear)

@@ -482,7 +482,7 @@ def test_the_helpers_namespace_hashes_go_s_compiler_once(tmp_path: Path, monkeyp
     the compiler's hash is remembered by its version, not read again at every start (28 MB:
     30 ms of every go build through the helper)."""
     import hashlib
-    from fgo.cache.tier import namespace, running_namespace
+    from fgo.cache.local import namespace, running_namespace
     monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
     tools = tmp_path / "tool"
     tools.mkdir()

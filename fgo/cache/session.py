@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from fgo import wire
 from fgo.cache import trust
-from fgo.cache.tier import ClusterTier, namespace
-from fgo.cache.local import DiskTier, local_root
+from fgo.cache.tier import ClusterTier
+from fgo.cache.local import DiskTier, local_root, namespace
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, STATS_ENV, WANT_ENV
 from fgo.cache.stage import Stager
@@ -112,9 +112,9 @@ class SharedCache:
         except OSError:
             pass  # the helper waits its limit, and goes on without the cluster tier
 
-    def puts(self) -> int:
-        """How many outputs go build put (what this build has to publish)."""
-        return len(pending_actions(self.pending))
+    def puts(self) -> list[str]:
+        """The action IDs go build put (what this build has to publish)."""
+        return pending_actions(self.pending)
 
     @property
     def unpublished(self) -> Path:
@@ -122,16 +122,16 @@ class SharedCache:
         tier, for the next build that connects to publish."""
         return self.local().root / "unpublished"
 
-    def defer(self) -> int:
-        """Keep this build's puts for the next build that connects (a build that needed
-        nothing of the cluster does not wait for it: fgo.head.policy.after_go_build)."""
-        actions = pending_actions(self.pending)
+    def defer(self, actions: list[str]) -> int:
+        """Keep ACTIONS, this build's puts, for the next build that connects (a build that
+        needed nothing of the cluster does not wait for it: fgo.head.policy.after_go_build);
+        how many were kept (none: not shared, the entries stay in the local tier)."""
         try:
             self.unpublished.parent.mkdir(parents=True, exist_ok=True)
             with open(self.unpublished, "a") as f:
                 f.write("".join(f"{a}\n" for a in actions))
         except OSError:
-            return 0  # not shared then: the entries stay in the local tier all the same
+            return 0
         return len(actions)
 
     def _take_deferred(self) -> list[str]:
@@ -233,18 +233,11 @@ class SharedCache:
             stored, size, adopted = publish_entries(tier, self.local(), actions, self.key,
                                                     known, skip, revoked, staged)
         except Exception as exc:  # a cluster gone by now: nothing shared, the build stands
-            self._keep_deferred(deferred)
+            self.defer(deferred)  # (for the next build, again)
             return {"published": 0, "bytes_published": 0, "publish_error": str(exc)}
         self.published.update(actions)
         return {"published": stored, "bytes_published": size, "published_by_reference": adopted,
                 **({"published_deferred": len(deferred)} if deferred else {})}
-
-    def _keep_deferred(self, actions: list[str]) -> None:
-        try:
-            with open(self.unpublished, "a") as f:
-                f.write("".join(f"{a}\n" for a in actions))
-        except OSError:
-            pass
 
     def known_revocations(self) -> trust.Revoked:
         """What this head knows to be revoked: the signed revocations beside its local tier

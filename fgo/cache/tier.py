@@ -34,7 +34,6 @@ from typing import Any
 
 from fgo import wire
 from fgo.cache import trust
-from fgo.cache.local import namespace, running_namespace  # noqa: F401 (named here too)
 from fgo.cache.store import (store_drop, store_get, store_index, store_put, store_revoke,
                              store_stats)
 from fgo.cluster import rpc

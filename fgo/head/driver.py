@@ -248,10 +248,10 @@ def run(opts: BuildOptions) -> int:
             exit_code, graph = _go_build(project, opts, session, tmp, shared,
                                          connected.abort)
             build_cpu += _own_cpu()
-            after = policy.after_go_build(connected.connecting,
-                                          shared.puts() if shared is not None else 0)
+            puts = shared.puts() if shared is not None else []
+            after = policy.after_go_build(connected.connecting, len(puts))
             if after != policy.PUBLISH and connected.abandon():
-                deferred = shared.defer() if shared is not None and after == policy.DEFER \
+                deferred = shared.defer(puts) if shared is not None and after == policy.DEFER \
                     else 0
             else:
                 connected.join()

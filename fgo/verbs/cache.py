@@ -25,7 +25,7 @@ _options = settings.click_options(settings.CACHE, only=("scheduler", "tls_ca_fil
 
 def _local() -> tuple[Any, str]:
     from fgo import toolchain
-    from fgo.cache.tier import namespace
+    from fgo.cache.local import namespace
     from fgo.cache.local import DiskTier, local_root
     gocache = toolchain.run_go(["env", "GOCACHE"], check=False).stdout.strip()
     if not gocache or gocache == "off":
