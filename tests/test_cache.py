@@ -273,7 +273,7 @@ def test_fgo_builds_helper_starts_from_its_heads_settings(tmp_path: Path) -> Non
     from fgo.cache.session import go_quote
     key = key_file(tmp_path)
     argv = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 1.0, str(key), 0.03)
-    assert argv[:3] == [sys.executable, "-m", "fgo.cache.helper"] and go_quote(argv)
+    assert argv[:3] == [sys.executable, "-I", "-S"] and go_quote(argv)
     env = {**os.environ, "GOCACHE": str(tmp_path / "gc"), "HOME": str(tmp_path)}
     reqs = [protocol.Request(1, "get", b"\x01" * 32), protocol.Request(99, "close")]
     proc = subprocess.run(argv, input=b"".join(map(protocol.encode_request, reqs)), env=env,
@@ -281,9 +281,20 @@ def test_fgo_builds_helper_starts_from_its_heads_settings(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert b'"KnownCommands"' in proc.stdout and b'"Miss":true' in proc.stdout.replace(b" ", b"")
     for bad in ("{}", "not json"):
-        proc = subprocess.run([*argv[:3], bad], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([*argv[:-1], bad], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert proc.stderr.startswith("fgo cacheprog: bad settings"), proc.stderr
+
+
+def test_the_helpers_module_path() -> None:
+    """The helper starts without `site`: its path is the head's, without the working
+    directory, and the directory holding fgo (found by an import hook when installed
+    editable) once."""
+    from fgo.cache.helper import module_path
+    assert module_path(["", "/lib/py", "/venv/site"], "/src/fgo/__init__.py") == \
+        ["/lib/py", "/venv/site", "/src"]
+    assert module_path(["/src", "/lib/py"], "/src/fgo/__init__.py") == ["/src", "/lib/py"]
+    assert module_path(["/a:b", "/lib/py"], "/src/fgo/__init__.py") == ["/lib/py", "/src"]
 
 
 def test_the_index_a_head_read_serves_its_helper(tmp_path: Path) -> None:

@@ -506,3 +506,12 @@ def test_giant_generated_package_within_25_percent() -> None:
     measured = sum(costmodel.REFERENCE[f"github.com/aws/aws-sdk-go/service/ec2"])
     assert abs(c.total / measured - 1) < 0.25
     assert c.B > 3 * c.F  # the backend is what a split (or -c) divides
+
+
+def test_func_lines_counts_the_functions_with_a_body(tmp_path: Path) -> None:
+    from fgo.planner.gosource import func_lines
+    # (a line opening a body: the scan's count of functions, for a decision it cannot change)
+    src = tmp_path / "a.go"
+    src.write_text("package a\n\nfunc A() {\n}\n\nfunc (t *T) B(x int) int {\n\treturn x\n}\n"
+                   "\nfunc stub()\n\n// func C() {\nvar f = func() {\n}\n")
+    assert func_lines([src]) == 2

@@ -204,6 +204,35 @@ def test_k_from_the_free_hosts(free: int, policy_: SplitPolicy, k: int) -> None:
         assert why == "1 free host(s): go's -c already uses its cores"
 
 
+def test_a_split_decided_without_the_scan_is_the_one_the_scan_gives() -> None:
+    """decided_unscanned answers only where choose_shards, given the package's true count
+    of functions (at least the lower bound), answers the same K whatever the cost: no other
+    host free (unless forced), or a forced split with its K given and 4 functions a shard."""
+    from fgo.planner.decide import decided_unscanned
+    costs = [BIG, Cost(F=0.1, B=0.1, D=0.0)]
+    answered = 0
+    for free in range(7):
+        for shards in (None, 1, 2, 3, 5):
+            for threshold in (None, 0.0, 5.0):
+                pol = SplitPolicy(threshold=threshold, shards=shards)
+                hosts = policy.split_hosts(free, shards)
+                for funcs in (0, 1, 7, 8, 12, 40):
+                    known = decided_unscanned(hosts, funcs, pol)
+                    if known is None:
+                        continue
+                    answered += 1
+                    for cost in costs:
+                        for n in (funcs, funcs + 3, 10 * funcs + 1):
+                            assert choose_shards(cost, n, hosts, pol)[0] == known[0], \
+                                (free, shards, threshold, funcs, n, known)
+    assert answered > 50
+    assert decided_unscanned(1, 10_000, SplitPolicy()) == \
+        (1, "1 free host(s): go's -c already uses its cores")
+    assert decided_unscanned(2, 16_000, SplitPolicy(threshold=0, shards=2))[0] == 2
+    assert decided_unscanned(2, 7, SplitPolicy(threshold=0, shards=2)) is None  # few: scan
+    assert decided_unscanned(4, 16_000, SplitPolicy()) is None                  # auto: scan
+
+
 # --- go build started while the cluster connects ---
 
 def test_go_build_starts_beside_the_connect_only_as_remembered() -> None:

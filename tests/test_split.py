@@ -73,6 +73,8 @@ def test_large_generated_package_split_identical(large: Path, real_cluster, shar
     big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
     assert big["mode"] == "split", big
     assert big["split"]["k"] == shards and len(big["split"]["shards"]) == shards - 1
+    # forced, its K given: no scan on the head (the compiler deals the functions)
+    assert big["split"]["scanned"] is False and "predicted_whole_s" not in big["split"]
     assert big["split"]["leader"]["merge_s"] is not None
     assert len(set(big["split"]["workers"])) == 2  # shards on both workers
     assert rep["totals"]["split"] >= 1

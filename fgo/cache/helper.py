@@ -1,5 +1,6 @@
 """go's build cache helper (GOCACHEPROG): what `fgo cacheprog` serves, and what fgo build
-has go start for itself (`python -m fgo.cache.helper SETTINGS`).
+has go start for itself (`command`: this interpreter, without `site`, given its path and
+the head's settings).
 
 go starts its GOCACHEPROG for every build and waits for the helper's first answer before
 it looks at its first package: the helper's start is on every build's path (a no-op's
@@ -24,19 +25,40 @@ INDEX_POLL_S = 0.01  # how often a helper looks for the index its head is still 
 WANT_TRIES = 20      # rings of its head's doorbell before the helper waits without it
 
 
+# The helper's start without `site` (-S), its module path given instead (-I: nothing from
+# the environment or the working directory on it): `site` and an editable install's import
+# hook were 22 of the 33 ms an interpreter took to start here, on every build's path.
+BOOT = "import os,sys;sys.path[:]=sys.argv[1].split(os.pathsep);" \
+       "from fgo.cache.helper import main;main(sys.argv[2:])"
+
+
 def command(scheduler: str, tls: tuple[str | None, str | None, str | None], size: int,
             timeout: float, key: str, recheck: float) -> list[str]:
-    """How fgo build has go start its helper: this interpreter, this fgo, and the settings
-    its head resolved (SCHEDULER, TLS, the local tier's SIZE, the cluster tier's TIMEOUT,
-    the heads' KEY file, the RECHECK rate)."""
+    """How fgo build has go start its helper: this interpreter, this fgo (found where this
+    process finds it: `module_path`), and the settings its head resolved (SCHEDULER, TLS,
+    the local tier's SIZE, the cluster tier's TIMEOUT, the heads' KEY file, the RECHECK
+    rate)."""
     settings = {"scheduler": scheduler, "tls": list(tls), "size": size, "timeout": timeout,
                 "key": key, "recheck": recheck}
-    return [sys.executable, "-m", "fgo.cache.helper", json.dumps(settings, sort_keys=True)]
+    return [sys.executable, "-I", "-S", "-c", BOOT, os.pathsep.join(module_path()),
+            json.dumps(settings, sort_keys=True)]
+
+
+def module_path(path: list[str] | None = None, package_dir: str | None = None) -> list[str]:
+    """The helper's sys.path: PATH (this process's, `site` included: Dask, when it connects)
+    without the working directory, then the directory holding fgo PACKAGE_DIR (an editable
+    install finds it through an import hook, not the path)."""
+    import fgo
+    path = sys.path if path is None else path
+    root = os.path.dirname(os.path.dirname(os.path.abspath(package_dir or fgo.__file__)))
+    out = [p for p in path if p and os.pathsep not in p]
+    return out + [root] if root not in out else out
 
 
 def main(argv: list[str]) -> None:
-    """`python -m fgo.cache.helper SETTINGS` (fgo build's `command`): every error one line
-    on stderr and a non-zero exit (go reports its cacheprog failed), never a traceback."""
+    """The helper of `command` (or `python -m fgo.cache.helper SETTINGS`): every error one
+    line on stderr and a non-zero exit (go reports its cacheprog failed), never a
+    traceback."""
     try:
         s = json.loads(argv[0])
         args = (s["scheduler"], tuple(s["tls"]), float(s["timeout"]), int(s["size"]),

@@ -58,50 +58,59 @@ class SplitExecutor:
     def run(self, action: CompileAction) -> Outcome | None:
         """ACTION split, or None: not worth it (the record says why), or it fell back."""
         from fgo import planner
-        from fgo.planner import decide
+        from fgo.planner import decide, gosource
         rec = action.record
         call = action.parse()
         plan_started = time.perf_counter()
         _, first_file = compilecall.split_flags(call.args)
         go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
+        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
         try:
-            scan = planner.scan_files(go_files)
+            funcs = gosource.func_lines(go_files) if self.policy.shards is not None else 0
+            known = decide.decided_unscanned(free, funcs, self.policy)
+            scan = planner.scan_files(go_files) if known is None else None
         except Exception as exc:  # the planner must never break a build
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
-        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
-        overheads = decide.Overheads(
-            backend_speedup=decide.backend_speedup(self.pool.cores_per_compile()))
-        plan = planner.plan(scan, free, self.policy, overheads)
-        rec.split = {"decision": plan.reason, "k": plan.k,
-                     "plan_s": round(time.perf_counter() - plan_started, 4),
-                     "predicted_whole_s": round(plan.predicted_whole, 3),
-                     "predicted_split_s": round(plan.predicted_split, 3),
-                     "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
-        if not plan.split:
+        if scan is None:
+            assert known is not None
+            k, rec.split = known[0], {"decision": known[1], "k": known[0], "scanned": False,
+                                      "plan_s": round(time.perf_counter() - plan_started, 4)}
+            plan_text = ""  # the compiler deals the functions
+        else:
+            overheads = decide.Overheads(
+                backend_speedup=decide.backend_speedup(self.pool.cores_per_compile()))
+            plan = planner.plan(scan, free, self.policy, overheads)
+            k, rec.split = plan.k, {
+                "decision": plan.reason, "k": plan.k, "scanned": True,
+                "plan_s": round(time.perf_counter() - plan_started, 4),
+                "predicted_whole_s": round(plan.predicted_whole, 3),
+                "predicted_split_s": round(plan.predicted_split, 3),
+                "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
+            plan_text = fgoflags.format_plan(
+                (shard, scan.units[i].file, scan.units[i].line, "")
+                for shard, units in enumerate(plan.shards) for i in units)
+        if k < 2:
             return None
         if self.verifier is not None and not self.verifier.split_wanted(self.series,
                                                                           call.package):
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
-        plan_text = fgoflags.format_plan(
-            (shard, scan.units[i].file, scan.units[i].line, "")
-            for shard, units in enumerate(plan.shards) for i in units)
         with self._room:  # wait for the splits running to leave room (policy.split_may_start)
             if not self._room.wait_for(lambda: policy.split_may_start(
-                    plan.k, self._in_flight, self.pool.size()[1]), self.remote.task_timeout):
+                    k, self._in_flight, self.pool.size()[1]), self.remote.task_timeout):
                 rec.split["decision"] = (f"not split: the splits running held "
                                          f"{self._in_flight} of the workers' threads")
                 return None
-            self._in_flight += plan.k
+            self._in_flight += k
         try:
-            return self._run(action, plan.k, plan_text)
+            return self._run(action, k, plan_text)
         except RemoteFailure as exc:
             rec.split["fallback"] = exc.reason
             return None
         finally:
             with self._room:
-                self._in_flight -= plan.k
+                self._in_flight -= k
                 self._room.notify_all()
 
     def _run(self, action: CompileAction, k: int, plan_text: str) -> Outcome:
