@@ -66,7 +66,9 @@ class SplitExecutor:
         go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
         free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
         try:
-            funcs = gosource.func_lines(go_files) if self.policy.shards is not None else 0
+            # (counted only where decided_unscanned uses it: a forced split with its K)
+            funcs = gosource.func_lines(go_files) \
+                if self.policy.forced and self.policy.shards is not None else 0
             known = decide.decided_unscanned(free, funcs, self.policy)
             scan = planner.scan_files(go_files) if known is None else None
         except Exception as exc:  # the planner must never break a build

@@ -61,6 +61,11 @@ class SplitPolicy:
     shards: int | None = None         # None: auto (argmin of split(K))
     min_gain: float = 0.5             # automatic mode: seconds a split must save
 
+    @property
+    def forced(self) -> bool:
+        """`--split-large=0`: every package with two or more functions is split (testing)."""
+        return self.threshold is not None and self.threshold <= 0
+
 
 @dataclass
 class SplitPlan:
@@ -111,6 +116,10 @@ def split_time(cost: CostLike, k: int, o: Overheads = Overheads()) -> float:
             + (k - 1) * (o.transfer_per_shard + o.merge_per_shard))
 
 
+def _no_other_host(free_workers: int) -> str:
+    return f"{free_workers} free host(s): go's -c already uses its cores"
+
+
 def choose_shards(cost: CostLike, n_funcs: int, free_workers: int,
                   policy: SplitPolicy = SplitPolicy(),
                   o: Overheads = Overheads()) -> tuple[int, str]:
@@ -123,13 +132,13 @@ def choose_shards(cost: CostLike, n_funcs: int, free_workers: int,
     if n_funcs < 2:
         return 1, "fewer than 2 functions"
     whole = whole_time(cost, o)
-    forced = policy.threshold is not None and policy.threshold <= 0
+    forced = policy.forced
     cap = min(n_funcs, o.max_shards if policy.shards is None else max(policy.shards, 1))
     cap = min(cap, max(free_workers, 2 if forced else 1))
     if policy.threshold is not None and not forced and whole <= policy.threshold:
         return 1, f"predicted {whole:.2f}s <= threshold {policy.threshold:g}s"
     if cap < 2:
-        return 1, f"{free_workers} free host(s): go's -c already uses its cores"
+        return 1, _no_other_host(free_workers)
     if policy.shards is not None:
         k = cap
     else:
@@ -151,9 +160,9 @@ def decided_unscanned(free_workers: int, funcs_at_least: int,
     is given takes that K (at most the free workers, at least 2) once the package surely
     holds 4 functions a shard (FUNCS_AT_LEAST, a cheap lower bound), and the compiler
     deals them (by IR size, before the walk) without a plan."""
-    forced = policy.threshold is not None and policy.threshold <= 0
+    forced = policy.forced
     if not forced and free_workers < 2:
-        return 1, f"{free_workers} free host(s): go's -c already uses its cores"
+        return 1, _no_other_host(free_workers)
     if forced and policy.shards is not None:
         k = min(max(policy.shards, 1), max(free_workers, 2))
         if k >= 2 and funcs_at_least >= 4 * k:
