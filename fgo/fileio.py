@@ -2,20 +2,28 @@
 
 One place for what the head, the workers and the cache all do to files: a writer that
 leaves a whole file or none (a full disk, a killed process), the sha256 that names
-blobs, cache bodies and outputs, a reader of the lines another process appends, and a
-doorbell another process rings.
+blobs, cache bodies and outputs, a reader of the lines another process appends, a
+doorbell another process rings, and a scratch directory that other processes may still
+write into while it goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 CHUNK = 1 << 20
+# How long a scratch directory's removal waits for late writers: a go build that was
+# stopped leaves its children (fgo cacheprog) running, and they write their last files
+# as they see go gone.
+SCRATCH_GRACE_S = 5.0
 
 
 def sha256(data: bytes) -> str:
@@ -120,3 +128,32 @@ def ring(path: Path | str) -> bool:
         return False
     os.close(fd)
     return True
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[str]:
+    """A new temporary directory, removed on leaving: unlike tempfile's, a removal that
+    races a process still writing into it (ENOTEMPTY) is retried for SCRATCH_GRACE_S,
+    then given up quietly, so it never hides what the body raised or returned."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        remove_tree(path, SCRATCH_GRACE_S)
+
+
+def remove_tree(path: Path | str, grace_s: float) -> bool:
+    """Remove the directory PATH, retrying while others still add to it, for up to
+    GRACE_S; whether it is gone."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            shutil.rmtree(path)
+            return True
+        except OSError:  # ENOTEMPTY: a file added meanwhile; ENOENT: one removed by another
+            if not os.path.exists(path):
+                return True
+            if time.monotonic() >= deadline:
+                shutil.rmtree(path, ignore_errors=True)
+                return not os.path.exists(path)
+            time.sleep(0.05)

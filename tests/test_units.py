@@ -465,6 +465,41 @@ def test_a_doorbell_wakes_its_thread_once_and_close_without_the_callback(tmp_pat
     assert not quiet.is_set()
 
 
+def test_a_scratch_dir_outlasts_a_late_writer_and_never_hides_the_error(tmp_path: Path) -> None:
+    """fgo.fileio.scratch_dir: a process still writing into it as it goes (a stopped go
+    build's cacheprog writing its counters) delays its removal instead of raising
+    ENOTEMPTY over the error that stopped the build."""
+    import threading
+    from fgo.errors import FgoError
+    from fgo.fileio import remove_tree, scratch_dir
+    busy = tmp_path / "busy"
+    (busy / "sub").mkdir(parents=True)
+    until = time.monotonic() + 0.3
+
+    def write() -> None:  # files keep appearing while the removal runs
+        n = 0
+        while time.monotonic() < until:
+            try:
+                (busy / "sub" / f"f{n}").write_bytes(b"x")
+            except OSError:
+                (busy / "sub").mkdir(parents=True, exist_ok=True)
+            n += 1
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.02)
+    assert remove_tree(busy, 5.0)
+    writer.join()
+    if busy.exists():  # the writer's last file came after: the next removal takes it
+        assert remove_tree(busy, 0.0)
+    assert not busy.exists()
+    with pytest.raises(FgoError, match="cannot reach"):
+        with scratch_dir("fgo-test-") as tmp:
+            left = Path(tmp)
+            (left / "stats.json").write_text("{}")
+            raise FgoError("cannot reach the scheduler")
+    assert not left.exists()
+
+
 def test_a_clusters_size_is_remembered_by_its_scheduler(tmp_path: Path, monkeypatch) -> None:
     from fgo.report.record import last_cluster, remember_cluster
     monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))

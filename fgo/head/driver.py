@@ -12,7 +12,6 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
+from fgo.fileio import scratch_dir
 from fgo.head import policy
 from fgo.head.progress import Progress
 from fgo.head.session import BuildOptions, BuildSession
@@ -227,7 +227,7 @@ def run(opts: BuildOptions) -> int:
     session = connected = None
     deferred = 0
     try:
-        with tempfile.TemporaryDirectory(prefix="fgo-") as tmp:
+        with scratch_dir("fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
                 if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp), key)
