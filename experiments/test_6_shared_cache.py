@@ -82,11 +82,12 @@ def team_key(lab: Any) -> Path:
 
 
 def head(lab: Any, name: str) -> dict[str, str]:
-    """A head node of its own: empty GOCACHE, HOME and fgo cache dir (with the shim); the
-    team's cache key."""
+    """A head node of its own: empty GOCACHE, HOME and fgo cache dir (with the shim and the
+    cacheprog front); the team's cache key."""
     root = lab.tmpdir(f"head-{name}")
     fgo_cache = root / "fgo-cache"
-    shutil.copytree(paths.cache_dir() / "shim", fgo_cache / "shim")
+    for program in ("fgo-shim", "fgo-cachefront"):
+        shutil.copytree(paths.cache_dir() / program, fgo_cache / program)
     return {"GOCACHE": str(root / "gocache"), "HOME": str(root / "home"),
             "FGO_CACHE_DIR": str(fgo_cache), "FGO_LEDGER": str(root / "ledger.json"),
             "FGO_CACHE_KEY": str(team_key(lab))}
@@ -181,8 +182,9 @@ def run_experiment(benchmark: Any, lab: Any, name: str) -> dict[str, Any]:
     ok, why = labmod.fgo_available("build", ["--shared-cache"])
     if not ok:
         pytest.skip(why)
+    from fgo.cache.front import front_path
     from fgo.head.shim import shim_path
-    shim_path()  # built once here; every head gets a copy
+    shim_path(), front_path()  # built once here; every head gets a copy
     rows = lab.table("shared_cache")
     kept = [r for r in rows if r.get("project") != name]
     runs = benchmark.pedantic(measure, args=(lab, name, PAIRS[name], kept), rounds=1,

@@ -247,6 +247,27 @@ def run_go(args: list[str], cwd: Path | str | None = None,
     return proc
 
 
+def go_program(source: Path, name: str) -> Path:
+    """The Go program SOURCE (one file, standard library only) built with the pinned
+    toolchain into fgo's cache on first use, as NAME: fgo's small helpers on go build's
+    path (the -toolexec shim, the cacheprog front) must not cost an interpreter."""
+    import hashlib
+    import tempfile
+
+    from fgo.paths import cache_dir
+    key = hashlib.sha256(source.read_bytes() + go_version().encode()).hexdigest()[:16]
+    exe = cache_dir() / name / key / name
+    if exe.exists():
+        return exe
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
+        tmp_exe = Path(tmp) / name
+        run_go(["build", "-trimpath", "-o", str(tmp_exe), str(source)],
+               env=go_env(GO111MODULE="off", CGO_ENABLED="0"), cwd=tmp)
+        os.replace(tmp_exe, exe)  # atomic: concurrent builders both succeed
+    return exe
+
+
 NO_MAIN_PACKAGES = "no main packages to build"
 
 

@@ -286,6 +286,107 @@ def test_fgo_builds_helper_starts_from_its_heads_settings(tmp_path: Path) -> Non
         assert proc.stderr.startswith("fgo cacheprog: bad settings"), proc.stderr
 
 
+def _stamped(tier_: DiskTier, action: str, body: bytes, producer: str = "") -> Any:
+    """An entry as a get leaves it after hashing its body (stamped 3 s after its change:
+    the front trusts only stamps taken RACY_S after it)."""
+    import hashlib
+    from fgo.cache import local
+    e = tier_.put(action, hashlib.sha256(body).hexdigest(), body, 1.7e9 + 0.1234567,
+                  0.5, producer, bool(producer), "sig" if producer else "")
+    st = e.path.stat()
+    return tier_._restamp(tier_._paths(action)[0], e, local.body_stamp(st, st.st_ctime + 3))
+
+
+def _cacheprog_session(argv: list[str], env: dict[str, str], reqs: list[Any]
+                       ) -> tuple[list[protocol.Response], dict[str, Any]]:
+    proc = subprocess.run(argv, input=b"".join(map(protocol.encode_request, reqs)), env=env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stats = Path(env["FGO_CACHE_STATS"])
+    counters = json.loads(stats.read_text())
+    stats.unlink()
+    return [protocol.decode_response(line) for line in proc.stdout.splitlines()], counters
+
+
+def test_the_cacheprog_front_answers_stamped_hits_and_hands_the_rest_on(tmp_path: Path) -> None:
+    """fgo.cache.front: go's gets of a head's own stamped entries answered by the Go front
+    as the Python helper answers them; at the first request it cannot answer (a worker's
+    entry, a miss, a put with its body) the helper takes the stream over, greeting go
+    once, every request answered once; a due trim or kept revocations are the helper's."""
+    import hashlib
+    from fgo.cache import front
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    gocache = tmp_path / "gc"
+    root = local_root(gocache, NS)
+    tier_ = DiskTier(root)
+    a, b, c, d, e = ("a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32, "e5" * 32)
+    mine, other = _stamped(tier_, a, b"mine" * 50), _stamped(tier_, b, b"also mine")
+    _stamped(tier_, c, b"a worker's", producer="tcp://10.0.0.1:9000")
+    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
+    assert go_quote(argv)
+    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+           "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
+           "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+    hits = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(b)),
+            protocol.Request(3, "close")]
+    by_front, counters = _cacheprog_session(argv, env, hits)
+    by_helper, alone = _cacheprog_session(helper, env, hits)
+    assert by_front[0].known_commands == protocol.COMMANDS
+    assert counters["front"] == 2 and counters["gets"] == counters["local_hits"] == 2
+    assert counters["inline"] == 0 and set(counters) == set(alone)  # no interpreter ran
+    assert alone["inline"] == 2 and alone["front"] == 0
+    for x, y, entry_ in zip(by_front[1:3], by_helper[1:3], (mine, other)):
+        assert (x.id, x.output_id, x.size, x.disk_path) == (y.id, y.output_id, y.size, y.disk_path)
+        assert x.output_id.hex() == entry_.output and x.disk_path == str(entry_.path)
+        assert abs(x.time - y.time) < 1e-6 and x.miss is False
+    assert by_front[3].id == 3
+
+    body = b"a put's body" * 1000
+    rest = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(c)),
+            protocol.Request(3, "get", bytes.fromhex(d)),
+            protocol.Request(4, "put", bytes.fromhex(e), hashlib.sha256(body).digest(), body),
+            protocol.Request(5, "close")]
+    resps, counters = _cacheprog_session(argv, env, rest)
+    assert resps[0].known_commands and resps[-1].id == 5  # greeted once, closed last
+    answered = {r.id: r for r in resps}                   # the rest in any order
+    assert sorted(r.id for r in resps) == [0, 1, 2, 3, 4, 5]
+    assert not answered[1].miss and not answered[2].miss and answered[3].miss
+    assert not answered[4].err
+    assert counters["front"] == 1 and counters["gets"] == 3 and counters["misses"] == 1
+    assert counters["local_hits"] == 2 and counters["puts"] == 1
+    assert e in Path(env["FGO_CACHE_PENDING"]).read_text()
+    assert tier_.get(e).output == hashlib.sha256(body).hexdigest()
+
+    (root / "trimmed").write_text("0.000 0\n")  # a trim due: the helper closes
+    resps, counters = _cacheprog_session(argv, env, hits)
+    assert [r.id for r in resps] == [0, 1, 2, 3] and counters["front"] == 2
+    assert float((root / "trimmed").read_text().split()[0]) > time.time() - 60
+
+    (root / "revoked").mkdir(exist_ok=True)
+    (root / "revoked" / "r.json").write_text("{}")  # only the helper reads them
+    resps, counters = _cacheprog_session(argv, env, hits)
+    assert [r.id for r in resps] == [0, 1, 2, 3] and counters["front"] == 0
+    assert counters["inline"] == 2
+
+    bad = subprocess.run([argv[0], "not json", *helper], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("fgo cacheprog: bad settings")
+
+
+def test_the_cacheprog_fronts_rules_are_the_helpers() -> None:
+    """The Go front repeats three of the Python side's rules: they must agree."""
+    from fgo.cache import front, local
+    source = front.SOURCE.read_text()
+    assert re.search(rf"racyNanos\s*=\s*{int(local.RACY_S * 1e9):_}\n", source)
+    assert re.search(rf"trimEvery\s*=\s*{local.TRIM_EVERY_S}", source)
+    assert re.search(rf'headProduct\s*=\s*"{trust.HEAD}"', source)
+
+
 def test_the_helpers_module_path() -> None:
     """The helper starts without `site`: its path is the head's, without the working
     directory, and the directory holding fgo (found by an import hook when installed

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fgo.errors import FgoError
 
@@ -65,8 +65,15 @@ def main(argv: list[str]) -> None:
                 s["key"], s["tls"][2], float(s["recheck"]))
     except (IndexError, KeyError, TypeError, ValueError) as exc:
         _fail(f"fgo cacheprog: bad settings from fgo build: {exc!r}", 2)
+    taken = None
+    if len(argv) > 1:  # exec'd by the cacheprog front, which served go until now
+        from fgo.cache.front import handoff
+        try:
+            taken = handoff(argv[1])
+        except ValueError as exc:
+            _fail(f"fgo cacheprog: {exc}", 2)
     try:
-        serve(*args)
+        serve(*args, taken=taken)
     except FgoError as exc:
         _fail(exc.line(), exc.code)
     except Exception as exc:  # a bug of ours: still one line
@@ -82,12 +89,12 @@ def _fail(line: str, code: int) -> NoReturn:
 def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
           limit: float, size: int, cache_key: str | None, tls_key: str | None,
           recheck: float, service: Callable[[], object] | None = None,
-          summary: Callable[[dict], str] | None = None) -> None:
+          summary: Callable[[dict], str] | None = None, taken: Any = None) -> None:
     """Serve go's build cache over stdin/stdout until go closes it, then exit: a local tier
     beside GOCACHE, in front of the cluster tier of SCHEDULER (None: the local tier only).
     SERVICE makes fgo's worker service, installed on the workers when the helper connects
     itself (plain go; under fgo build its head has); SUMMARY, the counters' line on stderr
-    at close."""
+    at close; TAKEN, the fgo.cache.front.Handoff of a front that served go until now."""
     from fgo.cache import trust
     from fgo.cache.local import DiskTier, gocache_dir, local_root, running_namespace
     from fgo.cache.server import (
@@ -118,7 +125,14 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
     server = Server(local, remote, limit, size, pending, stats, key=key, recheck=recheck,
                     outputs=environ_outputs(),
                     want=_ringer(want, index) if want is not None else None)
-    server.serve(sys.stdin.buffer, sys.stdout.buffer)
+    if taken is None:
+        server.serve(sys.stdin.buffer, sys.stdout.buffer)
+    else:
+        from fgo.cache.front import stream
+        server.counters.gets, server.counters.local_hits = taken.gets, taken.local_hits
+        server.counters.front = taken.front
+        server.serve(stream(taken.unserved, sys.stdin.fileno()), sys.stdout.buffer,
+                     greet=False)
     if summary is not None:
         print(f"fgo cacheprog: {summary(server.counters.to_json())}", file=sys.stderr)
     sys.stdout.flush()

@@ -95,6 +95,8 @@ class Counters:
     saved_s: float = 0.0         # compile seconds of the remote hits, less fetch_s
     remote: str = "off"          # off | unused (never needed) | connecting | ready | skipped: WHY
     inline: int = 0              # local hits the reader answered itself
+    front: int = 0               # local hits the front answered before this process
+                                 # (fgo.cache.front: go's gets until one it could not)
     connected: bool = False      # a client of its own (under fgo build: only once a get
                                  # needed an entry the head's index names)
     indexed: int = 0             # entries of this toolchain in the cluster tier at start
@@ -497,8 +499,11 @@ class Server:
 
     # --- the loop ---
 
-    def serve(self, stdin: IO[bytes], stdout: IO[bytes]) -> None:
-        self._send(stdout, Response(0, known_commands=protocol.COMMANDS))
+    def serve(self, stdin: IO[bytes], stdout: IO[bytes], greet: bool = True) -> None:
+        """Answer go's requests until its close (GREET: first the commands this helper
+        knows; not when the cacheprog front greeted go already)."""
+        if greet:
+            self._send(stdout, Response(0, known_commands=protocol.COMMANDS))
         while True:
             try:
                 req = protocol.read_request(stdin, self.known)

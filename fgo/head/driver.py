@@ -368,13 +368,27 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
     if not gocache or gocache == "off":
         return None
     key_file, secret = key
+    identity = toolchain.identity()
+    helper = command(cluster.scheduler, opts.tls, opts.cache_size, opts.cache_timeout,
+                     str(key_file), opts.cache_recheck)
     try:
-        return SharedCache(Path(gocache), toolchain.identity(), tmp,
-                           command(cluster.scheduler, opts.tls, opts.cache_size,
-                                   opts.cache_timeout, str(key_file), opts.cache_recheck),
-                           secret)
+        return SharedCache(Path(gocache), identity, tmp,
+                           _fronted(helper, Path(gocache), identity, opts.cache_size), secret)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
+
+
+def _fronted(helper: list[str], gocache: Path, identity: Any, size: int) -> list[str]:
+    """HELPER behind the cacheprog front (fgo.cache.front), which answers the local tier's
+    stamped hits without an interpreter; HELPER alone if the front cannot be built."""
+    from fgo.cache import front
+    from fgo.cache.local import local_root, namespace
+    from fgo.cache.server import Counters
+    try:
+        return front.command(helper, local_root(gocache, namespace(identity)), size,
+                             Counters(remote="unused").to_json())
+    except toolchain.ToolchainError:
+        return helper
 
 
 def _provenance(actions: list[dict[str, Any]], checks: list[dict[str, Any]]) -> Any:

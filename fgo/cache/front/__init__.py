@@ -1,0 +1,79 @@
+"""The cacheprog front (front.go): what go starts as GOCACHEPROG under fgo build.
+
+It answers the gets of a head's own, stamped local entries itself, and execs fgo's
+Python helper (fgo.cache.helper) at the first request it cannot answer, handing it the
+stream: a warm build's hits cost no interpreter. `handoff` reads what it passes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SOURCE = Path(__file__).with_name("front.go")
+NAME = "fgo-cachefront"
+
+
+def front_path() -> Path:
+    """The front's binary for this source and toolchain, built on first use."""
+    from fgo import toolchain
+    return toolchain.go_program(SOURCE, NAME)
+
+
+def command(helper: list[str], root: Path, size: int, counters: dict[str, Any]) -> list[str]:
+    """How go starts the front before HELPER (fgo.cache.helper.command): the local tier's
+    ROOT and SIZE limit, and the helper's COUNTERS at zero (what the front writes at a close
+    it answers alone)."""
+    settings = {"root": str(root), "size": size, "counters": counters}
+    return [str(front_path()), json.dumps(settings, sort_keys=True), *helper]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What the front passes to the helper it execs: its counts and the bytes of go's
+    stream it read and did not serve (the request it could not answer first)."""
+    gets: int
+    local_hits: int
+    front: int
+    unserved: bytes
+
+
+def handoff(arg: str) -> Handoff:
+    """The front's handoff argument (ValueError when it is not one)."""
+    try:
+        msg = json.loads(arg)
+        return Handoff(int(msg["gets"]), int(msg["local_hits"]), int(msg["front"]),
+                       base64.b64decode(msg["unserved"] or ""))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"bad handoff from fgo-cachefront: {exc!r}") from None
+
+
+class Prefixed(io.RawIOBase):
+    """FIRST, then the file descriptor FD: go's stream as the front left it."""
+
+    def __init__(self, first: bytes, fd: int) -> None:
+        self.first = memoryview(first)
+        self.fd = fd
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self.first:
+            n = min(len(buf), len(self.first))
+            buf[:n] = self.first[:n]
+            self.first = self.first[n:]
+            return n
+        data = os.read(self.fd, len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
+def stream(first: bytes, fd: int) -> io.BufferedReader:
+    """A buffered reader of FIRST then FD (what the protocol's reader needs: peek)."""
+    return io.BufferedReader(Prefixed(first, fd), buffer_size=1 << 16)

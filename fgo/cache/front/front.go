@@ -1,0 +1,302 @@
+// Command fgo-cachefront is the GOCACHEPROG that fgo build hands to go build.
+//
+// go starts its cache helper for every build and waits for it: a Python
+// interpreter answering a warm build's hundreds of gets cost a no-op build of
+// gin 0.15 s, as much as go's whole no-op. This small Go program answers what
+// needs no judgement: gets of entries in the head's local tier that a head
+// produced and whose body a get has hashed already (its stamp still vouches for
+// the file). At the first request it cannot answer (a miss, a put, a worker's
+// entry, a stamp that no longer vouches, a trim that is due), it hands go's
+// stream to fgo's Python helper by exec: the same process, the same pipes, and
+// the bytes it read ahead passed on, so the helper serves on as if it had been
+// there from the start.
+//
+// Usage: fgo-cachefront SETTINGS HELPER [ARGS...]; SETTINGS is JSON (root: the
+// local tier; size: its limit in bytes; counters: the helper's counters at
+// zero, written to $FGO_CACHE_STATS at a close this program answers).
+// The helper is exec'd with one more argument, the handoff (JSON: the counts
+// so far and the unserved bytes, base64).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// These three mirror fgo.cache.local (RACY_S, TRIM_EVERY_S) and
+// fgo.cache.trust (HEAD); tests/test_cache.py checks that they agree.
+const (
+	racyNanos   = 2_000_000_000
+	trimEvery   = 3600.0
+	headProduct = "head"
+)
+
+type settings struct {
+	Root     string         `json:"root"`
+	Size     int64          `json:"size"`
+	Counters map[string]any `json:"counters"`
+}
+
+type request struct {
+	ID       int64
+	Command  string
+	ActionID []byte
+	OutputID []byte
+	BodySize int64
+}
+
+type front struct {
+	settings
+	helper          []string
+	in              *bufio.Reader
+	gets, localHits int
+}
+
+func main() {
+	if len(os.Args) < 3 {
+		fail("usage: fgo-cachefront SETTINGS HELPER [ARGS...]")
+	}
+	f := &front{helper: os.Args[2:], in: bufio.NewReaderSize(os.Stdin, 16<<10)}
+	if err := json.Unmarshal([]byte(os.Args[1]), &f.settings); err != nil || f.Root == "" {
+		fail(fmt.Sprintf("bad settings from fgo build: %q", os.Args[1]))
+	}
+	if revocationsKept(f.Root) { // only the helper can verify and apply them
+		f.exec(nil)
+	}
+	f.send(`{"ID":0,"KnownCommands":["get","put","close"]}`)
+	for {
+		line, err := f.next()
+		if err != nil { // go went away without a close: the helper closes as it would
+			f.handOver(line)
+		}
+		var r request
+		if json.Unmarshal(line, &r) == nil && r.BodySize == 0 {
+			switch r.Command {
+			case "get":
+				if resp, ok := f.get(r); ok {
+					f.send(resp)
+					continue
+				}
+			case "close":
+				if f.closeAlone() {
+					f.send(fmt.Sprintf(`{"ID":%d}`, r.ID))
+					os.Exit(0)
+				}
+			}
+		}
+		f.handOver(line)
+	}
+}
+
+// next is go's next request line, blank lines skipped (go ends each request
+// with one); at the end of input, what was read of a last line and the error.
+func (f *front) next() ([]byte, error) {
+	for {
+		line, err := f.in.ReadBytes('\n')
+		if err != nil || len(bytes.TrimSpace(line)) > 0 {
+			return line, err
+		}
+	}
+}
+
+// get answers R from the local tier if the entry is a head's own, whole and
+// stamped; false leaves it to the helper (which hashes, fetches or refuses).
+func (f *front) get(r request) (string, bool) {
+	if len(r.ActionID) != 32 {
+		return "", false
+	}
+	action := hex.EncodeToString(r.ActionID)
+	dir := filepath.Join(f.Root, action[:2])
+	index, body := filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
+	data, err := os.ReadFile(index)
+	if err != nil {
+		return "", false
+	}
+	e, ok := parseIndex(string(data))
+	if !ok || !headsOwn(e.producer) {
+		return "", false
+	}
+	var st syscall.Stat_t
+	if syscall.Stat(body, &st) != nil || st.Size != e.size || !stampVouches(e.stamp, &st) {
+		return "", false
+	}
+	output, err := hex.DecodeString(e.output)
+	if err != nil || len(output) != 32 {
+		return "", false
+	}
+	now := time.Now()
+	os.Chtimes(index, now, now) // its last use (the tier's LRU); best effort, as the helper
+	f.gets++
+	f.localHits++
+	resp := map[string]any{"ID": r.ID, "OutputID": output, "DiskPath": body,
+		"Time": time.UnixMicro(int64(math.Round(e.putTime * 1e6))).UTC()}
+	if e.size != 0 {
+		resp["Size"] = e.size
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return "", false
+	}
+	return string(out), true
+}
+
+type entry struct {
+	output   string
+	size     int64
+	putTime  float64
+	producer string
+	stamp    string
+}
+
+// parseIndex reads an index file as fgo.cache.local._entry does: "<output>
+// <size> <put time> [<seconds>] [p=<producer> c=.. s=..] [v=<stamp>]".
+func parseIndex(text string) (entry, bool) {
+	fields := strings.Fields(text)
+	if len(fields) < 3 {
+		return entry{}, false
+	}
+	size, err1 := strconv.ParseInt(fields[1], 10, 64)
+	put, err2 := strconv.ParseFloat(fields[2], 64)
+	if err1 != nil || err2 != nil {
+		return entry{}, false
+	}
+	e := entry{output: fields[0], size: size, putTime: put}
+	for _, tag := range fields[3:] {
+		k, v, ok := strings.Cut(tag, "=")
+		switch {
+		case !ok:
+		case k == "p":
+			p, err := url.PathUnescape(v)
+			if err != nil {
+				return entry{}, false
+			}
+			e.producer = p
+		case k == "v":
+			e.stamp = v
+		}
+	}
+	return e, true
+}
+
+// headsOwn: no worker took part in computing it (fgo.cache.trust.from_workers).
+func headsOwn(producer string) bool {
+	for _, p := range strings.Split(producer, "+") {
+		if p != "" && p != headProduct {
+			return false
+		}
+	}
+	return true
+}
+
+// stampVouches is fgo.cache.local.stamp_vouches: the body is the file a get
+// hashed (same inode, size and times), stamped long enough after its change.
+func stampVouches(stamp string, st *syscall.Stat_t) bool {
+	parts := strings.Split(stamp, ".")
+	if len(parts) != 5 {
+		return false
+	}
+	var n [5]int64
+	for i, p := range parts {
+		v, err := strconv.ParseInt(p, 10, 64)
+		if err != nil {
+			return false
+		}
+		n[i] = v
+	}
+	mtime := st.Mtim.Sec*1e9 + st.Mtim.Nsec
+	ctime := st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	return uint64(n[0]) == st.Ino && n[1] == st.Size && n[2] == mtime && n[3] == ctime &&
+		n[4]-ctime >= racyNanos
+}
+
+// revocationsKept: the tier keeps revocations (ROOT/revoked not empty).
+func revocationsKept(root string) bool {
+	d, err := os.Open(filepath.Join(root, "revoked"))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) > 0
+}
+
+// closeAlone ends a build whose every request this program answered: its
+// counters written, unless the tier's trim is due (fgo.cache.local.trim_due,
+// with nothing added: then the helper closes, and trims).
+func (f *front) closeAlone() bool {
+	data, err := os.ReadFile(filepath.Join(f.Root, "trimmed"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 {
+		return false
+	}
+	when, err1 := strconv.ParseFloat(fields[0], 64)
+	held, err2 := strconv.ParseInt(fields[1], 10, 64)
+	now := float64(time.Now().UnixNano()) / 1e9
+	if err1 != nil || err2 != nil || now-when >= trimEvery || held > f.Size {
+		return false
+	}
+	if path := os.Getenv("FGO_CACHE_STATS"); path != "" && f.Counters != nil {
+		counters := f.counts()
+		if out, err := json.Marshal(counters); err == nil {
+			os.WriteFile(path, out, 0o666) // as the helper: a counter lost is no error
+		}
+	}
+	return true
+}
+
+func (f *front) counts() map[string]any {
+	c := make(map[string]any, len(f.Counters)+1)
+	for k, v := range f.Counters {
+		c[k] = v
+	}
+	c["gets"], c["local_hits"], c["front"] = f.gets, f.localHits, f.localHits
+	return c
+}
+
+func (f *front) send(line string) {
+	if _, err := io.WriteString(os.Stdout, line+"\n"); err != nil {
+		os.Exit(1) // go is gone
+	}
+}
+
+// handOver execs the helper to serve LINE, the bytes read ahead and the rest.
+func (f *front) handOver(line []byte) {
+	ahead, _ := f.in.Peek(f.in.Buffered())
+	unserved := append(append([]byte{}, line...), ahead...)
+	handoff, err := json.Marshal(map[string]any{
+		"gets": f.gets, "local_hits": f.localHits, "front": f.localHits,
+		"unserved": unserved})
+	if err != nil {
+		fail(err.Error())
+	}
+	f.exec(handoff)
+}
+
+func (f *front) exec(handoff []byte) {
+	argv := append([]string{}, f.helper...)
+	if handoff != nil {
+		argv = append(argv, string(handoff))
+	}
+	err := syscall.Exec(f.helper[0], argv, os.Environ())
+	fail(fmt.Sprintf("cannot start %s: %v", f.helper[0], err))
+}
+
+func fail(msg string) {
+	fmt.Fprintf(os.Stderr, "fgo cacheprog: %s\n", msg)
+	os.Exit(2)
+}
