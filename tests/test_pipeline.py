@@ -68,6 +68,31 @@ def test_the_plan_is_read_only_once_speculation_is_wanted(tmp_path: Path) -> Non
         s.close()
 
 
+def test_export_data_is_kept_only_while_speculation_may_run(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """Until the workers are known, what arrives first (what the most compiles import) is
+    kept; once they make speculation not worth it, nothing is read or kept (a head's CPU
+    per compile); workers that join and make it worth it start keeping again."""
+    from fgo.head import exports
+    from fgo.head.speculation import Speculator
+    archive = tmp_path / "idle.a"
+    archive.write_bytes(b"!<arch>\n")
+    read: list[str] = []
+    real = exports.read_export_data
+    monkeypatch.setattr(exports, "read_export_data", lambda path: read.append(path) or real(path))
+    s = Speculator(None, None, None, str(tmp_path / "s"))
+    s.export_ready("first", b"export data")             # counted as it arrives
+    s.workers_known(hosts=1, threads=2)
+    s.export_ready("idle", b"export data")
+    s.archive_written("idle", str(archive))
+    assert s.exports.early == 1 and read == []
+    s.workers_known(hosts=2, threads=8)
+    s.export_ready("later", b"export data")
+    s.archive_written("later", str(archive))
+    assert s.exports.early == 2 and read == [str(archive)]
+    s.close()
+
+
 def test_what_cannot_be_speculated() -> None:
     assert sp.not_speculable(_pred("x", {})) is None
     assert "cgo" in sp.not_speculable(_pred("x", {}, work_inputs=("$WORK/b/_cgo_gotypes.go",)))

@@ -827,3 +827,23 @@ def test_a_split_leader_shares_no_worker_with_its_shards_when_it_can() -> None:
     assert leader_first(["A", "B", "A"]) == ["B", "A", "A"]   # K = 3 on two workers
     assert leader_first(["A", "B", "C"]) == ["A", "B", "C"]
     assert leader_first(["A", "A", "B", "B"]) == ["A", "A", "B", "B"]  # none alone: as given
+
+
+def test_the_heads_cpu_per_compile_is_told_with_and_without_its_connect() -> None:
+    """A connect beside go build (Dask's import, once a build) is part of the head's CPU
+    while go build ran only when it ran wholly within it; the report gives the per-compile
+    figure with it and without it."""
+    from types import SimpleNamespace
+
+    from fgo.head.driver import _connect_cpu_within
+    from fgo.report.record import head_cost
+    inside = SimpleNamespace(cpu_s=0.4, span=(10.0, 11.0))
+    assert _connect_cpu_within(inside, (9.0, 20.0)) == 0.4
+    assert _connect_cpu_within(inside, (10.5, 20.0)) is None   # began before go build
+    assert _connect_cpu_within(inside, (9.0, 10.5)) is None    # ended after it
+    assert _connect_cpu_within(SimpleNamespace(cpu_s=None, span=None), (0, 1)) is None
+    assert _connect_cpu_within(None, (0.0, 1.0)) is None       # no cluster, or not beside
+    cost = head_cost(2.0, 1.2, 200, 90.0, 0.4)
+    assert cost["build_cpu_per_remote_ms"] == 6.0
+    assert cost["build_cpu_per_remote_ms_less_connect"] == 4.0
+    assert "connect_cpu_s" not in head_cost(2.0, 1.2, 200)

@@ -69,7 +69,11 @@ def _tcp(t: dict[str, Any]) -> str:
     return (f"- {t['project']} on `dask scheduler` + 2 `dask worker` processes over TCP, every "
             f"compile remote (`{t['fgo_command']}`): median dispatch **{t['dispatch_median_ms']} "
             f"ms**, head CPU {t['head_cpu_per_remote_ms']} ms per remote compile "
-            f"({t['head_build_cpu_per_remote_ms']} ms while go build ran)"
+            f"({t['head_build_cpu_per_remote_ms']} ms while go build ran"
+            + (f"; {t['head_build_cpu_per_remote_ms_less_connect']} ms less the "
+               f"{t['head_connect_cpu_s']} s of its connect beside go build, once a build"
+               if t.get("head_build_cpu_per_remote_ms_less_connect") is not None else "")
+            + ")"
             + (f", the worker processes' own CPU (nannies included, their compiles not "
                f"counted) {worker} ms per remote compile" if worker is not None else "")
             + _idle(t)
@@ -87,7 +91,17 @@ def _noop(n: dict[str, Any] | None) -> str:
     return (f"; a no-op rebuild on the same cluster (each side on its own warm cache, "
             f"{n['pairs']} alternating pairs): go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
             f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
-            f"(median; the cacheprog's cluster tier: {', '.join(tiers)}{_beside(n)})")
+            f"(median; the cacheprog's cluster tier: {', '.join(tiers)}{_beside(n)}"
+            + _front(n) + ")")
+
+
+def _front(n: dict[str, Any]) -> str:
+    """How many of each no-op's gets the cacheprog front answered."""
+    front = n.get("front_gets")
+    if not front:
+        return ""
+    return ("; gets the cacheprog front answered: "
+            + ", ".join(f"{f} of {g}" for f, g in front))
 
 
 def _beside(row: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,8 @@ class BackgroundCluster:
         self._done = threading.Event()      # the connect has ended
         self._lock = threading.Lock()
         self._abandoned = False
+        self.cpu_s: float | None = None     # the connect thread's own CPU (Dask's import),
+        self.span: tuple[float, float] | None = None  # ... from and to (time.monotonic)
 
     def start(self) -> None:
         """Connect now, in the background (once; not after `abandon`)."""
@@ -144,6 +147,7 @@ class BackgroundCluster:
 
     def _run(self) -> None:
         cluster = None
+        started, began = time.thread_time(), time.monotonic()
         try:
             cluster = self._connect()
         except ClusterError as exc:
@@ -152,6 +156,7 @@ class BackgroundCluster:
             self.error = ClusterError(f"cannot reach scheduler {self.scheduler}: "
                                       f"{type(exc).__name__}: {exc}")
         finally:
+            self.cpu_s, self.span = time.thread_time() - started, (began, time.monotonic())
             with self._lock:
                 abandoned = self._abandoned
                 if not abandoned:

@@ -244,10 +244,11 @@ def run(opts: BuildOptions) -> int:
                 session.front.on_link = _early_publish(shared, cluster, session, recorder,
                                                        connected)
             connected.start()
-            build_cpu = -_own_cpu()
+            build_cpu, build_span = -_own_cpu(), time.monotonic()
             exit_code, graph = _go_build(project, opts, session, tmp, shared,
                                          connected.abort)
             build_cpu += _own_cpu()
+            connect_cpu = _connect_cpu_within(cluster, (build_span, time.monotonic()))
             puts = shared.puts() if shared is not None else []
             after = policy.after_go_build(connected.connecting, len(puts))
             if after != policy.PUBLISH and connected.abandon():
@@ -303,7 +304,7 @@ def run(opts: BuildOptions) -> int:
                 report["cluster"]["unresponsive"] = sorted(late)
             # last: the publish is part of what the head costs, in CPU and in memory
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
-                                       _own_peak_rss_mb())
+                                       _own_peak_rss_mb(), connect_cpu)
     finally:
         if connected is not None:
             connected.close()
@@ -354,6 +355,15 @@ def _cache_key(opts: BuildOptions) -> tuple[Path, bytes] | None:
         return path, trust.load_key(path, create)
     except trust.CacheKeyError as exc:
         raise FgoError(f"--cache-key: {exc}") from None
+
+
+def _connect_cpu_within(cluster: Any, span: tuple[float, float]) -> float | None:
+    """The CPU of CLUSTER's connect (a BackgroundCluster's thread) when it ran wholly within
+    SPAN, go build's: then it is part of the head's CPU while go build ran."""
+    within = getattr(cluster, "span", None)
+    if within is None or not (span[0] <= within[0] and within[1] <= span[1]):
+        return None
+    return getattr(cluster, "cpu_s", None)
 
 
 def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,

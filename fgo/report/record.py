@@ -150,14 +150,21 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
 
 
 def head_cost(cpu_s: float, build_cpu_s: float, remote: int,
-              peak_rss_mb: float | None = None) -> dict[str, Any]:
+              peak_rss_mb: float | None = None,
+              connect_cpu_s: float | None = None) -> dict[str, Any]:
     """The fgo process's own CPU (user+sys, not its children): in all (CPU_S, imports and
     cluster start included) and while go build ran (BUILD_CPU_S); each per remote compile;
-    its peak resident memory (the shim server is a thread of it)."""
+    its peak resident memory (the shim server is a thread of it). CONNECT_CPU_S: a connect
+    beside go build (its thread's CPU, Dask's import most of it), a cost once a build and
+    not a compile's: per remote compile also without it."""
     per = (lambda s: round(1000 * s / remote, 2)) if remote else (lambda s: None)
-    return {"cpu_s": round(cpu_s, 3), "build_cpu_s": round(build_cpu_s, 3),
-            "cpu_per_remote_ms": per(cpu_s), "build_cpu_per_remote_ms": per(build_cpu_s),
-            "peak_rss_mb": peak_rss_mb}
+    out = {"cpu_s": round(cpu_s, 3), "build_cpu_s": round(build_cpu_s, 3),
+           "cpu_per_remote_ms": per(cpu_s), "build_cpu_per_remote_ms": per(build_cpu_s),
+           "peak_rss_mb": peak_rss_mb}
+    if connect_cpu_s is not None:
+        out["connect_cpu_s"] = round(connect_cpu_s, 3)
+        out["build_cpu_per_remote_ms_less_connect"] = per(max(0.0, build_cpu_s - connect_cpu_s))
+    return out
 
 
 def write(path: str, report: dict[str, Any], compact: bool = False) -> None:
