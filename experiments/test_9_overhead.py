@@ -259,8 +259,6 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
                        "no-op with --scheduler <= go + 0.3 s": noop["extra_s"] <= 0.3,
                        "head CPU <= 3 ms per remote compile":
                            (run["head"]["build_cpu_per_remote_ms"] or 99) <= 3,
-                       "head CPU <= 3 ms per remote compile, less the connect's":
-                           (run["head"].get("build_cpu_per_remote_ms_less_connect") or 99) <= 3,
                        "worker CPU <= 8 ms per remote compile":
                            bool(run["remote"]) and 1000 * worker_cpu / run["remote"] <= 8},
            "fgo_report": run["report"],
