@@ -378,6 +378,49 @@ def test_the_cacheprog_front_answers_stamped_hits_and_hands_the_rest_on(tmp_path
     assert bad.returncode == 2 and bad.stderr.startswith("fgo cacheprog: bad settings")
 
 
+def test_the_cacheprog_front_hashes_and_stamps_as_the_helper_does(tmp_path: Path) -> None:
+    """A head's entry no get has hashed yet (the first rebuild after the build that put
+    it): the front hashes its body, answers the hit, and stamps it as DiskTier.get would
+    (unless its file changed within RACY_S), so that the next get needs no hash; a body
+    that does not hash to its output ID is the helper's, which removes it: a miss."""
+    import hashlib
+    from fgo.cache import front, local
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    gocache = tmp_path / "gc"
+    root = local_root(gocache, NS)
+    tier_ = DiskTier(root)
+    a, b = "a1" * 32, "b2" * 32
+    fresh = tier_.put(a, hashlib.sha256(b"fresh body").hexdigest(), b"fresh body")
+    bad = tier_.put(b, hashlib.sha256(b"good body").hexdigest(), b"good body")
+    bad.path.chmod(0o644)
+    bad.path.write_bytes(b"evil body")          # same size, other bytes, no stamp
+    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
+    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+           "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
+           "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+    get_a = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "close")]
+    resps, counters = _cacheprog_session(argv, env, get_a)
+    assert counters["front"] == 1 and resps[1].output_id.hex() == fresh.output
+    assert tier_.record(a).stamp == ""             # too fresh to stamp: hashed again next
+    time.sleep(local.RACY_S + 0.1)
+    resps, counters = _cacheprog_session(argv, env, get_a)
+    assert counters["front"] == 1 and not resps[1].miss
+    stamped = tier_.record(a)
+    st = fresh.path.stat()
+    assert stamped.stamp and local.stamp_vouches(stamped.stamp, st)
+    assert stamped.stamp.rsplit(".", 1)[0] == local.body_stamp(st, 0).rsplit(".", 1)[0]
+    assert (stamped.output, stamped.size, stamped.put_time) == \
+        (fresh.output, fresh.size, round(fresh.put_time, 3))
+    resps, counters = _cacheprog_session(
+        argv, env, [protocol.Request(1, "get", bytes.fromhex(b)), protocol.Request(2, "close")])
+    assert counters["front"] == 0 and resps[1].miss and not bad.path.exists()
+
+
 def test_the_cacheprog_fronts_rules_are_the_helpers() -> None:
     """The Go front repeats three of the Python side's rules: they must agree."""
     from fgo.cache import front, local

@@ -4,9 +4,10 @@
 // interpreter answering a warm build's hundreds of gets cost a no-op build of
 // gin 0.15 s, as much as go's whole no-op. This small Go program answers what
 // needs no judgement: gets of entries in the head's local tier that a head
-// produced and whose body a get has hashed already (its stamp still vouches for
-// the file). At the first request it cannot answer (a miss, a put, a worker's
-// entry, a stamp that no longer vouches, a trim that is due), it hands go's
+// produced, whole (a stamp vouches for the body's file, or the body hashes to
+// its output ID, and is stamped then, as the helper does). At the first request
+// it cannot answer (a miss, a put, a worker's entry, a body that does not hash
+// to its output ID, a trim that is due), it hands go's
 // stream to fgo's Python helper by exec: the same process, the same pipes, and
 // the bytes it read ahead passed on, so the helper serves on as if it had been
 // there from the start.
@@ -21,6 +22,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -129,11 +131,14 @@ func (f *front) get(r request) (string, bool) {
 		return "", false
 	}
 	var st syscall.Stat_t
-	if syscall.Stat(body, &st) != nil || st.Size != e.size || !stampVouches(e.stamp, &st) {
+	if syscall.Stat(body, &st) != nil || st.Size != e.size {
 		return "", false
 	}
 	output, err := hex.DecodeString(e.output)
 	if err != nil || len(output) != 32 {
+		return "", false
+	}
+	if !stampVouches(e.stamp, &st) && !hashAndStamp(index, body, string(data), output, &st) {
 		return "", false
 	}
 	now := time.Now()
@@ -219,6 +224,58 @@ func stampVouches(stamp string, st *syscall.Stat_t) bool {
 	ctime := st.Ctim.Sec*1e9 + st.Ctim.Nsec
 	return uint64(n[0]) == st.Ino && n[1] == st.Size && n[2] == mtime && n[3] == ctime &&
 		n[4]-ctime >= racyNanos
+}
+
+// hashAndStamp is what fgo.cache.local.DiskTier.get does for a body no stamp
+// vouches for (the first get after the build that put it): hash it; when it is
+// OUTPUT, record a stamp of ST in its index (INDEX, its text TEXT), unless the
+// file changed too recently to tell. False when it is not OUTPUT (or cannot be
+// read): then the helper hashes it again and removes the entry.
+func hashAndStamp(index, body, text string, output []byte, st *syscall.Stat_t) bool {
+	file, err := os.Open(body)
+	if err != nil {
+		return false
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, file)
+	file.Close()
+	if err != nil || !bytes.Equal(h.Sum(nil), output) {
+		return false
+	}
+	now := time.Now().UnixNano()
+	ctime := st.Ctim.Sec*1e9 + st.Ctim.Nsec
+	if now-ctime < racyNanos {
+		return true // a later get hashes it again
+	}
+	stamp := fmt.Sprintf("v=%d.%d.%d.%d.%d", st.Ino, st.Size, st.Mtim.Sec*1e9+st.Mtim.Nsec,
+		ctime, now)
+	fields := []string{}
+	for _, field := range strings.Fields(text) {
+		if !strings.HasPrefix(field, "v=") {
+			fields = append(fields, field)
+		}
+	}
+	writeAtomically(index, strings.Join(append(fields, stamp), " ")+"\n")
+	return true
+}
+
+// writeAtomically is fgo.fileio.write_atomically, best effort: a tier it cannot
+// write (read-only) just hashes again at the next get.
+func writeAtomically(dest, text string) {
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".in-")
+	if err != nil {
+		return
+	}
+	_, err = tmp.WriteString(text)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dest)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 // revocationsKept: the tier keeps revocations (ROOT/revoked not empty).
