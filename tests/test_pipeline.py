@@ -91,6 +91,13 @@ def test_export_data_is_kept_only_while_speculation_may_run(tmp_path: Path,
     s.archive_written("later", str(archive))
     assert s.exports.early == 2 and read == [str(archive)]
     s.close()
+    idle = Speculator(None, None, None, str(tmp_path / "idle"))
+    idle.workers_known(hosts=1, threads=2)  # its thread parks until close
+    idle.poke()
+    idle.close()
+    for thread in (s._thread, idle._thread):
+        thread.join(5)
+        assert not thread.is_alive()
 
 
 def test_what_cannot_be_speculated() -> None:

@@ -272,6 +272,8 @@ class Speculator:
 
     def poke(self) -> None:
         """A worker thread came free, or export data arrived: look for a compile to start."""
+        if self._idle:  # nothing to start: every compile's completion pokes
+            return
         with self.cond:
             self.cond.notify_all()
 
@@ -385,6 +387,8 @@ class Speculator:
     def _loop(self) -> None:
         while True:
             with self.cond:
+                while self._idle and not self.closed:
+                    self.cond.wait()  # until workers that make it worth it join, or close
                 if not (self.closed or self.exports.pending()):
                     self.cond.wait(0.5)  # woken by export data, a free thread, the plan
                 if self.closed:
