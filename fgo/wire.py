@@ -33,6 +33,7 @@ import enum
 import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -520,38 +521,61 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
+    convert = _converters(cls)
+    return cls(**{k: convert[k](v) for k, v in data.items() if k in convert})
+
+
+@functools.cache
+def _converters(cls: type) -> dict[str, Callable[[Any], Any]]:
+    """Each field of the dataclass CLS: how its plain data becomes the annotated type,
+    worked out once per class (a compile's result is decoded on the head's core, and a
+    task on the worker's, hundreds of times a build)."""
     hints = _fields(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: _convert(hints[k], v) for k, v in data.items() if k in names})
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    """VALUE (plain data) as the annotated type HINT."""
+def _as_is(value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """What makes plain data the annotated type HINT."""
     if hint in _PLAIN:
-        return value
+        return _as_is
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(options[0], value) if len(options) == 1 else value
+        if len(options) != 1:
+            return _as_is
+        inner = _converter(options[0])
+        return lambda value: None if value is None else inner(value)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise TypeError(f"{hint.__name__}: not a mapping")
-        return _build(hint, value)
+        def build(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"{hint.__name__}: not a mapping")
+            return _build(hint, value)
+        return build
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
+        return hint
     if origin is list:
         (item,) = typing.get_args(hint)
-        return [_convert(item, x) for x in value]
+        each = _converter(item)
+        if each is _as_is:
+            return list
+        return lambda value: [each(x) for x in value]
     if origin is tuple:
-        args = typing.get_args(hint)
-        return tuple(_convert(a, x) for a, x in zip(args, value))
+        parts = [_converter(a) for a in typing.get_args(hint)]
+        return lambda value: tuple(c(x) for c, x in zip(parts, value))
     if origin is dict:
         _, val = typing.get_args(hint)
-        return {k: _convert(val, v) for k, v in value.items()}
-    if hint is float and isinstance(value, int):
-        return float(value)
-    if hint is bytes and isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value
+        each = _converter(val)
+        if each is _as_is:
+            return dict
+        return lambda value: {k: each(v) for k, v in value.items()}
+    if hint is float:
+        return lambda value: float(value) if isinstance(value, int) else value
+    if hint is bytes:
+        return lambda value: bytes(value) if isinstance(value, (bytearray, memoryview)) \
+            else value
+    return _as_is
