@@ -1,8 +1,9 @@
 """The cacheprog front (front.go): what go starts as GOCACHEPROG under fgo build.
 
-It answers the gets of a head's own, stamped local entries itself, and execs fgo's
-Python helper (fgo.cache.helper) at the first request it cannot answer, handing it the
-stream: a warm build's hits cost no interpreter. `handoff` reads what it passes on.
+It answers the gets of a head's own local entries itself (a stamp vouches for the body,
+or the body hashes to its output ID and is stamped then), and execs fgo's Python helper
+(fgo.cache.helper) at the first request it cannot answer, handing it the stream: a warm
+build's hits cost no interpreter. `handoff` reads what it passes on.
 """
 
 from __future__ import annotations
