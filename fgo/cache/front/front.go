@@ -61,9 +61,9 @@ type request struct {
 
 type front struct {
 	settings
-	helper          []string
-	in              *bufio.Reader
-	gets, localHits int
+	helper   []string
+	in       *bufio.Reader
+	answered int // gets answered, each a local hit
 }
 
 func main() {
@@ -143,8 +143,7 @@ func (f *front) get(r request) (string, bool) {
 	}
 	now := time.Now()
 	os.Chtimes(index, now, now) // its last use (the tier's LRU); best effort, as the helper
-	f.gets++
-	f.localHits++
+	f.answered++
 	resp := map[string]any{"ID": r.ID, "OutputID": output, "DiskPath": body,
 		"Time": time.UnixMicro(int64(math.Round(e.putTime * 1e6))).UTC()}
 	if e.size != 0 {
@@ -321,7 +320,7 @@ func (f *front) counts() map[string]any {
 	for k, v := range f.Counters {
 		c[k] = v
 	}
-	c["gets"], c["local_hits"], c["front"] = f.gets, f.localHits, f.localHits
+	c["gets"], c["local_hits"], c["front"] = f.answered, f.answered, f.answered
 	return c
 }
 
@@ -336,7 +335,7 @@ func (f *front) handOver(line []byte) {
 	ahead, _ := f.in.Peek(f.in.Buffered())
 	unserved := append(append([]byte{}, line...), ahead...)
 	handoff, err := json.Marshal(map[string]any{
-		"gets": f.gets, "local_hits": f.localHits, "front": f.localHits,
+		"gets": f.answered, "local_hits": f.answered, "front": f.answered,
 		"unserved": unserved})
 	if err != nil {
 		fail(err.Error())
