@@ -13,12 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from conftest import (FGO, HELLO, RealCluster, make_certs, oracle_build, run_fgo, sha,
                       tls_flags, wait_until, write_tree)
 from fgo import paths, toolchain, wire
+from fgo.cache import beacon
 from fgo.cache import store
 from fgo.cache import tier
 from fgo.cache import trust
@@ -419,6 +421,97 @@ def test_the_cacheprog_front_hashes_and_stamps_as_the_helper_does(tmp_path: Path
     resps, counters = _cacheprog_session(
         argv, env, [protocol.Request(1, "get", bytes.fromhex(b)), protocol.Request(2, "close")])
     assert counters["front"] == 0 and resps[1].miss and not bad.path.exists()
+
+
+def test_workers_hits_are_answered_at_once_and_logged_for_the_heads_check(
+        tmp_path: Path) -> None:
+    """Under fgo build (FGO_CACHE_CHECK_AFTER) a worker's local entry is given to go without
+    waiting for the cluster's revocations, by the front and by the helper it hands over
+    to alike, each logged first as trust.used_line writes it (the producer's address
+    escaped by Go and by Python, read back the same); a kept revocation still refuses its
+    entry, unlogged. Without the variable the front leaves a worker's entry to the helper."""
+    from fgo.cache import front
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    gocache = tmp_path / "gc"
+    root = local_root(gocache, NS)
+    tier_ = DiskTier(root)
+    a, b, c, d = "a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32
+    w1, w2 = "tcp://10.0.0.1:9000", "tcp://10.0.0.2:9000+tcp://10.0.0.3:9000"
+    first, second = _stamped(tier_, a, b"one", producer=w1), _stamped(tier_, b, b"two", producer=w2)
+    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
+    log = tmp_path / "check-after"
+    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+           "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
+           "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+    reqs = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(c)),
+            protocol.Request(3, "get", bytes.fromhex(b)), protocol.Request(4, "close")]
+
+    resps, counters = _cacheprog_session(argv, {**env, "FGO_CACHE_CHECK_AFTER": str(log)}, reqs)
+    answered = {r.id: r for r in resps}
+    assert not answered[1].miss and answered[2].miss and not answered[3].miss
+    assert counters["front"] == 1 and counters["checked_after"] == 2  # the front's, the helper's
+    assert trust.used_entries(log.read_text()) == [(a, first.output, w1), (b, second.output, w2)]
+
+    log.unlink()
+    resps, counters = _cacheprog_session(argv, env, reqs)  # plain: the helper's, no log
+    assert counters["front"] == 0 and counters["checked_after"] == 0 and not log.exists()
+
+    key = trust.load_key(key_file(tmp_path), create=True)
+    _stamped(tier_, d, b"three", producer=w1)
+    tier_.keep_revocations([wire.encode(trust.revoke_producer(key, NS, w1, "test", time.time()))])
+    resps, counters = _cacheprog_session(
+        argv, {**env, "FGO_CACHE_CHECK_AFTER": str(log)},
+        [protocol.Request(1, "get", bytes.fromhex(d)), protocol.Request(2, "get", bytes.fromhex(b)),
+         protocol.Request(3, "close")])
+    answered = {r.id: r for r in resps}
+    assert answered[1].miss and not answered[2].miss and counters["refused"] == 1
+    assert trust.used_entries(log.read_text()) == [(b, second.output, w2)]
+
+    # the head's beacon said the kept revocations are the cluster's: it lists them (what
+    # session.check_revocations writes), nothing is logged, the front refuses around them
+    log.unlink()
+    _stamped(tier_, d, b"three", producer=w1)
+    listed = tmp_path / "revoked"
+    listed.write_text(f"p {quote(w1, safe='')}\ne {'f6' * 32} {'0' * 64}\n")
+    resps, counters = _cacheprog_session(
+        argv, {**env, "FGO_CACHE_REVOKED": str(listed)},
+        [protocol.Request(1, "get", bytes.fromhex(b)), protocol.Request(2, "get", bytes.fromhex(d)),
+         protocol.Request(3, "close")])
+    answered = {r.id: r for r in resps}
+    assert not answered[1].miss and answered[2].miss and counters["refused"] == 1
+    assert counters["front"] == 1 and counters["checked_after"] == 0 and not log.exists()
+
+
+def test_a_check_after_log_and_what_a_revocation_covers_in_it() -> None:
+    """trust.used_entries reads whole lines only (a helper killed mid-write left its last
+    line short, and go never had that answer); revoked_in_use names each covered use once:
+    by its entry or by any of its producers."""
+    a, b, c = "a1" * 32, "b2" * 32, "c3" * 32
+    text = trust.used_line(a, "o1", "tcp://w:1") + trust.used_line(b, "o2", "tcp://w:2+tcp://w:3") \
+        + trust.used_line(a, "o1", "tcp://w:1") + trust.used_line(c, "o3", "tcp://w:4")[:-5]
+    used = trust.used_entries(text)
+    assert used == [(a, "o1", "tcp://w:1"), (b, "o2", "tcp://w:2+tcp://w:3"), (a, "o1", "tcp://w:1")]
+    revoked = trust.Revoked(producers={"tcp://w:3"})
+    assert trust.revoked_in_use(used, revoked) == [(b, "o2", "tcp://w:2+tcp://w:3")]
+    revoked.entries.add((a, "o1"))
+    assert trust.revoked_in_use(used, revoked) == [used[0], used[1]]
+    assert trust.revoked_in_use(used, trust.Revoked(entries={(a, "other")})) == []
+
+
+def test_a_revoked_workers_entries_are_named_once_each_worker() -> None:
+    """fgo build's line for the revoked entries go was given: one per producer, counted,
+    its first entry named."""
+    from fgo.head.driver import _revoked_lines
+    used = [("a1" * 32, "o", "tcp://w:1"), ("b2" * 32, "o", "tcp://w:2"),
+            ("c3" * 32, "o", "tcp://w:1")]
+    assert _revoked_lines(used) == [
+        f"fgo: 2 cache entries of tcp://w:1, revoked in the cluster, given to go (first {'a1' * 8})",
+        f"fgo: 1 cache entry of tcp://w:2, revoked in the cluster, given to go (first {'b2' * 8})"]
 
 
 def test_the_cacheprog_fronts_rules_are_the_helpers() -> None:
@@ -1120,6 +1213,106 @@ def test_two_heads_share_one_cluster(heads: tuple[Path, Path], tmp_path: Path,
     trace = json.loads((tmp_path / "b.trace").read_text())
     assert trace["otherData"]["shared_cache"]["remote_hits"] == cb["remote_hits"]
     assert sha(tmp_path / "b.bin") == sha(tmp_path / "a.bin") == oracle_sha(b)
+
+
+def test_a_worker_revoked_after_its_entries_were_fetched(heads: tuple[Path, Path],
+                                                         tmp_path: Path,
+                                                         real_cluster: RealCluster,
+                                                         faults) -> None:
+    """B fetched entries workers made. Its no-op gives them all to go from the front, at
+    once: the scheduler's beacon still has the token B noted when it read the cluster's
+    revocations. Then three of worker P's entries in B's local tier hold each other's
+    archives (as a wrong worker's would), and a head revokes P in the cluster only (B keeps
+    no revocation; the beacon's token changes): B's next build is given them without a
+    wait, logged for its head's check, which refuses the link, removes P's entries and
+    builds again without them (current again: the head read the revocations meanwhile):
+    the binary is the oracle's. The front answers around the revocation kept since."""
+    import hashlib
+    a, b = heads
+    head_build(a, real_cluster, go_env(tmp_path / "A"), tmp_path / "a.bin")
+    env_b = go_env(tmp_path / "B")
+    _, rep = head_build(b, real_cluster, env_b, tmp_path / "b.bin")
+    assert rep["shared_cache"]["remote_hits"] > 60, rep["shared_cache"]
+    local = DiskTier(tmp_path / "B" / "gocache" / "fgo" / NS)
+    assert (local.root / beacon.REVOCATIONS_SEEN).exists()
+    _, rep = head_build(b, real_cluster, env_b, tmp_path / "b.bin")  # a no-op
+    cb = rep["shared_cache"]
+    assert rep["totals"]["cached"] == rep["totals"]["actions"], rep["totals"]
+    assert cb["revocations_current"] and cb["front"] == cb["gets"] > 60, cb  # no helper
+    assert cb["checked_after"] == 0, cb
+    made = [e.producer for e in local.records() if trust.from_workers(e.producer)]
+    producer = max(set(made), key=made.count)
+    victims = [e for e in local.records() if e.producer == producer and e.size > 1000][:3]
+    assert len(victims) == 3
+    bodies = [e.path.read_bytes() for e in victims]
+    for e, body in zip(victims, bodies[1:] + bodies[:1]):
+        local.put(e.action, hashlib.sha256(body).hexdigest(), body, e.put_time, e.seconds,
+                  e.producer, e.checked, e.signature)
+    key = trust.load_key(tmp_path / "cache.key", create=False)
+    with real_cluster.client() as cl:
+        tier.ClusterTier(cl, NS, key).revoke(
+            [trust.revoke_producer(key, NS, producer, "test: found wrong", time.time())], 30)
+    assert not local.revocations()
+    faults.injected()
+    proc, rep = head_build(b, real_cluster, env_b, tmp_path / "b2.bin")
+    assert f"of {producer}, revoked in the cluster, given to go" in proc.stderr, proc.stderr
+    assert "building again" in proc.stderr
+    # built again, current: the first try's head had read the cluster's revocations
+    assert rep["exit_code"] == 0 and rep["shared_cache"]["revocations_current"], \
+        rep["shared_cache"]
+    assert not any(producer in trust.producers(e.producer) for e in local.records())
+    assert local.revocations()
+    ok = sha(tmp_path / "b2.bin") == oracle_sha(b)
+    faults.outcome(ok)
+    _, rep = head_build(b, real_cluster, env_b, tmp_path / "b2.bin")
+    cb = rep["shared_cache"]
+    assert cb["revocations_current"] and cb["front"] == cb["gets"], cb
+    assert ok
+
+
+def test_the_revocation_beacon_changes_only_when_revocations_may_have(
+        real_cluster: RealCluster) -> None:
+    """The scheduler's beacon, installed by every head and kept once: its token over one
+    TCP line equals the one the scheduler gives a client; installing it again keeps it, a
+    revocation sent renews it; a wrong question is answered with nothing."""
+    import socket
+
+    from fgo.cluster.beacon import RevocationBeacon, renew, state
+    with real_cluster.client() as cl:
+        cl.register_plugin(RevocationBeacon())
+        address, token = state_of(cl)
+        assert len(token) == 32 and beacon.ask(address) == token
+        cl.register_plugin(RevocationBeacon())  # another head's connect
+        assert state_of(cl) == (address, token)
+        key = os.urandom(32)
+        tier.ClusterTier(cl, NS, key).revoke(
+            [trust.revoke_entry(key, NS, "ab" * 32, "cd" * 32, "test", time.time())], 30)
+        renewed = beacon.ask(address)
+        assert renewed and renewed != token
+        assert cl.run_on_scheduler(renew) and beacon.ask(address) not in (token, renewed)
+        assert cl.run_on_scheduler(state)
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"hello?\n")
+        assert s.recv(100) == b""
+    assert beacon.ask("127.0.0.1:9") is None
+
+
+def state_of(client: Any) -> tuple[str, str]:
+    from fgo.cluster.beacon import state
+    got = client.run_on_scheduler(state)
+    return got[0], got[1]
+
+
+def test_a_builds_revocations_are_current_only_with_the_beacons_token() -> None:
+    """fgo.cache.beacon.current: the record of this scheduler, and the token it noted."""
+    seen = {"scheduler": "tcp://h:1", "address": "h:2", "token": "t1"}
+    assert beacon.current(seen, "tcp://h:1", "t1")
+    assert not beacon.current(seen, "tcp://h:1", "t2")       # a revocation, or a worker joined
+    assert not beacon.current(seen, "tcp://other:1", "t1")   # another cluster
+    assert not beacon.current(seen, "tcp://h:1", None)       # no answer
+    assert not beacon.current(None, "tcp://h:1", "t1")
+    assert not beacon.current({**seen, "token": ""}, "tcp://h:1", "")
 
 
 def test_go_test_through_the_helper_caches_results(tmp_path: Path,

@@ -255,3 +255,7 @@ def test_after_go_build_a_build_publishes_only_what_it_connected_for() -> None:
     assert policy.after_go_build(connecting=False, puts=0) == policy.PUBLISH
     assert policy.after_go_build(connecting=True, puts=1) == policy.DEFER      # an edit
     assert policy.after_go_build(connecting=True, puts=0) == policy.NOTHING    # a no-op
+    # go was given workers' entries before the cluster's revocations were read: they are
+    # checked before the build succeeds, so it waits for the connect
+    assert policy.after_go_build(connecting=True, puts=0, hits_to_check=True) == policy.PUBLISH
+    assert policy.after_go_build(connecting=True, puts=2, hits_to_check=True) == policy.PUBLISH

@@ -99,9 +99,11 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
     from fgo.cache.local import DiskTier, gocache_dir, local_root, running_namespace
     from fgo.cache.server import (
         Server,
+        environ_check_after,
         environ_index,
         environ_outputs,
         environ_paths,
+        environ_revoked,
         environ_want,
     )
     from fgo.cluster.connect import check_tls
@@ -124,13 +126,16 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
                                on_demand=want is not None)) if scheduler else None
     server = Server(local, remote, limit, size, pending, stats, key=key, recheck=recheck,
                     outputs=environ_outputs(),
-                    want=_ringer(want, index) if want is not None else None)
+                    want=_ringer(want, index) if want is not None else None,
+                    check_after=environ_check_after(),
+                    revocations_current=environ_revoked() is not None)
     if taken is None:
         server.serve(sys.stdin.buffer, sys.stdout.buffer)
     else:
         from fgo.cache.front import stream
         server.counters.gets, server.counters.local_hits = taken.gets, taken.local_hits
         server.counters.front = taken.front
+        server.counters.checked_after = taken.checked_after
         server.serve(stream(taken.unserved, sys.stdin.fileno()), sys.stdout.buffer,
                      greet=False)
     if summary is not None:

@@ -50,6 +50,8 @@ STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at clos
 OUTPUTS_ENV = "FGO_CACHE_OUTPUTS"   # fgo build: its compiles' -o files (fgo.cache.outputs)
 INDEX_ENV = "FGO_CACHE_INDEX"       # fgo build: the cluster tier's index, as the head read it
 WANT_ENV = "FGO_CACHE_WANT"         # fgo build: the doorbell that asks the head to connect
+CHECK_AFTER_ENV = "FGO_CACHE_CHECK_AFTER"  # fgo build: log workers' hits here, for its check
+REVOKED_ENV = "FGO_CACHE_REVOKED"   # fgo build: the kept revocations are all the cluster's
 RECENT = 8                          # latencies the slowness rule looks at
 GRACE_S = 300.0                     # entries used this recently may be another go's files
 
@@ -97,6 +99,8 @@ class Counters:
     inline: int = 0              # local hits the reader answered itself
     front: int = 0               # local hits the front answered before this process
                                  # (fgo.cache.front: go's gets until one it could not)
+    checked_after: int = 0       # hits of workers' local entries answered without waiting
+                                 # for the cluster's revocations (the head checks them)
     connected: bool = False      # a client of its own (under fgo build: only once a get
                                  # needed an entry the head's index names)
     indexed: int = 0             # entries of this toolchain in the cluster tier at start
@@ -135,8 +139,20 @@ class Server:
                  size_limit: int, pending: Path | None = None, stats: Path | None = None,
                  threads: int = 4, key: bytes | None = None, recheck: float = 0.0,
                  secret: bytes | None = None, outputs: Path | None = None,
-                 want: Callable[[], None] | None = None) -> None:
+                 want: Callable[[], None] | None = None,
+                 check_after: Path | None = None, revocations_current: bool = False) -> None:
         self.local = local
+        # fgo build asked the cluster's beacon: the revocations kept beside the local tier
+        # are all the cluster's (fgo.cache.beacon), so a worker's entry needs no wait
+        self.revocations_current = revocations_current
+        # fgo build checks the workers' hits logged here against the cluster's revocations
+        # before it links (trust.revoked_in_use): a hit need not wait for them
+        self.check_after: IO[str] | None = None
+        if check_after is not None:
+            try:
+                self.check_after = open(check_after, "a", encoding="ascii")
+            except OSError:
+                pass  # then a worker's hit waits for the revocations, as under plain go
         self.want = want  # asks fgo build's head to connect (its doorbell), for a get that waits
         self.outputs = OutputPaths(outputs)    # the compiles' -o files, as the head lists them
         self.hashed: set[str] = set()           # actions whose put body `known` hashed
@@ -333,7 +349,8 @@ class Server:
         needed for it, else None (`get` answers it, on a thread). The reader answers these
         itself: a no-op build's hundreds of gets need no thread hand-off."""
         entry = self._local_entry(req.action_id.hex())
-        if entry is None or trust.from_workers(entry.producer) and not self.ready.is_set():
+        if entry is None or trust.from_workers(entry.producer) and not self.ready.is_set() \
+                and self._waits_for_revocations():
             return None
         return self._answer_local(req, entry)
 
@@ -345,13 +362,19 @@ class Server:
 
     def get(self, req: Request) -> Response:
         entry = self._local_entry(req.action_id.hex())
-        if entry is not None and trust.from_workers(entry.producer):
+        if entry is not None and trust.from_workers(entry.producer) \
+                and self._waits_for_revocations():
             # a worker's entry: the cluster's revocations may cover it, worth a short wait
             # (a cluster that does not answer leaves the ones this head keeps)
             self._remote_tier(patience=self.limit)
         if entry is not None:
             return self._answer_local(req, entry) or self._answer_fetched(req)
         return self._answer_fetched(req)
+
+    def _waits_for_revocations(self) -> bool:
+        """Whether a worker's entry waits for the cluster's revocations: not under an fgo
+        build whose head knows its kept ones are current, or checks the hits afterwards."""
+        return not self.revocations_current and self.check_after is None
 
     def _answer_local(self, req: Request, entry: Entry) -> Response | None:
         """ENTRY's hit, or None when a revocation covers it (then it is removed)."""
@@ -362,8 +385,22 @@ class Server:
                 self.counters.refused += 1
             return None
         with self.lock:
+            if self.check_after is not None and trust.from_workers(entry.producer) \
+                    and not self._log_check_after(action, entry):
+                return None  # unlogged, it would go unchecked: a miss, go computes it
             self.counters.local_hits += 1
         return self._respond(req, entry)
+
+    def _log_check_after(self, action: str, entry: Entry) -> bool:
+        """Log a worker's hit for the head's check (under self.lock), before go has it."""
+        assert self.check_after is not None
+        try:
+            self.check_after.write(trust.used_line(action, entry.output, entry.producer))
+            self.check_after.flush()
+        except OSError:
+            return False
+        self.counters.checked_after += 1
+        return True
 
     def _answer_fetched(self, req: Request) -> Response:
         action = req.action_id.hex()
@@ -572,6 +609,20 @@ def environ_want() -> Path | None:
     """FGO_CACHE_WANT, as fgo build sets it: the doorbell (fgo.fileio.Doorbell) to ring
     when the cluster tier is first needed, as its head connects only on demand."""
     value = os.environ.get(WANT_ENV)
+    return Path(value) if value else None
+
+
+def environ_check_after() -> Path | None:
+    """FGO_CACHE_CHECK_AFTER, as fgo build sets it: where to log the workers' hits its head
+    checks against the cluster's revocations (trust.used_line)."""
+    value = os.environ.get(CHECK_AFTER_ENV)
+    return Path(value) if value else None
+
+
+def environ_revoked() -> Path | None:
+    """FGO_CACHE_REVOKED, as fgo build sets it when its kept revocations are current: the
+    list of them it made for the front (this helper reads its own from the local tier)."""
+    value = os.environ.get(REVOKED_ENV)
     return Path(value) if value else None
 
 

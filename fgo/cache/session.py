@@ -13,18 +13,35 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 from fgo import wire
-from fgo.cache import trust
+from fgo.cache import beacon, trust
 from fgo.cache.tier import ClusterTier
 from fgo.cache.local import DiskTier, local_root, namespace
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
-from fgo.cache.server import INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, STATS_ENV, WANT_ENV
+from fgo.cache.server import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, REVOKED_ENV,
+                              STATS_ENV, WANT_ENV)
 from fgo.cache.stage import Stager
 from fgo.cluster.deadline import LateWorkers
 
 REVOKE_TIMEOUT_S = 30.0
+BEACON_S = 5.0     # the scheduler's answer with its beacon's token
 ACTION_ID = re.compile(r"[0-9a-f]{64}")  # go's action IDs, as the local tier names entries
+
+
+def _beacon_state(client: Any) -> tuple[str, str] | None:
+    """The scheduler's beacon (address, token), or None (none installed, or no answer)."""
+    from fgo.cluster import beacon as on_scheduler
+    from fgo.cluster.deadline import within
+    try:
+        got = within(BEACON_S, client.run_on_scheduler, on_scheduler.state,
+                     what="the scheduler's revocation beacon")
+    except Exception:  # noqa: BLE001 - then the next build reads the index again
+        return None
+    if isinstance(got, (list, tuple)) and len(got) == 2 and all(isinstance(x, str) for x in got):
+        return got[0], got[1]
+    return None
 
 
 def go_quote(args: list[str]) -> str:
@@ -50,6 +67,7 @@ class SharedCache:
     tmp: Path                # this build's temporary directory
     command: list[str]       # how go starts the helper: fgo.cache.helper.command(...)
     key: bytes               # the heads' cache key (trust.load_key)
+    scheduler: str = ""      # the cluster's scheduler, as the build was given it
     # what this build published already (action IDs), and its early pass (publish_early)
     published: set[str] = field(default_factory=set, init=False, repr=False)
     _early: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -59,6 +77,12 @@ class SharedCache:
     late: LateWorkers = field(default_factory=LateWorkers, init=False, repr=False)
     # go build starts before the index is read: its helper waits for the file
     index_coming: bool = field(default=False, init=False)
+    # the revocations kept beside the local tier are all the cluster's: its beacon said
+    # so before go started (`check_revocations`); go may be given workers' entries at once
+    revocations_current: bool = field(default=False, init=False)
+    # the revocations the cluster's index named, once read (`revoked_in_use`)
+    _cluster_revoked: list[wire.CacheRevocation] | None = field(default=None, init=False,
+                                                                 repr=False)
 
     @property
     def pending(self) -> Path:
@@ -77,6 +101,51 @@ class SharedCache:
         return DiskTier(local_root(self.gocache, namespace(self.identity)))
 
     @property
+    def check_after(self) -> Path:
+        """Where go's cache helper (and its front) logs the workers' local entries it gave
+        go without waiting for the cluster's revocations (trust.used_line)."""
+        return self.tmp / "cache-check-after"
+
+    def hits_to_check(self) -> bool:
+        """Whether go was given a worker's entry that `revoked_in_use` must check."""
+        try:
+            return self.check_after.stat().st_size > 0
+        except OSError:
+            return False
+
+    def revoked_in_use(self) -> list[tuple[str, str, str]]:
+        """The workers' entries go was given this build that a revocation covers: one this
+        head keeps, or one the cluster's index named (read by now: the caller waited for the
+        connect). An index that could not be read counts as none, as for a helper the
+        cluster did not answer in time."""
+        try:
+            text = self.check_after.read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return []
+        used = trust.used_entries(text)
+        if not used:
+            return []
+        revoked = self.known_revocations()
+        for r in self.cluster_revocations():
+            revoked.add(r)
+        return trust.revoked_in_use(used, revoked)
+
+    def cluster_revocations(self) -> list[wire.CacheRevocation]:
+        """The signed revocations of the cluster's index as this head read it (once)."""
+        if self._cluster_revoked is None:
+            try:
+                self._cluster_revoked = ClusterTier.from_file(self.index, self.ns,
+                                                              self.key).revocations
+            except (OSError, ValueError):
+                return []  # not read (yet): asked again next time
+        return self._cluster_revoked
+
+    def drop_revoked(self) -> int:
+        """Keep the cluster's revocations beside the local tier (the next build's helper and
+        front apply them) and remove the local entries they cover; how many were removed."""
+        return len(self._drop_covered(self.cluster_revocations()))
+
+    @property
     def want(self) -> Path:
         """The doorbell its helper rings at its first need of the cluster tier (a head that
         connects on demand: `index_coming`)."""
@@ -92,14 +161,60 @@ class SharedCache:
         of its own (its import of Dask, its connect: on the head's core, at the build's
         start) only for a get of an entry the index names. When the workers do not answer
         in time, the helper asks them itself (an index of None says so to a helper that
-        waits for it: `index_coming`)."""
+        waits for it: `index_coming`). Its revocations are kept beside the local tier, with
+        the beacon's token noted before it was read (fgo.cache.beacon)."""
         from fgo.cache.tier import RemoteError, fetch_index, save_index
+        noted = _beacon_state(client)
         try:
-            save_index(fetch_index(client, self.ns, timeout), self.index)
+            found = fetch_index(client, self.ns, timeout)
+            save_index(found, self.index)
         except RemoteError:
             self._save_index(None)
+            return
         except OSError:
-            pass
+            return
+        self._note_revocations(found, noted)
+
+    def _note_revocations(self, found: dict[str, Any],
+                          noted: tuple[str, str] | None) -> None:
+        """Keep FOUND's signed revocations beside the local tier and, when every worker
+        answered and the scheduler has a beacon (NOTED: its address and token before the
+        index was read), record that they are all of them as of that token."""
+        root = self.local().root
+        complete = all(not isinstance(v, BaseException) and v is not None
+                       for v in found.values())
+        tier = ClusterTier(None, self.ns, self.key)
+        tier.index_from({w: v for w, v in found.items() if not isinstance(v, BaseException)})
+        try:
+            if tier.revocations:
+                self.local().keep_revocations([wire.encode(r) for r in tier.revocations])
+            if noted is not None and complete and self.scheduler:
+                beacon.write_seen(root, self.scheduler, *noted)
+            else:
+                beacon.forget_seen(root)
+        except OSError:
+            beacon.forget_seen(root)
+
+    def check_revocations(self) -> bool:
+        """Before go starts: ask the beacon whether the revocations kept beside the local
+        tier are still all the cluster's; when they are, list them (signed ones only) for
+        go's cache helper and its front, which then give go workers' entries at once."""
+        if not self.scheduler or not beacon.still_current(self.local().root, self.scheduler):
+            return False
+        known = self.known_revocations()
+        lines = [f"e {a} {o}\n" for a, o in sorted(known.entries)] + \
+            [f"p {quote(p, safe='')}\n" for p in sorted(known.producers)]
+        try:
+            self.revoked_list.write_text("".join(lines), encoding="ascii")
+        except OSError:
+            return False
+        self.revocations_current = True
+        return True
+
+    @property
+    def revoked_list(self) -> Path:
+        """The kept revocations for go's cache helper and its front, while current."""
+        return self.tmp / "cache-revoked"
 
     def no_cluster(self) -> None:
         """The cluster could not be reached: an empty index, every miss the helper's own."""
@@ -152,6 +267,10 @@ class SharedCache:
         env = {"GOCACHEPROG": go_quote(self.command), "GOCACHE": str(self.gocache),
                PENDING_ENV: str(self.pending), STATS_ENV: str(self.stats_path),
                OUTPUTS_ENV: str(self.outputs)}
+        if self.revocations_current:   # no check needed: they are the cluster's
+            env[REVOKED_ENV] = str(self.revoked_list)
+        else:                          # checked by the head before it links
+            env[CHECK_AFTER_ENV] = str(self.check_after)
         if self.index_coming or self.index.is_file():
             env[INDEX_ENV] = str(self.index)
         if self.index_coming and self.want.exists():
@@ -257,22 +376,36 @@ class SharedCache:
         the workers' disks."""
         if not revocations:
             return 0
+        self._drop_covered(revocations)
+        return ClusterTier(client, self.ns, self.key).revoke(revocations, REVOKE_TIMEOUT_S)
+
+    def _drop_covered(self, revocations: list[wire.CacheRevocation]) -> list[str]:
+        """REVOCATIONS kept beside the local tier, and its entries they cover removed (what
+        this head itself fetched earlier goes too): the actions removed."""
         local = self.local()
-        try:
-            local.keep_revocations([wire.encode(r) for r in revocations])
-        except OSError:
-            pass
+        if revocations:
+            try:
+                local.keep_revocations([wire.encode(r) for r in revocations])
+            except OSError:
+                pass
         revoked = trust.Revoked()
         for r in revocations:
             revoked.add(r)
-        for e in local.records():  # what this head itself fetched earlier goes too
-            if revoked.covers(e.action, e.output, e.producer):
+        kept = self.known_revocations()
+        removed = []
+        for e in local.records():
+            if revoked.covers(e.action, e.output, e.producer) \
+                    or kept.covers(e.action, e.output, e.producer):
                 local.remove(e.action)
-        return ClusterTier(client, self.ns, self.key).revoke(revocations, REVOKE_TIMEOUT_S)
+                removed.append(e.action)
+        return removed
 
     def counters(self) -> dict[str, Any]:
-        """What the cacheprog counted (empty when go never started it)."""
+        """What the cacheprog counted (empty when go never started it), and whether the
+        revocations kept were the cluster's at the start (its beacon said so)."""
         try:
-            return json.loads(self.stats_path.read_text())
+            counted = json.loads(self.stats_path.read_text())
         except (OSError, ValueError):
             return {}
+        return {**counted, "revocations_current": self.revocations_current} \
+            if isinstance(counted, dict) else {}

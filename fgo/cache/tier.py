@@ -238,8 +238,20 @@ class ClusterTier:
             got = within(timeout, self.client.run, store_revoke, self.ns, data,
                          on_error="return", what="revoking cache entries")
         except Exception:
-            return 0
+            got = {}
+        self._renew_beacon(timeout)
         return sum(v for v in got.values() if isinstance(v, int))
+
+    def _renew_beacon(self, timeout: float) -> None:
+        """After the workers have the revocations (or were asked): a new beacon token, so
+        that no head takes the revocations it keeps for the cluster's any more
+        (fgo.cluster.beacon)."""
+        from fgo.cluster import beacon
+        try:
+            within(timeout, self.client.run_on_scheduler, beacon.renew,
+                   what="renewing the revocation beacon")
+        except Exception:  # noqa: BLE001 - no beacon there (or it did not answer)
+            pass
 
     def put_many(self, entries: list[CacheEntry], timeout: float,
                  batch_bytes: int = 32 << 20, skip: frozenset[str] = frozenset(),

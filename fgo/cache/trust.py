@@ -211,6 +211,46 @@ class Revoked:
         return len(self.entries) + len(self.producers)
 
 
+# ------------------------------------------------------------------ hits checked after
+
+# Under fgo build, when its head does not know that the revocations it keeps are all the
+# cluster's (fgo.cache.beacon), go's cache helper (and its front) still answers a hit of a
+# worker's local entry at once, and logs it ("<action> <output> <producer, %-quoted>" a
+# line, FGO_CACHE_CHECK_AFTER); the head, which reads the revocations once it connects,
+# checks the log before it lets a link run and before the build succeeds (`revoked_in_use`).
+# Such a hit had waited for the head's connect and the cluster's index, Dask's import most
+# of it, on go's path.
+
+def used_line(action: str, output: str, producer: str) -> str:
+    """The log line of a worker's entry handed to go before the revocations were read."""
+    from urllib.parse import quote
+    return f"{action} {output} {quote(producer, safe='')}\n"
+
+
+def used_entries(text: str) -> list[tuple[str, str, str]]:
+    """The (action, output, producer) of each whole line of a check-after log (a line cut
+    short by a helper that died mid-write is left out: go never got that answer)."""
+    from urllib.parse import unquote
+    out = []
+    for line in text.splitlines(keepends=True):
+        fields = line.split()
+        if line.endswith("\n") and len(fields) == 3:
+            out.append((fields[0], fields[1], unquote(fields[2])))
+    return out
+
+
+def revoked_in_use(used: Iterable[tuple[str, str, str]],
+                   revoked: Revoked) -> list[tuple[str, str, str]]:
+    """Of USED (`used_entries`), those a revocation covers, each once, in log order."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for u in used:
+        if u not in seen and revoked.covers(*u):
+            seen.add(u)
+            out.append(u)
+    return out
+
+
 # ------------------------------------------------------------------ sampled re-checks
 
 def sampled(secret: bytes, action: str, rate: float) -> bool:

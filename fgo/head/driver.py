@@ -87,11 +87,13 @@ def _connect(opts: BuildOptions) -> Any:
 
 def _scheduler(opts: BuildOptions) -> Any:
     """The cluster of --scheduler, connected, fgo's service on its workers."""
+    from fgo.cluster.beacon import RevocationBeacon
     from fgo.cluster.connect import connect, tls_security
     from fgo.worker.service import QuietNanny, QuietScheduler
     assert opts.scheduler
     return connect(opts.scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
-                   service=_compile_service(), extras=[QuietNanny(), QuietScheduler()])
+                   service=_compile_service(), extras=[QuietNanny(), QuietScheduler(),
+                                                        RevocationBeacon()])
 
 
 def _unreachable(exc: Exception) -> FgoError:
@@ -205,10 +207,11 @@ def _compile_service() -> Any:
     return CompileService()
 
 
-def run(opts: BuildOptions) -> int:
+def run(opts: BuildOptions, again: bool = False) -> int:
     """`fgo build`: go build, through fgo's shim when there is anything to distribute (else
     alone), then verification, the report and the exit status (go build's own, or 1 when a
-    verification or --check found a mismatch)."""
+    verification or --check found a mismatch). Once more (AGAIN) when go was given a cache
+    entry of a worker the cluster had revoked: those entries removed, go computes them."""
     started = time.monotonic()
     project = project_dir(opts.project)
     if "toolexec" in _user_flags(opts.go_args):
@@ -226,6 +229,7 @@ def run(opts: BuildOptions) -> int:
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     session = connected = None
     deferred = 0
+    revoked_used: list[tuple[str, str, str]] = []
     try:
         with scratch_dir("fgo-") as tmp:
             session = _start(cluster, recorder, opts, tmp, project) \
@@ -243,6 +247,7 @@ def run(opts: BuildOptions) -> int:
                 # the publish runs beside the link, once its gate found nothing wrong
                 session.front.on_link = _early_publish(shared, cluster, session, recorder,
                                                        connected)
+                session.front.link_checks.append(_revocation_gate(shared, connected))
             connected.start()
             build_cpu, build_span = -_own_cpu(), time.monotonic()
             exit_code, graph = _go_build(project, opts, session, tmp, shared,
@@ -250,7 +255,8 @@ def run(opts: BuildOptions) -> int:
             build_cpu += _own_cpu()
             connect_cpu = _connect_cpu_within(cluster, (build_span, time.monotonic()))
             puts = shared.puts() if shared is not None else []
-            after = policy.after_go_build(connected.connecting, len(puts))
+            after = policy.after_go_build(connected.connecting, len(puts),
+                                          shared is not None and shared.hits_to_check())
             if after != policy.PUBLISH and connected.abandon():
                 deferred = shared.defer(puts) if shared is not None and after == policy.DEFER \
                     else 0
@@ -261,6 +267,11 @@ def run(opts: BuildOptions) -> int:
                 if not opts.fallback_local or exit_code is None:
                     raise _unreachable(connected.error)
             assert exit_code is not None  # None only for a go build stopped: raised above
+            revoked_used = shared.revoked_in_use() if shared is not None else []
+            if revoked_used:  # nothing computed from them stays, nothing of it is published
+                assert shared is not None
+                shared.drop_revoked()
+                shared.evict(puts)
             verifier = session.verifier if session else None
             mismatches = verifier.wait() if verifier else []
             evicted = _evict(verifier.suspects() if mismatches else [], shared)
@@ -288,7 +299,7 @@ def run(opts: BuildOptions) -> int:
                                           "published": 0, "deferred": deferred}
             elif shared is not None and cluster is not None:
                 report["shared_cache"] = _share(
-                    shared, cluster, report, bool(mismatches),
+                    shared, cluster, report, bool(mismatches or revoked_used),
                     frozenset(session.pool.unresponsive) if session and session.pool
                     else frozenset(), connected.stager)
                 if doubted := report["shared_cache"].pop("doubted_buildids", []):
@@ -314,6 +325,13 @@ def run(opts: BuildOptions) -> int:
             session.front.output_log.close()
         if cluster is not None:
             cluster.close()
+    if revoked_used:
+        for line in _revoked_lines(revoked_used):
+            print(line, file=sys.stderr)
+        if again:  # the helper refuses them now: nothing should be left to refuse
+            raise FgoError("revoked cache entries were given to go again")
+        print("fgo: removed from the local cache; building again", file=sys.stderr)
+        return run(opts, again=True)
     _publish(project, opts, report, graph)
     for m in mismatches:
         print(m.line(), file=sys.stderr)
@@ -323,6 +341,29 @@ def run(opts: BuildOptions) -> int:
     if exit_code == 0 and (failed or mismatches):
         return 1
     return exit_code
+
+
+def _revoked_lines(used: list[tuple[str, str, str]]) -> list[str]:
+    """One line per revoked producer whose entries go was given (its first entry named)."""
+    first: dict[str, tuple[str, int]] = {}
+    for action, _output, producer in used:
+        seen = first.get(producer)
+        first[producer] = (seen[0] if seen else action, (seen[1] if seen else 0) + 1)
+    return [f"fgo: {n} cache entr{'y' if n == 1 else 'ies'} of {producer}, revoked in the "
+            f"cluster, given to go (first {action[:16]})"
+            for producer, (action, n) in first.items()]
+
+
+def _revocation_gate(shared: Any, connected: _Connected) -> Callable[[], list[str]]:
+    """What a link asks first: the workers' entries go was given without waiting for the
+    cluster's revocations, checked once the connect has read them (a line each revoked
+    producer; none, at once, when go was given none)."""
+    def check() -> list[str]:
+        if not shared.hits_to_check():
+            return []
+        connected.join()
+        return _revoked_lines(shared.revoked_in_use())
+    return check
 
 
 def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
@@ -382,10 +423,13 @@ def _shared_cache(opts: BuildOptions, cluster: Any, tmp: Path,
     helper = command(cluster.scheduler, opts.tls, opts.cache_size, opts.cache_timeout,
                      str(key_file), opts.cache_recheck)
     try:
-        return SharedCache(Path(gocache), identity, tmp,
-                           _fronted(helper, Path(gocache), identity, opts.cache_size), secret)
+        shared = SharedCache(Path(gocache), identity, tmp,
+                             _fronted(helper, Path(gocache), identity, opts.cache_size), secret,
+                             scheduler=cluster.scheduler)
     except ValueError as exc:  # a path go could not be given
         raise FgoError(f"--shared-cache: {exc}") from None
+    shared.check_revocations()  # before go starts: its cache helper is told
+    return shared
 
 
 def _fronted(helper: list[str], gocache: Path, identity: Any, size: int) -> list[str]:

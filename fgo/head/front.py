@@ -139,6 +139,9 @@ class Front:
         self.output_log: Any = None                  # fgo.cache.outputs.OutputLog
         # told when a link may run: every compile before it is done and verified
         self.on_link: Callable[[], None] = lambda: None
+        # asked before a link too: why it must not run (a line each), e.g. a revoked
+        # worker's cache entry go was given (fgo.cache.session.revoked_in_use)
+        self.link_checks: list[Callable[[], list[str]]] = []
         self.server = ShimServer(socket_path, self.handle)
 
     @property
@@ -258,9 +261,10 @@ class Front:
         """The shim asks before every link: it may run once every pending verification is
         done, and never when one found a mismatch (the wrong archive is never linked)."""
         mismatches = self.verifier.wait() if self.verifier is not None else []
-        if not mismatches:
+        refused = [line for check in self.link_checks for line in check()]
+        if not mismatches and not refused:
             self.on_link()
             return ShimReply(local=True)
-        text = "".join(m.line() + "\n" for m in mismatches)
+        text = "".join(line + "\n" for line in [m.line() for m in mismatches] + refused)
         return ShimReply(local=False, exit=1, output=text.encode())
 

@@ -133,14 +133,16 @@ def connect_beside_go(scheduler: str | None, split_large: str | None,
 PUBLISH, DEFER, NOTHING = "publish", "defer", "nothing"
 
 
-def after_go_build(connecting: bool, puts: int) -> str:
+def after_go_build(connecting: bool, puts: int, hits_to_check: bool = False) -> str:
     """What a build does with its cluster once go build has ended. PUBLISH: connected, its
     puts go to the cluster tier as usual. A connect still running (or never asked for: the
     cluster is connected on demand) means the build sent nothing to the workers, as a
     compile for them waits for it: then DEFER its puts, all the head's own, to the next
     build that connects (an edit's few; waiting would add Dask's import and the connect,
-    0.3-0.5 s, to a rebuild go finishes in as much), or NOTHING to publish (a no-op)."""
-    if not connecting:
+    0.3-0.5 s, to a rebuild go finishes in as much), or NOTHING to publish (a no-op). But
+    go given a worker's entry before the cluster's revocations were read (HITS_TO_CHECK)
+    makes the build wait for them (PUBLISH): it succeeds only once they are checked."""
+    if not connecting or hits_to_check:
         return PUBLISH
     return DEFER if puts else NOTHING
 

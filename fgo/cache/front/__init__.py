@@ -1,7 +1,11 @@
 """The cacheprog front (front.go): what go starts as GOCACHEPROG under fgo build.
 
 It answers the gets of a head's own local entries itself (a stamp vouches for the body,
-or the body hashes to its output ID and is stamped then), and execs fgo's Python helper
+or the body hashes to its output ID and is stamped then), and of the workers' entries too
+when its head knows the kept revocations are all the cluster's (FGO_CACHE_REVOKED: their
+list, whose entries it leaves to the helper) or checks the hits later
+(FGO_CACHE_CHECK_AFTER: it logs each, as the helper does, fgo.cache.trust.used_line), and
+execs fgo's Python helper
 (fgo.cache.helper) at the first request it cannot answer, handing it the stream: a warm
 build's hits cost no interpreter. `handoff` reads what it passes on.
 """
@@ -42,6 +46,7 @@ class Handoff:
     local_hits: int
     front: int
     unserved: bytes
+    checked_after: int = 0  # of those, workers' entries it logged for the head's check
 
 
 def handoff(arg: str) -> Handoff:
@@ -49,7 +54,8 @@ def handoff(arg: str) -> Handoff:
     try:
         msg = json.loads(arg)
         return Handoff(int(msg["gets"]), int(msg["local_hits"]), int(msg["front"]),
-                       base64.b64decode(msg["unserved"] or ""))
+                       base64.b64decode(msg["unserved"] or ""),
+                       int(msg.get("checked_after", 0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad handoff from fgo-cachefront: {exc!r}") from None
 

@@ -5,9 +5,14 @@
 // gin 0.15 s, as much as go's whole no-op. This small Go program answers what
 // needs no judgement: gets of entries in the head's local tier that a head
 // produced, whole (a stamp vouches for the body's file, or the body hashes to
-// its output ID, and is stamped then, as the helper does). At the first request
-// it cannot answer (a miss, a put, a worker's entry, a body that does not hash
-// to its output ID, a trim that is due), it hands go's
+// its output ID, and is stamped then, as the helper does). A worker's entry
+// too, when fgo build knows the revocations the tier keeps are all the
+// cluster's ($FGO_CACHE_REVOKED: it lists them, checked, and the front refuses
+// what they cover), or checks its hits later against the cluster's
+// ($FGO_CACHE_CHECK_AFTER: each is logged there first, as the helper does). At
+// the first request it cannot answer (a miss, a put, a worker's entry with
+// neither, an entry a revocation covers, a body that does not hash to its
+// output ID, a trim that is due), it hands go's
 // stream to fgo's Python helper by exec: the same process, the same pipes, and
 // the bytes it read ahead passed on, so the helper serves on as if it had been
 // there from the start.
@@ -61,9 +66,56 @@ type request struct {
 
 type front struct {
 	settings
-	helper   []string
-	in       *bufio.Reader
-	answered int // gets answered, each a local hit
+	helper     []string
+	in         *bufio.Reader
+	answered   int      // gets answered, each a local hit
+	checkAfter *os.File // the log of workers' entries answered, for the head's check
+	logged     int      // entries logged there
+	revoked    *revoked // the tier's revocations, all the cluster's, as fgo build checked them
+}
+
+// revoked is what $FGO_CACHE_REVOKED lists: "e <action> <output>" and
+// "p <producer, escaped>" lines (fgo.cache.session.SharedCache.check_revocations).
+type revoked struct {
+	entries   map[string]bool // action + " " + output
+	producers map[string]bool
+}
+
+func readRevoked(path string) *revoked {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	r := &revoked{entries: map[string]bool{}, producers: map[string]bool{}}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "e":
+			r.entries[f[1]+" "+f[2]] = true
+		case len(f) == 2 && f[0] == "p":
+			p, err := url.PathUnescape(f[1])
+			if err != nil {
+				return nil // unreadable: the helper applies them
+			}
+			r.producers[p] = true
+		case len(f) != 0:
+			return nil
+		}
+	}
+	return r
+}
+
+// covers is fgo.cache.trust.Revoked.covers.
+func (r *revoked) covers(action string, e entry) bool {
+	if r.entries[action+" "+e.output] {
+		return true
+	}
+	for _, p := range strings.Split(e.producer, "+") {
+		if p != "" && r.producers[p] {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
@@ -74,8 +126,15 @@ func main() {
 	if err := json.Unmarshal([]byte(os.Args[1]), &f.settings); err != nil || f.Root == "" {
 		fail(fmt.Sprintf("bad settings from fgo build: %q", os.Args[1]))
 	}
-	if revocationsKept(f.Root) { // only the helper can verify and apply them
+	if path := os.Getenv("FGO_CACHE_REVOKED"); path != "" {
+		f.revoked = readRevoked(path)
+	}
+	if f.revoked == nil && revocationsKept(f.Root) { // only the helper can verify them
 		f.exec(nil)
+	}
+	if path := os.Getenv("FGO_CACHE_CHECK_AFTER"); path != "" && f.revoked == nil {
+		// the helper opens it again: this one closes at the exec
+		f.checkAfter, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
 	}
 	f.send(`{"ID":0,"KnownCommands":["get","put","close"]}`)
 	for {
@@ -127,7 +186,9 @@ func (f *front) get(r request) (string, bool) {
 		return "", false
 	}
 	e, ok := parseIndex(string(data))
-	if !ok || !headsOwn(e.producer) {
+	worker := ok && !headsOwn(e.producer)
+	if !ok || worker && f.revoked == nil && f.checkAfter == nil ||
+		f.revoked != nil && f.revoked.covers(action, e) { // the helper removes it
 		return "", false
 	}
 	var st syscall.Stat_t
@@ -139,6 +200,9 @@ func (f *front) get(r request) (string, bool) {
 		return "", false
 	}
 	if !stampVouches(e.stamp, &st) && !hashAndStamp(index, body, string(data), output, &st) {
+		return "", false
+	}
+	if worker && f.revoked == nil && !f.log(action, e) {
 		return "", false
 	}
 	now := time.Now()
@@ -154,6 +218,17 @@ func (f *front) get(r request) (string, bool) {
 		return "", false
 	}
 	return string(out), true
+}
+
+// log records a worker's entry E of ACTION for the head's check before go has
+// it: fgo.cache.trust.used_line. False when it cannot (then the helper answers).
+func (f *front) log(action string, e entry) bool {
+	line := action + " " + e.output + " " + url.PathEscape(e.producer) + "\n"
+	if _, err := f.checkAfter.WriteString(line); err != nil {
+		return false
+	}
+	f.logged++
+	return true
 }
 
 type entry struct {
@@ -321,6 +396,7 @@ func (f *front) counts() map[string]any {
 		c[k] = v
 	}
 	c["gets"], c["local_hits"], c["front"] = f.answered, f.answered, f.answered
+	c["checked_after"] = f.logged
 	return c
 }
 
@@ -336,7 +412,7 @@ func (f *front) handOver(line []byte) {
 	unserved := append(append([]byte{}, line...), ahead...)
 	handoff, err := json.Marshal(map[string]any{
 		"gets": f.answered, "local_hits": f.answered, "front": f.answered,
-		"unserved": unserved})
+		"checked_after": f.logged, "unserved": unserved})
 	if err != nil {
 		fail(err.Error())
 	}
