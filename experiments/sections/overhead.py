@@ -80,7 +80,7 @@ def _tcp(t: dict[str, Any]) -> str:
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
                if t.get("head_peak_rss_mb") else "")
-            + _noop(t.get("noop")) + _edit(t.get("edit"))
+            + _noop(t.get("noop")) + _edit(t.get("edit")) + _second(t.get("second_head"))
             + f". Targets: {met}.")
 
 
@@ -125,3 +125,18 @@ def _edit(e: dict[str, Any] | None) -> str:
             f"{'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
             f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
             f"(median; {e['ratio']}×{_beside(e)})")
+
+
+def _second(h: dict[str, Any] | None) -> str:
+    """The rebuilds of a head whose entries came from the cluster tier (workers made them)."""
+    if not h:
+        return ""
+    n, e = h["noop"], h["edit"]
+    current = sum(n.get("revocations_current") or []) + sum(e.get("revocations_current") or [])
+    return (f"; a second head, whose first build fetched {h['fetched']} entries workers made "
+            f"from the cluster tier: its no-ops go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
+            f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s**"
+            + _front(n) + f"; its edits go {'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
+            f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
+            f"({e['ratio']}×); the revocations it kept were the cluster's (the scheduler's "
+            f"beacon unchanged) in {current} of {n['pairs'] + e['pairs']} rebuilds")
