@@ -20,7 +20,6 @@ import pytest
 from conftest import (FGO, HELLO, RealCluster, make_certs, oracle_build, run_fgo, sha,
                       tls_flags, wait_until, write_tree)
 from fgo import paths, toolchain, wire
-from fgo.cache import beacon
 from fgo.cache import store
 from fgo.cache import tier
 from fgo.cache import trust
@@ -30,6 +29,7 @@ from fgo.cache.local import DiskTier, EntryInfo, lru_victims, namespace
 from fgo.settings import parse_size
 from fgo.cache.server import remote_verdict
 from fgo.cache.session import go_quote
+from fgo.cluster import beacon
 
 NS = namespace(toolchain.identity())
 
@@ -1277,7 +1277,8 @@ def test_the_revocation_beacon_changes_only_when_revocations_may_have(
     revocation sent renews it; a wrong question is answered with nothing."""
     import socket
 
-    from fgo.cluster.beacon import RevocationBeacon, renew, state
+    from fgo.cluster.beacon import renew, state
+    from fgo.worker.service import RevocationBeacon
     with real_cluster.client() as cl:
         cl.register_plugin(RevocationBeacon())
         address, token = state_of(cl)
@@ -1305,7 +1306,7 @@ def state_of(client: Any) -> tuple[str, str]:
 
 
 def test_a_builds_revocations_are_current_only_with_the_beacons_token() -> None:
-    """fgo.cache.beacon.current: the record of this scheduler, and the token it noted."""
+    """fgo.cluster.beacon.current: the record of this scheduler, and the token it noted."""
     seen = {"scheduler": "tcp://h:1", "address": "h:2", "token": "t1"}
     assert beacon.current(seen, "tcp://h:1", "t1")
     assert not beacon.current(seen, "tcp://h:1", "t2")       # a revocation, or a worker joined

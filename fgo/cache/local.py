@@ -5,7 +5,9 @@ c=<checked> s=<signature>" (the last three as the publishing head signed them, s
 fgo.cache.trust; absent in entries of go's own puts), then "v=<stamp>" once a get hashed
 the body (below), and ROOT/ab/<action>-d the body, the file whose path go is given
 (DiskPath). The -a file's mtime is the entry's last use, so eviction is LRU by last use.
-ROOT/revoked/ keeps the revocations this tier has been given.
+ROOT/revoked/ keeps the revocations this tier has been given; on a head,
+ROOT/revocations-seen records that they were all the cluster's as of its beacon's token
+(fgo.cluster.beacon).
 On the head's side a body that does not hash to its output ID is a miss and is deleted.
 Hashing every body at every get cost a no-op build more than go's whole no-op (140 MB for
 gin), so a get that hashed a body records its file's inode, size, mtime and ctime; a later

@@ -143,7 +143,7 @@ class Server:
                  check_after: Path | None = None, revocations_current: bool = False) -> None:
         self.local = local
         # fgo build asked the cluster's beacon: the revocations kept beside the local tier
-        # are all the cluster's (fgo.cache.beacon), so a worker's entry needs no wait
+        # are all the cluster's (fgo.cluster.beacon), so a worker's entry needs no wait
         self.revocations_current = revocations_current
         # fgo build checks the workers' hits logged here against the cluster's revocations
         # before it links (trust.revoked_in_use): a hit need not wait for them

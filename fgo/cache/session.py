@@ -16,13 +16,14 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from fgo import wire
-from fgo.cache import beacon, trust
+from fgo.cache import trust
 from fgo.cache.tier import ClusterTier
 from fgo.cache.local import DiskTier, local_root, namespace
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, REVOKED_ENV,
                               STATS_ENV, WANT_ENV)
 from fgo.cache.stage import Stager
+from fgo.cluster import beacon
 from fgo.cluster.deadline import LateWorkers
 
 REVOKE_TIMEOUT_S = 30.0
@@ -32,10 +33,9 @@ ACTION_ID = re.compile(r"[0-9a-f]{64}")  # go's action IDs, as the local tier na
 
 def _beacon_state(client: Any) -> tuple[str, str] | None:
     """The scheduler's beacon (address, token), or None (none installed, or no answer)."""
-    from fgo.cluster import beacon as on_scheduler
     from fgo.cluster.deadline import within
     try:
-        got = within(BEACON_S, client.run_on_scheduler, on_scheduler.state,
+        got = within(BEACON_S, client.run_on_scheduler, beacon.state,
                      what="the scheduler's revocation beacon")
     except Exception:  # noqa: BLE001 - then the next build reads the index again
         return None
@@ -162,7 +162,7 @@ class SharedCache:
         start) only for a get of an entry the index names. When the workers do not answer
         in time, the helper asks them itself (an index of None says so to a helper that
         waits for it: `index_coming`). Its revocations are kept beside the local tier, with
-        the beacon's token noted before it was read (fgo.cache.beacon)."""
+        the beacon's token noted before it was read (fgo.cluster.beacon)."""
         from fgo.cache.tier import RemoteError, fetch_index, save_index
         noted = _beacon_state(client)
         try:

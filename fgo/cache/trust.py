@@ -214,7 +214,7 @@ class Revoked:
 # ------------------------------------------------------------------ hits checked after
 
 # Under fgo build, when its head does not know that the revocations it keeps are all the
-# cluster's (fgo.cache.beacon), go's cache helper (and its front) still answers a hit of a
+# cluster's (fgo.cluster.beacon), go's cache helper (and its front) still answers a hit of a
 # worker's local entry at once, and logs it ("<action> <output> <producer, %-quoted>" a
 # line, FGO_CACHE_CHECK_AFTER); the head, which reads the revocations once it connects,
 # checks the log before it lets a link run and before the build succeeds (`revoked_in_use`).

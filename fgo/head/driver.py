@@ -87,9 +87,8 @@ def _connect(opts: BuildOptions) -> Any:
 
 def _scheduler(opts: BuildOptions) -> Any:
     """The cluster of --scheduler, connected, fgo's service on its workers."""
-    from fgo.cluster.beacon import RevocationBeacon
     from fgo.cluster.connect import connect, tls_security
-    from fgo.worker.service import QuietNanny, QuietScheduler
+    from fgo.worker.service import QuietNanny, QuietScheduler, RevocationBeacon
     assert opts.scheduler
     return connect(opts.scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),
                    service=_compile_service(), extras=[QuietNanny(), QuietScheduler(),

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin, WorkerPlugin
 
 from fgo import __version__, toolchain, wire
 from fgo.cache import held
-from fgo.cluster import rpc
+from fgo.cluster import beacon, rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
 from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CacheStagePart, CompileResult,
                       CompileTask,
@@ -157,6 +159,50 @@ class QuietScheduler(SchedulerPlugin):
 
     async def start(self, scheduler: Any) -> None:
         quiet_housekeeping(scheduler.periodic_callbacks)
+
+
+class RevocationBeacon(SchedulerPlugin):
+    """The scheduler's revocation beacon (fgo.cluster.beacon): a random token, renewed when
+    revocations are sent and when a worker joins, answered to one plain TCP line on the
+    scheduler's event loop. Installed once per scheduler (idempotent): another head's
+    connect must not renew it. None on a TLS scheduler."""
+
+    name = beacon.NAME
+    idempotent = True
+
+    def __init__(self) -> None:
+        self.token = ""
+        self.address = ""   # host:port of the listener, where clients reach the scheduler
+        self.server: Any = None
+
+    async def start(self, scheduler: Any) -> None:
+        self.renew()
+        url = urlsplit(scheduler.address)
+        if url.scheme != "tcp" or not url.hostname:
+            return  # TLS (or another comm): no beacon, heads read the revocations
+        self.server = await asyncio.start_server(self._answer, url.hostname, 0)
+        self.address = f"{url.hostname}:{self.server.sockets[0].getsockname()[1]}"
+
+    def renew(self) -> None:
+        self.token = secrets.token_hex(16)
+
+    def add_worker(self, scheduler: Any = None, worker: Any = None) -> None:
+        self.renew()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            asked = await asyncio.wait_for(reader.readline(), beacon.ANSWER_S)
+            if asked == beacon.QUESTION:
+                writer.write(f"{self.token}\n".encode())
+                await writer.drain()
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
 
 
 class Handlers:
