@@ -4,7 +4,10 @@ A real cluster (`dask scheduler` + 2 `dask worker` processes on 127.0.0.1, a new
 pair). Head A builds the project with an empty GOCACHE and an empty cluster tier
 (`fgo build --scheduler ...`, the shared cache on by default: a cold build that publishes);
 head B, with its own empty GOCACHE, HOME and fgo cache directory, builds the same sources:
-its compiles should be cache hits fetched from the workers. The heads share one cache key
+its compiles should be cache hits fetched from the workers: at least 95% of its actions, a
+hit or a re-check (`--cache-recheck`, 3% of the hits workers made, answered as misses on
+purpose so that go compiles them to compare; drawn afresh each build, so the hit rate alone
+varies by a few actions). The heads share one cache key
 (`--cache-key`, as a team shares it beside the TLS files): entries are signed by A, checked
 by B. Each pair also has a cold build
 with `--no-shared-cache` (A's cost of publishing: it must stay within 5% of it), run before
@@ -112,7 +115,7 @@ def build(lab: Any, name: str, address: str, side: str, opts: list[str]) -> dict
             "hit_rate": round(t["cached"] / t["actions"], 4) if t["actions"] else None,
             **{k: c.get(k) for k in ("remote_hits", "local_hits", "misses", "puts", "published",
                                      "bytes_fetched", "bytes_published", "fetch_s", "saved_s",
-                                     "publish_s", "remote")},
+                                     "publish_s", "remote", "rechecked")},
             "loadavg": labmod.loadavg(),
             "command": f"GOCACHE=<empty> HOME=<empty> FGO_CACHE_KEY=<team key> fgo {' '.join(args)}"}
 
@@ -174,7 +177,16 @@ def summarize(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "b_over_a": [round(x, 3) for x in b_over_a],
             "a_over_local_median": round(statistics.median(a_over_local), 3),
             "a_over_local": [round(x, 3) for x in a_over_local],
-            "b_hit_rate_min": min(p["B"]["hit_rate"] for p in by_pair.values())}
+            "b_hit_rate_min": min(p["B"]["hit_rate"] for p in by_pair.values()),
+            # B's hits and the hits it answered as misses on purpose (--cache-recheck, 3% of
+            # the workers' unchecked entries, drawn afresh: go compiles them to compare)
+            "b_hit_or_recheck_min": min(served(p["B"]) for p in by_pair.values())}
+
+
+def served(r: dict[str, Any]) -> float:
+    """The share of R's actions the cluster tier served, or that a re-check missed."""
+    return round((r["cached"] + (r.get("rechecked") or 0)) / r["actions"], 4) \
+        if r["actions"] else 0.0
 
 
 def run_experiment(benchmark: Any, lab: Any, name: str) -> dict[str, Any]:
@@ -198,9 +210,9 @@ def run_experiment(benchmark: Any, lab: Any, name: str) -> dict[str, Any]:
 @pytest.mark.quick
 def test_shared_cache_gin(benchmark, lab) -> None:
     summary = run_experiment(benchmark, lab, "gin")
-    assert summary["b_hit_rate_min"] >= 0.95
+    assert summary["b_hit_or_recheck_min"] >= 0.95
 
 
 def test_shared_cache_etcd(benchmark, lab) -> None:
     summary = run_experiment(benchmark, lab, "etcd")
-    assert summary["b_hit_rate_min"] >= 0.95
+    assert summary["b_hit_or_recheck_min"] >= 0.95
