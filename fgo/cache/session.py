@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from fgo import wire
 from fgo.cache import trust
-from fgo.cache.tier import ClusterTier
+from fgo.cache.tier import ClusterTier, decode_shares, signed_revocations
 from fgo.cache.local import DiskTier, local_root, namespace
 from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, REVOKED_ENV,
@@ -80,9 +80,9 @@ class SharedCache:
     # the revocations kept beside the local tier are all the cluster's: its beacon said
     # so before go started (`check_revocations`); go may be given workers' entries at once
     revocations_current: bool = field(default=False, init=False)
-    # the revocations the cluster's index named, once read (`revoked_in_use`)
-    _cluster_revoked: list[wire.CacheRevocation] | None = field(default=None, init=False,
-                                                                 repr=False)
+    # the signed revocations the cluster's index named, as `read_index` found them
+    _cluster_revoked: list[wire.CacheRevocation] = field(default_factory=list, init=False,
+                                                          repr=False)
 
     @property
     def pending(self) -> Path:
@@ -131,13 +131,8 @@ class SharedCache:
         return trust.revoked_in_use(used, revoked)
 
     def cluster_revocations(self) -> list[wire.CacheRevocation]:
-        """The signed revocations of the cluster's index as this head read it (once)."""
-        if self._cluster_revoked is None:
-            try:
-                self._cluster_revoked = ClusterTier.from_file(self.index, self.ns,
-                                                              self.key).revocations
-            except (OSError, ValueError):
-                return []  # not read (yet): asked again next time
+        """The signed revocations of the cluster's index as this head read it (none when it
+        could not be read)."""
         return self._cluster_revoked
 
     def drop_revoked(self) -> int:
@@ -181,13 +176,13 @@ class SharedCache:
         answered and the scheduler has a beacon (NOTED: its address and token before the
         index was read), record that they are all of them as of that token."""
         root = self.local().root
-        complete = all(not isinstance(v, BaseException) and v is not None
-                       for v in found.values())
-        tier = ClusterTier(None, self.ns, self.key)
-        tier.index_from({w: v for w, v in found.items() if not isinstance(v, BaseException)})
+        answered = {w: v for w, v in found.items() if not isinstance(v, BaseException)}
+        complete = len(answered) == len(found) and all(v is not None for v in answered.values())
+        revocations = signed_revocations(decode_shares(answered), self.ns, self.key)
+        self._cluster_revoked = revocations
         try:
-            if tier.revocations:
-                self.local().keep_revocations([wire.encode(r) for r in tier.revocations])
+            if revocations:
+                self.local().keep_revocations([wire.encode(r) for r in revocations])
             if noted is not None and complete and self.scheduler:
                 beacon.write_seen(root, self.scheduler, *noted)
             else:
@@ -388,14 +383,12 @@ class SharedCache:
                 local.keep_revocations([wire.encode(r) for r in revocations])
             except OSError:
                 pass
-        revoked = trust.Revoked()
-        for r in revocations:
+        revoked = self.known_revocations()
+        for r in revocations:  # (kept above, unless the disk refused them)
             revoked.add(r)
-        kept = self.known_revocations()
         removed = []
         for e in local.records():
-            if revoked.covers(e.action, e.output, e.producer) \
-                    or kept.covers(e.action, e.output, e.producer):
+            if revoked.covers(e.action, e.output, e.producer):
                 local.remove(e.action)
                 removed.append(e.action)
         return removed

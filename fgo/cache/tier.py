@@ -112,6 +112,27 @@ def fetch_index(client: Any, ns: str, timeout: float) -> dict[str, Any]:
         raise RemoteError(f"index: {type(exc).__name__}: {exc}") from None
 
 
+def decode_shares(found: dict[str, Any]) -> dict[str, CacheIndex]:
+    """FOUND's answers (worker -> a plain CacheIndex) decoded, by worker; a share of another
+    protocol version (gone, or another fgo) is left out: a miss."""
+    shares: dict[str, CacheIndex] = {}
+    for worker, data in sorted(found.items()):
+        try:
+            shares[worker] = wire.decode(data, CacheIndex)
+        except wire.ProtocolMismatch:
+            continue
+    return shares
+
+
+def signed_revocations(shares: dict[str, CacheIndex], ns: str,
+                       key: bytes | None) -> list[CacheRevocation]:
+    """The revocations the SHARES keep that a head signed with KEY (none without a key)."""
+    if key is None:
+        return []
+    return [r for share in shares.values() for r in share.revoked
+            if trust.revocation_signed(key, ns, r)]
+
+
 class ClusterTier:
     """The head's view of the cluster tier of one namespace (a distributed.Client). KEY:
     the heads' cache key (None: nothing of the cluster tier is trusted, every entry is a
@@ -155,17 +176,11 @@ class ClusterTier:
     def index_from(self, found: dict[str, Any]) -> int:
         """`load_index` from FOUND, the workers' answers (worker -> plain CacheIndex), as
         fetch_index gives them."""
-        shares: dict[str, CacheIndex] = {}
-        for worker, data in sorted(found.items()):
-            try:
-                shares[worker] = wire.decode(data, CacheIndex)
-            except wire.ProtocolMismatch:
-                continue  # that worker's share is a miss (gone, or another fgo)
-        for share in shares.values():  # every worker's revocations count for all entries
-            for r in share.revoked:
-                if self.key is not None and trust.revocation_signed(self.key, self.ns, r):
-                    self.revoked.add(r)
-                    self.revocations.append(r)
+        shares = decode_shares(found)
+        # every worker's revocations count for all entries
+        for r in signed_revocations(shares, self.ns, self.key):
+            self.revoked.add(r)
+            self.revocations.append(r)
         for worker, share in shares.items():
             for e in share.entries:
                 verdict = trust.index_verdict(self.key, self.ns, e, self.revoked)

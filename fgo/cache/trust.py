@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
+from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:  # (imported when used: fgo.wire's message classes cost a helper's start)
     from fgo.wire import CacheEntry, CacheRevocation
@@ -223,14 +224,12 @@ class Revoked:
 
 def used_line(action: str, output: str, producer: str) -> str:
     """The log line of a worker's entry handed to go before the revocations were read."""
-    from urllib.parse import quote
     return f"{action} {output} {quote(producer, safe='')}\n"
 
 
 def used_entries(text: str) -> list[tuple[str, str, str]]:
     """The (action, output, producer) of each whole line of a check-after log (a line cut
     short by a helper that died mid-write is left out: go never got that answer)."""
-    from urllib.parse import unquote
     out = []
     for line in text.splitlines(keepends=True):
         fields = line.split()
