@@ -89,8 +89,8 @@ def _noop(n: dict[str, Any] | None) -> str:
         return ""
     tiers = sorted(set(str(x) for x in n["cluster_tier"]))
     return (f"; a no-op rebuild on the same cluster (each side on its own warm cache, "
-            f"{n['pairs']} alternating pairs): go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
-            f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
+            f"{n['pairs']} alternating pairs): go {_walls(n['go_s'])} s, "
+            f"fgo {_walls(n['fgo_s'])} s, **+{n['extra_s']:.2f} s** "
             f"(median; the cacheprog's cluster tier: {', '.join(tiers)}{_beside(n)}"
             + _front(n) + ")")
 
@@ -122,8 +122,8 @@ def _edit(e: dict[str, Any] | None) -> str:
         return ""
     return (f"; one file added to the package and rebuilt, on each side's warm cache "
             f"({e['pairs']} alternating pairs, fgo with its default local slots): go "
-            f"{'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
-            f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
+            f"{_walls(e['go_s'])} s, fgo "
+            f"{_walls(e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
             f"(median; {e['ratio']}×{_beside(e)})")
 
 
@@ -134,9 +134,13 @@ def _second(h: dict[str, Any] | None) -> str:
     n, e = h["noop"], h["edit"]
     current = sum(n.get("revocations_current") or []) + sum(e.get("revocations_current") or [])
     return (f"; a second head, whose first build fetched {h['fetched']} entries workers made "
-            f"from the cluster tier: its no-ops go {'/'.join(f'{x:.2f}' for x in n['go_s'])} s, "
-            f"fgo {'/'.join(f'{x:.2f}' for x in n['fgo_s'])} s, **+{n['extra_s']:.2f} s**"
-            + _front(n) + f"; its edits go {'/'.join(f'{x:.2f}' for x in e['go_s'])} s, fgo "
-            f"{'/'.join(f'{x:.2f}' for x in e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
+            f"from the cluster tier: its no-ops go {_walls(n['go_s'])} s, "
+            f"fgo {_walls(n['fgo_s'])} s, **+{n['extra_s']:.2f} s**"
+            + _front(n) + f"; its edits go {_walls(e['go_s'])} s, fgo "
+            f"{_walls(e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
             f"({e['ratio']}×); the revocations it kept were the cluster's (the scheduler's "
             f"beacon unchanged) in {current} of {n['pairs'] + e['pairs']} rebuilds")
+
+
+def _walls(seconds: list[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in seconds)
