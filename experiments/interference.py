@@ -59,6 +59,16 @@ def summary(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
+def compile_beside(core: int, argv: Sequence[str], cwd: Path, env: dict[str, str]
+                   ) -> Iterator[str]:
+    """One package's own compile command (ARGV, e.g. ec2's stock compile, its dependencies
+    cached) over and over on CORE until the block ends: a giant compile beside the measured
+    one, as the two processes of a split in two run. Yields how."""
+    with lab.pinned_loop(core, argv, env, cwd):
+        yield f"the same package's stock compile (-c=1) in a loop pinned to core {core}"
+
+
+@contextlib.contextmanager
 def beside(core: int, target: str, binary: bool, env: dict[str, str], cwd: Path
            ) -> Iterator[str]:
     """`go build -a -p 1 TARGET` over and over on CORE, each round into an emptied GOCACHE of

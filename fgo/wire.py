@@ -142,6 +142,7 @@ class SplitRole:
     timeout: float                     # the leader's wait for the shards, seconds
     split_id: str                      # names this split's shards on their workers
     peers: list[ShardPeer] = field(default_factory=list)  # leader only: shards 1..N-1
+    lead_start: int | None = None      # the leader's starting load, per mille (same for all)
 
     @property
     def leader(self) -> bool:

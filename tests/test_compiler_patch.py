@@ -7,6 +7,7 @@ The broad package set (runtime, net/http, cmd/compile/internal/ssa, ...) is meas
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -290,6 +291,43 @@ def test_refuses_corrupt(patched, good_shard, tmp_path):
     _assert_refused(proc, out, ["not a shard result"])
 
 
+def _split_leading(patched, argv, cwd, tmp_path, shard_start, leader_start):
+    """fmt split in two, each process with its -fgoleadstart (None: the default): the
+    leader's process and the functions it compiled itself."""
+    res, stats = tmp_path / "s1.res", tmp_path / "l.json"
+    base = sc._set_output([argv[0], "-c=1", *argv[1:]], tmp_path / "unused.a")
+    subprocess.run(cpflags.with_flags(base, cpflags.shard_flags(1, 2, res, lead_start=shard_start),
+                                      compiler=patched), cwd=cwd, check=True, capture_output=True)
+    leader = subprocess.run(cpflags.with_flags(
+        sc._set_output(base, tmp_path / "leader.a"),
+        cpflags.leader_flags(2, [res], timeout=30, stats=stats, lead_start=leader_start),
+        compiler=patched), cwd=cwd, capture_output=True, text=True, check=False)
+    mine = json.loads(stats.read_text())["my_funcs"] if leader.returncode == 0 else None
+    return leader, mine
+
+
+def test_lead_start_moves_the_leaders_share(patched, commands, tmp_path):
+    """-fgoleadstart given to both processes: below the default, the leader compiles more of
+    the functions itself; the archive is still stock's."""
+    argv, cwd = commands["fmt"]
+    stock = _stock(argv, cwd, tmp_path / "stock.a")
+    shares = {}
+    for start in (None, -200):
+        leader, shares[start] = _split_leading(patched, argv, cwd, tmp_path, start, start)
+        assert leader.returncode == 0, leader.stderr
+        assert file_sha256(tmp_path / "leader.a") == stock
+    assert shares[-200] > shares[None], shares
+
+
+def test_refuses_another_lead_start(patched, commands, tmp_path):
+    """A shard given another -fgoleadstart than its leader dealt the functions otherwise:
+    refused (the assignment is in the fingerprint), never merged."""
+    argv, cwd = commands["fmt"]
+    (tmp_path / "leader.a").write_bytes(b"stale")
+    leader, _ = _split_leading(patched, argv, cwd, tmp_path, None, -200)
+    _assert_refused(leader, tmp_path / "leader.a", ["fingerprint"])
+
+
 def test_refuses_other_fingerprint(patched, good_shard, tmp_path):
     argv, cwd, res = good_shard
     proc, out = _leader(patched, argv, cwd, tmp_path, [res], extra=["-dwarf=false"])
@@ -393,6 +431,8 @@ def test_refuses_bad_flags(patched, commands, tmp_path):
 
 def test_flag_helpers():
     assert cpflags.shard_flags(1, 3, "/r") == ["-fgoshard=1/3", "-fgoout=/r"]
+    assert cpflags.shard_flags(1, 3, "/r", lead_start=-200)[-1] == "-fgoleadstart=-200"
+    assert cpflags.leader_flags(2, ["/a"], lead_start=0)[-1] == "-fgoleadstart=0"
     assert cpflags.leader_flags(3, ["/a", "/b"], timeout=7) == ["-fgoshard=0/3", "-fgoleader=/a,/b", "-fgotimeout=7"]
     assert cpflags.with_flags(["compile", "-o", "x", "a.go"], ["-f"]) == ["compile", "-f", "-o", "x", "a.go"]
     with pytest.raises(ValueError):

@@ -179,6 +179,31 @@ def test_split_hosts(free: int, shards: int | None, hosts: int) -> None:
     assert policy.split_hosts(free, shards) == hosts
 
 
+@pytest.mark.parametrize("free, shards, hosts", [
+    (0, None, 1),    # the head's slot alone: nobody to shard onto (K = 1, not split)
+    (1, None, 2),    # one free worker beside the head's leader: K = 2
+    (3, 2, 4),
+])
+def test_split_hosts_count_the_head_leading(free: int, shards: int | None, hosts: int) -> None:
+    assert policy.split_hosts(free, shards, head_slot=True) == hosts
+
+
+@pytest.mark.parametrize("slot_free, early, on_head", [
+    (True, False, True),     # go's inputs are in place: nothing sent, no archive back
+    (False, False, False),   # the head's slots are busy: a worker leads
+    (True, True, False),     # pipelining: only a worker's leader exports early
+])
+def test_leader_on_head(slot_free: bool, early: bool, on_head: bool) -> None:
+    assert policy.leader_on_head(slot_free, early) is on_head
+
+
+def test_a_head_leader_takes_more_than_its_share() -> None:
+    """The head's leader starts below its even share (each shard still writes and sends its
+    result); a worker's keeps the compiler's default."""
+    assert policy.lead_start(True) is not None and policy.lead_start(True) < 0
+    assert policy.lead_start(False) is None
+
+
 @dataclass(frozen=True)
 class Cost:
     F: float

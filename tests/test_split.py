@@ -63,11 +63,15 @@ def split_actions(rep: dict) -> list[dict]:
     return [a for a in rep["actions"] if a.get("split") and a["split"].get("k", 1) >= 2]
 
 
-@pytest.mark.parametrize("shards", [2, 3])
-def test_large_generated_package_split_identical(large: Path, real_cluster, shards: int) -> None:
+@pytest.mark.parametrize("shards, slots", [(2, "0"), (3, "0"), (3, "1")],
+                         ids=["K2-worker-leads", "K3-worker-leads", "K3-head-leads"])
+def test_large_generated_package_split_identical(large: Path, real_cluster, shards: int,
+                                                 slots: str) -> None:
+    """Split on a real cluster, the leader on a worker (no local slots) or on the head's
+    free slot (its shards on both workers, their results fetched by the head)."""
     _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
                        opts=("--scheduler", real_cluster.address, "--split-large=0",
-                             "--shards", str(shards)))
+                             "--shards", str(shards), "--local-slots", slots))
     assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
     assert sha(large / "fgo.bin") == sha(large / "go.bin")
     big = [a for a in rep["actions"] if a["package"] == "example.com/large/big"][0]
@@ -76,7 +80,14 @@ def test_large_generated_package_split_identical(large: Path, real_cluster, shar
     # forced, its K given: no scan on the head (the compiler deals the functions)
     assert big["split"]["scanned"] is False and "predicted_whole_s" not in big["split"]
     assert big["split"]["leader"]["merge_s"] is not None
-    assert len(set(big["split"]["workers"])) == 2  # shards on both workers
+    workers = big["split"]["workers"]
+    if slots == "0":
+        assert big["split"]["leader"]["on"] != "head" and len(set(workers)) == 2
+    else:  # the head leads; a shard on each worker, its result fetched by the head
+        assert big["split"]["leader"]["on"] == "head" and big["worker"] == "head", big
+        assert workers[0] == "head" and len(set(workers[1:])) == 2, workers
+        assert sum(s["bytes"] for s in big["split"]["shards"].values()) \
+            == big["split"]["shard_bytes"] == big["bytes_out"] > 0  # no archive came back
     assert rep["totals"]["split"] >= 1
 
 

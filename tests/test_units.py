@@ -103,6 +103,20 @@ def test_placement_prefers_free_threads() -> None:
     assert p.choose({"x": 5}) == "w2"                # w1 is busy now
 
 
+def test_shards_go_only_to_free_workers_when_asked() -> None:
+    """An automatic split's shards go only where a thread is free now: one queued behind a
+    whole compile keeps its leader waiting for all of it. A forced split may queue."""
+    p = Placement()
+    p.add_worker("w1", 1, "s1", set())
+    p.add_worker("w2", 1, "s2", set())
+    assert p.choose({}) in ("w1", "w2")                  # a whole compile took one
+    busy = next(w.address for w in p.workers.values() if w.running)
+    free = p.choose_distinct({}, 2, free_only=True)
+    assert free and busy not in free and len(free) == 1  # the free one only
+    assert p.choose_distinct({}, 1, free_only=True) == []   # now none is free
+    assert len(p.choose_distinct({}, 2)) == 2              # forced: queued behind them
+
+
 def test_a_paused_worker_gets_nothing_new_until_it_resumes() -> None:
     p = Placement()
     p.add_worker("w1", 1, "s1", {"x"})

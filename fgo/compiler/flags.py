@@ -20,7 +20,7 @@ def early_export(path: str | os.PathLike[str]) -> list[str]:
 
 
 def shard_flags(k: int, n: int, out: str | os.PathLike[str], plan: str | os.PathLike[str] | None = None,
-                stats: str | os.PathLike[str] | None = None) -> list[str]:
+                stats: str | os.PathLike[str] | None = None, lead_start: int | None = None) -> list[str]:
     """Flags for shard K of N (1 <= K < N; shard 0 is the leader's) writing its result to OUT.
 
     A shard writes nothing but OUT (it ignores -o, -linkobj, -asmhdr, -bench).
@@ -32,11 +32,19 @@ def shard_flags(k: int, n: int, out: str | os.PathLike[str], plan: str | os.Path
         flags.append(f"-fgoplan={os.fspath(plan)}")
     if stats is not None:
         flags.append(f"-fgostats={os.fspath(stats)}")
-    return flags
+    return flags + lead_start_flags(lead_start)
+
+
+def lead_start_flags(permille: int | None) -> list[str]:
+    """The leader's starting load in the function assignment, in per mille of one shard's
+    even share (None: the compiler's default, a seventh of the others' share). Every
+    process of a split must get the same value: the assignment is in the fingerprint."""
+    return [] if permille is None else [f"-fgoleadstart={permille}"]
 
 
 def leader_flags(n: int, shard_files: Sequence[str | os.PathLike[str]], plan: str | os.PathLike[str] | None = None,
-                 timeout: int = 600, stats: str | os.PathLike[str] | None = None) -> list[str]:
+                 timeout: int = 600, stats: str | os.PathLike[str] | None = None,
+                 lead_start: int | None = None) -> list[str]:
     """Flags for the leader of N shards; SHARD_FILES[i] is shard i+1's result file.
 
     The leader compiles shard 0 while it waits (up to TIMEOUT seconds) for the files to
@@ -52,7 +60,7 @@ def leader_flags(n: int, shard_files: Sequence[str | os.PathLike[str]], plan: st
         flags.append(f"-fgoplan={os.fspath(plan)}")
     if stats is not None:
         flags.append(f"-fgostats={os.fspath(stats)}")
-    return flags
+    return flags + lead_start_flags(lead_start)
 
 
 def with_flags(argv: list[str], flags: list[str], compiler: str | os.PathLike[str] | None = None) -> list[str]:

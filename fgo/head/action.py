@@ -145,7 +145,9 @@ class Completion:
         if outcome.mode == "head":
             rec.mode = "local"
         rec.worker = outcome.worker
-        rec.bytes_out = sum(len(d) for d in written.values()) + \
+        # what came over the network: a head-led split's shard results, not its own archive
+        rec.bytes_out = result.shard_bytes if outcome.worker == "head" else \
+            sum(len(d) for d in written.values()) + \
             sum(size for _, size in result.delivered.values())
         rec.output_sha256 = result.output_sha256
         rec.duration_s, rec.end = round(now - action.t0, 4), now

@@ -262,10 +262,11 @@ class WorkerPool:
         with self.lock:
             return self.placement.choose(needs)
 
-    def choose_distinct(self, needs: dict[str, int], k: int) -> list[str]:
-        """Up to K different workers for a compile needing NEEDS (sha -> size), now busy."""
+    def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False) -> list[str]:
+        """Up to K different workers for a compile needing NEEDS (sha -> size), now busy
+        (FREE_ONLY: of those with a free thread)."""
         with self.lock:
-            return self.placement.choose_distinct(needs, k)
+            return self.placement.choose_distinct(needs, k, free_only)
 
     def choose_speculative(self, needs: dict[str, int]) -> str | None:
         with self.lock:

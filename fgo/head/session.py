@@ -167,7 +167,8 @@ class BuildSession:
         assert self.pool is not None and self.tasks is not None and self.remote is not None
         try:
             split = SplitExecutor(self.pool, self.tasks, self.remote,
-                                  SplitOptions(threshold, shards), self.verifier)
+                                  SplitOptions(threshold, shards), self.verifier,
+                                  slots=self.slots)
         except PatchError as exc:
             raise FgoError(f"--split-large needs the patched compiler: {exc}") from None
         split.speculator = self.speculator

@@ -1,10 +1,12 @@
 """The split executor (`--split-large`): one package's compile as K-1 shards and a leader
 on K different workers.
 
-For a compile the planner finds worth splitting, the shards and the leader go to K workers
-with the same inputs (each store gets each blob at most once), all as one split id. Each
-shard keeps its result on its worker; the leader starts at once and fetches the shards'
-results worker to worker as they finish, then merges. Anything short of a merged archive
+For a compile the planner finds worth splitting, the shards go to K-1 workers and the
+leader runs on a free local slot of the head (fgo.head.headlead: go's own inputs, no
+archive to send back), else on a K-th worker, all as one split id, with the same inputs
+(each store gets each blob at most once). Each shard keeps its result on its worker; the
+leader starts at once and fetches the shards' results as they finish (worker to worker,
+or to the head), then merges. Anything short of a merged archive
 (a refused or late shard, a lost worker, a digest or settings mismatch) cancels the split
 and the package is compiled whole. A merged archive is checked against a stock compile on
 the head node (fgo.head.verification): the first time its inputs are seen, or always
@@ -25,11 +27,14 @@ from fgo.compiler import flags as fgoflags
 from fgo.compiler import patched
 from fgo.head import policy
 from fgo.head.action import CompileAction, Outcome, new_task_id
+from fgo.head.headlead import WORKER as HEAD
+from fgo.head.headlead import HeadLeader
 from fgo.head.policy import RemoteFailure
 from fgo.head.pool import WorkerPool
-from fgo.head.remote import RemoteExecutor
+from fgo.head.remote import POLL_S, RemoteExecutor
+from fgo.head.slots import LocalSlots
 from fgo.head.tasks import Tasks, head_job
-from fgo.wire import Cancel, ShardDone, ShardPeer, SplitRole
+from fgo.wire import Cancel, ShardDone, ShardFetch, ShardPeer, ShardResult, SplitRole
 
 
 @dataclass
@@ -42,21 +47,42 @@ class SplitExecutor:
     """Splits the compiles the planner finds worth it."""
 
     def __init__(self, pool: WorkerPool, tasks: Tasks, remote: RemoteExecutor,
-                 options: SplitOptions, verifier: Any = None) -> None:
+                 options: SplitOptions, verifier: Any = None,
+                 slots: LocalSlots | None = None) -> None:
         from fgo.planner.decide import SplitPolicy
         self.pool = pool
+        self.slots = slots                                 # the head's: a leader runs there
         self.tasks = tasks
         self.remote = remote
         self.verifier = verifier
         self.speculator: Any = None
         self.policy = SplitPolicy(threshold=options.threshold, shards=options.shards)
-        self.series = patched.ensure_compiler().series  # built once, up front
+        compiler = patched.ensure_compiler()               # built once, up front
+        self.series, self.compiler = compiler.series, str(compiler.path)
         self._failed: dict[str, str] = {}                 # split id -> a shard's failure
         self._in_flight = 0                                # processes of the splits running
         self._room = threading.Condition()                 # ... and their end
+        self._head_leaders: dict[str, HeadLeader] = {}     # split id -> the head's leader
 
     def run(self, action: CompileAction) -> Outcome | None:
         """ACTION split, or None: not worth it (the record says why), or it fell back."""
+        slot = self._head_slot()
+        try:
+            return self._decide_and_run(action, slot)
+        finally:
+            if self.slots is not None:
+                self.slots.release(slot)
+
+    def _head_slot(self) -> int | None:
+        """A free local slot for the leader, if the head should lead (policy.leader_on_head)."""
+        if self.slots is None:
+            return None
+        early = self.speculator is not None and bool(self.speculator.early_export)
+        if not policy.leader_on_head(self.slots.available() > 0, early):
+            return None
+        return self.slots.take()
+
+    def _decide_and_run(self, action: CompileAction, slot: int | None) -> Outcome | None:
         from fgo import planner
         from fgo.planner import decide, gosource
         rec = action.record
@@ -64,7 +90,8 @@ class SplitExecutor:
         plan_started = time.perf_counter()
         _, first_file = compilecall.split_flags(call.args)
         go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
-        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards)
+        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards,
+                                  head_slot=slot is not None)
         try:
             # (counted only where decided_unscanned uses it: a forced split with its K)
             funcs = gosource.func_lines(go_files) \
@@ -98,6 +125,12 @@ class SplitExecutor:
                                                                           call.package):
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
+        if slot is not None:  # its leader holds no worker's thread: no room to wait for
+            try:
+                return self._run(action, k, plan_text, head_leads=True)
+            except RemoteFailure as exc:
+                rec.split["fallback"] = exc.reason
+                return None
         with self._room:  # wait for the splits running to leave room (policy.split_may_start)
             if not self._room.wait_for(lambda: policy.split_may_start(
                     k, self._in_flight, self.pool.size()[1]), self.remote.task_timeout):
@@ -115,24 +148,39 @@ class SplitExecutor:
                 self._in_flight -= k
                 self._room.notify_all()
 
-    def _run(self, action: CompileAction, k: int, plan_text: str) -> Outcome:
+    def _run(self, action: CompileAction, k: int, plan_text: str,
+             head_leads: bool = False) -> Outcome:
         pool, rec, call, env = self.pool, action.record, action.parse(), action.request.env
         inputs = action.inputs or {}
         needs = action.needs()
-        addresses = policy.leader_first(pool.choose_distinct(needs, k))
-        if len(addresses) < k:
-            for a in addresses:
+        on_workers = k - 1 if head_leads else k
+        # an automatic split only onto workers free now (the hosts it planned for may have
+        # taken whole compiles meanwhile); a forced --shards K may queue its extra shards
+        chosen = pool.choose_distinct(needs, on_workers, free_only=not self.policy.forced)
+        if len(chosen) < on_workers:
+            for a in chosen:
                 pool.finished(a, [], [])
-            raise RemoteFailure(policy.NO_SHARD_WORKER)
+            raise RemoteFailure(policy.NO_SHARD_WORKER if self.policy.forced
+                                else policy.NO_FREE_SHARD_WORKER)
+        # addresses[i] runs process i of the split; 0 is the leader
+        addresses = [HEAD, *chosen] if head_leads else policy.leader_first(chosen)
         split_id = new_task_id()
         peers = [ShardPeer(i, addresses[i]) for i in range(1, k)]
+
+        def fetch(peer: ShardPeer, ended: threading.Event) -> ShardResult:
+            return self._fetch(peer, split_id, ended)
+        lead_start = policy.lead_start(head_leads)
+        leader = HeadLeader(action, k, self.compiler, plan_text, self.remote.task_timeout,
+                            peers, fetch, lead_start) if head_leads else None
+        if leader is not None:  # before any shard runs: a failed one stops it
+            self._head_leaders[split_id] = leader
 
         def role(i: int) -> SplitRole:
             return SplitRole(k=i, n=k, series=self.series, plan=plan_text,
                              timeout=self.remote.task_timeout, split_id=split_id,
-                             peers=peers if i == 0 else [])
+                             peers=peers if i == 0 else [], lead_start=lead_start)
 
-        sent: dict[str, list[str]] = {a: [] for a in addresses}
+        sent: dict[str, list[str]] = {a: [] for a in chosen}
         shards: dict[int, concurrent.futures.Future[Any]] = {}
         ok = False
         try:
@@ -144,23 +192,34 @@ class SplitExecutor:
                 shards[i] = pool.submit(addresses[i], wire.OP_COMPILE, task)
                 shards[i].add_done_callback(
                     lambda f, i=i: self._shard_ended(f, split_id, addresses, i))
-            task, leader_sent = self.tasks.for_worker(addresses[0], call, env, inputs,
-                                                      split=role(0), task_id=split_id)
-            if self.speculator is not None and self.speculator.early_export:
-                task = replace(task, early_export=True)
-            sent[addresses[0]] += leader_sent
-            try:
-                result = self.remote.run_task(action, task, addresses[0], sent[addresses[0]],
-                                              watch=tuple(addresses[1:]))
-            except RemoteFailure as exc:  # a shard's own failure is the better reason
-                raise RemoteFailure(self._failed.pop(split_id, exc.reason)) from None
+            if leader is not None:
+                result = leader.run()
+                if not result.ok:
+                    raise RemoteFailure(self._failed.pop(
+                        split_id, f"{result.status.value}: {result.reason}"))
+            else:
+                task, leader_sent = self.tasks.for_worker(addresses[0], call, env, inputs,
+                                                          split=role(0), task_id=split_id)
+                if self.speculator is not None and self.speculator.early_export:
+                    task = replace(task, early_export=True)
+                sent[addresses[0]] += leader_sent
+                try:
+                    result = self.remote.run_task(action, task, addresses[0],
+                                                  sent[addresses[0]],
+                                                  watch=tuple(addresses[1:]))
+                except RemoteFailure as exc:  # a shard's own failure is the better reason
+                    raise RemoteFailure(self._failed.pop(split_id, exc.reason)) from None
             ok = True
         finally:
+            self._head_leaders.pop(split_id, None)
+            self._failed.pop(split_id, None)
             if not ok:
                 self._cancel(split_id, addresses)
-            for a in addresses:
+            for a in chosen:
                 pool.finished(a, sent[a], list(needs) if ok else [])
         self._record(rec.split or {}, addresses, result)
+        if rec.split is not None:
+            rec.split["lead_start"] = lead_start
         whole = replace(task, split=None, task_id=new_task_id())
 
         def checked(matched: bool, split_sha: str, stock_sha: str) -> None:
@@ -173,6 +232,31 @@ class SplitExecutor:
                        split_check={"series": self.series, "k": k,
                                     "workers": "+".join(addresses), "done": checked})
 
+    def _fetch(self, peer: ShardPeer, split_id: str, ended: threading.Event) -> ShardResult:
+        """Shard PEER's result for the head's leader: waited for while its worker is live,
+        up to the task timeout, and no longer than the leader runs (RemoteFailure)."""
+        timeout = self.remote.task_timeout
+        future = self.pool.submit(peer.address, wire.OP_FETCH,
+                                  ShardFetch(split_id, peer.k, timeout))
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    return wire.decode(future.result(timeout=POLL_S), ShardResult)
+                except concurrent.futures.TimeoutError:
+                    pass
+                if ended.is_set():
+                    raise RemoteFailure("the leader ended first")
+                elapsed = time.monotonic() - started
+                if elapsed > policy.STRAGGLER_MIN_S:
+                    self.pool.probe(peer.address)  # stopped, or only busy?
+                why = policy.wait_verdict(elapsed, timeout, peer.address, (), self.pool.live())
+                if why:
+                    raise RemoteFailure(why)
+        finally:
+            if not future.done():
+                future.cancel()
+
     @staticmethod
     def _record(split: dict[str, Any], addresses: list[str], result: wire.CompileResult) -> None:
         """What the report says of a merged split: its workers, the leader's phases, the
@@ -180,7 +264,8 @@ class SplitExecutor:
         stats = result.stats or wire.CompilerStats()
         split.update({
             "workers": addresses,
-            "leader": {"tool_s": round(result.tool_done - result.tool_start, 3),
+            "leader": {"on": addresses[0],
+                       "tool_s": round(result.tool_done - result.tool_start, 3),
                        "frontend_s": stats.frontend_s, "backend_s": stats.backend_s,
                        "wait_s": stats.wait_s, "merge_s": stats.inject_s},
             "shards": {f"fgo-shard-{s.k}.res": {"worker": s.worker, "bytes": s.bytes,
@@ -203,5 +288,8 @@ class SplitExecutor:
             self._cancel(split_id, addresses)
 
     def _cancel(self, split_id: str, addresses: list[str]) -> None:
+        if (leader := self._head_leaders.get(split_id)) is not None:
+            leader.cancel()
         for a in dict.fromkeys(addresses):
-            self.pool.tell(a, wire.OP_CANCEL, Cancel(split_id))
+            if a != HEAD:
+                self.pool.tell(a, wire.OP_CANCEL, Cancel(split_id))

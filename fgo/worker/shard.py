@@ -111,7 +111,8 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
                      started, on_export, fetch)
     out = os.path.join(box, f"fgo-shard-{split.k}.res")
     argv = fgoflags.with_flags([str(compiler.path), *args],
-                               fgoflags.shard_flags(split.k, split.n, out, plan, stats))
+                               fgoflags.shard_flags(split.k, split.n, out, plan, stats,
+                                                    lead_start=split.lead_start))
     tool_start = time.time()
     proc = runner.run(split.split_id, argv, cwd, faults.shard_env(env))
     tool_done = time.time()
@@ -138,7 +139,8 @@ def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
     argv = fgoflags.with_flags(
         [compiler, *args],
         fgoflags.leader_flags(split.n, [files[k] for k in sorted(files)], plan,
-                              timeout=int(split.timeout), stats=stats)
+                              timeout=int(split.timeout), stats=stats,
+                              lead_start=split.lead_start)
         + (fgoflags.early_export(early) if task.early_export and on_export else []))
     tool_start = time.time()
     proc = runner.start(split.split_id, argv, box + call.cwd, env)

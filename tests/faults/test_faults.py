@@ -63,14 +63,17 @@ def build_under_fault(project: Path, cluster: RealCluster, inject, faults, n: in
 
 
 def split_build(project: Path, cluster: RealCluster, faults, *go_args: str,
-                env: dict[str, str] | None = None) -> tuple[str, dict, dict, list[dict]]:
+                env: dict[str, str] | None = None, leader: str = "worker"
+                ) -> tuple[str, dict, dict, list[dict]]:
     """PROJECT built on CLUSTER with every package split in two (--split-large=0 --shards 2),
-    as one injected fault: the binary must equal go build's. Returns the summary (stderr),
-    the report, the record of package `big` and the trace's events."""
+    as one injected fault: the binary must equal go build's. LEADER: where the leaders run,
+    on a "worker" (no local slots) or on the "head" (its slots free). Returns the summary
+    (stderr), the report, the record of package `big` and the trace's events."""
     trace = project.parent / "trace.json"
+    slots = ("--local-slots", "0") if leader == "worker" else ("--local-slots", "2")
     proc, rep = fgo_build(project, *go_args, "-o", str(project / "fgo.bin"), env=env,
                           opts=("--scheduler", cluster.address, "--split-large=0", "--shards", "2",
-                                "--trace", str(trace)))
+                                *slots, "--trace", str(trace)))
     faults.injected()
     ok = identical(project)
     faults.outcome(ok)
@@ -138,26 +141,34 @@ def test_worker_stopped_before_connect(hello: Path, real_cluster, faults) -> Non
     assert took < 240, took
 
 
-@pytest.mark.parametrize("fault", ["corrupt-transfer", "corrupt-shard", "truncate-shard"])
-def test_damaged_data_is_detected(large: Path, tmp_path: Path, faults, fault: str) -> None:
+@pytest.mark.parametrize("fault, leader", [("corrupt-transfer", "worker"),
+                                           ("corrupt-shard", "worker"),
+                                           ("truncate-shard", "worker"),
+                                           ("corrupt-shard", "head")])
+def test_damaged_data_is_detected(large: Path, tmp_path: Path, faults, fault: str,
+                                  leader: str) -> None:
     os.environ["FGO_FAULT"] = fault  # read by the workers of this cluster only
     try:
         cluster = RealCluster(tmp_path / "c", workers=2)
     finally:
         del os.environ["FGO_FAULT"]
     with cluster:
-        _, rep, big, _ = split_build(large, cluster, faults)
+        _, rep, big, _ = split_build(large, cluster, faults, leader=leader)
     if fault == "corrupt-transfer":  # every transfer is refused by the store: all local
         assert rep["totals"]["remote"] == 0 and big["mode"] == "local"
         assert any("corrupt" in r for r in rep["totals"]["fallback_reasons"])
     else:  # the merge refused the damaged shard: the package's normal compile was used
-        assert big["mode"] == "remote" and "merge-refused" in big["split"]["fallback"]
+        assert big["mode"] == ("remote" if leader == "worker" else "local"), big
+        assert "merge-refused" in big["split"]["fallback"], big["split"]
+        if leader == "head":  # the head's own leader refused it
+            assert big["split"]["fallback"].startswith("merge-refused: "), big["split"]
 
 
-def test_shard_worker_killed(large: Path, real_cluster, faults) -> None:
+@pytest.mark.parametrize("slots", ["0", "2"], ids=["worker-leads", "head-leads"])
+def test_shard_worker_killed(large: Path, real_cluster, faults, slots: str) -> None:
     report = large.parent / "killed.json"
     proc = start_build(large, report, "--scheduler", real_cluster.address, "--split-large=0",
-                       "--shards", "2", go_args=())
+                       "--shards", "2", "--local-slots", slots, go_args=())
     killed = False
     deadline = time.monotonic() + 300
     while not killed and time.monotonic() < deadline and proc.poll() is None:
