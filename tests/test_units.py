@@ -117,6 +117,16 @@ def test_shards_go_only_to_free_workers_when_asked() -> None:
     assert len(p.choose_distinct({}, 2)) == 2              # forced: queued behind them
 
 
+def test_the_heads_host_counts_once_where_the_head_leads() -> None:
+    """Free hosts for a split led by the head: workers on the head's own host (they read
+    its files) add nothing beside the head's slot; another host's do."""
+    p = Placement()
+    p.add_worker("here", 1, "head:/store", set())
+    p.add_worker("there", 1, "other:/store", set())
+    assert p.free_hosts() == 2
+    assert p.free_hosts(frozenset({"here"})) == 1
+
+
 def test_a_paused_worker_gets_nothing_new_until_it_resumes() -> None:
     p = Placement()
     p.add_worker("w1", 1, "s1", {"x"})

@@ -109,12 +109,15 @@ class Placement:
         return min((max(1, w.cores // max(1, w.threads)) for w in self.workers.values()),
                    default=1)
 
-    def free_hosts(self) -> int:
+    def free_hosts(self, besides: frozenset[str] = frozenset()) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a
         compile's own -c backend goroutines already use, so only other hosts add capacity.
         (Measured: ssa split in two on one 2-core host took 18.8-20.0 s against 13.2-14.7 s
-        for go build's -c=2 compile; each process's frontend slowed from ~5 s to 7.6 s.)"""
-        return len({w.store_id for w in self.usable() if w.running < w.threads})
+        for go build's -c=2 compile; each process's frontend slowed from ~5 s to 7.6 s.)
+        BESIDES: workers whose hosts do not count (the head's, when its leader counts it)."""
+        skip = {w.store_id for w in self.workers.values() if w.address in besides}
+        return len({w.store_id for w in self.usable()
+                    if w.running < w.threads and w.store_id not in skip})
 
     def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False) -> list[str]:
         """K workers for the shards of one package: distinct ones while there are enough.

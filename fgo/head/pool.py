@@ -311,9 +311,12 @@ class WorkerPool:
         except Exception:  # noqa: BLE001 - a worker gone by now: no figure, the build stands
             return {}
 
-    def free_hosts(self) -> int:
+    def free_hosts(self, other_than_the_head: bool = False) -> int:
+        """Hosts with a free thread; OTHER_THAN_THE_HEAD: not counting the head's own host
+        (its workers share the head's files), where a leader on the head runs."""
         with self.lock:
-            return self.placement.free_hosts()
+            besides = frozenset(self.shares_files) if other_than_the_head else frozenset()
+            return self.placement.free_hosts(besides)
 
     def cores_per_compile(self) -> int:
         with self.lock:

@@ -90,8 +90,9 @@ class SplitExecutor:
         plan_started = time.perf_counter()
         _, first_file = compilecall.split_flags(call.args)
         go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
-        free = policy.split_hosts(self.pool.free_hosts(), self.policy.shards,
-                                  head_slot=slot is not None)
+        # a leader on the head counts the head's host, once: its own workers add none
+        free = policy.split_hosts(self.pool.free_hosts(other_than_the_head=slot is not None),
+                                  self.policy.shards, head_slot=slot is not None)
         try:
             # (counted only where decided_unscanned uses it: a forced split with its K)
             funcs = gosource.func_lines(go_files) \
