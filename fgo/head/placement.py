@@ -122,8 +122,8 @@ class Placement:
     def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False) -> list[str]:
         """K workers for the shards of one package: distinct ones while there are enough.
         FREE_ONLY: only workers with a free thread now (a shard queued behind a whole
-        compile there would keep its leader waiting for all of it: 24.8 s of a 31 s split
-        of aws-sdk-go's glue behind ec2), so maybe fewer than K."""
+        compile there keeps its leader waiting for both: aws-sdk-go's glue behind ec2), so
+        maybe fewer than K."""
         chosen: list[str] = []
         for _ in range(k):
             others = {a: w for a, w in self.workers.items() if a not in chosen
