@@ -66,23 +66,36 @@ class SplitExecutor:
 
     def run(self, action: CompileAction) -> Outcome | None:
         """ACTION split, or None: not worth it (the record says why), or it fell back."""
-        slot = self._head_slot()
-        try:
-            return self._decide_and_run(action, slot)
+        head_leads = self._head_may_lead()
+        decided = self._decide(action, head_leads)
+        if decided is None:
+            return None
+        k, plan_text = decided
+        # the slot is taken only now, for a split that goes ahead (a compile not split then
+        # takes it in the shim as before); one taken meanwhile: a worker leads instead
+        slots = self.slots
+        slot = slots.take() if head_leads and slots is not None else None
+        if slots is None or slot is None:
+            return self._run_on_workers(action, k, plan_text)
+        try:  # its leader holds no worker's thread: no room to wait for
+            return self._run(action, k, plan_text, head_leads=True)
+        except RemoteFailure as exc:
+            assert action.record.split is not None  # _decide wrote it
+            action.record.split["fallback"] = exc.reason
+            return None
         finally:
-            if self.slots is not None:
-                self.slots.release(slot)
+            slots.release(slot)
 
-    def _head_slot(self) -> int | None:
-        """A free local slot for the leader, if the head should lead (policy.leader_on_head)."""
+    def _head_may_lead(self) -> bool:
+        """Whether a split's leader would run on a free local slot (policy.leader_on_head)."""
         if self.slots is None:
-            return None
+            return False
         early = self.speculator is not None and bool(self.speculator.early_export)
-        if not policy.leader_on_head(self.slots.available() > 0, early):
-            return None
-        return self.slots.take()
+        return policy.leader_on_head(self.slots.available() > 0, early)
 
-    def _decide_and_run(self, action: CompileAction, slot: int | None) -> Outcome | None:
+    def _decide(self, action: CompileAction, head_leads: bool) -> tuple[int, str] | None:
+        """(K, the plan's text) for a split of ACTION worth making, HEAD_LEADS or not; else
+        None, the record saying why."""
         from fgo import planner
         from fgo.planner import decide, gosource
         rec = action.record
@@ -91,8 +104,8 @@ class SplitExecutor:
         _, first_file = compilecall.split_flags(call.args)
         go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
         # a leader on the head counts the head's host, once: its own workers add none
-        free = policy.split_hosts(self.pool.free_hosts(other_than_the_head=slot is not None),
-                                  self.policy.shards, head_slot=slot is not None)
+        free = policy.split_hosts(self.pool.free_hosts(other_than_the_head=head_leads),
+                                  self.policy.shards, head_slot=head_leads)
         try:
             # (counted only where decided_unscanned uses it: a forced split with its K)
             funcs = gosource.func_lines(go_files) \
@@ -126,12 +139,12 @@ class SplitExecutor:
                                                                           call.package):
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
-        if slot is not None:  # its leader holds no worker's thread: no room to wait for
-            try:
-                return self._run(action, k, plan_text, head_leads=True)
-            except RemoteFailure as exc:
-                rec.split["fallback"] = exc.reason
-                return None
+        return k, plan_text
+
+    def _run_on_workers(self, action: CompileAction, k: int, plan_text: str) -> Outcome | None:
+        """ACTION's split with its leader on a worker, once the splits running leave room."""
+        rec = action.record
+        assert rec.split is not None
         with self._room:  # wait for the splits running to leave room (policy.split_may_start)
             if not self._room.wait_for(lambda: policy.split_may_start(
                     k, self._in_flight, self.pool.size()[1]), self.remote.task_timeout):
