@@ -418,13 +418,11 @@ def test_core_interference(benchmark, lab, name: str) -> None:
     assert s["pairs"] == PAIRS and all(r["wall_s"] > 0 for r in rows)
 
 
-@pytest.mark.parametrize("hosts", [SPLIT_HOSTS], indirect=True, ids=["head+1host"])
 @pytest.mark.parametrize("name", ["ec2"])
-def test_giant_interference(benchmark, lab, hosts, name: str) -> None:
+def test_giant_interference(benchmark, lab, name: str) -> None:
     """The ceiling of the giant split above: its two processes are two giant compiles at
     once. `go build -p 1` of the package alone (its dependencies cached, as in its split
-    pairs) on core 0, alone and with the package's own stock compile in a loop on core 1.
-    (Under the hosts fixture only so that pytest runs it after the giant splits' hosts.)"""
+    pairs) on core 0, alone and with the package's own stock compile in a loop on core 1."""
     if lab.quick:
         pytest.skip("not part of --quick")
     from fgo.compiler import harness
