@@ -11,8 +11,6 @@ a worker's slot for the merge.
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import os
 import shutil
 import tempfile
@@ -25,10 +23,10 @@ from typing import Any
 
 from fgo import compilecall, toolchain
 from fgo.compiler import flags as fgoflags
+from fgo.compiler import leader
 from fgo.fileio import file_sha256
 from fgo.head.action import CompileAction
-from fgo.wire import (CompileResult, CompilerStats, ShardInfo, ShardPeer, ShardResult,
-                      Status)
+from fgo.wire import CompileResult, ShardPeer, ShardResult, Status
 
 WORKER = "head"
 
@@ -68,16 +66,16 @@ class HeadLeader:
         call = self.action.parse()
         archive = _archive(call)
         # beside go's own output: go's $WORK, on the disk the compiler writes to anyway
-        where = os.path.dirname(archive) if archive else None
-        work = tempfile.mkdtemp(prefix="fgo-lead-", dir=where)
+        work = tempfile.mkdtemp(prefix="fgo-lead-", dir=os.path.dirname(archive) if archive else None)
         tag = uuid.uuid4().hex[:8]
         aside = {path: f"{path}.fgo-lead-{tag}" for path in call.outputs}
         try:
-            return self._run(call, work, aside)
+            return self._run(call, archive, work, aside)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, call: Any, work: str, aside: dict[str, str]) -> CompileResult:
+    def _run(self, call: Any, archive: str | None, work: str,
+             aside: dict[str, str]) -> CompileResult:
         files = {p.k: os.path.join(work, f"shard-{p.k}.res") for p in self.peers}
         plan, stats = os.path.join(work, "plan.txt"), os.path.join(work, "stats.json")
         Path(plan).write_text(self.plan)
@@ -94,19 +92,17 @@ class HeadLeader:
             self.proc = toolchain.start(argv, cwd=call.cwd, text=False, merge_output=True,
                                         env=toolchain.go_env({**os.environ,
                                                               **self.action.request.env}))
-        fetched: dict[str, Any] = {"error": None, "shards": [], "bytes": 0}
-        fetcher = threading.Thread(target=self._fetch_all, args=(files, fetched),
-                                   name="fgo-head-lead-fetch", daemon=True)
-        fetcher.start()
+        fetched = leader.fetch_in_background(self.peers, files,
+                                             lambda peer: self.fetch(peer, self.ended),
+                                             self.ended.is_set, self.cancel)
         output, _ = self.proc.communicate()
         tool_done = time.time()
         self.ended.set()
-        fetcher.join(timeout=5)
+        got = fetched()
         code = self.proc.returncode
         staged = {path: (a, os.path.getsize(a)) for path, a in aside.items()
                   if code == 0 and os.path.exists(a)}
-        failure = _failure(self.cancelled, fetched["error"], code, output or b"")
-        archive = _archive(call)
+        failure = _failure(self.cancelled, got.error, code, output or b"")
         if failure is None and archive is not None and archive not in staged:
             failure = Status.MERGE_REFUSED, "no archive written"
         if failure is not None:
@@ -116,35 +112,8 @@ class HeadLeader:
         return CompileResult(
             Status.OK, WORKER, exit=0, output=output or b"", delivered=staged,
             output_sha256=file_sha256(staged[archive][0]) if archive else None,
-            stats=_stats(stats), shards=sorted(fetched["shards"], key=lambda s: s.k),
-            shard_bytes=fetched["bytes"], started=started, tool_start=started,
-            tool_done=tool_done, returned=time.time())
-
-    def _fetch_all(self, files: dict[int, str], fetched: dict[str, Any]) -> None:
-        """Each shard's result where the leader polls for it, as they come; on any failure
-        the leader is stopped."""
-        try:
-            with concurrent.futures.ThreadPoolExecutor(
-                    max(1, len(self.peers)), thread_name_prefix="fgo-head-fetch") as pool:
-                futures = {pool.submit(self.fetch, p, self.ended): p for p in self.peers}
-                for future in concurrent.futures.as_completed(futures):
-                    peer, result = futures[future], future.result()
-                    if self.ended.is_set():
-                        return
-                    if not result.ok:
-                        raise RuntimeError(f"shard {peer.k} on {result.worker}: "
-                                           f"{result.status}: {result.reason}")
-                    path = files[peer.k]
-                    Path(path + ".part").write_bytes(result.result)
-                    os.replace(path + ".part", path)  # the compiler sees a whole file or none
-                    fetched["bytes"] += len(result.result)
-                    fetched["shards"].append(ShardInfo(
-                        peer.k, result.worker, len(result.result),
-                        round(result.tool_done - result.tool_start, 3),
-                        result.stats or CompilerStats()))
-        except Exception as exc:  # noqa: BLE001  (lost, late or refused: stop the leader)
-            fetched["error"] = f"{type(exc).__name__}: {exc}"
-            self.cancel()
+            stats=leader.stats(stats), shards=got.shards, shard_bytes=got.bytes,
+            started=started, tool_start=started, tool_done=tool_done, returned=time.time())
 
 
 def _failure(cancelled: bool, fetch_error: str | None, code: int | None,
@@ -156,30 +125,14 @@ def _failure(cancelled: bool, fetch_error: str | None, code: int | None,
         return Status.CANCELLED, "cancelled"
     if code != 0:
         # a refused merge (exit 2) or a genuine compile error: go's own compile says which
-        return Status.MERGE_REFUSED, refusal(output)
+        return Status.MERGE_REFUSED, leader.refusal(output)
     return None
-
-
-def refusal(output: bytes) -> str:
-    """The patched compiler's one-line 'fgo: ...' reason, else its last line."""
-    lines = output.decode(errors="replace").strip().splitlines()
-    for line in lines:
-        if line.startswith("fgo: "):
-            return line[5:]
-    return lines[-1] if lines else "no output"
 
 
 def _archive(call: Any) -> str | None:
     """The absolute path of CALL's -o output, if it writes one."""
     out = compilecall.flag_value(call.args, "-o")
     return compilecall.absolute(call.cwd, out) if out else None
-
-
-def _stats(path: str) -> CompilerStats | None:
-    try:
-        return CompilerStats.from_json(json.loads(Path(path).read_text()))
-    except (OSError, ValueError):
-        return None
 
 
 def _remove(path: str) -> None:

@@ -11,8 +11,6 @@ connection, as a whole compile does.
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import os
 import threading
 import time
@@ -21,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from fgo.compiler import flags as fgoflags
-from fgo.compiler import early_export, patched
-from fgo.wire import (CompileResult, CompileTask, CompilerStats, ExportReady, ShardDone,
-                      ShardFetch, ShardInfo, ShardResult, SplitRole, Status)
+from fgo.compiler import early_export, leader, patched
+from fgo.wire import (CompileResult, CompileTask, ExportReady, ShardDone, ShardFetch,
+                      ShardPeer, ShardResult, SplitRole, Status)
 from fgo.worker import faults, runner, sandbox
 from fgo.worker.idle import IDLE
 
@@ -70,24 +68,6 @@ def fetch_here(request: ShardFetch, worker: str) -> ShardResult:
     return got
 
 
-def _stats(path: str) -> CompilerStats | None:
-    try:
-        return CompilerStats.from_json(json.loads(Path(path).read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def _refusal(output: bytes, box: str) -> str:
-    """The patched compiler's one-line 'fgo: ...' reason, if it gave one (sandbox-relative,
-    so that the same reason reads the same in every build's summary)."""
-    text = output.replace(box.encode() + b"/", b"").decode(errors="replace")
-    for line in text.splitlines():
-        if line.startswith("fgo: "):
-            return line[5:]
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else "no output"
-
-
 def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str], box: str,
         worker: str, started: float, on_export: Callable[[ExportReady], None] | None = None,
         fetch: Callable[[str, ShardFetch], ShardResult] | None = None
@@ -119,11 +99,11 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
     if proc.cancelled:
         return ShardDone(Status.CANCELLED, worker, reason="cancelled by the head")
     if proc.returncode != 0 or not os.path.exists(out):
-        result = ShardResult(Status.SHARD_FAILED, worker, reason=_refusal(proc.output, box))
+        result = ShardResult(Status.SHARD_FAILED, worker, reason=leader.refusal(proc.output, box))
     else:
         result = ShardResult(Status.OK, worker,
                              result=faults.damage("shard", Path(out).read_bytes()),
-                             stats=_stats(stats), tool_start=tool_start, tool_done=tool_done)
+                             stats=leader.stats(stats), tool_start=tool_start, tool_done=tool_done)
     RESULTS.put(split.split_id, split.k, result)
     return ShardDone(result.status, worker, reason=result.reason, bytes=len(result.result),
                      tool_start=tool_start, tool_done=tool_done)
@@ -151,30 +131,35 @@ def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
         if task.early_export and on_export is not None:
             threading.Thread(target=_send_early_export, args=(proc, early, on_export),
                              name="fgo-early-export", daemon=True).start()
-        fetched: dict[str, Any] = {"error": None, "shards": [], "bytes": 0}
-        fetcher = threading.Thread(target=_fetch_shards,
-                                   args=(split, files, fetch, proc, fetched),
-                                   name="fgo-shard-fetch", daemon=True)
-        fetcher.start()
+        def get(peer: ShardPeer) -> ShardResult:
+            if fetch is None:
+                raise RuntimeError("no way to fetch shard results here")
+            return fetch(peer.address, ShardFetch(split.split_id, peer.k, split.timeout))
+
+        def stop() -> None:
+            if proc.poll() is None:
+                proc.kill()
+        fetched = leader.fetch_in_background(split.peers, files, get,
+                                             lambda: proc.poll() is not None, stop)
         done = runner.finish(split.split_id, proc)
         tool_done = time.time()
-        fetcher.join(timeout=5)
+        got = fetched()
     finally:
         IDLE.real_ended()
     if done.cancelled:
         return CompileResult(Status.CANCELLED, worker, reason="cancelled by the head")
-    if fetched["error"]:
-        return CompileResult(Status.SHARD_FAILED, worker, reason=fetched["error"])
+    if got.error:
+        return CompileResult(Status.SHARD_FAILED, worker, reason=got.error)
     if done.returncode != 0:
         # a refused merge (exit 2) or a genuine compile error: the head compiles it whole
-        return CompileResult(Status.MERGE_REFUSED, worker, reason=_refusal(done.output, box),
+        return CompileResult(Status.MERGE_REFUSED, worker, reason=leader.refusal(done.output, box),
                              exit=done.returncode)
     outputs = sandbox.read_outputs(call, box)
     return CompileResult(Status.OK, worker, exit=0,
                          output=done.output.replace(box.encode(), b""), outputs=outputs,
                          output_sha256=sandbox.output_sha256(call, outputs),
-                         stats=_stats(stats), shards=sorted(fetched["shards"], key=lambda s: s.k),
-                         shard_bytes=fetched["bytes"], started=started,
+                         stats=leader.stats(stats), shards=got.shards,
+                         shard_bytes=got.bytes, started=started,
                          tool_start=tool_start, tool_done=tool_done, returned=time.time())
 
 
@@ -183,39 +168,3 @@ def _send_early_export(proc: Any, early: str, on_export: Callable[[ExportReady],
     written = early_export.when_written(proc, early)
     if written is not None:
         on_export(ExportReady(*written))
-
-
-def _fetch_shards(split: SplitRole, files: dict[int, str],
-                  fetch: Callable[[str, ShardFetch], ShardResult] | None, proc: Any,
-                  fetched: dict[str, Any]) -> None:
-    """Write each shard's result where the leader's compiler polls for it, as they come
-    (all fetched at once); on any failure stop the leader."""
-    try:
-        if fetch is None:
-            raise RuntimeError("no way to fetch shard results here")
-        with concurrent.futures.ThreadPoolExecutor(max(1, len(split.peers)),
-                                                   thread_name_prefix="fgo-fetch") as pool:
-            futures = {pool.submit(fetch, p.address,
-                                   ShardFetch(split.split_id, p.k, split.timeout)): p
-                       for p in split.peers}
-            for future in concurrent.futures.as_completed(futures):
-                if proc.poll() is not None:
-                    return
-                peer = futures[future]
-                result = future.result()
-                if not result.ok:
-                    raise RuntimeError(f"shard {peer.k} on {result.worker}: {result.status}: "
-                                       f"{result.reason}")
-                path = files[peer.k]
-                tmp = path + ".part"
-                Path(tmp).write_bytes(result.result)
-                os.replace(tmp, path)  # the compiler sees a whole file or none
-                fetched["bytes"] += len(result.result)
-                fetched["shards"].append(ShardInfo(
-                    peer.k, result.worker, len(result.result),
-                    round(result.tool_done - result.tool_start, 3),
-                    result.stats or CompilerStats()))
-    except Exception as exc:  # a lost or failed shard: stop the leader, fall back
-        fetched["error"] = f"{type(exc).__name__}: {exc}"
-        if proc.poll() is None:
-            proc.kill()
