@@ -331,6 +331,14 @@ def test_scaleout_aws(benchmark, lab, hosts, variant: str) -> None:
         assert all(r["speculation"].get("started") for r in fgo_runs), "nothing was pipelined"
 
 
+def copy_of(lab, template: Path) -> Path:
+    """A fresh GOCACHE holding TEMPLATE's entries (a giant's dependencies)."""
+    copy = lab.tmpdir("gocache")
+    shutil.rmtree(copy)
+    shutil.copytree(template, copy, symlinks=True)
+    return copy
+
+
 def dependencies(lab, p: Project) -> Path:
     """A GOCACHE holding P's dependencies (not P): the template each run copies."""
     cache = lab.tmpdir(f"{p.name}-deps")
@@ -356,16 +364,10 @@ def test_giant_split(benchmark, lab, hosts, name: str) -> None:
     p = GIANTS[name]
     lab.require(name, p.source_dir())
     template = dependencies(lab, p)
-
-    def cache() -> Path:
-        copy = lab.tmpdir("gocache")
-        shutil.rmtree(copy)
-        shutil.copytree(template, copy, symlinks=True)
-        return copy
-
     try:
         rows = benchmark.pedantic(measure, args=(lab, hosts, name, p, PAIRS, [],
-                                                 SPLIT_OPTS, cache), rounds=1, iterations=1)
+                                                 SPLIT_OPTS, lambda: copy_of(lab, template)),
+                                  rounds=1, iterations=1)
     finally:
         lab.drop(template)
     s = summary(name, rows, f"{p.target} alone, split K=2: leader on the head's slot (core 0), "
@@ -378,34 +380,27 @@ def test_giant_split(benchmark, lab, hosts, name: str) -> None:
     assert all(a["leader_on"] == "head" for a in splits), splits  # what this row measures
 
 
-@pytest.mark.parametrize("name", ["gin", "etcd"])
-def test_core_interference(benchmark, lab, name: str) -> None:
-    """The ceiling of the measurements above (experiments/interference.py): `go build -a -p
-    1` on the head's core alone, against the same with another copy of it on core 1."""
-    if lab.quick:
-        pytest.skip("not part of --quick")
-    lab.require(name)
-    p = CORPUS[name]
+def interference_pairs(lab, p: Project, prepare_cache, extra: list[str], beside
+                       ) -> list[dict[str, Any]]:
+    """PAIRS alternating pairs of P's `go build -p 1` on core 0: alone, and inside BESIDE()
+    (a context yielding what runs on core 1); each in the GOCACHE PREPARE_CACHE() gives."""
+    rows = []
+    for i in range(PAIRS):
+        for side in (("alone", "beside") if i % 2 == 0 else ("beside", "alone")):
+            cache = prepare_cache()
+            graph = lab.tmpdir("graph") / "go.actiongraph.json"
+            with beside() if side == "beside" else contextlib.nullcontext("nothing") as how:
+                go, binary, cmd = go_side(lab, p, cache, extra, graph)
+            for d in (cache, graph.parent, binary.parent):
+                lab.drop(d)
+            rows.append({"project": p.name, "pair": i, "side": side, "wall_s": go.wall_s,
+                         "cpu_s": go.cpu_s, "load1_before": go.load1, "command": cmd,
+                         "core_1": how, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+    return rows
 
-    def run() -> list[dict[str, Any]]:
-        rows = []
-        for i in range(PAIRS):
-            for side in (("alone", "beside") if i % 2 == 0 else ("beside", "alone")):
-                cache = lab.tmpdir("gocache")
-                graph = lab.tmpdir("graph") / "go.actiongraph.json"
-                with (interference.beside(1, p.target, p.binary, p.env(), p.source_dir())
-                      if side == "beside" else contextlib.nullcontext("nothing")) as how:
-                    go, binary, cmd = go_side(lab, p, cache, ["-a"], graph)
-                lab.drop(cache)
-                lab.drop(graph.parent)
-                lab.drop(binary.parent)
-                rows.append({"project": name, "pair": i, "side": side, "wall_s": go.wall_s,
-                             "cpu_s": go.cpu_s, "load1_before": go.load1, "command": cmd,
-                             "core_1": how,
-                             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
-        return rows
 
-    rows = benchmark.pedantic(run, rounds=1, iterations=1)
+def save_interference(benchmark, lab, name: str, rows: list[dict[str, Any]]) -> None:
+    """results/interference.json: NAME's rows and summary replaced, the others' kept."""
     s = interference.summary(name, rows)
     path = lab.results / f"{interference.RESULTS}.json"
     old = json.loads(path.read_text())["rows"] if path.exists() else []
@@ -416,6 +411,21 @@ def test_core_interference(benchmark, lab, name: str) -> None:
              "2 / slowdown", pairs=PAIRS)
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
     assert s["pairs"] == PAIRS and all(r["wall_s"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["gin", "etcd"])
+def test_core_interference(benchmark, lab, name: str) -> None:
+    """The ceiling of the measurements above (experiments/interference.py): `go build -a -p
+    1` on the head's core alone, against the same with another copy of it on core 1."""
+    if lab.quick:
+        pytest.skip("not part of --quick")
+    lab.require(name)
+    p = CORPUS[name]
+    rows = benchmark.pedantic(interference_pairs, args=(
+        lab, p, lambda: lab.tmpdir("gocache"), ["-a"],
+        lambda: interference.beside(1, p.target, p.binary, p.env(), p.source_dir())),
+        rounds=1, iterations=1)
+    save_interference(benchmark, lab, name, rows)
 
 
 @pytest.mark.parametrize("name", ["ec2"])
@@ -433,41 +443,15 @@ def test_giant_interference(benchmark, lab, name: str) -> None:
     with mock.patch.dict(os.environ, p.env(GOCACHE=str(template)), clear=True):
         argv, cwd = harness.compile_command(p.source_dir(), p.target, work)  # go's own env
     argv = [argv[0], "-c=1", *argv[1:]]
-
-    def run() -> list[dict[str, Any]]:
-        rows = []
-        for i in range(PAIRS):
-            for side in (("alone", "beside") if i % 2 == 0 else ("beside", "alone")):
-                cache = lab.tmpdir("gocache")
-                shutil.rmtree(cache)
-                shutil.copytree(template, cache, symlinks=True)
-                graph = lab.tmpdir("graph") / "go.actiongraph.json"
-                with (interference.compile_beside(1, argv, cwd, p.env(GOCACHE=str(template)))
-                      if side == "beside" else contextlib.nullcontext("nothing")) as how:
-                    go, binary, cmd = go_side(lab, p, cache, [], graph)
-                for d in (cache, graph.parent, binary.parent):
-                    lab.drop(d)
-                rows.append({"project": name, "pair": i, "side": side, "wall_s": go.wall_s,
-                             "cpu_s": go.cpu_s, "load1_before": go.load1, "command": cmd,
-                             "core_1": how,
-                             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
-        return rows
-
     try:
-        rows = benchmark.pedantic(run, rounds=1, iterations=1)
+        rows = benchmark.pedantic(interference_pairs, args=(
+            lab, p, lambda: copy_of(lab, template), [],
+            lambda: interference.compile_beside(1, argv, cwd, p.env(GOCACHE=str(template)))),
+            rounds=1, iterations=1)
     finally:
         lab.drop(template)
         lab.drop(work)
-    s = interference.summary(name, rows)
-    path = lab.results / f"{interference.RESULTS}.json"
-    old = json.loads(path.read_text())["rows"] if path.exists() else []
-    lab.save(interference.RESULTS, [r for r in old if r.get("project") != name] + rows + [s],
-             what="measured: go build -a -p 1 on core 0 alone, and with another copy of it on "
-             "core 1 (ec2: go build -p 1 of the package alone, its dependencies cached, and its "
-             "stock compile in a loop on core 1); the ceiling of two cores over one is "
-             "2 / slowdown", pairs=PAIRS)
-    benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, list)})
-    assert s["pairs"] == PAIRS and all(r["wall_s"] > 0 for r in rows)
+    save_interference(benchmark, lab, name, rows)
 
 
 @pytest.mark.quick
