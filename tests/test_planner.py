@@ -15,7 +15,7 @@ from conftest import require_gopath  # a skip with its reason; CI (which install
 
 from fgo import toolchain
 from fgo.analysis import bench
-from fgo.planner import costmodel, decide
+from fgo.planner import costmodel, critical, decide
 from fgo.planner.gosource import (
     ScanError,
     mask,
@@ -312,27 +312,27 @@ def test_critical_path() -> None:
     g.add_edges_from([("main", "x"), ("main", "y"), ("x", "rt"), ("y", "rt"), ("y", "z"),
                       ("z", "rt")])
     cost = {"main": 1.0, "x": 10.0, "y": 2.0, "z": 3.0, "rt": 4.0}
-    prio = decide.critical_path_priority(g, cost)
+    prio = critical.critical_path_priority(g, cost)
     assert prio == {"main": 1.0, "x": 11.0, "y": 3.0, "z": 6.0, "rt": 15.0}
-    assert decide.critical_path(g, cost) == ["rt", "x", "main"]
+    assert critical.critical_path(g, cost) == ["rt", "x", "main"]
     assert by_priority(["y", "z", "x"], prio) == ["x", "z", "y"]
     nx.set_node_attributes(g, cost, "cost")
-    assert decide.critical_path_priority(g) == prio
+    assert critical.critical_path_priority(g) == prio
 
 
 def test_critical_path_of_real_go_list() -> None:
     """go list -deps -json of a real package -> graph -> critical path ends at the target."""
     out = toolchain.run_go(["list", "-deps", "-json", "net/http"]).stdout
     pkgs = json.loads("[" + out.replace("}\n{", "},\n{") + "]")
-    g = decide.graph_from_go_list(pkgs)
+    g = critical.graph_from_go_list(pkgs)
     assert nx.is_directed_acyclic_graph(g) and g.has_edge("net/http", "net/url")
     # cost ~ number of .go files (a stand-in for the model's prediction)
     cost = {p["ImportPath"]: float(len(p.get("GoFiles", []))) for p in pkgs}
-    path = decide.critical_path(g, cost)
+    path = critical.critical_path(g, cost)
     assert path[-1] == "net/http"
     assert not list(g.successors(path[0]))  # the chain starts at a package with no imports
     assert all(g.has_edge(b, a) for a, b in itertools.pairwise(path))
-    prio = decide.critical_path_priority(g, cost)
+    prio = critical.critical_path_priority(g, cost)
     assert prio[path[0]] == max(prio.values())
     assert abs(prio[path[0]] - sum(cost[p] for p in path)) < 1e-9
 

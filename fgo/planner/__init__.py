@@ -24,7 +24,7 @@ _EXPORTS = {
     "scan_package_dir": "gosource", "scan_source": "gosource",
     "Cost": "costmodel", "predict": "costmodel",
     "SplitPlan": "decide", "choose_shards": "decide", "partition": "decide",
-    "plan_split": "decide", "critical_path_priority": "decide",
+    "plan_split": "decide", "critical_path_priority": "critical",
 }
 
 __all__ = [

@@ -52,8 +52,8 @@ def _object_starts(text: str) -> list[int]:
 
 def make_plan(project: Path, go_args: list[str], hosts: int, split_large: str | None) -> dict[str, Any]:
     from fgo import planner
-    from fgo.planner.decide import (SplitPolicy, critical_path, critical_path_priority,
-                                    graph_from_go_list)
+    from fgo.planner.critical import critical_path, critical_path_priority, graph_from_go_list
+    from fgo.planner.decide import SplitPolicy
     t0 = time.perf_counter()
     pkgs = go_list(project, go_args)
     graph = graph_from_go_list(pkgs)

@@ -20,15 +20,9 @@ K is chosen to minimise split(K) over 2 <= K <= min(free workers, functions, max
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-
-import networkx as nx  # type: ignore[import-untyped]
-
-from fgo.analysis import graph as shape
-
-N = TypeVar("N", bound=Hashable)
+from typing import Any, Protocol
 
 
 class CostLike(Protocol):
@@ -208,47 +202,3 @@ def plan_split(cost: CostLike, unit_weights: Sequence[float], free_workers: int,
     predicted = cost.F + max(loads) / o.backend_speedup + cost.D + o.fixed + (k - 1) * (
         o.transfer_per_shard + o.merge_per_shard)
     return SplitPlan(k, why, whole, predicted, shards, loads)
-
-
-# ----------------------------------------------------------------------------- critical path
-
-def graph_from_go_list(packages: Iterable[Mapping[str, Any]]) -> nx.DiGraph:
-    """The import graph from `go list -deps -json` objects: a node per ImportPath (with its
-    JSON as attribute "info"), an edge importer -> imported for each entry of Imports that is
-    in the list ("C" and unlisted paths are skipped)."""
-    pkgs = list(packages)
-    g = nx.DiGraph()
-    for p in pkgs:
-        g.add_node(p["ImportPath"], info=p)
-    for p in pkgs:
-        for imp in p.get("Imports") or ():
-            if imp in g and imp != p["ImportPath"]:
-                g.add_edge(p["ImportPath"], imp)
-    return g
-
-
-def critical_path_priority(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
-                           attr: str = "cost") -> dict[N, float]:
-    """Priority of every package: the longest chain of predicted compile time from the start of
-    the package to the end of the build (the package's own cost plus the costliest path
-    through the packages that import it; HEFT's "upward rank").
-
-    Edges go from importer to imported (a -> b: a imports b, so b compiles first), as
-    `go list -deps -json` Imports give them. Costs come from COST or node attribute ATTR
-    (default 0). Highest priority first is the critical-path-first order.
-    This is `fgo.analysis.graph.bottom_levels` of the graph in build order (reversed).
-    """
-    return shape.bottom_levels(graph.reverse(copy=False), _costs(graph, cost, attr))
-
-
-def critical_path(graph: nx.DiGraph, cost: Mapping[N, float] | None = None,
-                  attr: str = "cost") -> list[N]:
-    """The critical path, in build order (first package to compile first); edges and costs
-    as for `critical_path_priority` (`fgo.analysis.graph.critical_path`)."""
-    return shape.critical_path(graph.reverse(copy=False), _costs(graph, cost, attr))[1]
-
-
-def _costs(graph: nx.DiGraph, cost: Mapping[N, float] | None, attr: str) -> dict[N, float]:
-    if cost is not None:
-        return {n: float(cost.get(n, 0.0)) for n in graph}
-    return shape.node_weights(graph, attr)
