@@ -262,14 +262,13 @@ def test_a_split_decided_without_the_scan_is_the_one_the_scan_gives() -> None:
 
 def test_go_build_starts_beside_the_connect_only_as_remembered() -> None:
     last = {"scheduler": "tcp://h:8786", "workers": 2, "threads": 4}
-    assert policy.connect_beside_go("tcp://h:8786", None, last) == (2, 2)
-    assert policy.connect_beside_go("tcp://h:8786", "auto", last) is None  # a split: connect
-    assert policy.connect_beside_go("tcp://other:8786", None, last) is None
-    assert policy.connect_beside_go(None, None, last) is None              # embedded
-    assert policy.connect_beside_go("tcp://h:8786", None, None) is None    # never built
+    assert policy.connect_beside_go("tcp://h:8786", last) == (2, 2)  # a split's too
+    assert policy.connect_beside_go("tcp://other:8786", last) is None
+    assert policy.connect_beside_go(None, last) is None              # embedded
+    assert policy.connect_beside_go("tcp://h:8786", None) is None    # never built
     for bad in ({**last, "workers": 0}, {**last, "threads": 1}, {**last, "workers": "2"},
                 {"scheduler": "tcp://h:8786"}):
-        assert policy.connect_beside_go("tcp://h:8786", None, bad) is None, bad
+        assert policy.connect_beside_go("tcp://h:8786", bad) is None, bad
 
 
 def test_after_go_build_a_build_publishes_only_what_it_connected_for() -> None:

@@ -91,6 +91,24 @@ def test_large_generated_package_split_identical(large: Path, real_cluster, shar
     assert rep["totals"]["split"] >= 1
 
 
+def test_split_rebuild_starts_go_build_while_connecting(large: Path, real_cluster) -> None:
+    """A split build on a scheduler a build has used before starts go build at once, sized
+    as that build found the cluster; the split's decision waits for the connect. An edit
+    to the giant package: split again, led by the head, the binary the oracle's."""
+    opts = ("--scheduler", real_cluster.address, "--split-large=0", "--shards", "2",
+            "--local-slots", "1")
+    fgo_build(large, "-o", str(large / "fgo.bin"), opts=opts)  # (another test's cluster
+    # may have had this address before: whether this one connected first is not asked)
+    with open(large / "big" / "big.go", "a") as f:
+        f.write("\nfunc Edited() int { return 42 }\n")
+    _, again = fgo_build(large, "-o", str(large / "fgo.bin"), opts=opts)
+    assert again["cluster"]["connected_beside_go"] and again["cluster"]["workers"] == 2
+    big = [a for a in again["actions"] if a["package"] == "example.com/large/big"][0]
+    assert big["mode"] == "split" and big["split"]["leader"]["on"] == "head", big
+    assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "fgo.bin") == sha(large / "go.bin")
+
+
 def test_split_check_against_stock(large: Path) -> None:
     _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
                        opts=("--split-large=0", "--shards", "2", "--check"))

@@ -219,8 +219,8 @@ def run(opts: BuildOptions, again: bool = False) -> int:
     slots = policy.local_slots(opts.local_slots)
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline)
-    beside = None if alone else policy.connect_beside_go(
-        opts.scheduler, opts.split_large, last_cluster(opts.scheduler))
+    beside = None if alone else policy.connect_beside_go(opts.scheduler,
+                                                         last_cluster(opts.scheduler))
     cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "

@@ -115,15 +115,15 @@ def go_alone(scheduler: str | None, slots: int, workers_given: bool, split_large
             and not pipeline)
 
 
-def connect_beside_go(scheduler: str | None, split_large: str | None,
+def connect_beside_go(scheduler: str | None,
                       last: dict[str, Any] | None) -> tuple[int, int] | None:
     """(workers, threads per worker) when go build may start before the cluster is
     connected, sized as the LAST build on SCHEDULER found it (scheduler, workers, threads):
     go loads its packages (0.2 s for gin, 8 s for aws-sdk-go) while the head imports Dask
-    and connects (0.3-0.5 s). None: connect first, as go's -p needs the cluster's size,
-    which only a build on the same scheduler remembers, and a split is decided from the
-    workers seen at its first compile."""
-    if not scheduler or split_large is not None or not last:
+    and connects (0.3-0.5 s). A split's decision waits for the connect only for a package
+    that a cluster of that size could split (fgo.head.split). None: connect first, as go's
+    -p needs the cluster's size, which only a build on the same scheduler remembers."""
+    if not scheduler or not last:
         return None
     workers, threads = last.get("workers"), last.get("threads")
     if last.get("scheduler") != scheduler or not isinstance(workers, int) \

@@ -113,11 +113,13 @@ class BuildSession:
             if opts.pipeline or opts.pipeline is None and not cluster.local:
                 # (an embedded cluster is one host: there pipelining is off unless asked)
                 self._pipeline(tmp, project)
-            if opts.split_large is not None or not cluster.local \
-                    and getattr(cluster, "started", True):
+            if cluster.local and opts.split_large is not None \
+                    or not cluster.local and getattr(cluster, "started", True):
                 # a split needs its workers from the first compile on
                 self.pool.start_now()
             elif not cluster.local:  # a scheduler still connecting: learned once it is up
+                if opts.split_large is not None:  # begun now: a split's decision waits for it
+                    cluster.start()
                 self.pool.start_soon()
             if opts.split_large is not None:
                 self.front.split = self._splitter()

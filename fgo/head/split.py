@@ -96,43 +96,29 @@ class SplitExecutor:
     def _decide(self, action: CompileAction, head_leads: bool) -> tuple[int, str] | None:
         """(K, the plan's text) for a split of ACTION worth making, HEAD_LEADS or not; else
         None, the record saying why."""
-        from fgo import planner
-        from fgo.planner import decide, gosource
         rec = action.record
         call = action.parse()
         plan_started = time.perf_counter()
         _, first_file = compilecall.split_flags(call.args)
-        go_files = [compilecall.absolute(call.cwd, f) for f in call.args[first_file:]]
-        # a leader on the head counts the head's host, once: its own workers add none
-        free = policy.split_hosts(self.pool.free_hosts(other_than_the_head=head_leads),
-                                  self.policy.shards, head_slot=head_leads)
+        choice = _Choice(self.policy, [compilecall.absolute(call.cwd, f)
+                                       for f in call.args[first_file:]])
         try:
-            # (counted only where decided_unscanned uses it: a forced split with its K)
-            funcs = gosource.func_lines(go_files) \
-                if self.policy.forced and self.policy.shards is not None else 0
-            known = decide.decided_unscanned(free, funcs, self.policy)
-            scan = planner.scan_files(go_files) if known is None else None
+            if not self.pool.learned:
+                # a scheduler still connecting (beside go build): a package that the cluster
+                # the last build found could not split is decided without waiting for it
+                k, rec.split, _ = choice.make(self._free_hosts(head_leads, known=False),
+                                              self.pool.cores_per_compile(), plan_started)
+                if k < 2:
+                    return None
+                self.pool.ensure()
+            k, rec.split, plan_text = choice.make(self._free_hosts(head_leads),
+                                                  self.pool.cores_per_compile(), plan_started)
+        except RemoteFailure as exc:
+            rec.split = {"decision": f"not split: {exc.reason}"}
+            return None
         except Exception as exc:  # the planner must never break a build
             rec.split = {"decision": f"not split: planner failed: {exc}"}
             return None
-        if scan is None:
-            assert known is not None
-            k, rec.split = known[0], {"decision": known[1], "k": known[0], "scanned": False,
-                                      "plan_s": round(time.perf_counter() - plan_started, 4)}
-            plan_text = ""  # the compiler deals the functions
-        else:
-            overheads = decide.Overheads(
-                backend_speedup=decide.backend_speedup(self.pool.cores_per_compile()))
-            plan = planner.plan(scan, free, self.policy, overheads)
-            k, rec.split = plan.k, {
-                "decision": plan.reason, "k": plan.k, "scanned": True,
-                "plan_s": round(time.perf_counter() - plan_started, 4),
-                "predicted_whole_s": round(plan.predicted_whole, 3),
-                "predicted_split_s": round(plan.predicted_split, 3),
-                "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
-            plan_text = fgoflags.format_plan(
-                (shard, scan.units[i].file, scan.units[i].line, "")
-                for shard, units in enumerate(plan.shards) for i in units)
         if k < 2:
             return None
         if self.verifier is not None and not self.verifier.split_wanted(self.series,
@@ -140,6 +126,14 @@ class SplitExecutor:
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
         return k, plan_text
+
+    def _free_hosts(self, head_leads: bool, known: bool = True) -> int:
+        """The hosts a split may plan for (policy.split_hosts): the free ones, a leader on
+        the head counting the head's host once (its own workers add none); not KNOWN yet
+        (still connecting): at most one per worker of the cluster's expected size."""
+        free = self.pool.free_hosts(other_than_the_head=head_leads) if known \
+            else self.pool.size()[0]
+        return policy.split_hosts(free, self.policy.shards, head_slot=head_leads)
 
     def _run_on_workers(self, action: CompileAction, k: int, plan_text: str) -> Outcome | None:
         """ACTION's split with its leader on a worker, once the splits running leave room."""
@@ -283,7 +277,8 @@ class SplitExecutor:
                        "frontend_s": stats.frontend_s, "backend_s": stats.backend_s,
                        "wait_s": stats.wait_s, "merge_s": stats.inject_s},
             "shards": {f"fgo-shard-{s.k}.res": {"worker": s.worker, "bytes": s.bytes,
-                                                 "tool_s": s.tool_s, "stats": asdict(s.stats)}
+                                                 "tool_s": s.tool_s, "result_s": s.result_s,
+                                                 "stats": asdict(s.stats)}
                        for s in result.shards},
             "shard_bytes": result.shard_bytes,
         })
@@ -307,3 +302,43 @@ class SplitExecutor:
         for a in dict.fromkeys(addresses):
             if a != HEAD:
                 self.pool.tell(a, wire.OP_CANCEL, Cancel(split_id))
+
+
+class _Choice:
+    """One compile's split decision for a number of free hosts: the package's files are
+    scanned (lark, on the head's core) at most once, and only when the answer needs it."""
+
+    def __init__(self, policy_: Any, go_files: list[str]) -> None:
+        self.policy = policy_
+        self.go_files = go_files
+        self.scan: Any = None
+        self.funcs: int | None = None
+
+    def make(self, free: int, cores_per_compile: int,
+             started: float) -> tuple[int, dict[str, Any], str]:
+        """(K, the record's split section, the plan's text) for FREE hosts."""
+        from fgo import planner
+        from fgo.planner import decide, gosource
+        if self.funcs is None:  # (counted only where decided_unscanned uses it: a forced
+            # split with its K)
+            self.funcs = gosource.func_lines(self.go_files) \
+                if self.policy.forced and self.policy.shards is not None else 0
+        known = decide.decided_unscanned(free, self.funcs, self.policy)
+        if known is not None:  # the compiler deals the functions: no plan
+            return known[0], {"decision": known[1], "k": known[0], "scanned": False,
+                              "plan_s": round(time.perf_counter() - started, 4)}, ""
+        if self.scan is None:
+            self.scan = planner.scan_files(self.go_files)
+        scan = self.scan
+        overheads = decide.Overheads(backend_speedup=decide.backend_speedup(cores_per_compile))
+        plan = planner.plan(scan, free, self.policy, overheads)
+        record = {
+            "decision": plan.reason, "k": plan.k, "scanned": True,
+            "plan_s": round(time.perf_counter() - started, 4),
+            "predicted_whole_s": round(plan.predicted_whole, 3),
+            "predicted_split_s": round(plan.predicted_split, 3),
+            "predicted_shard_backend_s": [round(x, 3) for x in plan.shard_loads]}
+        plan_text = fgoflags.format_plan(
+            (shard, scan.units[i].file, scan.units[i].line, "")
+            for shard, units in enumerate(plan.shards) for i in units)
+        return plan.k, record, plan_text
