@@ -234,6 +234,8 @@ class ShardInfo:
     bytes: int
     tool_s: float
     stats: CompilerStats
+    result_s: float = 0.0  # from the shard's end to its result on the leader's disk (two
+    #                        hosts' clocks)
 
 
 @dataclass(frozen=True)

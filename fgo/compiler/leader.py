@@ -9,6 +9,7 @@ import concurrent.futures
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,8 @@ def fetch_into(peers: Sequence[ShardPeer], files: dict[int, str],
                 fetched.bytes += len(result.result)
                 fetched.shards.append(ShardInfo(peer.k, result.worker, len(result.result),
                                                 round(result.tool_done - result.tool_start, 3),
-                                                result.stats or CompilerStats()))
+                                                result.stats or CompilerStats(),
+                                                round(time.time() - result.tool_done, 3)))
     except Exception as exc:  # noqa: BLE001  (lost, late or refused: stop the leader)
         fetched.error = f"{type(exc).__name__}: {exc}"
         stop()
