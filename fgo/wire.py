@@ -236,6 +236,7 @@ class ShardInfo:
     stats: CompilerStats
     result_s: float = 0.0  # from the shard's end to its result on the leader's disk (two
     #                        hosts' clocks)
+    tool_start: float = 0.0  # when the shard's compiler started (its host's clock)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def fetch_into(peers: Sequence[ShardPeer], files: dict[int, str],
                 fetched.shards.append(ShardInfo(peer.k, result.worker, len(result.result),
                                                 round(result.tool_done - result.tool_start, 3),
                                                 result.stats or CompilerStats(),
-                                                round(time.time() - result.tool_done, 3)))
+                                                round(time.time() - result.tool_done, 3),
+                                                result.tool_start))
     except Exception as exc:  # noqa: BLE001  (lost, late or refused: stop the leader)
         fetched.error = f"{type(exc).__name__}: {exc}"
         stop()

@@ -276,9 +276,11 @@ class SplitExecutor:
                        "tool_s": round(result.tool_done - result.tool_start, 3),
                        "frontend_s": stats.frontend_s, "backend_s": stats.backend_s,
                        "wait_s": stats.wait_s, "merge_s": stats.inject_s},
-            "shards": {f"fgo-shard-{s.k}.res": {"worker": s.worker, "bytes": s.bytes,
-                                                 "tool_s": s.tool_s, "result_s": s.result_s,
-                                                 "stats": asdict(s.stats)}
+            "shards": {f"fgo-shard-{s.k}.res": {
+                "worker": s.worker, "bytes": s.bytes, "tool_s": s.tool_s,
+                "start_lag_s": round(s.tool_start - result.tool_start, 3)
+                if s.tool_start and result.tool_start else None,
+                "result_s": s.result_s, "stats": asdict(s.stats)}
                        for s in result.shards},
             "shard_bytes": result.shard_bytes,
         })
