@@ -83,3 +83,14 @@ def test_links_are_relative_to_the_report(report: ModuleType, tmp_path: Path) ->
     text = report.write_report(results, tmp_path / "b" / "REPORT.md", figures=False).read_text()
     assert "](../a/results/fig1_corpus_walls.png)" in text and "`../a/results/`" in text
     assert str(tmp_path) not in text
+
+
+def test_a_split_s_ceiling_repeats_the_frontend_and_writes_the_archive_once(
+        report: ModuleType) -> None:
+    """The no-overhead ceiling REPORT gives beside the giant splits: only the backend is
+    shared (aws-sdk-go's ec2 at its measured -c=1 phases: 1.59x for K=2)."""
+    from experiments.sections.scaleout import split_ceiling
+    assert split_ceiling(0.0, 10.0, 0.0, 2) == 2.0
+    assert split_ceiling(2.0, 8.0, 0.0, 2) == pytest.approx(10 / 6)
+    assert split_ceiling(2.45, 10.89, 1.35, 2) == pytest.approx(1.588, abs=1e-3)
+    assert split_ceiling(2.45, 10.89, 1.35, 1) == 1.0

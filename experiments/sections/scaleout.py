@@ -60,7 +60,67 @@ def render(ctx: Context) -> list[str]:
            ("Per run, the fgo report (per-action durations, dispatch, bytes) and go's action "
             "graph are in `results/scaleout/`; the CPU seconds of each host in `hosts_cpu_s`."),
            ""]
-    return md + _ceiling(ctx) + _gap(ctx) + _memory(runs) + _cpu_by_role(runs)
+    return md + _split_phases(ctx, runs) + _ceiling(ctx) + _gap(ctx) + _memory(runs) \
+        + _cpu_by_role(runs)
+
+
+# A giant's stock phases (-bench, -c=1), measured by experiments/aws.py (`python -m
+# experiments.aws stock`, its command in each file): project -> (results file, package)
+STOCK_PHASES = {"ec2": ("aws_stock.json", "github.com/aws/aws-sdk-go/service/ec2"),
+                "ssa": ("aws_c2_late_ssa.json", "cmd/compile/internal/ssa")}
+
+
+def split_ceiling(f: float, b: float, d: float, k: int) -> float:
+    """A K-way split's speedup over the stock compile with nothing but its own repetition:
+    every process runs the frontend F, the backend B is shared, the archive D written once."""
+    return (f + b + d) / (f + b / k + d)
+
+
+def _split_phases(ctx: Context, runs: list[dict[str, Any]]) -> list[str]:
+    """Where each giant split's time went (its report), and what a split in two could give at
+    best, from the package's stock phases."""
+    rows = []
+    for r in runs:
+        if r.get("side") != "fgo" or r["project"] not in STOCK_PHASES:
+            continue
+        for a in r.get("split_actions") or []:
+            lead = a["leader"]
+            for shard in a["shards"].values():
+                st = shard["stats"]
+                rows.append({"project": r["project"], "pair": r["pair"], "fgo_s": r["wall_s"],
+                             "compile_s": a["duration_s"], "leader_on": lead["on"],
+                             "l_front": lead["frontend_s"], "l_back": lead["backend_s"],
+                             "l_wait": lead["wait_s"], "l_merge": lead["merge_s"],
+                             "s_lag": shard.get("start_lag_s"), "s_front": st["frontend_s"],
+                             "s_back": st["backend_s"], "s_export": st["export_s"],
+                             "s_result": shard.get("result_s")})
+    if not rows:
+        return []
+    md = [("**Where a giant split's time goes** (each fgo run's report, `split` section): the "
+           "leader's frontend (its walk of its own functions included), backend, wait for the "
+           "shard and merge; the shard's start after the leader's (`start lag`), frontend, "
+           "backend, result export, and the time from its end to its result on the leader's "
+           "disk (`result`; both on this machine's clock). Runs before these fields were "
+           "reported show none."), "",
+          table(rows, [("project", "project"), ("pair", "pair"), ("fgo_s", "fgo s"),
+                       ("compile_s", "compile s"), ("leader_on", "leader on"),
+                       ("l_front", "leader F s"), ("l_back", "leader B s"),
+                       ("l_wait", "leader wait s"), ("l_merge", "merge s"),
+                       ("s_lag", "shard start lag s"), ("s_front", "shard F s"),
+                       ("s_back", "shard B s"), ("s_export", "shard export s"),
+                       ("s_result", "result s")]), ""]
+    for project, (name, package) in STOCK_PHASES.items():
+        doc = ctx.load(name)
+        phases = (doc or {}).get("summary", {}).get(package, {}).get("c1")
+        if not phases:
+            continue
+        f, b, d = (phases[x]["median"] for x in ("F", "B", "D"))
+        md.append(f"- {project}: its stock `-c=1` compile's phases F {f:.2f} s, B {b:.2f} s, "
+                  f"D {d:.2f} s (medians, `results/{name}`: `{doc['meta']['command']}`, "
+                  f"{doc['meta']['date']}): a split in two that repeats the frontend and writes "
+                  f"the archive once gives at most **{split_ceiling(f, b, d, 2):.2f}×** with no "
+                  f"overhead at all (K=4: {split_ceiling(f, b, d, 4):.2f}×).")
+    return md + [""]
 
 
 def _gap(ctx: Context) -> list[str]:
