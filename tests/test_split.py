@@ -103,7 +103,7 @@ def test_split_rebuild_starts_go_build_while_connecting(large: Path, real_cluste
         f.write("\nfunc Edited() int { return 42 }\n")
     _, again = fgo_build(large, "-o", str(large / "fgo.bin"), opts=opts)
     assert again["cluster"]["connected_beside_go"] and again["cluster"]["workers"] == 2
-    big = [a for a in again["actions"] if a["package"] == "example.com/large/big"][0]
+    big = next(a for a in again["actions"] if a["package"] == "example.com/large/big")
     assert big["mode"] == "split" and big["split"]["leader"]["on"] == "head", big
     assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
     assert sha(large / "fgo.bin") == sha(large / "go.bin")

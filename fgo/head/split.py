@@ -321,10 +321,9 @@ class _Choice:
         """(K, the record's split section, the plan's text) for FREE hosts."""
         from fgo import planner
         from fgo.planner import decide, gosource
-        if self.funcs is None:  # (counted only where decided_unscanned uses it: a forced
-            # split with its K)
+        if self.funcs is None:  # counted only where decided_unscanned uses it (a forced
             self.funcs = gosource.func_lines(self.go_files) \
-                if self.policy.forced and self.policy.shards is not None else 0
+                if self.policy.forced and self.policy.shards is not None else 0  # K given)
         known = decide.decided_unscanned(free, self.funcs, self.policy)
         if known is not None:  # the compiler deals the functions: no plan
             return known[0], {"decision": known[1], "k": known[0], "scanned": False,
