@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from fgo import toolchain
-from conftest import GOPATH_ENV, go_build, oracle_build, require_gopath, sha, write_tree
+from conftest import (GOPATH_ENV, go_build, oracle_build, require_gopath, run_fgo, sha,
+                      write_tree)
 from test_build import fgo_build
 
 
@@ -105,6 +107,21 @@ def test_split_rebuild_starts_go_build_while_connecting(large: Path, real_cluste
     assert again["cluster"]["connected_beside_go"] and again["cluster"]["workers"] == 2
     big = next(a for a in again["actions"] if a["package"] == "example.com/large/big")
     assert big["mode"] == "split" and big["split"]["leader"]["on"] == "head", big
+    assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "fgo.bin") == sha(large / "go.bin")
+    # the scheduler gone: one line and a non-zero exit, or with --fallback-local the
+    # package compiled whole on the head, the oracle's binary
+    real_cluster.close()
+    with open(large / "big" / "big.go", "a") as f:
+        f.write("\nfunc EditedAgain() int { return 43 }\n")
+    started = time.monotonic()
+    gone = run_fgo("build", *opts, str(large), "--", "-o", str(large / "fgo.bin"),
+                   timeout=120)
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr, gone.stderr
+    assert [line for line in gone.stderr.splitlines() if "cannot reach" in line], gone.stderr
+    assert time.monotonic() - started < 60
+    _, local = fgo_build(large, "-o", str(large / "fgo.bin"), opts=("--fallback-local", *opts))
+    assert local["totals"]["split"] == local["totals"]["remote"] == 0, local["totals"]
     assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
     assert sha(large / "fgo.bin") == sha(large / "go.bin")
 

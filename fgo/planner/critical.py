@@ -2,7 +2,7 @@
 package's upward rank over predicted compile times.
 
 Apart from the split decisions (fgo.planner.decide) because it needs networkx, whose
-import costs a build's head 0.14 s of CPU before go build starts; a split is decided
+import would cost every split build's head CPU before go build starts; a split is decided
 without it.
 """
 
