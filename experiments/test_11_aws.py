@@ -134,6 +134,9 @@ def test_das5_at_scale(lab) -> None:
     # the go build model extended to fgo's compiles with -c (not validated against fgo)
     targets.update(aws_split_c_over_go_build_8_nodes=a8["split_c_over_go_build"],
                    etcd_split_c_over_go_build_8_nodes=e8["split_c_over_go_build"])
+    # the floor of fgo's split design on 8 nodes: no overhead, every compile split
+    targets.update(aws_split_floor_over_go_build_8_nodes=a8["split_floor_over_go_build"],
+                   etcd_split_floor_over_go_build_8_nodes=e8["split_floor_over_go_build"])
     targets["aws_met"] = targets["aws_best_over_go_build_8_nodes"] >= AWS_TARGET
     targets["etcd_met"] = targets["etcd_pipelined_split_over_go_build_8_nodes"] >= ETCD_TARGET
     split_pkgs = {name: sorted((p, sc.best_k(s)) for p, s in x["specs"].items())
@@ -160,6 +163,8 @@ def test_das5_at_scale(lab) -> None:
         # a schedule never beats its bounds; fgo's fixed part comes on top
         assert r["plain_s"] >= costs.fixed_s
         assert r["go_build_1_node_s"] > 0
+        # the floor leaves out every cost a split has: no modelled split build beats it
+        assert r["split_floor_s"] <= min(r["split_s"], r["split_c_s"], r["plain_s"]) + 1e-6
     one = {r["project"]: r for r in rows if r["nodes"] == 1}
     for r in rows:  # more nodes never slow fgo down (list scheduling, same order)
         assert r["plain_s"] <= one[r["project"]]["plain_s"] * 1.05

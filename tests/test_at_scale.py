@@ -48,6 +48,20 @@ def test_no_split_on_one_node_and_ratios_against_go_build() -> None:
     assert one["best_actions_over_go_build"] == one["best_over_go_build"]   # no fixed parts
 
 
+def test_the_floor_of_a_split_keeps_each_compiles_frontend_and_object() -> None:
+    g, dur = chain()
+    shp = sc.shapes(g, dur, {"a": {"F": 1.0, "B": 6.0, "D": 1.0}}, {}, 0.66)
+    # a: F + D = 2 s; b: the default shares of its 1 s (B 0.64 of it gone); then the link
+    assert sc.split_floor_span(g, dur, shp) == pytest.approx(2.0 + 1.0)
+    specs = sc.split_specs(g, dur, shp, {})
+    rows = sc.das5_rows("p", g, dur, shp, specs, ms.Costs(fixed_s=0.5), {}, {}, 0.5,
+                        go_fixed_s=0.0, nodes=(1, 4), cores=4)
+    for r in rows:   # nothing the model splits beats it
+        assert r["split_floor_s"] <= min(r["split_s"], r["plain_s"])
+    assert rows[1]["split_floor_s"] == pytest.approx(0.5 + 3.0)
+    assert rows[0]["split_floor_s"] == pytest.approx(0.5 + 3.0)   # work 10 s / 4 slots: 2.5 s
+
+
 def test_parallelism_bounds_what_more_nodes_give() -> None:
     r = sc.parallelism_row("x", work=120.0, span=10.0, span_split=5.0, source="s", cores=16)
     assert r["parallelism"] == 12.0 and r["nodes_that_help"] == 1
