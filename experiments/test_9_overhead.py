@@ -75,19 +75,23 @@ def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go",
 
 def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
              scheduler: str | None = None, tag: str = "fgo",
-             project: labmod.Project | None = None, remote_only: bool = True) -> dict:
-    """fgo build of NAME (or PROJECT); with SCHEDULER, every compile remote unless not
-    REMOTE_ONLY (then fgo's default local slots)."""
+             project: labmod.Project | None = None, remote_only: bool = True,
+             flags: tuple[str, ...] = (), fgo_cache: Path | None = None) -> dict:
+    """fgo build of NAME (or PROJECT) with FLAGS; with SCHEDULER, every compile remote unless
+    not REMOTE_ONLY (then fgo's default local slots); FGO_CACHE: fgo's own cache (a new
+    install's: empty), else the machine's."""
     p = project or CORPUS[name]
     report = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.report.json"
     where = ["--scheduler", scheduler] if scheduler else []
     if scheduler and remote_only:
         where += ["--local-slots", "0"]
-    args = ["build", *where, "--report", str(report), str(p.source_dir()), "--",
+    args = ["build", *where, *flags, "--report", str(report), str(p.source_dir()), "--",
             *(["-a"] if cold else []), *p.build_args(out / "fgo")]
     (out / "fgo").mkdir(exist_ok=True)
     env = p.env(GOCACHE=str(cache), FGO_STORE=str(store), FGO_LEDGER=str(out / "ledger.json"))
     env.pop("FGO_LOCAL_SLOTS", None)  # fgo's defaults, whatever the test session set
+    if fgo_cache is not None:
+        env["FGO_CACHE_DIR"] = str(fgo_cache)
     wall, proc = labmod.run_fgo(args, env, cwd=out)
     assert proc.returncode == 0, f"fgo {' '.join(args)}: {proc.stderr[-2000:]}"
     rep = json.loads(report.read_text())
@@ -124,11 +128,16 @@ def measure(lab, name: str, pairs: int, load: str) -> list[dict]:
         return _pairs(lab, name, pairs, load, how)
 
 
-def _pairs(lab, name: str, pairs: int, load: str, how: str) -> list[dict]:
+def _pairs(lab, name: str, pairs: int, load: str, how: str,
+           project: labmod.Project | None = None, flags: tuple[str, ...] = (),
+           new_install: bool = False) -> list[dict]:
+    """PAIRS alternating pairs of NAME (or PROJECT), go build against fgo build with FLAGS;
+    NEW_INSTALL: each pair's fgo with an empty cache of its own (no patched compiler)."""
     rows = []
     for i in range(pairs):
         caches = {side: lab.tmpdir(f"gocache-{side}") for side in ("go", "fgo")}
         store, out = lab.tmpdir("store"), lab.tmpdir("out")
+        fgo_cache = lab.tmpdir("fgo-cache") if new_install else None
         try:
             cold: dict[str, dict] = {}
             noop: dict[str, dict] = {}
@@ -137,10 +146,11 @@ def _pairs(lab, name: str, pairs: int, load: str, how: str) -> list[dict]:
                     tag = f"{side}-{phase}-pair{i}"
                     if side == "go":
                         results[side] = go_side(lab, name, caches["go"], out, phase == "cold",
-                                                tag)
+                                                tag, project=project)
                     else:
                         results[side] = fgo_side(lab, name, caches["fgo"], store, out,
-                                                 phase == "cold", tag=tag)
+                                                 phase == "cold", tag=tag, project=project,
+                                                 flags=flags, fgo_cache=fgo_cache)
             same_outputs(cold["go"], cold["fgo"])
             same_outputs(noop["go"], noop["fgo"])
             f = cold["fgo"]
@@ -159,9 +169,11 @@ def _pairs(lab, name: str, pairs: int, load: str, how: str) -> list[dict]:
                 "head_peak_rss_mb": f["head"].get("peak_rss_mb"),
                 "load1": labmod.loadavg()[0],
                 "go_graph": cold["go"]["graph"], "fgo_report": f["report"],
-                "go_command": cold["go"]["command"], "fgo_command": f["command"]})
+                "go_command": cold["go"]["command"], "fgo_command": f["command"],
+                **({"patched_compiler_built": (fgo_cache / "toolchain").exists()}
+                   if fgo_cache else {})})
         finally:
-            for d in (*caches.values(), store, out):
+            for d in (*caches.values(), store, out, *([fgo_cache] if fgo_cache else [])):
                 lab.drop(d)
     return rows
 
@@ -194,6 +206,33 @@ def test_overhead_on_one_machine(benchmark, lab, name: str, load: str) -> None:
     lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
                                     "defaults, cold and no-op, alternating pairs, quiet and loaded")
     benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, dict)})
+
+
+# The design card's command on aws-sdk-go's largest package (its dependencies cold too), as a
+# new user first runs it: the first such build once built the patched compiler before go
+# build started, on one machine where no split pays.
+NEW_INSTALL = labmod.Project("aws ec2", "github.com/aws/aws-sdk-go/service/ec2", gopath=True,
+                             binary=True, note="aws-sdk-go's largest package; -o its archive")
+NEW_INSTALL_LOAD = "new install"
+
+
+def test_design_card_command_on_a_new_install(benchmark, lab) -> None:
+    """`fgo build --split-large PROJECT` with an empty fgo cache (no patched compiler) against
+    go build, each into its own empty GOCACHE, alternating pairs (full run only)."""
+    p = NEW_INSTALL
+    lab.require(p.name, p.source_dir())
+    pairs = 1 if lab.quick else 3
+    runs = benchmark.pedantic(_pairs, args=(lab, p.name, pairs, NEW_INSTALL_LOAD, ""),
+                              kwargs={"project": p, "flags": ("--split-large",),
+                                      "new_install": True}, rounds=1, iterations=1)
+    s = summary(p.name, NEW_INSTALL_LOAD, runs)
+    rows = overhead_table(lab)
+    rows[:] = [r for r in rows if r.get("load") != NEW_INSTALL_LOAD] + [*runs, s]
+    lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
+                                    "defaults, cold and no-op, alternating pairs, quiet and loaded")
+    benchmark.extra_info.update({k: v for k, v in s.items() if not isinstance(v, dict)})
+    # nothing splits on one machine: neither the patched compiler nor a cluster is made
+    assert all(r["remote"] == 0 and not r["patched_compiler_built"] for r in runs)
 
 
 @pytest.mark.quick

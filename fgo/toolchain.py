@@ -220,6 +220,19 @@ def start(argv: Sequence[str | os.PathLike[str]], *, cwd: Path | str | None = No
                             text=text)
 
 
+def detach(argv: Sequence[str | os.PathLike[str]], log: Path, *,
+           echo: bool | None = None) -> subprocess.Popen:
+    """Start ARGV in a session of its own, its output appended to LOG, and do not wait for
+    it: work that outlives the build that started it (the patched compiler a later build
+    splits with). ECHO as in `run`."""
+    args = [os.fspath(a) for a in argv]
+    _echo(args, None, echo)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def last_line(text: str | None, default: str = "failed") -> str:
     """The last non-blank line of a command's output (its error, for go)."""
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]

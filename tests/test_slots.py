@@ -85,7 +85,11 @@ def test_on_one_machine_go_build_compiles_alone_unless_fgo_has_work() -> None:
     assert not alone("tcp://h:8786", 2, False, None, None)   # a cluster: the overflow goes there
     assert not alone(None, 0, False, None, None)              # a head that must not compile
     assert not alone(None, 2, True, None, None)               # --workers: the user sized it
-    assert not alone(None, 2, False, "auto", None)            # --split-large
+    assert alone(None, 2, False, "auto", None)                # --split-large: never pays here
+    assert alone(None, 2, False, "5", None)                   # nor a threshold's
+    assert not alone(None, 2, False, "0", None)               # --split-large=0: split anyway
+    assert not alone(None, 2, False, "auto", None, "2")       # --shards 2: the same
+    assert not alone("tcp://h:8786", 2, False, "auto", None)  # other hosts: it may pay
     assert not alone(None, 2, False, None, True)              # --pipeline
     assert alone(None, 2, False, None, False)                 # --no-pipeline changes nothing
 

@@ -25,7 +25,9 @@ def render(ctx: Context) -> list[str]:
            "(`pytest experiments/test_9_overhead.py --benchmark`). Loaded: "
            f"{how or 'another build beside it'}. fgo CPU: user+sys of the fgo process itself "
            "(imports included), its peak memory. Every fgo build's outputs are asserted "
-           "equal to the go side's."), "",
+           "equal to the go side's. The `new install` rows: the design card's `fgo build "
+           "--split-large PROJECT` of aws-sdk-go's `service/ec2` (its dependencies cold too) with "
+           "an empty fgo cache, no patched compiler built (`-k new_install`)."), "",
           table(pairs, [
               ("project", "project"), ("load", "load"), ("pair", "pair"), ("first", "first"),
               ("go_cold_s", "go s"), ("fgo_cold_s", "fgo s"), ("ratio", "fgo/go"),

@@ -18,14 +18,18 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fgo.paths import cache_dir
 from fgo.toolchain import (
     ToolchainError,
+    detach,
     go_binary,
     go_env,
     go_version,
@@ -182,3 +186,62 @@ def built_compiler(pdir: Path | None = None) -> Path | None:
 
 def patched_compiler() -> Path:
     return ensure_compiler().path
+
+
+# A build of cmd/compile: the first `fgo build --split-large` of a new install once waited
+# for it before go build started, and then split nothing (on one machine it never does).
+BACKGROUND_NICE = 10
+
+
+class OnDemand:
+    """The patched compiler of a build that may split, built only when its first split is
+    decided (a build that splits nothing, e.g. any on one machine, never pays for it).
+    WAIT (the user asked for splits: a threshold, --split-large=0 or --shards K): the split
+    waits for it; otherwise (the automatic choice, which a minute's wait would never pay) it is
+    built in the background, at low priority, for the builds after this one, and the
+    splits decided meanwhile compile whole. SAY tells the user (one line)."""
+
+    def __init__(self, wait: bool, say: Callable[[str], None] | None = None) -> None:
+        self.wait = wait
+        self.say = say
+        self.series = series_hash()     # PatchError without a series
+        self.error = ""                 # why it could not be built (then nothing splits)
+        self._path = built_compiler()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def get(self) -> Path | None:
+        """Its path, or None while it is being built in the background (or cannot be)."""
+        if self._path is not None or self.error:
+            return self._path
+        with self._lock:
+            self._path = self._path or built_compiler()
+            if self._path is not None:
+                return self._path
+            if self.wait:
+                try:
+                    self._path = ensure_compiler(log=self._tell).path
+                except (ToolchainError, OSError) as exc:
+                    self.error = str(exc)
+            elif not self._started:
+                self._started = True
+                self._tell("building the patched compiler in the background, for the "
+                           "builds after this one (once per machine): this one compiles whole")
+                try:
+                    detach([sys.executable, "-m", __name__], cache_root() / "build.log")
+                except OSError as exc:
+                    self.error = f"cannot start its build: {exc}"
+        return self._path
+
+    def _tell(self, line: str) -> None:
+        if self.say is not None:
+            self.say(line)
+
+
+if __name__ == "__main__":  # the background build OnDemand starts (its log: build.log)
+    os.nice(BACKGROUND_NICE)
+    try:
+        ensure_compiler(log=lambda line: print(line, flush=True))
+    except (ToolchainError, OSError) as exc:
+        print(f"fgo: {exc}", flush=True)
+        sys.exit(1)

@@ -218,13 +218,14 @@ def run(opts: BuildOptions, again: bool = False) -> int:
     key = _cache_key(opts)  # bad input fails before any cluster is reached
     slots = policy.local_slots(opts.local_slots)
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
-                            opts.split_large, opts.pipeline)
+                            opts.split_large, opts.pipeline, opts.shards)
     beside = None if alone else policy.connect_beside_go(opts.scheduler,
                                                          last_cluster(opts.scheduler))
     cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
-              "compiles", file=sys.stderr)
+              "compiles" + (" (a split pays only onto other hosts)" if opts.split_large else ""),
+              file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
     session = connected = None
     deferred = 0

@@ -105,14 +105,28 @@ def embedded_adds_capacity(slots: int, workers_given: bool) -> bool:
 
 
 def go_alone(scheduler: str | None, slots: int, workers_given: bool, split_large: str | None,
-             pipeline: bool | None) -> bool:
+             pipeline: bool | None, shards: str | None = None) -> bool:
     """Whether go build runs every compile itself, without fgo's shim in the way: on the
     embedded default (no --scheduler) with the head's cores as its slots, nothing would go to
-    a worker (they would share those cores), unless a split or pipelining is asked for or
-    the user sized the cluster (--workers). The shim would only add a round trip per compile
-    (distcc's rule: localhost compiles are plain compiles)."""
-    return (scheduler is None and slots > 0 and not workers_given and split_large is None
-            and not pipeline)
+    a worker (they would share those cores), unless pipelining is asked for, the user sized
+    the cluster (--workers), or a split must happen whatever it pays (`split_required`).
+    The shim would only add a round trip per compile (distcc's rule: localhost compiles are
+    plain compiles); an automatic or threshold split never pays on one host, whose cores
+    go's -c already uses (fgo.planner.decide), so bare --split-large leaves go build alone."""
+    return (scheduler is None and slots > 0 and not workers_given
+            and not split_required(split_large, shards) and not pipeline)
+
+
+def split_required(split_large: str | None, shards: str | None) -> bool:
+    """--split-large=0 (every package split, for testing) or --shards K: splits the user
+    wants even where they do not pay, e.g. on one host."""
+    if split_large is None:
+        return False
+    try:
+        forced = split_large != "auto" and float(split_large) <= 0
+    except ValueError:  # the settings check its value; here it only decides the path
+        forced = False
+    return forced or shards not in (None, "auto")
 
 
 def connect_beside_go(scheduler: str | None,

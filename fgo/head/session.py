@@ -13,6 +13,7 @@ compile moves through them).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,7 @@ class BuildSession:
         try:
             split = SplitExecutor(self.pool, self.tasks, self.remote,
                                   SplitOptions(threshold, shards), self.verifier,
-                                  slots=self.slots)
+                                  slots=self.slots, say=None if opts.quiet else _say)
         except PatchError as exc:
             raise FgoError(f"--split-large needs the patched compiler: {exc}") from None
         split.speculator = self.speculator
@@ -205,6 +206,10 @@ class BuildSession:
         else:
             speculator.plan_when_wanted(
                 lambda: threading.Thread(target=plan, name="fgo-plan", daemon=True).start())
+
+
+def _say(line: str) -> None:
+    print(f"fgo: {line}", file=sys.stderr, flush=True)
 
 
 def _verifier(opts: BuildOptions, project: Path) -> Any:

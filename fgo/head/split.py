@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -48,7 +49,8 @@ class SplitExecutor:
 
     def __init__(self, pool: WorkerPool, tasks: Tasks, remote: RemoteExecutor,
                  options: SplitOptions, verifier: Any = None,
-                 slots: LocalSlots | None = None) -> None:
+                 slots: LocalSlots | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
         from fgo.planner.decide import SplitPolicy
         self.pool = pool
         self.slots = slots                                 # the head's: a leader runs there
@@ -57,8 +59,10 @@ class SplitExecutor:
         self.verifier = verifier
         self.speculator: Any = None
         self.policy = SplitPolicy(threshold=options.threshold, shards=options.shards)
-        compiler = patched.ensure_compiler()               # built once, up front
-        self.series, self.compiler = compiler.series, str(compiler.path)
+        # built when the first split is decided: waited for when the user asked for splits
+        self.compiler = patched.OnDemand(
+            wait=options.threshold is not None or options.shards is not None, say=say)
+        self.series = self.compiler.series
         self._failed: dict[str, str] = {}                 # split id -> a shard's failure
         self._in_flight = 0                                # processes of the splits running
         self._room = threading.Condition()                 # ... and their end
@@ -125,6 +129,11 @@ class SplitExecutor:
                                                                           call.package):
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
+        if self.compiler.get() is None:
+            rec.split["decision"] = ("not split: " + (
+                f"no patched compiler: {self.compiler.error}" if self.compiler.error
+                else "the patched compiler is being built, for the builds after this one"))
+            return None
         return k, plan_text
 
     def _free_hosts(self, head_leads: bool, known: bool = True) -> int:
@@ -178,8 +187,9 @@ class SplitExecutor:
         def fetch(peer: ShardPeer, ended: threading.Event) -> ShardResult:
             return self._fetch(peer, split_id, ended)
         lead_start = policy.lead_start(head_leads)
-        leader = HeadLeader(action, k, self.compiler, plan_text, self.remote.task_timeout,
-                            peers, fetch, lead_start) if head_leads else None
+        leader = HeadLeader(action, k, str(self.compiler.get()), plan_text,
+                            self.remote.task_timeout, peers, fetch, lead_start) \
+            if head_leads else None
         if leader is not None:  # before any shard runs: a failed one stops it
             self._head_leaders[split_id] = leader
 

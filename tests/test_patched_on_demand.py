@@ -1,0 +1,64 @@
+"""The patched compiler on demand (fgo.compiler.patched.OnDemand): a build that may split
+builds it only when its first split is decided, waiting for it only when the user asked for
+splits; otherwise in the background, for the builds after it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fgo.compiler import patched as cp
+
+
+@pytest.fixture
+def unbuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """A cache without the patched compiler; the background builds started, not run."""
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
+    started: list[list[str]] = []
+    monkeypatch.setattr(cp, "detach", lambda argv, log: started.append([str(a) for a in argv]))
+    return started
+
+
+def test_an_automatic_split_never_waits_for_it(unbuilt: list[list[str]]) -> None:
+    said: list[str] = []
+    compiler = cp.OnDemand(wait=False, say=said.append)
+    assert not unbuilt and not said                    # nothing until a split is decided
+    assert compiler.get() is None and compiler.get() is None
+    assert unbuilt == [[sys.executable, "-m", "fgo.compiler.patched"]]   # started once
+    assert len(said) == 1 and "background" in said[0]
+
+
+def test_a_split_the_user_asked_for_waits_for_it(unbuilt: list[list[str]],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    built = cp.Patched(Path("/x/compile"), "s" * 64, True, 1.0)
+    calls: list[object] = []
+    monkeypatch.setattr(cp, "ensure_compiler", lambda log=None: calls.append(log) or built)
+    compiler = cp.OnDemand(wait=True)
+    assert compiler.get() == built.path and compiler.get() == built.path
+    assert len(calls) == 1 and not unbuilt
+
+
+def test_one_that_cannot_be_built_says_why_once(unbuilt: list[list[str]],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(log=None):
+        raise cp.PatchError("0001.patch does not apply")
+    monkeypatch.setattr(cp, "ensure_compiler", broken)
+    compiler = cp.OnDemand(wait=True)
+    assert compiler.get() is None and "does not apply" in compiler.error
+    monkeypatch.setattr(cp, "ensure_compiler", lambda log=None: pytest.fail("built again"))
+    assert compiler.get() is None
+
+
+@pytest.mark.slow
+def test_the_background_build_is_a_module_that_runs() -> None:
+    """What OnDemand starts: with the compiler built (it is, once, for every test that
+    splits), it finds it and exits at once."""
+    path = cp.ensure_compiler().path
+    proc = subprocess.run([sys.executable, "-m", "fgo.compiler.patched"], capture_output=True,
+                          text=True, timeout=120, env=os.environ)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert cp.built_compiler() == path
