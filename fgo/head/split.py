@@ -129,7 +129,7 @@ class SplitExecutor:
                                                                           call.package):
             rec.split["decision"] = "not split: a split of it once differed from stock"
             return None
-        if self.compiler.get() is None:
+        if head_leads and self.compiler.get() is None:  # (a worker's leader uses its own)
             rec.split["decision"] = ("not split: " + (
                 f"no patched compiler: {self.compiler.error}" if self.compiler.error
                 else "the patched compiler is being built, for the builds after this one"))
