@@ -118,6 +118,7 @@ class HelloReply:
     nthreads: int
     cores: int                         # the cores this worker process may run on
     shares_files: bool = False
+    patched_series: str = ""           # the patched compiler's series, if built here
     version: int = PROTOCOL_VERSION
 
 
@@ -143,6 +144,7 @@ class SplitRole:
     split_id: str                      # names this split's shards on their workers
     peers: list[ShardPeer] = field(default_factory=list)  # leader only: shards 1..N-1
     lead_start: int | None = None      # the leader's starting load, per mille (same for all)
+    wait_compiler: bool = True         # False: a worker without the patched compiler refuses
 
     @property
     def leader(self) -> bool:

@@ -53,12 +53,27 @@ def test_one_that_cannot_be_built_says_why_once(unbuilt: list[list[str]],
     assert compiler.get() is None
 
 
+def test_a_worker_refuses_an_automatic_splits_shard_until_it_has_it(
+        unbuilt: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from fgo.wire import SplitRole
+    from fgo.worker import runner, shard
+    monkeypatch.setattr(runner, "_on_demand", None)
+    role = SplitRole(k=1, n=2, series="s", plan="", timeout=1.0, split_id="x",
+                     wait_compiler=False)
+    assert shard._patched(role) is None and shard._patched(role) is None
+    assert unbuilt == [[sys.executable, "-m", "fgo.compiler.patched"]]   # started once
+    built = cp.Patched(Path("/x/compile"), "s" * 64, True, 1.0)
+    monkeypatch.setattr(cp, "ensure_compiler", lambda log=None: built)
+    asked = SplitRole(k=1, n=2, series="s", plan="", timeout=1.0, split_id="x")
+    assert shard._patched(asked) is built                  # a split asked for waits for it
+
+
 @pytest.mark.slow
 def test_the_background_build_is_a_module_that_runs() -> None:
     """What OnDemand starts: with the compiler built (it is, once, for every test that
     splits), it finds it and exits at once."""
     path = cp.ensure_compiler().path
     proc = subprocess.run([sys.executable, "-m", "fgo.compiler.patched"], capture_output=True,
-                          text=True, timeout=120, env=os.environ)
+                          text=True, timeout=120, env=os.environ, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert cp.built_compiler() == path

@@ -117,6 +117,17 @@ def test_shards_go_only_to_free_workers_when_asked() -> None:
     assert len(p.choose_distinct({}, 2)) == 2              # forced: queued behind them
 
 
+def test_an_automatic_splits_shards_go_only_to_workers_holding_the_patched_compiler() -> None:
+    p = Placement()
+    for w in ("w1", "w2", "w3"):
+        p.add_worker(w, 1, f"s-{w}", set())
+    assert p.free_hosts(among={"w1", "w2"}) == 2 and p.free_hosts(among=set()) == 0
+    assert p.choose_distinct({}, 2, free_only=True, among={"w2"}) == ["w2"]
+    assert p.choose_distinct({}, 2, among={"w3"}) == ["w3"]   # none other, even queued
+    assert p.choose_distinct({}, 1, free_only=True, among=set()) == []
+    assert p.free_hosts(among={"w1", "w2"}) == 1              # w2 took a shard
+
+
 def test_the_heads_host_counts_once_where_the_head_leads() -> None:
     """Free hosts for a split led by the head: workers on the head's own host (they read
     its files) add nothing beside the head's slot; another host's do."""

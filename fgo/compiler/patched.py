@@ -178,9 +178,10 @@ def ensure_compiler(pdir: Path | None = None, log=None) -> Patched:
         return Patched(exe, series, True, secs)
 
 
-def built_compiler(pdir: Path | None = None) -> Path | None:
-    """The patched compiler if it is built already (never builds it)."""
-    tdir = cache_root() / f"{go_version()}-{series_hash(pdir)[:12]}"
+def built_compiler(pdir: Path | None = None, series: str | None = None) -> Path | None:
+    """The patched compiler if it is built already (never builds it); SERIES: its hash,
+    when the caller has it."""
+    tdir = cache_root() / f"{go_version()}-{(series or series_hash(pdir))[:12]}"
     return tdir / "compile" if (tdir / "compile").exists() and (tdir / "build.json").exists() else None
 
 
@@ -206,7 +207,7 @@ class OnDemand:
         self.say = say
         self.series = series_hash()     # PatchError without a series
         self.error = ""                 # why it could not be built (then nothing splits)
-        self._path = built_compiler()
+        self._path = built_compiler(series=self.series)
         self._started = False
         self._lock = threading.Lock()
 
@@ -215,7 +216,7 @@ class OnDemand:
         if self._path is not None or self.error:
             return self._path
         with self._lock:
-            self._path = self._path or built_compiler()
+            self._path = self._path or built_compiler(series=self.series)
             if self._path is not None:
                 return self._path
             if self.wait:

@@ -109,26 +109,32 @@ class Placement:
         return min((max(1, w.cores // max(1, w.threads)) for w in self.workers.values()),
                    default=1)
 
-    def free_hosts(self, besides: frozenset[str] = frozenset()) -> int:
+    def free_hosts(self, besides: frozenset[str] = frozenset(),
+                   among: set[str] | None = None) -> int:
         """Hosts (stores) with a free thread: shards on one host share its cores, which a
         compile's own -c backend goroutines already use, so only other hosts add capacity.
         (Measured: ssa split in two on one 2-core host took 18.8-20.0 s against 13.2-14.7 s
         for go build's -c=2 compile; each process's frontend slowed from ~5 s to 7.6 s.)
-        BESIDES: workers whose hosts do not count (the head's, when its leader counts it)."""
+        BESIDES: workers whose hosts do not count (the head's, when its leader counts it);
+        AMONG: only those workers count (e.g. the ones holding the patched compiler)."""
         skip = {w.store_id for w in self.workers.values() if w.address in besides}
         return len({w.store_id for w in self.usable()
-                    if w.running < w.threads and w.store_id not in skip})
+                    if w.running < w.threads and w.store_id not in skip
+                    and (among is None or w.address in among)})
 
-    def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False) -> list[str]:
+    def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False,
+                        among: set[str] | None = None) -> list[str]:
         """K workers for the shards of one package: distinct ones while there are enough.
         FREE_ONLY: only workers with a free thread now (a shard queued behind a whole
         compile there keeps its leader waiting for both: aws-sdk-go's glue behind ec2), so
-        maybe fewer than K."""
+        maybe fewer than K. AMONG: only those workers (e.g. the ones holding the patched
+        compiler), so maybe fewer than K."""
         chosen: list[str] = []
         for _ in range(k):
             others = {a: w for a, w in self.workers.items() if a not in chosen
-                      and (not free_only or w.running < w.threads)}
-            if free_only and not others:
+                      and (not free_only or w.running < w.threads)
+                      and (among is None or a in among)}
+            if (free_only or among is not None) and not others:
                 break
             pool = others or self.workers
             saved, self.workers = self.workers, pool

@@ -38,6 +38,8 @@ NO_WORKER = "no usable worker"
 CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
 NO_SHARD_WORKER = "no usable worker for a shard"
 NO_FREE_SHARD_WORKER = "no free worker for a shard"  # the hosts planned for took other work
+NO_PATCHED_SHARD_WORKER = ("no free worker with the patched compiler for a shard "
+                           "(`fgo worker-setup` builds it on every worker)")
 SHARD_FAILED = "shard-failed"
 WORKER_LOST = "worker lost"
 REMOTE_TIMEOUT = "remote timeout"

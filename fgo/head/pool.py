@@ -52,6 +52,7 @@ class WorkerPool:
         self.unresponsive: set[str] = set()        # no answer to the handshake or a probe
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
+        self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
         # A worker that reads this file's text shares the head's files.
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
         self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
@@ -168,6 +169,7 @@ class WorkerPool:
                                           set(info.hashes), info.cores)
                 if info.shares_files:
                     self.shares_files.add(address)
+                self.patched_series[address] = info.patched_series
             hosts = len({w.store_id for w in self.placement.workers.values()})
             threads = self.placement.total_threads()
         for listener in self.on_learned:
@@ -262,11 +264,24 @@ class WorkerPool:
         with self.lock:
             return self.placement.choose(needs)
 
-    def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False) -> list[str]:
+    def choose_distinct(self, needs: dict[str, int], k: int, free_only: bool = False,
+                        series: str | None = None) -> list[str]:
         """Up to K different workers for a compile needing NEEDS (sha -> size), now busy
-        (FREE_ONLY: of those with a free thread)."""
+        (FREE_ONLY: of those with a free thread; SERIES: of those whose patched compiler,
+        built when they answered the hello, is of that series)."""
         with self.lock:
-            return self.placement.choose_distinct(needs, k, free_only)
+            return self.placement.choose_distinct(needs, k, free_only, self._patched(series))
+
+    def _patched(self, series: str | None) -> set[str] | None:
+        """The workers holding the patched compiler of SERIES (None: no filter)."""
+        if series is None:
+            return None
+        return {a for a, s in self.patched_series.items() if s == series}
+
+    def lacking_patched(self, series: str) -> bool:
+        """Whether a worker in use lacked the patched compiler of SERIES at its hello."""
+        with self.lock:
+            return any(self.patched_series.get(a) != series for a in self.placement.workers)
 
     def choose_speculative(self, needs: dict[str, int]) -> str | None:
         with self.lock:
@@ -311,12 +326,13 @@ class WorkerPool:
         except Exception:  # noqa: BLE001 - a worker gone by now: no figure, the build stands
             return {}
 
-    def free_hosts(self, other_than_the_head: bool = False) -> int:
+    def free_hosts(self, other_than_the_head: bool = False, series: str | None = None) -> int:
         """Hosts with a free thread; OTHER_THAN_THE_HEAD: not counting the head's own host
-        (its workers share the head's files), where a leader on the head runs."""
+        (its workers share the head's files), where a leader on the head runs; SERIES: only
+        workers holding the patched compiler of that series (`choose_distinct`)."""
         with self.lock:
             besides = frozenset(self.shares_files) if other_than_the_head else frozenset()
-            return self.placement.free_hosts(besides)
+            return self.placement.free_hosts(besides, self._patched(series))
 
     def cores_per_compile(self) -> int:
         with self.lock:

@@ -136,12 +136,18 @@ class SplitExecutor:
             return None
         return k, plan_text
 
+    def _series_needed(self) -> str | None:
+        """The patched compiler a worker must already hold to take a shard: an automatic
+        split's (its workers do not build it for it); None for a split asked for."""
+        return None if self.compiler.wait else self.series
+
     def _free_hosts(self, head_leads: bool, known: bool = True) -> int:
         """The hosts a split may plan for (policy.split_hosts): the free ones, a leader on
         the head counting the head's host once (its own workers add none); not KNOWN yet
         (still connecting): at most one per worker of the cluster's expected size."""
-        free = self.pool.free_hosts(other_than_the_head=head_leads) if known \
-            else self.pool.size()[0]
+        free = self.pool.free_hosts(other_than_the_head=head_leads,
+                                    series=self._series_needed()) \
+            if known else self.pool.size()[0]
         return policy.split_hosts(free, self.policy.shards, head_slot=head_leads)
 
     def _run_on_workers(self, action: CompileAction, k: int, plan_text: str) -> Outcome | None:
@@ -173,11 +179,15 @@ class SplitExecutor:
         on_workers = k - 1 if head_leads else k
         # an automatic split only onto workers free now (the hosts it planned for may have
         # taken whole compiles meanwhile); a forced --shards K may queue its extra shards
-        chosen = pool.choose_distinct(needs, on_workers, free_only=not self.policy.forced)
+        # (an automatic split only onto workers holding the patched compiler: another refuses)
+        chosen = pool.choose_distinct(needs, on_workers, free_only=not self.policy.forced,
+                                      series=self._series_needed())
         if len(chosen) < on_workers:
             for a in chosen:
                 pool.finished(a, [], [])
+            lacking = not self.compiler.wait and pool.lacking_patched(self.series)
             raise RemoteFailure(policy.NO_SHARD_WORKER if self.policy.forced
+                                else policy.NO_PATCHED_SHARD_WORKER if lacking
                                 else policy.NO_FREE_SHARD_WORKER)
         # addresses[i] runs process i of the split; 0 is the leader
         addresses = [HEAD, *chosen] if head_leads else policy.leader_first(chosen)
@@ -196,7 +206,8 @@ class SplitExecutor:
         def role(i: int) -> SplitRole:
             return SplitRole(k=i, n=k, series=self.series, plan=plan_text,
                              timeout=self.remote.task_timeout, split_id=split_id,
-                             peers=peers if i == 0 else [], lead_start=lead_start)
+                             peers=peers if i == 0 else [], lead_start=lead_start,
+                             wait_compiler=self.compiler.wait)
 
         sent: dict[str, list[str]] = {a: [] for a in chosen}
         shards: dict[int, concurrent.futures.Future[Any]] = {}

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fgo.compiler import early_export
 from fgo.worker.idle import IDLE
@@ -174,34 +175,22 @@ def _wait(proc: subprocess.Popen[bytes], early: str | None,
     return b"".join(chunks)
 
 
-# --- the patched compiler, for early export data --------------------------------------------
+# --- the patched compiler, for early export data and automatic splits -----------------------
 
-_patched: Path | None = None
-_building = threading.Lock()
+_on_demand: Any = None            # fgo.compiler.patched.OnDemand, made on first use
+_on_demand_lock = threading.Lock()
 
 
 def patched_compiler() -> Path | None:
     """The patched compiler if this worker has it; else None, and it is built once in the
-    background (a compile never waits for it: it runs stock, without early export)."""
-    global _patched
-    if _patched is not None:
-        return _patched
-    from fgo.compiler import patched
-    try:
-        _patched = patched.built_compiler()
-    except Exception:  # noqa: BLE001  (no patch series here: no early export data)
-        return None
-    if _patched is not None:
-        return _patched
-    if _building.acquire(blocking=False):  # never released: one try per process
-        threading.Thread(target=_build_quietly, name="fgo-build-patched-compiler",
-                         daemon=True).start()
-    return None
-
-
-def _build_quietly() -> None:
-    from fgo.compiler import patched
-    try:
-        patched.ensure_compiler()
-    except Exception:  # noqa: BLE001  (then this worker compiles stock, without pipelining)
-        pass
+    background, in a niced process of its own (a compile never waits for it: it runs
+    stock, without early export; an automatic split's shard is refused)."""
+    global _on_demand
+    with _on_demand_lock:
+        if _on_demand is None:
+            from fgo.compiler import patched
+            try:
+                _on_demand = patched.OnDemand(wait=False)
+            except Exception:  # noqa: BLE001  (no patch series here: no early export data)
+                return None
+    return _on_demand.get()

@@ -50,7 +50,19 @@ def hello(message: Hello, nthreads: int) -> HelloReply:
     return HelloReply(fgo_version=__version__, identity=toolchain.identity(),
                       store_id=f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
                       hashes=store.inventory(), nthreads=nthreads, cores=_cores(),
-                      shares_files=bool(path) and _reads(path, text))
+                      shares_files=bool(path) and _reads(path, text),
+                      patched_series=_patched_series())
+
+
+def _patched_series() -> str:
+    """The series of the patched compiler built on this worker, "" if none is (an
+    automatic split sends its shards only to workers that have it)."""
+    from fgo.compiler import patched
+    try:
+        series = patched.series_hash()
+        return series if patched.built_compiler(series=series) is not None else ""
+    except Exception:  # noqa: BLE001  (no patch series here: no splits)
+        return ""
 
 
 def peak_rss_mb() -> float:

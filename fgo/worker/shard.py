@@ -68,6 +68,16 @@ def fetch_here(request: ShardFetch, worker: str) -> ShardResult:
     return got
 
 
+def _patched(split: SplitRole) -> patched.Patched | None:
+    """The patched compiler for SPLIT: built first if the split was asked for (it waits);
+    else (an automatic split, which a build of cmd/compile would never pay) only if this
+    worker has it, its build started in the background if not."""
+    if split.wait_compiler:
+        return patched.ensure_compiler()
+    path = runner.patched_compiler()
+    return None if path is None else patched.Patched(path, patched.series_hash(), False, 0.0)
+
+
 def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str], box: str,
         worker: str, started: float, on_export: Callable[[ExportReady], None] | None = None,
         fetch: Callable[[str, ShardFetch], ShardResult] | None = None
@@ -75,7 +85,12 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
     """TASK's shard (a ShardDone; the result kept here) or, for the leader, the merged
     compile (a CompileResult), run in BOX (laid out by the executor) with ARGS. Every
     process of a split runs under its split id: one Cancel stops them all."""
-    compiler = patched.ensure_compiler()
+    compiler = _patched(split)
+    if compiler is None:
+        reason = "no patched compiler on this worker yet: it is being built, for later splits"
+        if split.leader:
+            return CompileResult(Status.REFUSED, worker, reason=reason)
+        return ShardDone(Status.REFUSED, worker, reason=reason)
     if compiler.series != split.series:
         reason = (f"patch series mismatch: head {split.series[:12]}, "
                   f"worker {compiler.series[:12]}")
