@@ -68,6 +68,19 @@ def test_a_worker_refuses_an_automatic_splits_shard_until_it_has_it(
     assert shard._patched(asked) is built                  # a split asked for waits for it
 
 
+def test_a_worker_that_refuses_such_a_shard_stays_in_use(unbuilt: list[list[str]],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fgo.head import policy
+    from fgo.wire import SplitRole, Status
+    from fgo.worker import runner, shard
+    monkeypatch.setattr(runner, "_on_demand", None)
+    role = SplitRole(k=1, n=2, series="s", plan="", timeout=1.0, split_id="refused",
+                     wait_compiler=False)
+    done = shard.run(None, role, [], {}, "/nonexistent", "w", 0.0)  # type: ignore[arg-type]
+    assert done.status is Status.SHARD_FAILED and not policy.judge(done.status).drop_worker
+    assert shard.RESULTS.take("refused", 1, 0.1).status is Status.SHARD_FAILED  # no wait
+
+
 @pytest.mark.slow
 def test_the_background_build_is_a_module_that_runs() -> None:
     """What OnDemand starts: with the compiler built (it is, once, for every test that

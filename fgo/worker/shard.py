@@ -86,11 +86,12 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
     compile (a CompileResult), run in BOX (laid out by the executor) with ARGS. Every
     process of a split runs under its split id: one Cancel stops them all."""
     compiler = _patched(split)
-    if compiler is None:
+    if compiler is None:  # this split falls back; the worker stays in use (not REFUSED)
         reason = "no patched compiler on this worker yet: it is being built, for later splits"
         if split.leader:
-            return CompileResult(Status.REFUSED, worker, reason=reason)
-        return ShardDone(Status.REFUSED, worker, reason=reason)
+            return CompileResult(Status.SHARD_FAILED, worker, reason=reason)
+        RESULTS.put(split.split_id, split.k, ShardResult(Status.SHARD_FAILED, worker, reason))
+        return ShardDone(Status.SHARD_FAILED, worker, reason=reason)
     if compiler.series != split.series:
         reason = (f"patch series mismatch: head {split.series[:12]}, "
                   f"worker {compiler.series[:12]}")
