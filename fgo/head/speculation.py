@@ -65,8 +65,10 @@ def pipeline_wanted(flag: bool | None, hosts: int, threads: int) -> bool:
     """--pipeline/--no-pipeline, else on where it pays: more than one worker host (on one
     host the speculative compiles only take cores go build's own would use) and at least
     MIN_THREADS worker threads. Below that go build's own ready queue keeps the workers
-    nearly busy (measured on two single-core emulated hosts, experiment 7 part 3: 0.85x
-    with pipelining; simulated on etcd: 1.04x at 2 workers, 1.15x at 4, 2.0x at 8)."""
+    nearly busy (measured on two single-core emulated hosts, experiment 7 part 3: slower
+    with pipelining). Above it the gain is small: the model checked against fgo's
+    pipelined builds gives aws-sdk-go 2-4% on 2-8 DAS-5 nodes and etcd none
+    (experiments/results/das5_scale.json, `pipelined_fgo_s` against `plain_s`)."""
     return flag if flag is not None else hosts > 1 and threads >= MIN_THREADS
 
 
