@@ -329,14 +329,16 @@ def test_planner_never_crashes_on_fuzzed_source(text: str) -> None:
 # --- wrong outputs: well-formed, pass every integrity check; only verification sees them ---
 
 def caught(proc: subprocess.CompletedProcess[str], report: Path, kind: str) -> dict:
-    """The build failed, named the package and a symbol, and left nothing wrong behind."""
+    """The build failed and named the package and a symbol. (That it left nothing wrong
+    behind is each caller's `plain_build_is_right`: `evicted` is rightly empty when none of
+    the excluded worker's outputs reached go's cache, its wrong compile checked before go
+    had it and the build stopped; CI once met that order.)"""
     assert proc.returncode != 0, proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.startswith("fgo: verification failed:")]
     assert lines and f"{kind} compile of " in lines[0], proc.stderr
     rep = report_of(report)
     bad = rep["verification"]["mismatched"]
     assert bad and all(m["symbol"] for m in bad), bad
-    assert rep["verification"]["evicted"], rep["verification"]
     return rep
 
 
