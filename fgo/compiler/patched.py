@@ -207,17 +207,23 @@ class OnDemand:
         self.say = say
         self.series = series_hash()     # PatchError without a series
         self.error = ""                 # why it could not be built (then nothing splits)
-        self._path = built_compiler(series=self.series)
+        self._path: Path | None = None
+        self.built()
         self._started = False
         self._lock = threading.Lock()
+
+    def built(self) -> Path | None:
+        """Its path if it is built (never starts a build)."""
+        if self._path is None:
+            self._path = built_compiler(series=self.series)
+        return self._path
 
     def get(self) -> Path | None:
         """Its path, or None while it is being built in the background (or cannot be)."""
         if self._path is not None or self.error:
             return self._path
         with self._lock:
-            self._path = self._path or built_compiler(series=self.series)
-            if self._path is not None:
+            if self.built() is not None:
                 return self._path
             if self.wait:
                 try:

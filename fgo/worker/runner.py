@@ -181,10 +181,9 @@ _on_demand: Any = None            # fgo.compiler.patched.OnDemand, made on first
 _on_demand_lock = threading.Lock()
 
 
-def patched_compiler() -> Path | None:
-    """The patched compiler if this worker has it; else None, and it is built once in the
-    background, in a niced process of its own (a compile never waits for it: it runs
-    stock, without early export; an automatic split's shard is refused)."""
+def on_demand() -> Any:
+    """This worker's patched compiler on demand (fgo.compiler.patched.OnDemand, never
+    waited for), or None without a patch series here."""
     global _on_demand
     with _on_demand_lock:
         if _on_demand is None:
@@ -193,4 +192,12 @@ def patched_compiler() -> Path | None:
                 _on_demand = patched.OnDemand(wait=False)
             except Exception:  # noqa: BLE001  (no patch series here: no early export data)
                 return None
-    return _on_demand.get()
+    return _on_demand
+
+
+def patched_compiler() -> Path | None:
+    """The patched compiler if this worker has it; else None, and it is built once in the
+    background, in a niced process of its own (a compile never waits for it: it runs
+    stock, without early export; an automatic split's shard is refused)."""
+    compiler = on_demand()
+    return compiler.get() if compiler is not None else None

@@ -57,12 +57,8 @@ def hello(message: Hello, nthreads: int) -> HelloReply:
 def _patched_series() -> str:
     """The series of the patched compiler built on this worker, "" if none is (an
     automatic split sends its shards only to workers that have it)."""
-    from fgo.compiler import patched
-    try:
-        series = patched.series_hash()
-        return series if patched.built_compiler(series=series) is not None else ""
-    except Exception:  # noqa: BLE001  (no patch series here: no splits)
-        return ""
+    compiler = runner.on_demand()
+    return compiler.series if compiler is not None and compiler.built() is not None else ""
 
 
 def peak_rss_mb() -> float:
