@@ -371,12 +371,13 @@ class CachePut:
 @dataclass(frozen=True)
 class HeldEntry:
     """An entry whose body the worker holds: RAW, the sha256 of the archive it compiled,
-    which go build gave `-buildid BUILD_ID`; or, BUILD_ID "", a body the head staged there
-    (RAW: its output ID)."""
+    which go build gave `-buildid BUILD_ID` and cached with WRITTEN_ID written over it
+    (fgo.gobuildid); or, BUILD_ID "", a body the head staged there (RAW: its output ID)."""
 
     entry: CacheEntry                  # signed, no body
     raw: str
     build_id: str
+    written_id: str = ""
 
 
 @dataclass(frozen=True)

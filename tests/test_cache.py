@@ -839,26 +839,40 @@ def _raw_and_go_archive(tmp_path: Path, action: str, body: str) -> tuple[bytes, 
 
 def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: Path) -> None:
     """go build rewrites a compile's placeholder build ID with the archive's content hash
-    before caching it; `go tool buildid -w` is that same rewrite (cmd/internal/buildid)."""
+    before caching it; `go tool buildid -w` is that same rewrite (cmd/internal/buildid).
+    The head reads the ID go wrote from its cached copy's first bytes; the worker writes it
+    over its archive and hashes the result in one pass, straddling chunks or not."""
+    import hashlib
     from fgo import gobuildid
     action = "abcdefghijklmnopqrst"
     placeholder = f"{action}/{action}"
-    raw, _ = _raw_and_go_archive(tmp_path, action,
-                                 "package p\n\nfunc F(x int) int { return x * 2 }\n")
-    assert raw.count(placeholder.encode()) >= 1
-    assert gobuildid.content_rewrite(raw, placeholder) == (tmp_path / "go.a").read_bytes()
+    raw, body = _raw_and_go_archive(tmp_path, action,
+                                    "package p\n\nfunc F(x int) int { return x * 2 }\n")
+    assert raw.count(placeholder.encode()) >= 2 and raw != body
+    written = gobuildid.written_build_id(body[:gobuildid.CACHED_HEAD_BYTES], placeholder)
+    assert written is not None and written != placeholder and written.startswith(action + "/")
     held = bytearray(raw)   # as a worker reads a kept archive: rewritten in place, not copied
-    assert gobuildid.content_rewrite(held, placeholder) is held
-    assert held == (tmp_path / "go.a").read_bytes()
-    assert gobuildid.content_rewrite(raw, "zzzzzzzzzzzzzzzzzzzz/zzzzzzzzzzzzzzzzzzzz") is None
-    assert gobuildid.content_rewrite(b"\x7fELF" + raw[8:], placeholder) is None
+    assert gobuildid.write_build_id(held, placeholder, written) and held == body
+    for chunk in (7, len(placeholder), len(placeholder) + 1, 1 << 20):  # straddling ones
+        (tmp_path / "held.a").write_bytes(raw)
+        assert gobuildid.write_build_id_file(str(tmp_path / "held.a"), placeholder, written,
+                                             chunk) == hashlib.sha256(body).hexdigest()
+        assert (tmp_path / "held.a").read_bytes() == body
+    other = "zzzzzzzzzzzzzzzzzzzz/zzzzzzzzzzzzzzzzzzzz"
+    assert gobuildid.written_build_id(body, other) is None
+    assert gobuildid.written_build_id(b"\x7fELF" + body[8:], placeholder) is None
+    assert not gobuildid.write_build_id(bytearray(raw), other, written)
+    (tmp_path / "held.a").write_bytes(raw)
+    assert gobuildid.write_build_id_file(str(tmp_path / "held.a"), other, written) is None
+    assert (tmp_path / "held.a").read_bytes() == raw   # no occurrence: left as it was
 
 
 def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's publish rewrites a held archive's build ID in place and moves the file
     into the tier, with the bytes `go tool buildid -w` makes; a file its sandbox still links
-    is read and copied instead, and left as it was."""
+    is read and copied instead, and left as it was. An entry whose head does not say what
+    go wrote, or whose output ID is not what that makes, is not adopted."""
     import hashlib
     from fgo import gobuildid
     from fgo.cache import held, store
@@ -868,10 +882,7 @@ def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
     placeholder = f"{action}/{action}"
     raw, body = _raw_and_go_archive(tmp_path, action,
                                     "package p\n\nfunc F(x int) int { return x * 3 }\n")
-    for chunk in (7, len(placeholder), len(placeholder) + 1, 1 << 20):  # straddling ones
-        with open(tmp_path / "raw.a", "rb") as f:
-            assert gobuildid._find_and_hash_stream(f, placeholder.encode(), chunk) == \
-                gobuildid.find_and_hash(raw, placeholder)
+    written = gobuildid.written_build_id(body, placeholder)
     sha = hashlib.sha256(raw).hexdigest()
     ns = "go1.27.3-" + "0" * 16
     held.clear()
@@ -885,7 +896,8 @@ def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
             if not linked:
                 sandbox_output.unlink()     # the compile's sandbox let go of it
             assert (held.exclusive(sha) is None) == linked
-            assert store.store_adopt(ns, [HeldEntry(entry, sha, placeholder)]) == [act]
+            assert store.store_adopt(ns, [HeldEntry(entry, sha, placeholder)]) == []  # unsaid
+            assert store.store_adopt(ns, [HeldEntry(entry, sha, placeholder, written)]) == [act]
             assert store._store(ns).read(act)[1] == body
             assert held.read(sha) is None                 # adopted: no longer held
             if linked:
@@ -894,7 +906,7 @@ def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
         (tmp_path / "out9.a").write_bytes(raw)
         held.keep(str(tmp_path / "out9.a"), sha)
         (tmp_path / "out9.a").unlink()
-        assert store.store_adopt(ns, [HeldEntry(wrong, sha, placeholder)]) == []
+        assert store.store_adopt(ns, [HeldEntry(wrong, sha, placeholder, written)]) == []
         assert held.read(sha) is None and store._store(ns).record("9" * 64) is None
     finally:
         held.clear()

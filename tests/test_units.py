@@ -768,16 +768,37 @@ def test_a_cross_check_on_a_worker_that_stopped_answering_gives_up_and_cancels(
     assert told == [("w2", wire.OP_CANCEL)]
 
 
-def test_a_worker_keeps_heartbeats_and_drops_the_profiler() -> None:
+def test_a_worker_drops_the_profiler_and_slows_its_monitors() -> None:
     """fgo's service quiets Dask's housekeeping on a `dask worker`: the profiler stops, the
-    tick and the monitors slow down, the heartbeat and everything else are left alone, and
-    nothing is made more frequent."""
+    tick and the monitors slow down, everything else is left to this plan (the heartbeat:
+    slow_heartbeat), and nothing is made more frequent."""
     plan = service.housekeeping_plan({"profile": 10, "profile-cycle": 1000, "tick": 20,
                                       "monitor": 500, "memory_monitor": 100, "heartbeat": 1000,
                                       "keep-alive": 1000})
     assert plan == {"profile": None, "profile-cycle": None, "tick": 1000, "monitor": 5000,
                     "memory_monitor": 1000}
     assert service.housekeeping_plan({"tick": 2000, "memory_monitor": 1000}) == {}
+
+
+def test_a_worker_heartbeats_no_more_than_each_two_seconds() -> None:
+    """fgo's service slows a worker's heartbeat to one each HEARTBEAT_MS, and keeps it so
+    when the scheduler's answer sets Dask's 0.5 s again; installed twice, it wraps once."""
+    import asyncio
+
+    from tornado.ioloop import PeriodicCallback
+    beats = []
+
+    async def beat() -> None:  # Dask's Worker.heartbeat: sets the interval the scheduler asks
+        beats.append(1)
+        heartbeat.callback_time = 500
+
+    heartbeat = PeriodicCallback(beat, 500)
+    service.slow_heartbeat(heartbeat)
+    service.slow_heartbeat(heartbeat)
+    assert heartbeat.callback_time == service.HEARTBEAT_MS == 2000
+    asyncio.run(heartbeat.callback())
+    assert beats == [1] and heartbeat.callback_time == 2000
+    service.slow_heartbeat(None)  # a worker without one (not yet registered)
 
 
 def test_a_race_the_head_won_is_not_counted_as_go_building_alone() -> None:

@@ -238,11 +238,12 @@ class DiskTier:
 
     def put_file(self, action: str, output: str, path: str, put_time: float | None = None,
                  seconds: float = 0.0, producer: str = "", checked: bool = False,
-                 signature: str = "") -> Entry:
+                 signature: str = "", hashed: bool = False) -> Entry:
         """`put` of the body in the file at PATH, moved into the tier (not copied: a worker
         adopting an archive it holds); ValueError, PATH left where it was, when it does not
-        hash to OUTPUT; OSError when the disk refuses."""
-        if file_sha256(path) != output:
+        hash to OUTPUT (unless the caller HASHED it just now); OSError when the disk
+        refuses."""
+        if not hashed and file_sha256(path) != output:
             raise ValueError(f"body of {action[:12]} does not hash to its output ID")
         size = os.path.getsize(path)
         index, body_path = self._paths(action)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from fgo import gobuildid
 from fgo.cache import trust
 from fgo.cache.local import DiskTier
 from fgo.cache.stage import read_puts
@@ -82,6 +83,16 @@ def staged_by_worker(stubs: list[CacheEntry], staged: Mapping[str, str],
     return out
 
 
+def _written_build_id(body: Path, build_id: str) -> str | None:
+    """The build ID go wrote over BUILD_ID in the archive it cached (at BODY), read from
+    that file's first bytes; None when it cannot be read there."""
+    try:
+        with open(body, "rb") as f:
+            return gobuildid.written_build_id(f.read(gobuildid.CACHED_HEAD_BYTES), build_id)
+    except OSError:
+        return None
+
+
 def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key: bytes,
                     known: Provenance | None = None, skip: frozenset[str] = frozenset(),
                     revoked: trust.Revoked | None = None,
@@ -95,10 +106,12 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
     published."""
     known = known or Provenance()
     stubs = []  # bodies are read a batch at a time, as they are sent
+    bodies: dict[str, Path] = {}
     for action in actions:
         entry = local.record(action)
         if entry is None:
             continue
+        bodies[action] = entry.path
         seconds, producer, checked = known.of(action)
         if revoked is not None and revoked.covers(action, entry.output, producer):
             continue
@@ -111,10 +124,13 @@ def publish_entries(tier: ClusterTier, local: DiskTier, actions: list[str], key:
     for worker, items in held_by_producer([s for s in stubs if s.action not in placed], known,
                                           skip).items():
         held.setdefault(worker, []).extend(items)
-    by_reference = {
-        worker: [HeldEntry(trust.sign_entry(key, tier.ns, stub), raw, build_id)
-                 for stub, raw, build_id in items]
-        for worker, items in held.items()}
+    by_reference: dict[str, list[HeldEntry]] = {}
+    for worker, items in held.items():
+        for stub, raw, build_id in items:
+            written = _written_build_id(bodies[stub.action], build_id) if build_id else ""
+            if written is not None:  # else sent with its body
+                by_reference.setdefault(worker, []).append(
+                    HeldEntry(trust.sign_entry(key, tier.ns, stub), raw, build_id, written))
     referenced = {h.entry.action for items in by_reference.values() for h in items}
     sent = []
 

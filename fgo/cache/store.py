@@ -100,8 +100,8 @@ def store_put(ns: str, entries: list[CacheEntry]) -> int:
 
 def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
     """Store the entries of HELD with the bodies this worker holds (fgo.cache.held): a body
-    a head staged, or one made from an archive it compiled as go build cached it, from the
-    build ID go gave the compile (fgo.gobuildid); the actions stored. An entry whose body
+    a head staged, or one made from an archive it compiled as go build cached it, by
+    writing the build ID go wrote (fgo.gobuildid); the actions stored. An entry whose body
     is gone, or does not hash to its signed output ID, is left out: the head sends it."""
     store = _store(ns)
     adopted = [h.entry.action for h in held if _adopt_one(store, h)]
@@ -114,18 +114,19 @@ def _adopt_one(store: DiskTier, h: HeldEntry) -> bool:
     moved into the tier when nothing else links it (no copy: the publish of a cold etcd
     build's archives was a third of its worker's own CPU), else read (one body in memory at
     a time: it is gone when this returns)."""
+    if h.build_id and not h.written_id:  # a head that does not say what go wrote
+        return False
     path = kept.exclusive(h.raw)
     if path is not None:
         return _adopt_file(store, h, path)
     raw = kept.read(h.raw)
     if raw is None or len(raw) != h.entry.length:  # gone, or go appended to it
         return False
-    body = gobuildid.content_rewrite(raw, h.build_id) if h.build_id else raw
-    if body is None:
+    if h.build_id and not gobuildid.write_build_id(raw, h.build_id, h.written_id):
         return False
     e = h.entry
     try:
-        store.put(e.action, e.output, body, e.put_time, e.seconds, e.producer, e.checked,
+        store.put(e.action, e.output, raw, e.put_time, e.seconds, e.producer, e.checked,
                   e.signature)
     except (OSError, ValueError):
         return False  # another body than go cached (ValueError), or a full disk
@@ -135,18 +136,21 @@ def _adopt_one(store: DiskTier, h: HeldEntry) -> bool:
 
 def _adopt_file(store: DiskTier, h: HeldEntry, path: str) -> bool:
     """H's entry stored from the held file at PATH, moved into STORE. Once rewritten the
-    file is no longer the body it was held as: dropped if the store refuses it."""
+    file is no longer the body it was held as: dropped if it is not go's."""
     e = h.entry
     try:
         if os.path.getsize(path) != e.length:  # go appended to it
             return False
-        if h.build_id and not gobuildid.rewrite_file(path, h.build_id):
+        # rewritten and hashed in one pass
+        if h.build_id and \
+                gobuildid.write_build_id_file(path, h.build_id, h.written_id) != e.output:
+            kept.release(h.raw)
             return False  # not the archive go was given that build ID for
     except OSError:
         return False
     try:
         store.put_file(e.action, e.output, path, e.put_time, e.seconds, e.producer,
-                       e.checked, e.signature)
+                       e.checked, e.signature, hashed=bool(h.build_id))
         stored = True
     except (OSError, ValueError):  # another body than go cached (ValueError), a full disk
         stored = False

@@ -92,6 +92,7 @@ class CompileService(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         quiet_housekeeping(worker.periodic_callbacks)
+        slow_heartbeat(worker.periodic_callbacks.get("heartbeat"))
         handlers = Handlers(worker)
         IDLE.threads = handlers.nthreads
         worker.handlers[wire.OP_HELLO] = handlers.hello
@@ -144,6 +145,32 @@ def quiet_housekeeping(periodic: dict[str, Any]) -> None:
             periodic[name].stop()
         else:
             periodic[name].callback_time = ms
+
+
+# The worker's heartbeat to the scheduler: Dask asks for one each 0.5 s on a cluster of up
+# to 10 workers, and sets that interval again from each answer. A heartbeat is a round
+# trip carrying the worker's metrics: a sixth of a compiling worker's event-loop CPU (gin,
+# all remote, py-spy). Nothing of fgo's waits on it (its calls have their own deadlines,
+# a worker that dies closes its comms), and the scheduler gives up on a silent worker
+# only after its worker-ttl, minutes.
+HEARTBEAT_MS = 2000
+
+
+def slow_heartbeat(heartbeat: Any, at_least_ms: float = HEARTBEAT_MS) -> None:
+    """The worker's heartbeat PeriodicCallback made to run no more often than each
+    AT_LEAST_MS, after every answer too (once: a second head installing the service again
+    finds it done)."""
+    if heartbeat is None or getattr(heartbeat.callback, "fgo_slowed", False):
+        return
+    beat = heartbeat.callback
+
+    async def slowed() -> None:
+        await beat()
+        heartbeat.callback_time = max(heartbeat.callback_time, at_least_ms)
+
+    slowed.fgo_slowed = True  # type: ignore[attr-defined]
+    heartbeat.callback = slowed
+    heartbeat.callback_time = max(heartbeat.callback_time, at_least_ms)
 
 
 class QuietNanny(NannyPlugin):
