@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -127,6 +128,34 @@ def ring(path: Path | str) -> bool:
     except OSError:  # ENXIO: no reader (rung already, or closed); ENOENT: gone
         return False
     os.close(fd)
+    return True
+
+
+def process_dir(parent: Path, prefix: str = "") -> Path:
+    """PARENT/PREFIX<host>-<pid>: this process's own directory there, made empty; the
+    others of this host there that no running process owns are removed (what a worker
+    stopped or killed mid-compile left behind: a long-lived worker host otherwise gathers
+    one such tree at every restart). The host in the name: a cache directory on a shared
+    home, as on DAS-5, holds other hosts' too, whose processes this one cannot see."""
+    mine = f"{prefix}{socket.gethostname()}-"
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(mine + "*"):
+        if not pid_alive(stale.name.removeprefix(mine)):
+            shutil.rmtree(stale, ignore_errors=True)
+    own = parent / f"{mine}{os.getpid()}"
+    shutil.rmtree(own, ignore_errors=True)   # of a process before this one with its pid
+    own.mkdir()
+    return own
+
+
+def pid_alive(pid: str) -> bool:
+    """Whether the process PID (as text) runs; False for a name that is not a number."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's
+        return True
     return True
 
 

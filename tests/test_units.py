@@ -903,3 +903,26 @@ def test_the_heads_cpu_per_compile_is_told_with_and_without_its_connect() -> Non
     assert cost["build_cpu_per_remote_ms"] == 6.0
     assert cost["build_cpu_per_remote_ms_less_connect"] == 4.0
     assert "connect_cpu_s" not in head_cost(2.0, 1.2, 200)
+
+
+def test_a_process_dir_sweeps_what_gone_processes_of_this_host_left(tmp_path: Path) -> None:
+    """A worker's sandboxes and held archives live in a directory named for its host and
+    pid: made empty at its first use, with the directories of this host's processes that
+    are gone (a worker killed mid-compile) removed, and those of live ones and of other
+    hosts (a shared home) left alone."""
+    import socket
+    import subprocess
+
+    from fgo.fileio import pid_alive, process_dir
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name in (f"p{host}-{gone.pid}", f"p{host}-1", f"p{host}-{os.getpid()}",
+                 "pother-host-999999999", "t00legacy"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "left.a").write_bytes(b"x")
+    own = process_dir(tmp_path, "p")
+    assert own == tmp_path / f"p{host}-{os.getpid()}" and list(own.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"p{host}-1", own.name, "pother-host-999999999", "t00legacy"])
+    assert pid_alive("1") and not pid_alive(str(gone.pid)) and not pid_alive("t00legacy")

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from fgo.fileio import write_atomically
+from fgo.fileio import process_dir, write_atomically
 from fgo.paths import cache_dir
 
 HELD_BYTES = 2 << 30          # a build's remote archives: etcd 156 MB, aws-sdk-go's subset 283 MB
@@ -34,27 +34,12 @@ _root: Path | None = None
 
 def root() -> Path:
     """The held archives' directory, emptied the first time this process uses it; beside the
-    sandboxes, on the same disk (so a hard link)."""
+    sandboxes, on the same disk (so a hard link). Those of workers that are gone go then."""
     global _root
     with _lock:
         if _root is None:
-            _root = cache_dir() / f"held-{os.getpid()}"
-            shutil.rmtree(_root, ignore_errors=True)
-            for stale in cache_dir().glob("held-*"):   # of a worker that is gone
-                if not _alive(stale.name.removeprefix("held-")):
-                    shutil.rmtree(stale, ignore_errors=True)
-            _root.mkdir(parents=True, exist_ok=True)
+            _root = process_dir(cache_dir(), "held-")
         return _root
-
-
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def keep(path: str, sha: str) -> None:

@@ -11,6 +11,7 @@ directory, then an rmtree of them all).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from fgo import compilecall
 from fgo.blobs import Store
 from fgo.compilecall import CompileCall
-from fgo.fileio import sha256
+from fgo.fileio import process_dir, sha256
 from fgo.wire import OutputChunk
 from fgo.paths import cache_dir
 
@@ -43,15 +44,19 @@ _free_lock = threading.Lock()
 _placed: dict[str, list[str]] = {}  # sandbox -> the files placed or rewritten in it
 
 
+@functools.cache
+def _root() -> Path:
+    """This process's sandboxes' directory (those of processes that are gone are removed)."""
+    return process_dir(cache_dir() / "sandbox")
+
+
 @contextlib.contextmanager
 def lease(call: CompileCall) -> Iterator[str]:
     """A sandbox for CALL, emptied of what CALL placed and wrote when the block ends."""
     with _free_lock:
         box = _free.pop() if _free else None
     if box is None or not os.path.isdir(box):
-        root = cache_dir() / "sandbox"
-        root.mkdir(parents=True, exist_ok=True)
-        box = tempfile.mkdtemp(dir=root, prefix="t")
+        box = tempfile.mkdtemp(dir=_root(), prefix="t")
     _placed[box] = []
     try:
         yield box
