@@ -94,6 +94,18 @@ def breakdown(records: Iterable[Record], head_parent: int, hosts: Mapping[str, s
 
 def self_cpu(pids: Iterable[int]) -> dict[int, float]:
     """User + sys seconds each of PIDS has spent so far (its own, not its children's)."""
+    return _cpu(pids, 11)
+
+
+def children_cpu(pids: Iterable[int]) -> dict[int, float]:
+    """User + sys seconds of the children each of PIDS has waited for (a worker's
+    compiles)."""
+    return _cpu(pids, 13)
+
+
+def _cpu(pids: Iterable[int], field: int) -> dict[int, float]:
+    """/proc/PID/stat's FIELD and the one after it (utime and stime, or cutime and
+    cstime; counted from after the command's name), in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in pids:
@@ -101,7 +113,7 @@ def self_cpu(pids: Iterable[int]) -> dict[int, float]:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        out[pid] = (int(fields[field]) + int(fields[field + 1])) / tick
     return out
 
 

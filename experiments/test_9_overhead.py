@@ -260,11 +260,13 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
         # compiles' (the compiles are children, counted apart)
         workers = [w for p in procs[1:] for w in acct.python_tree(p.pid)]
         idle_before = _idle_cpu_share(workers)       # Dask's own housekeeping
-        before = acct.self_cpu(workers)
+        before, compiles_before = acct.self_cpu(workers), acct.children_cpu(workers)
         run = benchmark.pedantic(fgo_side, args=(lab, name, cache, store, out, True,
                                                  address), rounds=1, iterations=1)
-        after = acct.self_cpu(workers)
+        after, compiles_after = acct.self_cpu(workers), acct.children_cpu(workers)
         worker_cpu = sum(after[w] - before[w] for w in workers if w in after and w in before)
+        compile_cpu = sum(compiles_after[w] - compiles_before[w] for w in workers
+                          if w in compiles_after and w in compiles_before)
         idle_after = _idle_cpu_share(workers)        # as fgo's service left it
         go = go_side(lab, name, go_cache, out, True)
         same_outputs(go, run)
@@ -290,6 +292,12 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
                run["head"].get("build_cpu_per_remote_ms_less_connect"),
            "worker_cpu_per_remote_ms": round(1000 * worker_cpu / run["remote"], 2)
            if run["remote"] else None,
+           # the compilers' own CPU on the same workers: this shared machine moves both
+           # figures together (a busier machine, more CPU seconds for the same work), their
+           # ratio much less
+           "worker_compile_cpu_s": round(compile_cpu, 2),
+           "worker_cpu_per_compile_cpu_pct": round(100 * worker_cpu / compile_cpu, 2)
+           if compile_cpu else None,
            # the model's costs of this run (what the DAS-5 simulations use: experiments.at_scale)
            **_model_costs(run),
            "head_peak_rss_mb": run["head"].get("peak_rss_mb"),

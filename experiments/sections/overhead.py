@@ -78,6 +78,9 @@ def _tcp(t: dict[str, Any]) -> str:
             + ")"
             + (f", the worker processes' own CPU (nannies included, their compiles not "
                f"counted) {worker} ms per remote compile" if worker is not None else "")
+            + (f" ({t['worker_cpu_per_compile_cpu_pct']}% of their compiles' "
+               f"{t['worker_compile_cpu_s']} s of CPU)"
+               if t.get("worker_cpu_per_compile_cpu_pct") is not None else "")
             + _idle(t)
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
