@@ -65,16 +65,19 @@ class Store:
         return self.root / sha[:2] / sha
 
     def has(self, sha: str) -> bool:
-        return self.path(sha).exists()
+        return os.path.exists(self.path(sha))
 
     def put(self, sha: str, data: bytes) -> None:
         if sha256(data) != sha:
             raise CorruptBlob(f"blob {sha[:12]} arrived with a different hash")
         dest = self.path(sha)
-        if dest.exists():
+        if os.path.exists(dest):
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)  # the store may have been wiped
-        write_atomically(dest, data, mode=0o444)
+        try:
+            write_atomically(dest, data, mode=0o444)
+        except FileNotFoundError:  # its directory is new (or the store was wiped)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(dest, data, mode=0o444)
 
     def identity(self) -> str:
         """This store's own name, made once and kept in it: the workers that report the

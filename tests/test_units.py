@@ -175,6 +175,30 @@ def test_store_rejects_corrupt_blobs(tmp_path: Path) -> None:
         store.put(sha256(b"ok2"), b"tampered")
 
 
+def test_a_store_writes_each_blob_whole_and_read_only(tmp_path: Path) -> None:
+    """A blob is written beside its name and renamed over it (nothing else left there),
+    read-only; into a store wiped under a running worker too; a write that fails leaves
+    nothing behind."""
+    import shutil
+
+    from fgo.fileio import write_atomically
+    store = Store(tmp_path / "s")
+    data = os.urandom(3 << 20)  # more than one write(2) may take
+    store.put(sha256(data), data)
+    path = store.path(sha256(data))
+    assert path.read_bytes() == data and path.stat().st_mode & 0o777 == 0o444
+    assert os.listdir(path.parent) == [path.name]
+    shutil.rmtree(tmp_path / "s")
+    store.put(sha256(b"again"), b"again")
+    assert store.has(sha256(b"again"))
+    (tmp_path / "f").write_text("old")
+    write_atomically(tmp_path / "f", b"new")
+    assert (tmp_path / "f").read_bytes() == b"new" and (tmp_path / "f").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(IsADirectoryError):
+        write_atomically(tmp_path / "s", b"x")  # a directory in the way
+    assert sorted(os.listdir(tmp_path)) == ["f", "s"]
+
+
 def _task(call: compileargs.CompileCall, inputs: dict[str, str], blobs: dict[str, bytes]
           ) -> CompileTask:
     return CompileTask(task_id="t", identity=toolchain.identity(), call=call, inputs=inputs,
