@@ -74,9 +74,8 @@ def _patched(split: SplitRole) -> patched.Patched | None:
     worker has it, its build started in the background if not."""
     if split.wait_compiler:
         return patched.ensure_compiler()
-    compiler = runner.on_demand()
-    path = compiler.get() if compiler is not None else None
-    return None if path is None else patched.Patched(path, compiler.series, False, 0.0)
+    path = runner.patched_compiler()  # not None: this worker has a patch series
+    return None if path is None else patched.Patched(path, runner.on_demand().series, False, 0.0)
 
 
 def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str], box: str,
