@@ -58,6 +58,7 @@ def lab(request: pytest.FixtureRequest) -> Any:
     quick = bool(request.config.getoption("--quick"))
     results = HERE / "results" / ("quick" if quick else "")
     _LAB = labmod.Lab(quick=quick, command=labmod.python_cmdline(), results=results)
+    labmod.write_bytecode()  # what a user's fgo has after its first run
     try:
         yield _LAB
     finally:

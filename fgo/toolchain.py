@@ -171,27 +171,50 @@ def run_unless(argv: Sequence[str | os.PathLike[str]], abort: threading.Event, *
                echo: bool | None = None) -> int | None:
     """Run ARGV with its output streamed to ours, as `run` with CAPTURE False, unless ABORT
     is set first: the command is then terminated and None returned. Its exit status."""
-    args = [os.fspath(a) for a in argv]
-    _echo(args, cwd, echo)
-    with subprocess.Popen(args, cwd=cwd, env=env) as proc:
-        ended, stopped = threading.Event(), threading.Event()
+    return start_unless(argv, abort, cwd=cwd, env=env, echo=echo).wait()
+
+
+class Started:
+    """A command started by `start_unless`, running while its caller does other work."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], abort: threading.Event) -> None:
+        self._proc = proc
+        self._ended, self._stopped = threading.Event(), threading.Event()
 
         def watch() -> None:  # the abort, looked at beside a wait that ends with the command
             while not abort.wait(ABORT_POLL_S):
-                if ended.is_set():
+                if self._ended.is_set():
                     return
-            if not ended.is_set():
-                stopped.set()
+            if not self._ended.is_set():
+                self._stopped.set()
                 proc.terminate()
         threading.Thread(target=watch, name="fgo-abort-watch", daemon=True).start()
+
+    def wait(self) -> int | None:
+        """Its exit status; None when the abort stopped it."""
         try:
-            code = proc.wait()  # at once when it ends (a wait with a timeout polls)
-        except BaseException:  # as subprocess.run does (an interrupt): no orphan go build
-            proc.kill()
+            code = self._proc.wait()  # at once when it ends (a wait with a timeout polls)
+        except BaseException:  # as subprocess.run does (an interrupt): no orphan command
+            self.kill()
             raise
         finally:
-            ended.set()
-        return None if stopped.is_set() else code
+            self._ended.set()
+        return None if self._stopped.is_set() else code
+
+    def kill(self) -> None:
+        """Kill it and reap it (what its caller was doing meanwhile failed)."""
+        self._ended.set()
+        self._proc.kill()
+        self._proc.wait()
+
+
+def start_unless(argv: Sequence[str | os.PathLike[str]], abort: threading.Event, *,
+                 cwd: Path | str | None = None, env: dict[str, str] | None = None,
+                 echo: bool | None = None) -> Started:
+    """`run_unless` begun: ARGV is running when this returns, its `wait` to come."""
+    args = [os.fspath(a) for a in argv]
+    _echo(args, cwd, echo)
+    return Started(subprocess.Popen(args, cwd=cwd, env=env), abort)
 
 
 def run_timed(argv: Sequence[str | os.PathLike[str]], *, env: dict[str, str] | None = None,

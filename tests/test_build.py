@@ -192,8 +192,11 @@ def _rebuilds_on(cluster: RealCluster, hello: Path, own: dict[str, str]) -> None
     # the first build connects first, and shares nothing: the cluster tier stays empty
     _, first = fgo_build(hello, *args, opts=(*opts, "--no-shared-cache"), env=own)
     assert not first["cluster"]["connected_beside_go"]
+    assert not first["cluster"]["go_before_head"]
     _, again = fgo_build(hello, *args, opts=opts, env=own)
-    assert again["cluster"]["connected_beside_go"]
+    # ... and before the head has built what serves its shim: go's first compiles wait in
+    # the shim socket's backlog, and still reach the workers
+    assert again["cluster"]["connected_beside_go"] and again["cluster"]["go_before_head"]
     assert again["cluster"]["workers"] == 2
     # a compile for the workers waits for the connect: none ran beside the head's slots
     assert again["totals"]["remote"] > 10 and again["totals"]["fallbacks"] == 0, again["totals"]

@@ -1728,7 +1728,7 @@ def test_a_verification_mismatch_publishes_nothing_and_leaves_nothing(
 def test_shared_cache_is_off_when_asked() -> None:
     from fgo import settings
     from fgo.head import driver
-    from fgo.head.session import BuildOptions
+    from fgo.head.options import BuildOptions
     opts = BuildOptions(project=".", scheduler="tcp://127.0.0.1:1", shared_cache=False)
     assert driver._cache_key(opts) is None  # no key is even read
     assert driver._shared_cache(opts, cluster=object(), tmp=Path("/nonexistent"),

@@ -271,6 +271,13 @@ def test_go_build_starts_beside_the_connect_only_as_remembered() -> None:
         assert policy.connect_beside_go("tcp://h:8786", bad) is None, bad
 
 
+def test_go_starts_before_the_head_only_beside_a_connect_and_without_a_split() -> None:
+    assert policy.go_before_head(True, None)
+    assert not policy.go_before_head(False, None)     # connected first: -p from the cluster
+    assert not policy.go_before_head(True, "auto")    # a split's compiler may be built first
+    assert not policy.go_before_head(True, "0")
+
+
 def test_after_go_build_a_build_publishes_only_what_it_connected_for() -> None:
     """After go build: connected, the build publishes; a connect still running (or never
     asked for) means nothing went to the workers: an edit's puts are deferred to the next

@@ -375,7 +375,7 @@ def test_every_setting_is_validated_wherever_it_comes_from(tmp_path: Path, flags
 def test_the_settings_table_is_the_one_source_of_defaults() -> None:
     """Each build option's default is its setting's (parsed) default."""
     from fgo import settings
-    from fgo.head.session import BuildOptions
+    from fgo.head.options import BuildOptions
     resolved = settings.resolve(Path("/"), {}, environ={})
     opts = BuildOptions.of(".", [], resolved)
     for s in settings.for_verb(settings.BUILD):
@@ -420,6 +420,47 @@ def test_run_unless_stops_the_command_when_aborted(tmp_path: Path) -> None:
     started = time.monotonic()
     assert toolchain.run_unless(["sleep", "30"], abort) is None
     assert time.monotonic() - started < 10
+
+
+def test_a_started_command_is_killed_when_its_caller_fails() -> None:
+    import threading
+    started = toolchain.start_unless(["sleep", "30"], threading.Event())
+    t = time.monotonic()
+    started.kill()                      # what the head did beside it failed
+    assert started.wait() is not None and time.monotonic() - t < 10
+    started.kill()                      # once ended: nothing to kill
+
+
+def test_the_shim_socket_holds_calls_made_before_the_head_serves_it(tmp_path: Path) -> None:
+    """go build may start before the head has built what answers its shim: a call made then
+    waits in the socket's backlog and is answered once the server starts."""
+    import socket
+
+    from fgo.head.front import ShimServer
+    from fgo.head.shim import listen, socket_path
+    from fgo.wire import ShimReply
+    path = socket_path(str(tmp_path))
+    listener = listen(path)
+    early = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    early.connect(path)                 # before anything accepts
+    early.sendall(json.dumps({"argv": ["compile"], "cwd": "/", "env": {}}).encode() + b"\n")
+    asked: list[list[str]] = []
+
+    def handle(request):  # type: ignore[no-untyped-def]
+        asked.append(request.argv)
+        return ShimReply(local=False, exit=3, output=b"x"), None
+    server = ShimServer(path, handle, listener)
+    server.start()
+    try:
+        early.settimeout(10)
+        reply = json.loads(early.makefile("rb").readline())
+        assert asked == [["compile"]] and reply["exit"] == 3 and not reply["local"]
+    finally:
+        early.close()
+        server.stop()
+    unused = ShimServer(str(tmp_path / "other.sock"), handle, listen(str(tmp_path / "other.sock")))
+    unused.stop()                       # never started: its listener closed all the same
+    assert unused._listener is None
 
 
 def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:
@@ -599,7 +640,7 @@ def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(
     from fgo.cluster.connect import BackgroundCluster, Cluster, ClusterError
     from fgo.fileio import ring
     from fgo.head.driver import _Connected
-    from fgo.head.session import BuildOptions
+    from fgo.head.options import BuildOptions
 
     def refused() -> Cluster:
         raise ClusterError("cannot reach scheduler tcp://h:1: refused")
@@ -614,7 +655,7 @@ def test_a_scheduler_not_reached_beside_go_build_stops_it_or_falls_back(
     shared = Shared()
     cluster = BackgroundCluster("tcp://h:1", refused, 2, 1)
     connected = _Connected(cluster, BuildOptions(project=".", fallback_local=fallback),
-                           shared, None)
+                           shared)
     connected.start()
     time.sleep(0.2)
     assert not cluster.begun and connected.connecting  # nothing has asked for it yet

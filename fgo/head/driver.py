@@ -17,17 +17,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo import __version__, toolchain
 from fgo.errors import FgoError
 from fgo.fileio import scratch_dir
 from fgo.head import policy
-from fgo.head.progress import Progress
-from fgo.head.session import BuildOptions, BuildSession
+from fgo.head.options import BuildOptions
 from fgo.report.record import (Recorder, head_cost, last_cluster, merge_actiongraph,
                                remember, remember_cluster, speculation_hit, summarize,
                                summary_line, write)
+
+if TYPE_CHECKING:  # what serves compiles: loaded only by a build that has a session (_session)
+    from fgo.head.session import BuildSession
 
 
 def project_dir(project: str) -> Path:
@@ -123,15 +125,22 @@ class _Connected:
     cacheprog is told (every miss its own) and, unless --fallback-local, go build is
     stopped (ABORT)."""
 
-    def __init__(self, cluster: Any, opts: BuildOptions, shared: Any,
-                 session: BuildSession | None) -> None:
-        self.cluster, self.opts, self.shared, self.session = cluster, opts, shared, session
+    def __init__(self, cluster: Any, opts: BuildOptions, shared: Any) -> None:
+        self.cluster, self.opts, self.shared = cluster, opts, shared
+        self.session: BuildSession | None = None
+        self._session_known = threading.Event()  # `set_session`: before or after `start`
         self.abort = threading.Event()
         self.error: Exception | None = None
         self.stager: Any = None
         self.abandoned = False  # go build ended first, needing nothing of the cluster
         self._thread: threading.Thread | None = None
         self._doorbell: Any = None
+
+    def set_session(self, session: BuildSession | None) -> None:
+        """The head's session (None: none, or it failed), which the staging asks what the
+        workers lack; `start` may come first when go build starts before the session."""
+        self.session = session
+        self._session_known.set()
 
     def start(self) -> None:
         if self.cluster is None or self.cluster.local:  # embedded: started on demand only
@@ -168,7 +177,7 @@ class _Connected:
             else:
                 self.abort.set()
             return
-        if self.shared is None or self.session is None:
+        if self.shared is None or not self._session_known.wait() or self.session is None:
             return
         try:
             # read first: the helper may be waiting for it
@@ -227,15 +236,28 @@ def run(opts: BuildOptions, again: bool = False) -> int:
               "compiles" + (" (a split pays only onto other hosts)" if opts.split_large else ""),
               file=sys.stderr)
     recorder = Recorder(on_add=_print_action if opts.verbose else None)
-    session = connected = None
+    session = connected = go = listener = None
     deferred = 0
     revoked_used: list[tuple[str, str, str]] = []
     try:
         with scratch_dir("fgo-") as tmp:
-            session = _start(cluster, recorder, opts, tmp, project) \
-                if cluster else None
             shared = _shared_cache(opts, cluster, Path(tmp), key)
-            connected = _Connected(cluster, opts, shared, session)
+            connected = _Connected(cluster, opts, shared)
+            go = _GoBuild(project, opts, tmp, shared, connected.abort)
+            early = cluster is not None and policy.go_before_head(bool(beside),
+                                                                  opts.split_large)
+            if early:
+                from fgo.head.shim import listen, socket_path
+                assert beside is not None
+                listener = listen(socket_path(tmp))
+                connected.start()  # its doorbell before go's cacheprog may ring it
+                go.start(socket_path(tmp), policy.parallelism(slots, beside[0] * beside[1],
+                                                              True, beside[0]))
+            try:
+                session = _session(cluster, recorder, opts, tmp, project, listener,
+                                   go.parallelism) if cluster else None
+            finally:  # (a connect that ends before the session waits for it)
+                connected.set_session(session)
             if shared is not None and session is not None:
                 # the cacheprog reads go's bodies from the compiles' files, not from base64
                 from fgo.cache.outputs import OutputLog
@@ -248,10 +270,12 @@ def run(opts: BuildOptions, again: bool = False) -> int:
                 session.front.on_link = _early_publish(shared, cluster, session, recorder,
                                                        connected)
                 session.front.link_checks.append(_revocation_gate(shared, connected))
-            connected.start()
+            if session is not None:
+                _serve(session, cluster, opts)
+            if not early:
+                connected.start()
             build_cpu, build_span = -_own_cpu(), time.monotonic()
-            exit_code, graph = _go_build(project, opts, session, tmp, shared,
-                                         connected.abort)
+            exit_code, graph = go.finish(session)
             build_cpu += _own_cpu()
             connect_cpu = _connect_cpu_within(cluster, (build_span, time.monotonic()))
             puts = shared.puts() if shared is not None else []
@@ -284,8 +308,9 @@ def run(opts: BuildOptions, again: bool = False) -> int:
                                time.monotonic() - started,
                                fgo_version=__version__, go_version=toolchain.go_version(),
                                project=str(project), go_args=opts.go_args, exit_code=exit_code,
-                               cluster=_cluster_info(cluster, session, opts, bool(beside),
-                                                     connected.abandoned),
+                               cluster={**_cluster_info(cluster, session, opts, bool(beside),
+                                                        connected.abandoned),
+                                        "go_before_head": listener is not None},
                                checks=checks)
             if session is not None and session.pool is not None:
                 report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
@@ -317,6 +342,10 @@ def run(opts: BuildOptions, again: bool = False) -> int:
             report["head"] = head_cost(_own_cpu(), build_cpu, report["totals"]["remote"],
                                        _own_peak_rss_mb(), connect_cpu)
     finally:
+        if go is not None:  # started beside a head that then failed: not left running
+            go.stop()
+        if listener is not None:
+            listener.close()
         if connected is not None:
             connected.close()
             if connected.stager is not None:
@@ -366,10 +395,19 @@ def _revocation_gate(shared: Any, connected: _Connected) -> Callable[[], list[st
     return check
 
 
-def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
-           project: Path) -> BuildSession:
-    """The head of this build, serving the shim's socket."""
-    session = BuildSession(cluster, recorder, opts, tmp, project)
+def _session(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
+             project: Path, listener: Any = None, parallelism: int | None = None
+             ) -> BuildSession:
+    """The head of this build, its shim's socket not served yet (LISTENER when go build,
+    started with -p PARALLELISM, is running already)."""
+    from fgo.head.session import BuildSession
+    session = BuildSession(cluster, recorder, opts, tmp, project, listener)
+    session.front.parallelism = session.parallelism() if listener is None else parallelism
+    return session
+
+
+def _serve(session: BuildSession, cluster: Any, opts: BuildOptions) -> None:
+    """SESSION serving the shim's socket, said in a line."""
     session.start()
     if not opts.quiet:
         workers, threads = session.size()
@@ -382,7 +420,6 @@ def _start(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
         print(f"fgo: {slots}{where}"
               + (f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""),
               file=sys.stderr)
-    return session
 
 
 def _cache_key(opts: BuildOptions) -> tuple[Path, bytes] | None:
@@ -545,34 +582,57 @@ def _share(shared: Any, cluster: Any, report: dict[str, Any], mismatched: bool,
     return {**out, **shared.publish(cluster.client, known, skip, revoked, stager)}
 
 
-def _go_build(project: Path, opts: BuildOptions, session: BuildSession | None, tmp: str,
-              shared: Any = None, abort: threading.Event | None = None
-              ) -> tuple[int | None, list[dict[str, Any]]]:
-    """Run go build (through the shim when there is a session; its cache through fgo
-    cacheprog with SHARED): its exit status (None: stopped by ABORT) and its action graph."""
-    from fgo.head.shim import shim_path
-    env = toolchain.go_env()
-    if shared is not None:
-        env.update(shared.go_env())
-    parallelism = None  # go's default: this machine's cores
-    if session is not None:
-        env["FGO_SOCKET"] = session.socket_path
-        parallelism = session.front.parallelism = session.parallelism()
-    actiongraph = actiongraph_path(opts.go_args, os.path.join(tmp, "actiongraph.json"), project)
-    cmd = go_build_command(opts.go_args, str(shim_path()) if session else None,
-                           parallelism, actiongraph)
-    progress = Progress(session.front) if session and opts.progress and not opts.quiet \
-        else None
-    if progress:
-        progress.start()
-    try:
-        exit_code = toolchain.run_unless(cmd, abort or threading.Event(), cwd=project, env=env)
-    finally:
+class _GoBuild:
+    """This build's go build: through the shim when there is a session (its cache through
+    fgo cacheprog with SHARED), started before the session (`start`, policy.go_before_head)
+    or by `finish`, which waits for it. ABORT stops it."""
+
+    def __init__(self, project: Path, opts: BuildOptions, tmp: str, shared: Any,
+                 abort: threading.Event) -> None:
+        self.project, self.opts, self.shared, self.abort = project, opts, shared, abort
+        self.actiongraph = actiongraph_path(opts.go_args, os.path.join(tmp, "actiongraph.json"),
+                                            project)
+        self.parallelism: int | None = None  # go's default: this machine's cores
+        self._started: toolchain.Started | None = None
+
+    def start(self, socket: str | None, parallelism: int | None) -> None:
+        """go build started, through the shim connecting to SOCKET (None: without it)."""
+        from fgo.head.shim import shim_path
+        env = toolchain.go_env()
+        if self.shared is not None:  # as the connect's start left it (index_coming)
+            env.update(self.shared.go_env())
+        if socket is not None:
+            env["FGO_SOCKET"] = socket
+        self.parallelism = parallelism
+        cmd = go_build_command(self.opts.go_args, str(shim_path()) if socket else None,
+                               parallelism, self.actiongraph)
+        self._started = toolchain.start_unless(cmd, self.abort, cwd=self.project, env=env)
+
+    def stop(self) -> None:
+        """go build killed if it still runs (the head failed beside it)."""
+        if self._started is not None:
+            self._started.kill()
+
+    def finish(self, session: BuildSession | None) -> tuple[int | None, list[dict[str, Any]]]:
+        """go build (started now if it was not) waited for: its exit status (None: stopped
+        by the abort) and its action graph."""
+        if self._started is None:
+            self.start(session.socket_path if session else None,
+                       session.front.parallelism if session else None)
+        assert self._started is not None
+        from fgo.head.progress import Progress
+        progress = Progress(session.front) if session and self.opts.progress \
+            and not self.opts.quiet else None
         if progress:
-            progress.stop()
-        if session:
-            session.stop()
-    return exit_code, _load_json(actiongraph)
+            progress.start()
+        try:
+            exit_code = self._started.wait()
+        finally:
+            if progress:
+                progress.stop()
+            if session:
+                session.stop()
+        return exit_code, _load_json(self.actiongraph)
 
 
 def _check(project: Path, opts: BuildOptions, graph: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import selectors
+import socket
 import socketserver
 import threading
 from collections.abc import Callable
@@ -42,9 +43,11 @@ class ShimServer:
     HANDLE gave with it."""
 
     def __init__(self, socket_path: str,
-                 handle: Callable[[ShimRequest], tuple[ShimReply, Released | None]]) -> None:
+                 handle: Callable[[ShimRequest], tuple[ShimReply, Released | None]],
+                 listener: socket.socket | None = None) -> None:
         self.socket_path = socket_path
         self._handle = handle
+        self._listener = listener  # already listening at SOCKET_PATH (fgo.head.shim.listen)
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._wake = (-1, -1)                      # a pipe: `stop` wakes the accept loop
         self._loop: threading.Thread | None = None
@@ -70,7 +73,14 @@ class ShimServer:
                     if release is not None:
                         release()
 
-        self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
+        if self._listener is None:
+            self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
+        else:  # go build may be running already, its first calls waiting in the backlog
+            self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler,
+                                                                  bind_and_activate=False)
+            self._server.socket.close()
+            self._server.socket = self._listener
+            self._listener = None
         self._server.daemon_threads = True
         self._wake = os.pipe()
         self._loop = threading.Thread(target=self._serve, name="fgo-shim-server", daemon=True)
@@ -91,6 +101,9 @@ class ShimServer:
                     self._server.handle_request()  # ready: accepts at once, a thread serves it
 
     def stop(self) -> None:
+        if self._listener is not None:  # never started
+            self._listener.close()
+            self._listener = None
         if self._server:
             os.write(self._wake[1], b"x")
             if self._loop is not None:
@@ -119,7 +132,7 @@ class Front:
 
     def __init__(self, socket_path: str, recorder: Recorder, completion: Completion,
                  slots: LocalSlots, blobs: BlobIndex, pool: WorkerPool | None,
-                 remote: RemoteExecutor | None) -> None:
+                 remote: RemoteExecutor | None, listener: socket.socket | None = None) -> None:
         self.recorder = recorder
         self.completion = completion
         self.slots = slots
@@ -142,7 +155,7 @@ class Front:
         # asked before a link too: why it must not run (a line each), e.g. a revoked
         # worker's cache entry go was given (fgo.cache.session.revoked_in_use)
         self.link_checks: list[Callable[[], list[str]]] = []
-        self.server = ShimServer(socket_path, self.handle)
+        self.server = ShimServer(socket_path, self.handle, listener)
 
     @property
     def socket_path(self) -> str:

@@ -18,10 +18,12 @@ import enum
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgo.compilecall import NotRemoteSafe
-from fgo.wire import Status
+
+if TYPE_CHECKING:  # fgo.wire is the head's largest import: loaded once a worker answers
+    from fgo.wire import Status
 
 STRAGGLER_MIN_S = 10.0     # never race a compile that has run for less than this
 STRAGGLER_FACTOR = 5.0     # ... or for less than this many times its expected duration
@@ -148,6 +150,16 @@ def connect_beside_go(scheduler: str | None,
     return workers, threads // workers
 
 
+def go_before_head(beside: bool, split_large: str | None) -> bool:
+    """Whether go build starts before the head has built what serves its shim (executors,
+    verification, speculation: 0.03 s of a two-core head's imports and wiring, an eighth of
+    a no-op's cost over go's own, spent instead while go loads its packages): when the
+    cluster is connected BESIDE go build (its -p is then the remembered size's either way)
+    and the head builds nothing slow first (a split's patched compiler, built on first
+    use). The shim's first calls wait in its socket's backlog meanwhile."""
+    return beside and split_large is None
+
+
 PUBLISH, DEFER, NOTHING = "publish", "defer", "nothing"
 
 
@@ -231,6 +243,7 @@ def judge(status: Status | str, reason: str = "", missing: Sequence[str] = (),
     task) gets them resent MAX_RESENDS times. A refusal (another toolchain or patch series)
     or a message of another protocol version also retires the worker for this build. Every
     other failure falls back for this compile only, with reason "STATUS: REASON"."""
+    from fgo.wire import Status
     status = Status(status)
     if status is Status.OK:
         return Verdict(Action.USE)

@@ -24,7 +24,7 @@ def build(project: str, go_args: tuple[str, ...], **flags: object) -> None:
     FGO_SCHEDULER), else [tool.fgo] in a pyproject.toml at or above PROJECT.
     """
     from fgo.head import driver
-    from fgo.head.session import BuildOptions
+    from fgo.head.options import BuildOptions
     resolved = settings.resolve(Path(project).resolve(), flags)
     resolved["verbose"] = resolved["verbose"] and not resolved["quiet"]
     opts = BuildOptions.of(project, list(go_args), resolved, progress=sys.stdout.isatty())
