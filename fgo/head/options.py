@@ -1,6 +1,6 @@
 """One `fgo build`'s settings, as the build's head takes them: a module of its own because
-every build reads them, while what serves compiles (fgo.head.session) is loaded only when a
-build has any to serve (a no-op on one machine never does)."""
+every build reads them, while what serves compiles (fgo.head.session) is loaded only by a
+build that may have some to serve (one that go compiles alone never has)."""
 
 from __future__ import annotations
 
