@@ -115,9 +115,8 @@ def loadavg() -> list[float]:
 def write_bytecode() -> None:
     """fgo's modules compiled to bytecode, as a user's Python writes them at their first
     import. This sandbox sets PYTHONDONTWRITEBYTECODE=1: no fgo process here ever writes
-    them, so each compiled every module it imported from source, which no user's fgo does
-    after its first run (0.12 s of a no-op rebuild with --scheduler, by hand: 8 alternating
-    runs, with and without them)."""
+    them, so each compiled every module it imported from source at its start, which no
+    user's fgo does after its first run."""
     import compileall
     import fgo
     compileall.compile_dir(str(Path(fgo.__file__).parent), quiet=1)

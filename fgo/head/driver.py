@@ -244,15 +244,15 @@ def run(opts: BuildOptions, again: bool = False) -> int:
             shared = _shared_cache(opts, cluster, Path(tmp), key)
             connected = _Connected(cluster, opts, shared)
             go = _GoBuild(project, opts, tmp, shared, connected.abort)
-            early = cluster is not None and policy.go_before_head(bool(beside),
-                                                                  opts.split_large)
+            early = policy.go_before_head(beside is not None, opts.split_large)
             if early:
                 from fgo.head.shim import listen, socket_path
                 assert beside is not None
+                workers, threads = beside
                 listener = listen(socket_path(tmp))
                 connected.start()  # its doorbell before go's cacheprog may ring it
-                go.start(socket_path(tmp), policy.parallelism(slots, beside[0] * beside[1],
-                                                              True, beside[0]))
+                go.start(socket_path(tmp),
+                         policy.parallelism(slots, workers * threads, True, workers))
             try:
                 session = _session(cluster, recorder, opts, tmp, project, listener,
                                    go.parallelism) if cluster else None

@@ -152,11 +152,11 @@ def connect_beside_go(scheduler: str | None,
 
 def go_before_head(beside: bool, split_large: str | None) -> bool:
     """Whether go build starts before the head has built what serves its shim (executors,
-    verification, speculation: 0.03 s of a two-core head's imports and wiring, an eighth of
-    a no-op's cost over go's own, spent instead while go loads its packages): when the
-    cluster is connected BESIDE go build (its -p is then the remembered size's either way)
-    and the head builds nothing slow first (a split's patched compiler, built on first
-    use). The shim's first calls wait in its socket's backlog meanwhile."""
+    verification, speculation: imports and wiring that then run while go loads its
+    packages, not before go starts): when the cluster is connected BESIDE go build (its -p
+    is then the remembered size's either way) and the head builds nothing slow first (a
+    split's patched compiler, built on first use). The shim's first calls wait in its
+    socket's backlog meanwhile."""
     return beside and split_large is None
 
 
