@@ -423,6 +423,55 @@ def test_the_cacheprog_front_hashes_and_stamps_as_the_helper_does(tmp_path: Path
     assert counters["front"] == 0 and resps[1].miss and not bad.path.exists()
 
 
+def test_what_a_build_wrote_is_stamped_after_it_not_at_the_next_get(tmp_path: Path) -> None:
+    """The helper the front exec'd leaves the entries it wrote to the front's stamper at its
+    close (front.go stampLater): once their bodies are RACY_S old each is hashed and stamped
+    as a get would (the next get hashes nothing), but not a body changed after its put (a
+    wrong body stays the next get's, which removes it). The helper alone (plain go) starts
+    none."""
+    import hashlib
+    from fgo.cache import front, local
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    gocache = tmp_path / "gc"
+    root = local_root(gocache, NS)
+    tier_ = DiskTier(root)
+    (root / "trimmed").parent.mkdir(parents=True, exist_ok=True)
+    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
+    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+           "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
+           "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+    # stamped in this order: once the second is, the first was looked at
+    bodies = {"b2" * 32: b"tampered" * 500, "a1" * 32: b"kept" * 1000}
+    puts = [protocol.Request(i, "put", bytes.fromhex(a), hashlib.sha256(b).digest(), b)
+            for i, (a, b) in enumerate(bodies.items(), 1)]
+    resps, counters = _cacheprog_session(argv, env, [*puts, protocol.Request(3, "close")])
+    assert not any(r.err for r in resps) and counters["stamp_later"] == 2
+    bad, good = (tier_.record(a) for a in bodies)
+    assert good.stamp == bad.stamp == ""  # a stamp now could not tell a write in this tick
+    bad.path.chmod(0o644)
+    bad.path.write_bytes(b"Tampered" * 500)  # same size, other bytes
+    deadline = time.time() + 30
+    while not tier_.record("a1" * 32).stamp and time.time() < deadline:
+        time.sleep(0.2)
+    good = tier_.record("a1" * 32)
+    assert good.stamp and local.stamp_vouches(good.stamp, good.path.stat())
+    assert tier_.record("b2" * 32).stamp == ""
+    assert list((root / "stamping").glob("list-*")) == []  # its list, removed once read
+    resps, counters = _cacheprog_session(
+        argv, env, [protocol.Request(1, "get", bytes.fromhex("b2" * 32)),
+                    protocol.Request(2, "close")])
+    assert resps[1].miss and tier_.record("b2" * 32) is None
+
+    other = {**env, "GOCACHE": str(tmp_path / "plain")}
+    _, alone = _cacheprog_session(helper, other, [puts[0], protocol.Request(3, "close")])
+    assert alone["puts"] == 1 and alone["stamp_later"] == 0
+
+
 def test_workers_hits_are_answered_at_once_and_logged_for_the_heads_check(
         tmp_path: Path) -> None:
     """Under fgo build (FGO_CACHE_CHECK_AFTER) a worker's local entry is given to go without

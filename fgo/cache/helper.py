@@ -106,6 +106,7 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
         environ_revoked,
         environ_want,
     )
+    from fgo.cache.front import stamp_later
     from fgo.cluster.connect import check_tls
     ns = running_namespace(dict(os.environ))
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
@@ -128,7 +129,8 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
                     outputs=environ_outputs(),
                     want=_ringer(want, index) if want is not None else None,
                     check_after=environ_check_after(),
-                    revocations_current=environ_revoked() is not None)
+                    revocations_current=environ_revoked() is not None,
+                    stamp_later=stamp_later)
     if taken is None:
         server.serve(sys.stdin.buffer, sys.stdout.buffer)
     else:

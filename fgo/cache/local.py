@@ -12,7 +12,8 @@ On the head's side a body that does not hash to its output ID is a miss and is d
 Hashing every body at every get cost a no-op build more than go's whole no-op (140 MB for
 gin), so a get that hashed a body records its file's inode, size, mtime and ctime; a later
 get hashes again only when they changed (a write, a rename over it, a chmod) or were too
-fresh to tell (as git's index does). Decisions (which entries to evict, whether a stamp
+fresh to tell (as git's index does). The bodies a build wrote are hashed and stamped
+after it, off go's path (fgo.cache.front.stamp_later). Decisions (which entries to evict, whether a stamp
 still vouches for a body) are pure functions.
 """
 

@@ -118,6 +118,7 @@ class Counters:
     recheck_mismatched: list[dict[str, Any]] = field(default_factory=list)
     revoked: int = 0             # revocations this process sent (entries and producers)
     revoked_entries: int = 0     # entries they removed from the workers' disks
+    stamp_later: int = 0         # entries written here, left to the front's stamper at close
     latencies: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -140,8 +141,11 @@ class Server:
                  threads: int = 4, key: bytes | None = None, recheck: float = 0.0,
                  secret: bytes | None = None, outputs: Path | None = None,
                  want: Callable[[], None] | None = None,
-                 check_after: Path | None = None, revocations_current: bool = False) -> None:
+                 check_after: Path | None = None, revocations_current: bool = False,
+                 stamp_later: Callable[[Path, list[str]], bool] | None = None) -> None:
         self.local = local
+        # at close: what hashes and stamps the bodies written here (fgo.cache.front.stamp_later)
+        self.stamp_later = stamp_later
         # fgo build asked the cluster's beacon: the revocations kept beside the local tier
         # are all the cluster's (fgo.cluster.beacon), so a worker's entry needs no wait
         self.revocations_current = revocations_current
@@ -172,6 +176,7 @@ class Server:
         self.write_lock = threading.Lock()      # one response at a time on go's stdin
         self.used: set[str] = set()             # entries this process handed to go
         self.puts: list[Entry] = []
+        self.fetched: list[str] = []            # actions fetched into the local tier
         self.spilled: dict[str, Entry] = {}     # action -> a body kept only until close
         self.spill_dir: Path | None = None
         self.tier: Any = None                   # the ClusterTier once ready
@@ -312,6 +317,8 @@ class Server:
         except (OSError, ValueError):
             return None  # no disk at all: go cannot be given a file, so a miss
         with self.lock:
+            if action not in self.spilled:
+                self.fetched.append(action)
             self.counters.remote_hits += 1
             self.counters.bytes_fetched += len(found.body)
             if found.seconds:  # known only for entries fgo build published
@@ -518,6 +525,9 @@ class Server:
                                                            frozenset(self.used - keep), added))
         if self.spill_dir is not None:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
+        written = [e.action for e in self.puts] + self.fetched
+        if self.stamp_later is not None and self.stamp_later(self.local.root, written):
+            self.counters.stamp_later = len(written)
         if self.stats_path is not None:
             try:
                 self.stats_path.write_text(json.dumps(self.counters.to_json()))

@@ -12,19 +12,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
-from fgo import wire
 from fgo.cache import trust
-from fgo.cache.tier import ClusterTier, decode_shares, signed_revocations
 from fgo.cache.local import DiskTier, local_root, namespace
-from fgo.cache.publish import Provenance, pending_actions, publish_entries
 from fgo.cache.server import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, REVOKED_ENV,
                               STATS_ENV, WANT_ENV)
-from fgo.cache.stage import Stager
 from fgo.cluster import beacon
 from fgo.cluster.deadline import LateWorkers
+
+if TYPE_CHECKING:
+    from fgo import wire
+    from fgo.cache.publish import Provenance
+    from fgo.cache.stage import Stager
+
+# The cluster tier's modules (fgo.wire the largest) are imported where they are used: this
+# module sets go's cache up before go build starts, which a no-op build waits for.
 
 REVOKE_TIMEOUT_S = 30.0
 BEACON_S = 5.0     # the scheduler's answer with its beacon's token
@@ -175,6 +179,8 @@ class SharedCache:
         """Keep FOUND's signed revocations beside the local tier and, when every worker
         answered and the scheduler has a beacon (NOTED: its address and token before the
         index was read), record that they are all of them as of that token."""
+        from fgo import wire
+        from fgo.cache.tier import decode_shares, signed_revocations
         root = self.local().root
         answered = {w: v for w, v in found.items() if not isinstance(v, BaseException)}
         complete = len(answered) == len(found) and all(v is not None for v in answered.values())
@@ -224,6 +230,7 @@ class SharedCache:
 
     def puts(self) -> list[str]:
         """The action IDs go build put (what this build has to publish)."""
+        from fgo.cache.publish import pending_actions
         return pending_actions(self.pending)
 
     @property
@@ -284,6 +291,8 @@ class SharedCache:
     def stage(self, client: Any, wanted: Callable[[str, int], bool]) -> Stager:
         """Stage the bodies no worker holds (WANTED(action-ID prefix, size)) on the workers
         while go build runs (fgo.cache.stage): `stop` it before the publish."""
+        from fgo.cache.stage import Stager
+        from fgo.cache.tier import ClusterTier
         return Stager(ClusterTier(client, self.ns, self.key, self.late), self.local(),
                       self.pending,
                       wanted).start()
@@ -337,6 +346,8 @@ class SharedCache:
     def _publish_new(self, client: Any, known: Provenance, skip: frozenset[str],
                      revoked: trust.Revoked | None, stager: Stager | None) -> dict[str, Any]:
         """One pass: the puts listed since the last pass."""
+        from fgo.cache.publish import pending_actions, publish_entries
+        from fgo.cache.tier import ClusterTier
         staged = stager.stop(flush=True) if stager is not None else {}
         # an earlier build's deferred puts: all its head's own compiles (Provenance's default)
         deferred = [a for a in self._take_deferred() if a not in self.published]
@@ -356,6 +367,7 @@ class SharedCache:
     def known_revocations(self) -> trust.Revoked:
         """What this head knows to be revoked: the signed revocations beside its local tier
         (its own, and the cluster's as its helper found them)."""
+        from fgo import wire
         known = trust.Revoked()
         for data in self.local().revocations():
             try:
@@ -369,6 +381,7 @@ class SharedCache:
     def revoke(self, client: Any, revocations: list[wire.CacheRevocation]) -> int:
         """REVOCATIONS to every worker and beside the local tier; the entries removed from
         the workers' disks."""
+        from fgo.cache.tier import ClusterTier
         if not revocations:
             return 0
         self._drop_covered(revocations)
@@ -377,6 +390,7 @@ class SharedCache:
     def _drop_covered(self, revocations: list[wire.CacheRevocation]) -> list[str]:
         """REVOCATIONS kept beside the local tier, and its entries they cover removed (what
         this head itself fetched earlier goes too): the actions removed."""
+        from fgo import wire
         local = self.local()
         if revocations:
             try:

@@ -7,7 +7,8 @@ list, whose entries it leaves to the helper) or checks the hits later
 (FGO_CACHE_CHECK_AFTER: it logs each, as the helper does, fgo.cache.trust.used_line), and
 execs fgo's Python helper
 (fgo.cache.helper) at the first request it cannot answer, handing it the stream: a warm
-build's hits cost no interpreter. `handoff` reads what it passes on.
+build's hits cost no interpreter. `handoff` reads what it passes on. Started again by the
+helper at its close (`stamp_later`), it stamps the bodies that build wrote.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 SOURCE = Path(__file__).with_name("front.go")
 NAME = "fgo-cachefront"
+FRONT_ENV = "FGO_CACHE_FRONT"  # the front's binary, named to the helper it execs
 
 
 def front_path() -> Path:
@@ -84,3 +86,27 @@ class Prefixed(io.RawIOBase):
 def stream(first: bytes, fd: int) -> io.BufferedReader:
     """A buffered reader of FIRST then FD (what the protocol's reader needs: peek)."""
     return io.BufferedReader(Prefixed(first, fd), buffer_size=1 << 16)
+
+
+def stamp_later(root: Path, actions: list[str]) -> bool:
+    """Start the front that exec'd this helper again, detached, to hash and stamp ACTIONS'
+    bodies in the local tier ROOT once they are RACY_S old (front.go stampLater): else the
+    first rebuild after a build hashes them on go's path. False when no front started
+    this process (plain go's helper), there is nothing to stamp, or it could not start."""
+    exe = os.environ.get(FRONT_ENV)
+    if not exe or not actions:
+        return False
+    import tempfile
+
+    from fgo import toolchain
+    stamping = root / "stamping"
+    try:
+        stamping.mkdir(exist_ok=True)
+        fd, listed = tempfile.mkstemp(dir=stamping, prefix="list-")
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(actions))
+        toolchain.detach([exe, "-stamp", str(root), listed], stamping / "log", echo=False)
+    except OSError:
+        return False
+    return True
+
