@@ -574,10 +574,10 @@ def run_fgo(args: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: flo
 
 def python_cmdline() -> str:
     """The exact command of this pytest run, as typed (argv[0] shortened to 'pytest')."""
-    argv = list(sys.argv)
+    argv = [shlex.quote(a) for a in sys.argv]
     if argv and (argv[0].endswith("pytest") or argv[0].endswith("py.test") or "pytest" in Path(argv[0]).name):
         argv[0] = "pytest"
     elif argv and argv[0].endswith("__main__.py"):
         argv[0] = "python -m pytest"
-    return " ".join(shlex.quote(a) for a in argv)
+    return " ".join(argv)
 
