@@ -433,7 +433,12 @@ def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: P
         lab.drop(overlay)
     compiled = [r["totals"]["remote"] + r["totals"]["local"] for r in reports]
     assert all(n >= 1 for n in compiled), compiled  # the edit was compiled, by fgo
-    return {**row, "fgo_compiles": compiled, **_revocation_flags(reports)}
+    caches = [r.get("shared_cache") or {} for r in reports]
+    return {**row, "fgo_compiles": compiled, **_revocation_flags(reports),
+            # the cacheprog front served the whole edit: its miss and go's puts, no helper
+            # started (fgo.cache.front)
+            "front_alone": [c.get("front_puts", 0) == c.get("puts") > 0 and not c.get("inline")
+                            and c.get("front_misses", 0) == c.get("misses") for c in caches]}
 
 
 IDLE_WINDOW_S = 5.0

@@ -423,6 +423,79 @@ def test_the_cacheprog_front_hashes_and_stamps_as_the_helper_does(tmp_path: Path
     assert counters["front"] == 0 and resps[1].miss and not bad.path.exists()
 
 
+def test_an_edits_rebuild_is_served_by_the_front_alone(tmp_path: Path) -> None:
+    """An edit's rebuild: hits, then a miss (the first after hits, which the helper too
+    answers at once: its cluster tier is not ready before it has been asked for), then go's
+    put of what it compiled. The front answers all of it, no interpreter started: the put
+    stored and listed for fgo build as the helper stores and lists it. A second miss is the
+    helper's (it looks at the cluster tier), which carries the front's counts and puts on;
+    a miss before any hit (a cold build's, which waits for the cluster tier) stays its."""
+    import hashlib
+    from fgo.cache import front
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    from fgo.cache.stage import read_puts
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    a, d, e = "a1" * 32, "d4" * 32, "e5" * 32
+    body = b"the edit's archive" * 100
+    put_d = protocol.Request(3, "put", bytes.fromhex(d), hashlib.sha256(body).digest(), body)
+
+    def tier_and_env(name: str) -> tuple[DiskTier, dict[str, str], list[str]]:
+        gocache = tmp_path / name
+        root = local_root(gocache, NS)
+        tier_ = DiskTier(root)
+        _stamped(tier_, a, b"mine" * 50)
+        (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+        env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+               "FGO_CACHE_STATS": str(tmp_path / f"{name}.json"),
+               "FGO_CACHE_PENDING": str(tmp_path / f"{name}.jsonl")}
+        return tier_, env, front.command(helper, root, 1 << 30,
+                                         Counters(remote="unused").to_json())
+
+    tier_, env, argv = tier_and_env("front")
+    edit = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(d)),
+            put_d, protocol.Request(4, "close")]
+    resps, counters = _cacheprog_session(argv, env, edit)
+    assert [r.id for r in resps] == [0, 1, 2, 3, 4]
+    assert not resps[1].miss and resps[2].miss and not resps[3].err
+    assert counters["inline"] == 0  # no interpreter ran
+    assert (counters["front"], counters["front_misses"], counters["front_puts"]) == (1, 1, 1)
+    assert (counters["gets"], counters["misses"], counters["puts"]) == (2, 1, 1)
+    assert counters["stamp_later"] == 1
+    by_front = tier_.record(d)
+    assert resps[3].disk_path == str(by_front.path) and by_front.path.read_bytes() == body
+    assert float((tier_.root / "trimmed").read_text().split()[1]) == len(body)  # counted
+
+    alone, env_alone, _ = tier_and_env("helper")
+    resps, counters = _cacheprog_session(helper, env_alone, edit)
+    by_helper = alone.record(d)
+    assert (by_front.output, by_front.size, by_front.seconds, by_front.producer) == \
+        (by_helper.output, by_helper.size, by_helper.seconds, by_helper.producer)
+    assert abs(by_front.put_time - by_helper.put_time) < 60
+    listed = [read_puts(Path(v["FGO_CACHE_PENDING"]).read_bytes().splitlines())
+              for v in (env, env_alone)]
+    assert listed[0] == listed[1] and [p.action for p in listed[0]] == [d]
+
+    tier_, env, argv = tier_and_env("second")
+    two = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(d)),
+           put_d, protocol.Request(4, "get", bytes.fromhex(e)), protocol.Request(5, "close")]
+    resps, counters = _cacheprog_session(argv, env, two)
+    answered = {r.id: r for r in resps}
+    assert answered[2].miss and not answered[3].err and answered[4].miss
+    assert (counters["front_misses"], counters["misses"], counters["front_puts"]) == (1, 2, 1)
+    assert counters["puts"] == 1 and counters["stamp_later"] == 1  # the front's put, carried
+
+    tier_, env, argv = tier_and_env("cold")
+    cold = [protocol.Request(1, "get", bytes.fromhex(e)), protocol.Request(2, "get", bytes.fromhex(a)),
+            protocol.Request(3, "close")]
+    resps, counters = _cacheprog_session(argv, env, cold)
+    answered = {r.id: r for r in resps}
+    assert answered[1].miss and not answered[2].miss
+    assert (counters["front"], counters["front_misses"], counters["misses"]) == (0, 0, 1)
+
+
 def test_what_a_build_wrote_is_stamped_after_it_not_at_the_next_get(tmp_path: Path) -> None:
     """The helper the front exec'd leaves the entries it wrote to the front's stamper at its
     close (front.go stampLater): once their bodies are RACY_S old each is hashed and stamped
@@ -497,12 +570,15 @@ def test_workers_hits_are_answered_at_once_and_logged_for_the_heads_check(
     env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
            "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
            "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+    # (the first miss after a hit the front answers too; the second is the helper's)
     reqs = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(c)),
+            protocol.Request(5, "get", bytes.fromhex("e5" * 32)),
             protocol.Request(3, "get", bytes.fromhex(b)), protocol.Request(4, "close")]
 
     resps, counters = _cacheprog_session(argv, {**env, "FGO_CACHE_CHECK_AFTER": str(log)}, reqs)
     answered = {r.id: r for r in resps}
     assert not answered[1].miss and answered[2].miss and not answered[3].miss
+    assert answered[5].miss and counters["front_misses"] == 1
     assert counters["front"] == 1 and counters["checked_after"] == 2  # the front's, the helper's
     assert trust.used_entries(log.read_text()) == [(a, first.output, w1), (b, second.output, w2)]
 

@@ -129,7 +129,15 @@ def _edit(e: dict[str, Any] | None) -> str:
             f"({e['pairs']} alternating pairs, fgo with its default local slots): go "
             f"{_walls(e['go_s'])} s, fgo "
             f"{_walls(e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
-            f"(median; {e['ratio']}×{_beside(e)})")
+            f"(median; {e['ratio']}×{_beside(e)}{_front_alone(e)})")
+
+
+def _front_alone(e: dict[str, Any]) -> str:
+    """In how many edits the cacheprog front served go alone (no helper started)."""
+    alone = e.get("front_alone")
+    if alone is None:  # a results file from before it was recorded
+        return ""
+    return f"; the cacheprog front alone served go in {sum(alone)} of {len(alone)}"
 
 
 def _second(h: dict[str, Any] | None) -> str:
@@ -143,7 +151,7 @@ def _second(h: dict[str, Any] | None) -> str:
             f"fgo {_walls(n['fgo_s'])} s, **+{n['extra_s']:.2f} s**"
             + _front(n) + f"; its edits go {_walls(e['go_s'])} s, fgo "
             f"{_walls(e['fgo_s'])} s, **+{e['extra_s']:.2f} s** "
-            f"({e['ratio']}×); the revocations it kept were the cluster's (the scheduler's "
+            f"({e['ratio']}×{_front_alone(e)}); the revocations it kept were the cluster's (the scheduler's "
             f"beacon unchanged) in {current} of {n['pairs'] + e['pairs']} rebuilds")
 
 

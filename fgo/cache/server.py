@@ -99,6 +99,8 @@ class Counters:
     inline: int = 0              # local hits the reader answered itself
     front: int = 0               # local hits the front answered before this process
                                  # (fgo.cache.front: go's gets until one it could not)
+    front_misses: int = 0        # misses the front answered (the first after hits)
+    front_puts: int = 0          # puts the front stored in the local tier
     checked_after: int = 0       # hits of workers' local entries answered without waiting
                                  # for the cluster's revocations (the head checks them)
     connected: bool = False      # a client of its own (under fgo build: only once a get
@@ -176,6 +178,8 @@ class Server:
         self.write_lock = threading.Lock()      # one response at a time on go's stdin
         self.used: set[str] = set()             # entries this process handed to go
         self.puts: list[Entry] = []
+        self.front_written: list[str] = []      # the actions of the front's puts, its bytes:
+        self.front_added = 0                    # (fgo.cache.front.Handoff)
         self.fetched: list[str] = []            # actions fetched into the local tier
         self.spilled: dict[str, Entry] = {}     # action -> a body kept only until close
         self.spill_dir: Path | None = None
@@ -519,13 +523,14 @@ class Server:
                 self.counters.published, self.counters.bytes_published = n, size
                 self.counters.publish_s = time.monotonic() - t0
         # what fgo build has yet to publish stays until a later trim
-        keep = {e.action for e in self.puts} if self.pending is not None else set()
-        added = sum(e.size for e in self.puts) + self.counters.bytes_fetched
+        written = self.front_written + [e.action for e in self.puts]
+        keep = set(written) if self.pending is not None else set()
+        added = sum(e.size for e in self.puts) + self.front_added + self.counters.bytes_fetched
         self.counters.trimmed = len(self.local.trim_if_due(self.size_limit, GRACE_S,
                                                            frozenset(self.used - keep), added))
         if self.spill_dir is not None:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
-        written = [e.action for e in self.puts] + self.fetched
+        written += self.fetched
         if self.stamp_later is not None and self.stamp_later(self.local.root, written):
             self.counters.stamp_later = len(written)
         if self.stats_path is not None:

@@ -7,7 +7,8 @@ list, whose entries it leaves to the helper) or checks the hits later
 (FGO_CACHE_CHECK_AFTER: it logs each, as the helper does, fgo.cache.trust.used_line), and
 execs fgo's Python helper
 (fgo.cache.helper) at the first request it cannot answer, handing it the stream: a warm
-build's hits cost no interpreter. `handoff` reads what it passes on. Started again by the
+build's hits cost no interpreter, nor does an edit's rebuild: the first miss after hits,
+and go's puts, it answers too. `handoff` reads what it passes on. Started again by the
 helper at its close (`stamp_later`), it stamps the bodies that build wrote.
 """
 
@@ -49,6 +50,10 @@ class Handoff:
     front: int
     unserved: bytes
     checked_after: int = 0  # of those, workers' entries it logged for the head's check
+    misses: int = 0         # gets it answered with a miss (the first after hits)
+    written: tuple[str, ...] = ()  # the actions of go's puts it stored in the local tier
+    added: int = 0          # their bytes
+    reused: int = 0         # of those puts, entries the tier held already
 
 
 def handoff(arg: str) -> Handoff:
@@ -57,7 +62,9 @@ def handoff(arg: str) -> Handoff:
         msg = json.loads(arg)
         return Handoff(int(msg["gets"]), int(msg["local_hits"]), int(msg["front"]),
                        base64.b64decode(msg["unserved"] or ""),
-                       int(msg.get("checked_after", 0)))
+                       int(msg.get("checked_after", 0)), int(msg.get("misses", 0)),
+                       tuple(str(a) for a in msg.get("written") or ()),
+                       int(msg.get("added", 0)), int(msg.get("reused", 0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad handoff from fgo-cachefront: {exc!r}") from None
 

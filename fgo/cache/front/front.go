@@ -10,12 +10,15 @@
 // cluster's ($FGO_CACHE_REVOKED: it lists them, checked, and the front refuses
 // what they cover), or checks its hits later against the cluster's
 // ($FGO_CACHE_CHECK_AFTER: each is logged there first, as the helper does). At
-// the first request it cannot answer (a miss, a put, a worker's entry with
-// neither, an entry a revocation covers, a body that does not hash to its
-// output ID, a trim that is due), it hands go's
+// the first request it cannot answer (a miss but the one below, a put it
+// cannot store, a worker's entry with neither, an entry a revocation covers, a
+// body that does not hash to its output ID, a trim that is due), it hands go's
 // stream to fgo's Python helper by exec: the same process, the same pipes, and
 // the bytes it read ahead passed on, so the helper serves on as if it had been
-// there from the start.
+// there from the start. An edit's rebuild needs no helper at all: the first
+// miss after hits it answers, as the helper would (which looks at the cluster
+// tier only from its first miss on), and go's puts it stores in the local tier
+// and lists for fgo build ($FGO_CACHE_PENDING) as the helper does.
 //
 // Usage: fgo-cachefront SETTINGS HELPER [ARGS...]; SETTINGS is JSON (root: the
 // local tier; size: its limit in bytes; counters: the helper's counters at
@@ -37,6 +40,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -74,6 +78,12 @@ type front struct {
 	checkAfter *os.File // the log of workers' entries answered, for the head's check
 	logged     int      // entries logged there
 	revoked    *revoked // the tier's revocations, all the cluster's, as fgo build checked them
+	misses     int      // gets answered with a miss (at most one: see main)
+	pending    *os.File // $FGO_CACHE_PENDING, where go's puts are listed for fgo build
+	written    []string // the actions put here
+	added      int64    // and their bytes
+	reused     int      // puts of an entry the tier held already
+	stamping   int      // entries left to the stamper at close
 }
 
 // revoked is what $FGO_CACHE_REVOKED lists: "e <action> <output>" and
@@ -142,6 +152,10 @@ func main() {
 		// the helper opens it again: this one closes at the exec
 		f.checkAfter, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
 	}
+	if path := os.Getenv("FGO_CACHE_PENDING"); path != "" {
+		// the helper opens it again: this one closes at the exec
+		f.pending, _ = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	}
 	f.send(`{"ID":0,"KnownCommands":["get","put","close"]}`)
 	for {
 		line, err := f.next()
@@ -149,22 +163,85 @@ func main() {
 			f.handOver(line)
 		}
 		var r request
-		if json.Unmarshal(line, &r) == nil && r.BodySize == 0 {
-			switch r.Command {
-			case "get":
-				if resp, ok := f.get(r); ok {
-					f.send(resp)
-					continue
-				}
-			case "close":
-				if f.closeAlone() {
-					f.send(fmt.Sprintf(`{"ID":%d}`, r.ID))
-					os.Exit(0)
-				}
+		if json.Unmarshal(line, &r) != nil {
+			f.handOver(line)
+		}
+		switch {
+		case r.Command == "get" && r.BodySize == 0:
+			if resp, ok := f.get(r); ok {
+				f.send(resp)
+				continue
+			}
+			if f.answered > 0 && f.misses == 0 && f.absent(r) {
+				// the helper answers the first miss after hits at once too (its cluster
+				// tier is not ready before it has been asked for)
+				f.misses++
+				f.send(fmt.Sprintf(`{"ID":%d,"Miss":true}`, r.ID))
+				continue
+			}
+		case r.Command == "put":
+			resp, body, ok := f.put(r)
+			if ok {
+				f.send(resp)
+				continue
+			}
+			line = append(line, body...) // the helper reads the body it was sent
+		case r.Command == "close" && r.BodySize == 0:
+			if f.closeAlone() {
+				f.send(fmt.Sprintf(`{"ID":%d}`, r.ID))
+				os.Exit(0)
 			}
 		}
 		f.handOver(line)
 	}
+}
+
+// put stores R's body (on the next line, base64 in JSON, as go sends it) in the
+// local tier as fgo.cache.server.Server.put does for go's own puts, and lists
+// it in $FGO_CACHE_PENDING; false, with the body line read, leaves it to the
+// helper (no list to write, a body that is not R's output, a disk that refuses).
+func (f *front) put(r request) (string, []byte, bool) {
+	var line []byte
+	body := []byte{}
+	if r.BodySize > 0 {
+		var err error
+		if line, err = f.next(); err != nil ||
+			json.Unmarshal(line, &body) != nil || int64(len(body)) != r.BodySize {
+			return "", line, false
+		}
+	}
+	sum := sha256.Sum256(body)
+	if f.pending == nil || len(r.ActionID) != 32 || !bytes.Equal(sum[:], r.OutputID) {
+		return "", line, false
+	}
+	action, output := hex.EncodeToString(r.ActionID), hex.EncodeToString(r.OutputID)
+	dir := filepath.Join(f.Root, action[:2])
+	index, path := filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
+	var st syscall.Stat_t
+	data, err := os.ReadFile(index)
+	e, ok := parseIndex(string(data))
+	if err == nil && ok && e.output == output && e.size == r.BodySize &&
+		syscall.Stat(path, &st) == nil && st.Size == e.size {
+		f.reused++ // go sent again what the tier holds
+	} else {
+		text := fmt.Sprintf("%s %d %.3f 0.000\n", output, len(body),
+			float64(time.Now().UnixNano())/1e9)
+		if os.MkdirAll(dir, 0o777) != nil || writeFile(path, body) != nil {
+			return "", line, false
+		}
+		if writeFile(index, []byte(text)) != nil {
+			os.Remove(path)
+			return "", line, false
+		}
+	}
+	listed, _ := json.Marshal(map[string]any{"action": action, "output": output, "size": len(body)})
+	if _, err := f.pending.Write(append(listed, '\n')); err != nil {
+		return "", line, false // (the helper puts it again: reused)
+	}
+	f.written = append(f.written, action)
+	f.added += r.BodySize
+	out, _ := json.Marshal(map[string]any{"ID": r.ID, "DiskPath": path})
+	return string(out), line, true
 }
 
 // next is go's next request line, blank lines skipped (go ends each request
@@ -176,6 +253,16 @@ func (f *front) next() ([]byte, error) {
 			return line, err
 		}
 	}
+}
+
+// absent: the local tier has no entry for R's action (no index file).
+func (f *front) absent(r request) bool {
+	if len(r.ActionID) != 32 {
+		return false
+	}
+	action := hex.EncodeToString(r.ActionID)
+	_, err := os.Stat(filepath.Join(f.Root, action[:2], action+"-a"))
+	return os.IsNotExist(err)
 }
 
 // get answers R from the local tier if the entry is a head's own, whole and
@@ -371,6 +458,34 @@ func stampLater(root, list string) {
 	}
 }
 
+// startStamper starts this program again, detached, to stamp what was put
+// here (stampLater), as fgo.cache.front.stamp_later does for the helper; how
+// many entries it was given (0: none, or it could not start).
+func (f *front) startStamper() int {
+	if len(f.written) == 0 {
+		return 0
+	}
+	self, err := os.Executable()
+	dir := filepath.Join(f.Root, "stamping")
+	if err != nil || os.MkdirAll(dir, 0o777) != nil {
+		return 0
+	}
+	list, err := os.CreateTemp(dir, "list-")
+	if err != nil {
+		return 0
+	}
+	_, err = list.WriteString(strings.Join(f.written, "\n"))
+	list.Close()
+	cmd := exec.Command(self, "-stamp", f.Root, list.Name())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // (stdio: /dev/null)
+	if err != nil || cmd.Start() != nil {
+		os.Remove(list.Name())
+		return 0
+	}
+	cmd.Process.Release()
+	return len(f.written)
+}
+
 // stampOne hashes and stamps ACTION's body in ROOT unless a stamp vouches for
 // it already; true when its file changed too recently to stamp yet. (The
 // index's mtime, the entry's last use, moves to seconds after its put.)
@@ -401,11 +516,16 @@ func stampOne(root, action string) bool {
 // writeAtomically is fgo.fileio.write_atomically, best effort: a tier it cannot
 // write (read-only) just hashes again at the next get.
 func writeAtomically(dest, text string) {
+	writeFile(dest, []byte(text))
+}
+
+// writeFile is fgo.fileio.write_atomically: DATA at DEST, whole or not at all.
+func writeFile(dest string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".in-")
 	if err != nil {
-		return
+		return err
 	}
-	_, err = tmp.WriteString(text)
+	_, err = tmp.Write(data)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -415,6 +535,7 @@ func writeAtomically(dest, text string) {
 	if err != nil {
 		os.Remove(tmp.Name())
 	}
+	return err
 }
 
 // revocationsKept: the tier keeps revocations (ROOT/revoked not empty).
@@ -443,9 +564,13 @@ func (f *front) closeAlone() bool {
 	when, err1 := strconv.ParseFloat(fields[0], 64)
 	held, err2 := strconv.ParseInt(fields[1], 10, 64)
 	now := float64(time.Now().UnixNano()) / 1e9
-	if err1 != nil || err2 != nil || now-when >= trimEvery || held > f.Size {
+	if err1 != nil || err2 != nil || now-when >= trimEvery || held+f.added > f.Size {
 		return false
 	}
+	if f.added > 0 { // counted as fgo.cache.local.DiskTier.trim_if_due does
+		writeAtomically(filepath.Join(f.Root, "trimmed"), fmt.Sprintf("%.3f %d\n", when, held+f.added))
+	}
+	f.stamping = f.startStamper()
 	if path := os.Getenv("FGO_CACHE_STATS"); path != "" && f.Counters != nil {
 		counters := f.counts()
 		if out, err := json.Marshal(counters); err == nil {
@@ -460,8 +585,11 @@ func (f *front) counts() map[string]any {
 	for k, v := range f.Counters {
 		c[k] = v
 	}
-	c["gets"], c["local_hits"], c["front"] = f.answered, f.answered, f.answered
+	c["gets"], c["local_hits"], c["front"] = f.answered+f.misses, f.answered, f.answered
 	c["checked_after"] = f.logged
+	c["misses"], c["front_misses"] = f.misses, f.misses
+	c["puts"], c["front_puts"], c["reused"] = len(f.written), len(f.written), f.reused
+	c["stamp_later"] = f.stamping
 	return c
 }
 
@@ -476,8 +604,9 @@ func (f *front) handOver(line []byte) {
 	ahead, _ := f.in.Peek(f.in.Buffered())
 	unserved := append(append([]byte{}, line...), ahead...)
 	handoff, err := json.Marshal(map[string]any{
-		"gets": f.answered, "local_hits": f.answered, "front": f.answered,
-		"checked_after": f.logged, "unserved": unserved})
+		"gets": f.answered + f.misses, "local_hits": f.answered, "front": f.answered,
+		"checked_after": f.logged, "misses": f.misses, "written": f.written,
+		"added": f.added, "reused": f.reused, "unserved": unserved})
 	if err != nil {
 		fail(err.Error())
 	}
