@@ -8,8 +8,8 @@ list, whose entries it leaves to the helper) or checks the hits later
 execs fgo's Python helper
 (fgo.cache.helper) at the first request it cannot answer, handing it the stream: a warm
 build's hits cost no interpreter, nor does an edit's rebuild: the first miss after hits,
-and go's puts, it answers too. `handoff` reads what it passes on. Started again by the
-helper at its close (`stamp_later`), it stamps the bodies that build wrote.
+and go's puts, it answers too. `handoff` reads what it passes on. Started again at a
+close (its own, or the helper's: `stamp_later`), it stamps the bodies that build wrote.
 """
 
 from __future__ import annotations

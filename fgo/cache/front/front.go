@@ -24,8 +24,8 @@
 // local tier; size: its limit in bytes; counters: the helper's counters at
 // zero, written to $FGO_CACHE_STATS at a close this program answers).
 // The helper is exec'd with one more argument, the handoff (JSON: the counts
-// so far and the unserved bytes, base64), and $FGO_CACHE_FRONT naming this
-// program, which the helper starts again at its close as
+// and puts so far and the unserved bytes, base64), and $FGO_CACHE_FRONT naming
+// this program, which the helper starts again at its close as
 // "fgo-cachefront -stamp ROOT LIST" (see stampLater).
 package main
 
@@ -430,8 +430,8 @@ func hashAndStamp(index, body, text string, output []byte, st *syscall.Stat_t) b
 	return true
 }
 
-// stampLater is "fgo-cachefront -stamp ROOT LIST", which the helper starts,
-// detached, at the close of a build that wrote entries to the local tier ROOT
+// stampLater is "fgo-cachefront -stamp ROOT LIST", which this program or the
+// helper starts, detached, at the close of a build that wrote entries to the local tier ROOT
 // (their action IDs in the file LIST, removed once read): once each body is
 // racyNanos old, it hashes it and stamps it as a get would. Else the first
 // rebuild after a build does it on go's path (gin: 506 bodies, 140 MB). At the
