@@ -310,6 +310,27 @@ def _cacheprog_session(argv: list[str], env: dict[str, str], reqs: list[Any]
     return [protocol.decode_response(line) for line in proc.stdout.splitlines()], counters
 
 
+def _front_setup(tmp_path: Path, name: str = "gc"
+                 ) -> tuple[DiskTier, dict[str, str], list[str], list[str]]:
+    """A local tier in tmp_path/NAME (its trim not due), go's environment under fgo build,
+    the front's command and the helper's alone."""
+    from fgo.cache import front
+    from fgo.cache.helper import command
+    from fgo.cache.local import local_root
+    from fgo.cache.server import Counters
+    gocache = tmp_path / name
+    root = local_root(gocache, NS)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
+    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
+                     str(key_file(tmp_path)), 0.0)
+    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
+           "FGO_CACHE_STATS": str(tmp_path / f"{name}.json"),
+           "FGO_CACHE_PENDING": str(tmp_path / f"{name}.jsonl")}
+    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
+    return DiskTier(root), env, argv, helper
+
+
 def test_the_cacheprog_front_answers_stamped_hits_and_hands_the_rest_on(tmp_path: Path) -> None:
     """fgo.cache.front: go's gets of a head's own stamped entries answered by the Go front
     as the Python helper answers them; at the first request it cannot answer (a worker's
@@ -431,30 +452,18 @@ def test_an_edits_rebuild_is_served_by_the_front_alone(tmp_path: Path) -> None:
     helper's (it looks at the cluster tier), which carries the front's counts and puts on;
     a miss before any hit (a cold build's, which waits for the cluster tier) stays its."""
     import hashlib
-    from fgo.cache import front
-    from fgo.cache.helper import command
-    from fgo.cache.local import local_root
-    from fgo.cache.server import Counters
+
     from fgo.cache.stage import read_puts
-    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
-                     str(key_file(tmp_path)), 0.0)
     a, d, e = "a1" * 32, "d4" * 32, "e5" * 32
     body = b"the edit's archive" * 100
     put_d = protocol.Request(3, "put", bytes.fromhex(d), hashlib.sha256(body).digest(), body)
 
-    def tier_and_env(name: str) -> tuple[DiskTier, dict[str, str], list[str]]:
-        gocache = tmp_path / name
-        root = local_root(gocache, NS)
-        tier_ = DiskTier(root)
+    def tier_and_env(name: str) -> tuple[DiskTier, dict[str, str], list[str], list[str]]:
+        tier_, env, argv, helper = _front_setup(tmp_path, name)
         _stamped(tier_, a, b"mine" * 50)
-        (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
-        env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
-               "FGO_CACHE_STATS": str(tmp_path / f"{name}.json"),
-               "FGO_CACHE_PENDING": str(tmp_path / f"{name}.jsonl")}
-        return tier_, env, front.command(helper, root, 1 << 30,
-                                         Counters(remote="unused").to_json())
+        return tier_, env, argv, helper
 
-    tier_, env, argv = tier_and_env("front")
+    tier_, env, argv, helper = tier_and_env("front")
     edit = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(d)),
             put_d, protocol.Request(4, "close")]
     resps, counters = _cacheprog_session(argv, env, edit)
@@ -468,7 +477,7 @@ def test_an_edits_rebuild_is_served_by_the_front_alone(tmp_path: Path) -> None:
     assert resps[3].disk_path == str(by_front.path) and by_front.path.read_bytes() == body
     assert float((tier_.root / "trimmed").read_text().split()[1]) == len(body)  # counted
 
-    alone, env_alone, _ = tier_and_env("helper")
+    alone, env_alone, _, _ = tier_and_env("helper")
     resps, counters = _cacheprog_session(helper, env_alone, edit)
     by_helper = alone.record(d)
     assert (by_front.output, by_front.size, by_front.seconds, by_front.producer) == \
@@ -478,7 +487,7 @@ def test_an_edits_rebuild_is_served_by_the_front_alone(tmp_path: Path) -> None:
               for v in (env, env_alone)]
     assert listed[0] == listed[1] and [p.action for p in listed[0]] == [d]
 
-    tier_, env, argv = tier_and_env("second")
+    tier_, env, argv, _ = tier_and_env("second")
     two = [protocol.Request(1, "get", bytes.fromhex(a)), protocol.Request(2, "get", bytes.fromhex(d)),
            put_d, protocol.Request(4, "get", bytes.fromhex(e)), protocol.Request(5, "close")]
     resps, counters = _cacheprog_session(argv, env, two)
@@ -487,7 +496,7 @@ def test_an_edits_rebuild_is_served_by_the_front_alone(tmp_path: Path) -> None:
     assert (counters["front_misses"], counters["misses"], counters["front_puts"]) == (1, 2, 1)
     assert counters["puts"] == 1 and counters["stamp_later"] == 1  # the front's put, carried
 
-    tier_, env, argv = tier_and_env("cold")
+    tier_, env, argv, _ = tier_and_env("cold")
     cold = [protocol.Request(1, "get", bytes.fromhex(e)), protocol.Request(2, "get", bytes.fromhex(a)),
             protocol.Request(3, "close")]
     resps, counters = _cacheprog_session(argv, env, cold)
@@ -503,21 +512,10 @@ def test_what_a_build_wrote_is_stamped_after_it_not_at_the_next_get(tmp_path: Pa
     wrong body stays the next get's, which removes it). The helper alone (plain go) starts
     none."""
     import hashlib
-    from fgo.cache import front, local
-    from fgo.cache.helper import command
-    from fgo.cache.local import local_root
-    from fgo.cache.server import Counters
-    gocache = tmp_path / "gc"
-    root = local_root(gocache, NS)
-    tier_ = DiskTier(root)
-    (root / "trimmed").parent.mkdir(parents=True, exist_ok=True)
-    (root / "trimmed").write_text(f"{time.time():.3f} 0\n")
-    helper = command("tcp://127.0.0.1:9", (None, None, None), 1 << 30, 0.2,
-                     str(key_file(tmp_path)), 0.0)
-    argv = front.command(helper, root, 1 << 30, Counters(remote="unused").to_json())
-    env = {**os.environ, "GOCACHE": str(gocache), "HOME": str(tmp_path),
-           "FGO_CACHE_STATS": str(tmp_path / "stats.json"),
-           "FGO_CACHE_PENDING": str(tmp_path / "pending.jsonl")}
+
+    from fgo.cache import local
+    tier_, env, argv, helper = _front_setup(tmp_path)
+    root = tier_.root
     # stamped in this order: once the second is, the first was looked at
     bodies = {"b2" * 32: b"tampered" * 500, "a1" * 32: b"kept" * 1000}
     puts = [protocol.Request(i, "put", bytes.fromhex(a), hashlib.sha256(b).digest(), b)

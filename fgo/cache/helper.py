@@ -96,6 +96,7 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
     itself (plain go; under fgo build its head has); SUMMARY, the counters' line on stderr
     at close; TAKEN, the fgo.cache.front.Handoff of a front that served go until now."""
     from fgo.cache import trust
+    from fgo.cache.front import stamp_later
     from fgo.cache.local import DiskTier, gocache_dir, local_root, running_namespace
     from fgo.cache.server import (
         Server,
@@ -106,7 +107,6 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
         environ_revoked,
         environ_want,
     )
-    from fgo.cache.front import stamp_later
     from fgo.cluster.connect import check_tls
     ns = running_namespace(dict(os.environ))
     local = DiskTier(local_root(gocache_dir(dict(os.environ)), ns))
