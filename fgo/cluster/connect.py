@@ -2,12 +2,12 @@
 
 `connect` installs SERVICE, the caller's Dask WorkerPlugin (fgo.worker.service's, which
 this package does not import: the worker side depends on this one, not the reverse), on
-every worker, present and future. Dask (and logging) are imported only once a build
-connects: go build's cache is set up from here before go starts.
+every worker, present and future.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -34,7 +34,6 @@ class Cluster:
     dashboard: str | None
 
     def close(self) -> None:
-        import logging
         _silence("distributed", logging.CRITICAL + 1)  # shutdown chatter is not the user's news
         try:
             self.client.close(timeout=5)
@@ -229,8 +228,6 @@ class BackgroundCluster:
 
 
 def _configure_dask() -> None:
-    import logging
-
     import dask
     dask.config.set(BUILD_CONFIG)
     _silence("distributed", logging.ERROR)
@@ -238,8 +235,6 @@ def _configure_dask() -> None:
 
 def _silence(prefix: str, level: int) -> None:
     """Set LEVEL on PREFIX's logger and every child distributed configured on its own."""
-    import logging
-
     import distributed  # noqa: F401  (its import configures the loggers we override)
     for name in [prefix, *logging.root.manager.loggerDict]:
         if name == prefix or name.startswith(prefix + "."):
@@ -276,8 +271,6 @@ def connect(scheduler: str | None, workers: int | None = None, threads: int = 1,
     """SCHEDULER (tcp://host:port) or, when None, an embedded cluster sized to this machine;
     SERVICE (a WorkerPlugin) installed on its workers, and on a SCHEDULER's the EXTRAS
     plugins (optional: one that fails to install is left out)."""
-    import logging
-
     _configure_dask()
     from distributed import Client, LocalCluster
     if scheduler:

@@ -15,6 +15,7 @@ tests/test_policy.py covers every branch.
 from __future__ import annotations
 
 import enum
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,6 @@ def remote_rates(actions: Sequence[Any]) -> list[float]:
 def expected_seconds(source: int, rates: Sequence[float]) -> float:
     """A compile's expected time: SOURCE bytes of Go at the median of RATES (the build's
     remote compiles so far, once there are MIN_RATE_SAMPLES), else at the default rate."""
-    import statistics  # here: the driver imports this module before go build starts
     rate = statistics.median(rates) if len(rates) >= MIN_RATE_SAMPLES else DEFAULT_RATE_S_PER_BYTE
     return rate * (source or 1)
 
@@ -152,11 +152,11 @@ def connect_beside_go(scheduler: str | None,
 
 def go_before_head(beside: bool, split_large: str | None) -> bool:
     """Whether go build starts before the head has built what serves its shim (executors,
-    verification, speculation: imports and wiring that then run while go loads its
-    packages, not before go starts): when the cluster is connected BESIDE go build (its -p
-    is then the remembered size's either way) and the head builds nothing slow first (a
-    split's patched compiler, built on first use). The shim's first calls wait in its
-    socket's backlog meanwhile."""
+    verification, speculation: 0.03 s of a two-core head's imports and wiring, an eighth of
+    a no-op's cost over go's own, spent instead while go loads its packages): when the
+    cluster is connected BESIDE go build (its -p is then the remembered size's either way)
+    and the head builds nothing slow first (a split's patched compiler, built on first
+    use). The shim's first calls wait in its socket's backlog meanwhile."""
     return beside and split_large is None
 
 
