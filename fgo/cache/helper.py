@@ -135,13 +135,7 @@ def serve(scheduler: str | None, tls: tuple[str | None, str | None, str | None],
         server.serve(sys.stdin.buffer, sys.stdout.buffer)
     else:
         from fgo.cache.front import stream
-        server.counters.gets, server.counters.local_hits = taken.gets, taken.local_hits
-        server.counters.front = taken.front
-        server.counters.checked_after = taken.checked_after
-        server.counters.misses = server.counters.front_misses = taken.misses
-        server.counters.puts = server.counters.front_puts = len(taken.written)
-        server.counters.reused = taken.reused
-        server.front_written, server.front_added = list(taken.written), taken.added
+        server.adopt(taken)
         server.serve(stream(taken.unserved, sys.stdin.fileno()), sys.stdout.buffer,
                      greet=False)
     if summary is not None:

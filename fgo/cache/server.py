@@ -178,8 +178,8 @@ class Server:
         self.write_lock = threading.Lock()      # one response at a time on go's stdin
         self.used: set[str] = set()             # entries this process handed to go
         self.puts: list[Entry] = []
-        self.front_written: list[str] = []      # the actions of the front's puts, its bytes:
-        self.front_added = 0                    # (fgo.cache.front.Handoff)
+        self.front_written: list[str] = []      # the front's puts and their bytes (`adopt`)
+        self.front_added = 0
         self.fetched: list[str] = []            # actions fetched into the local tier
         self.spilled: dict[str, Entry] = {}     # action -> a body kept only until close
         self.spill_dir: Path | None = None
@@ -192,6 +192,16 @@ class Server:
             self.counters.remote = "unused"
         else:
             self.ready.set()
+
+    def adopt(self, taken: Any) -> None:
+        """Carry on from the cacheprog front that served go until now (TAKEN, its
+        fgo.cache.front.Handoff): its counts, and its puts (kept from the trim, stamped)."""
+        c = self.counters
+        c.gets, c.local_hits, c.front = taken.gets, taken.local_hits, taken.front
+        c.checked_after, c.reused = taken.checked_after, taken.reused
+        c.misses = c.front_misses = taken.misses
+        c.puts = c.front_puts = len(taken.written)
+        self.front_written, self.front_added = list(taken.written), taken.added
 
     # --- the cluster tier ---
 

@@ -215,8 +215,7 @@ func (f *front) put(r request) (string, []byte, bool) {
 		return "", line, false
 	}
 	action, output := hex.EncodeToString(r.ActionID), hex.EncodeToString(r.OutputID)
-	dir := filepath.Join(f.Root, action[:2])
-	index, path := filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
+	index, path := entryPaths(f.Root, action)
 	var st syscall.Stat_t
 	data, err := os.ReadFile(index)
 	e, ok := parseIndex(string(data))
@@ -226,7 +225,7 @@ func (f *front) put(r request) (string, []byte, bool) {
 	} else {
 		text := fmt.Sprintf("%s %d %.3f 0.000\n", output, len(body),
 			float64(time.Now().UnixNano())/1e9)
-		if os.MkdirAll(dir, 0o777) != nil || writeFile(path, body) != nil {
+		if os.MkdirAll(filepath.Dir(path), 0o777) != nil || writeFile(path, body) != nil {
 			return "", line, false
 		}
 		if writeFile(index, []byte(text)) != nil {
@@ -261,7 +260,8 @@ func (f *front) absent(r request) bool {
 		return false
 	}
 	action := hex.EncodeToString(r.ActionID)
-	_, err := os.Stat(filepath.Join(f.Root, action[:2], action+"-a"))
+	index, _ := entryPaths(f.Root, action)
+	_, err := os.Stat(index)
 	return os.IsNotExist(err)
 }
 
@@ -272,8 +272,7 @@ func (f *front) get(r request) (string, bool) {
 		return "", false
 	}
 	action := hex.EncodeToString(r.ActionID)
-	dir := filepath.Join(f.Root, action[:2])
-	index, body := filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
+	index, body := entryPaths(f.Root, action)
 	data, err := os.ReadFile(index)
 	if err != nil {
 		return "", false
@@ -425,7 +424,7 @@ func hashAndStamp(index, body, text string, output []byte, st *syscall.Stat_t) b
 	// not over an index another process rewrote or removed while the body was hashed
 	// (a put of other bytes, a revocation's removal)
 	if again, err := os.ReadFile(index); err == nil && string(again) == text {
-		writeAtomically(index, strings.Join(append(fields, stamp), " ")+"\n")
+		writeFile(index, []byte(strings.Join(append(fields, stamp), " ")+"\n")) // best effort
 	}
 	return true
 }
@@ -493,8 +492,7 @@ func stampOne(root, action string) bool {
 	if _, err := hex.DecodeString(action); err != nil || len(action) != 64 {
 		return false
 	}
-	dir := filepath.Join(root, action[:2])
-	index, body := filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
+	index, body := entryPaths(root, action)
 	var st syscall.Stat_t
 	data, err := os.ReadFile(index)
 	if err != nil {
@@ -513,13 +511,15 @@ func stampOne(root, action string) bool {
 	return false
 }
 
-// writeAtomically is fgo.fileio.write_atomically, best effort: a tier it cannot
-// write (read-only) just hashes again at the next get.
-func writeAtomically(dest, text string) {
-	writeFile(dest, []byte(text))
+// entryPaths is fgo.cache.local.DiskTier._paths: ACTION's index and body in
+// the tier ROOT.
+func entryPaths(root, action string) (index, body string) {
+	dir := filepath.Join(root, action[:2])
+	return filepath.Join(dir, action+"-a"), filepath.Join(dir, action+"-d")
 }
 
-// writeFile is fgo.fileio.write_atomically: DATA at DEST, whole or not at all.
+// writeFile is fgo.fileio.write_atomically: DATA at DEST, whole or not at all
+// (a stamp it cannot write, on a read-only tier, is just taken again later).
 func writeFile(dest string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".in-")
 	if err != nil {
@@ -568,7 +568,8 @@ func (f *front) closeAlone() bool {
 		return false
 	}
 	if f.added > 0 { // counted as fgo.cache.local.DiskTier.trim_if_due does
-		writeAtomically(filepath.Join(f.Root, "trimmed"), fmt.Sprintf("%.3f %d\n", when, held+f.added))
+		record := fmt.Sprintf("%.3f %d\n", when, held+f.added)
+		writeFile(filepath.Join(f.Root, "trimmed"), []byte(record)) // best effort, as the helper
 	}
 	f.stamping = f.startStamper()
 	if path := os.Getenv("FGO_CACHE_STATS"); path != "" && f.Counters != nil {
