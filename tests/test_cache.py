@@ -190,6 +190,28 @@ def test_a_closing_cacheprog_lists_the_tier_only_when_due(tmp_path: Path,
     assert len(listed) == 2 and tier_.stats()["bytes"] == 82
 
 
+def test_a_workers_share_is_listed_at_a_publish_only_when_due(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """store_put keeps its worker's share within the limit, listing it only when the puts
+    since its last trim may have taken it over."""
+    import hashlib
+    monkeypatch.setenv("FGO_SHARED_CACHE_DIR", str(tmp_path / "shared"))
+    monkeypatch.setenv("FGO_CACHE_SIZE", "300")
+    listed = []
+    real = DiskTier.entries
+    monkeypatch.setattr(DiskTier, "entries", lambda self: listed.append(1) or real(self))
+    ns = "go1.27.3-0123456789abcdef"
+
+    def entries(first: int, n: int) -> list[CacheEntry]:
+        bodies = [bytes([i]) * 100 for i in range(first, first + n)]
+        return [CacheEntry(f"{i:02x}" * 32, hashlib.sha256(b).hexdigest(), b, time.time())
+                for i, b in enumerate(bodies, first)]
+    assert store.store_put(ns, entries(0, 1)) == 1 and len(listed) == 1  # never trimmed
+    assert store.store_put(ns, entries(1, 1)) == 1 and len(listed) == 1  # 200 bytes: fits
+    assert store.store_put(ns, entries(2, 2)) <= 2 and len(listed) == 2  # 400: trimmed
+    assert store.store_stats(ns)["namespaces"][ns]["bytes"] <= 300
+
+
 def test_a_cacheprog_meets_the_cluster_only_when_a_get_needs_it(tmp_path: Path) -> None:
     """A no-op build's gets are all local hits: the cluster tier is never connected (no
     Dask import beside the answers). A miss connects it; so does a hit a worker produced

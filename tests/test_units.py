@@ -185,7 +185,7 @@ def test_a_store_writes_each_blob_whole_and_read_only(tmp_path: Path) -> None:
     store = Store(tmp_path / "s")
     data = os.urandom(3 << 20)  # more than one write(2) may take
     store.put(sha256(data), data)
-    path = store.path(sha256(data))
+    path = Path(store.path(sha256(data)))
     assert path.read_bytes() == data and path.stat().st_mode & 0o777 == 0o444
     assert os.listdir(path.parent) == [path.name]
     shutil.rmtree(tmp_path / "s")
@@ -461,6 +461,26 @@ def test_the_shim_socket_holds_calls_made_before_the_head_serves_it(tmp_path: Pa
     unused = ShimServer(str(tmp_path / "other.sock"), handle, listen(str(tmp_path / "other.sock")))
     unused.stop()                       # never started: its listener closed all the same
     assert unused._listener is None
+
+
+def test_a_head_imports_distributed_without_numpy() -> None:
+    """fgo.cluster.connect.import_distributed: numpy, ~0.2 s of CPU in each head or cacheprog
+    that connects, is not imported with distributed (which runs without it); it stays
+    importable afterwards."""
+    import subprocess
+    import sys
+    code = (
+        "import importlib.util, sys\n"
+        "from fgo.cluster.connect import import_distributed\n"
+        "import_distributed()\n"
+        "from distributed.protocol.utils import host_array\n"
+        "assert 'distributed' in sys.modules and 'numpy' not in sys.modules\n"
+        "assert len(host_array(8)) == 8\n"
+        "if importlib.util.find_spec('numpy') is not None:\n"
+        "    import numpy\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_background_cluster_is_sized_as_remembered_until_connected() -> None:

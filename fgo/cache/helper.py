@@ -177,7 +177,8 @@ def _connect(scheduler: str, tls: tuple[str | None, str | None, str | None], ns:
     from fgo.cache.tier import ClusterTier
 
     def client() -> object:
-        from fgo.cluster.connect import connect, tls_security
+        from fgo.cluster.connect import connect, import_distributed, tls_security
+        import_distributed()  # before INSTALL imports fgo's worker service, which imports it
         service = install() if install is not None else None
         return connect(scheduler, timeout=max(5.0, 5 * limit), security=tls_security(tls),
                        service=service).client

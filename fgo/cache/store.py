@@ -88,14 +88,23 @@ def store_get(ns: str, action: str) -> dict[str, Any] | None:
 def store_put(ns: str, entries: list[CacheEntry]) -> int:
     """Store ENTRIES and trim to this worker's size limit; how many stayed."""
     store = _store(ns)
+    stored = []
     for e in entries:
         try:
             store.put(e.action, e.output, e.body, e.put_time, e.seconds, e.producer,
                       e.checked, e.signature)
         except (OSError, ValueError):
             continue  # a full disk or a damaged body: not stored, a later miss
-    evicted = set(store.trim(store_limit()))
-    return sum(1 for e in entries if e.action not in evicted and store.get(e.action, verify=False))
+        stored.append(e)
+    evicted = _trim(store, sum(len(e.body) for e in stored))
+    return sum(1 for e in stored if e.action not in evicted)
+
+
+def _trim(store: DiskTier, added: int) -> set[str]:
+    """STORE trimmed to this worker's limit when ADDED bytes may take it over (the tier
+    keeps what it held after its last trim: listing every entry at each publish was a
+    tenth of a worker's own CPU in a cold build); the actions removed."""
+    return set(store.trim_if_due(store_limit(), 0.0, frozenset(), added))
 
 
 def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
@@ -104,9 +113,9 @@ def store_adopt(ns: str, held: list[HeldEntry]) -> list[str]:
     writing the build ID go wrote (fgo.gobuildid); the actions stored. An entry whose body
     is gone, or does not hash to its signed output ID, is left out: the head sends it."""
     store = _store(ns)
-    adopted = [h.entry.action for h in held if _adopt_one(store, h)]
-    store.trim(store_limit())
-    return [a for a in adopted if store.get(a, verify=False)]
+    adopted = [h for h in held if _adopt_one(store, h)]
+    evicted = _trim(store, sum(h.entry.length for h in adopted))
+    return [h.entry.action for h in adopted if h.entry.action not in evicted]
 
 
 def _adopt_one(store: DiskTier, h: HeldEntry) -> bool:

@@ -89,7 +89,8 @@ def _connect(opts: BuildOptions) -> Any:
 
 def _scheduler(opts: BuildOptions) -> Any:
     """The cluster of --scheduler, connected, fgo's service on its workers."""
-    from fgo.cluster.connect import connect, tls_security
+    from fgo.cluster.connect import connect, import_distributed, tls_security
+    import_distributed()  # before fgo.worker.service imports it as a worker would
     from fgo.worker.service import QuietNanny, QuietScheduler, RevocationBeacon
     assert opts.scheduler
     return connect(opts.scheduler, opts.workers, opts.threads, security=tls_security(opts.tls),

@@ -99,12 +99,12 @@ def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox
             placed.append(sandbox + path)
     # configs name absolute paths: rewrite them to point into the sandbox, or the store
     if call.importcfg:
-        text = store.path(inputs[call.importcfg]).read_text()
-        in_store = {a: str(store.path(inputs[a])) for a in archives if a in inputs}
+        text = Path(store.path(inputs[call.importcfg])).read_text()
+        in_store = {a: store.path(inputs[a]) for a in archives if a in inputs}
         _rewrite(sandbox + call.importcfg,
                  compilecall.sandbox_importcfg(text, sandbox, in_store).encode())
     if call.embedcfg:
-        data = store.path(inputs[call.embedcfg]).read_bytes()
+        data = Path(store.path(inputs[call.embedcfg])).read_bytes()
         _rewrite(sandbox + call.embedcfg, compilecall.sandbox_embedcfg(data, sandbox))
     for out in call.outputs:
         os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
