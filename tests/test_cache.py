@@ -712,7 +712,7 @@ def test_a_helper_under_fgo_build_connects_only_for_an_entry_its_index_names(
     the helper (a real `fgo cacheprog` process) answers its misses without a client of its
     own: its scheduler here does not even exist. Only a get of an entry the index names
     makes it connect (and that fails here: a miss, the tier skipped)."""
-    from fgo.cache.server import INDEX_ENV, PENDING_ENV, STATS_ENV
+    from fgo.cache.handover import INDEX_ENV, PENDING_ENV, STATS_ENV
     from fgo.cache.tier import save_index
     key = key_file(tmp_path)
     signed = trust.sign_entry(key.read_bytes(), NS, entry("ab" * 32))
@@ -748,7 +748,7 @@ def test_a_helper_waits_for_the_index_its_head_is_still_reading(
     head could not reach the cluster) answers every miss with no connection; None (the
     head's read failed) has the helper ask the workers itself (none here: a miss)."""
     import threading
-    from fgo.cache.server import INDEX_ENV, PENDING_ENV, STATS_ENV
+    from fgo.cache.handover import INDEX_ENV, PENDING_ENV, STATS_ENV
     from fgo.cache.tier import save_index
     key = key_file(tmp_path)
     index = tmp_path / "index"

@@ -37,6 +37,8 @@ from typing import IO, TYPE_CHECKING, Any, Callable
 
 from fgo.cache import protocol, trust
 from fgo.errors import FgoError
+from fgo.cache.handover import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV,
+                                REVOKED_ENV, STATS_ENV, WANT_ENV)
 from fgo.cache.local import DiskTier, Entry
 from fgo.cache.outputs import OutputPaths
 from fgo.cache.protocol import Request, Response
@@ -45,13 +47,6 @@ if TYPE_CHECKING:  # (imported when used: fgo.wire's message classes cost a help
     from fgo import wire
     from fgo.wire import CacheRevocation
 
-PENDING_ENV = "FGO_CACHE_PENDING"   # fgo build: list the puts here, publish nothing
-STATS_ENV = "FGO_CACHE_STATS"       # fgo build: write the counters here at close
-OUTPUTS_ENV = "FGO_CACHE_OUTPUTS"   # fgo build: its compiles' -o files (fgo.cache.outputs)
-INDEX_ENV = "FGO_CACHE_INDEX"       # fgo build: the cluster tier's index, as the head read it
-WANT_ENV = "FGO_CACHE_WANT"         # fgo build: the doorbell that asks the head to connect
-CHECK_AFTER_ENV = "FGO_CACHE_CHECK_AFTER"  # fgo build: log workers' hits here, for its check
-REVOKED_ENV = "FGO_CACHE_REVOKED"   # fgo build: the kept revocations are all the cluster's
 RECENT = 8                          # latencies the slowness rule looks at
 GRACE_S = 300.0                     # entries used this recently may be another go's files
 

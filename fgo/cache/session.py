@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 from fgo.cache import trust
 from fgo.cache.local import DiskTier, local_root, namespace
-from fgo.cache.server import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV, REVOKED_ENV,
-                              STATS_ENV, WANT_ENV)
+from fgo.cache.handover import (CHECK_AFTER_ENV, INDEX_ENV, OUTPUTS_ENV, PENDING_ENV,
+                                REVOKED_ENV, STATS_ENV, WANT_ENV)
 from fgo.cluster import beacon
 from fgo.cluster.deadline import LateWorkers
 
