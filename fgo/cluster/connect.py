@@ -234,7 +234,7 @@ def import_distributed() -> None:
 
     distributed imports numpy when it can only to allocate receive buffers uninitialized
     (distributed.protocol.utils.host_array); fgo's messages are bytes, never arrays, and
-    numpy's import is ~0.2 s of CPU in each head and cacheprog process, spent beside go
+    numpy's import is 0.2-0.3 s of CPU in each head and cacheprog process, spent beside go
     build on the same cores. distributed supports running without numpy; numpy stays
     importable afterwards for anything else in the process."""
     if "distributed" in sys.modules or "numpy" in sys.modules:
