@@ -68,10 +68,7 @@ class IdleTime:
                 return False
             spec.wanted = True
             self._apply()
-        try:
-            os.setpriority(os.PRIO_PROCESS, spec.pid, 0)
-        except OSError:  # not permitted: it runs on, niced
-            pass
+        _unnice(spec.pid)
         return True
 
     def _apply(self) -> None:
@@ -86,3 +83,17 @@ class IdleTime:
 
 
 IDLE = IdleTime()  # this worker process's
+
+
+def _unnice(pid: int) -> None:
+    """Every thread of process PID back at niceness 0 (niceness is per thread on Linux: the
+    process's id alone names its first thread); a thread not permitted, or gone, is left."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # ended, or no /proc: its first thread at least
+        threads = [str(pid)]
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), 0)
+        except OSError:
+            pass

@@ -9,7 +9,7 @@ handed on as soon as the patched compiler has written it, while its backend stil
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import threading
 import time
@@ -22,6 +22,7 @@ from fgo.compiler import early_export
 from fgo.worker.idle import IDLE
 
 SPECULATIVE_NICE = 10  # a speculative compile yields the CPU to the worker's real ones
+NICE = shutil.which("nice") or "/usr/bin/nice"  # execs the compiler in its own place
 
 # Niceness added to the compilers a thread starts (`nice_children`): the compiler yields the
 # core, not the Python thread that waits for it (a niced thread that holds the GIL between
@@ -34,15 +35,13 @@ def nice_children(increment: int) -> None:
     _children.nice = increment
 
 
-def _lower(proc: subprocess.Popen[bytes], base: int = 0) -> None:
-    """PROC BASE nicer than its parent, plus what its thread asked for (`nice_children`)."""
+def _niced(argv: list[str], base: int = 0) -> list[str]:
+    """ARGV run BASE nicer than this process, plus what the calling thread asked for
+    (`nice_children`), through nice(1): the niceness is set before the compiler starts, so
+    every thread it makes has it (niceness is per thread on Linux: a setpriority after the
+    start reached the compiler's first thread alone, and raced its start)."""
     increment = base + getattr(_children, "nice", 0)
-    if increment:
-        try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid,
-                           min(19, os.getpriority(os.PRIO_PROCESS, proc.pid) + increment))
-        except OSError:  # exited already, or not allowed: at our priority
-            pass
+    return [NICE, "-n", str(increment), *argv] if increment else argv
 
 
 @dataclass
@@ -120,9 +119,9 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
     if real and not speculative:
         IDLE.real_started()
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(_niced(argv, SPECULATIVE_NICE if speculative else 0),
+                                cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
-        _lower(proc, SPECULATIVE_NICE if speculative else 0)
         if not RUNNING.add(key, proc):
             proc.communicate()
             return Run(proc.returncode, b"", cancelled=True)
