@@ -73,6 +73,64 @@ def test_embedded_files_are_inputs() -> None:
     assert pr.content_key(p, shas.__getitem__, {}) != pr.content_key(p, edited.__getitem__, {})
 
 
+def test_an_embedcfg_without_a_final_newline_ends_at_its_glued_eof() -> None:
+    """go prints a written file as its text and then `EOF`: an embedcfg (indented JSON, no
+    final newline) ends in `}EOF`. Read as a line of its own, the document ran on into the
+    next package's and both compiles were lost (std's 27 embedding packages)."""
+    cfg = '{\n\t"Files": {\n\t\t"a.txt": "/s/a.txt"\n\t}\n}'
+    script = ("# m/x\ncat >$WORK/b001/importcfg << 'EOF' # internal\n# import config\nEOF\n"
+              f"cat >$WORK/b001/embedcfg << 'EOF' # internal\n{cfg}EOF\n"
+              "cd /s\n/go/pkg/tool/linux_amd64/compile -o $WORK/b001/_pkg_.a -p m/x -embedcfg "
+              "$WORK/b001/embedcfg -importcfg $WORK/b001/importcfg ./x.go\n"
+              "# m/y\ncat >$WORK/b002/importcfg << 'EOF' # internal\npackagefile m/x=$WORK/b001/_pkg_.a\nEOF\n"
+              "/go/pkg/tool/linux_amd64/compile -o $WORK/b002/_pkg_.a -p m/y "
+              "-importcfg $WORK/b002/importcfg ./y.go\n")
+    got = pr.parse(script)
+    assert set(got) == {"m/x", "m/y"} and got["m/y"].imports == ("m/x",)
+    assert got["m/x"].embedcfg == cfg and got["m/x"].inputs == ("/s/a.txt",)
+    assert pr.heredoc(["a", "b", "EOF", "c"], 0) == ("a\nb\n", 3)
+    assert pr.heredoc(["a", "}EOF", "c"], 0) == ("a\n}", 2)
+    assert pr.heredoc(["a"], 0) == (None, 1)
+
+
+def test_a_compile_line_is_read_as_the_shell_reads_it() -> None:
+    """compile_argv reads a plain line with a pattern and hands shlex only what needs a
+    shell's reading; either way the words are shlex's, and other commands are skipped."""
+    import shlex
+    lines = ['/t/compile -o $WORK/b001/_pkg_.a -trimpath "$WORK/b001=>" -p m/x ./x.go',
+             '"/my go/pkg/tool/compile" -p "a b" -D "" x.go',
+             "/t/compile -p 'q' a\\ b.go # comment",
+             '/t/compile -p "x"y"z" w.go', '/t/compile']
+    for line in lines:
+        assert pr.compile_argv(line) == shlex.split(line, comments=True), line
+    assert pr.compile_argv("mkdir -p $WORK/b001/") is None
+    assert pr.compile_argv("/t/asm -p x") is None and pr.compile_argv("") is None
+    assert pr.compile_argv("TERM='dumb' /t/compile -p x") is None  # as shlex reads it
+    with pytest.raises(pr.PredictError, match="cannot parse"):
+        pr.compile_argv('/t/compile -p "x')
+
+
+def test_a_module_that_embeds_is_predicted_as_it_builds(tmp_path: Path) -> None:
+    """`go build -n` of a module whose package embeds a file, against the `-x` of its real
+    build: its compile and its dependent's are predicted, field for field."""
+    (tmp_path / "go.mod").write_text("module example.com/e\n\ngo 1.22\n")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a.txt").write_text(f"{tmp_path}\n")
+    (tmp_path / "assets" / "assets.go").write_text(
+        'package assets\n\nimport _ "embed"\n\n//go:embed a.txt\nvar A string\n')
+    (tmp_path / "main.go").write_text(
+        'package main\n\nimport "example.com/e/assets"\n\nfunc main() { println(assets.A) }\n')
+    env = toolchain.go_env(GOFLAGS="")
+    args = ["-o", str(tmp_path / "e"), "."]
+    planned = pr.plan(args, cwd=tmp_path, env=env)
+    real = toolchain.run_go(["build", "-p", "1", "-x", *args], cwd=tmp_path, env=env)
+    built = {p.p: p for p in pr.parse(real.stderr).values()}
+    for name in ("example.com/e/assets", "main"):
+        want = next(p for p in planned.values() if p.p == name)
+        assert dataclasses.replace(want, package="") == dataclasses.replace(built[name], package="")
+    assert planned["example.com/e/assets"].inputs == (str(tmp_path / "assets" / "a.txt"),)
+
+
 def test_parse_errors() -> None:
     with pytest.raises(pr.PredictError, match="here-document"):
         pr.parse("cat >$WORK/b001/importcfg << 'EOF' # internal\npackagefile fmt=x\n")

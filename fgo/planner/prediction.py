@@ -150,27 +150,56 @@ def parse(script: str) -> dict[str, Prediction]:
         elif line.startswith("cd "):
             cwd = line[3:].strip()
         elif m := _HEREDOC.match(line):
-            body = []
-            while i < len(lines) and lines[i] != "EOF":
-                body.append(lines[i].replace(work, "$WORK") if work else lines[i])
-                i += 1
-            if i == len(lines):
+            text, i = heredoc(lines, i)
+            if text is None:
                 raise PredictError(f"unterminated here-document for {m[1]}")
-            i += 1
-            files[m[1]] = "\n".join(body) + "\n"
+            files[m[1]] = text.replace(work, "$WORK") if work else text
         elif m := _ECHO_CFG.match(line):
             files[m[2]] = m[1] + "\n"
         else:
-            try:
-                argv = shlex.split(line, comments=True)
-            except ValueError as exc:
-                raise PredictError(f"cannot parse {line[:80]!r}: {exc}") from None
-            if not argv or os.path.basename(argv[0]) != "compile":
+            argv = compile_argv(line)
+            if argv is None:
                 continue
             pred = _prediction(package or (compilecall.flag_value(argv, "-p") or ""), argv, cwd, files)
             preds[pred.package] = pred
             package = ""
     return preds
+
+
+def heredoc(lines: Sequence[str], start: int) -> tuple[str | None, int]:
+    """The text of the here-document whose body starts at LINES[START], and the index of
+    the line after it (None if it never ends). go prints a file it writes as
+    `cat >FILE << 'EOF' # internal`, the text, `EOF`, with no newline of its own between:
+    a text without a final newline (an embedcfg, which is indented JSON) runs into its
+    `EOF`, `}EOF`, which a shell would not end the document at but go means to."""
+    for end in range(start, len(lines)):
+        if lines[end] == "EOF":
+            return "".join(f"{x}\n" for x in lines[start:end]), end + 1
+        if lines[end].endswith("EOF"):
+            return "\n".join([*lines[start:end], lines[end][:-len("EOF")]]), end + 1
+    return None, len(lines)
+
+
+_PLAIN_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def compile_argv(line: str) -> list[str] | None:
+    """LINE's words as the shell reads them, if it runs the compiler; else None.
+    shlex.split, which reads a character at a time, only where it is needed: a script's
+    other lines are skipped by their first word, and a compile's words are read by a
+    pattern unless they hold what only a shell reads (single quotes, backslashes, `#`)."""
+    first = line.split(None, 1)[0] if line.strip() else ""
+    if first and not any(c in first for c in "'\"\\#") \
+            and os.path.basename(first) != "compile":
+        return None
+    if any(c in line for c in "'\\#") or line.count('"') % 2:
+        try:
+            argv = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise PredictError(f"cannot parse {line[:80]!r}: {exc}") from None
+    else:
+        argv = [w.replace('"', "") for w in _PLAIN_WORD.findall(line)]
+    return argv if argv and os.path.basename(argv[0]) == "compile" else None
 
 
 def predict_request(package: str, argv: Sequence[str], cwd: str, work: str,
