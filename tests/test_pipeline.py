@@ -147,6 +147,21 @@ def test_priorities_are_bottom_levels() -> None:
              "d": _pred("d", {"b": "$WORK"})}
     level = sp.priorities(preds, {"a": 1, "b": 5, "c": 2, "d": 1})
     assert level == {"a": 7, "b": 6, "c": 2, "d": 1}
+    # a random plan of 300 compiles: networkx's longest path to a sink, cost included
+    import random
+
+    import networkx as nx
+    rnd = random.Random(7)
+    names = [f"p{i}" for i in range(300)]
+    preds = {n: _pred(n, {m: "$WORK" for m in rnd.sample(names[:i], min(i, rnd.randint(0, 6)))})
+             for i, n in enumerate(names)}
+    cost = {n: rnd.uniform(0.1, 3) for n in names}
+    g = nx.DiGraph((imp, n) for n, p in preds.items() for imp in p.imports)
+    g.add_nodes_from(names)
+    want: dict[str, float] = {}
+    for n in reversed(list(nx.topological_sort(g))):
+        want[n] = cost[n] + max((want[d] for d in g.successors(n)), default=0.0)
+    assert sp.priorities(preds, cost) == pytest.approx(want)
 
 
 def test_buildid_rewrite_is_in_place() -> None:

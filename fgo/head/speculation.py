@@ -136,16 +136,34 @@ class ReadyQueue:
 
 def priorities(preds: Mapping[str, Prediction], cost: Mapping[str, float]) -> dict[str, float]:
     """Each compile's bottom level: its COST plus the costliest chain of dependents after
-    it (the critical-path priority of list scheduling)."""
-    import networkx as nx  # here: importing it is 0.25 s of the head's CPU in every build
-    g = nx.DiGraph()
-    g.add_nodes_from(preds)
-    g.add_edges_from((imp, pkg) for pkg, pred in preds.items() for imp in pred.imports
-                     if imp in preds and imp != pkg)
+    it (the critical-path priority of list scheduling). A plain pass in dependency order,
+    not networkx: importing that was 0.1-0.25 s of a pipelined head's CPU per build."""
+    dependents: dict[str, list[str]] = {pkg: [] for pkg in preds}
+    for pkg, pred in preds.items():
+        for imp in set(pred.imports):
+            if imp in dependents and imp != pkg:
+                dependents[imp].append(pkg)
     level: dict[str, float] = {}
-    for pkg in reversed(list(nx.topological_sort(g))):
-        level[pkg] = cost.get(pkg, 1.0) + max((level[d] for d in g.successors(pkg)), default=0.0)
+    for pkg in _dependents_first(dependents):
+        level[pkg] = cost.get(pkg, 1.0) + max((level[d] for d in dependents[pkg]), default=0.0)
     return level
+
+
+def _dependents_first(dependents: Mapping[str, list[str]]) -> list[str]:
+    """The packages, each after all its DEPENDENTS (Kahn's order on the reversed graph).
+    A cycle (go refuses to build one) leaves its members out, as networkx refused it."""
+    waiting = {pkg: len(ds) for pkg, ds in dependents.items()}
+    imports: dict[str, list[str]] = {pkg: [] for pkg in dependents}
+    for pkg, ds in dependents.items():
+        for d in ds:
+            imports[d].append(pkg)
+    order = [pkg for pkg, n in waiting.items() if n == 0]
+    for pkg in order:  # grows while read
+        for imp in imports[pkg]:
+            waiting[imp] -= 1
+            if waiting[imp] == 0:
+                order.append(imp)
+    return order
 
 
 def placeholder_buildid() -> str:
