@@ -142,6 +142,28 @@ def test_a_pgo_build_waits_for_its_profile() -> None:
     assert q.next() == "p"
 
 
+def test_a_missed_or_unused_speculation_lets_go_of_its_archive(tmp_path: Path) -> None:
+    """The build keeps every speculation for its report; the encoded archive its future
+    holds goes once the speculation is discarded, or left unused at the end."""
+    import concurrent.futures
+
+    from fgo.head.action import ActionRecord
+
+    def ended(body: bytes) -> concurrent.futures.Future:
+        f: concurrent.futures.Future = concurrent.futures.Future()
+        f.set_result(body)
+        return f
+    s = sp.Speculator(None, None, None, str(tmp_path / "s"))
+    missed = sp.Speculation("m", ("a", "b", "c"), "/o/m", "id", "w", 0.0, ended(b"x" * 1000))
+    s._discard(missed, "miss", "sources differ", ActionRecord(package="m", tool="compile",
+                                                               mode="local", start=0.0))
+    unused = sp.Speculation("u", ("a", "b", "c"), "/o/u", "id", "w", 0.0, ended(b"y" * 1000))
+    s.specs["u"] = unused
+    s.close()
+    for spec, outcome in ((missed, "miss"), (unused, "unused")):
+        assert spec.outcome == outcome and spec.future.done() and spec.future.result() is None
+
+
 def test_priorities_are_bottom_levels() -> None:
     preds = {"a": _pred("a", {}), "b": _pred("b", {"a": "$WORK"}), "c": _pred("c", {"a": "$WORK"}),
              "d": _pred("d", {"b": "$WORK"})}

@@ -360,6 +360,7 @@ class Speculator:
             result = wire.decode(spec.future.result(timeout=self.task_timeout), CompileResult)
         except Exception as exc:  # noqa: BLE001  (lost worker, cancelled, timed out, protocol)
             return self._discard(spec, "failed", f"{type(exc).__name__}: {exc}", rec)
+        _release(spec)
         if not result.ok or result.exit != 0 or spec.output not in result.outputs:
             return self._discard(spec, "failed", result.reason or f"exit {result.exit}", rec)
         return self._hit(spec, result, action)
@@ -394,6 +395,7 @@ class Speculator:
             if spec.outcome == "running":
                 spec.outcome = "unused"
                 self.launcher.cancel(spec)
+                _release(spec)
 
     def report(self) -> dict[str, Any]:
         with self.cond:
@@ -453,6 +455,7 @@ class Speculator:
     def _discard(self, spec: Speculation, outcome: str, why: str, rec: ActionRecord) -> None:
         spec.outcome, spec.why = outcome, why
         self.launcher.cancel(spec)
+        _release(spec)
         rec.speculation = {"outcome": outcome, "why": why, "started": spec.started}
 
     def _not_speculated(self, package: str) -> str:
@@ -536,6 +539,8 @@ class Launcher:
             if result.exit == 0 and spec.output in result.outputs:
                 self.exports.arrived(spec.package, export_data(result.outputs[spec.output]),
                                      speculative=True, early=False)
+        if spec.outcome != "running":  # missed or unused before it ended
+            _release(spec)
         self.ended()
 
     def cancel(self, spec: Speculation) -> None:
@@ -637,6 +642,16 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _release(spec: Speculation) -> None:
+    """SPEC's answer was used, or will not be: let go of its future, which holds the
+    encoded archive (the build keeps every speculation for its report: a pipelined gin
+    head peaked ~50 MB above an unpipelined one). What still waits on the old future
+    keeps it; a released one is done, so nothing cancels or promotes it again."""
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    done.set_result(None)
+    spec.future = done
 
 
 def _failed_future(exc: BaseException) -> concurrent.futures.Future[Any]:
