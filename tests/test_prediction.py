@@ -76,7 +76,8 @@ def test_embedded_files_are_inputs() -> None:
 def test_an_embedcfg_without_a_final_newline_ends_at_its_glued_eof() -> None:
     """go prints a written file as its text and then `EOF`: an embedcfg (indented JSON, no
     final newline) ends in `}EOF`. Read as a line of its own, the document ran on into the
-    next package's and both compiles were lost (std's 27 embedding packages)."""
+    next package's, the plan failed and the build was not pipelined (std has 27 packages
+    that embed)."""
     cfg = '{\n\t"Files": {\n\t\t"a.txt": "/s/a.txt"\n\t}\n}'
     script = ("# m/x\ncat >$WORK/b001/importcfg << 'EOF' # internal\n# import config\nEOF\n"
               f"cat >$WORK/b001/embedcfg << 'EOF' # internal\n{cfg}EOF\n"
