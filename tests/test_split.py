@@ -93,6 +93,28 @@ def test_large_generated_package_split_identical(large: Path, real_cluster, shar
     assert rep["totals"]["split"] >= 1
 
 
+def test_a_split_on_one_worker_of_one_thread_runs_its_shard_first(large: Path,
+                                                                  tmp_path: Path) -> None:
+    """A forced split of two where the head knows a single 1-thread worker: leader and
+    shard on it. Sent together, the leader could take the thread while the shard queued
+    behind it, and wait for it for ever (a pipelined test's build hung so while its
+    second worker was still connecting); the head sends the leader once the shard ended."""
+    from conftest import RealCluster
+    cluster = RealCluster(tmp_path / "c", workers=1)
+    try:
+        _, rep = fgo_build(large, "-o", str(large / "fgo.bin"),
+                           opts=("--scheduler", cluster.address, "--split-large=0",
+                                 "--shards", "2", "--local-slots", "0"))
+    finally:
+        cluster.close()
+    assert oracle_build(large, "-o", str(large / "go.bin")).returncode == 0
+    assert sha(large / "fgo.bin") == sha(large / "go.bin")
+    big = next(a for a in rep["actions"] if a["package"] == "example.com/large/big")
+    assert big["mode"] == "split", big
+    workers = big["split"]["workers"]
+    assert len(workers) == 2 and workers[0] == workers[1] != "head", workers
+
+
 def test_split_rebuild_starts_go_build_while_connecting(large: Path, real_cluster) -> None:
     """A split build on a scheduler a build has used before starts go build at once, sized
     as that build found the cluster; the split's decision waits for the connect. An edit

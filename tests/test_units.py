@@ -970,6 +970,18 @@ def test_a_split_leader_shares_no_worker_with_its_shards_when_it_can() -> None:
     assert leader_first(["A", "A", "B", "B"]) == ["A", "A", "B", "B"]  # none alone: as given
 
 
+def test_a_split_whose_leader_could_hold_its_shards_thread_is_not_started() -> None:
+    """A leader waits for its shards: on a worker of fewer threads than the split's
+    processes there, it may take the last while a shard queues behind it, for ever (a
+    head that knew one 1-thread worker yet put both halves of a forced split there)."""
+    from fgo.head.policy import leader_waits_on_itself
+    assert leader_waits_on_itself(["A", "A"], 1)
+    assert not leader_waits_on_itself(["A", "A"], 2)
+    assert not leader_waits_on_itself(["B", "A", "A"], 1)   # its shards queue elsewhere
+    assert leader_waits_on_itself(["A", "A", "B", "B"], 1)
+    assert leader_waits_on_itself(["A"], 0)                 # a worker not known: no thread
+
+
 def test_the_heads_cpu_per_compile_is_told_with_and_without_its_connect() -> None:
     """A connect beside go build (Dask's import, once a build) is part of the head's CPU
     while go build ran only when it ran wholly within it; the report gives the per-compile

@@ -318,6 +318,16 @@ def leader_first(addresses: list[str]) -> list[str]:
     return [alone[0], *rest]
 
 
+def leader_waits_on_itself(addresses: list[str], leader_threads: int) -> bool:
+    """Whether a split placed on ADDRESSES (leader first) could wait for ever if sent at
+    once: its leader's worker, of LEADER_THREADS threads, is to run more of its processes
+    than it has threads, so the leader may take the last one while a shard it waits for
+    queues behind it (tasks reach a worker in either order: a head that knew one 1-thread
+    worker yet, the other still connecting, put both halves of a forced split there).
+    Such a split sends its leader only once those shards have ended."""
+    return addresses.count(addresses[0]) > leader_threads
+
+
 def split_hosts(free_hosts: int, shards: int | None, head_slot: bool = False) -> int:
     """The hosts a split compile may plan K for: the free ones, counting this compile's own
     (so at least 1), and the head when its leader takes a HEAD_SLOT there; an explicit

@@ -227,6 +227,8 @@ class SplitExecutor:
                     raise RemoteFailure(self._failed.pop(
                         split_id, f"{result.status.value}: {result.reason}"))
             else:
+                if policy.leader_waits_on_itself(addresses, pool.threads_of(addresses[0])):
+                    self._await_shards_beside_leader(shards, addresses, split_id)
                 task, leader_sent = self.tasks.for_worker(addresses[0], call, env, inputs,
                                                           split=role(0), task_id=split_id)
                 if self.speculator is not None and self.speculator.early_export:
@@ -306,14 +308,24 @@ class SplitExecutor:
             "shard_bytes": result.shard_bytes,
         })
 
+    def _await_shards_beside_leader(self, shards: dict[int, concurrent.futures.Future[Any]],
+                                    addresses: list[str], split_id: str) -> None:
+        """Wait for the shards that share the leader's worker (policy.leader_waits_on_itself):
+        their results wait there for the leader, which then runs alone."""
+        beside = [f for i, f in shards.items() if addresses[i] == addresses[0]]
+        timeout = self.remote.task_timeout
+        concurrent.futures.wait(beside, timeout=timeout)
+        if not all(f.done() and (done := _shard_done(f)) is not None and done.ok
+                   for f in beside):
+            raise RemoteFailure(self._failed.get(
+                split_id, f"{policy.SHARD_FAILED}: a shard beside its leader on "
+                          f"{addresses[0]} did not end well within {timeout:g}s"))
+
     def _shard_ended(self, future: concurrent.futures.Future[Any], split_id: str,
                      addresses: list[str], i: int) -> None:
         """A shard answered: one that failed stops the whole split at once (its leader
         would otherwise wait for a result that never comes)."""
-        try:
-            done = wire.decode(future.result(), ShardDone)
-        except Exception:  # noqa: BLE001  (lost, cancelled or another protocol: stop it)
-            done = None
+        done = _shard_done(future)
         if done is None or not done.ok:
             self._failed[split_id] = (f"{policy.SHARD_FAILED}: shard {i} on {addresses[i]}: "
                                       + (f"{done.status}: {done.reason}" if done else "lost"))
@@ -325,6 +337,14 @@ class SplitExecutor:
         for a in dict.fromkeys(addresses):
             if a != HEAD:
                 self.pool.tell(a, wire.OP_CANCEL, Cancel(split_id))
+
+
+def _shard_done(future: concurrent.futures.Future[Any]) -> ShardDone | None:
+    """A shard's answer (FUTURE done), or None if it was lost, cancelled or unreadable."""
+    try:
+        return wire.decode(future.result(), ShardDone)
+    except Exception:  # noqa: BLE001  (lost, cancelled or another protocol)
+        return None
 
 
 class _Choice:
