@@ -970,10 +970,11 @@ def test_a_split_leader_shares_no_worker_with_its_shards_when_it_can() -> None:
     assert leader_first(["A", "A", "B", "B"]) == ["A", "A", "B", "B"]  # none alone: as given
 
 
-def test_a_split_whose_leader_could_hold_its_shards_thread_is_not_started() -> None:
+def test_a_leader_that_could_hold_its_shards_thread_is_sent_after_them() -> None:
     """A leader waits for its shards: on a worker of fewer threads than the split's
     processes there, it may take the last while a shard queues behind it, for ever (a
-    head that knew one 1-thread worker yet put both halves of a forced split there)."""
+    head that knew one 1-thread worker yet put both halves of a forced split there); such
+    a split's leader is sent once those shards have ended."""
     from fgo.head.policy import leader_waits_on_itself
     assert leader_waits_on_itself(["A", "A"], 1)
     assert not leader_waits_on_itself(["A", "A"], 2)
