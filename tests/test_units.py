@@ -73,6 +73,39 @@ def test_config_files_point_into_the_sandbox() -> None:
         "hi.txt": "/S/src/app/hi.txt"}
 
 
+def test_a_sandbox_writes_its_configs_over_the_last_compiles_and_never_into_the_store(
+        tmp_path: Path) -> None:
+    """A compile's importcfg is written into a file the sandbox kept from the compile before
+    (no file created, none deleted), never placed as a link to its blob, and a link left at
+    its path (a killed compile's) is replaced, not written through."""
+    store = Store(tmp_path / "store")
+    cfgs = [b"# import config\npackagefile fmt=/w/b%03d/fmt.a\n" % i for i in range(3)]
+    source = b"package p\n"
+    for data in (*cfgs, source):
+        store.put(sha256(data), data)
+    inodes = []
+    for i, cfg in enumerate(cfgs):
+        importcfg = f"/w/b{i:03d}/importcfg"
+        call = compileargs.CompileCall(
+            args=["-o", f"/w/b{i:03d}/_pkg_.a", "-importcfg", importcfg, "/src/p.go"],
+            cwd="/src", outputs=[f"/w/b{i:03d}/_pkg_.a"], inputs=[importcfg, "/src/p.go"],
+            importcfg=importcfg)
+        inputs = {importcfg: sha256(cfg), "/src/p.go": sha256(source)}
+        with sandbox.lease(call) as box:
+            if i == 2:  # a link to the blob left at the config's path
+                os.makedirs(os.path.dirname(box + importcfg), exist_ok=True)
+                os.link(store.path(sha256(cfg)), box + importcfg)
+            sandbox.materialize(store, inputs, call, box, "/goroot")
+            written = box + importcfg
+            assert Path(written).read_text() == compileargs.sandbox_importcfg(cfg.decode(), box)
+            assert os.stat(written).st_nlink == 1  # its own file, not the blob's
+            inodes.append(os.stat(written).st_ino)
+        assert not os.path.exists(written)  # gone from the tree when the compile ended
+    assert inodes[0] == inodes[1], "the second compile created its importcfg anew"
+    for data in (*cfgs, source):  # no blob written through a link
+        assert Path(store.path(sha256(data))).read_bytes() == data
+
+
 def test_placement_sends_each_blob_once_per_store() -> None:
     p = Placement()
     p.add_worker("w1", 1, "hostA:/store", set())
