@@ -97,6 +97,21 @@ def self_cpu(pids: Iterable[int]) -> dict[int, float]:
     return _cpu(pids, 11)
 
 
+def self_user_sys(pids: Iterable[int]) -> tuple[float, float]:
+    """User and sys seconds PIDS have spent so far, all together (their own): on this
+    machine a file a worker creates costs it ~0.3-0.9 ms of kernel time while a build
+    churns the disk, which only the split shows."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = kernel = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        user, kernel = user + int(fields[11]) / tick, kernel + int(fields[12]) / tick
+    return user, kernel
+
+
 def children_cpu(pids: Iterable[int]) -> dict[int, float]:
     """User + sys seconds of the children each of PIDS has waited for (a worker's
     compiles)."""
