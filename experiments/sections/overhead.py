@@ -81,12 +81,29 @@ def _tcp(t: dict[str, Any]) -> str:
             + (f" ({t['worker_cpu_per_compile_cpu_pct']}% of their compiles' "
                f"{t['worker_compile_cpu_s']} s of CPU)"
                if t.get("worker_cpu_per_compile_cpu_pct") is not None else "")
+            + _user_sys(t.get("worker_user_sys_per_remote_ms"))
+            + _warm(t.get("warm_stores"))
             + _idle(t)
             + (f"; peak memory: head {t['head_peak_rss_mb']} MB, workers "
                f"{', '.join(str(v) for v in (t.get('workers_peak_rss_mb') or {}).values())} MB"
                if t.get("head_peak_rss_mb") else "")
             + _noop(t.get("noop")) + _edit(t.get("edit")) + _second(t.get("second_head"))
             + f". Targets: {met}.")
+
+
+def _user_sys(split: list[float] | None) -> str:
+    return f", {split[0]} ms of it user and {split[1]} ms kernel time" if split else ""
+
+
+def _warm(w: dict[str, Any] | None) -> str:
+    """The same build again once the workers' blob stores hold its inputs."""
+    if not w:
+        return ""
+    return (f"; once the workers' stores held its inputs (a second cold build, their shares "
+            f"of the cluster tier emptied), the workers' own CPU {w['worker_cpu_per_remote_ms']}"
+            f" ms per remote compile{_user_sys(w.get('worker_user_sys_per_remote_ms'))}, "
+            f"dispatch {w['dispatch_median_ms']} ms, the head's CPU while go build ran "
+            f"{w['head_build_cpu_per_remote_ms']} ms per remote compile")
 
 
 def _noop(n: dict[str, Any] | None) -> str:

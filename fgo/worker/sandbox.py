@@ -142,8 +142,8 @@ def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
 def _write_config(box: str, path: str, data: bytes, made: set[str]) -> None:
     """DATA at PATH in BOX, in a spare file of BOX's moved there when it has one: a file
     created costs more than one written over (on a disk without a journal, ext4 looks past
-    every recently deleted inode for a free one: 0.3-0.9 ms of kernel time a file here
-    while a build runs)."""
+    every recently deleted inode for a free one: by hand here, 0.3-0.9 ms of kernel time a
+    file while a build runs)."""
     parent = os.path.dirname(path)
     if parent not in made:
         os.makedirs(parent, exist_ok=True)
