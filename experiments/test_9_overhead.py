@@ -45,6 +45,7 @@ from experiments import acct
 from experiments import lab as labmod
 from fgo import toolchain, wire
 from fgo.analysis import actiongraph, makespan
+from fgo.cache.store import share_beside
 from fgo.compilecall import CompileCall
 from experiments.lab import CORPUS
 
@@ -284,7 +285,7 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
         for d in (cache, go_cache, store, out, *stores, logs):
             lab.drop(d)
         for d in stores:  # each worker's share of the cluster tier, beside its store
-            shutil.rmtree(d.with_name(d.name + "-gocache"), ignore_errors=True)
+            shutil.rmtree(share_beside(d), ignore_errors=True)
     rows = overhead_table(lab)
     rows[:] = [r for r in rows if r.get("pair") != "tcp"]
     row = {"project": name, "pair": "tcp", "fgo_cold_s": run["wall_s"], "remote": run["remote"],
@@ -422,7 +423,7 @@ def _warm_stores(lab, name: str, out: Path, address: str, workers: list[int],
     hold its inputs by now, their shares of the cluster tier are emptied first (or the
     build would fetch its entries and compile nothing)."""
     for store in stores:
-        shutil.rmtree(store.with_name(store.name + "-gocache"), ignore_errors=True)
+        shutil.rmtree(share_beside(store), ignore_errors=True)
     cache, store = lab.tmpdir("gocache-warm"), lab.tmpdir("store-warm")
     try:
         before = acct.self_user_sys(workers)

@@ -30,9 +30,15 @@ def _cache_root() -> Path:
     if root := os.environ.get("FGO_SHARED_CACHE_DIR"):
         return Path(root)
     if store := os.environ.get("FGO_STORE"):
-        return Path(store).with_name(Path(store).name + "-gocache")
+        return share_beside(Path(store))
     from fgo.paths import cache_dir
     return cache_dir() / "shared-gocache"
+
+
+def share_beside(store: Path) -> Path:
+    """The share of a worker whose blob store is STORE (FGO_STORE), FGO_SHARED_CACHE_DIR
+    unset."""
+    return store.with_name(store.name + "-gocache")
 
 
 def _store(ns: str) -> DiskTier:
