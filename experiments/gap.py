@@ -33,6 +33,12 @@ def go_compile_seconds(g: nx.DiGraph) -> dict[str, float]:
     return out
 
 
+def tool_seconds(action: Mapping[str, Any]) -> float:
+    """A compile's time in fgo's report less its dispatch: the compiler's own time where it
+    ran (a local compile has no dispatch)."""
+    return float(action["duration_s"]) - float(action.get("dispatch_s") or 0.0)
+
+
 def where_compiled(action: Mapping[str, Any]) -> tuple[str, float] | None:
     """('slot', seconds) for a compile on the head's own slot, ('host', tool seconds) for one
     on a host; None for the others (raced, split, speculated, cached: their time is not one
@@ -42,7 +48,7 @@ def where_compiled(action: Mapping[str, Any]) -> tuple[str, float] | None:
     if action.get("mode") == "local" and action.get("slot") is not None:
         return "slot", float(action["duration_s"])
     if action.get("mode") == "remote" and (action.get("speculation") or {}).get("outcome") != "hit":
-        return "host", float(action["duration_s"]) - float(action.get("dispatch_s") or 0.0)
+        return "host", tool_seconds(action)
     return None
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.gap import tool_seconds
 from experiments.lab import CORPUS, GOCODE, QUICK_CORPUS, SIM_KS
 from experiments.test_8_scaleout import (  # noqa: F401  (hosts: a fixture)
     WHOLE_HOSTS,
@@ -216,8 +217,7 @@ def tool_durations(g, report: dict) -> dict:
     answer, and go build keeps one more compile asked for than there are slots (-p 3 for
     two), so its times hold the wait for a slot: replayed, they made a build 45% longer
     than it was."""
-    tool = {a["package"]: float(a["duration_s"]) - float(a.get("dispatch_s") or 0.0)
-            for a in report.get("actions", [])
+    tool = {a["package"]: tool_seconds(a) for a in report.get("actions", [])
             if a.get("tool") == "compile" and a.get("duration_s")}
     return {n: tool[g.nodes[n]["package"]]
             if g.nodes[n].get("mode") == "build" and g.nodes[n].get("package") in tool
