@@ -277,8 +277,9 @@ def split_may_start(k: int, in_flight: int, threads: int) -> bool:
     run, on workers of THREADS threads in all. A leader holds its worker's thread while it
     waits for its shards, and a worker runs its tasks in order: two splits whose K add up
     to more than the threads can each hold a thread the other's shard is queued behind
-    (a deadlock: 2 workers, two K = 3 splits). Alone, a split may queue extra shards (they
-    are sent before its leader, so they run first)."""
+    (a deadlock: 2 workers, two K = 3 splits). Alone, a split may queue extra shards: a
+    leader that could take the thread they queue for is sent only once they have ended
+    (leader_waits_on_itself)."""
     return in_flight == 0 or in_flight + k <= threads
 
 
