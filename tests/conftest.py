@@ -146,20 +146,36 @@ class RealCluster:
         TLS: make_certs' files, for a cluster that speaks only TLS."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
         self.tls = tls
         self.tls_args = tls_flags(tls) if tls else []
-        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
         self.stores = stores or {}
         self.envs = envs or {}
         self.wrap = wrap or []
-        self.scheduler = self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
-                                                   "--dashboard-address", ":0", *self.tls_args,
-                                                   *(["--protocol", "tls"] if tls else [])], {})
+        self._start_scheduler()
         self.workers: list[subprocess.Popen[bytes]] = []
         for i in range(workers):
             self.add_worker(i)
         self.wait_for_workers(workers)
+
+    def _start_scheduler(self, attempts: int = 3, timeout: float = 60) -> None:
+        """The scheduler, listening on a port free_port found free. Another process can take
+        that port before the scheduler binds it (any outgoing connection's own port is drawn
+        from the same range: a test's cluster once failed to start so, its workers waiting
+        for it until the test gave up): then another port."""
+        for _ in range(attempts):
+            self.port = free_port()
+            self.address = f"{'tls' if self.tls else 'tcp'}://127.0.0.1:{self.port}"
+            self.scheduler = self._spawn(
+                "scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
+                              "--dashboard-address", ":0", *self.tls_args,
+                              *(["--protocol", "tls"] if self.tls else [])], {})
+            log, deadline = self.root / "scheduler-0.log", time.monotonic() + timeout
+            while self.scheduler.poll() is None and time.monotonic() < deadline:
+                if b"Scheduler at:" in log.read_bytes():
+                    return
+                time.sleep(0.1)
+            stop_processes([self.scheduler])
+        raise RuntimeError(f"dask scheduler did not start in {attempts} attempts: see {log}")
 
     def _spawn(self, role: str, args: list[str], env: dict[str, str],
                wrap: list[str] | None = None) -> subprocess.Popen[bytes]:

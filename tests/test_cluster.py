@@ -1,14 +1,32 @@
-"""Cluster operation: worker setup, and a TLS-secured cluster on loopback."""
+"""Cluster operation: worker setup, a TLS-secured cluster on loopback, the test cluster itself."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
-from conftest import (VENV_BIN, dask_command, free_port, make_certs as _certs, oracle_build,
-                      run_fgo, sha, stop_processes)
+import pytest
+
+import conftest
+from conftest import (VENV_BIN, RealCluster, dask_command, free_port, make_certs as _certs,
+                      oracle_build, run_fgo, sha, stop_processes)
+
+
+def test_a_test_cluster_starts_when_its_first_port_is_taken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port free_port found free can be taken before the scheduler binds it (a CI run
+    lost a fault test so): the test cluster starts its scheduler again on another."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(conftest, "free_port", lambda: next(ports, None) or free_port())
+        with RealCluster(tmp_path, workers=1) as cluster:
+            assert cluster.port != taken.getsockname()[1]
+            assert cluster.scheduler.poll() is None
 
 
 def test_worker_setup_prepares_every_worker(real_cluster) -> None:
