@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fgo import toolchain
+from fgo.report.record import remembered_cluster_path
 VENV_BIN = Path(sys.executable).parent
 FGO = str(VENV_BIN / "fgo")
 
@@ -165,6 +166,9 @@ class RealCluster:
         for _ in range(attempts):
             self.port = free_port()
             self.address = f"{'tls' if self.tls else 'tcp'}://127.0.0.1:{self.port}"
+            # a port an earlier test's cluster had: what fgo remembers of that cluster is not
+            # this one's (a first build would connect beside go build as on a known one)
+            remembered_cluster_path(self.address).unlink(missing_ok=True)
             self.scheduler = self._spawn(
                 "scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
                               "--dashboard-address", ":0", *self.tls_args,

@@ -204,7 +204,8 @@ def last_durations(project: Path, go_args: list[str]) -> dict[str, float]:
             if a.get("duration_s") and a["mode"] in ("remote", "local", "split")}
 
 
-def _cluster_path(scheduler: str) -> Path:
+def remembered_cluster_path(scheduler: str) -> Path:
+    """Where fgo keeps the size of the cluster the last build on SCHEDULER found."""
     return cache_dir() / "clusters" / f"{hashlib.sha256(scheduler.encode()).hexdigest()[:16]}.json"
 
 
@@ -215,7 +216,7 @@ def remember_cluster(report: dict[str, Any]) -> None:
     if not cluster.get("scheduler") or not cluster.get("workers"):
         return
     try:
-        path = _cluster_path(cluster["scheduler"])
+        path = remembered_cluster_path(cluster["scheduler"])
         path.parent.mkdir(parents=True, exist_ok=True)
         write(str(path), {k: cluster[k] for k in ("scheduler", "workers", "threads")},
               compact=True)
@@ -228,7 +229,7 @@ def last_cluster(scheduler: str | None) -> dict[str, Any] | None:
     if not scheduler:
         return None
     try:
-        found = json.loads(_cluster_path(scheduler).read_text())
+        found = json.loads(remembered_cluster_path(scheduler).read_text())
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
