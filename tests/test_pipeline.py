@@ -371,3 +371,84 @@ def test_a_speculation_runs_only_in_idle_time() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+_SPECULATING_WORKER = """
+import sys, threading, time
+from fgo.worker import runner
+from fgo.worker.idle import IDLE
+IDLE.real_started()  # a real compile holds the worker's one thread: a speculation is stopped
+argv = sys.argv[1:]
+threading.Thread(target=runner.run, args=("spec", argv, ".", None),
+                 kwargs={"speculative": "/spec/_pkg_.a"}, daemon=True).start()
+while not IDLE.specs:
+    time.sleep(0.01)
+print(next(iter(IDLE.specs.values())).pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_stopped_speculation_ends_when_its_worker_is_killed(tmp_path: Path) -> None:
+    """A worker SIGKILLed while its speculative compile is stopped leaves no compiler
+    behind: the real compiler, reading its source from a pipe that stays open (so that only
+    a signal can end it), is gone or a zombie within seconds of its worker's death, never
+    stopped for good as it was before it had a process group of its own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fgo import toolchain
+    go = toolchain.go_binary()
+    argv = [str(go), "tool", "compile", "-p", "main", "-o", str(tmp_path / "_pkg_.a"),
+            "/dev/stdin"]
+    worker = subprocess.Popen([sys.executable, "-c", _SPECULATING_WORKER, *argv],
+                              cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    compiler = 0
+    try:
+        assert worker.stdout is not None
+        compiler = int(worker.stdout.readline())
+        end = time.monotonic() + 30
+        while _state(compiler) != "T":
+            assert time.monotonic() < end, f"the speculation was never stopped: {_state(compiler)}"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        end = time.monotonic() + 10
+        while (state := _state_or_gone(compiler)) not in ("gone", "Z"):
+            assert time.monotonic() < end, f"the orphaned compiler is left in state {state}"
+            time.sleep(0.05)
+    finally:
+        worker.kill()
+        worker.wait()
+        if compiler and _state_or_gone(compiler) not in ("gone", "Z"):
+            os.kill(compiler, signal.SIGKILL)
+        assert worker.stdin is not None
+        worker.stdin.close()
+
+
+def _state_or_gone(pid: int) -> str:
+    try:
+        return _state(pid)
+    except OSError:
+        return "gone"
+
+
+def test_a_closing_worker_kills_every_compiler_it_runs() -> None:
+    """What the worker's service does at its close (a speculation in a process group of its
+    own is not reached by a signal to its worker's group)."""
+    import signal
+    import subprocess
+
+    from fgo.worker.runner import Running
+    running = Running()
+    procs = [subprocess.Popen(["sleep", "60"], process_group=0) for _ in range(2)]
+    try:
+        running.add("a", procs[0])
+        running.add("b", procs[1])
+        assert running.kill_all() == 2
+        assert [p.wait(timeout=10) for p in procs] == [-signal.SIGKILL] * 2
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -92,6 +92,18 @@ class Running:
                 pass
         return bool(procs)
 
+    def kill_all(self) -> int:
+        """Kill every compiler process this worker runs (it is closing: no result of theirs
+        can reach a head); how many."""
+        with self.lock:
+            procs = [p for ps in self.procs.values() for p in ps]
+        for proc in procs:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+        return len(procs)
+
     def wait_cancelled(self, key: str, seconds: float) -> bool:
         """Wait SECONDS, or less if KEY is cancelled meanwhile; whether it was."""
         end = time.monotonic() + seconds
@@ -115,13 +127,19 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
     """Run the compiler ARGV in CWD under task KEY. SPECULATIVE: the -o a speculative
     compile writes (it runs niced, in idle time only). EARLY/ON_EXPORT: hand the export
     data written to EARLY to ON_EXPORT while the backend runs. REAL: count it as one of
-    the worker's real compiles (a shard or leader counts once for its whole run)."""
+    the worker's real compiles (a shard or leader counts once for its whole run).
+
+    A speculative compile runs in a process group of its own: should the worker die while
+    the compile is stopped (fgo.worker.idle), the kernel finds a newly orphaned group with
+    a stopped member and sends it SIGHUP and SIGCONT, which ends the compiler (else it
+    stayed stopped forever)."""
     if real and not speculative:
         IDLE.real_started()
     try:
         proc = subprocess.Popen(_niced(argv, SPECULATIVE_NICE if speculative else 0),
                                 cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT,
+                                process_group=0 if speculative else None)
         if not RUNNING.add(key, proc):
             proc.communicate()
             return Run(proc.returncode, b"", cancelled=True)
