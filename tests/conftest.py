@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def scheduler_on_a_free_port(spawn: Callable[[int], subprocess.Popen[Any]], log: Path,
+                             attempts: int = 3, timeout: float = 60
+                             ) -> tuple[subprocess.Popen[Any], int]:
+    """A scheduler SPAWN(port) started, on a port free_port found free, once LOG says it
+    listens: (process, port). Another process can take that port before the scheduler
+    binds it (any outgoing connection's own port is drawn from the same range: a test's
+    cluster once failed to start so, its workers waiting for it until the test gave up):
+    then another port."""
+    for _ in range(attempts):
+        port = free_port()
+        proc, deadline = spawn(port), time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if log.exists() and b"Scheduler at:" in log.read_bytes():
+                return proc, port
+            time.sleep(0.1)
+        stop_processes([proc])
+    raise RuntimeError(f"dask scheduler did not start in {attempts} attempts: see {log}")
+
+
 def dask_command() -> list[str]:
     """`dask scheduler` / `dask worker` in current releases; the hyphenated scripts before."""
     if (VENV_BIN / "dask").exists():
@@ -158,28 +178,17 @@ class RealCluster:
             self.add_worker(i)
         self.wait_for_workers(workers)
 
-    def _start_scheduler(self, attempts: int = 3, timeout: float = 60) -> None:
-        """The scheduler, listening on a port free_port found free. Another process can take
-        that port before the scheduler binds it (any outgoing connection's own port is drawn
-        from the same range: a test's cluster once failed to start so, its workers waiting
-        for it until the test gave up): then another port."""
-        for _ in range(attempts):
-            self.port = free_port()
-            self.address = f"{'tls' if self.tls else 'tcp'}://127.0.0.1:{self.port}"
+    def _start_scheduler(self) -> None:
+        def spawn(port: int) -> subprocess.Popen[bytes]:
+            self.port = port
+            self.address = f"{'tls' if self.tls else 'tcp'}://127.0.0.1:{port}"
             # a port an earlier test's cluster had: what fgo remembers of that cluster is not
             # this one's (a first build would connect beside go build as on a known one)
             remembered_cluster_path(self.address).unlink(missing_ok=True)
-            self.scheduler = self._spawn(
-                "scheduler", ["--host", "127.0.0.1", "--port", str(self.port),
-                              "--dashboard-address", ":0", *self.tls_args,
-                              *(["--protocol", "tls"] if self.tls else [])], {})
-            log, deadline = self.root / "scheduler-0.log", time.monotonic() + timeout
-            while self.scheduler.poll() is None and time.monotonic() < deadline:
-                if b"Scheduler at:" in log.read_bytes():
-                    return
-                time.sleep(0.1)
-            stop_processes([self.scheduler])
-        raise RuntimeError(f"dask scheduler did not start in {attempts} attempts: see {log}")
+            return self._spawn("scheduler", ["--host", "127.0.0.1", "--port", str(port),
+                                             "--dashboard-address", ":0", *self.tls_args,
+                                             *(["--protocol", "tls"] if self.tls else [])], {})
+        self.scheduler, _ = scheduler_on_a_free_port(spawn, self.root / "scheduler-0.log")
 
     def _spawn(self, role: str, args: list[str], env: dict[str, str],
                wrap: list[str] | None = None) -> subprocess.Popen[bytes]:

@@ -12,6 +12,7 @@ import pytest
 
 import conftest
 from conftest import (VENV_BIN, RealCluster, dask_command, free_port, make_certs as _certs,
+                      scheduler_on_a_free_port,
                       oracle_build, run_fgo, sha, stop_processes)
 
 
@@ -41,14 +42,18 @@ def test_worker_setup_prepares_every_worker(real_cluster) -> None:
 def test_tls_cluster_refuses_a_client_without_the_certificate(hello: Path, tmp_path: Path) -> None:
     c = _certs(tmp_path / "certs")
     tls = ["--tls-ca-file", str(c["ca"]), "--tls-cert", str(c["cert"]), "--tls-key", str(c["key"])]
-    port = free_port()
-    address = f"tls://127.0.0.1:{port}"
     base = dask_command() or [str(VENV_BIN / "dask-scheduler")]
     env = {**os.environ, "FGO_STORE": str(tmp_path / "store")}
     log = open(tmp_path / "tls.log", "wb")
-    procs = [subprocess.Popen([*base, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--protocol", "tls", "--dashboard-address", ":0", *tls],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)]
+
+    def scheduler(port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*base, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                 "--protocol", "tls", "--dashboard-address", ":0", *tls],
+                                stdout=open(tmp_path / "tls-scheduler.log", "wb"),
+                                stderr=subprocess.STDOUT, env=env)
+    first, port = scheduler_on_a_free_port(scheduler, tmp_path / "tls-scheduler.log")
+    address = f"tls://127.0.0.1:{port}"
+    procs = [first]
     try:
         procs.append(subprocess.Popen([*base, "worker", address, "--nthreads", "1", "--no-nanny",
                                        "--host", "127.0.0.1", "--dashboard-address", ":0", *tls],

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (VENV_BIN, RealCluster, free_port, require_gopath, stop_processes,
-                      wait_until)
+from conftest import (VENV_BIN, RealCluster, require_gopath, scheduler_on_a_free_port,
+                      stop_processes, wait_until)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -200,7 +200,7 @@ def test_cluster_section(project: Path, tmp_path: Path) -> None:
 
     procs: list[subprocess.Popen[str]] = []
 
-    def start(command: str, port: int, log: str) -> None:
+    def start(command: str, port: int, log: str) -> subprocess.Popen[str]:
         command = command.replace("HEAD:8786", f"127.0.0.1:{port}").replace(
             "--port 8786", f"--port {port}")
         env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
@@ -209,12 +209,14 @@ def test_cluster_section(project: Path, tmp_path: Path) -> None:
         procs.append(subprocess.Popen(["bash", "-c", f"exec {command}{extra}"], env=env,
                                       cwd=tmp_path, stdout=open(tmp_path / log, "w"),
                                       stderr=subprocess.STDOUT, text=True))
+        return procs[-1]
 
     try:
         for i, (scheduler, worker) in enumerate([(CLUSTER[0], CLUSTER[2]),
                                                   (CLUSTER[1], CLUSTER[3])]):
-            port = free_port()
-            start(scheduler, port, f"scheduler-{i}.log")
+            _, port = scheduler_on_a_free_port(
+                lambda port: start(scheduler, port, f"scheduler-{i}.log"),  # noqa: B023
+                tmp_path / f"scheduler-{i}.log")
             start(worker, port, f"worker-{i}.log")
             with Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
                 client.wait_for_workers(os.cpu_count() or 1, timeout=120)
