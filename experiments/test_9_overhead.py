@@ -41,7 +41,7 @@ from typing import Any
 
 import pytest
 
-from experiments import acct
+from experiments import acct, kernel_time
 from experiments import lab as labmod
 from fgo import toolchain, wire
 from fgo.analysis import actiongraph, makespan
@@ -426,17 +426,26 @@ def _warm_stores(lab, name: str, out: Path, address: str, workers: list[int],
     for store in stores:
         shutil.rmtree(share_beside(store), ignore_errors=True)
     cache, store = lab.tmpdir("gocache-warm"), lab.tmpdir("store-warm")
+    profile = lab.tmpdir("perf")
     try:
         before = acct.self_user_sys(workers)
-        run = fgo_side(lab, name, cache, store, out, True, address, tag="fgo-warm")
+        with kernel_time.Recorder(profile / "perf.data") as perf:
+            run = fgo_side(lab, name, cache, store, out, True, address, tag="fgo-warm")
         split = _per_remote_ms(before, acct.self_user_sys(workers), run["remote"])
+        by_kind = perf.counts(workers)
     finally:
-        for d in (cache, store):
+        for d in (cache, store, profile):
             lab.drop(d)
     return {"remote": run["remote"], "dispatch_median_ms": run["dispatch_median_ms"],
             "head_build_cpu_per_remote_ms": run["head"]["build_cpu_per_remote_ms"],
             "worker_cpu_per_remote_ms": round(sum(split), 2) if split else None,
-            "worker_user_sys_per_remote_ms": split, "fgo_report": run["report"]}
+            "worker_user_sys_per_remote_ms": split,
+            # sampled (perf, every CPU, kernel_time.FREQ_HZ): what the workers' own CPU was
+            # doing, by kind, in ms per remote compile; None without perf
+            "worker_cpu_by_kind_ms": kernel_time.per_unit_ms(by_kind, run["remote"])
+            if by_kind is not None else None,
+            "worker_cpu_samples": sum(by_kind.values()) if by_kind is not None else None,
+            "fgo_report": run["report"]}
 
 
 def _edit_pairs(lab, name: str, go_cache: Path, cache: Path, store: Path, out: Path,
