@@ -103,7 +103,17 @@ def _warm(w: dict[str, Any] | None) -> str:
             f"of the cluster tier emptied), the workers' own CPU {w['worker_cpu_per_remote_ms']}"
             f" ms per remote compile{_user_sys(w.get('worker_user_sys_per_remote_ms'))}, "
             f"dispatch {w['dispatch_median_ms']} ms, the head's CPU while go build ran "
-            f"{w['head_build_cpu_per_remote_ms']} ms per remote compile")
+            f"{w['head_build_cpu_per_remote_ms']} ms per remote compile"
+            + _by_kind(w.get("worker_cpu_by_kind_ms"), w.get("worker_cpu_samples")))
+
+
+def _by_kind(kinds: dict[str, float] | None, samples: int | None) -> str:
+    """What the workers' own CPU was doing (sampled by perf), in ms per remote compile."""
+    if not kinds:
+        return ""
+    parts = " · ".join(f"{k} {v}" for k, v in kinds.items() if v >= 0.1)  # kinds hold commas
+    return (f"; sampled by perf ({samples} samples of the worker processes), that CPU by kind, "
+            f"ms per remote compile: {parts}")
 
 
 def _noop(n: dict[str, Any] | None) -> str:
