@@ -9,9 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# four samples of pid 7047 (a worker), one of 99 (someone else): a write, a file created
-# (its chain has no syscall frame perf could name: openat's entry is `__x64_sys_openat`),
-# user space, a page fault outside any syscall
+# four samples of pid 7047 (a worker), one of 99 (someone else): a write (its entry named
+# `ksys_write`), a file created (`__x64_sys_openat`), user space, and a page fault outside
+# any system call
 SCRIPT = """\
    7047 
 \tffffffff8165e186 copy_folio_from_iter_atomic
