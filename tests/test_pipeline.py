@@ -434,21 +434,26 @@ def _state_or_gone(pid: int) -> str:
         return "gone"
 
 
-def test_a_closing_worker_kills_every_compiler_it_runs() -> None:
-    """What the worker's service does at its close (a speculation in a process group of its
-    own is not reached by a signal to its worker's group)."""
+def test_a_closing_worker_kills_its_speculations_and_lets_real_compiles_run() -> None:
+    """What the worker's service does at its close: a speculation (in a process group of
+    its own, not reached by a signal to its worker's group) is killed and answered as
+    cancelled, as is one that starts later; a real compile runs on (a head may still take
+    its result: killing it answered the head with exit -9, go build's failure)."""
     import signal
     import subprocess
 
     from fgo.worker.runner import Running
     running = Running()
-    procs = [subprocess.Popen(["sleep", "60"], process_group=0) for _ in range(2)]
+    spec, real, late = (subprocess.Popen(["sleep", "60"], process_group=0) for _ in range(3))
     try:
-        running.add("a", procs[0])
-        running.add("b", procs[1])
-        assert running.kill_all() == 2
-        assert [p.wait(timeout=10) for p in procs] == [-signal.SIGKILL] * 2
+        assert running.add("spec", spec, speculative=True) and running.add("real", real)
+        assert running.kill_speculations() == 1
+        assert spec.wait(timeout=10) == -signal.SIGKILL and real.poll() is None
+        assert running.was_cancelled("spec") and not running.was_cancelled("real")
+        assert not running.add("late", late, speculative=True) and running.was_cancelled("late")
+        assert late.wait(timeout=10) == -signal.SIGKILL
+        assert running.reason() == "the worker is closing"
     finally:
-        for p in procs:
+        for p in (spec, real, late):
             p.kill()
             p.wait()

@@ -60,15 +60,22 @@ class Running:
     def __init__(self) -> None:
         self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self.cancelled: set[str] = set()
+        self.speculative: set[str] = set()  # the keys of speculative compiles
+        self.closing = False  # the worker closes: a speculation running or started is killed
         self.lock = threading.Lock()
 
-    def add(self, key: str, proc: subprocess.Popen[bytes]) -> bool:
-        """Register PROC under KEY; False (and PROC killed) if KEY was cancelled already."""
+    def add(self, key: str, proc: subprocess.Popen[bytes], speculative: bool = False) -> bool:
+        """Register PROC under KEY; False (and PROC killed) if KEY was cancelled already, or
+        PROC is a SPECULATIVE compile of a closing worker."""
         with self.lock:
+            if speculative and self.closing:
+                self.cancelled.add(key)
             if key in self.cancelled:
                 proc.kill()
                 return False
             self.procs.setdefault(key, []).append(proc)
+            if speculative:
+                self.speculative.add(key)
             return True
 
     def remove(self, key: str, proc: subprocess.Popen[bytes]) -> None:
@@ -78,6 +85,7 @@ class Running:
                 procs.remove(proc)
             if not procs:
                 self.procs.pop(key, None)
+                self.speculative.discard(key)
 
     def cancel(self, key: str) -> bool:
         """Kill what runs under KEY (and whatever starts under it later); whether anything
@@ -92,11 +100,16 @@ class Running:
                 pass
         return bool(procs)
 
-    def kill_all(self) -> int:
-        """Kill every compiler process this worker runs (it is closing: no result of theirs
-        can reach a head); how many."""
+    def kill_speculations(self) -> int:
+        """The worker is closing: kill its speculative compiles, and any it starts from now on
+        (each runs in a process group of its own, which a signal to the worker's group does
+        not reach); how many. Each is answered as cancelled, never with the killed
+        compiler's exit status, which a head would take for the compile's own failure. Real
+        compiles run on: a head may still take their results."""
         with self.lock:
-            procs = [p for ps in self.procs.values() for p in ps]
+            self.closing = True
+            self.cancelled.update(self.speculative)
+            procs = [p for key in self.speculative for p in self.procs.get(key, [])]
         for proc in procs:
             try:
                 proc.kill()
@@ -116,6 +129,10 @@ class Running:
     def was_cancelled(self, key: str) -> bool:
         with self.lock:
             return key in self.cancelled
+
+    def reason(self) -> str:
+        """Why a run was cancelled, for the head's report."""
+        return "the worker is closing" if self.closing else "cancelled by the head"
 
 
 RUNNING = Running()
@@ -140,7 +157,7 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
                                 cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT,
                                 process_group=0 if speculative else None)
-        if not RUNNING.add(key, proc):
+        if not RUNNING.add(key, proc, speculative=bool(speculative)):
             proc.communicate()
             return Run(proc.returncode, b"", cancelled=True)
         try:

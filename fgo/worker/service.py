@@ -108,7 +108,7 @@ class CompileService(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         if worker_closing(worker.status.name):
             held.clear()  # the archives it kept for a publish: no head can name them now
-            runner.RUNNING.kill_all()  # a speculation in its own process group outlives a killpg
+            runner.RUNNING.kill_speculations()
 
 
 def worker_closing(status: str) -> bool:
