@@ -452,7 +452,8 @@ def test_a_closing_worker_kills_its_speculations_and_lets_real_compiles_run() ->
         assert running.was_cancelled("spec") and not running.was_cancelled("real")
         assert not running.add("late", late, speculative=True) and running.was_cancelled("late")
         assert late.wait(timeout=10) == -signal.SIGKILL
-        assert running.reason() == "the worker is closing"
+        assert running.reason("spec") == running.reason("late") == "the worker is closing"
+        assert running.reason("real") == "cancelled by the head"
     finally:
         for p in (spec, real, late):
             p.kill()

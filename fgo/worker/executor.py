@@ -92,7 +92,7 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
                      if patched is not None else None)
     tool_done = time.time()
     if run.cancelled:
-        return CompileResult(Status.CANCELLED, worker, reason=runner.RUNNING.reason())
+        return CompileResult(Status.CANCELLED, worker, reason=runner.RUNNING.reason(task.task_id))
     streamed: dict[str, int] = {}
     digest = None
     if run.returncode == 0 and on_chunk is not None and task.stream_above and not task.deliver:

@@ -62,6 +62,7 @@ class Running:
         self.cancelled: set[str] = set()
         self.speculative: set[str] = set()  # the keys of speculative compiles
         self.closing = False  # the worker closes: a speculation running or started is killed
+        self.closed_out: set[str] = set()   # the keys cancelled for that
         self.lock = threading.Lock()
 
     def add(self, key: str, proc: subprocess.Popen[bytes], speculative: bool = False) -> bool:
@@ -70,6 +71,7 @@ class Running:
         with self.lock:
             if speculative and self.closing:
                 self.cancelled.add(key)
+                self.closed_out.add(key)
             if key in self.cancelled:
                 proc.kill()
                 return False
@@ -109,6 +111,7 @@ class Running:
         with self.lock:
             self.closing = True
             self.cancelled.update(self.speculative)
+            self.closed_out.update(self.speculative)
             procs = [p for key in self.speculative for p in self.procs.get(key, [])]
         for proc in procs:
             try:
@@ -130,9 +133,10 @@ class Running:
         with self.lock:
             return key in self.cancelled
 
-    def reason(self) -> str:
-        """Why a run was cancelled, for the head's report."""
-        return "the worker is closing" if self.closing else "cancelled by the head"
+    def reason(self, key: str) -> str:
+        """Why KEY's run was cancelled, for the head's report."""
+        with self.lock:
+            return "the worker is closing" if key in self.closed_out else "cancelled by the head"
 
 
 RUNNING = Running()

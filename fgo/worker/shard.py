@@ -113,7 +113,7 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
     proc = runner.run(split.split_id, argv, cwd, faults.shard_env(env))
     tool_done = time.time()
     if proc.cancelled:
-        return ShardDone(Status.CANCELLED, worker, reason=runner.RUNNING.reason())
+        return ShardDone(Status.CANCELLED, worker, reason="cancelled by the head")
     if proc.returncode != 0 or not os.path.exists(out):
         result = ShardResult(Status.SHARD_FAILED, worker, reason=leader.refusal(proc.output, box))
     else:
@@ -141,7 +141,7 @@ def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
     tool_start = time.time()
     proc = runner.start(split.split_id, argv, box + call.cwd, env)
     if proc is None:
-        return CompileResult(Status.CANCELLED, worker, reason=runner.RUNNING.reason())
+        return CompileResult(Status.CANCELLED, worker, reason="cancelled by the head")
     IDLE.real_started()
     try:
         if task.early_export and on_export is not None:
@@ -163,7 +163,7 @@ def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
     finally:
         IDLE.real_ended()
     if done.cancelled:
-        return CompileResult(Status.CANCELLED, worker, reason=runner.RUNNING.reason())
+        return CompileResult(Status.CANCELLED, worker, reason="cancelled by the head")
     if got.error:
         return CompileResult(Status.SHARD_FAILED, worker, reason=got.error)
     if done.returncode != 0:
