@@ -61,17 +61,13 @@ class Running:
         self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self.cancelled: set[str] = set()
         self.speculative: set[str] = set()  # the keys of speculative compiles
-        self.closing = False  # the worker closes: a speculation running or started is killed
-        self.closed_out: set[str] = set()   # the keys cancelled for that
+        self.closed_out: set[str] = set()   # those killed as their worker closed
         self.lock = threading.Lock()
 
     def add(self, key: str, proc: subprocess.Popen[bytes], speculative: bool = False) -> bool:
-        """Register PROC under KEY; False (and PROC killed) if KEY was cancelled already, or
-        PROC is a SPECULATIVE compile of a closing worker."""
+        """Register PROC under KEY (a SPECULATIVE compile's or not); False (and PROC killed)
+        if KEY was cancelled already."""
         with self.lock:
-            if speculative and self.closing:
-                self.cancelled.add(key)
-                self.closed_out.add(key)
             if key in self.cancelled:
                 proc.kill()
                 return False
@@ -103,13 +99,13 @@ class Running:
         return bool(procs)
 
     def kill_speculations(self) -> int:
-        """The worker is closing: kill its speculative compiles, and any it starts from now on
-        (each runs in a process group of its own, which a signal to the worker's group does
-        not reach); how many. Each is answered as cancelled, never with the killed
-        compiler's exit status, which a head would take for the compile's own failure. Real
-        compiles run on: a head may still take their results."""
+        """The worker is closing: kill its speculative compiles (each runs in a process group
+        of its own, which a signal to the worker's group does not reach); how many. Each is
+        answered as cancelled, never with the killed compiler's exit status, which a head
+        would take for the compile's own failure. Real compiles run on: a head may still
+        take their results. Nothing is left set: several workers can share one process
+        (an in-process cluster), and one's close must not refuse another's speculations."""
         with self.lock:
-            self.closing = True
             self.cancelled.update(self.speculative)
             self.closed_out.update(self.speculative)
             procs = [p for key in self.speculative for p in self.procs.get(key, [])]
