@@ -12,7 +12,6 @@ a staged output, files created, directories made, the network) the kernel part i
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -111,8 +110,9 @@ def per_unit_ms(counts: Counter[str], units: int, freq: int = FREQ_HZ) -> dict[s
 
 
 class Recorder:
-    """`perf record -a -g` into OUT while the block runs; `counts(pids)` afterwards. Without
-    perf (or permission to record every CPU) it records nothing and counts None."""
+    """`perf record -a -g` into OUT while the block runs; `counts(pids)` afterwards (OUT is
+    the caller's to remove). Without perf (or permission to record every CPU) it records
+    nothing and counts None."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
@@ -142,8 +142,4 @@ class Recorder:
         script = subprocess.run([str(self.perf), "script", "-i", str(self.out), "-F",
                                  "pid,ip,sym"], capture_output=True, text=True,
                                 errors="replace", check=False)
-        try:
-            os.unlink(self.out)
-        except OSError:
-            pass
         return parse(script.stdout, pids) if script.returncode == 0 else None
