@@ -106,6 +106,19 @@ def test_a_sandbox_writes_its_configs_over_the_last_compiles_and_never_into_the_
         assert Path(store.path(sha256(data))).read_bytes() == data
 
 
+def test_a_config_written_over_a_longer_one_holds_exactly_its_bytes(tmp_path: Path) -> None:
+    """A spare file is written over, not truncated first: what is left of a longer old
+    config past the new one's end is cut, in the same file."""
+    path = str(tmp_path / "importcfg")
+    sandbox.write_over(path, b"packagefile a=/x/a.a\n" * 50)
+    inode = os.stat(path).st_ino
+    sandbox.write_over(path, b"packagefile b=/y/b.a\n")
+    assert Path(path).read_bytes() == b"packagefile b=/y/b.a\n"
+    assert os.stat(path).st_ino == inode
+    sandbox.write_over(path, b"")
+    assert Path(path).read_bytes() == b""
+
+
 def test_placement_sends_each_blob_once_per_store() -> None:
     p = Placement()
     p.add_worker("w1", 1, "hostA:/store", set())
