@@ -269,7 +269,9 @@ class Handlers:
 
         # Its blobs into the store now, not when a thread takes it: another task may be
         # waiting for them (executor.receive). A refusal is answered when it runs (_admit).
-        await loop.run_in_executor(None, executor.receive, task)
+        # Most tasks of a build bring none (the store has their inputs): no thread hop then.
+        if task.blobs or task.blob_paths:
+            await loop.run_in_executor(None, executor.receive, task)
         # The worker's own task threads: a compile takes a slot like any task.
         pool = self.speculative if task.speculative else self.worker.executors["default"]
         result = await loop.run_in_executor(pool, executor.execute, task, self.worker.address,
