@@ -159,6 +159,16 @@ def test_fallback_reason(exc: BaseException, reason: str) -> None:
     assert policy.fallback_reason(exc) == reason
 
 
+def test_a_compile_that_failed_elsewhere_is_run_by_the_shim() -> None:
+    """Any non-zero exit away from the shim (a worker's, the head's sandbox's, a compiler
+    killed: -9) sends the compile to go's own run; only a success is taken."""
+    assert policy.failed_elsewhere(0, "tcp://w:1") is None
+    for exit in (1, 2, -9):
+        why = policy.failed_elsewhere(exit, "tcp://w:1")
+        assert why is not None and why.startswith(policy.FAILED_ELSEWHERE)
+        assert f"exit status {exit} on tcp://w:1" in why
+
+
 def test_remote_error() -> None:
     failure = policy.remote_error(OSError("connection reset"))
     assert isinstance(failure, RemoteFailure)

@@ -5,8 +5,9 @@ A link asks first and waits for pending verifications (it is refused after a mis
 the wrong archive is never linked). A compile goes to, in this order: a matching
 speculation, a split (with --split-large, when the planner finds it worth it), a free
 local slot (the shim runs it with nothing else in its path), a worker; whatever fails,
-the shim runs it itself. Deciding a local slot costs neither parsing the inputs' hashes
-nor the cluster: only what the earlier executors need is computed.
+the shim runs it itself, a compile whose compiler failed elsewhere too (only go's own run
+tells a user's error from a host's). Deciding a local slot costs neither parsing the
+inputs' hashes nor the cluster: only what the earlier executors need is computed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from fgo.blobs import BlobIndex
 from fgo.compilecall import NotRemoteSafe, absolute, buildid_of, flag_value
 from fgo.head import policy
-from fgo.head.action import CompileAction, Completion
+from fgo.head.action import CompileAction, Completion, Outcome
 from fgo.head.checks import action_id_prefix
 from fgo.head.pool import WorkerPool
 from fgo.head.remote import RemoteExecutor
@@ -205,21 +206,29 @@ class Front:
                 action.hash(self.blobs)
                 outcome = self.speculator.take(action)
                 if outcome is not None:
-                    return self.completion.finish(action, outcome)
+                    return self._finish(action, outcome)
             if self.split is not None:
                 action.hash(self.blobs)
                 outcome = self.split.run(action)
                 if outcome is not None:
-                    return self.completion.finish(action, outcome)
+                    return self._finish(action, outcome)
             if self._take_slot(action, older_first=True):
                 return self._local(action, None)
             if self.remote is None or self.pool is None:
                 raise policy.RemoteFailure(policy.NO_WORKER)
             self.pool.ensure()
             action.hash(self.blobs)
-            return self.completion.finish(action, self.remote.run(action))
+            return self._finish(action, self.remote.run(action))
         except Exception as exc:  # whatever it was, it costs a local compile, not the build
             return self._local(action, policy.fallback_reason(exc))
+
+    def _finish(self, action: CompileAction, outcome: Outcome) -> ShimReply:
+        """OUTCOME's answer to the shim; a compile that failed where it ran is run by the
+        shim instead (policy.failed_elsewhere): nothing of it was written."""
+        why = policy.failed_elsewhere(outcome.result.exit, outcome.worker)
+        if why is not None:
+            return self._local(action, why)
+        return self.completion.finish(action, outcome)
 
     def _take_slot(self, action: CompileAction, older_first: bool = False) -> bool:
         """A local slot for ACTION if one is free. go runs at most `parallelism` tools at

@@ -37,6 +37,7 @@ STRAGGLER_WON = "straggler: the local run finished first"
 TAKEN_FAILED = "taken from its worker's queue: the head's run failed to start"
 STREAM_BROKEN = "an output streamed in chunks came incomplete"
 NO_WORKER = "no usable worker"
+FAILED_ELSEWHERE = "failed away from the shim, run by go to see its own error"
 CLUSTER_STARTING = "cluster starting"   # the embedded cluster's workers are not up yet
 NO_SHARD_WORKER = "no usable worker for a shard"
 NO_FREE_SHARD_WORKER = "no free worker for a shard"  # the hosts planned for took other work
@@ -252,6 +253,19 @@ def judge(status: Status | str, reason: str = "", missing: Sequence[str] = (),
     why = f"{status.value}: {reason}".rstrip(": ")
     return Verdict(Action.FALL_BACK, why,
                    drop_worker=status in (Status.REFUSED, Status.PROTOCOL))
+
+
+def failed_elsewhere(exit: int, worker: str) -> str | None:
+    """Why a compile whose compiler exited with EXIT away from the shim (on WORKER, or in
+    the head's own sandbox) is run again by the shim, as go build would run it; None when
+    it succeeded. A failure there is not proof of the user's error: an input missing from a
+    sandbox, a compiler killed or out of memory on its host fail a good compile too, and
+    go build must not stop for them. A real error costs one more (failing) compile and is
+    shown as go's own run of it shows it (distcc retries a failed remote compile locally
+    for the same reason)."""
+    if exit == 0:
+        return None
+    return f"{FAILED_ELSEWHERE}: exit status {exit} on {worker}"
 
 
 def fallback_reason(exc: BaseException) -> str:

@@ -20,6 +20,10 @@ it returns DATA unchanged. A test sets FGO_FAULT in a worker's environment to on
   the compiler's effective settings (patch 0017), so the leader's merge refuses it
   (``merge-refused: ... was compiled with other settings: shard debug ssa/dse/off;
   leader none``) and the package compiles normally, verification or not;
+- ``lose-input``: every whole compile on the worker has one of its Go sources removed
+  from its sandbox before the compiler starts (an input lost on the host: CI met it once),
+  so the compiler fails there ("open ...: no such file or directory") on a good
+  compile: the head must not take that for the user's error;
 - ``slow:SECONDS``: every whole compile on the worker waits SECONDS before it starts (a
   slow or overloaded host): the head's racing of the compiles go build waits on must
   hide it;
@@ -71,6 +75,14 @@ def compile_args(args: list[str], task_id: str = "") -> list[str]:
         _hit("compile", task_id)
         return ["-N", "-l", *args]
     return args
+
+
+def lose_input(box: str, sources: list[str], task_id: str = "") -> None:
+    """``lose-input``: the first of SOURCES (paths as the compile names them) removed from
+    the sandbox BOX."""
+    if _fault() == "lose-input" and sources:
+        _hit("compile", task_id)
+        os.unlink(box + sources[0])
 
 
 def _hit(point: str, what: str = "") -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import FGO, HELLO, RealCluster, oracle_build, run_fgo, sha, write_tree
 from fgo import toolchain
+from fgo.head import policy
 from test_build import fgo_build, report_of
 from test_split import large_package
 
@@ -351,6 +352,30 @@ def plain_build_is_right(project: Path, env: dict[str, str] | None = None) -> bo
     assert after.returncode == 0, after.stderr
     assert oracle_build(project, "-o", str(project / "go.bin")).returncode == 0
     return sha(project / "after.bin") == sha(project / "go.bin")
+
+
+def test_a_compile_that_fails_on_its_worker_is_not_the_users_error(hello: Path,
+                                                                  tmp_path: Path,
+                                                                  faults) -> None:
+    """Worker 1 loses a Go source of every compile from its sandbox (as CI once met), so
+    its compiler fails on good code: each such compile is run by go instead, the build
+    succeeds and its binary is the oracle's; the report says why."""
+    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache")}
+    report = tmp_path / "r.json"
+    with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_FAULT": "lose-input"}}) as cluster:
+        proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
+                       "--no-shared-cache", str(hello), "--", "-a", "-o",
+                       str(hello / "fgo.bin"), env=env)
+    faults.injected()
+    assert proc.returncode == 0, proc.stderr
+    ok = identical(hello)
+    faults.outcome(ok)
+    assert ok
+    totals = report_of(report)["totals"]
+    lost = {why: n for why, n in totals["fallback_reasons"].items()
+            if why.startswith(policy.FAILED_ELSEWHERE)}
+    assert lost, totals["fallback_reasons"]  # the fault hit, and was not the user's error
+    assert totals["remote"] > 0, totals     # worker 0 compiled the rest
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["default", "check"])
