@@ -155,6 +155,31 @@ def process_dir(parent: Path, prefix: str = "") -> Path:
     return own
 
 
+class OwnDir:
+    """A process's own directory (`process_dir` under PARENT() with PREFIX), made on first
+    use, once whichever threads ask first at once: making it again empties it under
+    whoever uses it (functools.cache may call its function twice then: a worker's first
+    compile and first speculation did, and the compile found a source gone from its
+    sandbox, in CI once)."""
+
+    def __init__(self, parent: Callable[[], Path], prefix: str = "") -> None:
+        self._parent, self._prefix = parent, prefix
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Path:
+        with self._lock:
+            if self._path is None:
+                self._path = process_dir(self._parent(), self._prefix)
+            return self._path
+
+    def forget(self) -> Path | None:
+        """The directory made so far (None if none); the next use makes it anew."""
+        with self._lock:
+            path, self._path = self._path, None
+            return path
+
+
 def pid_alive(pid: str) -> bool:
     """Whether the process PID (as text) runs; False for a name that is not a number."""
     try:

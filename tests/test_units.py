@@ -106,21 +106,24 @@ def test_a_sandbox_writes_its_configs_over_the_last_compiles_and_never_into_the_
         assert Path(store.path(sha256(data))).read_bytes() == data
 
 
-def test_threads_asking_first_at_once_get_one_sandbox_root(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sandboxes' directory is made (emptied) once per process, however many threads
-    ask for it first at once: a second making deleted a sandbox in use."""
+def test_threads_asking_first_at_once_get_one_own_dir(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process's own directory (the sandboxes', the held archives') is made (emptied)
+    once, however many threads ask for it first at once: a second making deleted a
+    sandbox in use."""
     import threading
+
+    from fgo import fileio
     made: list[Path] = []
 
     def slow_process_dir(parent: Path, prefix: str = "") -> Path:
         made.append(parent)
         time.sleep(0.05)  # the window in which another thread asks too
         return tmp_path
-    monkeypatch.setattr(sandbox, "_root_dir", None)
-    monkeypatch.setattr(sandbox, "process_dir", slow_process_dir)
+    monkeypatch.setattr(fileio, "process_dir", slow_process_dir)
+    own = fileio.OwnDir(lambda: tmp_path / "parent")
     roots: list[Path] = []
-    threads = [threading.Thread(target=lambda: roots.append(sandbox._root())) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: roots.append(own())) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from fgo.fileio import process_dir, write_atomically
+from fgo.fileio import OwnDir, write_atomically
 from fgo.paths import cache_dir
 
 HELD_BYTES = 2 << 30          # a build's remote archives: etcd 156 MB, aws-sdk-go's subset 283 MB
@@ -29,17 +29,9 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _lock = threading.Lock()
 _sizes: OrderedDict[str, int] = OrderedDict()   # sha256 -> size, oldest first
-_root: Path | None = None
-
-
-def root() -> Path:
-    """The held archives' directory, emptied the first time this process uses it; beside the
-    sandboxes, on the same disk (so a hard link). Those of workers that are gone go then."""
-    global _root
-    with _lock:
-        if _root is None:
-            _root = process_dir(cache_dir(), "held-")
-        return _root
+# The held archives' directory, emptied the first time this process uses it; beside the
+# sandboxes, on the same disk (so a hard link). Those of workers that are gone go then.
+root = OwnDir(cache_dir, "held-")
 
 
 def keep(path: str, sha: str) -> None:
@@ -148,9 +140,8 @@ def release(sha: str) -> None:
 
 def clear() -> None:
     """Drop every held body (the worker is closing)."""
-    global _root
     with _lock:
         _sizes.clear()
-        base, _root = _root, None
+    base = root.forget()
     if base is not None:
         shutil.rmtree(base, ignore_errors=True)

@@ -77,12 +77,15 @@ def compile_args(args: list[str], task_id: str = "") -> list[str]:
     return args
 
 
-def lose_input(box: str, sources: list[str], task_id: str = "") -> None:
-    """``lose-input``: the first of SOURCES (paths as the compile names them) removed from
-    the sandbox BOX."""
-    if _fault() == "lose-input" and sources:
+def lose_input(box: str, inputs: list[str], task_id: str = "") -> None:
+    """``lose-input``: the first Go source of INPUTS (paths as the compile names them)
+    removed from the sandbox BOX."""
+    if _fault() != "lose-input":
+        return
+    source = next((p for p in inputs if p.endswith(".go")), None)
+    if source is not None:
         _hit("compile", task_id)
-        os.unlink(box + sources[0])
+        os.unlink(box + source)
 
 
 def _hit(point: str, what: str = "") -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from fgo import compilecall
 from fgo.blobs import Store
 from fgo.compilecall import CompileCall
-from fgo.fileio import process_dir, sha256
+from fgo.fileio import OwnDir, sha256
 from fgo.wire import OutputChunk
 from fgo.paths import cache_dir
 
@@ -46,21 +46,8 @@ _spares: dict[str, list[str]] = {}  # sandbox -> files kept to be written over n
 SPARES = "/.fgo-spare"  # a sandbox's directory of spare files (a directory: _empty keeps it)
 
 
-_root_dir: Path | None = None
-_root_lock = threading.Lock()
-
-
-def _root() -> Path:
-    """This process's sandboxes' directory (those of processes that are gone are removed),
-    made once: process_dir empties it, so a second making would delete a sandbox in use
-    (functools.cache may call its function twice when two threads ask first at once: a
-    worker's first compile and first speculation did, and the compile found a source gone
-    from its sandbox: "no such file or directory", in CI once)."""
-    global _root_dir
-    with _root_lock:
-        if _root_dir is None:
-            _root_dir = process_dir(cache_dir() / "sandbox")
-        return _root_dir
+# This process's sandboxes' directory (those of processes that are gone are removed).
+_root = OwnDir(lambda: cache_dir() / "sandbox")
 
 
 @contextlib.contextmanager
