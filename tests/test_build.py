@@ -12,6 +12,7 @@ import pytest
 
 from conftest import (GOPATH_ENV, RealCluster, go_build, oracle_build, require_gopath, run_fgo,
                       sha, write_tree)
+from fgo.head import policy
 
 
 def report_of(path: Path) -> dict:
@@ -95,6 +96,24 @@ def test_compile_error_shown_exactly_as_go_build(hello: Path) -> None:
     assert mine.returncode == plain.returncode
     assert mine.stderr == plain.stderr
     assert "cannot use \"x\"" in mine.stderr and "Traceback" not in mine.stderr
+
+
+def test_compile_error_on_a_worker_shown_exactly_as_go_build(hello: Path, real_cluster,
+                                                             tmp_path: Path) -> None:
+    """Every compile on the workers (--local-slots 0): the user's error fails there first,
+    then in go's own run, which shows it exactly as plain go build does, with its exit
+    status; no worker is blamed for it (only a failure go's run then built blames one)."""
+    (hello / "greet" / "bad.go").write_text("package greet\n\nfunc Bad() int { return \"x\" }\n")
+    plain = go_build(hello, "-o", str(hello / "x.bin"))
+    report = tmp_path / "r.json"
+    mine = run_fgo("build", "-q", "--report", str(report), "--scheduler", real_cluster.address,
+                   "--local-slots", "0", str(hello), "--", "-o", str(hello / "x.bin"))
+    assert plain.returncode == 1
+    assert mine.returncode == plain.returncode and mine.stderr == plain.stderr, mine.stderr
+    rep = json.loads(report.read_text())
+    assert any(why.startswith(policy.FAILED_ELSEWHERE)
+               for why in rep["totals"]["fallback_reasons"]), rep["totals"]  # it ran remote
+    assert rep["cluster"]["host_faults"] == {} and rep["cluster"]["left_out_failing"] == []
 
 
 def test_shim_answers_version_queries_like_the_tool() -> None:

@@ -169,6 +169,24 @@ def test_a_compile_that_failed_elsewhere_is_run_by_the_shim() -> None:
         assert f"exit status {exit} on tcp://w:1" in why
 
 
+def test_only_a_failure_that_go_then_built_on_a_worker_blames_the_worker() -> None:
+    """go's run wrote the archive: the worker's failure was its host's; no archive: the
+    user's error (both failed), which blames nobody; nor does the head's own run."""
+    assert policy.host_at_fault("remote", "tcp://w:1", 1234) == "tcp://w:1"
+    assert policy.host_at_fault("speculative", "tcp://w:1", 1) == "tcp://w:1"
+    assert policy.host_at_fault("remote", "tcp://w:1", -1) is None   # go's run failed too
+    assert policy.host_at_fault("remote", "tcp://w:1", 0) is None    # nothing written
+    assert policy.host_at_fault("head", "head", 1234) is None
+    assert policy.host_at_fault("split", "tcp://w:1", 1234) is None  # which shard's host?
+
+
+def test_a_worker_is_left_out_at_its_second_host_fault() -> None:
+    assert not policy.leave_out_failing(0)
+    assert not policy.leave_out_failing(1)  # one may be an accident (out of memory)
+    assert policy.leave_out_failing(policy.HOST_FAULTS_TO_LEAVE_OUT)
+    assert policy.leave_out_failing(policy.HOST_FAULTS_TO_LEAVE_OUT + 5)
+
+
 def test_remote_error() -> None:
     failure = policy.remote_error(OSError("connection reset"))
     assert isinstance(failure, RemoteFailure)

@@ -44,6 +44,7 @@ class CompileAction:
     call: CompileCall | None = None            # parsed by `parse`
     inputs: dict[str, Blob] | None = None      # hashed by `hash`
     slot: int | None = None                    # the local slot it holds, if any
+    failed_on: tuple[str, str] | None = None   # (mode, worker) whose compiler failed it
 
     @classmethod
     def of(cls, request: ShimRequest) -> CompileAction:

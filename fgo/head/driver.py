@@ -658,7 +658,12 @@ def _cluster_info(cluster: Any, session: BuildSession | None, opts: BuildOptions
             "local_slots": session.slots.n if session else
             (policy.local_slots(opts.local_slots) if not opts.scheduler else 0),
             "go_alone": session is None and not opts.scheduler,
+            "go_parallelism": session.front.parallelism if session else None,  # the -p fgo gave
             "unresponsive": sorted(session.pool.unresponsive) if session and session.pool
+            else [],
+            # compiles a worker failed that go's own run then built, and who was left out
+            "host_faults": dict(session.pool.host_faults) if session and session.pool else {},
+            "left_out_failing": sorted(session.pool.failing) if session and session.pool
             else []}
 
 

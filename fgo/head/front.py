@@ -6,8 +6,9 @@ the wrong archive is never linked). A compile goes to, in this order: a matching
 speculation, a split (with --split-large, when the planner finds it worth it), a free
 local slot (the shim runs it with nothing else in its path), a worker; whatever fails,
 the shim runs it itself, a compile whose compiler failed elsewhere too (only go's own run
-tells a user's error from a host's). Deciding a local slot costs neither parsing the
-inputs' hashes nor the cluster: only what the earlier executors need is computed.
+tells a user's error from a host's: a worker whose failures it built leaves the build).
+Deciding a local slot costs neither parsing the inputs' hashes nor the cluster: only what
+the earlier executors need is computed.
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ class Front:
         shim instead (policy.failed_elsewhere): nothing of it was written."""
         why = policy.failed_elsewhere(outcome.result.exit, outcome.worker)
         if why is not None:
+            action.failed_on = (outcome.mode, outcome.worker)  # judged once go's run ends
             return self._local(action, why)
         return self.completion.finish(action, outcome)
 
@@ -251,7 +253,11 @@ class Front:
         return self.completion.local(action, reason)
 
     def _released(self, action: CompileAction) -> None:
-        """The shim's own run of ACTION ended."""
+        """The shim's own run of ACTION ended. When it was run because it failed elsewhere
+        and go's run built it, the worker it failed on is told it (WorkerPool.host_fault)."""
+        if action.failed_on is not None and self.pool is not None and \
+                (worker := policy.host_at_fault(*action.failed_on, _output_size(action.call))):
+            self.pool.host_fault(worker)
         self.completion.released(action)
         self._done(action)
         self.slots.release(action.slot)

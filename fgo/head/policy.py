@@ -8,6 +8,8 @@ tests/test_policy.py covers every branch.
   locally and why, and whether that worker is ever used again (`judge`);
 - when waiting for a remote compile stops (`wait_verdict`);
 - which fallback reason the report gives for what went wrong (`fallback_reason`);
+- which worker a compile that failed on it and then built in go's own run blames, and when
+  such a worker is left out of the build (`host_at_fault`, `leave_out_failing`);
 - how many hosts a split compile may plan for (`split_hosts`), and where its leader runs
   (`leader_on_head`).
 """
@@ -266,6 +268,27 @@ def failed_elsewhere(exit: int, worker: str) -> str | None:
     if exit == 0:
         return None
     return f"{FAILED_ELSEWHERE}: exit status {exit} on {worker}"
+
+
+HOST_FAULTS_TO_LEAVE_OUT = 2  # a worker's compiles go's own run then built, before it is left out
+
+
+def host_at_fault(mode: str, worker: str, output_size: int) -> str | None:
+    """The worker to blame for a compile whose compiler failed where MODE's executor ran it
+    on WORKER, once go's own run of it has ended having written OUTPUT_SIZE bytes (-1: no
+    output): go built it, so the failure was the host's (the compiler writes its archive
+    only when it succeeds). None for a user's error, or a failure on the head itself."""
+    if mode not in ("remote", "speculative") or worker == "head" or output_size <= 0:
+        return None
+    return worker
+
+
+def leave_out_failing(host_faults: int) -> bool:
+    """Whether a worker with HOST_FAULTS compiles failed that go's own run built is used no
+    more in this build: one may be a passing accident (a compiler killed when its host ran
+    out of memory), a second says the host is broken (a lost input, a damaged toolchain);
+    every compile it still got would cost a round trip and then go's own run."""
+    return host_faults >= HOST_FAULTS_TO_LEAVE_OUT
 
 
 def fallback_reason(exc: BaseException) -> str:

@@ -50,6 +50,8 @@ class WorkerPool:
         self.lazy_start = True                     # an embedded cluster may start on demand
         self.refused: set[str] = set()             # another toolchain/protocol, or excluded
         self.unresponsive: set[str] = set()        # no answer to the handshake or a probe
+        self.host_faults: dict[str, int] = {}      # compiles failed there that go then built
+        self.failing: set[str] = set()             # left out for them (policy.leave_out_failing)
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
@@ -183,6 +185,19 @@ class WorkerPool:
             self.refused.add(address)
             self.placement.remove_worker(address)
             self.shares_files.discard(address)
+
+    def host_fault(self, address: str) -> None:
+        """ADDRESS failed a compile that go's own run then built: its host's fault, not the
+        user's. Enough of them leave it out of the rest of the build (not as a wrong worker:
+        what it built passed verification as any worker's does, and stays in the cache)."""
+        with self.lock:
+            faults = self.host_faults[address] = self.host_faults.get(address, 0) + 1
+            if address in self.failing or not policy.leave_out_failing(faults):
+                return
+            self.failing.add(address)
+        self.exclude(address)
+        print(f"fgo: worker {address} failed {faults} compiles that go then built here: "
+              "left out; its compiles run elsewhere", file=sys.stderr)
 
     def probe(self, address: str) -> None:
         """ADDRESS has not answered a compile for STRAGGLER_MIN_S: ask whether it is alive,
