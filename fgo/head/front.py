@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import selectors
 import socket
-import socketserver
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +30,7 @@ from fgo.head.action import CompileAction, Completion, Outcome
 from fgo.head.checks import action_id_prefix
 from fgo.head.pool import WorkerPool
 from fgo.head.remote import RemoteExecutor
+from fgo.head.shim import listen
 from fgo.head.slots import LocalSlots
 from fgo.report.record import ActionRecord, Recorder, speculation_hit
 from fgo.wire import ShimReply, ShimRequest
@@ -42,7 +43,7 @@ class ShimServer:
     """The unix socket the shim connects to, once per tool call: a thread per connection
     reads one JSON request and writes HANDLE's reply; for a reply that holds, it then
     waits until the shim's tool has exited (the connection closes) and calls the release
-    HANDLE gave with it."""
+    HANDLE gave with it. Threads are kept for the next call (_CallThreads)."""
 
     def __init__(self, socket_path: str,
                  handle: Callable[[ShimRequest], tuple[ShimReply, Released | None]],
@@ -50,70 +51,111 @@ class ShimServer:
         self.socket_path = socket_path
         self._handle = handle
         self._listener = listener  # already listening at SOCKET_PATH (fgo.head.shim.listen)
-        self._server: socketserver.ThreadingUnixStreamServer | None = None
+        self._socket: socket.socket | None = None
+        self._calls: _CallThreads | None = None
         self._wake = (-1, -1)                      # a pipe: `stop` wakes the accept loop
         self._loop: threading.Thread | None = None
 
     def start(self) -> None:
-        handle = self._handle
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                data = json.loads(self.rfile.readline() or b"{}")
-                request = ShimRequest(argv=data.get("argv") or [""], cwd=data.get("cwd", "/"),
-                                      env=data.get("env") or {})
-                reply, release = handle(request)
-                try:
-                    self.wfile.write(json.dumps(
-                        {"local": reply.local, "hold": reply.hold and release is not None,
-                         "exit": reply.exit,
-                         "output": base64.b64encode(reply.output).decode()}).encode() + b"\n")
-                    self.wfile.flush()
-                    if release is not None:
-                        self.rfile.read()  # until the tool the shim exec'd has exited
-                finally:
-                    if release is not None:
-                        release()
-
-        if self._listener is None:
-            self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler)
-        else:  # go build may be running already, its first calls waiting in the backlog
-            self._server = socketserver.ThreadingUnixStreamServer(self.socket_path, Handler,
-                                                                  bind_and_activate=False)
-            self._server.socket.close()
-            self._server.socket = self._listener
-            self._listener = None
-        self._server.daemon_threads = True
+        # go build may be running already, its first calls waiting in the listener's backlog
+        self._socket = self._listener if self._listener is not None else listen(self.socket_path)
+        self._listener = None
+        self._calls = _CallThreads(self._call)
         self._wake = os.pipe()
         self._loop = threading.Thread(target=self._serve, name="fgo-shim-server", daemon=True)
         self._loop.start()
 
     def _serve(self) -> None:
-        """Accept connections until `stop` writes to the wake pipe. No timeout: socketserver's
-        serve_forever polls for its shutdown (every 10 ms: ~0.1 s of the head's CPU in a
-        30 s build; every 0.5 s: up to half a second at every build's end)."""
-        assert self._server is not None
+        """Accept connections until `stop` writes to the wake pipe, each handed to a thread.
+        No timeout: a poll for the stop costs the head CPU all build long (socketserver's
+        serve_forever: every 10 ms), and its handle_request made a selector and a thread
+        for every call."""
+        assert self._socket is not None and self._calls is not None
         with selectors.DefaultSelector() as sel:
-            sel.register(self._server.socket, selectors.EVENT_READ)
+            sel.register(self._socket, selectors.EVENT_READ)
             sel.register(self._wake[0], selectors.EVENT_READ)
             while True:
                 for key, _ in sel.select():
                     if key.fileobj == self._wake[0]:
                         return
-                    self._server.handle_request()  # ready: accepts at once, a thread serves it
+                    try:
+                        conn, _ = self._socket.accept()  # ready: does not wait
+                    except OSError:  # the caller gave up already
+                        continue
+                    self._calls.submit(conn)
+
+    def _call(self, conn: socket.socket) -> None:
+        """One tool call on CONN: its request read, its reply written, a hold kept."""
+        release = None
+        try:
+            with conn, conn.makefile("rb") as rfile:
+                data = json.loads(rfile.readline() or b"{}")
+                request = ShimRequest(argv=data.get("argv") or [""], cwd=data.get("cwd", "/"),
+                                      env=data.get("env") or {})
+                reply, release = self._handle(request)
+                conn.sendall(json.dumps(
+                    {"local": reply.local, "hold": reply.hold and release is not None,
+                     "exit": reply.exit,
+                     "output": base64.b64encode(reply.output).decode()}).encode() + b"\n")
+                if release is not None:
+                    rfile.read()  # until the tool the shim exec'd has exited
+        except (OSError, ValueError):  # a shim gone, or not a shim: the call ends
+            pass
+        finally:
+            if release is not None:
+                release()
 
     def stop(self) -> None:
         if self._listener is not None:  # never started
             self._listener.close()
             self._listener = None
-        if self._server:
+        if self._socket is not None:
             os.write(self._wake[1], b"x")
             if self._loop is not None:
                 self._loop.join()
-            self._server.server_close()
+            self._socket.close()
+            if self._calls is not None:
+                self._calls.close()
             for fd in self._wake:
                 os.close(fd)
-            self._server = None
+            self._socket = None
+
+
+class _CallThreads:
+    """Daemon threads that serve the shim's calls, each kept for the next call once its
+    own ends (starting a thread for every call cost the head ~0.5 ms of CPU a compile); a
+    new one only when none is idle, so that a call never waits behind a held one."""
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self._serve = serve
+        self._queue: queue.SimpleQueue[socket.socket | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, conn: socket.socket) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that thread takes it
+        self._queue.put(conn)
+        if start:
+            threading.Thread(target=self._run, name="fgo-shim-call", daemon=True).start()
+
+    def _run(self) -> None:
+        while (conn := self._queue.get()) is not None:
+            self._serve(conn)
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+
+    def close(self) -> None:
+        """Idle threads end now, busy ones when their call does."""
+        with self._lock:
+            self._closed, idle, self._idle = True, self._idle, 0
+        for _ in range(idle):
+            self._queue.put(None)
 
 
 def _output(call: Any) -> str | None:
