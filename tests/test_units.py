@@ -1024,6 +1024,17 @@ def test_a_speculative_compiler_runs_niced_and_a_real_one_does_not() -> None:
     assert (int(spec.output), int(real.output)) == (min(19, base + runner.SPECULATIVE_NICE), base)
 
 
+def test_a_workers_whole_compile_runs_nicer_than_the_worker() -> None:
+    from fgo.worker import runner
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    niced = runner.run("n", ["sh", "-c", "nice"], "/", dict(os.environ), nice=3)
+    assert int(niced.output) == min(19, base + 3)
+    assert runner.compile_nice(None) == runner.compile_nice("") == runner.COMPILE_NICE
+    assert runner.compile_nice("0") == 0 and runner.compile_nice("7") == 7
+    assert runner.compile_nice("40") == 19 and runner.compile_nice("-5") == 0
+    assert runner.compile_nice("lots") == runner.COMPILE_NICE
+
+
 def test_a_split_starts_only_when_it_cannot_deadlock_another() -> None:
     """Two K = 3 splits on 2 worker threads held each other's shards behind their leaders
     for 600 s (tests/test_split.py, large_generated[3]): a split starts alone, or beside

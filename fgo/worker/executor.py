@@ -87,6 +87,8 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
         runner.RUNNING.wait_cancelled(task.task_id, faults.delay())
     tool_start = time.time()
     run = runner.run(task.task_id, argv, box + call.cwd, env,
+                     nice=runner.compile_nice(os.environ.get("FGO_COMPILE_NICE"))
+                     if worker != "head" else 0,  # (the head's own runs take a local slot)
                      speculative=call.outputs[0] if task.speculative and call.outputs else None,
                      early=early if patched is not None else None,
                      on_export=(lambda data, at: on_export(ExportReady(data, at)))  # type: ignore[misc]

@@ -22,6 +22,7 @@ from fgo.compiler import early_export
 from fgo.worker.idle import IDLE
 
 SPECULATIVE_NICE = 10  # a speculative compile yields the CPU to the worker's real ones
+COMPILE_NICE = 3       # a worker's whole compiles yield to the worker itself (compile_nice)
 NICE = shutil.which("nice") or "/usr/bin/nice"  # execs the compiler in its own place
 
 # Niceness added to the compilers a thread starts (`nice_children`): the compiler yields the
@@ -33,6 +34,21 @@ _children = threading.local()
 def nice_children(increment: int) -> None:
     """The compilers the calling thread starts from now on run INCREMENT nicer than it."""
     _children.nice = increment
+
+
+def compile_nice(setting: str | None) -> int:
+    """How much nicer than its worker a whole compile runs: SETTING (FGO_COMPILE_NICE, 0 to
+    19; 0 turns it off), else COMPILE_NICE. The worker's own work for a compile (taking the
+    next task, answering a finished one) is short and on the path of every compile; behind
+    compilers that fill the host's cores it waited for a scheduler slice at each step
+    (experiment 9's dispatch over TCP). The compilers lose nothing by it: the worker takes
+    ~5% of their CPU. Like distccd --nice, it also lets other work on a shared host come
+    first."""
+    try:
+        value = int(setting) if setting else COMPILE_NICE
+    except ValueError:
+        return COMPILE_NICE
+    return min(19, max(0, value))
 
 
 def _niced(argv: list[str], base: int = 0) -> list[str]:
@@ -140,9 +156,11 @@ RUNNING = Running()
 
 def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
         speculative: str | None = None, early: str | None = None,
-        on_export: Callable[[bytes, float], None] | None = None, real: bool = True) -> Run:
-    """Run the compiler ARGV in CWD under task KEY. SPECULATIVE: the -o a speculative
-    compile writes (it runs niced, in idle time only). EARLY/ON_EXPORT: hand the export
+        on_export: Callable[[bytes, float], None] | None = None, real: bool = True,
+        nice: int = 0) -> Run:
+    """Run the compiler ARGV in CWD under task KEY, NICE nicer than this process.
+    SPECULATIVE: the -o a speculative compile writes (it runs SPECULATIVE_NICE nicer, in
+    idle time only). EARLY/ON_EXPORT: hand the export
     data written to EARLY to ON_EXPORT while the backend runs. REAL: count it as one of
     the worker's real compiles (a shard or leader counts once for its whole run).
 
@@ -153,7 +171,7 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
     if real and not speculative:
         IDLE.real_started()
     try:
-        proc = subprocess.Popen(_niced(argv, SPECULATIVE_NICE if speculative else 0),
+        proc = subprocess.Popen(_niced(argv, SPECULATIVE_NICE if speculative else nice),
                                 cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT,
                                 process_group=0 if speculative else None)
