@@ -1,6 +1,6 @@
 """What fgo costs on one machine (experiments/test_9_overhead.py): fgo build against go
 build, each with its defaults, cold and no-op, quiet and loaded, its targets; one compile
-message as a Dask task against one RPC; dispatch over TCP."""
+message as a Dask task against one RPC; dispatch over TCP and to the embedded cluster's workers."""
 
 from __future__ import annotations
 
@@ -38,7 +38,18 @@ def render(ctx: Context) -> list[str]:
     md += [_median(s) for s in rows if s.get("pair") == "median"]
     md += [_rpc(r) for r in rows if r.get("pair") == "rpc"]
     md += [_tcp(t) for t in rows if t.get("pair") == "tcp"]
+    md += [_embedded(e) for e in rows if e.get("pair") == "embedded"]
     return md + [""]
+
+
+def _embedded(e: dict[str, Any]) -> str:
+    met = ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in e["targets"].items())
+    return (f"- {e['project']} on the embedded cluster's 2 worker processes, every compile sent "
+            f"to them once they were up (`{e['fgo_command']}`, `-k dispatch_to_embedded`): "
+            f"{e['remote']} remote, {e['local']} local while the cluster started; median "
+            f"dispatch **{e['dispatch_median_ms']} ms**, head CPU "
+            f"{e['head_build_cpu_per_remote_ms']} ms per remote compile while go build ran, "
+            f"{e['fgo_cold_s']} s. Targets: {met}.")
 
 
 def _median(s: dict[str, Any]) -> str:
