@@ -123,8 +123,8 @@ class ShimServer:
 
 class _CallThreads:
     """Daemon threads that serve the shim's calls, each kept for the next call once its
-    own ends (starting a thread for every call cost the head ~0.5 ms of CPU a compile); a
-    new one only when none is idle, so that a call never waits behind a held one."""
+    own ends (socketserver started one for every call); a new one only when none is idle,
+    so that a call never waits behind a held one."""
 
     def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         self._serve = serve
