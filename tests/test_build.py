@@ -90,7 +90,7 @@ def test_noop_rebuild_and_one_file_edit(hello: Path) -> None:
 
 def test_compile_error_shown_exactly_as_go_build(hello: Path) -> None:
     (hello / "greet" / "bad.go").write_text("package greet\n\nfunc Bad() int { return \"x\" }\n")
-    plain = go_build(hello, "-o", str(hello / "x.bin"))
+    plain = oracle_build(hello, "-o", str(hello / "x.bin"))  # its own GOCACHE
     mine = run_fgo("build", "-q", str(hello), "--", "-o", str(hello / "x.bin"))
     assert plain.returncode == 1
     assert mine.returncode == plain.returncode
@@ -104,7 +104,7 @@ def test_compile_error_on_a_worker_shown_exactly_as_go_build(hello: Path, real_c
     then in go's own run, which shows it exactly as plain go build does, with its exit
     status; no worker is blamed for it (only a failure go's run then built blames one)."""
     (hello / "greet" / "bad.go").write_text("package greet\n\nfunc Bad() int { return \"x\" }\n")
-    plain = go_build(hello, "-o", str(hello / "x.bin"))
+    plain = oracle_build(hello, "-o", str(hello / "x.bin"))  # its own GOCACHE
     report = tmp_path / "r.json"
     mine = run_fgo("build", "-q", "--report", str(report), "--scheduler", real_cluster.address,
                    "--local-slots", "0", str(hello), "--", "-o", str(hello / "x.bin"))

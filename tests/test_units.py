@@ -534,6 +534,54 @@ def test_the_shim_socket_holds_calls_made_before_the_head_serves_it(tmp_path: Pa
     assert unused._listener is None
 
 
+def test_a_held_shim_call_keeps_no_other_waiting_and_threads_are_kept(tmp_path: Path) -> None:
+    """A call whose tool still runs (held) never delays another: the next call is answered
+    meanwhile on a thread of its own; once both have ended, a third reuses a kept thread."""
+    import base64
+    import socket
+    import threading
+
+    from fgo.head.front import ShimServer
+    from fgo.head.shim import socket_path
+    from fgo.wire import ShimReply
+    released = threading.Event()
+
+    def call_threads() -> set[int | None]:  # this server's: others' may linger in the process
+        return {t.ident for t in threading.enumerate() if t.name == "fgo-shim-call"} - older
+    older = {t.ident for t in threading.enumerate()}
+
+    def handle(request):  # type: ignore[no-untyped-def]
+        if request.argv == ["hold"]:
+            return ShimReply(local=True, hold=True), released.set
+        return ShimReply(local=False, exit=0, output=b"ok"), None
+    path = socket_path(str(tmp_path))
+    server = ShimServer(path, handle)
+    server.start()
+
+    def call(argv: list[str]) -> tuple[socket.socket, dict]:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(10)
+        conn.connect(path)
+        conn.sendall(json.dumps({"argv": argv, "cwd": "/", "env": {}}).encode() + b"\n")
+        return conn, json.loads(conn.makefile("rb").readline())
+    try:
+        held, reply = call(["hold"])
+        assert reply["local"] and reply["hold"]
+        other, reply = call(["compile"])       # answered while the first is held
+        assert reply["exit"] == 0 and base64.b64decode(reply["output"]) == b"ok"
+        other.close()
+        assert not released.is_set()
+        held.close()                            # the held tool exits
+        assert released.wait(10)
+        time.sleep(0.1)                         # both threads back to idle
+        before = call_threads()
+        third, reply = call(["compile"])
+        third.close()
+        assert reply["exit"] == 0 and call_threads() == before and len(before) == 2
+    finally:
+        server.stop()
+
+
 def test_a_head_imports_distributed_without_numpy() -> None:
     """fgo.cluster.connect.import_distributed: numpy, ~0.2 s of CPU in each head or cacheprog
     that connects, is not imported with distributed (which runs without it); it stays

@@ -124,7 +124,9 @@ class ShimServer:
 class _CallThreads:
     """Daemon threads that serve the shim's calls, each kept for the next call once its
     own ends (socketserver started one for every call); a new one only when none is idle,
-    so that a call never waits behind a held one."""
+    so that a call never waits behind a held one. Not a ThreadPoolExecutor: its bound
+    would queue calls behind held ones, and its threads are joined at exit (a compiler
+    left running when go build was killed would keep the head from exiting)."""
 
     def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         self._serve = serve
