@@ -187,6 +187,38 @@ def test_a_worker_is_left_out_at_its_second_host_fault() -> None:
     assert policy.leave_out_failing(policy.HOST_FAULTS_TO_LEAVE_OUT + 5)
 
 
+def test_a_failing_worker_is_backed_off_twice_as_long_each_time_up_to_the_cap() -> None:
+    assert policy.backoff_s(1) == policy.BACKOFF_FIRST_S
+    assert policy.backoff_s(2) == 2 * policy.BACKOFF_FIRST_S
+    assert policy.backoff_s(3) == 4 * policy.BACKOFF_FIRST_S
+    assert policy.backoff_s(50) == policy.BACKOFF_MAX_S
+
+
+def test_the_builds_after_one_leave_its_failing_worker_out_until_the_back_off_ends() -> None:
+    now = 1000.0
+    first = policy.failing_after({}, {"tcp://w:1"}, {"tcp://w:2"}, now)
+    assert first == {"tcp://w:1": {"times": 1, "until": now + policy.BACKOFF_FIRST_S}}
+    assert policy.backed_off(first, now + 1) == {"tcp://w:1": now + policy.BACKOFF_FIRST_S}
+    assert policy.backed_off(first, now + policy.BACKOFF_FIRST_S + 1) == {}  # tried again
+    # a build in its back-off: nobody used it, nothing changes
+    assert policy.failing_after(first, set(), {"tcp://w:2"}, now + 10) == first
+    # tried again, failing again: twice as long
+    later = now + policy.BACKOFF_FIRST_S + 60
+    again = policy.failing_after(first, {"tcp://w:1"}, set(), later)
+    assert again == {"tcp://w:1": {"times": 2, "until": later + 2 * policy.BACKOFF_FIRST_S}}
+    # tried again, a whole build without a fault: forgotten
+    assert policy.failing_after(again, set(), {"tcp://w:1"}, later + 10_000) == {}
+
+
+def test_a_long_expired_failing_worker_is_forgotten() -> None:
+    remembered = {"tcp://w:1": {"times": 3, "until": 100.0}}
+    assert policy.failing_after(remembered, set(), set(), 100.0 + policy.BACKOFF_MAX_S - 1) \
+        == remembered
+    assert policy.failing_after(remembered, set(), set(), 100.0 + policy.BACKOFF_MAX_S + 1) == {}
+    # ... and starts from its first back-off when it fails again
+    assert policy.failing_after(remembered, {"tcp://w:1"}, set(), 10_000.0)["tcp://w:1"]["times"] == 1
+
+
 def test_remote_error() -> None:
     failure = policy.remote_error(OSError("connection reset"))
     assert isinstance(failure, RemoteFailure)

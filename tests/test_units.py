@@ -751,6 +751,26 @@ def test_a_clusters_size_is_remembered_by_its_scheduler(tmp_path: Path, monkeypa
     assert last_cluster("tcp://h:2") is None  # an unreachable one is not remembered
 
 
+def test_failing_workers_are_remembered_by_their_scheduler(tmp_path: Path, monkeypatch) -> None:
+    """A build that learned its workers writes the workers to leave out; one that did not
+    (a no-op that never connected) keeps what the last one wrote; a damaged file leaves
+    nobody out."""
+    from fgo.report import record
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))
+    sizes = {"scheduler": "tcp://h:1", "workers": 2, "threads": 2}
+    failing = {"tcp://w:1": {"times": 1.0, "until": 1e12}}
+    assert record.remembered_failing("tcp://h:1") == {}
+    record.remember_cluster({"cluster": {**sizes, "failing_hosts": failing}})
+    assert record.remembered_failing("tcp://h:1") == failing
+    record.remember_cluster({"cluster": sizes})  # learned nothing
+    assert record.remembered_failing("tcp://h:1") == failing
+    record.remember_cluster({"cluster": {**sizes, "failing_hosts": {}}})  # proven good, forgotten
+    assert record.remembered_failing("tcp://h:1") == {}
+    for damaged in ('{"failing": [1]}', '{"failing": {"h": {"until": "x"}}}', "not json"):
+        record.remembered_cluster_path("tcp://h:1").write_text(damaged)
+        assert record.remembered_failing("tcp://h:1") == {}
+
+
 def test_the_helpers_namespace_hashes_go_s_compiler_once(tmp_path: Path, monkeypatch) -> None:
     """fgo cacheprog names its namespace from the go that started it (GOTOOLDIR, GOVERSION):
     the compiler's hash is remembered by its version, not read again at every start (28 MB:

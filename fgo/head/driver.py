@@ -315,6 +315,9 @@ def run(opts: BuildOptions, again: bool = False) -> int:
                                checks=checks)
             if session is not None and session.pool is not None:
                 report["workers_peak_rss_mb"] = session.pool.peak_rss_mb()
+                if cluster is not None and not cluster.local:
+                    report["cluster"]["failing_hosts"] = _failing_hosts(session.pool,
+                                                                        report["actions"])
             if session is not None and session.speculator is not None:
                 report["speculation"] = session.speculator.report()
             if verifier is not None:
@@ -664,7 +667,18 @@ def _cluster_info(cluster: Any, session: BuildSession | None, opts: BuildOptions
             # compiles a worker failed that go's own run then built, and who was left out
             "host_faults": dict(session.pool.host_faults) if session and session.pool else {},
             "left_out_failing": sorted(session.pool.failing) if session and session.pool
-            else []}
+            else [],
+            # ... and who was left out for an earlier build's (until when, time.time())
+            "backed_off": {a: round(t) for a, t in sorted(session.pool.backed_off.items())}
+            if session and session.pool else {}}
+
+
+def _failing_hosts(pool: Any, actions: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The failing workers the next builds on this scheduler leave out
+    (policy.failing_after), from the remembered ones and what this build's workers did."""
+    remote = {a["worker"] for a in actions if a.get("mode") == "remote" and a.get("worker")}
+    failing, proven = pool.host_records(remote)
+    return policy.failing_after(pool.remembered_failing, failing, proven, time.time())
 
 
 def _publish(project: Path, opts: BuildOptions, report: dict[str, Any],

@@ -9,7 +9,8 @@ tests/test_policy.py covers every branch.
 - when waiting for a remote compile stops (`wait_verdict`);
 - which fallback reason the report gives for what went wrong (`fallback_reason`);
 - which worker a compile that failed on it and then built in go's own run blames, and when
-  such a worker is left out of the build (`host_at_fault`, `leave_out_failing`);
+  such a worker is left out of the build (`host_at_fault`, `leave_out_failing`), and of
+  the builds after it for a while (`backed_off`, `failing_after`);
 - how many hosts a split compile may plan for (`split_hosts`), and where its leader runs
   (`leader_on_head`).
 """
@@ -289,6 +290,42 @@ def leave_out_failing(host_faults: int) -> bool:
     out of memory), a second says the host is broken (a lost input, a damaged toolchain);
     every compile it still got would cost a round trip and then go's own run."""
     return host_faults >= HOST_FAULTS_TO_LEAVE_OUT
+
+
+# A worker a build left out as failing is left out of the builds on the same scheduler
+# after it, as distcc backs off a failing host: each of them would pay its two failures and
+# what it had in flight again. Doubled each time it is left out again, up to BACKOFF_MAX_S;
+# one that later compiles a whole build without a fault is forgotten. By the worker's
+# address: a worker restarted (once its host is repaired) is a new one, tried at once.
+BACKOFF_FIRST_S = 300.0
+BACKOFF_MAX_S = 3600.0
+
+
+def backoff_s(times: int) -> float:
+    """How long the builds after it leave out a worker left out as failing TIMES times in
+    a row."""
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** max(0, times - 1))
+
+
+def backed_off(remembered: dict[str, dict[str, float]], now: float) -> dict[str, float]:
+    """Of the REMEMBERED failing workers (address -> {"times", "until"}), those a build
+    starting at NOW leaves out, and until when."""
+    return {host: r["until"] for host, r in remembered.items() if r.get("until", 0) > now}
+
+
+def failing_after(remembered: dict[str, dict[str, float]], failing: set[str],
+                  proven: set[str], now: float) -> dict[str, dict[str, float]]:
+    """The failing workers to remember after a build that ended at NOW, having left
+    FAILING out and seen PROVEN compile without a host fault: one left out again is left
+    out for twice as long, one proven good is forgotten; a record whose back-off ended
+    longer than BACKOFF_MAX_S ago is forgotten too (it is not known broken any more, and
+    the file must not grow with every worker ever seen)."""
+    out = {host: dict(r) for host, r in remembered.items()
+           if host not in proven and r.get("until", 0) + BACKOFF_MAX_S > now}
+    for host in failing:
+        times = int(out.get(host, {}).get("times", 0)) + 1
+        out[host] = {"times": times, "until": now + backoff_s(times)}
+    return out
 
 
 def fallback_reason(exc: BaseException) -> str:

@@ -52,6 +52,10 @@ class WorkerPool:
         self.unresponsive: set[str] = set()        # no answer to the handshake or a probe
         self.host_faults: dict[str, int] = {}      # compiles failed there that go then built
         self.failing: set[str] = set()             # left out for them (policy.leave_out_failing)
+        # Workers an earlier build on this scheduler left out as failing (-> their record,
+        # policy.backed_off), set before the handshake; those left out for it now.
+        self.remembered_failing: dict[str, dict[str, float]] = {}
+        self.backed_off: dict[str, float] = {}     # worker -> until when (time.time())
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
@@ -160,12 +164,19 @@ class WorkerPool:
         with self.lock:
             self.unresponsive.update(late)
         self._left_out(late)
+        backing_off = policy.backed_off(self.remembered_failing, time.time())
         with self.lock:
             for address, answer in sorted(answers.items()):
                 why, info = _judge_hello(answer, self.identity)
                 if info is None:
                     self.refused.add(address)
                     warnings.append(f"worker {address} {why}")
+                    continue
+                if address in backing_off:
+                    until = self.backed_off[address] = backing_off[address]
+                    warnings.append(f"worker {address} failed compiles that go then built in "
+                                    "an earlier build: left out until "
+                                    f"{time.strftime('%H:%M:%S', time.localtime(until))}")
                     continue
                 self.placement.add_worker(address, info.nthreads, info.store_id,
                                           set(info.hashes), info.cores)
@@ -198,6 +209,12 @@ class WorkerPool:
         self.exclude(address)
         print(f"fgo: worker {address} failed {faults} compiles that go then built here: "
               "left out; its compiles run elsewhere", file=sys.stderr)
+
+    def host_records(self, remote_workers: set[str]) -> tuple[set[str], set[str]]:
+        """The workers this build left out as failing, and those proven good: of
+        REMOTE_WORKERS, which compiled for it, those without a host fault."""
+        with self.lock:
+            return set(self.failing), {a for a in remote_workers if not self.host_faults.get(a)}
 
     def probe(self, address: str) -> None:
         """ADDRESS has not answered a compile for STRAGGLER_MIN_S: ask whether it is alive,

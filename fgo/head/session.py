@@ -62,6 +62,9 @@ class BuildSession:
                                                                opts.workers is not None))
         if self.pool is not None:
             self.pool.lazy_start = self.workers_count
+            if not cluster.local:  # hosts an earlier build on this scheduler found failing
+                from fgo.report.record import remembered_failing
+                self.pool.remembered_failing = remembered_failing(cluster.scheduler)
         if self.remote is not None and self.slots.n > 0:
             self.racer = self.remote.racer = Racer(self.slots)
         self._wire_verifier()

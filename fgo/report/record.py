@@ -210,16 +210,20 @@ def remembered_cluster_path(scheduler: str) -> Path:
 
 
 def remember_cluster(report: dict[str, Any]) -> None:
-    """Keep the size of the cluster this build found (its scheduler, workers, threads), for
-    the next build on that scheduler, whatever its target (a no-op's too)."""
+    """Keep the size of the cluster this build found (its scheduler, workers, threads) and
+    the workers to leave out as failing (fgo.head.policy.failing_after), for the next build
+    on that scheduler, whatever its target (a no-op's too)."""
     cluster = report.get("cluster") or {}
     if not cluster.get("scheduler") or not cluster.get("workers"):
         return
+    failing = cluster.get("failing_hosts")
+    if failing is None:  # not learned by this build: as the last one left them
+        failing = remembered_failing(cluster["scheduler"])
     try:
         path = remembered_cluster_path(cluster["scheduler"])
         path.parent.mkdir(parents=True, exist_ok=True)
-        write(str(path), {k: cluster[k] for k in ("scheduler", "workers", "threads")},
-              compact=True)
+        write(str(path), {**{k: cluster[k] for k in ("scheduler", "workers", "threads")},
+                          **({"failing": failing} if failing else {})}, compact=True)
     except OSError:
         pass  # a cache we cannot write is no reason to fail a build
 
@@ -233,6 +237,18 @@ def last_cluster(scheduler: str | None) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+def remembered_failing(scheduler: str | None) -> dict[str, dict[str, float]]:
+    """The failing workers the last build on SCHEDULER remembered (address -> {"times",
+    "until"}); {} when none, or when the file says something else (a damaged cache must not
+    fail a build, nor leave a worker out)."""
+    found = (last_cluster(scheduler) or {}).get("failing")
+    if not isinstance(found, dict):
+        return {}
+    return {host: {"times": float(r["times"]), "until": float(r["until"])}
+            for host, r in found.items() if isinstance(r, dict)
+            and isinstance(r.get("times"), (int, float)) and isinstance(r.get("until"), (int, float))}
 
 
 def summary_line(report: dict[str, Any]) -> str:

@@ -361,16 +361,22 @@ def test_a_compile_that_fails_on_its_worker_is_not_the_users_error(hello: Path,
     its compiler fails on good code: each such compile is run by go instead, the build
     succeeds and its binary is the oracle's; the report says why. Once go's own runs have
     built two of its failures, worker 1 is left out: it fails no more than those and the
-    compiles it already had (at most go's -p), not every compile it would have got."""
+    compiles it already had (at most go's -p), not every compile it would have got. The
+    next build on that scheduler leaves it out from the start: it fails nothing there."""
     env = {**os.environ, "GOCACHE": str(tmp_path / "gocache")}
-    report = tmp_path / "r.json"
+    report, again = tmp_path / "r.json", tmp_path / "again.json"
     with RealCluster(tmp_path / "c", workers=2, envs={1: {"FGO_FAULT": "lose-input"}}) as cluster:
         proc = run_fgo("build", "--report", str(report), "--scheduler", cluster.address,
                        "--no-shared-cache", str(hello), "--", "-a", "-o",
                        str(hello / "fgo.bin"), env=env)
+        assert proc.returncode == 0, proc.stderr
+        second = run_fgo("build", "--report", str(again), "--scheduler", cluster.address,
+                         "--no-shared-cache", str(hello), "--", "-a", "-o",
+                         str(hello / "again.bin"), env=env)
     faults.injected()
     assert proc.returncode == 0, proc.stderr
-    ok = identical(hello)
+    assert second.returncode == 0, second.stderr
+    ok = identical(hello) and sha(hello / "again.bin") == sha(hello / "go.bin")
     faults.outcome(ok)
     assert ok
     rep = report_of(report)
@@ -384,6 +390,15 @@ def test_a_compile_that_fails_on_its_worker_is_not_the_users_error(hello: Path,
     assert "left out" in proc.stderr, proc.stderr
     in_flight = rep["cluster"]["go_parallelism"]  # the most go build asks for at once
     assert sum(lost.values()) <= policy.HOST_FAULTS_TO_LEAVE_OUT + in_flight, (lost, totals)
+    # the next build: worker 1 backed off at its handshake, worker 0 compiles, nothing fails
+    rep2 = report_of(again)
+    assert list(rep2["cluster"]["backed_off"]) == failing, rep2["cluster"]
+    assert "earlier build" in second.stderr, second.stderr
+    assert rep2["cluster"]["host_faults"] == {}, rep2["cluster"]
+    assert not any(why.startswith(policy.FAILED_ELSEWHERE)
+                   for why in rep2["totals"]["fallback_reasons"]), rep2["totals"]
+    assert rep2["totals"]["remote"] > 0, rep2["totals"]
+    assert len(rep2["cluster"]["failing_hosts"]) == 1, rep2["cluster"]  # still remembered
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["default", "check"])
