@@ -1097,6 +1097,8 @@ def test_a_workers_whole_compile_runs_nicer_than_the_worker() -> None:
     base = os.getpriority(os.PRIO_PROCESS, 0)
     niced = runner.run("n", ["sh", "-c", "nice"], "/", dict(os.environ), nice=3)
     assert int(niced.output) == min(19, base + 3)
+    leader = runner.start("l", ["sh", "-c", "nice"], "/", dict(os.environ), nice=3)  # a split's
+    assert leader is not None and int(runner.finish("l", leader).output) == min(19, base + 3)
     assert runner.compile_nice(None) == runner.compile_nice("") == runner.COMPILE_NICE
     assert runner.compile_nice("0") == 0 and runner.compile_nice("7") == 7
     assert runner.compile_nice("40") == 19 and runner.compile_nice("-5") == 0

@@ -59,10 +59,13 @@ def execute(task: CompileTask, worker: str = "local",
     with sandbox.lease(call) as box:
         args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
         env = tool_env(task.env)
+        # a worker's compilers, a split's included, run nicer than the worker (the head's
+        # own runs take a local slot)
+        nice = runner.compile_nice(os.environ.get("FGO_COMPILE_NICE")) if worker != "head" else 0
         if split is not None:
             return shard.run(task, split, args, env, box, worker, started,
-                             on_export=on_export, fetch=fetch)
-        return _compile(task, args, env, box, worker, started, on_export, on_chunk)
+                             on_export=on_export, fetch=fetch, nice=nice)
+        return _compile(task, args, env, box, worker, started, on_export, on_chunk, nice)
 
 
 def tool_env(env: dict[str, str]) -> dict[str, str]:
@@ -74,7 +77,8 @@ def tool_env(env: dict[str, str]) -> dict[str, str]:
 
 def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, worker: str,
              started: float, on_export: Callable[[ExportReady], None] | None,
-             on_chunk: Callable[[OutputChunk], None] | None = None) -> CompileResult:
+             on_chunk: Callable[[OutputChunk], None] | None = None,
+             nice: int = 0) -> CompileResult:
     call = task.call
     tool = str(toolchain.tool_path("compile"))
     argv = [tool, *faults.compile_args(args, task.task_id)]
@@ -86,9 +90,7 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
     if faults.delay():  # the fault's slow host (a cancel ends the wait)
         runner.RUNNING.wait_cancelled(task.task_id, faults.delay())
     tool_start = time.time()
-    run = runner.run(task.task_id, argv, box + call.cwd, env,
-                     nice=runner.compile_nice(os.environ.get("FGO_COMPILE_NICE"))
-                     if worker != "head" else 0,  # (the head's own runs take a local slot)
+    run = runner.run(task.task_id, argv, box + call.cwd, env, nice=nice,
                      speculative=call.outputs[0] if task.speculative and call.outputs else None,
                      early=early if patched is not None else None,
                      on_export=(lambda data, at: on_export(ExportReady(data, at)))  # type: ignore[misc]

@@ -192,11 +192,11 @@ def run(key: str, argv: list[str], cwd: str, env: dict[str, str], *,
             IDLE.real_ended()
 
 
-def start(key: str, argv: list[str], cwd: str, env: dict[str, str]
+def start(key: str, argv: list[str], cwd: str, env: dict[str, str], nice: int = 0
           ) -> subprocess.Popen[bytes] | None:
-    """Start ARGV under KEY for a caller that watches it itself (a split's leader); None if
-    KEY was cancelled. The caller `finish`es it."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+    """Start ARGV under KEY, NICE nicer than this process, for a caller that watches it
+    itself (a split's leader); None if KEY was cancelled. The caller `finish`es it."""
+    proc = subprocess.Popen(_niced(argv, nice), cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     return proc if RUNNING.add(key, proc) else None
 

@@ -80,11 +80,12 @@ def _patched(split: SplitRole) -> patched.Patched | None:
 
 def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str], box: str,
         worker: str, started: float, on_export: Callable[[ExportReady], None] | None = None,
-        fetch: Callable[[str, ShardFetch], ShardResult] | None = None
+        fetch: Callable[[str, ShardFetch], ShardResult] | None = None, nice: int = 0
         ) -> CompileResult | ShardDone:
     """TASK's shard (a ShardDone; the result kept here) or, for the leader, the merged
-    compile (a CompileResult), run in BOX (laid out by the executor) with ARGS. Every
-    process of a split runs under its split id: one Cancel stops them all."""
+    compile (a CompileResult), run in BOX (laid out by the executor) with ARGS, NICE nicer
+    than this worker. Every process of a split runs under its split id: one Cancel stops
+    them all."""
     compiler = _patched(split)
     if compiler is None:  # this split falls back; the worker stays in use (not REFUSED)
         reason = "no patched compiler on this worker yet: it is being built, for later splits"
@@ -104,13 +105,13 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
     cwd = box + task.call.cwd
     if split.leader:
         return _lead(task, split, str(compiler.path), args, env, box, plan, stats, worker,
-                     started, on_export, fetch)
+                     started, on_export, fetch, nice)
     out = os.path.join(box, f"fgo-shard-{split.k}.res")
     argv = fgoflags.with_flags([str(compiler.path), *args],
                                fgoflags.shard_flags(split.k, split.n, out, plan, stats,
                                                     lead_start=split.lead_start))
     tool_start = time.time()
-    proc = runner.run(split.split_id, argv, cwd, faults.shard_env(env))
+    proc = runner.run(split.split_id, argv, cwd, faults.shard_env(env), nice=nice)
     tool_done = time.time()
     if proc.cancelled:
         return ShardDone(Status.CANCELLED, worker, reason="cancelled by the head")
@@ -128,7 +129,8 @@ def run(task: CompileTask, split: SplitRole, args: list[str], env: dict[str, str
 def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
           env: dict[str, str], box: str, plan: str, stats: str, worker: str, started: float,
           on_export: Callable[[ExportReady], None] | None,
-          fetch: Callable[[str, ShardFetch], ShardResult] | None) -> CompileResult:
+          fetch: Callable[[str, ShardFetch], ShardResult] | None, nice: int = 0
+          ) -> CompileResult:
     call = task.call
     files = {p.k: os.path.join(box, f"fgo-shard-{p.k}.res") for p in split.peers}
     early = os.path.join(box, "fgo-early-export.a")
@@ -139,7 +141,7 @@ def _lead(task: CompileTask, split: SplitRole, compiler: str, args: list[str],
                               lead_start=split.lead_start)
         + (fgoflags.early_export(early) if task.early_export and on_export else []))
     tool_start = time.time()
-    proc = runner.start(split.split_id, argv, box + call.cwd, env)
+    proc = runner.start(split.split_id, argv, box + call.cwd, env, nice=nice)
     if proc is None:
         return CompileResult(Status.CANCELLED, worker, reason="cancelled by the head")
     IDLE.real_started()
