@@ -52,7 +52,9 @@ from fgo.cache.store import share_beside
 from fgo.compilecall import CompileCall
 from experiments.lab import CORPUS
 
-PROJECTS = {"gin": 3, "etcd": 3}   # project -> pairs
+# project -> pairs: gin's cold build is 16-18 s on a quiet machine here, and pairs of the
+# same two builds move by 5% (3 pairs of 7d7f5b8: 1.050, 1.051, 0.977)
+PROJECTS = {"gin": 5, "etcd": 5}
 LOADS = ("quiet", "loaded")
 QUICK = {("gin", "quiet"): 1}   # --quick (CI): one pair proves the harness (the model fits
                                 # builds with remote compiles: experiment 8 and the TCP row)
@@ -337,31 +339,51 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
     benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, dict)})
 
 
+EMBEDDED_BUILDS = 3  # one build's median moves by a millisecond on this shared machine
+
+
 def test_dispatch_to_embedded_workers(benchmark, lab) -> None:
-    """One cold fgo build of gin on the embedded cluster's two worker processes, every
-    compile sent to them (--workers 2 --local-slots 0; the first ones run locally while the
-    cluster starts): the median dispatch to an embedded worker (issue 24's target: 5 ms),
-    its outputs against a plain go build's into its own empty GOCACHE (full run only)."""
+    """EMBEDDED_BUILDS cold fgo builds of gin on the embedded cluster's two worker processes,
+    every compile sent to them (--workers 2 --local-slots 0; the first ones run locally
+    while the cluster starts), each with an empty GOCACHE and store: the median of the
+    builds' median dispatch to an embedded worker (issue 24's target: 5 ms), each build's
+    outputs against a plain go build's into its own empty GOCACHE."""
     name = "gin"
     lab.require(name)
-    cache, store, out, go_cache = (lab.tmpdir(d) for d in ("gocache-embedded", "store-embedded",
-                                                          "out-embedded", "gocache-go-embedded"))
+    go_cache, out = lab.tmpdir("gocache-go-embedded"), lab.tmpdir("out-embedded")
+
+    def builds() -> list[dict]:
+        runs = []
+        for i in range(1 if lab.quick else EMBEDDED_BUILDS):
+            cache, store = lab.tmpdir("gocache-embedded"), lab.tmpdir("store-embedded")
+            try:
+                runs.append(fgo_side(lab, name, cache, store, out, True,
+                                     flags=("--workers", "2", "--local-slots", "0"),
+                                     tag=f"fgo-embedded-{i}"))
+            finally:
+                lab.drop(cache)
+                lab.drop(store)
+        return runs
     try:
-        run = benchmark.pedantic(fgo_side, args=(lab, name, cache, store, out, True),
-                                 kwargs={"flags": ("--workers", "2", "--local-slots", "0"),
-                                         "tag": "fgo-embedded"}, rounds=1, iterations=1)
-        same_outputs(go_side(lab, name, go_cache, out, True, tag="go-embedded"), run)
+        runs = benchmark.pedantic(builds, rounds=1, iterations=1)
+        go = go_side(lab, name, go_cache, out, True, tag="go-embedded")
+        for run in runs:
+            same_outputs(go, run)
     finally:
-        for d in (cache, store, out, go_cache):
-            lab.drop(d)
-    assert run["remote"] > 0, run  # what it measures happened
-    row = {"project": name, "pair": "embedded", "fgo_cold_s": run["wall_s"],
-           "remote": run["remote"], "local": run["local"],
-           "dispatch_median_ms": run["dispatch_median_ms"],
-           "head_build_cpu_per_remote_ms": run["head"]["build_cpu_per_remote_ms"],
-           "targets": {"dispatch <= 5 ms to an embedded worker":
-                       run["dispatch_median_ms"] is not None and run["dispatch_median_ms"] <= 5},
-           "fgo_report": run["report"], "fgo_command": run["command"]}
+        lab.drop(go_cache)
+        lab.drop(out)
+    assert all(run["remote"] > 0 for run in runs), runs  # what it measures happened
+    dispatch = statistics.median(run["dispatch_median_ms"] for run in runs)
+    row = {"project": name, "pair": "embedded", "builds": len(runs),
+           "fgo_cold_s": [run["wall_s"] for run in runs],
+           "remote": [run["remote"] for run in runs], "local": [run["local"] for run in runs],
+           "dispatch_median_ms": dispatch,
+           "dispatch_median_ms_per_build": [run["dispatch_median_ms"] for run in runs],
+           "head_build_cpu_per_remote_ms": statistics.median(
+               run["head"]["build_cpu_per_remote_ms"] for run in runs),
+           "targets": {"dispatch <= 5 ms to an embedded worker": dispatch <= 5},
+           "fgo_report": runs[0]["report"],
+           "fgo_command": runs[0]["command"].replace("fgo-embedded-0", "fgo-embedded-N")}
     rows = overhead_table(lab)
     rows[:] = [r for r in rows if r.get("pair") != "embedded"] + [row]
     lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
