@@ -246,9 +246,10 @@ def remembered_failing(scheduler: str | None) -> dict[str, dict[str, float]]:
     found = (last_cluster(scheduler) or {}).get("failing")
     if not isinstance(found, dict):
         return {}
-    return {host: {"times": float(r["times"]), "until": float(r["until"])}
-            for host, r in found.items() if isinstance(r, dict)
-            and isinstance(r.get("times"), (int, float)) and isinstance(r.get("until"), (int, float))}
+    number = (int, float)
+    return {worker: {"times": float(r["times"]), "until": float(r["until"])}
+            for worker, r in found.items() if isinstance(r, dict)
+            and isinstance(r.get("times"), number) and isinstance(r.get("until"), number)}
 
 
 def summary_line(report: dict[str, Any]) -> str:
