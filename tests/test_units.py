@@ -759,16 +759,16 @@ def test_failing_workers_are_remembered_by_their_scheduler(tmp_path: Path, monke
     monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path))
     sizes = {"scheduler": "tcp://h:1", "workers": 2, "threads": 2}
     failing = {"tcp://w:1": {"times": 1.0, "until": 1e12}}
-    assert record.remembered_failing("tcp://h:1") == {}
+    assert record.failing_in(record.last_cluster("tcp://h:1")) == {}
     record.remember_cluster({"cluster": {**sizes, "failing_hosts": failing}})
-    assert record.remembered_failing("tcp://h:1") == failing
+    assert record.failing_in(record.last_cluster("tcp://h:1")) == failing
     record.remember_cluster({"cluster": sizes})  # learned nothing
-    assert record.remembered_failing("tcp://h:1") == failing
+    assert record.failing_in(record.last_cluster("tcp://h:1")) == failing
     record.remember_cluster({"cluster": {**sizes, "failing_hosts": {}}})  # proven good, forgotten
-    assert record.remembered_failing("tcp://h:1") == {}
+    assert record.failing_in(record.last_cluster("tcp://h:1")) == {}
     for damaged in ('{"failing": [1]}', '{"failing": {"h": {"until": "x"}}}', "not json"):
         record.remembered_cluster_path("tcp://h:1").write_text(damaged)
-        assert record.remembered_failing("tcp://h:1") == {}
+        assert record.failing_in(record.last_cluster("tcp://h:1")) == {}
 
 
 def test_the_helpers_namespace_hashes_go_s_compiler_once(tmp_path: Path, monkeypatch) -> None:

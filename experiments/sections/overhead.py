@@ -44,9 +44,6 @@ def render(ctx: Context) -> list[str]:
 
 def _embedded(e: dict[str, Any]) -> str:
     met = ", ".join(f"{k}: {'met' if ok else 'NOT met'}" for k, ok in e["targets"].items())
-    if "builds" not in e:  # a file of one build (before 846e562's session)
-        e = {**e, "builds": 1, "dispatch_median_ms_per_build": [e["dispatch_median_ms"]],
-             **{k: [e[k]] for k in ("remote", "local", "fgo_cold_s")}}
 
     def each(key: str) -> str:
         return "/".join(str(v) for v in e[key])

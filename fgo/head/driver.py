@@ -24,7 +24,7 @@ from fgo.errors import FgoError
 from fgo.fileio import scratch_dir
 from fgo.head import policy
 from fgo.head.options import BuildOptions
-from fgo.report.record import (Recorder, head_cost, last_cluster, merge_actiongraph,
+from fgo.report.record import (Recorder, failing_in, head_cost, last_cluster, merge_actiongraph,
                                remember, remember_cluster, speculation_hit, summarize,
                                summary_line, write)
 
@@ -229,8 +229,8 @@ def run(opts: BuildOptions, again: bool = False) -> int:
     slots = policy.local_slots(opts.local_slots)
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline, opts.shards)
-    beside = None if alone else policy.connect_beside_go(opts.scheduler,
-                                                         last_cluster(opts.scheduler))
+    known = None if alone else last_cluster(opts.scheduler)  # read once: the size, the
+    beside = None if alone else policy.connect_beside_go(opts.scheduler, known)  # failing
     cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "
@@ -255,7 +255,8 @@ def run(opts: BuildOptions, again: bool = False) -> int:
                 go.start(socket_path(tmp),
                          policy.parallelism(slots, workers * threads, True, workers))
             try:
-                session = _session(cluster, recorder, opts, tmp, project, listener,
+                session = _session(cluster, recorder, opts, tmp, project, failing_in(known),
+                                   listener,
                                    go.parallelism) if cluster else None
             finally:  # (a connect that ends before the session waits for it)
                 connected.set_session(session)
@@ -400,12 +401,13 @@ def _revocation_gate(shared: Any, connected: _Connected) -> Callable[[], list[st
 
 
 def _session(cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
-             project: Path, listener: Any = None, parallelism: int | None = None
-             ) -> BuildSession:
+             project: Path, failing: dict[str, dict[str, float]], listener: Any = None,
+             parallelism: int | None = None) -> BuildSession:
     """The head of this build, its shim's socket not served yet (LISTENER when go build,
-    started with -p PARALLELISM, is running already)."""
+    started with -p PARALLELISM, is running already); FAILING: the workers an earlier build
+    on its scheduler left out as failing."""
     from fgo.head.session import BuildSession
-    session = BuildSession(cluster, recorder, opts, tmp, project, listener)
+    session = BuildSession(cluster, recorder, opts, tmp, project, listener, failing)
     session.front.parallelism = session.parallelism() if listener is None else parallelism
     return session
 

@@ -39,7 +39,8 @@ class BuildSession:
     """The head of one build, serving the shim's socket in TMP."""
 
     def __init__(self, cluster: Any, recorder: Recorder, opts: BuildOptions, tmp: str,
-                 project: Path, listener: socket.socket | None = None) -> None:
+                 project: Path, listener: socket.socket | None = None,
+                 failing: dict[str, dict[str, float]] | None = None) -> None:
         self.cluster = cluster
         self.opts = opts
         self.verifier = _verifier(opts, project)
@@ -62,9 +63,8 @@ class BuildSession:
                                                                opts.workers is not None))
         if self.pool is not None:
             self.pool.lazy_start = self.workers_count
-            if not cluster.local:  # hosts an earlier build on this scheduler found failing
-                from fgo.report.record import remembered_failing
-                self.pool.remembered_failing = remembered_failing(cluster.scheduler)
+            if not cluster.local:  # workers an earlier build on this scheduler left out
+                self.pool.remembered_failing = failing or {}
         if self.remote is not None and self.slots.n > 0:
             self.racer = self.remote.racer = Racer(self.slots)
         self._wire_verifier()

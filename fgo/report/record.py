@@ -218,7 +218,7 @@ def remember_cluster(report: dict[str, Any]) -> None:
         return
     failing = cluster.get("failing_hosts")
     if failing is None:  # not learned by this build: as the last one left them
-        failing = remembered_failing(cluster["scheduler"])
+        failing = failing_in(last_cluster(cluster["scheduler"]))
     try:
         path = remembered_cluster_path(cluster["scheduler"])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,11 +239,11 @@ def last_cluster(scheduler: str | None) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def remembered_failing(scheduler: str | None) -> dict[str, dict[str, float]]:
-    """The failing workers the last build on SCHEDULER remembered (address -> {"times",
-    "until"}); {} when none, or when the file says something else (a damaged cache must not
-    fail a build, nor leave a worker out)."""
-    found = (last_cluster(scheduler) or {}).get("failing")
+def failing_in(cluster: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The failing workers a remembered CLUSTER (`last_cluster`) holds (address ->
+    {"times", "until"}); {} when none, or when the file says something else (a damaged
+    cache must not fail a build, nor leave a worker out)."""
+    found = (cluster or {}).get("failing")
     if not isinstance(found, dict):
         return {}
     number = (int, float)
