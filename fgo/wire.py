@@ -42,7 +42,7 @@ from fgo.toolchain import Identity
 
 # 4: plain data instead of pickled classes; Hello; shards fetched by RPC; ExportReady from
 # leaders; CompilerStats. 5: large outputs streamed in OutputChunks.
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 # The handlers fgo installs on every worker (fgo.worker.service), by Dask op name.
 OP_HELLO = "fgo_hello"
@@ -169,6 +169,10 @@ class CompileTask:
     # with `deliver` writes a whole compile's outputs beside their paths itself.
     blob_paths: dict[str, tuple[str, bool]] = field(default_factory=dict)
     deliver: bool = False
+    # A worker of the head's own embedded cluster (its child process: the same files for
+    # certain) compiles from the head's files at their paths, as go build's own compile
+    # re-reads what go hashed: no blob is read, hashed and written into its store first.
+    in_place: bool = False
     # Pipelining: run the patched compiler with -fgoexport and send an `ExportReady` as
     # soon as the package's export data is written, before the result; a speculative
     # compile runs below the worker's real ones (niced, its own threads).

@@ -66,6 +66,29 @@ def test_inline_flag_values_are_rewritten() -> None:
     assert "-o=/S/w/x.a" in args and args[0].startswith("-trimpath=")
 
 
+def test_a_compile_in_place_is_go_builds_own_with_only_its_outputs_moved() -> None:
+    call = compileargs.parse([*ARGS[:2], "-asmhdr=go_asm.h", *ARGS[2:]], "/src/app", read)
+    staged = sandbox.staged_names(call)
+    assert set(staged) == {"/w/b001/_pkg_.a", "/src/app/go_asm.h"}
+    assert all(staged[out].startswith(out + ".fgo-") for out in staged)  # as `deliver` stages
+    # a relative output by its path; the rest as go gave it
+    assert compileargs.with_outputs(call.args, call.cwd, staged) == [
+        "-o", staged["/w/b001/_pkg_.a"], "-asmhdr=" + staged["/src/app/go_asm.h"], *ARGS[2:]]
+
+
+def test_a_compile_in_place_answers_with_its_staged_outputs_and_removes_a_failed_ones(
+        tmp_path: Path) -> None:
+    out = str(tmp_path / "_pkg_.a")
+    call = compileargs.parse(["-o", out, "-p", "main", "/src/a.go"], "/src", read)
+    staged = sandbox.staged_names(call)
+    Path(staged[out]).write_bytes(b"archive")
+    assert sandbox.staged_outputs(call, staged, ok=True) == (
+        {out: (staged[out], 7)}, sha256(b"archive"))
+    assert sandbox.staged_outputs(call, staged, ok=False) == ({}, None)
+    assert not Path(staged[out]).exists()
+    assert sandbox.staged_outputs(call, staged, ok=True) == ({}, None)  # it wrote none
+
+
 def test_config_files_point_into_the_sandbox() -> None:
     text = compileargs.sandbox_importcfg(IMPORTCFG.decode(), "/S")
     assert "packagefile fmt=/S/cache/ab/fmt-d" in text and text.startswith("# import config")
@@ -990,6 +1013,41 @@ def test_a_cross_check_on_a_worker_that_stopped_answering_gives_up_and_cancels(
     with pytest.raises(RemoteFailure, match="cross-check on w2: no answer within 0.2s"):
         run()
     assert told == [("w2", wire.OP_CANCEL)]
+
+
+def test_only_the_embedded_clusters_workers_compile_in_place_and_only_what_runs_now(
+        tmp_path: Path) -> None:
+    """A worker of the embedded cluster (the head's child) that reads the head's token reads
+    the head's files at their paths; a worker of a scheduler's cluster on the same host may
+    see other files there (it hashes what it is pointed to). A speculation or a cross-check,
+    run later, carries its blobs."""
+    from fgo.blobs import Blob
+    from fgo.head.pool import WorkerPool
+    from fgo.head.tasks import Tasks
+
+    class Embedded:
+        local = True
+
+    class Scheduler:
+        local = None
+
+    pools = {}
+    for cluster, expected in ((Embedded(), True), (Scheduler(), False)):
+        pool = pools[expected] = WorkerPool(cluster, str(tmp_path))
+        pool.shares_files.add("tcp://w1")
+        pool.placement.add_worker("tcp://w1", 1, "host:/store", set())
+        assert pool.in_place("tcp://w1") is expected and not pool.in_place("tcp://w2")
+    src = tmp_path / "a.go"
+    src.write_text("package a\n")
+    call = compileargs.parse(["-o", str(tmp_path / "a.a"), "-p", "a", str(src)], str(tmp_path))
+    inputs = {str(src): Blob("s" * 64, src.stat().st_size, str(src), False)}
+    tasks = Tasks(pools[True])
+    task, sent = tasks.for_worker("tcp://w1", call, {}, inputs)
+    assert task.in_place and task.deliver and sent == [] and task.inputs == {str(src): "s" * 64}
+    assert not task.blobs and not task.blob_paths and not task.wait_for
+    later, sent = tasks.for_worker("tcp://w1", call, {}, inputs, now=False)
+    assert not later.in_place and sent == ["s" * 64] and later.blob_paths  # by path, hashed
+    assert not Tasks.with_bytes(task, inputs, ["s" * 64]).in_place
 
 
 def test_a_worker_drops_the_profiler_and_slows_its_monitors() -> None:

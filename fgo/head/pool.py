@@ -378,6 +378,13 @@ class WorkerPool:
         with self.lock:
             return address in self.shares_files
 
+    def in_place(self, address: str) -> bool:
+        """Whether ADDRESS compiles from the head's files in place (CompileTask.in_place):
+        a worker of the embedded cluster, the head's own child process, that read the
+        head's token. A worker of another cluster on this host may see other files at
+        the same paths (a container, another mount namespace): it gets paths to hash."""
+        return bool(self.cluster.local) and self.shares(address)
+
     # --- calls ---
 
     def submit(self, address: str, op: str, message: Any,

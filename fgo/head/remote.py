@@ -78,7 +78,7 @@ class RemoteExecutor:
                 if drawn is not None:
                     self.verifier.drop_early(drawn)
                 raise
-            confirmed = list(needs)
+            confirmed = [] if task.in_place else list(needs)  # in place: its store has none
             if drawn is not None and (result.worker == "head" or result.exit != 0):
                 self.verifier.drop_early(drawn)  # nothing of the worker's to compare
             if result.worker == "head":

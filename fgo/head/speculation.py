@@ -515,7 +515,7 @@ class Launcher:
                                why=f"not started: {type(exc).__name__}: {exc}")
         if address is None:
             return None
-        task, sent = self.tasks.for_worker(address, call, env, inputs)
+        task, sent = self.tasks.for_worker(address, call, env, inputs, now=False)
         task = replace(task, deliver=False, early_export=True, speculative=True)
         future = self.pool.submit(address, wire.OP_COMPILE, task, on_stream=lambda r: (
             self.exports.arrived(package, r.data, speculative=True, at=r.at), self.ended()))

@@ -37,8 +37,14 @@ class Tasks:
 
     def for_worker(self, address: str, call: CompileCall, env: dict[str, str],
                    inputs: dict[str, Blob], split: SplitRole | None = None,
-                   task_id: str | None = None) -> tuple[CompileTask, list[str]]:
-        """A task for ADDRESS carrying the blobs its store lacks; and the blobs it carries."""
+                   task_id: str | None = None, now: bool = True) -> tuple[CompileTask, list[str]]:
+        """A task for ADDRESS carrying the blobs its store lacks; and the blobs it carries.
+        NOW: it runs while go build waits for it, its inputs as they are now: a whole
+        compile for a worker of the embedded cluster then reads the head's files in place
+        (a speculation or a cross-check runs later, when they may be gone)."""
+        if now and split is None and self.pool.in_place(address):
+            return replace(self.whole(call, env, inputs, task_id), in_place=True,
+                           deliver=True), []
         needs = {b.sha: b.size for b in inputs.values()}
         by_sha = {b.sha: b for b in inputs.values()}
         sent, wait_for = self.pool.transfer(address, needs)
@@ -60,7 +66,7 @@ class Tasks:
         by path)."""
         by_sha = {b.sha: b for b in inputs.values()}
         return replace(task, blobs={sha: by_sha[sha].read() for sha in shas}, blob_paths={},
-                       wait_for=[])
+                       wait_for=[], in_place=False)
 
     @staticmethod
     def bytes_sent(task: CompileTask, inputs: dict[str, Blob]) -> int:
@@ -83,7 +89,7 @@ class Tasks:
             address = pool.choose_check(needs, avoid)
             if address is None:
                 raise RemoteFailure("no other worker to cross-check on")
-            task, sent = self.for_worker(address, call, env, inputs)
+            task, sent = self.for_worker(address, call, env, inputs, now=False)
             task = replace(Tasks.with_bytes(task, inputs, sent), deliver=False,
                            early_export=False, speculative=True)
             self.checking.append((address, call.outputs[0] if call.outputs else ""))
@@ -122,7 +128,7 @@ def head_job(task: CompileTask, inputs: dict[str, Blob]) -> LocalJob:
         store = executor.worker_store()
         blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
         whole = replace(task, blobs=blobs, blob_paths={}, deliver=False, wait_for=[],
-                        split=None, early_export=False, speculative=False)
+                        split=None, early_export=False, speculative=False, in_place=False)
 
         def run() -> CompileResult:
             result = executor.execute(whole, "head")

@@ -57,7 +57,14 @@ def execute(task: CompileTask, worker: str = "local",
     call = task.call
     sandbox.check_paths([*task.inputs, *call.outputs, call.cwd])
     with sandbox.lease(call) as box:
-        args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
+        # in place: the head's files, where go build's compile reads them, the outputs
+        # written beside go's (nothing laid out, read back or copied)
+        staged = sandbox.staged_names(call) if task.in_place else None
+        if staged is not None:
+            args, cwd = compilecall.with_outputs(call.args, call.cwd, staged), call.cwd
+        else:
+            args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
+            cwd = box + call.cwd
         env = tool_env(task.env)
         # a worker's compilers, a split's included, run nicer than the worker (the head's
         # own runs take a local slot)
@@ -65,7 +72,8 @@ def execute(task: CompileTask, worker: str = "local",
         if split is not None:
             return shard.run(task, split, args, env, box, worker, started,
                              on_export=on_export, fetch=fetch, nice=nice)
-        return _compile(task, args, env, box, worker, started, on_export, on_chunk, nice)
+        return _compile(task, args, env, box, cwd, worker, started, on_export, on_chunk, nice,
+                        staged)
 
 
 def tool_env(env: dict[str, str]) -> dict[str, str]:
@@ -75,10 +83,10 @@ def tool_env(env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, worker: str,
-             started: float, on_export: Callable[[ExportReady], None] | None,
+def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, cwd: str,
+             worker: str, started: float, on_export: Callable[[ExportReady], None] | None,
              on_chunk: Callable[[OutputChunk], None] | None = None,
-             nice: int = 0) -> CompileResult:
+             nice: int = 0, staged: dict[str, str] | None = None) -> CompileResult:
     call = task.call
     tool = str(toolchain.tool_path("compile"))
     argv = [tool, *faults.compile_args(args, task.task_id)]
@@ -90,24 +98,32 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
     if faults.delay():  # the fault's slow host (a cancel ends the wait)
         runner.RUNNING.wait_cancelled(task.task_id, faults.delay())
     tool_start = time.time()
-    run = runner.run(task.task_id, argv, box + call.cwd, env, nice=nice,
+    run = runner.run(task.task_id, argv, cwd, env, nice=nice,
                      speculative=call.outputs[0] if task.speculative and call.outputs else None,
                      early=early if patched is not None else None,
                      on_export=(lambda data, at: on_export(ExportReady(data, at)))  # type: ignore[misc]
                      if patched is not None else None)
     tool_done = time.time()
     if run.cancelled:
+        if staged is not None:  # what the killed compiler left beside go's outputs
+            sandbox.staged_outputs(call, staged, ok=False)
         return CompileResult(Status.CANCELLED, worker, reason=runner.RUNNING.reason(task.task_id))
     streamed: dict[str, int] = {}
-    digest = None
-    if run.returncode == 0 and on_chunk is not None and task.stream_above and not task.deliver:
-        streamed, digest = sandbox.stream_outputs(call, box, task.stream_above, on_chunk)
-    outputs = sandbox.read_outputs(call, box, skip=streamed) if run.returncode == 0 else {}
-    digest = digest or sandbox.output_sha256(call, outputs)
-    if digest and call.outputs and compilecall.buildid_of(call) and worker != "head":
-        held.keep(box + call.outputs[0], digest)  # its cache entry is published from here
-        # (not a head's check: nothing publishes from it, and its archives stayed on disk)
-    delivered = sandbox.deliver(outputs) if task.deliver else {}
+    outputs: dict[str, bytes] = {}
+    if staged is not None:  # in place, for the embedded cluster's head: no cache tier to
+        # publish to, nothing held
+        delivered, digest = sandbox.staged_outputs(call, staged, run.returncode == 0)
+    else:
+        digest = None
+        if run.returncode == 0 and on_chunk is not None and task.stream_above and \
+                not task.deliver:
+            streamed, digest = sandbox.stream_outputs(call, box, task.stream_above, on_chunk)
+        outputs = sandbox.read_outputs(call, box, skip=streamed) if run.returncode == 0 else {}
+        digest = digest or sandbox.output_sha256(call, outputs)
+        if digest and call.outputs and compilecall.buildid_of(call) and worker != "head":
+            held.keep(box + call.outputs[0], digest)  # its cache entry is published from
+            # here (not a head's check: nothing publishes from it, its archives stay on disk)
+        delivered = sandbox.deliver(outputs) if task.deliver else {}
     return CompileResult(Status.OK, worker, exit=run.returncode,
                          output=run.output.replace(box.encode(), b""),
                          outputs={} if task.deliver else outputs, delivered=delivered,
@@ -151,6 +167,8 @@ def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:
     if mine != task.identity:
         return (Status.REFUSED, f"toolchain mismatch: head has {task.identity.describe()}, "
                                 f"worker has {mine.describe()}", [])
+    if task.in_place:  # it brings nothing and needs nothing of the store
+        return None
     refused = receive(task)
     if refused is not None:
         return (*refused, [])

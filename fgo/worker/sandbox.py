@@ -225,6 +225,35 @@ def output_sha256(call: CompileCall, outputs: dict[str, bytes]) -> str | None:
     return sha256(data) if data is not None else None
 
 
+def staged_names(call: CompileCall) -> dict[str, str]:
+    """Where a run in place (CompileTask.in_place) writes CALL's outputs: beside their
+    paths, under names of its own, as `deliver` would stage them."""
+    tag = uuid.uuid4().hex[:12]
+    return {out: f"{out}.fgo-{tag}" for out in call.outputs}
+
+
+def staged_outputs(call: CompileCall, staged: dict[str, str],
+                   ok: bool) -> tuple[dict[str, tuple[str, int]], str | None]:
+    """What a run in place wrote (STAGED: output -> its file), as `deliver` answers, and
+    the -o output's sha256 (hashed from the file: no copy of it in memory); when the run
+    failed (not OK), none: what it left is removed."""
+    if not ok:
+        for path in staged.values():
+            _unlink(path)
+        return {}, None
+    delivered = {}
+    for out, path in staged.items():
+        try:
+            delivered[out] = (path, os.path.getsize(path))
+        except OSError:  # an output this compile did not write
+            continue
+    digest = None
+    if call.outputs and call.outputs[0] in delivered:
+        with open(staged[call.outputs[0]], "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return delivered, digest
+
+
 def deliver(outputs: dict[str, bytes]) -> dict[str, tuple[str, int]]:
     """Write OUTPUTS beside where go build expects them: path -> (staged file, size). The
     head moves a staged file into place only if it takes this result: a result it gave up
