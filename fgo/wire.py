@@ -41,7 +41,7 @@ from fgo.compilecall import CompileCall
 from fgo.toolchain import Identity
 
 # 4: plain data instead of pickled classes; Hello; shards fetched by RPC; ExportReady from
-# leaders; CompilerStats. 5: large outputs streamed in OutputChunks.
+# leaders; CompilerStats. 5: large outputs streamed in OutputChunks. 6: compiles in place.
 PROTOCOL_VERSION = 6
 
 # The handlers fgo installs on every worker (fgo.worker.service), by Dask op name.

@@ -94,7 +94,8 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
     patched = runner.patched_compiler() if task.early_export and on_export else None
     if patched is not None:
         argv = fgoflags.with_flags(argv, fgoflags.early_export(early), compiler=patched)
-    faults.lose_input(box, call.inputs, task.task_id)
+    if staged is None:  # (in place, the inputs are the head's own files: never removed)
+        faults.lose_input(box, call.inputs, task.task_id)
     if faults.delay():  # the fault's slow host (a cancel ends the wait)
         runner.RUNNING.wait_cancelled(task.task_id, faults.delay())
     tool_start = time.time()
