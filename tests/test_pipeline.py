@@ -364,9 +364,12 @@ def test_a_speculation_runs_only_in_idle_time() -> None:
         time.sleep(0.1)
         assert _state(proc.pid) in "SRD"        # continued
         idle.real_started()
-        assert idle.promote("/spec/b1/_pkg_.a") and not idle.promote("/other")
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 19)  # as SPECULATIVE_NICE left it
+        assert idle.promote("/spec/b1/_pkg_.a", nice=3) and not idle.promote("/other")
         time.sleep(0.1)
-        assert _state(proc.pid) in "SRD"        # wanted: runs beside the real compile
+        assert _state(proc.pid) in "SRD"        # wanted: runs beside the real compile,
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, os.getpriority(
+            os.PRIO_PROCESS, 0) + 3)            # as nice as a real one
         idle.spec_ended("/spec/b1/_pkg_.a")
     finally:
         proc.kill()

@@ -5,7 +5,7 @@ beside a real compile still slowed it by ~1.3x, and the speculation itself crawl
 speculative compile runs only while the worker's real compiles leave one of its threads
 free: it is stopped (SIGSTOP) while they occupy every thread and continued (SIGCONT) when
 one ends. A speculation go build is already waiting for is `promote`d: it runs from then
-on like a real compile (and at normal priority where the worker may lower a nice value).
+on like a real compile, at a real compile's niceness (where the worker may lower one).
 
 `runs` is the decision (pure); `IdleTime` applies it to the processes.
 """
@@ -59,16 +59,18 @@ class IdleTime:
         with self.lock:
             self.specs.pop(output, None)
 
-    def promote(self, output: str) -> bool:
-        """go build waits for the speculation writing OUTPUT: let it run as a real compile.
-        False if it is not running here."""
+    def promote(self, output: str, nice: int = 0) -> bool:
+        """go build waits for the speculation writing OUTPUT: let it run as a real compile,
+        NICE nicer than this process (fgo.worker.runner.compile_nice): at 0 it took the
+        core from the worker itself and from the real compiles beside it. False if it is
+        not running here."""
         with self.lock:
             spec = self.specs.get(output)
             if spec is None:
                 return False
             spec.wanted = True
             self._apply()
-        _unnice(spec.pid)
+        _renice(spec.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
         return True
 
     def _apply(self) -> None:
@@ -85,8 +87,8 @@ class IdleTime:
 IDLE = IdleTime()  # this worker process's
 
 
-def _unnice(pid: int) -> None:
-    """Every thread of process PID back at niceness 0 (niceness is per thread on Linux: the
+def _renice(pid: int, value: int) -> None:
+    """Every thread of process PID at niceness VALUE (niceness is per thread on Linux: the
     process's id alone names its first thread); a thread not permitted, or gone, is left."""
     try:
         threads = os.listdir(f"/proc/{pid}/task")
@@ -94,6 +96,6 @@ def _unnice(pid: int) -> None:
         threads = [str(pid)]
     for tid in threads:
         try:
-            os.setpriority(os.PRIO_PROCESS, int(tid), 0)
+            os.setpriority(os.PRIO_PROCESS, int(tid), value)
         except OSError:
             pass

@@ -305,7 +305,8 @@ class Handlers:
 
     async def promote(self, comm: Any = None, message: Any = None) -> bool:
         try:
-            return IDLE.promote(wire.decode(message, Promote).output)
+            return IDLE.promote(wire.decode(message, Promote).output,
+                                runner.compile_nice(os.environ.get("FGO_COMPILE_NICE")))
         except wire.ProtocolMismatch:
             return False
 
