@@ -596,7 +596,9 @@ def test_a_held_shim_call_keeps_no_other_waiting_and_threads_are_kept(tmp_path: 
         assert not released.is_set()
         held.close()                            # the held tool exits
         assert released.wait(10)
-        time.sleep(0.1)                         # both threads back to idle
+        deadline = time.monotonic() + 10        # both threads back to idle (a fixed 0.1 s
+        while server._calls._idle < 2 and time.monotonic() < deadline:  # was short under load)
+            time.sleep(0.01)
         before = call_threads()
         third, reply = call(["compile"])
         third.close()

@@ -65,8 +65,8 @@ def pipeline_wanted(flag: bool | None, hosts: int, threads: int) -> bool:
     """--pipeline/--no-pipeline, else on where it pays: more than one worker host (on one
     host the speculative compiles only take cores go build's own would use) and at least
     MIN_THREADS worker threads. Below that go build's own ready queue keeps the workers
-    nearly busy (experiment 7 part 3, the head's slot and one single-core host: 1.03x and
-    0.98x in two files, within their pairs' spread of 0.97-1.07x, and no gain in the model
+    nearly busy (experiment 7 part 3, the head's slot and one single-core host: 1.03x,
+    0.98x and 0.97x in three files, their pairs 0.95-1.07x, and no gain in the model
     checked against them; 0.92x on two hosts sharing the head's core, with an older head).
     Above it the
     gain is small: the model checked against fgo's pipelined builds gives aws-sdk-go
