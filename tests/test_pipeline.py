@@ -364,7 +364,6 @@ def test_a_speculation_runs_only_in_idle_time() -> None:
         time.sleep(0.1)
         assert _state(proc.pid) in "SRD"        # continued
         idle.real_started()
-        os.setpriority(os.PRIO_PROCESS, proc.pid, 19)  # as SPECULATIVE_NICE left it
         assert idle.promote("/spec/b1/_pkg_.a", nice=3) and not idle.promote("/other")
         time.sleep(0.1)
         assert _state(proc.pid) in "SRD"        # wanted: runs beside the real compile,
