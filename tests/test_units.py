@@ -68,7 +68,7 @@ def test_inline_flag_values_are_rewritten() -> None:
 
 def test_a_compile_in_place_is_go_builds_own_with_only_its_outputs_moved() -> None:
     call = compileargs.parse([*ARGS[:2], "-asmhdr=go_asm.h", *ARGS[2:]], "/src/app", read)
-    staged = sandbox.staged_names(call)
+    staged = sandbox.staged_names(call.outputs)
     assert set(staged) == {"/w/b001/_pkg_.a", "/src/app/go_asm.h"}
     assert all(staged[out].startswith(out + ".fgo-") for out in staged)  # as `deliver` stages
     # a relative output by its path; the rest as go gave it
@@ -80,7 +80,7 @@ def test_a_compile_in_place_answers_with_its_staged_outputs_and_removes_a_failed
         tmp_path: Path) -> None:
     out = str(tmp_path / "_pkg_.a")
     call = compileargs.parse(["-o", out, "-p", "main", "/src/a.go"], "/src", read)
-    staged = sandbox.staged_names(call)
+    staged = sandbox.staged_names(call.outputs)
     Path(staged[out]).write_bytes(b"archive")
     assert sandbox.staged_outputs(call, staged, ok=True) == (
         {out: (staged[out], 7)}, sha256(b"archive"))

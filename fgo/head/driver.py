@@ -229,8 +229,9 @@ def run(opts: BuildOptions, again: bool = False) -> int:
     slots = policy.local_slots(opts.local_slots)
     alone = policy.go_alone(opts.scheduler, slots, opts.workers is not None,
                             opts.split_large, opts.pipeline, opts.shards)
-    known = None if alone else last_cluster(opts.scheduler)  # read once: the size, the
-    beside = None if alone else policy.connect_beside_go(opts.scheduler, known)  # failing
+    # the cluster the last build on this scheduler found, read once: its size, its failing
+    known = None if alone else last_cluster(opts.scheduler)
+    beside = None if alone else policy.connect_beside_go(opts.scheduler, known)
     cluster = None if alone else _connect_beside(opts, *beside) if beside else _connect(opts)
     if alone and not opts.quiet:
         print(f"fgo: {slots} local slots; nothing to distribute on one machine: go build "

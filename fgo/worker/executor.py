@@ -59,7 +59,7 @@ def execute(task: CompileTask, worker: str = "local",
     with sandbox.lease(call) as box:
         # in place: the head's files, where go build's compile reads them, the outputs
         # written beside go's (nothing laid out, read back or copied)
-        staged = sandbox.staged_names(call) if task.in_place else None
+        staged = sandbox.staged_names(call.outputs) if task.in_place else None
         if staged is not None:
             args, cwd = compilecall.with_outputs(call.args, call.cwd, staged), call.cwd
         else:

@@ -225,11 +225,12 @@ def output_sha256(call: CompileCall, outputs: dict[str, bytes]) -> str | None:
     return sha256(data) if data is not None else None
 
 
-def staged_names(call: CompileCall) -> dict[str, str]:
-    """Where a run in place (CompileTask.in_place) writes CALL's outputs: beside their
-    paths, under names of its own, as `deliver` would stage them."""
+def staged_names(outputs: list[str]) -> dict[str, str]:
+    """Where a worker stages OUTPUTS for the head (`deliver`, or a run in place writing
+    them itself): beside their paths, under names of its own, which the head moves into
+    place (fgo.head.action checks the `.fgo-` beside each)."""
     tag = uuid.uuid4().hex[:12]
-    return {out: f"{out}.fgo-{tag}" for out in call.outputs}
+    return {out: f"{out}.fgo-{tag}" for out in outputs}
 
 
 def staged_outputs(call: CompileCall, staged: dict[str, str],
@@ -259,9 +260,8 @@ def deliver(outputs: dict[str, bytes]) -> dict[str, tuple[str, int]]:
     head moves a staged file into place only if it takes this result: a result it gave up
     on (timed out, raced) must never overwrite what go build has since rewritten."""
     delivered = {}
-    for path, data in outputs.items():
-        staged = f"{path}.fgo-{uuid.uuid4().hex[:12]}"
+    for path, staged in staged_names(list(outputs)).items():
         with open(staged, "wb") as f:
-            f.write(data)
-        delivered[path] = (staged, len(data))
+            f.write(outputs[path])
+        delivered[path] = (staged, len(outputs[path]))
     return delivered
