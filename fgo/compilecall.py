@@ -115,14 +115,15 @@ def parse(args: list[str], cwd: str,
     return call
 
 
-def with_outputs(args: list[str], cwd: str, aside: dict[str, str]) -> list[str]:
-    """ARGS with each output (-o, -asmhdr, -linkobj) named in ASIDE (absolute path ->
-    another path) written there instead. The compiler never records where it writes, so
-    the bytes are the same."""
+def with_outputs(args: list[str], cwd: str, aside: dict[str, str],
+                 names: frozenset[str] | set[str] = OUTPUT_FLAGS) -> list[str]:
+    """ARGS with each output (-o, -asmhdr, -linkobj; or the flags NAMES) named in ASIDE
+    (absolute path -> another path) written (or read) there instead. The compiler never
+    records where it writes, nor where its configs are, so the bytes are the same."""
     out = list(args)
     flags, _ = split_flags(out)
     for name, value, idx, inline in flags:
-        if name in OUTPUT_FLAGS and value is not None:
+        if name in names and value is not None:
             target = aside.get(absolute(cwd, value))
             if target is not None:
                 out[idx] = f"-{name}={target}" if inline else target

@@ -98,35 +98,42 @@ def test_config_files_point_into_the_sandbox() -> None:
 
 def test_a_sandbox_writes_its_configs_over_the_last_compiles_and_never_into_the_store(
         tmp_path: Path) -> None:
-    """A compile's importcfg is written into a file the sandbox kept from the compile before
-    (no file created, none deleted), never placed as a link to its blob, and a link left at
-    its path (a killed compile's) is replaced, not written through."""
+    """A compile's importcfg is written over the one of the compile before, in the
+    sandbox's own config file (no file created, none deleted), never placed as a link to
+    its blob; its outputs go to the sandbox's outputs directory, and nothing of go build's
+    $WORK (a new directory for every compile) is left when it ends, but for the source
+    directories it laid out; a task naming the sandbox's own files is refused."""
     store = Store(tmp_path / "store")
     cfgs = [b"# import config\npackagefile fmt=/w/b%03d/fmt.a\n" % i for i in range(3)]
-    source = b"package p\n"
-    for data in (*cfgs, source):
+    source, symabis = b"package p\n", b"def p.f\n"
+    for data in (*cfgs, source, symabis):
         store.put(sha256(data), data)
     inodes = []
     for i, cfg in enumerate(cfgs):
-        importcfg = f"/w/b{i:03d}/importcfg"
+        importcfg, out, abis = f"/w/b{i:03d}/importcfg", f"/w/b{i:03d}/_pkg_.a", f"/w/b{i:03d}/symabis"
         call = compileargs.CompileCall(
-            args=["-o", f"/w/b{i:03d}/_pkg_.a", "-importcfg", importcfg, "/src/p.go"],
-            cwd="/src", outputs=[f"/w/b{i:03d}/_pkg_.a"], inputs=[importcfg, "/src/p.go"],
+            args=["-o", out, "-importcfg", importcfg, "-symabis", abis, "/src/p.go"],
+            cwd="/src", outputs=[out], inputs=[importcfg, abis, "/src/p.go"],
             importcfg=importcfg)
-        inputs = {importcfg: sha256(cfg), "/src/p.go": sha256(source)}
+        inputs = {importcfg: sha256(cfg), abis: sha256(symabis), "/src/p.go": sha256(source)}
         with sandbox.lease(call) as box:
-            if i == 2:  # a link to the blob left at the config's path
-                os.makedirs(os.path.dirname(box + importcfg), exist_ok=True)
-                os.link(store.path(sha256(cfg)), box + importcfg)
-            sandbox.materialize(store, inputs, call, box, "/goroot")
-            written = box + importcfg
+            args = sandbox.materialize(store, inputs, call, box, "/goroot")
+            written = args[args.index("-importcfg") + 1]
+            assert written == box + sandbox.CONFIGS + "/importcfg"
             assert Path(written).read_text() == compileargs.sandbox_importcfg(cfg.decode(), box)
             assert os.stat(written).st_nlink == 1  # its own file, not the blob's
+            assert args[args.index("-o") + 1] == sandbox.output_paths(box, call)[out]
+            assert args[args.index("-symabis") + 1] == box + abis  # an input: at its path
             inodes.append(os.stat(written).st_ino)
-        assert not os.path.exists(written)  # gone from the tree when the compile ended
-    assert inodes[0] == inodes[1], "the second compile created its importcfg anew"
-    for data in (*cfgs, source):  # no blob written through a link
+            Path(args[args.index("-o") + 1]).write_bytes(b"archive")  # the compiler's
+            assert sandbox.read_outputs(call, box) == {out: b"archive"}
+        assert not os.path.exists(box + "/w")  # $WORK gone when the compile ended
+        assert os.path.isdir(box + "/src") and not os.listdir(box + sandbox.OUTPUTS)
+    assert inodes[0] == inodes[1] == inodes[2], "a later compile created its importcfg anew"
+    for data in (*cfgs, source, symabis):  # no blob written through a link
         assert Path(store.path(sha256(data))).read_bytes() == data
+    with pytest.raises(sandbox.BadTask):
+        sandbox.check_paths(["/src/p.go", sandbox.CONFIGS + "/importcfg"])
 
 
 def test_threads_asking_first_at_once_get_one_own_dir(tmp_path: Path,
@@ -1106,12 +1113,13 @@ def test_a_large_output_streams_in_chunks_and_lands_whole(tmp_path: Path) -> Non
     from fgo.compilecall import CompileCall
     box = tmp_path / "box"
     out, small = str(tmp_path / "w" / "_pkg_.a"), str(tmp_path / "w" / "x.o")
-    Path(str(box) + str(tmp_path / "w")).mkdir(parents=True)
     Path(tmp_path / "w").mkdir()
     data = bytes(range(256)) * 40_000 + b"end"               # 10 MB: three chunks
-    Path(str(box) + out).write_bytes(data)
-    Path(str(box) + small).write_bytes(b"small")
     call = CompileCall(args=[], cwd="/", outputs=[out, small], inputs=[])
+    written = sandbox.output_paths(str(box), call)            # where the compiler wrote
+    Path(written[out]).parent.mkdir(parents=True)
+    Path(written[out]).write_bytes(data)
+    Path(written[small]).write_bytes(b"small")
     sent: list[wire.OutputChunk] = []
     streamed, digest = sandbox.stream_outputs(call, str(box), 1 << 20, sent.append)
     assert streamed == {out: len(data)} and digest == sha256(data) and len(sent) == 3

@@ -122,8 +122,9 @@ def _compile(task: CompileTask, args: list[str], env: dict[str, str], box: str, 
         outputs = sandbox.read_outputs(call, box, skip=streamed) if run.returncode == 0 else {}
         digest = digest or sandbox.output_sha256(call, outputs)
         if digest and call.outputs and compilecall.buildid_of(call) and worker != "head":
-            held.keep(box + call.outputs[0], digest)  # its cache entry is published from
-            # here (not a head's check: nothing publishes from it, its archives stay on disk)
+            # its cache entry is published from here (not a head's check: nothing publishes
+            # from it, its archives stay on disk)
+            held.keep(sandbox.output_paths(box, call)[call.outputs[0]], digest)
         delivered = sandbox.deliver(outputs) if task.deliver else {}
     return CompileResult(Status.OK, worker, exit=run.returncode,
                          output=run.output.replace(box.encode(), b""),

@@ -5,7 +5,11 @@ split roles, and by the head's verification when it recompiles from its own stor
 Sandboxes are reused: a compile leases one, and when it ends only the files it placed or
 wrote are removed, its directories kept for the next (making and removing a fresh tree for
 every compile was most of a worker's own CPU per compile: makedirs of each input's
-directory, then an rmtree of them all).
+directory, then an rmtree of them all). Not go build's work directories: every compile
+names a new one ($WORK/b042, under a $WORK of its build's own), so a compile writes its
+outputs into the sandbox's one outputs directory, and the directories of inputs laid out
+under its $WORK (cgo's generated sources) go when it ends; kept, they were a directory or
+two more on disk for every compile a worker ever ran.
 """
 
 from __future__ import annotations
@@ -36,14 +40,18 @@ def check_paths(paths: list[str]) -> None:
     for path in paths:
         if not os.path.isabs(path) or os.path.normpath(path) != path or "/../" in path + "/":
             raise BadTask(f"path {path!r} is not a clean absolute path")
+        if path.startswith("/.fgo-"):  # the sandbox's own files (a link placed there
+            raise BadTask(f"path {path!r} is the sandbox's own")  # would be written through)
 
 
 _free: list[str] = []              # sandboxes not leased now
 _free_lock = threading.Lock()
 _placed: dict[str, list[str]] = {}  # sandbox -> the files placed in it
-_rewritten: dict[str, list[str]] = {}  # sandbox -> the configs written for this compile
-_spares: dict[str, list[str]] = {}  # sandbox -> files kept to be written over next time
-SPARES = "/.fgo-spare"  # a sandbox's directory of spare files (a directory: _empty keeps it)
+# A sandbox's own directories (_empty keeps them): its configs, written over by every
+# compile, and its outputs.
+CONFIGS = "/.fgo-cfg"
+OUTPUTS = "/.fgo-out"
+CONFIG_FLAGS = {"importcfg", "embedcfg"}
 
 
 # This process's sandboxes' directory (those of processes that are gone are removed).
@@ -57,8 +65,9 @@ def lease(call: CompileCall) -> Iterator[str]:
         box = _free.pop() if _free else None
     if box is None or not os.path.isdir(box):
         box = tempfile.mkdtemp(dir=_root(), prefix="t")
-        os.mkdir(box + SPARES)
-    _placed[box], _rewritten[box] = [], []
+        os.mkdir(box + CONFIGS)
+        os.mkdir(box + OUTPUTS)
+    _placed[box] = []
     try:
         yield box
     finally:
@@ -68,17 +77,12 @@ def lease(call: CompileCall) -> Iterator[str]:
 
 
 def _empty(box: str, call: CompileCall) -> None:
-    """Remove the files CALL's compile placed and wrote in BOX (its directories stay); the
-    configs written for it are moved aside to be written over by the next compile."""
-    spares = _spares.setdefault(box, [])
-    for path in _rewritten.pop(box, []):
-        spare = f"{box}{SPARES}/{len(spares)}"
-        if _moved(path, spare):
-            spares.append(spare)
-        else:
-            _unlink(path)
-    for path in [*_placed.pop(box, []), *(box + out for out in call.outputs)]:
+    """Remove the files CALL's compile placed and wrote in BOX (the directories of its
+    sources stay, its $WORK's go; its configs stay, to be written over by the next)."""
+    placed = _placed.pop(box, [])
+    for path in [*placed, *output_paths(box, call).values()]:
         _unlink(path)
+    _remove_work_dirs(box, call, placed)
     with os.scandir(box) as entries:  # what a split's processes write beside the tree
         for entry in entries:
             if not entry.is_dir(follow_symlinks=False):
@@ -86,6 +90,39 @@ def _empty(box: str, call: CompileCall) -> None:
                     os.unlink(entry.path)
                 except OSError:
                     pass
+
+
+def output_paths(box: str, call: CompileCall) -> dict[str, str]:
+    """Where CALL's outputs are written in BOX (output -> file): its outputs directory, not
+    go's $WORK/bNNN (the compiler records no output's path: the bytes are the same)."""
+    return {out: f"{box}{OUTPUTS}/{i}-{os.path.basename(out)}"
+            for i, out in enumerate(call.outputs)}
+
+
+def work_roots(call: CompileCall) -> set[str]:
+    """go build's work directories CALL names: each output's $WORK (/tmp/go-build1/b042/
+    _pkg_.a -> /tmp/go-build1), which no other build shares."""
+    return {os.path.dirname(os.path.dirname(out)) for out in call.outputs
+            if os.path.dirname(os.path.dirname(out)) not in ("", "/")}
+
+
+def _remove_work_dirs(box: str, call: CompileCall, placed: list[str]) -> None:
+    """The directories inputs PLACED under CALL's $WORK were laid out in, removed once empty,
+    deepest first, $WORK's own included."""
+    roots = [box + root for root in work_roots(call)]
+    dirs: set[str] = set()
+    for path in placed:
+        for root in roots:
+            if path.startswith(root + "/"):
+                d = os.path.dirname(path)
+                while len(d) >= len(root):
+                    dirs.add(d)
+                    d = os.path.dirname(d)
+    for d in sorted(dirs, key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:  # not empty: another of its files was not placed by this compile
+            pass
 
 
 def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox: str,
@@ -105,19 +142,21 @@ def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox
             _place(store, sha, sandbox + path, made)
             placed.append(sandbox + path)
     # configs name absolute paths: rewrite them to point into the sandbox, or the store
+    configs_at = {}
     if call.importcfg:
         text = Path(store.path(inputs[call.importcfg])).read_text()
         in_store = {a: store.path(inputs[a]) for a in archives if a in inputs}
-        _write_config(sandbox, sandbox + call.importcfg,
-                      compilecall.sandbox_importcfg(text, sandbox, in_store).encode(), made)
+        configs_at[sandbox + call.importcfg] = _write_config(
+            sandbox, "importcfg", compilecall.sandbox_importcfg(text, sandbox, in_store).encode())
     if call.embedcfg:
         data = Path(store.path(inputs[call.embedcfg])).read_bytes()
-        _write_config(sandbox, sandbox + call.embedcfg,
-                      compilecall.sandbox_embedcfg(data, sandbox), made)
-    for out in call.outputs:
-        os.makedirs(os.path.dirname(sandbox + out), exist_ok=True)
+        configs_at[sandbox + call.embedcfg] = _write_config(
+            sandbox, "embedcfg", compilecall.sandbox_embedcfg(data, sandbox))
     os.makedirs(sandbox + call.cwd, exist_ok=True)
-    return compilecall.sandbox_args(call, sandbox, head_goroot)
+    outputs = {sandbox + out: path for out, path in output_paths(sandbox, call).items()}
+    args = compilecall.sandbox_args(call, sandbox, head_goroot)
+    args = compilecall.with_outputs(args, sandbox + call.cwd, configs_at, CONFIG_FLAGS)
+    return compilecall.with_outputs(args, sandbox + call.cwd, outputs)
 
 
 def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
@@ -136,20 +175,14 @@ def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
         shutil.copyfile(store.path(sha), dest)
 
 
-def _write_config(box: str, path: str, data: bytes, made: set[str]) -> None:
-    """DATA at PATH in BOX, in a spare file of BOX's moved there when it has one: a file
-    created costs more than one written over (on a disk without a journal, ext4 looks past
-    every recently deleted inode for a free one: by hand here, 0.3-0.9 ms of kernel time a
-    file while a build runs)."""
-    parent = os.path.dirname(path)
-    if parent not in made:
-        os.makedirs(parent, exist_ok=True)
-        made.add(parent)
-    spares = _spares.get(box)
-    if not (spares and _moved(spares.pop(), path)):
-        _unlink(path)  # whatever is there may be a link to a blob: never write through it
+def _write_config(box: str, kind: str, data: bytes) -> str:
+    """DATA as BOX's config KIND, written over the last compile's (a file created costs more
+    than one written over: on a disk without a journal, ext4 looks past every recently
+    deleted inode for a free one: by hand here, 0.3-0.9 ms of kernel time a file while a
+    build runs); its path. Not at go's path under $WORK/bNNN: a directory for each compile."""
+    path = f"{box}{CONFIGS}/{kind}"
     write_over(path, data)
-    _rewritten[box].append(path)
+    return path
 
 
 def write_over(path: str, data: bytes) -> None:
@@ -168,14 +201,6 @@ def write_over(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _moved(src: str, dest: str) -> bool:
-    try:
-        os.rename(src, dest)
-        return True
-    except OSError:
-        return False
-
-
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -188,8 +213,8 @@ CHUNK_BYTES = 4 << 20  # one OutputChunk: 30 ms at 1 Gb/s, a bounded buffer on b
 
 def read_outputs(call: CompileCall, sandbox: str,
                  skip: Mapping[str, int] | None = None) -> dict[str, bytes]:
-    return {out: Path(sandbox + out).read_bytes() for out in call.outputs
-            if os.path.exists(sandbox + out) and out not in (skip or {})}
+    return {out: Path(path).read_bytes() for out, path in output_paths(sandbox, call).items()
+            if os.path.exists(path) and out not in (skip or {})}
 
 
 def stream_outputs(call: CompileCall, sandbox: str, above: int,
@@ -198,8 +223,7 @@ def stream_outputs(call: CompileCall, sandbox: str, above: int,
     and the -o output's sha256 if it is one of them (hashed as it is read)."""
     streamed: dict[str, int] = {}
     digest = None
-    for i, out in enumerate(call.outputs):
-        path = sandbox + out
+    for i, (out, path) in enumerate(output_paths(sandbox, call).items()):
         try:
             size = os.path.getsize(path)
         except OSError:
