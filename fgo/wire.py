@@ -119,6 +119,9 @@ class HelloReply:
     cores: int                         # the cores this worker process may run on
     shares_files: bool = False
     patched_series: str = ""           # the patched compiler's series, if built here
+    # its compile channel (fgo.cluster.channel): host, port and the secret a head presents;
+    # port 0: none (a worker on TLS, or an older fgo): compiles go over Dask's comms
+    channel: tuple[str, int, str] = ("", 0, "")
     version: int = PROTOCOL_VERSION
 
 

@@ -667,6 +667,11 @@ def _cluster_info(cluster: Any, session: BuildSession | None, opts: BuildOptions
             "go_parallelism": session.front.parallelism if session else None,  # the -p fgo gave
             "unresponsive": sorted(session.pool.unresponsive) if session and session.pool
             else [],
+            # the workers whose compiles went over a channel of fgo's own, and those whose
+            # channel failed (fgo.cluster.channel)
+            "channels": sorted(session.pool.channels) if session and session.pool else [],
+            "channels_failed": sorted(session.pool.channel_failed) if session and session.pool
+            else [],
             # compiles a worker failed that go's own run then built, and who was left out
             "host_faults": dict(session.pool.host_faults) if session and session.pool else {},
             "left_out_failing": sorted(session.pool.failing) if session and session.pool

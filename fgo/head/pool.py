@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fgo import toolchain, wire
-from fgo.cluster import rpc
+from fgo.cluster import channel, rpc
 from fgo.cluster.connect import CONNECT_S
 from fgo.cluster.deadline import HANDSHAKE_S, LIVENESS_S, SCHEDULER_S, Late, per_worker, within
 from fgo.head import policy
@@ -59,6 +59,13 @@ class WorkerPool:
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
+        # Compile channels (fgo.cluster.channel): what each worker offered, those opened,
+        # and the workers whose channel failed (their compiles go over Dask's comms).
+        self.channel_offers: dict[str, tuple[str, int, str]] = {}
+        self.channels: dict[str, channel.Channel] = {}
+        self.channel_failed: set[str] = set()
+        self.use_channels = os.environ.get("FGO_CHANNEL", "on") != "off"
+        self._channel_lock = threading.Lock()
         # A worker that reads this file's text shares the head's files.
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
         self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
@@ -183,6 +190,8 @@ class WorkerPool:
                 if info.shares_files:
                     self.shares_files.add(address)
                 self.patched_series[address] = info.patched_series
+                if info.channel[1]:
+                    self.channel_offers[address] = info.channel
             hosts = len({w.store_id for w in self.placement.workers.values()})
             threads = self.placement.total_threads()
         for listener in self.on_learned:
@@ -390,8 +399,44 @@ class WorkerPool:
     def submit(self, address: str, op: str, message: Any,
                on_stream: Callable[[Any], None] | None = None
                ) -> concurrent.futures.Future[Any]:
-        """MESSAGE to ADDRESS's handler OP, answered in a future (plain data)."""
-        return rpc.submit(self.client, address, op, message, on_stream)
+        """MESSAGE to ADDRESS's handler OP, answered in a future (plain data); a compile
+        over the worker's channel when it has one (streamed messages decoded, as
+        fgo.cluster.rpc hands them on)."""
+        link = self._channel(address) if op == wire.OP_COMPILE else None
+        if link is None:
+            return rpc.submit(self.client, address, op, message, on_stream)
+
+        def streamed(data: Any) -> None:
+            kind = rpc.STREAMED.get(wire.message_type(data))
+            if kind is not None and on_stream is not None:
+                on_stream(wire.decode(data, kind))
+        return link.submit(op, wire.encode(message), streamed)
+
+    def _channel(self, address: str) -> channel.Channel | None:
+        """ADDRESS's compile channel, opened on first use; None when it offers none, or its
+        channel failed (once lost, a worker's compiles go over Dask's comms: a worker that
+        died fails there as well, one whose channel alone broke goes on working)."""
+        link = self.channels.get(address)
+        if link is not None and link.closed is None:
+            return link
+        offer = self.channel_offers.get(address)
+        if not self.use_channels or offer is None or address in self.channel_failed:
+            return None
+        with self._channel_lock:
+            link = self.channels.get(address)
+            if link is not None:
+                if link.closed is None:
+                    return link
+                self.channel_failed.add(address)
+                return None
+            host, port, secret = offer
+            try:
+                link = self.channels[address] = channel.Channel(host, port, secret,
+                                                                timeout=HANDSHAKE_S)
+            except OSError:
+                self.channel_failed.add(address)
+                return None
+        return link
 
     def tell(self, address: str, op: str, message: Any) -> None:
         """MESSAGE to ADDRESS's handler OP, not waited for (Cancel, Promote)."""

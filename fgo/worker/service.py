@@ -33,7 +33,7 @@ from distributed.diagnostics.plugin import NannyPlugin, SchedulerPlugin, WorkerP
 
 from fgo import __version__, toolchain, wire
 from fgo.cache import held
-from fgo.cluster import beacon, rpc
+from fgo.cluster import beacon, channel, rpc
 from fgo.cluster.connect import HOUSEKEEPING_MS
 from fgo.wire import (Cancel, CacheAdopt, CachePut, CacheStage, CacheStagePart, CompileResult,
                       CompileTask,
@@ -43,15 +43,16 @@ from fgo.worker import executor, faults, runner, shard
 from fgo.worker.idle import IDLE
 
 
-def hello(message: Hello, nthreads: int) -> HelloReply:
-    """This worker's answer to the head's Hello."""
+def hello(message: Hello, nthreads: int,
+          channel: tuple[str, int, str] = ("", 0, "")) -> HelloReply:
+    """This worker's answer to the head's Hello (CHANNEL: its compile channel, if any)."""
     store = executor.worker_store()
     path, text = message.host_token
     return HelloReply(fgo_version=__version__, identity=toolchain.identity(),
                       store_id=f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
                       hashes=store.inventory(), nthreads=nthreads, cores=_cores(),
                       shares_files=bool(path) and _reads(path, text),
-                      patched_series=_patched_series())
+                      patched_series=_patched_series(), channel=channel)
 
 
 def _patched_series() -> str:
@@ -104,11 +105,38 @@ class CompileService(WorkerPlugin):
         worker.handlers[wire.OP_CACHE_ADOPT] = handlers.cache_adopt
         worker.handlers[wire.OP_CACHE_STAGE] = handlers.cache_stage
         worker.handlers[wire.OP_CACHE_STAGE_PART] = handlers.cache_stage_part
+        handlers.channel = _open_channel(worker, handlers)
 
     def teardown(self, worker: Any) -> None:
         if worker_closing(worker.status.name):
             held.clear()  # the archives it kept for a publish: no head can name them now
             runner.RUNNING.kill_speculations()
+            if _channel is not None:
+                _channel[0].close()
+
+
+# This process's compile channel (server, secret), opened by the first setup: a second
+# head installing the service again reaches the handlers of the last one through it.
+_channel: tuple[channel.Server, str] | None = None
+
+
+def _open_channel(worker: Any, handlers: Handlers) -> tuple[str, int, str]:
+    """The worker's compile channel (fgo.cluster.channel) serving HANDLERS: (host, port,
+    secret) for its HelloReply, or none (port 0) on a transport a plaintext socket would
+    weaken (TLS) or one that is not TCP."""
+    global _channel
+    address = urlsplit(worker.address)
+    if address.scheme != "tcp" or not address.hostname:
+        return ("", 0, "")
+    ops: dict[str, channel.Handler] = {wire.OP_COMPILE: handlers.compile_direct}
+    if _channel is None:
+        secret = secrets.token_hex(16)
+        try:
+            _channel = (channel.Server(address.hostname, ops, secret), secret)
+        except OSError:
+            return ("", 0, "")
+    _channel[0].handlers = ops
+    return (address.hostname, _channel[0].port, _channel[1])
 
 
 def worker_closing(status: str) -> bool:
@@ -248,6 +276,7 @@ class Handlers:
         self.worker = worker
         self.nthreads = max(1, worker.state.nthreads)
         self.speculative = ThreadPoolExecutor(self.nthreads, thread_name_prefix="fgo-speculative")
+        self.channel: tuple[str, int, str] = ("", 0, "")
 
     async def hello(self, comm: Any = None, message: Any = None) -> Any:
         try:
@@ -255,7 +284,33 @@ class Handlers:
         except wire.ProtocolMismatch:
             asked = Hello(toolchain.identity())  # answer anyway: our version tells
         return _answer(await asyncio.get_running_loop().run_in_executor(
-            None, hello, asked, self.nthreads))
+            None, hello, asked, self.nthreads, self.channel))
+
+    def compile_direct(self, message: Any, reply: channel.Reply) -> None:
+        """`compile` over the worker's channel, on its connection's thread: the blobs into
+        the store as the task arrives (in the order the head sent its tasks), the compile
+        in the worker's task threads, which answer on the channel themselves."""
+        try:
+            task = wire.decode(message, CompileTask)
+        except wire.ProtocolMismatch as exc:
+            reply(_answer(CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc))))
+            return
+
+        def send(streamed: ExportReady | OutputChunk) -> None:  # in the compile's thread
+            reply(_answer(streamed), final=False)
+
+        def run() -> None:
+            try:
+                result = executor.execute(task, self.worker.address, send, self._fetch, send)
+            except Exception as exc:  # noqa: BLE001 - answered, as Dask answers a handler's
+                reply(error=f"{type(exc).__name__}: {exc}")
+                return
+            reply(_answer(result))
+
+        if task.blobs or task.blob_paths:
+            executor.receive(task)
+        pool = self.speculative if task.speculative else self.worker.executors["default"]
+        pool.submit(run)
 
     async def compile(self, comm: Any = None, message: Any = None) -> Any:
         loop = asyncio.get_running_loop()
