@@ -55,13 +55,17 @@ def test_real_cluster_binary_identical(hello: Path, real_cluster) -> None:
     assert t["remote"] > 20 and t["fallbacks"] == 0, t["fallback_reasons"]
     workers = {a["worker"] for a in rep["actions"] if a["mode"] == "remote"}
     assert len(workers) == 2  # both workers took compiles
+    # over fgo's own channel to each (fgo.cluster.channel), from the handshake on
+    assert rep["cluster"]["channels"] == sorted(workers) and not rep["cluster"]["channels_failed"]
     # each worker has its own store: every blob crossed at most once to each
     assert t["bytes_sent"] <= 2 * t["unique_input_bytes"]
     # the second build finds the stores warm: only what lands on the other worker this
-    # time (placement prefers a free thread to locality) and the new importcfgs travel
+    # time (placement prefers a free thread to locality) and the new importcfgs travel;
+    # its compiles over Dask's comms, as where a channel cannot be had
     _, rep2 = fgo_build(hello, "-a", "-o", str(hello / "fgo2.bin"),
-                        opts=("--scheduler", real_cluster.address))
+                        opts=("--scheduler", real_cluster.address), env={"FGO_CHANNEL": "off"})
     t2 = rep2["totals"]
+    assert not rep2["cluster"]["channels"] and t2["remote"] > 20
     assert t2["bytes_sent"] < t["bytes_sent"] and t2["bytes_sent"] <= 2 * t2["unique_input_bytes"]
     assert sha(hello / "fgo2.bin") == sha(hello / "go.bin")
     # the build left the scheduler's own housekeeping quiet (Dask's task machinery as it was)

@@ -92,3 +92,22 @@ def test_a_worker_gone_fails_every_call_waiting_and_later_ones() -> None:
     assert link.closed is not None
     with pytest.raises(channel.ChannelClosed):
         link.submit("hang", 4).result(1)
+
+
+def test_a_stream_its_receiver_cannot_take_fails_that_call_alone() -> None:
+    def chatty(message, reply):
+        reply("part", final=False)
+        reply({"done": message})
+
+    server = _server({"chatty": chatty})
+    link = channel.Channel("127.0.0.1", server.port, "s3cret")
+
+    def refuse(part):
+        raise ValueError("a chunk outside its outputs")
+    try:
+        with pytest.raises(ValueError, match="outside"):
+            link.submit("chatty", 1, refuse).result(5)
+        assert link.submit("chatty", 2).result(5) == {"done": 2}  # the channel goes on
+    finally:
+        link.close()
+        server.close()

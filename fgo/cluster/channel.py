@@ -142,7 +142,11 @@ class Channel:
                 future, on_stream = waiting
                 if not frame.get("final"):
                     if on_stream is not None:
-                        on_stream(frame["message"])
+                        try:
+                            on_stream(frame["message"])
+                        except Exception as exc:  # noqa: BLE001 - that call fails, alone
+                            self._forget(key)
+                            _settle(future, exception=exc)
                 elif "error" in frame:
                     _settle(future, exception=RemoteError(frame["error"]))
                 else:

@@ -61,11 +61,9 @@ class WorkerPool:
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
         # Compile channels (fgo.cluster.channel): what each worker offered, those opened,
         # and the workers whose channel failed (their compiles go over Dask's comms).
-        self.channel_offers: dict[str, tuple[str, int, str]] = {}
         self.channels: dict[str, channel.Channel] = {}
         self.channel_failed: set[str] = set()
         self.use_channels = os.environ.get("FGO_CHANNEL", "on") != "off"
-        self._channel_lock = threading.Lock()
         # A worker that reads this file's text shares the head's files.
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
         self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
@@ -190,8 +188,8 @@ class WorkerPool:
                 if info.shares_files:
                     self.shares_files.add(address)
                 self.patched_series[address] = info.patched_series
-                if info.channel[1]:
-                    self.channel_offers[address] = info.channel
+                if info.channel[1] and self.use_channels:
+                    self._open_channel_soon(address, info.channel)
             hosts = len({w.store_id for w in self.placement.workers.values()})
             threads = self.placement.total_threads()
         for listener in self.on_learned:
@@ -413,30 +411,31 @@ class WorkerPool:
         return link.submit(op, wire.encode(message), streamed)
 
     def _channel(self, address: str) -> channel.Channel | None:
-        """ADDRESS's compile channel, opened on first use; None when it offers none, or its
-        channel failed (once lost, a worker's compiles go over Dask's comms: a worker that
-        died fails there as well, one whose channel alone broke goes on working)."""
+        """ADDRESS's compile channel while it is open; None before it is (its compiles go
+        over Dask's comms meanwhile), or once it broke (a worker that died fails there as
+        well; one whose channel alone broke goes on working)."""
         link = self.channels.get(address)
-        if link is not None and link.closed is None:
+        if link is None or link.closed is None:
             return link
-        offer = self.channel_offers.get(address)
-        if not self.use_channels or offer is None or address in self.channel_failed:
-            return None
-        with self._channel_lock:
-            link = self.channels.get(address)
-            if link is not None:
-                if link.closed is None:
-                    return link
-                self.channel_failed.add(address)
-                return None
+        with self.lock:
+            self.channels.pop(address, None)
+            self.channel_failed.add(address)
+        return None
+
+    def _open_channel_soon(self, address: str, offer: tuple[str, int, str]) -> None:
+        """Connect to the channel ADDRESS offered, in the background: a port a firewall
+        drops (only Dask's may be open between hosts) must not hold a compile up."""
+        def connect() -> None:
             host, port, secret = offer
             try:
-                link = self.channels[address] = channel.Channel(host, port, secret,
-                                                                timeout=HANDSHAKE_S)
+                link = channel.Channel(host, port, secret, timeout=channel.CONNECT_S)
             except OSError:
-                self.channel_failed.add(address)
-                return None
-        return link
+                with self.lock:
+                    self.channel_failed.add(address)
+                return
+            with self.lock:
+                self.channels[address] = link
+        threading.Thread(target=connect, name="fgo-channel-connect", daemon=True).start()
 
     def tell(self, address: str, op: str, message: Any) -> None:
         """MESSAGE to ADDRESS's handler OP, not waited for (Cancel, Promote)."""
