@@ -82,10 +82,11 @@ def go_side(lab, name: str, cache: Path, out: Path, cold: bool, tag: str = "go",
 def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
              scheduler: str | None = None, tag: str = "fgo",
              project: labmod.Project | None = None, remote_only: bool = True,
-             flags: tuple[str, ...] = (), fgo_cache: Path | None = None) -> dict:
+             flags: tuple[str, ...] = (), fgo_cache: Path | None = None,
+             extra_env: dict[str, str] | None = None) -> dict:
     """fgo build of NAME (or PROJECT) with FLAGS; with SCHEDULER, every compile remote unless
     not REMOTE_ONLY (then fgo's default local slots); FGO_CACHE: fgo's own cache (a new
-    install's: empty), else the machine's."""
+    install's: empty), else the machine's; EXTRA_ENV on top of the project's."""
     p = project or CORPUS[name]
     report = lab.raw / f"overhead-{name.replace('/', '_')}-{tag}.report.json"
     where = ["--scheduler", scheduler] if scheduler else []
@@ -98,6 +99,7 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
     env.pop("FGO_LOCAL_SLOTS", None)  # fgo's defaults, whatever the test session set
     if fgo_cache is not None:
         env["FGO_CACHE_DIR"] = str(fgo_cache)
+    env.update(extra_env or {})
     wall, proc = labmod.run_fgo(args, env, cwd=out)
     assert proc.returncode == 0, f"fgo {' '.join(args)}: {proc.stderr[-2000:]}"
     rep = json.loads(report.read_text())
@@ -105,6 +107,7 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
            if a.get("tool") == "compile" and a.get("build_id")}
     return {"wall_s": round(wall, 3), "ids": ids, "binary": _binary(out / "fgo", name),
             "remote": rep["totals"]["remote"], "local": rep["totals"]["local"],
+            "channels": len(rep.get("cluster", {}).get("channels") or []),
             "slot": rep["totals"].get("slot", 0), "by_go": rep["totals"].get("by_go", 0),
             "dispatch_median_ms": _ms(rep["totals"].get("dispatch_median_s")),
             "head": rep.get("head"), "workers_peak_rss_mb": rep.get("workers_peak_rss_mb"),
@@ -207,7 +210,7 @@ def test_overhead_on_one_machine(benchmark, lab, name: str, load: str) -> None:
     rows = overhead_table(lab)
     # keep the other tests' rows and other (project, load)s; rows without a load were measured
     # before fgo's defaults compiled on the head (the embedded workers): dropped
-    rows[:] = [r for r in rows if r.get("pair") in ("tcp", "rpc", "embedded") or (
+    rows[:] = [r for r in rows if r.get("pair") in ("tcp", "rpc", "embedded", "channel") or (
         r.get("load") and (r["project"], r["load"]) != (name, load))] + [*runs, s]
     lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
                                     "defaults, cold and no-op, alternating pairs, quiet and loaded")
@@ -246,25 +249,12 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
     """One cold fgo build of gin on `dask scheduler` + 2 `dask worker` processes (TCP)."""
     name = "gin"
     lab.require(name)
-    port = _free_port()
-    logs = lab.tmpdir("dask-logs")
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler", "w"))]
-    address = f"tcp://127.0.0.1:{port}"
-    stores = [lab.tmpdir(f"store{i}") for i in range(2)]
-    for i, store in enumerate(stores):
-        procs.append(subprocess.Popen(
-            [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-             "--no-dashboard"], env={**os.environ, "FGO_STORE": str(store)},
-            stdout=subprocess.DEVNULL, stderr=open(logs / f"worker{i}", "w")))
     cache, out, store = lab.tmpdir("gocache"), lab.tmpdir("out"), lab.tmpdir("store")
     go_cache = lab.tmpdir("gocache-go")
-    try:
-        _wait_for_workers(address, 2)
+    with _dask_cluster(lab) as (address, worker_procs, stores):
         # each `dask worker` is a nanny and its worker process: their own CPU, not their
         # compiles' (the compiles are children, counted apart)
-        workers = [w for p in procs[1:] for w in acct.python_tree(p.pid)]
+        workers = [w for p in worker_procs for w in acct.python_tree(p.pid)]
         idle_before = _idle_cpu_share(workers)       # Dask's own housekeeping
         before, compiles_before = acct.self_cpu(workers), acct.children_cpu(workers)
         split_before = acct.self_user_sys(workers)
@@ -283,15 +273,8 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
         second = _second_head(lab, name, go_cache, out, address)
         # (not in --quick: one more cold build, and the row above proves the harness)
         warm = None if lab.quick else _warm_stores(lab, name, out, address, workers, stores)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
-        for d in (cache, go_cache, store, out, *stores, logs):
-            lab.drop(d)
-        for d in stores:  # each worker's share of the cluster tier, beside its store
-            shutil.rmtree(share_beside(d), ignore_errors=True)
+    for d in (cache, go_cache, store, out):
+        lab.drop(d)
     rows = overhead_table(lab)
     rows[:] = [r for r in rows if r.get("pair") != "tcp"]
     row = {"project": name, "pair": "tcp", "fgo_cold_s": run["wall_s"], "remote": run["remote"],
@@ -337,6 +320,114 @@ def test_dispatch_over_tcp(benchmark, lab) -> None:
     lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
                                     "defaults, cold and no-op, alternating pairs, quiet and loaded")
     benchmark.extra_info.update({k: v for k, v in row.items() if not isinstance(v, dict)})
+
+
+@contextlib.contextmanager
+def _dask_cluster(lab, n: int = 2) -> Any:
+    """`dask scheduler` and N `dask worker`s on 127.0.0.1, one thread and one blob store
+    each, as the README starts them: (address, the workers' processes, their stores);
+    stopped, their stores and shares of the cluster tier removed, when the block ends."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    logs = lab.tmpdir("dask-logs")
+    stores = [lab.tmpdir(f"store{i}") for i in range(n)]
+    procs: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as files:
+        try:
+            procs.append(subprocess.Popen(
+                [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-dashboard"], stdout=subprocess.DEVNULL,
+                stderr=files.enter_context(open(logs / "scheduler", "w"))))
+            for i, store in enumerate(stores):
+                procs.append(subprocess.Popen(
+                    [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--host",
+                     "127.0.0.1", "--no-dashboard"], env={**os.environ, "FGO_STORE": str(store)},
+                    stdout=subprocess.DEVNULL,
+                    stderr=files.enter_context(open(logs / f"worker{i}", "w"))))
+            _wait_for_workers(address, n)
+            yield address, procs[1:], stores
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(timeout=30)
+            for d in (*stores, logs):
+                lab.drop(d)
+            for d in stores:  # each worker's share of the cluster tier, beside its store
+                shutil.rmtree(share_beside(d), ignore_errors=True)
+
+
+CHANNEL_PAIRS = 3
+
+
+def test_channel_against_dask_comms(benchmark, lab) -> None:
+    """What fgo's compile channel (fgo.cluster.channel) saves over Dask's comms: CHANNEL_PAIRS
+    alternating pairs of the same cold gin build on `dask scheduler` + 2 `dask worker`s,
+    every compile remote, one side with FGO_CHANNEL=off (compiles over Dask's comms), the
+    other with the channel; each build by a new head with an empty GOCACHE and store, the
+    workers' stores warm (a first build unmeasured) and their shares of the cluster tier
+    emptied before each (or a build would fetch its entries and compile nothing)."""
+    name = "gin"
+    lab.require(name)
+    out, go_cache = lab.tmpdir("out"), lab.tmpdir("gocache-go")
+    builds: list[dict] = []
+    with _dask_cluster(lab) as (address, worker_procs, stores):
+        workers = [w for p in worker_procs for w in acct.python_tree(p.pid)]
+
+        def build(transport: str, tag: str) -> dict:
+            for store in stores:
+                shutil.rmtree(share_beside(store), ignore_errors=True)
+            cache, store = lab.tmpdir("gocache-ch"), lab.tmpdir("store-ch")
+            try:
+                before = acct.self_user_sys(workers)
+                run = fgo_side(lab, name, cache, store, out, True, address, tag=tag,
+                               extra_env={"FGO_CHANNEL": "on" if transport == "channel"
+                                          else "off"})
+                split = _per_remote_ms(before, acct.self_user_sys(workers), run["remote"])
+            finally:
+                lab.drop(cache)
+                lab.drop(store)
+            return {**run, "transport": transport,
+                    "worker_cpu_per_remote_ms": round(sum(split), 2) if split else None}
+
+        build("channel", "fgo-channel-warmup")  # the workers' stores warm, imports done
+        for i in range(CHANNEL_PAIRS):
+            order = ("dask", "channel") if i % 2 == 0 else ("channel", "dask")
+            for transport in order:
+                builds.append(build(transport, f"fgo-{transport}-{i}"))
+        go = go_side(lab, name, go_cache, out, True)
+        for b in builds:
+            same_outputs(go, b)
+    for d in (out, go_cache):
+        lab.drop(d)
+    assert all(b["channels"] == 2 for b in builds if b["transport"] == "channel")
+    assert all(b["channels"] == 0 for b in builds if b["transport"] == "dask")
+
+    def each(transport: str, key: Callable[[dict], float | None]) -> list[float | None]:
+        return [key(b) for b in builds if b["transport"] == transport]
+
+    figures: dict[str, Callable[[dict], float | None]] = {
+        "wall_s": lambda b: b["wall_s"],
+        "dispatch_median_ms": lambda b: b["dispatch_median_ms"],
+        "head_build_cpu_per_remote_ms": lambda b: b["head"]["build_cpu_per_remote_ms"],
+        "worker_cpu_per_remote_ms": lambda b: b["worker_cpu_per_remote_ms"]}
+    sides = {t: {k: each(t, f) for k, f in figures.items()} for t in ("dask", "channel")}
+    medians = {t: {k: statistics.median(v) for k, v in side.items() if None not in v}
+               for t, side in sides.items()}
+    row = {"project": name, "pair": "channel", "pairs": CHANNEL_PAIRS,
+           "remote": each("channel", lambda b: b["remote"]) + each("dask", lambda b: b["remote"]),
+           "order": [b["transport"] for b in builds], "dask": sides["dask"],
+           "channel": sides["channel"], "medians": medians,
+           # channel / Dask's comms, per figure: below 1 is what the channel saves
+           "ratios": {k: round(medians["channel"][k] / medians["dask"][k], 3)
+                      for k in medians["channel"] if medians["dask"].get(k)},
+           "identical": True,  # same_outputs held for every build (else it raised)
+           "fgo_command": builds[0]["command"].replace(address, "tcp://127.0.0.1:PORT")}
+    rows = overhead_table(lab)
+    rows[:] = [r for r in rows if r.get("pair") != "channel"] + [row]
+    lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
+                                    "defaults, cold and no-op, alternating pairs, quiet and loaded")
+    benchmark.extra_info.update(row["ratios"])
 
 
 EMBEDDED_BUILDS = 3  # one build's median moves by a millisecond on this shared machine

@@ -39,7 +39,23 @@ def render(ctx: Context) -> list[str]:
     md += [_rpc(r) for r in rows if r.get("pair") == "rpc"]
     md += [_tcp(t) for t in rows if t.get("pair") == "tcp"]
     md += [_embedded(e) for e in rows if e.get("pair") == "embedded"]
+    md += [_channel(c) for c in rows if c.get("pair") == "channel"]
     return md + [""]
+
+
+def _channel(c: dict[str, Any]) -> str:
+    def side(t: str, k: str) -> str:
+        return "/".join(str(v) for v in c[t][k])
+    figures = [("dispatch_median_ms", "dispatch p50", "ms"),
+               ("head_build_cpu_per_remote_ms", "head CPU per remote compile while go ran", "ms"),
+               ("worker_cpu_per_remote_ms", "workers' CPU per remote compile", "ms"),
+               ("wall_s", "wall", "s")]
+    parts = [f"{label} {side('dask', k)} {unit} over Dask's comms, {side('channel', k)} {unit} "
+             f"over the channel (**{c['ratios'].get(k)}×**)" for k, label, unit in figures]
+    return (f"- {c['project']}, fgo's compile channel against Dask's comms (`-k "
+            f"channel_against`, {c['pairs']} alternating pairs of cold builds, every compile "
+            f"remote, the workers' stores warm, `FGO_CHANNEL=off` on the Dask side): "
+            + "; ".join(parts) + ". Every binary identical to a plain go build's.")
 
 
 def _embedded(e: dict[str, Any]) -> str:

@@ -52,9 +52,22 @@ class RemoteError(RuntimeError):
     """The worker's handler raised: its text."""
 
 
+SMALL = 64 << 10  # a frame below this goes out in one write, its header copied in front
+
+
 def pack(obj: Any) -> bytes:
-    data = msgpack.packb(obj, use_bin_type=True)
-    return HEADER.pack(len(data)) + data
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def send(sock: socket.socket, data: bytes) -> None:
+    """DATA as one frame (the caller holds the socket's write lock). A large one (a task's
+    blobs, an output's chunk) is not copied behind its header: two writes."""
+    header = HEADER.pack(len(data))
+    if len(data) < SMALL:
+        sock.sendall(header + data)
+    else:
+        sock.sendall(header)
+        sock.sendall(data)
 
 
 def _read_exactly(sock: socket.socket, n: int) -> bytearray:
@@ -94,7 +107,7 @@ class Channel:
     def __init__(self, host: str, port: int, secret: str, timeout: float = CONNECT_S) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(pack({"secret": secret}))
+        send(self.sock, pack({"secret": secret}))
         self.sock.settimeout(None)
         self._write = threading.Lock()
         self._lock = threading.Lock()
@@ -120,7 +133,7 @@ class Channel:
         try:
             frame = pack({"id": key, "op": op, "message": message})
             with self._write:
-                self.sock.sendall(frame)
+                send(self.sock, frame)
         except OSError as exc:
             self._fail(exc)
         return future
@@ -244,7 +257,7 @@ class Server:
             data = pack(out)
             try:
                 with write:
-                    sock.sendall(data)
+                    send(sock, data)
             except OSError:
                 pass  # the head is gone: nobody waits for it
 
