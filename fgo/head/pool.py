@@ -59,8 +59,8 @@ class WorkerPool:
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
-        # Compile channels (fgo.cluster.channel): what each worker offered, those opened,
-        # and the workers whose channel failed (their compiles go over Dask's comms).
+        # Compile channels (fgo.cluster.channel): those open, and the workers whose channel
+        # failed to open or broke (their compiles go over Dask's comms); FGO_CHANNEL=off: none.
         self.channels: dict[str, channel.Channel] = {}
         self.channel_failed: set[str] = set()
         self.use_channels = os.environ.get("FGO_CHANNEL", "on") != "off"

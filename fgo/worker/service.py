@@ -44,15 +44,15 @@ from fgo.worker.idle import IDLE
 
 
 def hello(message: Hello, nthreads: int,
-          channel: tuple[str, int, str] = ("", 0, "")) -> HelloReply:
-    """This worker's answer to the head's Hello (CHANNEL: its compile channel, if any)."""
+          compile_channel: tuple[str, int, str] = ("", 0, "")) -> HelloReply:
+    """This worker's answer to the head's Hello (COMPILE_CHANNEL: where its channel is)."""
     store = executor.worker_store()
     path, text = message.host_token
     return HelloReply(fgo_version=__version__, identity=toolchain.identity(),
                       store_id=f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
                       hashes=store.inventory(), nthreads=nthreads, cores=_cores(),
                       shares_files=bool(path) and _reads(path, text),
-                      patched_series=_patched_series(), channel=channel)
+                      patched_series=_patched_series(), channel=compile_channel)
 
 
 def _patched_series() -> str:
