@@ -1244,3 +1244,14 @@ def test_a_process_dir_sweeps_what_gone_processes_of_this_host_left(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"p{host}-1", own.name, "pother-host-999999999", "t00legacy"])
     assert pid_alive("1") and not pid_alive(str(gone.pid)) and not pid_alive("t00legacy")
+
+
+def test_the_head_shares_its_malloc_arenas() -> None:
+    """A cluster build's head caps glibc's malloc arenas (fgo.head.pool): a thread per
+    channel and the dispatch threads each kept an arena's worth of freed frames."""
+    import platform
+
+    from fgo.head import pool
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert pool.share_malloc_arenas(8)  # this test process: back to a roomy default
