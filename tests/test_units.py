@@ -576,9 +576,10 @@ def test_a_held_shim_call_keeps_no_other_waiting_and_threads_are_kept(tmp_path: 
     from fgo.wire import ShimReply
     released = threading.Event()
 
-    def call_threads() -> set[int | None]:  # this server's: others' may linger in the process
-        return {t.ident for t in threading.enumerate() if t.name == "fgo-shim-call"} - older
-    older = {t.ident for t in threading.enumerate()}
+    def call_threads() -> set[threading.Thread]:  # this server's: others' may linger in the
+        # process (told apart as objects: a thread's ident is reused once it has ended)
+        return {t for t in threading.enumerate() if t.name == "fgo-shim-call"} - older
+    older = set(threading.enumerate())
 
     def handle(request):  # type: ignore[no-untyped-def]
         if request.argv == ["hold"]:
