@@ -25,6 +25,12 @@ from fgo import wire
 STREAMED = {cls.__name__: cls for cls in (wire.ExportReady, wire.OutputChunk)}
 
 
+def streamed(data: Any) -> Any:
+    """DATA decoded when it is a message a handler streams before its answer, else None."""
+    kind = STREAMED.get(wire.message_type(data))
+    return wire.decode(data, kind) if kind is not None else None
+
+
 async def call(pool: Any, address: str, op: str, message: Any,
                on_stream: Callable[[Any], None] | None = None) -> Any:
     """MESSAGE to ADDRESS's handler OP; its answer (plain data). Messages the handler
@@ -43,11 +49,11 @@ async def _exchange(pool: Any, address: str, request: dict[str, Any],
         await comm.write(request, on_error="raise")
         while True:
             data = await comm.read()
-            streamed = STREAMED.get(wire.message_type(data))
-            if streamed is None:
+            message = streamed(data)
+            if message is None:
                 break
             if on_stream is not None:
-                on_stream(wire.decode(data, streamed))
+                on_stream(message)
     except BaseException:
         comm.abort()  # never reuse a connection with an answer still to come
         raise

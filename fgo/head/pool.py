@@ -36,7 +36,7 @@ LATE_LIVENESS = 3  # liveness answers missed in a row before the scheduler count
 # to 8 a core), and keeps what a freed buffer leaves in it: with a compile channel's reader
 # and the dispatch threads framing tasks and 4 MB output chunks, the head's peak grew by a
 # fifth (aws-sdk-go's service/ec2 on one worker, by hand: 105 MB, 87 over Dask's comms,
-# 76 with one arena). The head's threads take turns at the GIL anyway.
+# 76 with one arena from the start). The head's threads take turns at the GIL anyway.
 MALLOC_ARENAS = 1
 M_ARENA_MAX = -8  # mallopt's parameter (malloc.h)
 
@@ -54,7 +54,6 @@ class WorkerPool:
     """One build's view of its cluster (a fgo.cluster.connect Cluster or EmbeddedCluster)."""
 
     def __init__(self, cluster: Any, token_dir: str) -> None:
-        share_malloc_arenas()
         self.cluster = cluster
         self.identity = toolchain.identity()
         self.placement = Placement()
@@ -174,6 +173,8 @@ class WorkerPool:
     def handshake(self) -> list[str]:
         """A Hello to every worker at once; the workers that answer as this fgo speaks and
         with this toolchain are used. One warning per worker left out or refused."""
+        share_malloc_arenas()  # before its channels' threads; not when the pool is made:
+        # every build makes one, and a no-op, which never asks its workers, would pay for it
         Path(self.host_token[0]).write_text(self.host_token[1])
         client = self.client
         workers = sorted(within(SCHEDULER_S, client.nthreads, what="the scheduler's worker list"))
@@ -422,9 +423,9 @@ class WorkerPool:
             return rpc.submit(self.client, address, op, message, on_stream)
 
         def streamed(data: Any) -> None:
-            kind = rpc.STREAMED.get(wire.message_type(data))
-            if kind is not None and on_stream is not None:
-                on_stream(wire.decode(data, kind))
+            message = rpc.streamed(data)
+            if message is not None and on_stream is not None:
+                on_stream(message)
         return link.submit(op, wire.encode(message), streamed)
 
     def _channel(self, address: str) -> channel.Channel | None:

@@ -102,8 +102,8 @@ def output_paths(box: str, call: CompileCall) -> dict[str, str]:
 def work_roots(call: CompileCall) -> set[str]:
     """go build's work directories CALL names: each output's $WORK (/tmp/go-build1/b042/
     _pkg_.a -> /tmp/go-build1), which no other build shares."""
-    return {os.path.dirname(os.path.dirname(out)) for out in call.outputs
-            if os.path.dirname(os.path.dirname(out)) not in ("", "/")}
+    roots = {os.path.dirname(os.path.dirname(out)) for out in call.outputs}
+    return roots - {"", "/"}
 
 
 def _remove_work_dirs(box: str, call: CompileCall, placed: list[str]) -> None:

@@ -290,10 +290,9 @@ class Handlers:
         """`compile` over the worker's channel, on its connection's thread: the blobs into
         the store as the task arrives (in the order the head sent its tasks), the compile
         in the worker's task threads, which answer on the channel themselves."""
-        try:
-            task = wire.decode(message, CompileTask)
-        except wire.ProtocolMismatch as exc:
-            reply(_answer(CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc))))
+        task = self._task(message)
+        if isinstance(task, CompileResult):
+            reply(_answer(task))
             return
 
         def send(streamed: ExportReady | OutputChunk) -> None:  # in the compile's thread
@@ -309,15 +308,25 @@ class Handlers:
 
         if task.blobs or task.blob_paths:
             executor.receive(task)
-        pool = self.speculative if task.speculative else self.worker.executors["default"]
-        pool.submit(run)
+        self._pool(task).submit(run)
+
+    def _task(self, message: Any) -> CompileTask | CompileResult:
+        """MESSAGE as a CompileTask, or the answer to a task of another protocol."""
+        try:
+            return wire.decode(message, CompileTask)
+        except wire.ProtocolMismatch as exc:
+            return CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc))
+
+    def _pool(self, task: CompileTask) -> Any:
+        """The threads TASK runs in: the worker's own task threads (a compile takes a slot
+        like any task), a speculation's of its own."""
+        return self.speculative if task.speculative else self.worker.executors["default"]
 
     async def compile(self, comm: Any = None, message: Any = None) -> Any:
         loop = asyncio.get_running_loop()
-        try:
-            task = wire.decode(message, CompileTask)
-        except wire.ProtocolMismatch as exc:
-            return _answer(CompileResult(Status.PROTOCOL, self.worker.address, reason=str(exc)))
+        task = self._task(message)
+        if isinstance(task, CompileResult):
+            return _answer(task)
 
         def send(message: ExportReady | OutputChunk) -> None:  # in the compile's thread
             asyncio.run_coroutine_threadsafe(comm.write(_answer(message)), loop).result()
@@ -327,10 +336,8 @@ class Handlers:
         # Most tasks of a build bring none (the store has their inputs): no thread hop then.
         if task.blobs or task.blob_paths:
             await loop.run_in_executor(None, executor.receive, task)
-        # The worker's own task threads: a compile takes a slot like any task.
-        pool = self.speculative if task.speculative else self.worker.executors["default"]
-        result = await loop.run_in_executor(pool, executor.execute, task, self.worker.address,
-                                            send, self._fetch, send)
+        result = await loop.run_in_executor(self._pool(task), executor.execute, task,
+                                            self.worker.address, send, self._fetch, send)
         return _answer(result)
 
     def _fetch(self, address: str, request: ShardFetch) -> ShardResult:
