@@ -108,6 +108,8 @@ def fgo_side(lab, name: str, cache: Path, store: Path, out: Path, cold: bool,
     return {"wall_s": round(wall, 3), "ids": ids, "binary": _binary(out / "fgo", name),
             "remote": rep["totals"]["remote"], "local": rep["totals"]["local"],
             "channels": len(rep.get("cluster", {}).get("channels") or []),
+            "bytes_sent": rep["totals"].get("bytes_sent"),
+            "bytes_from_workers_goroot": rep["totals"].get("bytes_from_workers_goroot", 0),
             "slot": rep["totals"].get("slot", 0), "by_go": rep["totals"].get("by_go", 0),
             "dispatch_median_ms": _ms(rep["totals"].get("dispatch_median_s")),
             "head": rep.get("head"), "workers_peak_rss_mb": rep.get("workers_peak_rss_mb"),
@@ -357,79 +359,122 @@ def _dask_cluster(lab, n: int = 2) -> Any:
                 shutil.rmtree(share_beside(d), ignore_errors=True)
 
 
-CHANNEL_PAIRS = 3
+AB_PAIRS = 3
 
 
-def test_channel_against_dask_comms(benchmark, lab) -> None:
-    """What fgo's compile channel (fgo.cluster.channel) saves over Dask's comms: CHANNEL_PAIRS
-    alternating pairs of the same cold gin build on `dask scheduler` + 2 `dask worker`s,
-    every compile remote, one side with FGO_CHANNEL=off (compiles over Dask's comms), the
-    other with the channel; each build by a new head with an empty GOCACHE and store, the
-    workers' stores warm (a first build unmeasured) and their shares of the cluster tier
-    emptied before each (or a build would fetch its entries and compile nothing)."""
-    name = "gin"
-    lab.require(name)
+def _ab_on_cluster(lab, benchmark, name: str, sides: dict[str, dict[str, str]],
+                   cold_stores: bool) -> tuple[list[dict], str]:
+    """AB_PAIRS alternating pairs of the same cold build of NAME on `dask scheduler` + 2
+    `dask worker`s, every compile remote, each side's with its environment (SIDES: side ->
+    env); each build by a new head with an empty GOCACHE and store, the workers' shares of
+    the cluster tier emptied before each (or a build would fetch its entries and compile
+    nothing), and with COLD_STORES their stores too (else warm from a first build,
+    unmeasured, as are the imports). Every build's outputs identical to a plain go
+    build's. The builds (each with its "side" and its workers' CPU per remote compile),
+    and the first one's command."""
+    names = list(sides)
     out, go_cache = lab.tmpdir("out"), lab.tmpdir("gocache-go")
     builds: list[dict] = []
     with _dask_cluster(lab) as (address, worker_procs, stores):
         workers = [w for p in worker_procs for w in acct.python_tree(p.pid)]
 
-        def build(transport: str, tag: str) -> dict:
+        def build(side: str, tag: str) -> dict:
             for store in stores:
                 shutil.rmtree(share_beside(store), ignore_errors=True)
-            cache, store = lab.tmpdir("gocache-ch"), lab.tmpdir("store-ch")
+                if cold_stores:  # (the worker makes its store again at its next put)
+                    shutil.rmtree(store, ignore_errors=True)
+            cache, store = lab.tmpdir("gocache-ab"), lab.tmpdir("store-ab")
             try:
                 before = acct.self_user_sys(workers)
                 run = fgo_side(lab, name, cache, store, out, True, address, tag=tag,
-                               extra_env={"FGO_CHANNEL": "on" if transport == "channel"
-                                          else "off"})
+                               extra_env=sides[side])
                 split = _per_remote_ms(before, acct.self_user_sys(workers), run["remote"])
             finally:
                 lab.drop(cache)
                 lab.drop(store)
-            return {**run, "transport": transport,
+            return {**run, "side": side,
                     "worker_cpu_per_remote_ms": round(sum(split), 2) if split else None}
 
         def pairs() -> None:
-            for i in range(CHANNEL_PAIRS):
-                order = ("dask", "channel") if i % 2 == 0 else ("channel", "dask")
-                for transport in order:
-                    builds.append(build(transport, f"fgo-{transport}-{i}"))
+            for i in range(AB_PAIRS):
+                for side in (names if i % 2 == 0 else names[::-1]):
+                    builds.append(build(side, f"fgo-{side}-{i}"))
 
-        build("channel", "fgo-channel-warmup")  # the workers' stores warm, imports done
+        build(names[-1], f"fgo-{names[-1]}-warmup")
         benchmark.pedantic(pairs, rounds=1, iterations=1)
         go = go_side(lab, name, go_cache, out, True)
         for b in builds:
             same_outputs(go, b)
+        command = builds[0]["command"].replace(address, "tcp://127.0.0.1:PORT")
     for d in (out, go_cache):
         lab.drop(d)
-    assert all(b["channels"] == 2 for b in builds if b["transport"] == "channel")
-    assert all(b["channels"] == 0 for b in builds if b["transport"] == "dask")
+    return builds, command
 
-    def each(transport: str, key: Callable[[dict], float | None]) -> list[float | None]:
-        return [key(b) for b in builds if b["transport"] == transport]
+
+def _ab_row(name: str, pair: str, builds: list[dict], command: str, base: str,
+            new: str) -> dict:
+    """The A/B row of BUILDS: each side's figures, their medians, NEW's over BASE's."""
+    def each(side: str, key: Callable[[dict], Any]) -> list[Any]:
+        return [key(b) for b in builds if b["side"] == side]
 
     figures: dict[str, Callable[[dict], float | None]] = {
         "wall_s": lambda b: b["wall_s"],
         "dispatch_median_ms": lambda b: b["dispatch_median_ms"],
         "head_build_cpu_per_remote_ms": lambda b: b["head"]["build_cpu_per_remote_ms"],
-        "worker_cpu_per_remote_ms": lambda b: b["worker_cpu_per_remote_ms"]}
-    sides = {t: {k: each(t, f) for k, f in figures.items()} for t in ("dask", "channel")}
+        "worker_cpu_per_remote_ms": lambda b: b["worker_cpu_per_remote_ms"],
+        "bytes_sent": lambda b: b["bytes_sent"]}
+    sides = {t: {k: each(t, f) for k, f in figures.items()} for t in (base, new)}
     medians = {t: {k: statistics.median(v) for k, v in side.items() if None not in v}
                for t, side in sides.items()}
-    row = {"project": name, "pair": "channel", "pairs": CHANNEL_PAIRS,
-           "remote": each("channel", lambda b: b["remote"]) + each("dask", lambda b: b["remote"]),
-           "order": [b["transport"] for b in builds], "dask": sides["dask"],
-           "channel": sides["channel"], "medians": medians,
-           # channel / Dask's comms, per figure: below 1 is what the channel saves
-           "ratios": {k: round(medians["channel"][k] / medians["dask"][k], 3)
-                      for k in medians["channel"] if medians["dask"].get(k)},
-           "identical": True,  # same_outputs held for every build (else it raised)
-           "fgo_command": builds[0]["command"].replace(address, "tcp://127.0.0.1:PORT")}
+    return {"project": name, "pair": pair, "pairs": AB_PAIRS,
+            "remote": each(new, lambda b: b["remote"]) + each(base, lambda b: b["remote"]),
+            "order": [b["side"] for b in builds], base: sides[base], new: sides[new],
+            "medians": medians,
+            # NEW / BASE, per figure: below 1 is what NEW saves
+            "ratios": {k: round(medians[new][k] / medians[base][k], 3)
+                       for k in medians[new] if medians[base].get(k)},
+            "identical": True,  # same_outputs held for every build (else it raised)
+            "fgo_command": command}
+
+
+def _save_row(lab, row: dict) -> None:
     rows = overhead_table(lab)
-    rows[:] = [r for r in rows if r.get("pair") != "channel"] + [row]
+    rows[:] = [r for r in rows if r.get("pair") != row["pair"]] + [row]
     lab.save("overhead", rows, what="measured: fgo build against go build, each with its "
                                     "defaults, cold and no-op, alternating pairs, quiet and loaded")
+
+
+def test_channel_against_dask_comms(benchmark, lab) -> None:
+    """What fgo's compile channel (fgo.cluster.channel) saves over Dask's comms: the same
+    cold gin build, one side with FGO_CHANNEL=off (compiles over Dask's comms), the other
+    with the channel, the workers' stores warm (`_ab_on_cluster`)."""
+    lab.require("gin")
+    builds, command = _ab_on_cluster(lab, benchmark, "gin", {
+        "dask": {"FGO_CHANNEL": "off"}, "channel": {"FGO_CHANNEL": "on"}}, cold_stores=False)
+    assert all(b["channels"] == 2 for b in builds if b["side"] == "channel")
+    assert all(b["channels"] == 0 for b in builds if b["side"] == "dask")
+    row = _ab_row("gin", "channel", builds, command, "dask", "channel")
+    _save_row(lab, row)
+    benchmark.extra_info.update(row["ratios"])
+
+
+def test_goroot_sources_against_sending_them(benchmark, lab) -> None:
+    """What the workers' taking the standard library's sources from their own GOROOT
+    (fgo.worker.goroot) saves over receiving them: the same cold gin build, one side with
+    FGO_GOROOT_SOURCES=off, the workers' stores emptied before every build (a cold store is
+    where it differs: a warm one holds the sources either way); the hashes a worker made
+    of its own GOROOT's files are kept from the first build, as a running worker keeps
+    them (`_ab_on_cluster`)."""
+    lab.require("gin")
+    builds, command = _ab_on_cluster(lab, benchmark, "gin", {
+        "sent": {"FGO_GOROOT_SOURCES": "off"}, "own": {"FGO_GOROOT_SOURCES": "on"}},
+        cold_stores=True)
+    assert all(b["bytes_from_workers_goroot"] > 0 for b in builds if b["side"] == "own")
+    assert all(b["bytes_from_workers_goroot"] == 0 for b in builds if b["side"] == "sent")
+    row = _ab_row("gin", "goroot", builds, command, "sent", "own")
+    row["bytes_from_workers_goroot"] = [b["bytes_from_workers_goroot"] for b in builds
+                                        if b["side"] == "own"]
+    _save_row(lab, row)
     benchmark.extra_info.update(row["ratios"])
 
 

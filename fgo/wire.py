@@ -122,6 +122,9 @@ class HelloReply:
     # its compile channel (fgo.cluster.channel): host, port and the secret a head presents;
     # port 0: none (a worker on TLS, or an older fgo): compiles go over Dask's comms
     channel: tuple[str, int, str] = ("", 0, "")
+    # it takes Go sources under the head's GOROOT from its own toolchain's GOROOT when they
+    # hash the same (CompileTask.from_goroot); False: an older fgo, sent them all
+    goroot_sources: bool = False
     version: int = PROTOCOL_VERSION
 
 
@@ -185,6 +188,10 @@ class CompileTask:
     # (0: all inside it): neither side then holds a giant archive (aws-sdk-go's ec2: 64 MB)
     # in memory, let alone its copies in the message.
     stream_above: int = 0
+    # Inputs under head_goroot's src/ not sent (sha256s): the worker's own toolchain holds
+    # the standard library's sources; it links its own copy of each that hashes the same,
+    # and answers MISSING for any other (the head then sends it and sends that worker all).
+    from_goroot: list[str] = field(default_factory=list)
     version: int = PROTOCOL_VERSION
 
 

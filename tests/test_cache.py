@@ -1014,6 +1014,29 @@ def test_a_worker_makes_the_archive_go_caches_as_go_tool_buildid_does(tmp_path: 
     assert (tmp_path / "held.a").read_bytes() == raw   # no occurrence: left as it was
 
 
+def test_held_bodies_past_their_budget_go_oldest_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker holds its compiles' archives up to HELD_BYTES: past it the oldest go (its
+    running sum kept across keeps, releases and a body kept again under the same hash)."""
+    from fgo.cache import held
+    monkeypatch.setenv("FGO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(held, "HELD_BYTES", 100)
+    held.clear()
+    try:
+        shas = [f"{i}" * 64 for i in range(4)]
+        for sha in shas[:3]:
+            held.keep_bytes(sha, b"x" * 40)
+        assert held.read(shas[0]) is None and held.read(shas[1]) == b"x" * 40  # 120 > 100
+        held.release(shas[1])
+        held.keep_bytes(shas[2], b"y" * 40)  # again: counted once
+        held.keep_bytes(shas[3], b"z" * 60)  # 40 + 60: within
+        assert held.read(shas[2]) == b"y" * 40 and held.read(shas[3]) == b"z" * 60
+        held.keep_bytes(shas[1], b"w")       # 101: the oldest goes
+        assert held.read(shas[2]) is None and held.read(shas[3]) is not None
+    finally:
+        held.clear()
+
+
 def test_a_held_archive_is_adopted_in_place_only_when_nothing_else_links_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker's publish rewrites a held archive's build ID in place and moves the file

@@ -325,6 +325,46 @@ def test_executor_reports_missing_and_corrupt_blobs() -> None:
     assert corrupt.status == "corrupt"
 
 
+def test_a_worker_links_std_sources_from_its_own_goroot_only_as_the_head_hashed_them(
+        tmp_path: Path) -> None:
+    """Sources under the head's GOROOT that the task leaves out (from_goroot) are linked
+    from this worker's GOROOT, wherever the head's is, when they hash as the head's did;
+    one that does not (another release, an edited file) is reported missing, as a blob the
+    store lacks is, and nothing of it is stored; a path outside src/ is never mapped."""
+    from dataclasses import replace
+
+    from fgo.worker import goroot
+    own = toolchain.goroot() / "src" / "errors" / "errors.go"
+    data = own.read_bytes()
+    head_root = "/elsewhere/go"  # the head's GOROOT: another path than this worker's
+    path = head_root + "/src/errors/errors.go"
+    twin = "/w/b001/empty-twin.go"  # another input of the same bytes (not under GOROOT)
+    call = compileargs.CompileCall(args=["-o", "/w/b001/_pkg_.a", path, twin], cwd="/w",
+                                   outputs=["/w/b001/_pkg_.a"], inputs=[path, twin])
+    task = replace(_task(call, {path: sha256(data), twin: sha256(data)}, {}),
+                   head_goroot=head_root, from_goroot=[sha256(data)])
+    problem, links = executor._admit(task)
+    assert problem is None and links == {path: str(own), twin: str(own)}
+    with sandbox.lease(call) as box:
+        sandbox.materialize(executor.worker_store(), task.inputs, call, box, head_root, links)
+        assert os.stat(box + path).st_ino == own.stat().st_ino  # linked, no file made
+        assert os.stat(box + twin).st_ino == own.stat().st_ino
+    assert own.read_bytes() == data  # the sandbox's end unlinked it, nothing more
+    edited = sha256(data + b"// edited on the head\n")
+    wrong = replace(task, inputs={path: edited}, from_goroot=[edited])
+    problem, links = executor._admit(wrong)
+    assert problem == (Status.MISSING, "", [edited]) and links == {}
+    assert goroot.own_path(head_root, head_root + "/pkg/include/funcdata.h", "/mine/src/") is None
+    assert goroot.own_path(head_root, head_root + "/src/../x.go", "/mine/src/") is None
+    assert goroot.own_path(head_root + "/", path, "/mine/src/") == "/mine/src/errors/errors.go"
+    scratch = tmp_path / "f"
+    scratch.write_bytes(b"one")
+    assert goroot.holds(str(scratch), sha256(b"one"))
+    scratch.write_bytes(b"two!")  # another version: hashed again
+    assert goroot.holds(str(scratch), sha256(b"two!")) and not goroot.holds(str(scratch), sha256(b"one"))
+    assert not goroot.holds(str(tmp_path / "gone"), sha256(b""))
+
+
 def test_blobs_riding_with_a_task_are_stored_on_arrival_not_when_it_runs() -> None:
     """B waits for a blob riding with A (`wait_for`); A is still queued behind B (one thread).
     A's arrival stored it (executor.receive, called by the service before a task queues),
@@ -337,7 +377,7 @@ def test_blobs_riding_with_a_task_are_stored_on_arrival_not_when_it_runs() -> No
     b = replace(_task(call, {"/b.go": sha256(data)}, {}), wait_for=[sha256(data)])
     assert executor.receive(a) is None and executor.receive(a) is None  # once, then a no-op
     t = time.monotonic()
-    assert executor._admit(b) is None
+    assert executor._admit(b) == (None, {})
     assert time.monotonic() - t < 1.0
     bad = _task(call, {}, {"f" * 64: b"junk"})
     assert executor.receive(bad)[0] is Status.CORRUPT
@@ -1002,10 +1042,14 @@ def test_a_cross_check_on_a_worker_that_stopped_answering_gives_up_and_cancels(
         def choose_check(self, needs: dict, avoid: str) -> str:
             return "w2"
 
-        def transfer(self, address: str, needs: dict) -> tuple[list[str], list[str]]:
+        def transfer(self, address: str, needs: dict, from_goroot: object = ()
+                     ) -> tuple[list[str], list[str]]:
             return list(needs), []
 
         def shares(self, address: str) -> bool:
+            return False
+
+        def takes_goroot(self, address: str) -> bool:
             return False
 
         def submit(self, address: str, op: str, message: object) -> concurrent.futures.Future:
@@ -1058,6 +1102,56 @@ def test_only_the_embedded_clusters_workers_compile_in_place_and_only_what_runs_
     later, sent = tasks.for_worker("tcp://w1", call, {}, inputs, now=False)
     assert not later.in_place and sent == ["s" * 64] and later.blob_paths  # by path, hashed
     assert not Tasks.with_bytes(task, inputs, ["s" * 64]).in_place
+
+
+def test_the_head_leaves_its_goroots_sources_out_for_a_worker_that_takes_its_own(
+        tmp_path: Path) -> None:
+    """A worker that says it takes std sources from its own GOROOT is sent none of them (not
+    as bytes, not as paths) and none is counted as stored there; export data and files
+    outside GOROOT's src/ travel as before; a worker that answered one missing is sent them
+    all from then on; a worker that never said so gets them all."""
+    from fgo.blobs import Blob
+    from fgo.head.pool import WorkerPool
+    from fgo.head.tasks import Tasks, goroot_sources
+
+    class Scheduler:
+        local = None
+
+    root = tmp_path / "go"
+    (root / "src" / "errors").mkdir(parents=True)
+    std = root / "src" / "errors" / "errors.go"
+    std.write_text("package errors\n")
+    mine = tmp_path / "a.go"
+    mine.write_text("package a\n")
+    export = root / "src" / "x.a"  # an archive's export data, even under GOROOT: sent
+    export.write_bytes(b"!<arch>\n")
+    inputs = {str(std): Blob("e" * 64, 15, str(std), False),
+              str(mine): Blob("a" * 64, 10, str(mine), False),
+              str(export): Blob("x" * 64, 8, str(export), True)}
+    assert goroot_sources(inputs, str(root)) == {"e" * 64}
+    assert goroot_sources(inputs, str(root) + "/") == {"e" * 64}
+    assert goroot_sources(inputs, str(tmp_path / "other")) == set()
+    pool = WorkerPool(Scheduler(), str(tmp_path))
+    for w in ("tcp://w1", "tcp://w2"):
+        pool.placement.add_worker(w, 1, f"{w}:/store", set())
+    pool.goroot_sources.add("tcp://w1")
+    tasks = Tasks(pool)
+    call = compileargs.parse(["-o", str(tmp_path / "a.a"), "-p", "a", str(std), str(mine)],
+                             str(tmp_path))
+    env = {"GOROOT": str(root)}
+    task, sent = tasks.for_worker("tcp://w1", call, env, inputs)
+    assert task.from_goroot == ["e" * 64] and sorted(sent) == ["a" * 64, "x" * 64]
+    assert set(task.blobs) == {"a" * 64, "x" * 64} and task.inputs[str(std)] == "e" * 64
+    assert Tasks.bytes_from_goroot(task, inputs) == 15
+    pool.finished("tcp://w1", sent, list(task.inputs.values()))
+    assert pool.placement.stored["tcp://w1:/store"] == {"a" * 64, "x" * 64}
+    other, sent = tasks.for_worker("tcp://w2", call, env, inputs)
+    assert other.from_goroot == [] and "e" * 64 in other.blobs
+    resent = Tasks.with_bytes(task, inputs, ["e" * 64])
+    assert resent.from_goroot == [] and "e" * 64 in resent.blobs
+    pool.goroot_unshared("tcp://w1")
+    again, sent = tasks.for_worker("tcp://w1", call, env, inputs)
+    assert again.from_goroot == [] and sent == ["e" * 64]
 
 
 def test_a_worker_drops_the_profiler_and_slows_its_monitors() -> None:

@@ -40,22 +40,42 @@ def render(ctx: Context) -> list[str]:
     md += [_tcp(t) for t in rows if t.get("pair") == "tcp"]
     md += [_embedded(e) for e in rows if e.get("pair") == "embedded"]
     md += [_channel(c) for c in rows if c.get("pair") == "channel"]
+    md += [_goroot(c) for c in rows if c.get("pair") == "goroot"]
     return md + [""]
 
 
-def _channel(c: dict[str, Any]) -> str:
+AB_FIGURES = [("dispatch_median_ms", "dispatch p50", "ms"),
+              ("head_build_cpu_per_remote_ms", "head CPU per remote compile while go ran", "ms"),
+              ("worker_cpu_per_remote_ms", "workers' CPU per remote compile", "ms"),
+              ("wall_s", "wall", "s")]
+
+
+def _ab(c: dict[str, Any], base: str, new: str, base_is: str, new_is: str) -> str:
+    """An A/B row's figures: each side's builds, and NEW's median over BASE's."""
     def side(t: str, k: str) -> str:
-        return "/".join(str(v) for v in c[t][k])
-    figures = [("dispatch_median_ms", "dispatch p50", "ms"),
-               ("head_build_cpu_per_remote_ms", "head CPU per remote compile while go ran", "ms"),
-               ("worker_cpu_per_remote_ms", "workers' CPU per remote compile", "ms"),
-               ("wall_s", "wall", "s")]
-    parts = [f"{label} {side('dask', k)} {unit} over Dask's comms, {side('channel', k)} {unit} "
-             f"over the channel (**{c['ratios'].get(k)}×**)" for k, label, unit in figures]
+        return "/".join(str(v) for v in c[t].get(k, []))
+    return "; ".join(f"{label} {side(base, k)} {unit} {base_is}, {side(new, k)} {unit} "
+                     f"{new_is} (**{c['ratios'].get(k)}×**)" for k, label, unit in AB_FIGURES)
+
+
+def _channel(c: dict[str, Any]) -> str:
     return (f"- {c['project']}, fgo's compile channel against Dask's comms (`-k "
             f"channel_against`, {c['pairs']} alternating pairs of cold builds, every compile "
             f"remote, the workers' stores warm, `FGO_CHANNEL=off` on the Dask side): "
-            + "; ".join(parts) + ". Every binary identical to a plain go build's.")
+            + _ab(c, "dask", "channel", "over Dask's comms", "over the channel")
+            + ". Every binary identical to a plain go build's.")
+
+
+def _goroot(c: dict[str, Any]) -> str:
+    sent = "/".join(f"{b / 1e6:.1f}" for b in c["sent"]["bytes_sent"])
+    own = "/".join(f"{b / 1e6:.1f}" for b in c["own"]["bytes_sent"])
+    return (f"- {c['project']}, the workers taking the standard library's sources from their "
+            f"own GOROOT against receiving them (`-k goroot_sources`, {c['pairs']} alternating "
+            f"pairs of cold builds, every compile remote, the workers' stores emptied before "
+            f"each, `FGO_GOROOT_SOURCES=off` on the sending side): "
+            + _ab(c, "sent", "own", "sent", "from their own GOROOT")
+            + f"; MB sent to the workers {sent} against {own}. Every binary identical to a "
+              "plain go build's.")
 
 
 def _embedded(e: dict[str, Any]) -> str:

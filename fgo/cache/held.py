@@ -29,6 +29,7 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _lock = threading.Lock()
 _sizes: OrderedDict[str, int] = OrderedDict()   # sha256 -> size, oldest first
+_held_bytes = 0                                  # their sum (kept: a wide build holds thousands)
 # The held archives' directory, emptied the first time this process uses it; beside the
 # sandboxes, on the same disk (so a hard link). Those of workers that are gone go then.
 root = OwnDir(cache_dir, "held-")
@@ -90,13 +91,14 @@ def keep_part(sha: str, offset: int, total: int, data: bytes) -> bool:
 
 def _account(base: Path, sha: str, size: int) -> None:
     """SHA (SIZE bytes) is held now; the oldest go past HELD_BYTES."""
+    global _held_bytes
     with _lock:
+        _held_bytes += size - _sizes.get(sha, 0)
         _sizes[sha] = size
         _sizes.move_to_end(sha)
-        total = sum(_sizes.values())
-        while total > HELD_BYTES and len(_sizes) > 1:
+        while _held_bytes > HELD_BYTES and len(_sizes) > 1:
             old, n = _sizes.popitem(last=False)
-            total -= n
+            _held_bytes -= n
             (base / old).unlink(missing_ok=True)
 
 
@@ -132,16 +134,19 @@ def release(sha: str) -> None:
     """Drop the held body SHA (its entry is in the cluster tier now)."""
     if not SHA256.match(sha):
         return
+    global _held_bytes
     base = root()
     with _lock:
-        _sizes.pop(sha, None)
+        _held_bytes -= _sizes.pop(sha, 0)
     (base / sha).unlink(missing_ok=True)
 
 
 def clear() -> None:
     """Drop every held body (the worker is closing)."""
+    global _held_bytes
     with _lock:
         _sizes.clear()
+        _held_bytes = 0
     base = root.forget()
     if base is not None:
         shutil.rmtree(base, ignore_errors=True)

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +74,16 @@ class WorkerPool:
         self.backed_off: dict[str, float] = {}     # worker -> until when (time.time())
         self._probed: dict[str, float] = {}        # worker -> when its last probe was asked
         self.shares_files: set[str] = set()        # read the head's token: paths, not bytes
+        self.goroot_sources: set[str] = set()      # take std sources from their own GOROOT
+        self._goroot_shas: set[str] = set()        # ... those sources (never in their stores)
         self.patched_series: dict[str, str] = {}   # worker -> its patched compiler's series
         # Compile channels (fgo.cluster.channel): those open, and the workers whose channel
         # failed to open or broke (their compiles go over Dask's comms); FGO_CHANNEL=off: none.
         self.channels: dict[str, channel.Channel] = {}
         self.channel_failed: set[str] = set()
         self.use_channels = os.environ.get("FGO_CHANNEL", "on") != "off"
+        # FGO_GOROOT_SOURCES=off: every source sent, as to a worker of an older fgo
+        self.use_goroot_sources = os.environ.get("FGO_GOROOT_SOURCES", "on") != "off"
         # A worker that reads this file's text shares the head's files.
         self.host_token = (os.path.join(token_dir, "host-token"), uuid.uuid4().hex)
         self.on_learned: list[Callable[[int, int], None]] = []  # (hosts, threads)
@@ -205,6 +209,8 @@ class WorkerPool:
                                           set(info.hashes), info.cores)
                 if info.shares_files:
                     self.shares_files.add(address)
+                if info.goroot_sources and self.use_goroot_sources:
+                    self.goroot_sources.add(address)
                 self.patched_series[address] = info.patched_series
                 if info.channel[1] and self.use_channels:
                     self._open_channel_soon(address, info.channel)
@@ -289,6 +295,18 @@ class WorkerPool:
         with self.lock:
             self.shares_files.discard(address)
 
+    def takes_goroot(self, address: str) -> bool:
+        """Whether ADDRESS takes the sources under the head's GOROOT from its own
+        (CompileTask.from_goroot)."""
+        with self.lock:
+            return address in self.goroot_sources
+
+    def goroot_unshared(self, address: str) -> None:
+        """ADDRESS's GOROOT lacked a source the head's has (another release, or edited
+        there): send it every source from now on."""
+        with self.lock:
+            self.goroot_sources.discard(address)
+
     def live(self) -> set[str]:
         """The scheduler's current workers, asked at most once a second for all waiters. A
         scheduler that does not answer within LIVENESS_S keeps the last answer, until it
@@ -353,8 +371,12 @@ class WorkerPool:
         with self.lock:
             return any(a != worker for a in self.placement.workers)
 
-    def transfer(self, address: str, needs: dict[str, int]) -> tuple[list[str], list[str]]:
+    def transfer(self, address: str, needs: dict[str, int],
+                 from_goroot: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+        """(blobs to send to ADDRESS, blobs another task is already carrying there) of
+        NEEDS; FROM_GOROOT: those it takes from its own GOROOT instead (not stored there)."""
         with self.lock:
+            self._goroot_shas.update(from_goroot)
             return self.placement.transfer(address, needs)
 
     def lacks(self, address: str, missing: list[str]) -> None:
@@ -363,8 +385,11 @@ class WorkerPool:
 
     def finished(self, address: str, sent: list[str], confirmed: list[str],
                  speculative: bool = False) -> None:
-        """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store."""
+        """ADDRESS is free again; of the blobs SENT to it, CONFIRMED are in its store (but
+        those it took from its own GOROOT)."""
         with self.lock:
+            if address in self.goroot_sources:
+                confirmed = [s for s in confirmed if s not in self._goroot_shas]
             self.placement.finished(address, sent, confirmed, speculative)
         for listener in self.on_free:
             listener()

@@ -115,6 +115,7 @@ class RemoteExecutor:
         remote rates, when the caller has them already."""
         inputs = action.inputs or {}
         action.record.bytes_in += Tasks.bytes_sent(task, inputs)
+        action.record.goroot_bytes += Tasks.bytes_from_goroot(task, inputs)
         rates = self._rates() if rates is None else rates
         result = self._wait(action, task, address, watch, rates)
         resends = 0
@@ -124,6 +125,8 @@ class RemoteExecutor:
                 return result
             if task.blob_paths and set(verdict.resend) & set(task.blob_paths):
                 self.pool.paths_unshared(address)  # proven per input: it did not read them
+            if set(verdict.resend) & set(task.from_goroot):
+                self.pool.goroot_unshared(address)  # its GOROOT is not the head's
             self.pool.lacks(address, list(verdict.resend))
             task = Tasks.with_bytes(task, inputs, list(verdict.resend))
             sent += verdict.resend

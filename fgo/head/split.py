@@ -218,6 +218,7 @@ class SplitExecutor:
                                                          split=role(i), task_id=split_id)
                 sent[addresses[i]] += shard_sent  # K > workers: an address comes twice
                 rec.bytes_in += Tasks.bytes_sent(task, inputs)
+                rec.goroot_bytes += Tasks.bytes_from_goroot(task, inputs)
                 shards[i] = pool.submit(addresses[i], wire.OP_COMPILE, task)
                 shards[i].add_done_callback(
                     lambda f, i=i: self._shard_ended(f, split_id, addresses, i))

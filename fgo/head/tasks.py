@@ -1,6 +1,8 @@
 """The tasks the head sends: a compile's call with its inputs by hash, and the blobs the
 chosen worker's store lacks riding along (as bytes, or as paths for a worker that shares
-the head's files). Also the head's own recompile of a task, which verification runs.
+the head's files), but for the standard library's sources, which a worker takes from its
+own toolchain (fgo.worker.goroot). Also the head's own recompile of a task, which
+verification runs.
 """
 
 from __future__ import annotations
@@ -45,18 +47,22 @@ class Tasks:
         if now and split is None and self.pool.in_place(address):
             return replace(self.whole(call, env, inputs, task_id), in_place=True,
                            deliver=True), []
-        needs = {b.sha: b.size for b in inputs.values()}
+        whole = self.whole(call, env, inputs, task_id)
+        own = goroot_sources(inputs, whole.head_goroot) if self.pool.takes_goroot(address) \
+            else set()
+        needs = {b.sha: b.size for b in inputs.values() if b.sha not in own}
         by_sha = {b.sha: b for b in inputs.values()}
-        sent, wait_for = self.pool.transfer(address, needs)
+        sent, wait_for = self.pool.transfer(address, needs, own)
         near = self.pool.shares(address)
         task = replace(
-            self.whole(call, env, inputs, task_id),
+            whole,
             blobs={} if near else {sha: by_sha[sha].read() for sha in sent},
             blob_paths={sha: (by_sha[sha].path, by_sha[sha].export_only) for sha in sent}
             if near else {},
             deliver=near and split is None,
             wait_for=wait_for,
             split=split,
+            from_goroot=sorted(own),
         )
         return task, sent
 
@@ -66,7 +72,8 @@ class Tasks:
         by path)."""
         by_sha = {b.sha: b for b in inputs.values()}
         return replace(task, blobs={sha: by_sha[sha].read() for sha in shas}, blob_paths={},
-                       wait_for=[], in_place=False)
+                       wait_for=[], in_place=False,
+                       from_goroot=[s for s in task.from_goroot if s not in set(shas)])
 
     @staticmethod
     def bytes_sent(task: CompileTask, inputs: dict[str, Blob]) -> int:
@@ -74,6 +81,11 @@ class Tasks:
         sizes = {b.sha: b.size for b in inputs.values()}
         return sum(len(d) for d in task.blobs.values()) + sum(sizes[s] for s in task.blob_paths)
 
+    @staticmethod
+    def bytes_from_goroot(task: CompileTask, inputs: dict[str, Blob]) -> int:
+        """The bytes of TASK's inputs its worker takes from its own GOROOT (not sent)."""
+        sizes = {b.sha: b.size for b in inputs.values()}
+        return sum(sizes[s] for s in task.from_goroot)
 
     def cross_job(self, call: CompileCall, env: dict[str, str], inputs: dict[str, Blob],
                   timeout: float) -> CrossJob:
@@ -126,7 +138,9 @@ def head_job(task: CompileTask, inputs: dict[str, Blob]) -> LocalJob:
     def snapshot() -> Callable[[], CompileResult]:
         from fgo.worker import executor
         store = executor.worker_store()
-        blobs = {b.sha: b.read() for b in inputs.values() if not store.has(b.sha)}
+        own = set(task.from_goroot)  # GOROOT's own files: never removed under a build
+        blobs = {b.sha: b.read() for b in inputs.values()
+                 if b.sha not in own and not store.has(b.sha)}
         whole = replace(task, blobs=blobs, blob_paths={}, deliver=False, wait_for=[],
                         split=None, early_export=False, speculative=False, in_place=False)
 
@@ -136,3 +150,11 @@ def head_job(task: CompileTask, inputs: dict[str, Blob]) -> LocalJob:
             return result
         return run
     return snapshot
+
+
+def goroot_sources(inputs: dict[str, Blob], goroot: str) -> set[str]:
+    """The sha256s of INPUTS under GOROOT's src/ (the standard library's sources and
+    files; not export data): a worker of the same toolchain holds them as they are, unless
+    its GOROOT was edited (it then answers them missing)."""
+    prefix = goroot.rstrip("/") + "/src/"
+    return {b.sha for path, b in inputs.items() if path.startswith(prefix) and not b.export_only}

@@ -38,6 +38,7 @@ class ActionRecord:
     duration_s: float | None = None
     dispatch_s: float | None = None  # request to tool start, plus tool end to reply
     bytes_in: int = 0              # blob bytes sent to the worker for this action
+    goroot_bytes: int = 0          # input bytes not sent: the worker's own GOROOT has them
     bytes_out: int = 0             # output bytes brought back
     output_sha256: str | None = None
     build_id: str | None = None
@@ -139,6 +140,7 @@ def summarize(recorder: Recorder, actions: list[ActionRecord], wall_s: float,
         "split_fallbacks": sum(split_reasons.values()),
         "split_fallback_reasons": dict(split_reasons),
         "bytes_sent": sum(a.bytes_in for a in actions),
+        "bytes_from_workers_goroot": sum(a.goroot_bytes for a in actions),
         "bytes_received": sum(a.bytes_out for a in actions),
         "unique_input_bytes": sum(recorder.unique_inputs.values()),
         "wall_s": round(wall_s, 3),

@@ -23,7 +23,7 @@ from fgo.compiler import flags as fgoflags
 from fgo.goarchive import read_export_data
 from fgo.wire import CompileResult, CompileTask, ExportReady, OutputChunk, ShardDone, ShardFetch, \
     ShardResult, Status
-from fgo.worker import faults, runner, sandbox, shard
+from fgo.worker import faults, goroot, runner, sandbox, shard
 
 WAIT_FOR_INFLIGHT_S = 10.0  # a blob sent with a concurrent task lands within ms
 
@@ -47,7 +47,7 @@ def execute(task: CompileTask, worker: str = "local",
     is sent a whole compile's outputs above task.stream_above, a chunk at a time."""
     started = time.time()
     split = task.split
-    problem = _admit(task)
+    problem, own = _admit(task)
     if problem is not None:
         status, reason, missing = problem
         if split is not None and not split.leader:  # its leader must not wait for it
@@ -63,7 +63,8 @@ def execute(task: CompileTask, worker: str = "local",
         if staged is not None:
             args, cwd = compilecall.with_outputs(call.args, call.cwd, staged), call.cwd
         else:
-            args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot)
+            args = sandbox.materialize(worker_store(), task.inputs, call, box, task.head_goroot,
+                                       own)
             cwd = box + call.cwd
         env = tool_env(task.env)
         # a worker's compilers, a split's included, run nicer than the worker (the head's
@@ -162,25 +163,28 @@ def receive(task: CompileTask) -> tuple[Status, str] | None:
     return None
 
 
-def _admit(task: CompileTask) -> tuple[Status, str, list[str]] | None:
+def _admit(task: CompileTask) -> tuple[tuple[Status, str, list[str]] | None, dict[str, str]]:
     """Why this worker cannot run TASK faithfully (status, reason, missing blobs), having
-    stored the blobs it brings (if its arrival did not already); None: go ahead."""
+    stored the blobs it brings (if its arrival did not already), or None: go ahead; and
+    the inputs its own GOROOT holds (path -> the file to link: fgo.worker.goroot)."""
     mine = toolchain.identity()
     if mine != task.identity:
         return (Status.REFUSED, f"toolchain mismatch: head has {task.identity.describe()}, "
-                                f"worker has {mine.describe()}", [])
+                                f"worker has {mine.describe()}", []), {}
     if task.in_place:  # it brings nothing and needs nothing of the store
-        return None
+        return None, {}
     refused = receive(task)
     if refused is not None:
-        return (*refused, [])
+        return (*refused, []), {}
     store = worker_store()
+    own = goroot.sources(task.inputs, task.from_goroot, task.head_goroot, store,
+                         str(sandbox.sandboxes()))
     deadline = time.monotonic() + WAIT_FOR_INFLIGHT_S
     pending = [s for s in task.wait_for if not store.has(s)]
     while pending and time.monotonic() < deadline:
         time.sleep(0.005)
         pending = [s for s in pending if not store.has(s)]
-    missing = sorted({s for s in task.inputs.values() if not store.has(s)})
+    missing = sorted({s for p, s in task.inputs.items() if p not in own and not store.has(s)})
     if missing:
-        return Status.MISSING, "", missing
-    return None
+        return (Status.MISSING, "", missing), own
+    return None, own

@@ -55,7 +55,7 @@ CONFIG_FLAGS = {"importcfg", "embedcfg"}
 
 
 # This process's sandboxes' directory (those of processes that are gone are removed).
-_root = OwnDir(lambda: cache_dir() / "sandbox")
+sandboxes = OwnDir(lambda: cache_dir() / "sandbox")
 
 
 @contextlib.contextmanager
@@ -64,7 +64,7 @@ def lease(call: CompileCall) -> Iterator[str]:
     with _free_lock:
         box = _free.pop() if _free else None
     if box is None or not os.path.isdir(box):
-        box = tempfile.mkdtemp(dir=_root(), prefix="t")
+        box = tempfile.mkdtemp(dir=sandboxes(), prefix="t")
         os.mkdir(box + CONFIGS)
         os.mkdir(box + OUTPUTS)
     _placed[box] = []
@@ -126,8 +126,10 @@ def _remove_work_dirs(box: str, call: CompileCall, placed: list[str]) -> None:
 
 
 def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox: str,
-                head_goroot: str) -> list[str]:
-    """Lay INPUTS (path -> sha256) out under SANDBOX; CALL's arguments for running there.
+                head_goroot: str, own: Mapping[str, str] | None = None) -> list[str]:
+    """Lay INPUTS (path -> sha256) out under SANDBOX, from the store or, for those in OWN
+    (path -> file), from that file (this worker's GOROOT's copy: fgo.worker.goroot); CALL's
+    arguments for running there.
 
     The imports' archives (export data, most of a compile's inputs, each in a directory of
     its own) are not laid out: the importcfg names their blobs in the store, where the
@@ -139,7 +141,7 @@ def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox
     configs = {call.importcfg, call.embedcfg}
     for path, sha in inputs.items():
         if path not in archives and path not in configs:
-            _place(store, sha, sandbox + path, made)
+            _place((own or {}).get(path) or store.path(sha), sandbox + path, made)
             placed.append(sandbox + path)
     # configs name absolute paths: rewrite them to point into the sandbox, or the store
     configs_at = {}
@@ -159,20 +161,21 @@ def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox
     return compilecall.with_outputs(args, sandbox + call.cwd, outputs)
 
 
-def _place(store: Store, sha: str, dest: str, made: set[str]) -> None:
-    """Link blob SHA to DEST; MADE: the directories made so far (a compile has ~100 inputs
-    in a few directories, and makedirs stats every component of every path)."""
+def _place(source: str, dest: str, made: set[str]) -> None:
+    """Link SOURCE (a blob in the store, or a file of this worker's GOROOT) to DEST; MADE:
+    the directories made so far (a compile has ~100 inputs in a few directories, and
+    makedirs stats every component of every path)."""
     parent = os.path.dirname(dest)
     if parent not in made:
         os.makedirs(parent, exist_ok=True)
         made.add(parent)
     try:
-        os.link(store.path(sha), dest)
+        os.link(source, dest)
     except FileExistsError:  # left by a compile that was killed: replace it
         os.unlink(dest)
-        os.link(store.path(sha), dest)
+        os.link(source, dest)
     except OSError:  # another filesystem: copy
-        shutil.copyfile(store.path(sha), dest)
+        shutil.copyfile(source, dest)
 
 
 def _write_config(box: str, kind: str, data: bytes) -> str:

@@ -52,7 +52,8 @@ def hello(message: Hello, nthreads: int,
                       store_id=f"{os.uname().nodename}:{store.root.resolve()}:{store.identity()}",
                       hashes=store.inventory(), nthreads=nthreads, cores=_cores(),
                       shares_files=bool(path) and _reads(path, text),
-                      patched_series=_patched_series(), channel=compile_channel)
+                      patched_series=_patched_series(), channel=compile_channel,
+                      goroot_sources=(toolchain.goroot() / "src").is_dir())
 
 
 def _patched_series() -> str:
