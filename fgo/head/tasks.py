@@ -71,9 +71,10 @@ class Tasks:
         """TASK resending SHAS as bytes (a store that lacked them, or could not read them
         by path)."""
         by_sha = {b.sha: b for b in inputs.values()}
+        resent = set(shas)
         return replace(task, blobs={sha: by_sha[sha].read() for sha in shas}, blob_paths={},
                        wait_for=[], in_place=False,
-                       from_goroot=[s for s in task.from_goroot if s not in set(shas)])
+                       from_goroot=[s for s in task.from_goroot if s not in resent])
 
     @staticmethod
     def bytes_sent(task: CompileTask, inputs: dict[str, Blob]) -> int:
