@@ -363,6 +363,26 @@ def test_a_worker_links_std_sources_from_its_own_goroot_only_as_the_head_hashed_
     scratch.write_bytes(b"two!")  # another version: hashed again
     assert goroot.holds(str(scratch), sha256(b"two!")) and not goroot.holds(str(scratch), sha256(b"one"))
     assert not goroot.holds(str(tmp_path / "gone"), sha256(b""))
+    assert goroot.linkable(str(tmp_path)) is (os.stat(tmp_path).st_dev == own.stat().st_dev)
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".goroot-link")]
+
+
+def test_a_goroot_a_worker_cannot_link_from_is_stored_once_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where this worker's GOROOT cannot be linked into its sandboxes (another filesystem,
+    another user's files), a source it holds as the head hashed it is stored from its own
+    disk, once, and found in the store like any blob: nothing is linked from GOROOT."""
+    from fgo.blobs import Store
+    from fgo.worker import goroot
+    own = toolchain.goroot() / "src" / "errors" / "wrap.go"
+    sha = sha256(own.read_bytes())
+    monkeypatch.setattr(goroot, "linkable", lambda into: False)
+    store = Store(tmp_path / "store")
+    head_root = "/elsewhere/go"
+    path = head_root + "/src/errors/wrap.go"
+    assert goroot.sources({path: sha}, [sha], head_root, store, str(tmp_path)) == {}
+    assert store.has(sha) and Path(store.path(sha)).read_bytes() == own.read_bytes()
+    assert os.stat(store.path(sha)).st_ino != own.stat().st_ino  # a copy, not a link
 
 
 def test_blobs_riding_with_a_task_are_stored_on_arrival_not_when_it_runs() -> None:

@@ -92,8 +92,9 @@ def sources(task_inputs: Mapping[str, str], from_goroot: list[str], head_goroot:
 def linkable(into: str) -> bool:
     """Whether a file of this GOROOT can be linked into the directory INTO: the same
     filesystem, and a file the kernel lets this user link (a GOROOT of another user is
-    refused under fs.protected_hardlinks). Asked once a process."""
-    probe = f"{into}/.goroot-link-{os.getpid()}"
+    refused under fs.protected_hardlinks). Asked once a process (two threads asking at once
+    both probe, each under a name of its own)."""
+    probe = f"{into}/.goroot-link-{os.getpid()}-{threading.get_ident()}"
     try:
         os.link(toolchain.goroot() / "VERSION", probe)
     except OSError:
