@@ -132,9 +132,9 @@ def exclusive(sha: str) -> str | None:
 
 def release(sha: str) -> None:
     """Drop the held body SHA (its entry is in the cluster tier now)."""
+    global _held_bytes
     if not SHA256.match(sha):
         return
-    global _held_bytes
     base = root()
     with _lock:
         _held_bytes -= _sizes.pop(sha, 0)

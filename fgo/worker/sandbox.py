@@ -136,12 +136,13 @@ def materialize(store: Store, inputs: dict[str, str], call: CompileCall, sandbox
     compiler reads them in place. Sources stay at their paths under the sandbox: the
     compiler records their names, and resolves relative //line names against them."""
     made: set[str] = set()
+    own = own or {}
     archives = set(call.archives)
     placed = _placed.setdefault(sandbox, [])
     configs = {call.importcfg, call.embedcfg}
     for path, sha in inputs.items():
         if path not in archives and path not in configs:
-            _place((own or {}).get(path) or store.path(sha), sandbox + path, made)
+            _place(own.get(path) or store.path(sha), sandbox + path, made)
             placed.append(sandbox + path)
     # configs name absolute paths: rewrite them to point into the sandbox, or the store
     configs_at = {}
