@@ -375,7 +375,8 @@ class Hosts:
             for h in self.hosts:
                 cmd = ["ip", "netns", "exec", h.netns, *isolation.isolate_prefix(h.install, hide),
                        "taskset", "-c", str(h.core), *_dask(), "worker", address,
-                       "--nthreads", "1", "--nworkers", "1", "--host", h.address, "--no-dashboard"]
+                       "--nthreads", "1", "--nworkers", "1", "--host", h.address, "--no-dashboard",
+                       "--preload", "fgo.worker.service"]
                 workers.append(_spawn(cmd, logs / f"worker{h.index}.log", isolation.worker_env()))
             procs += workers
             _wait_for_workers(address, len(self.hosts), timeout, procs, logs)

@@ -343,7 +343,8 @@ def _dask_cluster(lab, n: int = 2) -> Any:
             for i, store in enumerate(stores):
                 procs.append(subprocess.Popen(
                     [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--host",
-                     "127.0.0.1", "--no-dashboard"], env={**os.environ, "FGO_STORE": str(store)},
+                     "127.0.0.1", "--no-dashboard", "--preload", "fgo.worker.service"],
+                    env={**os.environ, "FGO_STORE": str(store)},
                     stdout=subprocess.DEVNULL,
                     stderr=files.enter_context(open(logs / f"worker{i}", "w"))))
             _wait_for_workers(address, n)

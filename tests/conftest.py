@@ -161,10 +161,11 @@ class RealCluster:
 
     def __init__(self, root: Path, workers: int = 2, stores: dict[int, Path] | None = None,
                  envs: dict[int, dict[str, str]] | None = None, wrap: list[str] | None = None,
-                 tls: dict[str, Path] | None = None) -> None:
+                 tls: dict[str, Path] | None = None, preload: bool = False) -> None:
         """STORES/ENVS: a worker's own store directory / extra environment, by index;
         WRAP: a command prefix every worker is started under (e.g. a mount namespace);
-        TLS: make_certs' files, for a cluster that speaks only TLS."""
+        TLS: make_certs' files, for a cluster that speaks only TLS; PRELOAD: workers
+        started with `--preload fgo.worker.service`, as the README starts them."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -172,6 +173,7 @@ class RealCluster:
         self.stores = stores or {}
         self.envs = envs or {}
         self.wrap = wrap or []
+        self.preload = ["--preload", "fgo.worker.service"] if preload else []
         self._start_scheduler()
         self.workers: list[subprocess.Popen[bytes]] = []
         for i in range(workers):
@@ -203,7 +205,7 @@ class RealCluster:
         store = self.stores.get(i, self.root / f"store-{i}")
         w = self._spawn("worker", [self.address, "--nthreads", "1", "--no-nanny",
                                    "--host", "127.0.0.1", "--dashboard-address", ":0",
-                                   *self.tls_args],
+                                   *self.tls_args, *self.preload],
                         {"FGO_STORE": str(store), **self.envs.get(i, {})}, self.wrap)
         self.workers.append(w)
         return w

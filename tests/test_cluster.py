@@ -39,6 +39,28 @@ def test_worker_setup_prepares_every_worker(real_cluster) -> None:
         assert r["go"] == "go1.27.3" and Path(r["patched_compiler"]).is_file()
 
 
+def test_workers_preloaded_with_the_service_take_a_build(hello: Path, tmp_path: Path) -> None:
+    """`dask worker --preload fgo.worker.service` (the README's command): each worker has
+    fgo's handlers from its start, before any head connects; a head installs its plugin
+    over them, and the build's compiles run there, its binary identical to go's."""
+    with RealCluster(tmp_path / "cluster", workers=2, preload=True) as cluster:
+        logs = sorted((tmp_path / "cluster").glob("worker-*.log"))
+        assert len(logs) == 2
+        for log in logs:   # installed at the start, by the preload, before any head
+            text = log.read_text()
+            assert "Run preload setup: fgo.worker.service" in text, text
+            assert "Starting Worker plugin fgo-compile-service" in text, text
+        report = tmp_path / "r.json"
+        proc = run_fgo("build", "-q", "--report", str(report), "--scheduler", cluster.address,
+                       "--local-slots", "0", str(hello), "--", "-a", "-o",
+                       str(hello / "fgo.bin"), timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    assert oracle_build(hello, "-a", "-o", str(hello / "go.bin")).returncode == 0
+    assert sha(hello / "fgo.bin") == sha(hello / "go.bin")
+    t = json.loads(report.read_text())["totals"]
+    assert t["remote"] > 20 and t["fallbacks"] == 0, t["fallback_reasons"]
+
+
 def test_tls_cluster_refuses_a_client_without_the_certificate(hello: Path, tmp_path: Path) -> None:
     c = _certs(tmp_path / "certs")
     tls = ["--tls-ca-file", str(c["ca"]), "--tls-cert", str(c["cert"]), "--tls-key", str(c["key"])]

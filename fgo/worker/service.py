@@ -116,6 +116,14 @@ class CompileService(WorkerPlugin):
                 _channel[0].close()
 
 
+async def dask_setup(worker: Any) -> None:
+    """`dask worker --preload fgo.worker.service`: the service installed as the worker
+    starts, not at the first build's first call (their import was ~30 ms of a fresh
+    worker's CPU beside that build's first compiles, and delayed its first answers). A
+    head installs its plugin over this one as over another head's."""
+    await worker.plugin_add(CompileService(), name=CompileService.name, catch_errors=False)
+
+
 # This process's compile channel (server, secret), opened by the first setup: a second
 # head installing the service again reaches the handlers of the last one through it.
 _channel: tuple[channel.Server, str] | None = None
