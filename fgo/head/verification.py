@@ -42,12 +42,16 @@ CROSS_THREADS = 4   # cross-checks waiting on other workers at once
 # A sampled check on the head runs beside the head's own compiles, which go build waits for,
 # and was charged the same share of the core (the aws-sdk-go and etcd runs of experiment 8:
 # 1-8 s of checks on the head's core, its compiles 20-30% slower than in go's own run). Its
-# compiler runs this much nicer than the head: about a tenth of the core beside a compile,
-# the rest of the idle time. Only the compiler: a niced Python thread that holds the GIL
-# between its syscalls stalls every other thread of the head while the core is busy. What the
-# link waits for (a worker's first check due at the link, a split's, a reference drawn at
-# dispatch) runs at the head's own priority.
-CHECK_NICE = 10
+# compiler runs this much nicer than the head: the kernel's weight for nice 19 is 15 against
+# 1024 at nice 0, so ~1.5% of the core beside a compile (at 10, its weight 110: ~10%, and
+# the one-core head of experiment 8 drew 27-44 s of such checks a build, each taken from
+# the head's own compiles), and the whole core when the head waits for remote compiles.
+# Only the compiler: a niced Python thread that holds the GIL between its syscalls stalls
+# every other thread of the head while the core is busy. What the link waits for (a
+# worker's first check due at the link, a split's, a reference drawn at dispatch) runs at
+# the head's own priority; a sampled check still running at the link has the core to
+# itself then, go build waiting for it.
+CHECK_NICE = 19
 
 
 def _nice_checks() -> None:
