@@ -50,6 +50,17 @@ def test_workers_preloaded_with_the_service_take_a_build(hello: Path, tmp_path: 
             text = log.read_text()
             assert "Run preload setup: fgo.worker.service" in text, text
             assert "Starting Worker plugin fgo-compile-service" in text, text
+        # before any head: the preload's quieting outlived the worker's start (it starts
+        # its callbacks after its preloads): no profiler, the tick slowed
+        client = cluster.client()
+        try:
+            callbacks = client.run(lambda dask_worker: {
+                n: pc.callback_time for n, pc in dask_worker.periodic_callbacks.items()
+                if pc.is_running()})
+        finally:
+            client.close()
+        for running in callbacks.values():
+            assert "profile" not in running and running["tick"] == 1000, running
         report = tmp_path / "r.json"
         proc = run_fgo("build", "-q", "--report", str(report), "--scheduler", cluster.address,
                        "--local-slots", "0", str(hello), "--", "-a", "-o",

@@ -1185,6 +1185,19 @@ def test_a_worker_drops_the_profiler_and_slows_its_monitors() -> None:
                     "memory_monitor": 1000}
     assert service.housekeeping_plan({"tick": 2000, "memory_monitor": 1000}) == {}
 
+    class Callback:
+        def __init__(self, ms: float) -> None:
+            self.callback_time, self.running = ms, True
+
+        def stop(self) -> None:
+            self.running = False
+    periodic = {"profile": Callback(10), "tick": Callback(20), "heartbeat": Callback(1000)}
+    profile = periodic["profile"]
+    service.quiet_housekeeping(periodic)
+    # stopped, and out of the dict whose callbacks the worker starts after its preloads
+    assert not profile.running and set(periodic) == {"tick", "heartbeat"}
+    assert periodic["tick"].callback_time == 1000 and periodic["heartbeat"].callback_time == 1000
+
 
 def test_a_worker_heartbeats_no_more_than_each_two_seconds() -> None:
     """fgo's service slows a worker's heartbeat to one each HEARTBEAT_MS, and keeps it so
@@ -1370,3 +1383,45 @@ def test_the_head_shares_its_malloc_arenas() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert pool.share_malloc_arenas(8)  # this test process: back to a roomy default
+
+
+def test_the_waits_ask_the_scheduler_for_live_workers_at_most_every_live_every_s(
+        tmp_path, monkeypatch) -> None:
+    """Every wait of a remote compile asks `live()`; the scheduler is asked once per
+    LIVE_EVERY_S for all of them, its last answer kept between; a scheduler that misses
+    LATE_LIVENESS answers in a row has nobody alive."""
+    from fgo.cluster.deadline import Late
+    from fgo.head import pool as pool_mod
+
+    now = [1000.0]
+    monkeypatch.setattr(pool_mod.time, "monotonic", lambda: now[0])
+    asked: list[float] = []
+    answers = [["tcp://w1", "tcp://w2"], ["tcp://w1"]]
+
+    def within(seconds, fn, *args, **kwargs):
+        asked.append(now[0])
+        if not answers:
+            raise Late("no answer")
+        return answers.pop(0)
+    monkeypatch.setattr(pool_mod, "within", within)
+
+    class Client:
+        run_on_scheduler = None
+
+    class Scheduler:
+        local = None
+        client = Client()
+
+    pool = pool_mod.WorkerPool(Scheduler(), str(tmp_path))
+    assert pool.live() == {"tcp://w1", "tcp://w2"}
+    for dt in (0.5, 1.0, 1.5, pool_mod.LIVE_EVERY_S - 0.01):  # the last answer, unasked
+        now[0] = 1000.0 + dt
+        assert pool.live() == {"tcp://w1", "tcp://w2"}
+    assert asked == [1000.0]
+    now[0] = 1000.0 + pool_mod.LIVE_EVERY_S + 0.01
+    assert pool.live() == {"tcp://w1"} and len(asked) == 2
+    for k in range(1, pool_mod.LATE_LIVENESS + 1):   # late answers: the last one kept ...
+        now[0] += pool_mod.LIVE_EVERY_S + 0.01
+        alive = pool.live()
+        assert alive == (set() if k == pool_mod.LATE_LIVENESS else {"tcp://w1"}), k
+    assert len(asked) == 2 + pool_mod.LATE_LIVENESS   # ... until LATE_LIVENESS in a row

@@ -177,10 +177,12 @@ def housekeeping_plan(callbacks: dict[str, float]) -> dict[str, float | None]:
 
 def quiet_housekeeping(periodic: dict[str, Any]) -> None:
     """Applies `housekeeping_plan` to a worker's tornado PeriodicCallbacks (a new interval
-    takes effect from the next run)."""
+    takes effect from the next run). A stopped one leaves the dict too: a worker preloaded
+    with the service (`dask_setup`) starts every callback in it only after its preloads,
+    and started the profiler again."""
     for name, ms in housekeeping_plan({n: pc.callback_time for n, pc in periodic.items()}).items():
         if ms is None:
-            periodic[name].stop()
+            periodic.pop(name).stop()
         else:
             periodic[name].callback_time = ms
 
