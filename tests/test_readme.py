@@ -97,13 +97,14 @@ ETCD = ("GO111MODULE=off GOPATH=/usr/share/gocode fgo build "
 CLUSTER = [
     "dask-scheduler --port 8786",
     "dask scheduler --port 8786",
-    "dask-worker tcp://HEAD:8786 --nthreads 1 --nworkers $(nproc)",
-    "dask worker tcp://HEAD:8786 --nthreads 1 --nworkers $(nproc)",
+    "dask-worker tcp://HEAD:8786 --nthreads 1 --preload fgo.worker.service --nworkers $(nproc)",
+    "dask worker tcp://HEAD:8786 --nthreads 1 --preload fgo.worker.service --nworkers $(nproc)",
     "fgo build --scheduler tcp://HEAD:8786 PROJECT -- -o app",
     # DAS-5: the same commands under prun, which exists only there
     "module load prun",
     "dask-scheduler --port 8786 &",
-    "prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1",
+    "prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1 "
+    "--preload fgo.worker.service",
     "fgo build --scheduler tcp://HEAD:8786 --local-slots 0 --split-large PROJECT",
 ]
 SHARED_CACHE = 'GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go test ./...'
