@@ -1394,7 +1394,15 @@ def test_the_waits_ask_the_scheduler_for_live_workers_at_most_every_live_every_s
     from fgo.head import pool as pool_mod
 
     now = [1000.0]
-    monkeypatch.setattr(pool_mod.time, "monotonic", lambda: now[0])
+
+    class Clock:   # the pool module's `time`, its monotonic clock stepped by hand
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        def __getattr__(self, name: str):
+            return getattr(time, name)
+    monkeypatch.setattr(pool_mod, "time", Clock())
     asked: list[float] = []
     answers = [["tcp://w1", "tcp://w2"], ["tcp://w1"]]
 
