@@ -103,8 +103,8 @@ CLUSTER = [
     # DAS-5: the same commands under prun, which exists only there
     "module load prun",
     "dask-scheduler --port 8786 &",
-    "prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1 "
-    "--preload fgo.worker.service",
+    ("prun -v -NUMBER_OF_WORKERS -np NUMBER_OF_NODES dask-worker tcp://HEAD:8786 --nthreads 1 "
+     "--preload fgo.worker.service"),
     "fgo build --scheduler tcp://HEAD:8786 --local-slots 0 --split-large PROJECT",
 ]
 SHARED_CACHE = 'GOCACHEPROG="fgo cacheprog --scheduler tcp://HEAD:8786" go test ./...'
