@@ -111,14 +111,10 @@ def _idle(t: dict[str, Any]) -> str:
     idle = t.get("workers_idle_cpu_pct")
     if not idle:
         return ""
-    quieted = idle["after fgo's service"]
-    if "dask defaults" in idle:   # a file from before the workers were preloaded
-        before = f"{idle['dask defaults']}% of a core under Dask's defaults"
-    else:
-        before = (f"{idle['before any head']}% of a core before any head (each worker "
-                  "quieted by its preload, the nannies not yet)")
+    before, quieted = idle["before any head"], idle["after fgo's service"]
     return (f"; idle, the {t.get('worker_processes')} worker processes together take "
-            f"{before} and {quieted}% once fgo's service has quieted them")
+            f"{before}% of a core before any head (each worker quieted by its preload, the "
+            f"nannies not yet) and {quieted}% once fgo's service has quieted them")
 
 
 def _tcp(t: dict[str, Any]) -> str:
